@@ -1,0 +1,108 @@
+# sbida build. `make` builds everything into build/; see `make help`.
+#
+#   make            library, tools (build/sbida) and tests, release flags
+#   make test       installs missing Debian packages (when root), builds, runs every test
+#   make asan       the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make run        builds and starts the daemon on 127.0.0.1:$(PORT)
+#   make bench      benchmarks (C engine vs PyTorch, daemon throughput)
+#   make deps       installs the Debian packages the project needs (root), or prints the line
+#   NATIVE=1        compile for this CPU (-march=native) instead of portable x86-64
+
+BUILD   ?= build
+CC      ?= cc
+NATIVE  ?= 0
+OPT     ?= -O2
+SAN     ?=
+PORT    ?= 8080
+
+ifeq ($(NATIVE),1)
+ARCH := -march=native
+else
+ARCH := -march=x86-64 -mtune=generic
+endif
+
+PKGS     := jansson openblas sqlite3 libuv libmicrohttpd
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CORE_DIRS  := $(sort $(dir $(wildcard core/*/*.h)))
+CPPFLAGS := -D_GNU_SOURCE $(addprefix -I,$(CORE_DIRS)) -Iserver
+CFLAGS   := -std=c11 $(OPT) -g -Wall -Wextra -Werror -Wno-error=unused-function -MMD -MP \
+            -fno-strict-aliasing $(ARCH) $(SAN) $(PKG_CFLAGS)
+LDFLAGS  := $(SAN)
+LDLIBS   := $(PKG_LIBS) -lm -lpthread
+
+LIB_SRC  := $(filter-out core/tool/%,$(wildcard core/*/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+TOOL_SRC := $(wildcard core/tool/*.c)
+TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
+SRV_SRC  := $(wildcard server/*.c)
+SRV_OBJ  := $(SRV_SRC:%.c=$(BUILD)/obj/%.o)
+TEST_SRC := $(wildcard tests/unit/test_*.c)
+TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+TEST_HELPERS := $(filter-out tests/unit/test_%,$(wildcard tests/unit/*.c))
+TEST_HELPER_OBJ := $(TEST_HELPERS:%.c=$(BUILD)/obj/%.o)
+
+LIB := $(BUILD)/libsbida.a
+TOOL := $(BUILD)/sbida
+DAEMON := $(if $(SRV_SRC),$(BUILD)/sbidad)
+
+.PHONY: all build test test-run asan run bench deps deps-check models clean help
+all: build
+build: $(LIB) $(TOOL) $(DAEMON) $(TEST_BIN)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(TOOL): $(TOOL_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(LIB) $(LDLIBS)
+
+$(BUILD)/sbidad: $(SRV_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(SRV_OBJ) $(LIB) $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TEST_HELPER_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(TEST_HELPER_OBJ) $(LIB) $(LDLIBS) -lcmocka
+
+# The two README commands install what is missing first (deploy/install-deps.sh).
+deps:
+	@deploy/install-deps.sh
+
+deps-check:
+	@deploy/install-deps.sh --if-missing
+
+test: deps-check
+	@$(MAKE) --no-print-directory build
+	@BUILD=$(BUILD) tests/run.sh
+
+# Tests without the dependency check (used by asan and CI-internal reruns).
+test-run: build
+	@BUILD=$(BUILD) tests/run.sh
+
+asan: deps-check
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
+	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test-run
+
+run: deps-check
+	@$(MAKE) --no-print-directory build
+	@PORT=$(PORT) deploy/run-local.sh
+
+bench: deps-check
+	@$(MAKE) --no-print-directory build
+	@BUILD=$(BUILD) tests/bench/run.sh
+
+models: deps-check
+	@$(MAKE) --no-print-directory build
+	@BUILD=$(BUILD) models/train-all.sh
+
+clean:
+	rm -rf build build-asan
+
+help:
+	@sed -n '1,12p' Makefile
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,85 @@
+/* est.h: the one estimator interface. Baselines (etkf, letkf, pf) and learned
+ * estimators (model files) implement it; the evaluator and the daemon only
+ * see this.
+ *
+ * A problem is a window of W observations y_{t-W+1..t} of one system, taken
+ * through one linear operator with Gaussian noise, and the time index t of
+ * the last one. The answer is S samples of x_t (and, when asked and
+ * supported, of every state of the window) plus diagnostics.
+ *
+ * Thread safety: sample() must be callable from several threads at once on
+ * the same estimator (read-only weights, per-call workspaces). */
+#ifndef SB_EST_H
+#define SB_EST_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "obs.h"
+#include "sb_error.h"
+#include "sim.h"
+
+typedef struct est_problem {
+  const sim *sim;
+  const obs_op *op;       /* same operator at every time of the window */
+  const obs_noise *noise; /* per-component std, op->n_obs entries */
+  int window;             /* W >= 1 */
+  long time_index;        /* t: index of the window's last state, t >= W-1 */
+  const double *y;        /* [W][n_obs], oldest first; NaN = missing */
+} est_problem;
+
+typedef struct est_options {
+  int n_samples;           /* S >= 1 */
+  uint64_t seed;
+  int want_window;         /* also return samples of all W states */
+  int threads;             /* worker threads inside one call; <= 0: 1 */
+  volatile int *cancel;    /* polled; nonzero stops the call with SB_ECANCEL */
+  void (*progress)(void *ctx, double fraction);
+  void *progress_ctx;
+  const json_t *params;    /* estimator-specific settings (may be NULL) */
+} est_options;
+
+typedef struct est_result {
+  int n_samples, dim, window;
+  double *samples;         /* [S][dim]: x_t */
+  double *window_samples;  /* [S][W][dim] or NULL */
+  double *log_density;     /* [S] log q(x_t | y) or NULL */
+  json_t *diagnostics;     /* JSON object, owned (e.g. {"ess": 37.2}) */
+} est_result;
+
+typedef struct estimator estimator;
+struct estimator {
+  char name[128];          /* served name: model file stem, or <preset>-<kind> */
+  char kind[32];           /* etkf, letkf, pf, posterior-score, composed-score, ... */
+  sim *sim;                /* owned */
+  int window;              /* required window length, 0 = any */
+  obs_op *fixed_op;        /* operator it was trained for; NULL = any */
+  obs_noise *fixed_noise;  /* noise it was trained for; NULL = any */
+  int has_density;         /* fills log_density */
+  int has_window;          /* can fill window_samples */
+  json_t *info;            /* metadata object (training, evaluation), owned */
+  int (*sample)(estimator *e, const est_problem *p, const est_options *o, est_result *r,
+                sb_error *err);
+  void (*destroy)(estimator *e); /* frees impl only */
+  void *impl;
+};
+
+/* Checks that a problem fits the estimator (system, window length, time
+ * range, operator and noise compatibility, observation count). */
+int est_check_problem(const estimator *e, const est_problem *p, sb_error *err);
+/* Calls e->sample after est_check_problem and option validation. */
+int est_sample(estimator *e, const est_problem *p, const est_options *o, est_result *r,
+               sb_error *err);
+/* Allocates result arrays for S samples (window ones only if want_window). */
+int est_result_alloc(est_result *r, int S, int dim, int W, int want_window, int want_density,
+                     sb_error *err);
+void est_result_free(est_result *r);
+/* Frees everything the estimator owns. */
+void est_free(estimator *e);
+
+/* Opens an estimator from a spec: "etkf", "letkf", "pf" (needs preset/N) or
+ * the path of a model file (.safetensors; preset taken from its metadata). */
+int est_open(estimator **out, const char *spec, const char *preset, int N, sb_error *err);
+
+#endif

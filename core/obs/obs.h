@@ -1,0 +1,92 @@
+/* obs.h: linear observation operators y = A x (+ Gaussian noise).
+ *
+ * An operator is bound to a state shape [C][H][W] when it is built; A is kept
+ * as sparse rows (CSR), so identity/subsample/stations cost O(n_obs) and a
+ * dense matrix costs O(n_obs * dim). The JSON form is the same in requests,
+ * model metadata and the CLI:
+ *   {"type":"identity"}
+ *   {"type":"subsample","stride":2,"offset":0}
+ *   {"type":"stations","indices":[0,5,9]}
+ *   {"type":"kernel_stations","block":4,"sigma_k":0.8,"radius":2,"seed":0}
+ *       (or with explicit "positions":[...]; serialization always writes them)
+ *   {"type":"coarsen","factor":2}          (block mean per channel)
+ *   {"type":"dense","matrix":[[...], ...]} (n_obs rows of dim numbers)
+ * Missing observations are NaN in y arrays (null in JSON). */
+#ifndef SB_OBS_H
+#define SB_OBS_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sb_error.h"
+
+typedef enum {
+  OBS_IDENTITY,
+  OBS_SUBSAMPLE,
+  OBS_STATIONS,
+  OBS_KERNEL_STATIONS,
+  OBS_COARSEN,
+  OBS_DENSE
+} obs_kind;
+
+typedef struct obs_op {
+  obs_kind kind;
+  int C, H, W;       /* bound state shape */
+  int state_dim;     /* C*H*W */
+  int n_obs;
+  /* A as CSR: row i has entries row_ptr[i]..row_ptr[i+1]-1 */
+  int *row_ptr;
+  int *col;
+  double *val;
+  /* parameters kept for serialization */
+  int stride, offset, factor, block, radius;
+  double sigma_k;
+  uint64_t seed;
+  int n_idx;
+  int *idx;          /* stations: indices; kernel_stations: positions */
+} obs_op;
+
+/* Builds an operator from its JSON description for states of shape [C][H][W].
+ * On failure *out is NULL and err says which field is wrong. */
+int obs_from_json(obs_op **out, const json_t *j, int C, int H, int W, sb_error *err);
+/* Same from JSON text. */
+int obs_from_string(obs_op **out, const char *text, int C, int H, int W, sb_error *err);
+/* New reference to the operator's JSON description (explicit, round-trips). */
+json_t *obs_to_json(const obs_op *op);
+void obs_free(obs_op *op);
+const char *obs_kind_name(obs_kind k);
+
+/* y[b] = A x[b] for B states: x [B][state_dim], y [B][n_obs]. */
+void obs_apply(const obs_op *op, const double *x, double *y, size_t B);
+/* Single precision variant (states from a network). */
+void obs_apply_f(const obs_op *op, const float *x, float *y, size_t B);
+/* g[b] += A^T r[b]: r [B][n_obs], g [B][state_dim]. */
+void obs_apply_adjoint(const obs_op *op, const double *r, double *g, size_t B);
+void obs_apply_adjoint_f(const obs_op *op, const float *r, float *g, size_t B);
+/* Dense copy of A, row-major [n_obs][state_dim], caller frees. */
+double *obs_dense(const obs_op *op);
+
+/* Observation noise: one std per observed component (a scalar is broadcast). */
+typedef struct obs_noise {
+  int n;
+  double *std;
+} obs_noise;
+
+/* Parses a positive finite number or an array of n_obs of them. */
+int obs_noise_from_json(obs_noise *out, const json_t *j, int n_obs, sb_error *err);
+int obs_noise_scalar(obs_noise *out, double std, int n_obs, sb_error *err);
+json_t *obs_noise_to_json(const obs_noise *nz);
+void obs_noise_free(obs_noise *nz);
+/* y[b][i] += std[i] * N(0,1) with the RNG stream (seed, stream0 + b). */
+void obs_add_noise(const obs_noise *nz, double *y, size_t B, uint64_t seed, uint64_t stream0);
+
+/* Parses a window of observations: an array of W rows, each either null
+ * (nothing observed at that time) or an array of n_obs numbers or nulls.
+ * Missing entries become NaN in y [W][n_obs]. Rejects wrong lengths,
+ * non-numbers and non-finite numbers with a message naming the position. */
+int obs_window_from_json(const json_t *rows, int W, int n_obs, double *y, sb_error *err);
+/* Number of observed (non-NaN) entries in y[n]. */
+size_t obs_count_observed(const double *y, size_t n);
+
+#endif

@@ -1,0 +1,16 @@
+/* l96.h: the Lorenz96 model, double precision, batched.
+ *   dx_i/dt = (x_{i+1} - x_{i-2}) x_{i-1} - x_i + F,  periodic in i.
+ * States are row-major [B][N]. */
+#ifndef SB_L96_H
+#define SB_L96_H
+
+#include <stddef.h>
+
+/* dx = f(x) for one state of N nodes (N >= 4). */
+void l96_tendency(const double *x, double *dx, int N, double F);
+
+/* Advances B states in place by nsteps classical RK4 steps of size dt.
+ * work must hold 5*N doubles (caller-owned, reused across calls). */
+void l96_rk4(double *x, size_t B, int N, double F, double dt, int nsteps, double *work);
+
+#endif

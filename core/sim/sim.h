@@ -1,0 +1,51 @@
+/* sim.h: the generic simulator interface every estimator, the evaluator and
+ * the server use. A system has a state of `dim` doubles laid out as
+ * [channels][height][width] (1D systems: height = 1), a deterministic
+ * transition over one observation interval, and an initial distribution.
+ *
+ * Time: index t counts observation intervals. For a stationary preset
+ * (l96-sakov) the initial distribution is already the climatology, so t does
+ * not matter; for a time-varying preset (l96-thesis) the state at index t is
+ * x_0 ~ p_0 advanced t intervals and p(x_t) changes with t. */
+#ifndef SB_SIM_H
+#define SB_SIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sb_error.h"
+
+typedef struct sim sim;
+
+struct sim {
+  char preset[32];   /* "l96-sakov", "l96-thesis" */
+  char system[32];   /* "lorenz96" */
+  int channels, height, width;
+  int dim;           /* channels * height * width */
+  double dt;         /* model time between two observations */
+  int stationary;    /* 1: p(x_t) does not depend on t */
+  long t_max;        /* largest supported time index (inclusive) */
+  /* Draws B initial states x_0 into x [B][dim]; state b uses the RNG stream
+   * (seed, stream0 + b). For stationary presets this includes the spin-up,
+   * so x_0 is on the attractor. */
+  int (*init)(const sim *s, double *x, size_t B, uint64_t seed, uint64_t stream0, sb_error *err);
+  /* Advances B states in place by n observation intervals (n >= 0). */
+  int (*advance)(const sim *s, double *x, size_t B, long n, sb_error *err);
+  void (*free)(sim *s);
+  void *impl;
+  double param[8];   /* system parameters, e.g. F, integration dt, spin-up */
+};
+
+/* Creates the simulator for a preset name. N <= 0 picks the preset's default
+ * (l96-sakov: 40, l96-thesis: 32; l96-thesis accepts 8..256). */
+int sim_create(sim **out, const char *preset, int N, sb_error *err);
+void sim_free(sim *s);
+
+/* Convenience: draws B states at time index t: init, then advance t. */
+int sim_sample_at(const sim *s, double *x, size_t B, long t, uint64_t seed, uint64_t stream0,
+                  sb_error *err);
+
+/* Names of the known presets, NULL-terminated. */
+extern const char *const sim_presets[];
+
+#endif

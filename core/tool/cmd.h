@@ -1,0 +1,15 @@
+/* cmd.h: subcommands of the offline tool `sbida`. Each returns the process
+ * exit status (0 ok, 1 runtime failure, 2 usage error) and prints its own
+ * messages; only main() exits. */
+#ifndef SB_CMD_H
+#define SB_CMD_H
+
+typedef struct sb_command {
+  const char *name;
+  const char *summary;
+  int (*run)(int argc, char **argv); /* argv[0] is the subcommand name */
+} sb_command;
+
+int cmd_simulate(int argc, char **argv);
+
+#endif

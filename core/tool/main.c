@@ -1,0 +1,43 @@
+/* sbida: the offline tool (simulate, train, eval, compare, bench). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd.h"
+
+#ifndef SBIDA_VERSION
+#define SBIDA_VERSION "0.1.0"
+#endif
+
+static const sb_command commands[] = {
+    {"simulate", "simulate trajectories (and observations) of a preset to .npy", cmd_simulate},
+};
+static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "sbida %s: Bayesian data assimilation by simulation-based inference (offline tool)\n\n"
+          "usage: sbida <command> [flags]    (sbida <command> --help for its flags)\n\n"
+          "commands:\n",
+          SBIDA_VERSION);
+  for (int i = 0; i < n_commands; i++) fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+  fprintf(f, "\n  --help     this text\n  --version  print the version\n");
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    usage(stderr);
+    return 2;
+  }
+  if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+    usage(stdout);
+    return 0;
+  }
+  if (!strcmp(argv[1], "--version")) {
+    printf("sbida %s\n", SBIDA_VERSION);
+    return 0;
+  }
+  for (int i = 0; i < n_commands; i++)
+    if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+  fprintf(stderr, "sbida: unknown command '%s' (see sbida --help)\n", argv[1]);
+  return 2;
+}

@@ -1,0 +1,33 @@
+#!/bin/sh
+# Installs the Debian 12 packages sbida needs to build, test and run.
+#   install-deps.sh              install everything listed (root), else print the apt-get line
+#   install-deps.sh --if-missing do nothing when all are present
+# Set SBIDA_NO_INSTALL=1 to never install (then a missing package is an error).
+set -eu
+PKGS="build-essential pkg-config libjansson-dev libopenblas-dev libsqlite3-dev libuv1-dev \
+libmicrohttpd-dev libcmocka-dev python3 python3-numpy python3-pytest python3-jsonschema"
+
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+
+if [ "${1:-}" = "--if-missing" ] && [ -z "$missing" ]; then
+  exit 0
+fi
+if [ -z "$missing" ]; then
+  echo "install-deps: all packages present"
+  exit 0
+fi
+
+line="apt-get install -y --no-install-recommends$missing"
+if [ "$(id -u)" -ne 0 ] || [ "${SBIDA_NO_INSTALL:-0}" = "1" ]; then
+  echo "install-deps: missing Debian packages:$missing" >&2
+  echo "install-deps: run as root:  apt-get update && $line" >&2
+  exit 1
+fi
+echo "install-deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing
