@@ -46,6 +46,7 @@ LIB := $(BUILD)/libsbida.a
 TOOL := $(BUILD)/sbida
 DAEMON := $(if $(SRV_SRC),$(BUILD)/sbidad)
 
+.SECONDARY:
 .PHONY: all build test test-run asan run bench deps deps-check models clean help
 all: build
 build: $(LIB) $(TOOL) $(DAEMON) $(TEST_BIN)
