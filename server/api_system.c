@@ -1,0 +1,56 @@
+/* api_system.c: health, readiness, Prometheus metrics and the OpenAPI
+ * document (embedded at build time, see openapi_embed.c). */
+#include <string.h>
+
+#include "http_routes.h"
+#include "metrics.h"
+#include "problem.h"
+
+extern const char sbida_openapi_json[];
+extern const unsigned long sbida_openapi_json_len;
+
+enum MHD_Result api_health_live(http_req *q) {
+  static char body[] = "{\"status\":\"ok\"}";
+  return http_reply_buffer(q, 200, "application/json", body, sizeof body - 1, MHD_RESPMEM_PERSISTENT);
+}
+
+enum MHD_Result api_health_ready(http_req *q) {
+  app *a = q->app;
+  sb_error err = {0};
+  int models = a->reg.count > 0;
+  int db = store_check_writable(a->store, &err) == SB_OK;
+  int queue = !job_queue_saturated(a->jq);
+  int stopping = a->stopping;
+  json_t *checks = json_pack("{s:b, s:b, s:b, s:b}", "estimators_loaded", models, "database_writable", db,
+                             "queue_not_saturated", queue, "not_stopping", !stopping);
+  if (models && db && queue && !stopping)
+    return http_reply_json(q, 200, json_pack("{s:s, s:o}", "status", "ready", "checks", checks), NULL);
+  json_t *p = problem_new(PROB_UNAVAILABLE, 503, "not ready:%s%s%s%s", models ? "" : " no estimator is loaded;",
+                          db ? "" : " the database is not writable;", queue ? "" : " the job queue is full;",
+                          stopping ? " the daemon is stopping;" : "");
+  json_object_set_new(p, "checks", checks);
+  return http_reply_problem(q, p, "Retry-After", "5");
+}
+
+enum MHD_Result api_metrics(http_req *q) {
+  app *a = q->app;
+  long long counts[5];
+  sb_error err = {0};
+  store_count_states(a->store, counts, &err);
+  long depth, running;
+  job_queue_stats(a->jq, &depth, &running);
+  dynbuf b;
+  dynbuf_init(&b, (size_t)64 << 20);
+  if (metrics_render(&b, counts, depth, running, a->reg.count)) {
+    dynbuf_free(&b);
+    return http_reply_problem(q, problem_new(PROB_INTERNAL, 0, "out of memory"), NULL, NULL);
+  }
+  size_t len;
+  char *text = dynbuf_take(&b, &len);
+  return http_reply_buffer(q, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, MHD_RESPMEM_MUST_FREE);
+}
+
+enum MHD_Result api_openapi(http_req *q) {
+  return http_reply_buffer(q, 200, "application/json", (void *)sbida_openapi_json, sbida_openapi_json_len,
+                           MHD_RESPMEM_PERSISTENT);
+}

@@ -1,0 +1,22 @@
+/* app.h: the daemon's shared state, built by main.c and read by the
+ * handlers. Everything here lives from start to shutdown. */
+#ifndef SB_APP_H
+#define SB_APP_H
+
+#include "config.h"
+#include "job_queue.h"
+#include "registry.h"
+#include "store.h"
+
+typedef struct app {
+  config cfg;
+  store *store;
+  registry reg;
+  job_queue *jq;
+  struct MHD_Daemon *mhd;
+  char **tokens;      /* bearer tokens, NULL when authentication is off */
+  int n_tokens;
+  volatile int stopping;
+} app;
+
+#endif

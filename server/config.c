@@ -1,0 +1,180 @@
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { OPT_STR, OPT_LONG, OPT_DOUBLE } opt_type;
+
+typedef struct {
+  const char *name; /* flag without "--"; env is SBIDA_ + upper(name with - as _) */
+  opt_type type;
+  size_t offset, size;
+  const char *def;
+  const char *help;
+} config_opt;
+
+#define STR(f) OPT_STR, offsetof(config, f), sizeof(((config *)0)->f)
+#define LNG(f) OPT_LONG, offsetof(config, f), 0
+#define DBL(f) OPT_DOUBLE, offsetof(config, f), 0
+
+static const config_opt config_opts[] = {
+    {"listen", STR(listen), "127.0.0.1:8080", "HOST:PORT to listen on (loopback by default; use tokens elsewhere)"},
+    {"models", STR(models), "models", "directory scanned for *.safetensors model files"},
+    {"db", STR(db), "var/sbida.db", "SQLite database file (created, WAL mode)"},
+    {"workers", LNG(workers), "2", "worker threads running assimilation jobs"},
+    {"max-queue", LNG(max_queue), "256", "queued jobs before POST answers 429"},
+    {"max-body-bytes", LNG(max_body_bytes), "8388608", "largest request body accepted (413 above)"},
+    {"max-samples", LNG(max_samples), "10000", "largest n_samples of one assimilation"},
+    {"tokens-file", STR(tokens_file), "", "file with one bearer token per line; empty: no authentication"},
+    {"config", STR(config_file), "", "file of 'name = value' lines with these same names"},
+    {"http-threads", LNG(http_threads), "4", "HTTP threads (libmicrohttpd thread pool)"},
+    {"max-attempts", LNG(max_attempts), "3", "starts of a job before a restart marks it failed"},
+    {"retention-days", LNG(retention_days), "30", "delete finished runs older than this (0: keep)"},
+    {"retention-max-runs", LNG(retention_max_runs), "100000", "keep at most this many finished runs (0: no limit)"},
+    {"shutdown-grace", DBL(shutdown_grace), "10", "seconds running jobs get to finish on SIGTERM before re-queueing"},
+    {"log-level", STR(log_level), "info", "debug, info, warn or error"},
+};
+#define N_OPTS (sizeof config_opts / sizeof config_opts[0])
+
+void config_usage(FILE *f) {
+  fprintf(f, "usage: sbidad [options]\n\nServes Bayesian data assimilation over HTTP/JSON (API v1, see /openapi.json).\n"
+             "Every option can also be set by the environment variable SBIDA_<NAME> (upper case, '-' as '_')\n"
+             "or in the --config file; flags win over the environment, the environment over the file.\n\n");
+  for (size_t i = 0; i < N_OPTS; i++) {
+    char env[64];
+    snprintf(env, sizeof env, "SBIDA_%s", config_opts[i].name);
+    for (char *p = env; *p; p++) *p = *p == '-' ? '_' : (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+    fprintf(f, "  --%-20s %s\n  %-22s (env %s, default '%s')\n", config_opts[i].name, config_opts[i].help, "", env,
+            config_opts[i].def);
+  }
+  fprintf(f, "  --%-20s this text\n", "help");
+}
+
+static int config_set(config *c, const config_opt *o, const char *v, const char *origin, sb_error *err) {
+  char *base = (char *)c + o->offset, *end;
+  errno = 0;
+  switch (o->type) {
+  case OPT_STR:
+    if (strlen(v) >= o->size) return sb_fail(err, SB_EINVAL, "%s: %s is too long", origin, o->name);
+    memcpy(base, v, strlen(v) + 1);
+    return SB_OK;
+  case OPT_LONG: {
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end || x < 0)
+      return sb_fail(err, SB_EINVAL, "%s: %s needs a non-negative integer, got '%s'", origin, o->name, v);
+    *(long *)base = x;
+    return SB_OK;
+  }
+  case OPT_DOUBLE: {
+    double x = strtod(v, &end);
+    if (errno || end == v || *end || !(x >= 0))
+      return sb_fail(err, SB_EINVAL, "%s: %s needs a non-negative number, got '%s'", origin, o->name, v);
+    *(double *)base = x;
+    return SB_OK;
+  }
+  }
+  return SB_EINVAL;
+}
+
+static const config_opt *config_find(const char *name, size_t len) {
+  for (size_t i = 0; i < N_OPTS; i++)
+    if (strlen(config_opts[i].name) == len && !strncmp(config_opts[i].name, name, len)) return &config_opts[i];
+  return NULL;
+}
+
+static char *config_trim(char *s) {
+  while (*s == ' ' || *s == '\t') s++;
+  char *e = s + strlen(s);
+  while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r')) *--e = 0;
+  return s;
+}
+
+static int config_file(config *c, const char *path, sb_error *err) {
+  FILE *f = fopen(path, "r");
+  if (!f) return sb_fail(err, SB_EIO, "cannot read config file %s: %s", path, strerror(errno));
+  char line[2048];
+  int lineno = 0, rc = SB_OK;
+  while (!rc && fgets(line, sizeof line, f)) {
+    lineno++;
+    char *s = config_trim(line);
+    if (!*s || *s == '#') continue;
+    char *eq = strchr(s, '=');
+    if (!eq) {
+      rc = sb_fail(err, SB_EINVAL, "%s:%d: expected 'name = value'", path, lineno);
+      break;
+    }
+    *eq = 0;
+    char *k = config_trim(s), *v = config_trim(eq + 1);
+    const config_opt *o = config_find(k, strlen(k));
+    if (!o || !strcmp(k, "config")) {
+      rc = sb_fail(err, SB_EINVAL, "%s:%d: unknown setting '%s' (see sbidad --help)", path, lineno, k);
+      break;
+    }
+    char origin[1100];
+    snprintf(origin, sizeof origin, "%s:%d", path, lineno);
+    rc = config_set(c, o, v, origin, err);
+  }
+  fclose(f);
+  return rc;
+}
+
+int config_load(config *c, int argc, char **argv, sb_error *err) {
+  memset(c, 0, sizeof *c);
+  int rc;
+  for (size_t i = 0; i < N_OPTS; i++)
+    if ((rc = config_set(c, &config_opts[i], config_opts[i].def, "default", err))) return rc;
+  /* The config file name itself: flag, then environment. */
+  const char *cfg = getenv("SBIDA_CONFIG");
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--config") && i + 1 < argc) cfg = argv[i + 1];
+    else if (!strncmp(argv[i], "--config=", 9)) cfg = argv[i] + 9;
+  }
+  if (cfg && *cfg && (rc = config_file(c, cfg, err))) return rc;
+  for (size_t i = 0; i < N_OPTS; i++) {
+    char env[64];
+    snprintf(env, sizeof env, "SBIDA_%s", config_opts[i].name);
+    for (char *p = env; *p; p++) *p = *p == '-' ? '_' : (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+    const char *v = getenv(env);
+    if (v && (rc = config_set(c, &config_opts[i], v, env, err))) return rc;
+  }
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      config_usage(stdout);
+      return 1;
+    }
+    if (strncmp(a, "--", 2)) return sb_fail(err, SB_EINVAL, "unexpected argument '%s' (see --help)", a);
+    const char *name = a + 2, *eq = strchr(name, '=');
+    size_t len = eq ? (size_t)(eq - name) : strlen(name);
+    const config_opt *o = config_find(name, len);
+    if (!o) return sb_fail(err, SB_EINVAL, "unknown option '%s' (see --help)", a);
+    const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+    if (!v) return sb_fail(err, SB_EINVAL, "option --%s needs a value", o->name);
+    if ((rc = config_set(c, o, v, "flag", err))) return rc;
+  }
+  /* listen = host:port (host may be [v6]) */
+  const char *colon = strrchr(c->listen, ':');
+  if (!colon) return sb_fail(err, SB_EINVAL, "--listen needs HOST:PORT, got '%s'", c->listen);
+  size_t hl = (size_t)(colon - c->listen);
+  const char *h = c->listen;
+  if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+    h++;
+    hl -= 2;
+  }
+  memcpy(c->host, h, hl);
+  c->host[hl] = 0;
+  char *end;
+  long port = strtol(colon + 1, &end, 10);
+  if (*end || end == colon + 1 || port < 0 || port > 65535)
+    return sb_fail(err, SB_EINVAL, "--listen port must be 0..65535, got '%s'", colon + 1);
+  c->port = (int)port;
+  if (c->workers < 1 || c->workers > 256) return sb_fail(err, SB_EINVAL, "--workers must be 1..256");
+  if (c->http_threads < 1 || c->http_threads > 256) return sb_fail(err, SB_EINVAL, "--http-threads must be 1..256");
+  if (c->max_queue < 1) return sb_fail(err, SB_EINVAL, "--max-queue must be at least 1");
+  if (c->max_samples < 1 || c->max_samples > 1000000) return sb_fail(err, SB_EINVAL, "--max-samples must be 1..1000000");
+  if (c->max_body_bytes < 1024) return sb_fail(err, SB_EINVAL, "--max-body-bytes must be at least 1024");
+  if (c->max_attempts < 1) return sb_fail(err, SB_EINVAL, "--max-attempts must be at least 1");
+  return SB_OK;
+}

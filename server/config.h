@@ -1,0 +1,38 @@
+/* config.h: daemon settings from flags, SBIDA_* environment variables and an
+ * optional key = value file (--config). Precedence: flag > environment >
+ * file > default. */
+#ifndef SB_CONFIG_H
+#define SB_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "sb_error.h"
+
+typedef struct config {
+  char listen[256];       /* host:port */
+  char models[1024];
+  char db[1024];
+  char tokens_file[1024];
+  char config_file[1024];
+  char log_level[16];
+  long workers;
+  long max_queue;
+  long max_body_bytes;
+  long max_samples;
+  long http_threads;
+  long max_attempts;      /* starts of one job before recovery fails it */
+  long retention_days;    /* 0 = keep forever */
+  long retention_max_runs;/* 0 = no limit */
+  double shutdown_grace;  /* seconds running jobs get to finish on SIGTERM */
+  /* derived */
+  char host[256];
+  int port;
+} config;
+
+/* Fills c from defaults, file, environment and argv. Returns 0, 1 when --help
+ * was printed (caller exits 0), or SB_EINVAL with a message. */
+int config_load(config *c, int argc, char **argv, sb_error *err);
+void config_usage(FILE *f);
+
+#endif

@@ -1,0 +1,57 @@
+#include "http_routes.h"
+
+#include <stdio.h>
+#include <string.h>
+
+const http_route http_routes[] = {
+    {"/v1/assimilations", "/v1/assimilations", api_assim_list, api_assim_create, NULL, 1, 0},
+    {"/v1/assimilations/*", "/v1/assimilations/{id}", api_assim_get, NULL, api_assim_delete, 0, 0},
+    {"/v1/assimilations/*/samples", "/v1/assimilations/{id}/samples", api_assim_samples, NULL, NULL, 0, 0},
+    {"/v1/assimilations/*/cancel", "/v1/assimilations/{id}/cancel", NULL, api_assim_cancel, NULL, 0, 0},
+    {"/v1/estimators", "/v1/estimators", api_est_list, NULL, NULL, 0, 0},
+    {"/v1/estimators/*", "/v1/estimators/{name}", api_est_get, NULL, NULL, 0, 0},
+    {"/v1/health/live", "/v1/health/live", api_health_live, NULL, NULL, 0, 1},
+    {"/v1/health/ready", "/v1/health/ready", api_health_ready, NULL, NULL, 0, 1},
+    {"/metrics", "/metrics", api_metrics, NULL, NULL, 0, 0},
+    {"/openapi.json", "/openapi.json", api_openapi, NULL, NULL, 0, 1},
+    {NULL, "other", NULL, NULL, NULL, 0, 1},
+};
+const int http_n_routes = sizeof http_routes / sizeof http_routes[0];
+
+const char *const http_route_labels[] = {
+    "/v1/assimilations", "/v1/assimilations/{id}", "/v1/assimilations/{id}/samples",
+    "/v1/assimilations/{id}/cancel", "/v1/estimators", "/v1/estimators/{name}", "/v1/health/live",
+    "/v1/health/ready", "/metrics", "/openapi.json", "other"};
+
+int http_route_match(const char *path, char *param, size_t psize) {
+  for (int r = 0; http_routes[r].pattern; r++) {
+    const char *p = http_routes[r].pattern, *u = path;
+    param[0] = 0;
+    int ok = 1;
+    while (ok && *p) {
+      if (*p == '*') {
+        const char *end = strchr(u, '/');
+        size_t n = end ? (size_t)(end - u) : strlen(u);
+        if (n == 0 || n >= psize) ok = 0;
+        else {
+          memcpy(param, u, n);
+          param[n] = 0;
+          u += n;
+          p++;
+        }
+      } else if (*p == *u) {
+        p++, u++;
+      } else {
+        ok = 0;
+      }
+    }
+    if (ok && *u == 0) return r;
+  }
+  return -1;
+}
+
+void http_route_allow(int route, char *buf, size_t size) {
+  const http_route *r = &http_routes[route];
+  snprintf(buf, size, "%s%s%s", r->get ? "GET, HEAD" : "", r->post ? (r->get ? ", POST" : "POST") : "",
+           r->del ? ((r->get || r->post) ? ", DELETE" : "DELETE") : "");
+}

@@ -1,0 +1,42 @@
+/* http_server.h: libmicrohttpd glue. One http_req per request carries the
+ * capped body buffer and the routing result; handlers answer through the
+ * http_reply_* helpers, which also count the answer in the metrics.
+ *
+ * Handlers return MHD_YES/MHD_NO (enum MHD_Result) as libmicrohttpd wants. */
+#ifndef SB_HTTP_SERVER_H
+#define SB_HTTP_SERVER_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "app.h"
+#include "dynbuf.h"
+
+typedef struct http_req {
+  app *app;
+  struct MHD_Connection *conn;
+  const char *method, *url;
+  int route;            /* index in the route table, -1 = none */
+  char param[160];      /* {id} or {name} from the path */
+  dynbuf body;
+  int too_large;
+  int started;          /* handler already ran once (suspended requests) */
+  int suspended;
+  char wait_id[40];     /* job a suspended request waits for */
+  double t0;
+} http_req;
+
+int http_start(app *a, sb_error *err);
+/* Stops accepting connections (listening socket closed). */
+void http_quiesce(app *a);
+void http_stop(app *a);
+
+enum MHD_Result http_reply_json(http_req *q, int status, json_t *body, const char *location);
+/* problem (stolen) may carry extra header: name/value or NULLs. */
+enum MHD_Result http_reply_problem(http_req *q, json_t *problem, const char *hname, const char *hvalue);
+enum MHD_Result http_reply_buffer(http_req *q, int status, const char *ctype, void *data, size_t len,
+                                  enum MHD_ResponseMemoryMode mode);
+const char *http_header(http_req *q, const char *name);
+const char *http_query(http_req *q, const char *name);
+
+#endif

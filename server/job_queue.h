@@ -1,0 +1,49 @@
+/* job_queue.h: the bounded job queue and its worker threads (libuv threads,
+ * mutex and condition variable), plus a libuv loop thread for timers
+ * (deadlines of waiting requests, retention cleanup).
+ *
+ * The queue holds ids only; the store is the truth. A worker takes an id,
+ * moves the run queued -> running in the store (a run cancelled meanwhile is
+ * skipped), runs it and stores the outcome, then calls on_done(id).
+ * Admission: job_queue_reserve before the store insert (429 when full), then
+ * job_queue_push(reserved = 1) or job_queue_release. */
+#ifndef SB_JOB_QUEUE_H
+#define SB_JOB_QUEUE_H
+
+#include "registry.h"
+#include "sb_error.h"
+#include "store.h"
+
+typedef struct job_queue job_queue;
+
+typedef struct job_queue_opts {
+  store *store;
+  const registry *reg;
+  int workers;
+  long max_queue;
+  void (*on_done)(void *ctx, const char *id);
+  void *on_done_ctx;
+  void (*tick)(void *ctx);  /* called on the loop thread every tick_ms */
+  void *tick_ctx;
+  int tick_ms;
+} job_queue_opts;
+
+int job_queue_start(job_queue **out, const job_queue_opts *o, sb_error *err);
+/* SB_ERANGE when max_queue jobs are already queued or reserved. */
+int job_queue_reserve(job_queue *q);
+void job_queue_release(job_queue *q);
+/* Appends a run id (reserved: it holds a slot from job_queue_reserve). */
+void job_queue_push(job_queue *q, const char *id, int reserved);
+/* Asks the worker running id to stop; 1 when it was running here. */
+int job_queue_cancel(job_queue *q, const char *id);
+/* Progress (0..1) of a running id; returns 0 when it is not running here. */
+int job_queue_progress(job_queue *q, const char *id, double *fraction);
+void job_queue_stats(job_queue *q, long *depth, long *running);
+int job_queue_saturated(job_queue *q);
+/* Stops taking jobs, gives running ones grace_s seconds, then cancels them
+ * and puts them back to queued in the store; joins every thread. The other
+ * calls stay valid (reserve fails) until job_queue_free. */
+void job_queue_stop(job_queue *q, double grace_s);
+void job_queue_free(job_queue *q);
+
+#endif

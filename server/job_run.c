@@ -1,0 +1,156 @@
+#include "job_run.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "job_spec.h"
+#include "problem.h"
+
+static int job_cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* Sample quantile with linear interpolation (numpy's default). v sorted. */
+static double job_quantile(const double *v, int n, double q) {
+  double pos = q * (n - 1);
+  int lo = (int)floor(pos);
+  if (lo >= n - 1) return v[n - 1];
+  double f = pos - lo;
+  return v[lo] + f * (v[lo + 1] - v[lo]);
+}
+
+static json_t *job_summary(const job_spec *s, const est_result *r) {
+  int S = r->n_samples, d = r->dim;
+  json_t *mean = json_array(), *std = json_array(), *qs = json_object();
+  json_t *qa[JOB_MAX_QUANTILES];
+  for (int k = 0; k < s->n_quantiles; k++) {
+    char key[32];
+    snprintf(key, sizeof key, "%g", s->quantiles[k]);
+    qa[k] = json_array();
+    json_object_set_new(qs, key, qa[k]);
+  }
+  double *col = malloc((size_t)S * sizeof *col);
+  if (!col) {
+    json_decref(mean), json_decref(std), json_decref(qs);
+    return NULL;
+  }
+  for (int i = 0; i < d; i++) {
+    double m = 0, v = 0;
+    for (int k = 0; k < S; k++) col[k] = r->samples[(size_t)k * d + i], m += col[k];
+    m /= S;
+    for (int k = 0; k < S; k++) v += (col[k] - m) * (col[k] - m);
+    v = S > 1 ? v / (S - 1) : 0;
+    json_array_append_new(mean, json_real(m));
+    json_array_append_new(std, json_real(sqrt(v)));
+    qsort(col, (size_t)S, sizeof *col, job_cmp_double);
+    for (int k = 0; k < s->n_quantiles; k++) json_array_append_new(qa[k], json_real(job_quantile(col, S, s->quantiles[k])));
+  }
+  free(col);
+  json_t *o = json_pack("{s:o, s:o, s:o}", "mean", mean, "std", std, "quantiles", qs);
+  if (s->want_window && r->window_samples) {
+    json_t *wm = json_array();
+    for (int w = 0; w < r->window; w++) {
+      json_t *row = json_array();
+      for (int i = 0; i < d; i++) {
+        double m = 0;
+        for (int k = 0; k < S; k++) m += r->window_samples[((size_t)k * r->window + w) * d + i];
+        json_array_append_new(row, json_real(m / S));
+      }
+      json_array_append_new(wm, row);
+    }
+    json_object_set_new(o, "window_mean", wm);
+  }
+  if (s->want_samples) {
+    json_t *all = json_array();
+    for (int k = 0; k < S; k++) {
+      json_t *row = json_array();
+      for (int i = 0; i < d; i++) json_array_append_new(row, json_real((float)r->samples[(size_t)k * d + i]));
+      json_array_append_new(all, row);
+    }
+    json_object_set_new(o, "samples", all);
+  }
+  json_object_set(o, "diagnostics", r->diagnostics ? r->diagnostics : json_object());
+  return o;
+}
+
+static void job_fail(job_outcome *out, json_t *problem) {
+  out->state = "failed";
+  out->error = json_dumps(problem, JSON_COMPACT);
+  json_decref(problem);
+}
+
+void job_run(const registry *reg, const char *request, volatile int *cancel,
+             void (*progress)(void *ctx, double fraction), void *progress_ctx, job_outcome *out) {
+  memset(out, 0, sizeof *out);
+  json_error_t jerr;
+  json_t *body = json_loads(request, 0, &jerr);
+  if (!body) {
+    job_fail(out, problem_new(PROB_JOB_FAILED, 0, "stored request is not valid JSON: %s", jerr.text));
+    return;
+  }
+  job_spec s;
+  json_t *problem = NULL;
+  if (job_spec_parse(&s, body, reg, INT_MAX, &problem)) {
+    /* e.g. the estimator is no longer loaded after a restart */
+    json_t *p = problem_new(PROB_JOB_FAILED, 0, "the request cannot run any more: %s",
+                            json_string_value(json_object_get(problem, "detail")));
+    json_decref(problem);
+    job_spec_free(&s);
+    json_decref(body);
+    job_fail(out, p);
+    return;
+  }
+  est_problem p = {s.est->sim, s.op_use, &s.noise, s.window, s.time_index, s.y};
+  est_options o = {.n_samples = s.n_samples, .seed = s.seed, .want_window = s.want_window, .threads = 1,
+                   .cancel = cancel, .progress = progress, .progress_ctx = progress_ctx, .params = s.params};
+  est_result r;
+  sb_error err = {0};
+  double t0 = clock_mono_s();
+  int rc = est_sample(s.est, &p, &o, &r, &err);
+  double elapsed = clock_mono_s() - t0;
+  if (rc == SB_ECANCEL || (cancel && *cancel)) {
+    if (!rc) est_result_free(&r);
+    out->state = "cancelled";
+  } else if (rc) {
+    job_fail(out, problem_new(PROB_JOB_FAILED, rc == SB_EINVAL || rc == SB_ERANGE || rc == SB_ENOTSUP ? 422 : 500,
+                              "%s (%s)", err.msg, sb_strerror(rc)));
+  } else {
+    json_t *sum = job_summary(&s, &r);
+    if (sum) {
+      json_t *diag = json_object_get(sum, "diagnostics");
+      json_t *d2 = json_deep_copy(diag);
+      json_object_set_new(d2, "seed", json_integer((json_int_t)s.seed));
+      json_object_set_new(d2, "sampling_seconds", json_real(elapsed));
+      json_object_set_new(sum, "diagnostics", d2);
+      out->result = json_dumps(sum, JSON_COMPACT | JSON_REAL_PRECISION(9));
+      json_decref(sum);
+    }
+    size_t n = (size_t)r.n_samples * (size_t)r.dim;
+    out->samples = malloc(n * sizeof(float));
+    if (!out->result || !out->samples) {
+      free(out->result), free(out->samples);
+      out->result = NULL, out->samples = NULL;
+      job_fail(out, problem_new(PROB_JOB_FAILED, 0, "out of memory while summarizing %d samples", r.n_samples));
+    } else {
+      for (size_t i = 0; i < n; i++) out->samples[i] = (float)r.samples[i];
+      out->n_samples = r.n_samples;
+      out->dim = r.dim;
+      out->state = "succeeded";
+    }
+    est_result_free(&r);
+  }
+  job_spec_free(&s);
+  json_decref(body);
+}
+
+void job_outcome_free(job_outcome *o) {
+  free(o->result);
+  free(o->samples);
+  free(o->error);
+  memset(o, 0, sizeof *o);
+}

@@ -1,0 +1,183 @@
+#include "job_spec.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "problem.h"
+
+static int job_bad(json_t **problem, json_t *p) {
+  *problem = p;
+  return SB_EINVAL;
+}
+
+static const char *const job_fields[] = {"estimator", "time_index", "observations", "operator", "noise_std",
+                                         "n_samples", "seed", "return", "params", NULL};
+static const char *const job_return_fields[] = {"samples", "quantiles", "window", NULL};
+
+static const char *job_unknown_key(const json_t *o, const char *const *known) {
+  const char *k;
+  json_t *v;
+  json_object_foreach((json_t *)o, k, v) {
+    int ok = 0;
+    for (int i = 0; known[i] && !ok; i++) ok = !strcmp(k, known[i]);
+    if (!ok) return k;
+  }
+  return NULL;
+}
+
+int job_spec_parse(job_spec *s, const json_t *body, const registry *reg, long max_samples, json_t **problem) {
+  memset(s, 0, sizeof *s);
+  *problem = NULL;
+  if (!json_is_object(body))
+    return job_bad(problem, problem_new(PROB_VALIDATION, 0, "the body must be a JSON object with at least "
+                                        "estimator, time_index, observations and n_samples"));
+  const char *unk = job_unknown_key(body, job_fields);
+  if (unk)
+    return job_bad(problem, problem_new(PROB_VALIDATION, 0, "unknown field '%.100s'; allowed: estimator, time_index, "
+                                        "observations, operator, noise_std, n_samples, seed, return, params", unk));
+  json_t *j = json_object_get(body, "estimator");
+  if (!json_is_string(j))
+    return job_bad(problem, problem_new(PROB_VALIDATION, 0, "'estimator' must be a string naming an estimator "
+                                        "(GET /v1/estimators lists them)"));
+  s->est = reg_find(reg, json_string_value(j));
+  if (!s->est)
+    return job_bad(problem, problem_new(PROB_UNKNOWN_ESTIMATOR, 0, "no estimator named '%.128s'; GET /v1/estimators "
+                                        "lists the served ones", json_string_value(j)));
+  const estimator *e = s->est;
+  const sim *sm = e->sim;
+
+  j = json_object_get(body, "time_index");
+  if (!json_is_integer(j))
+    return job_bad(problem, problem_new(PROB_VALIDATION, 0, "'time_index' must be an integer: the index of the "
+                                        "window's last observation (0..%ld)", sm->t_max));
+  s->time_index = (long)json_integer_value(j);
+
+  j = json_object_get(body, "n_samples");
+  if (!j) s->n_samples = 100;
+  else if (!json_is_integer(j) || json_integer_value(j) < 1 || json_integer_value(j) > max_samples)
+    return job_bad(problem, problem_new(PROB_VALIDATION, 0, "'n_samples' must be an integer from 1 to %ld (the "
+                                        "daemon's --max-samples)", max_samples));
+  else s->n_samples = (int)json_integer_value(j);
+
+  j = json_object_get(body, "seed");
+  if (j) {
+    if (!json_is_integer(j) || json_integer_value(j) < 0)
+      return job_bad(problem, problem_new(PROB_VALIDATION, 0, "'seed' must be a non-negative integer"));
+    s->seed = (uint64_t)json_integer_value(j);
+    s->has_seed = 1;
+  } else {
+    uint64_t r = 0;
+    if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r) r = (uint64_t)time(NULL);
+    s->seed = r & ((1ULL << 53) - 1); /* exact in every JSON reader */
+  }
+
+  /* return */
+  s->n_quantiles = 3;
+  s->quantiles[0] = 0.05, s->quantiles[1] = 0.5, s->quantiles[2] = 0.95;
+  j = json_object_get(body, "return");
+  if (j) {
+    if (!json_is_object(j))
+      return job_bad(problem, problem_new(PROB_VALIDATION, 0, "'return' must be an object like {\"samples\": false, "
+                                          "\"quantiles\": [0.05, 0.5, 0.95], \"window\": false}"));
+    if ((unk = job_unknown_key(j, job_return_fields)))
+      return job_bad(problem, problem_new(PROB_VALIDATION, 0, "unknown field 'return.%.100s'; allowed: samples, "
+                                          "quantiles, window", unk));
+    json_t *b = json_object_get(j, "samples");
+    if (b && !json_is_boolean(b))
+      return job_bad(problem, problem_new(PROB_VALIDATION, 0, "'return.samples' must be true or false"));
+    s->want_samples = b && json_is_true(b);
+    b = json_object_get(j, "window");
+    if (b && !json_is_boolean(b))
+      return job_bad(problem, problem_new(PROB_VALIDATION, 0, "'return.window' must be true or false"));
+    s->want_window = b && json_is_true(b);
+    if (s->want_window && !e->has_window)
+      return job_bad(problem, problem_new(PROB_VALIDATION, 0, "estimator %s cannot return the states of the whole "
+                                          "window; set return.window to false", e->name));
+    b = json_object_get(j, "quantiles");
+    if (b) {
+      if (!json_is_array(b) || json_array_size(b) > JOB_MAX_QUANTILES)
+        return job_bad(problem, problem_new(PROB_VALIDATION, 0, "'return.quantiles' must be an array of at most %d "
+                                            "numbers strictly between 0 and 1", JOB_MAX_QUANTILES));
+      s->n_quantiles = (int)json_array_size(b);
+      for (int i = 0; i < s->n_quantiles; i++) {
+        json_t *q = json_array_get(b, (size_t)i);
+        double v = json_is_number(q) ? json_number_value(q) : -1;
+        if (!(v > 0 && v < 1))
+          return job_bad(problem, problem_new(PROB_VALIDATION, 0, "return.quantiles[%d] must be a number strictly "
+                                              "between 0 and 1", i));
+        s->quantiles[i] = v;
+      }
+    }
+  }
+  j = json_object_get(body, "params");
+  if (j) {
+    if (!json_is_object(j))
+      return job_bad(problem, problem_new(PROB_VALIDATION, 0, "'params' must be an object of estimator settings"));
+    s->params = json_incref(j);
+  }
+
+  /* operator */
+  sb_error err = {0};
+  j = json_object_get(body, "operator");
+  if (j) {
+    if (obs_from_json(&s->op, j, sm->channels, sm->height, sm->width, &err))
+      return job_bad(problem, problem_new(PROB_VALIDATION, 0, "operator: %s", err.msg));
+    s->op_use = s->op;
+  } else if (e->fixed_op) {
+    s->op_use = e->fixed_op;
+  } else {
+    return job_bad(problem, problem_new(PROB_VALIDATION, 0, "'operator' is required for estimator %s, e.g. "
+                                        "{\"type\": \"identity\"} or {\"type\": \"subsample\", \"stride\": 2}", e->name));
+  }
+  int n_obs = s->op_use->n_obs;
+
+  j = json_object_get(body, "noise_std");
+  if (j) {
+    if (obs_noise_from_json(&s->noise, j, n_obs, &err))
+      return job_bad(problem, problem_new(PROB_VALIDATION, 0, "noise_std: %s", err.msg));
+  } else if (e->fixed_noise) {
+    if (e->fixed_noise->n != n_obs)
+      return job_bad(problem, problem_new(PROB_VALIDATION, 0, "noise_std is required: the operator observes %d "
+                                          "components, the estimator's noise has %d", n_obs, e->fixed_noise->n));
+    if (obs_noise_scalar(&s->noise, 1.0, n_obs, &err))
+      return job_bad(problem, problem_new(PROB_INTERNAL, 0, "%s", err.msg));
+    memcpy(s->noise.std, e->fixed_noise->std, (size_t)n_obs * sizeof(double));
+  } else {
+    return job_bad(problem, problem_new(PROB_VALIDATION, 0, "'noise_std' is required for estimator %s: a positive "
+                                        "number or an array of %d of them", e->name, n_obs));
+  }
+
+  j = json_object_get(body, "observations");
+  if (!json_is_array(j) || json_array_size(j) < 1 || json_array_size(j) > 1024)
+    return job_bad(problem, problem_new(PROB_VALIDATION, 0, "'observations' must be an array of 1 to 1024 rows "
+                                        "(oldest first), each null or an array of %d numbers or nulls", n_obs));
+  s->window = (int)json_array_size(j);
+  if (e->window > 0 && s->window != e->window)
+    return job_bad(problem, problem_new(PROB_VALIDATION, 0, "estimator %s needs exactly %d observation rows, got %d",
+                                        e->name, e->window, s->window));
+  s->y = malloc((size_t)s->window * (size_t)(n_obs > 0 ? n_obs : 1) * sizeof(double));
+  if (!s->y) return job_bad(problem, problem_new(PROB_INTERNAL, 0, "out of memory"));
+  if (obs_window_from_json(j, s->window, n_obs, s->y, &err))
+    return job_bad(problem, problem_new(PROB_VALIDATION, 0, "observations: %s", err.msg));
+
+  est_problem p = {sm, s->op_use, &s->noise, s->window, s->time_index, s->y};
+  if (est_check_problem(e, &p, &err)) return job_bad(problem, problem_new(PROB_VALIDATION, 0, "%s", err.msg));
+  return SB_OK;
+}
+
+json_t *job_spec_canonical(const job_spec *s, const json_t *body) {
+  json_t *c = json_deep_copy(body);
+  if (c && !s->has_seed) json_object_set_new(c, "seed", json_integer((json_int_t)s->seed));
+  return c;
+}
+
+void job_spec_free(job_spec *s) {
+  obs_free(s->op);
+  obs_noise_free(&s->noise);
+  free(s->y);
+  json_decref(s->params);
+  memset(s, 0, sizeof *s);
+}

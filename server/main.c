@@ -1,0 +1,158 @@
+/* main.c: sbidad: flags, environment and config file; tokens; start-up
+ * (store, estimators, recovery, workers, HTTP); signals and clean shutdown.
+ *
+ * Threads: libmicrohttpd's pool (--http-threads) answers requests; --workers
+ * libuv threads run jobs; one libuv loop thread runs timers (wait deadlines,
+ * retention). The main thread only waits for SIGTERM/SIGINT (sigwait). */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "clock.h"
+#include "http_routes.h"
+#include "http_server.h"
+#include "http_wait.h"
+#include "log.h"
+#include "metrics.h"
+#include "version.h"
+
+static int main_load_tokens(app *a, sb_error *err) {
+  if (!a->cfg.tokens_file[0]) return SB_OK;
+  FILE *f = fopen(a->cfg.tokens_file, "r");
+  if (!f) return sb_fail(err, SB_EIO, "cannot read tokens file %s: %s", a->cfg.tokens_file, strerror(errno));
+  char line[1024];
+  while (fgets(line, sizeof line, f)) {
+    char *s = line, *e;
+    while (*s == ' ' || *s == '\t') s++;
+    e = s + strlen(s);
+    while (e > s && (e[-1] == '\n' || e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t')) *--e = 0;
+    if (!*s || *s == '#') continue;
+    char **n = realloc(a->tokens, (size_t)(a->n_tokens + 1) * sizeof *n);
+    if (!n || !(n[a->n_tokens] = strdup(s))) {
+      if (n) a->tokens = n;
+      fclose(f);
+      return sb_fail(err, SB_ENOMEM, "out of memory");
+    }
+    a->tokens = n;
+    a->n_tokens++;
+  }
+  fclose(f);
+  if (!a->n_tokens)
+    return sb_fail(err, SB_EINVAL, "tokens file %s holds no token (one per line; '#' starts a comment)",
+                   a->cfg.tokens_file);
+  return SB_OK;
+}
+
+static void main_retention(app *a) {
+  long long deleted = 0;
+  sb_error err = {0};
+  int rc = store_cleanup(a->store, clock_now_ms(), (int64_t)a->cfg.retention_days * 86400000LL,
+                         a->cfg.retention_max_runs, &deleted, &err);
+  if (rc) log_event(LOG_WARN, "retention_failed", json_pack("{s:s}", "reason", err.msg));
+  else if (deleted) log_event(LOG_INFO, "retention", json_pack("{s:I}", "deleted", (json_int_t)deleted));
+}
+
+static void main_tick(void *ctx) {
+  static unsigned ticks;
+  app *a = ctx;
+  http_wait_tick(NULL);
+  if (++ticks % 6000 == 0) main_retention(a); /* every 10 minutes at 100 ms ticks */
+}
+
+static void main_recover_push(void *ctx, const char *id) { job_queue_push(((app *)ctx)->jq, id, 0); }
+
+static void main_free(app *a) {
+  job_queue_free(a->jq);
+  reg_free(&a->reg);
+  store_close(a->store);
+  for (int i = 0; i < a->n_tokens; i++) free(a->tokens[i]);
+  free(a->tokens);
+}
+
+int main(int argc, char **argv) {
+  app a;
+  memset(&a, 0, sizeof a);
+  sb_error err = {0};
+  int rc = config_load(&a.cfg, argc, argv, &err);
+  if (rc == 1) return 0;
+  if (rc) {
+    fprintf(stderr, "sbidad: %s\n", err.msg);
+    return 2;
+  }
+  if (log_set_level(a.cfg.log_level)) {
+    fprintf(stderr, "sbidad: --log-level must be debug, info, warn or error\n");
+    return 2;
+  }
+  /* Signals go to the main thread only: block them before any thread starts. */
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+  signal(SIGPIPE, SIG_IGN);
+  metrics_init(http_route_labels, http_n_routes);
+
+  if ((rc = main_load_tokens(&a, &err)) || (rc = store_open(&a.store, a.cfg.db, &err))) {
+    log_event(LOG_ERROR, "startup_failed", json_pack("{s:s}", "reason", err.msg));
+    main_free(&a);
+    return 1;
+  }
+  if ((rc = reg_load(&a.reg, a.cfg.models, &err))) {
+    log_event(LOG_ERROR, "startup_failed", json_pack("{s:s}", "reason", err.msg));
+    main_free(&a);
+    return 1;
+  }
+  json_t *names = json_array();
+  for (int i = 0; i < a.reg.count; i++) json_array_append_new(names, json_string(a.reg.items[i]->name));
+  log_event(LOG_INFO, "estimators_loaded", json_pack("{s:o, s:i}", "names", names, "failed", a.reg.failed));
+  main_retention(&a);
+
+  job_queue_opts qo = {a.store, &a.reg, (int)a.cfg.workers, a.cfg.max_queue, http_wait_notify, NULL,
+                       main_tick, &a, 100};
+  if ((rc = job_queue_start(&a.jq, &qo, &err))) {
+    log_event(LOG_ERROR, "startup_failed", json_pack("{s:s}", "reason", err.msg));
+    main_free(&a);
+    return 1;
+  }
+  int requeued = 0, failed = 0;
+  rc = store_recover(a.store, (int)a.cfg.max_attempts, clock_now_ms(), main_recover_push, &a, &requeued, &failed,
+                     &err);
+  if (rc) {
+    log_event(LOG_ERROR, "startup_failed", json_pack("{s:s}", "reason", err.msg));
+    job_queue_stop(a.jq, 0);
+    main_free(&a);
+    return 1;
+  }
+  long depth, running;
+  job_queue_stats(a.jq, &depth, &running);
+  log_event(LOG_INFO, "recovered", json_pack("{s:i, s:i, s:I}", "requeued_running", requeued, "failed_running",
+                                             failed, "queued", (json_int_t)depth));
+  if ((rc = http_start(&a, &err))) {
+    log_event(LOG_ERROR, "startup_failed", json_pack("{s:s}", "reason", err.msg));
+    job_queue_stop(a.jq, 0);
+    main_free(&a);
+    return 1;
+  }
+  log_event(LOG_INFO, "listening",
+            json_pack("{s:s, s:i, s:s, s:i, s:i, s:b, s:s}", "host", a.cfg.host, "port", a.cfg.port, "db", a.cfg.db,
+                      "workers", (int)a.cfg.workers, "http_threads", (int)a.cfg.http_threads, "auth",
+                      a.tokens != NULL, "version", SBIDA_VERSION));
+
+  int sig = 0;
+  while (sigwait(&sigs, &sig) != 0) {
+  }
+  log_event(LOG_INFO, "shutdown", json_pack("{s:s, s:f}", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+                                            "grace_seconds", a.cfg.shutdown_grace));
+  a.stopping = 1;
+  http_quiesce(&a);
+  job_queue_stop(a.jq, a.cfg.shutdown_grace);
+  http_wait_shutdown();
+  http_stop(&a); /* handlers still use the queue and the store until here */
+  main_free(&a);
+  log_event(LOG_INFO, "stopped", NULL);
+  return 0;
+}

@@ -1,0 +1,611 @@
+#include "store.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "clock.h"
+
+const char *const store_states[5] = {"queued", "running", "succeeded", "failed", "cancelled"};
+
+struct store {
+  sqlite3 *w, *r;          /* writer and reader connections */
+  pthread_mutex_t wmu, rmu;
+};
+
+static const char *const store_schema =
+    "CREATE TABLE IF NOT EXISTS runs("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " id TEXT NOT NULL UNIQUE,"
+    " estimator TEXT NOT NULL,"
+    " state TEXT NOT NULL CHECK(state IN ('queued','running','succeeded','failed','cancelled')),"
+    " time_index INTEGER NOT NULL,"
+    " n_samples INTEGER NOT NULL,"
+    " request TEXT NOT NULL,"
+    " created_ms INTEGER NOT NULL,"
+    " started_ms INTEGER,"
+    " finished_ms INTEGER,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " cancel_requested INTEGER NOT NULL DEFAULT 0,"
+    " result TEXT,"
+    " error TEXT,"
+    " samples BLOB,"
+    " samples_dim INTEGER NOT NULL DEFAULT 0,"
+    " idem_key TEXT UNIQUE,"
+    " body_hash TEXT);"
+    "CREATE INDEX IF NOT EXISTS runs_state ON runs(state, seq);"
+    "CREATE INDEX IF NOT EXISTS runs_estimator ON runs(estimator, seq);"
+    "CREATE TABLE IF NOT EXISTS transitions("
+    " run_id TEXT NOT NULL,"
+    " at_ms INTEGER NOT NULL,"
+    " state TEXT NOT NULL,"
+    " reason TEXT);"
+    "CREATE INDEX IF NOT EXISTS transitions_run ON transitions(run_id);";
+
+static int store_sqlfail(sb_error *err, sqlite3 *db, const char *what) {
+  return sb_fail(err, SB_EIO, "database: %s: %s", what, sqlite3_errmsg(db));
+}
+
+static int store_exec(sqlite3 *db, const char *sql, sb_error *err) {
+  char *msg = NULL;
+  if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+    sb_fail(err, SB_EIO, "database: %s", msg ? msg : sqlite3_errmsg(db));
+    sqlite3_free(msg);
+    return SB_EIO;
+  }
+  return SB_OK;
+}
+
+static int store_conn(sqlite3 **db, const char *path, sb_error *err) {
+  if (sqlite3_open_v2(path, db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
+      SQLITE_OK) {
+    int rc = sb_fail(err, SB_EIO, "cannot open database %s: %s", path, *db ? sqlite3_errmsg(*db) : "out of memory");
+    sqlite3_close(*db);
+    *db = NULL;
+    return rc;
+  }
+  sqlite3_busy_timeout(*db, 10000);
+  return store_exec(*db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;", err);
+}
+
+int store_open(store **out, const char *path, sb_error *err) {
+  *out = NULL;
+  store *s = calloc(1, sizeof *s);
+  if (!s) return sb_fail(err, SB_ENOMEM, "out of memory");
+  pthread_mutex_init(&s->wmu, NULL);
+  pthread_mutex_init(&s->rmu, NULL);
+  int rc = store_conn(&s->w, path, err);
+  if (!rc) rc = store_exec(s->w, store_schema, err);
+  if (!rc) rc = store_conn(&s->r, path, err);
+  if (rc) {
+    store_close(s);
+    return rc;
+  }
+  char *jm = NULL;
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(s->w, "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK) {
+    if (sqlite3_step(st) == SQLITE_ROW) jm = strdup((const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+  }
+  int wal = jm && !strcmp(jm, "wal");
+  free(jm);
+  if (!wal) {
+    store_close(s);
+    return sb_fail(err, SB_EIO, "database %s cannot use WAL journaling (is it on a network filesystem?)", path);
+  }
+  *out = s;
+  return SB_OK;
+}
+
+void store_close(store *s) {
+  if (!s) return;
+  if (s->r) sqlite3_close(s->r);
+  if (s->w) {
+    sqlite3_exec(s->w, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+    sqlite3_close(s->w);
+  }
+  pthread_mutex_destroy(&s->wmu);
+  pthread_mutex_destroy(&s->rmu);
+  free(s);
+}
+
+void store_run_free(store_run *r) {
+  if (!r) return;
+  free(r->request);
+  free(r->result);
+  free(r->error);
+  r->request = r->result = r->error = NULL;
+}
+
+static char *store_dup_col(sqlite3_stmt *st, int i) {
+  const unsigned char *t = sqlite3_column_text(st, i);
+  return t ? strdup((const char *)t) : NULL;
+}
+
+#define STORE_RUN_COLS                                                                                  \
+  "seq, id, estimator, state, time_index, n_samples, created_ms, started_ms, finished_ms, attempts, " \
+  "cancel_requested, samples_dim, request, result, error"
+
+static void store_read_run(sqlite3_stmt *st, store_run *r) {
+  memset(r, 0, sizeof *r);
+  r->seq = sqlite3_column_int64(st, 0);
+  snprintf(r->id, sizeof r->id, "%s", (const char *)sqlite3_column_text(st, 1));
+  snprintf(r->estimator, sizeof r->estimator, "%s", (const char *)sqlite3_column_text(st, 2));
+  snprintf(r->state, sizeof r->state, "%s", (const char *)sqlite3_column_text(st, 3));
+  r->time_index = (long)sqlite3_column_int64(st, 4);
+  r->n_samples = sqlite3_column_int(st, 5);
+  r->created_ms = sqlite3_column_int64(st, 6);
+  r->started_ms = sqlite3_column_int64(st, 7);
+  r->finished_ms = sqlite3_column_int64(st, 8);
+  r->attempts = sqlite3_column_int(st, 9);
+  r->cancel_requested = sqlite3_column_int(st, 10);
+  r->samples_dim = sqlite3_column_int(st, 11);
+  r->request = store_dup_col(st, 12);
+  r->result = store_dup_col(st, 13);
+  r->error = store_dup_col(st, 14);
+  r->progress = !strcmp(r->state, "succeeded") ? 1.0 : 0.0;
+}
+
+static int store_transition(sqlite3 *db, const char *id, int64_t now_ms, const char *state, const char *reason,
+                            sb_error *err) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db, "INSERT INTO transitions(run_id, at_ms, state, reason) VALUES(?,?,?,?)", -1, &st,
+                         NULL) != SQLITE_OK)
+    return store_sqlfail(err, db, "prepare transition");
+  sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, now_ms);
+  sqlite3_bind_text(st, 3, state, -1, SQLITE_STATIC);
+  if (reason) sqlite3_bind_text(st, 4, reason, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st) == SQLITE_DONE ? SB_OK : store_sqlfail(err, db, "insert transition");
+  sqlite3_finalize(st);
+  return rc;
+}
+
+static int store_new_id(char id[40], sb_error *err) {
+  unsigned char b[16];
+  if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b) return sb_fail(err, SB_EIO, "getrandom failed");
+  for (int i = 0; i < 16; i++) snprintf(id + 2 * i, 3, "%02x", b[i]);
+  return SB_OK;
+}
+
+/* Runs fn inside BEGIN IMMEDIATE .. COMMIT on the writer, under its mutex. */
+static int store_write_txn(store *s, int (*fn)(store *s, void *ctx, sb_error *err), void *ctx, sb_error *err) {
+  pthread_mutex_lock(&s->wmu);
+  int rc = store_exec(s->w, "BEGIN IMMEDIATE", err);
+  if (!rc) {
+    rc = fn(s, ctx, err);
+    if (rc) sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
+    else rc = store_exec(s->w, "COMMIT", err);
+    if (rc && !sqlite3_get_autocommit(s->w)) sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
+  }
+  pthread_mutex_unlock(&s->wmu);
+  return rc;
+}
+
+static int store_get_on(sqlite3 *db, const char *id, store_run *out, sb_error *err) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db, "SELECT " STORE_RUN_COLS " FROM runs WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
+    return store_sqlfail(err, db, "prepare get");
+  sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+  int step = sqlite3_step(st), rc;
+  if (step == SQLITE_ROW) {
+    store_read_run(st, out);
+    rc = SB_OK;
+  } else if (step == SQLITE_DONE) {
+    rc = sb_fail(err, STORE_ENOTFOUND, "no assimilation with id %.40s", id);
+  } else {
+    rc = store_sqlfail(err, db, "get run");
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
+typedef struct {
+  const store_new_run *n;
+  store_run *out;
+  int *replayed;
+} store_insert_ctx;
+
+static int store_insert_fn(store *s, void *vctx, sb_error *err) {
+  store_insert_ctx *c = vctx;
+  sqlite3 *db = s->w;
+  sqlite3_stmt *st;
+  *c->replayed = 0;
+  if (c->n->idem_key) {
+    if (sqlite3_prepare_v2(db, "SELECT id, body_hash FROM runs WHERE idem_key = ?", -1, &st, NULL) != SQLITE_OK)
+      return store_sqlfail(err, db, "prepare idempotency lookup");
+    sqlite3_bind_text(st, 1, c->n->idem_key, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+      char id[40];
+      snprintf(id, sizeof id, "%s", (const char *)sqlite3_column_text(st, 0));
+      const char *h = (const char *)sqlite3_column_text(st, 1);
+      int same = h && !strcmp(h, c->n->body_hash);
+      sqlite3_finalize(st);
+      if (!same)
+        return sb_fail(err, STORE_EMISMATCH, "Idempotency-Key was already used for assimilation %s with a "
+                       "different body; send the same body or use a new key", id);
+      *c->replayed = 1;
+      return store_get_on(db, id, c->out, err);
+    }
+    sqlite3_finalize(st);
+  }
+  char id[40];
+  int rc = store_new_id(id, err);
+  if (rc) return rc;
+  int64_t now = clock_now_ms();
+  if (sqlite3_prepare_v2(db,
+                         "INSERT INTO runs(id, estimator, state, time_index, n_samples, request, created_ms, "
+                         "idem_key, body_hash) VALUES(?,?,'queued',?,?,?,?,?,?)",
+                         -1, &st, NULL) != SQLITE_OK)
+    return store_sqlfail(err, db, "prepare insert");
+  sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, c->n->estimator, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 3, c->n->time_index);
+  sqlite3_bind_int(st, 4, c->n->n_samples);
+  sqlite3_bind_text(st, 5, c->n->request, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 6, now);
+  if (c->n->idem_key) sqlite3_bind_text(st, 7, c->n->idem_key, -1, SQLITE_STATIC);
+  if (c->n->body_hash) sqlite3_bind_text(st, 8, c->n->body_hash, -1, SQLITE_STATIC);
+  rc = sqlite3_step(st) == SQLITE_DONE ? SB_OK : store_sqlfail(err, db, "insert run");
+  sqlite3_finalize(st);
+  if (!rc) rc = store_transition(db, id, now, "queued", NULL, err);
+  if (!rc) rc = store_get_on(db, id, c->out, err);
+  return rc;
+}
+
+int store_insert(store *s, const store_new_run *n, store_run *out, int *replayed, sb_error *err) {
+  memset(out, 0, sizeof *out);
+  store_insert_ctx c = {n, out, replayed};
+  int rc = store_write_txn(s, store_insert_fn, &c, err);
+  if (rc) store_run_free(out);
+  return rc;
+}
+
+int store_get(store *s, const char *id, store_run *out, sb_error *err) {
+  memset(out, 0, sizeof *out);
+  pthread_mutex_lock(&s->rmu);
+  int rc = store_get_on(s->r, id, out, err);
+  pthread_mutex_unlock(&s->rmu);
+  return rc;
+}
+
+/* Runs one UPDATE with text/int64 arguments on the writer in a transaction,
+ * records a transition when it changed a row. */
+typedef struct {
+  const char *sql;
+  const char *id;
+  int64_t now;
+  const char *state, *reason;
+  int changed;
+  /* finish extras */
+  const char *result, *error;
+  const float *samples;
+  int n_samples, dim;
+} store_upd_ctx;
+
+static int store_upd_fn(store *s, void *vctx, sb_error *err) {
+  store_upd_ctx *c = vctx;
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(s->w, c->sql, -1, &st, NULL) != SQLITE_OK) return store_sqlfail(err, s->w, "prepare update");
+  int np = sqlite3_bind_parameter_count(st);
+  for (int i = 1; i <= np; i++) {
+    const char *name = sqlite3_bind_parameter_name(st, i);
+    if (!name) continue;
+    if (!strcmp(name, ":id")) sqlite3_bind_text(st, i, c->id, -1, SQLITE_STATIC);
+    else if (!strcmp(name, ":now")) sqlite3_bind_int64(st, i, c->now);
+    else if (!strcmp(name, ":state")) sqlite3_bind_text(st, i, c->state, -1, SQLITE_STATIC);
+    else if (!strcmp(name, ":result") && c->result) sqlite3_bind_text(st, i, c->result, -1, SQLITE_STATIC);
+    else if (!strcmp(name, ":error") && c->error) sqlite3_bind_text(st, i, c->error, -1, SQLITE_STATIC);
+    else if (!strcmp(name, ":dim")) sqlite3_bind_int(st, i, c->samples ? c->dim : 0);
+    else if (!strcmp(name, ":samples") && c->samples)
+      sqlite3_bind_blob64(st, i, c->samples, (sqlite3_uint64)c->n_samples * (sqlite3_uint64)c->dim * sizeof(float),
+                          SQLITE_STATIC);
+  }
+  int rc = sqlite3_step(st) == SQLITE_DONE ? SB_OK : store_sqlfail(err, s->w, "update run");
+  sqlite3_finalize(st);
+  if (rc) return rc;
+  c->changed = sqlite3_changes(s->w);
+  if (c->changed && c->state) rc = store_transition(s->w, c->id, c->now, c->state, c->reason, err);
+  return rc;
+}
+
+int store_mark_running(store *s, const char *id, int64_t now_ms, int *taken, sb_error *err) {
+  store_upd_ctx c = {.sql = "UPDATE runs SET state = 'running', started_ms = :now, attempts = attempts + 1 "
+                            "WHERE id = :id AND state = 'queued'",
+                     .id = id, .now = now_ms, .state = "running"};
+  int rc = store_write_txn(s, store_upd_fn, &c, err);
+  *taken = !rc && c.changed;
+  return rc;
+}
+
+int store_finish(store *s, const char *id, const char *state, int64_t now_ms, const char *result,
+                 const float *samples, int n_samples, int dim, const char *error, sb_error *err) {
+  store_upd_ctx c = {.sql = "UPDATE runs SET state = :state, finished_ms = :now, result = :result, error = :error, "
+                            "samples = :samples, samples_dim = :dim WHERE id = :id AND state = 'running'",
+                     .id = id, .now = now_ms, .state = state, .result = result, .error = error,
+                     .samples = samples, .n_samples = n_samples, .dim = dim};
+  int rc = store_write_txn(s, store_upd_fn, &c, err);
+  if (!rc && !c.changed) rc = sb_fail(err, STORE_ECONFLICT, "run %s was not running", id);
+  return rc;
+}
+
+int store_requeue(store *s, const char *id, const char *reason, sb_error *err) {
+  store_upd_ctx c = {.sql = "UPDATE runs SET state = 'queued', started_ms = NULL WHERE id = :id AND state = 'running'",
+                     .id = id, .state = "queued", .reason = reason};
+  c.now = clock_now_ms();
+  return store_write_txn(s, store_upd_fn, &c, err);
+}
+
+typedef struct {
+  const char *id;
+  int64_t now;
+  int was_running;
+} store_cancel_ctx;
+
+static int store_cancel_fn(store *s, void *vctx, sb_error *err) {
+  store_cancel_ctx *c = vctx;
+  store_run r;
+  int rc = store_get_on(s->w, c->id, &r, err);
+  if (rc) return rc;
+  char state[16];
+  memcpy(state, r.state, sizeof state);
+  store_run_free(&r);
+  store_upd_ctx u = {.id = c->id, .now = c->now};
+  if (!strcmp(state, "queued")) {
+    u.sql = "UPDATE runs SET state = 'cancelled', finished_ms = :now WHERE id = :id AND state = 'queued'";
+    u.state = "cancelled";
+    u.reason = "cancelled by the client while queued";
+    c->was_running = 0;
+  } else if (!strcmp(state, "running")) {
+    u.sql = "UPDATE runs SET cancel_requested = 1 WHERE id = :id AND state = 'running'";
+    c->was_running = 1;
+  } else {
+    return sb_fail(err, STORE_ECONFLICT, "assimilation %s already finished (%s); only queued or running ones can "
+                   "be cancelled", c->id, state);
+  }
+  return store_upd_fn(s, &u, err);
+}
+
+int store_cancel(store *s, const char *id, int64_t now_ms, int *was_running, sb_error *err) {
+  store_cancel_ctx c = {id, now_ms, 0};
+  int rc = store_write_txn(s, store_cancel_fn, &c, err);
+  *was_running = c.was_running;
+  return rc;
+}
+
+static int store_delete_fn(store *s, void *vctx, sb_error *err) {
+  const char *id = vctx;
+  store_run r;
+  int rc = store_get_on(s->w, id, &r, err);
+  if (rc) return rc;
+  int active = !strcmp(r.state, "queued") || !strcmp(r.state, "running");
+  if (active) {
+    rc = sb_fail(err, STORE_ECONFLICT, "assimilation %s is %s; cancel it and wait until it is cancelled before "
+                 "deleting it", id, r.state);
+    store_run_free(&r);
+    return rc;
+  }
+  store_run_free(&r);
+  store_upd_ctx u = {.sql = "DELETE FROM runs WHERE id = :id", .id = id};
+  rc = store_upd_fn(s, &u, err);
+  if (!rc) {
+    store_upd_ctx t = {.sql = "DELETE FROM transitions WHERE run_id = :id", .id = id};
+    rc = store_upd_fn(s, &t, err);
+  }
+  return rc;
+}
+
+int store_delete(store *s, const char *id, sb_error *err) {
+  return store_write_txn(s, store_delete_fn, (void *)id, err);
+}
+
+int store_samples(store *s, const char *id, float **data, int *n_samples, int *dim, sb_error *err) {
+  *data = NULL;
+  *n_samples = *dim = 0;
+  pthread_mutex_lock(&s->rmu);
+  sqlite3_stmt *st;
+  int rc;
+  if (sqlite3_prepare_v2(s->r, "SELECT samples, samples_dim, n_samples FROM runs WHERE id = ?", -1, &st, NULL) !=
+      SQLITE_OK) {
+    rc = store_sqlfail(err, s->r, "prepare samples");
+    pthread_mutex_unlock(&s->rmu);
+    return rc;
+  }
+  sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+  int step = sqlite3_step(st);
+  if (step == SQLITE_ROW) {
+    const void *b = sqlite3_column_blob(st, 0);
+    size_t len = (size_t)sqlite3_column_bytes(st, 0);
+    int d = sqlite3_column_int(st, 1), n = sqlite3_column_int(st, 2);
+    if (!b || d <= 0 || len != (size_t)n * (size_t)d * sizeof(float)) {
+      rc = sb_fail(err, STORE_ECONFLICT, "assimilation %s has no samples (it has not succeeded)", id);
+    } else if (!(*data = malloc(len))) {
+      rc = sb_fail(err, SB_ENOMEM, "out of memory for %zu bytes of samples", len);
+    } else {
+      memcpy(*data, b, len);
+      *n_samples = n;
+      *dim = d;
+      rc = SB_OK;
+    }
+  } else if (step == SQLITE_DONE) {
+    rc = sb_fail(err, STORE_ENOTFOUND, "no assimilation with id %.40s", id);
+  } else {
+    rc = store_sqlfail(err, s->r, "read samples");
+  }
+  sqlite3_finalize(st);
+  pthread_mutex_unlock(&s->rmu);
+  return rc;
+}
+
+int store_list(store *s, const char *state, const char *estimator, long long before_seq, int limit,
+               store_run **out, int *count, sb_error *err) {
+  *out = NULL;
+  *count = 0;
+  store_run *runs = calloc((size_t)(limit > 0 ? limit : 1), sizeof *runs);
+  if (!runs) return sb_fail(err, SB_ENOMEM, "out of memory");
+  pthread_mutex_lock(&s->rmu);
+  sqlite3_stmt *st;
+  int rc = SB_OK;
+  if (sqlite3_prepare_v2(s->r,
+                         "SELECT " STORE_RUN_COLS " FROM runs WHERE (?1 IS NULL OR state = ?1) AND "
+                         "(?2 IS NULL OR estimator = ?2) AND (?3 = 0 OR seq < ?3) ORDER BY seq DESC LIMIT ?4",
+                         -1, &st, NULL) != SQLITE_OK) {
+    rc = store_sqlfail(err, s->r, "prepare list");
+  } else {
+    if (state) sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
+    if (estimator) sqlite3_bind_text(st, 2, estimator, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, before_seq);
+    sqlite3_bind_int(st, 4, limit);
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW && *count < limit) store_read_run(st, &runs[(*count)++]);
+    if (step != SQLITE_ROW && step != SQLITE_DONE) rc = store_sqlfail(err, s->r, "list runs");
+    sqlite3_finalize(st);
+  }
+  pthread_mutex_unlock(&s->rmu);
+  if (rc) {
+    for (int i = 0; i < *count; i++) store_run_free(&runs[i]);
+    free(runs);
+    *count = 0;
+    return rc;
+  }
+  *out = runs;
+  return SB_OK;
+}
+
+typedef struct {
+  int max_attempts;
+  int64_t now;
+  int requeued, failed;
+} store_recover_ctx;
+
+static int store_recover_fn(store *s, void *vctx, sb_error *err) {
+  store_recover_ctx *c = vctx;
+  char reason[256];
+  snprintf(reason, sizeof reason, "interrupted by a daemon restart; re-queued");
+  /* Collect the running ones first: each gets its own decision. */
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(s->w, "SELECT id, attempts FROM runs WHERE state = 'running'", -1, &st, NULL) != SQLITE_OK)
+    return store_sqlfail(err, s->w, "prepare recovery");
+  int rc = SB_OK;
+  while (!rc && sqlite3_step(st) == SQLITE_ROW) {
+    char id[40];
+    snprintf(id, sizeof id, "%s", (const char *)sqlite3_column_text(st, 0));
+    int attempts = sqlite3_column_int(st, 1);
+    store_upd_ctx w = {.id = id, .now = c->now};
+    char perr[600];
+    if (attempts < c->max_attempts) {
+      w.sql = "UPDATE runs SET state = 'queued', started_ms = NULL WHERE id = :id";
+      w.state = "queued";
+      w.reason = reason;
+      c->requeued++;
+    } else {
+      snprintf(perr, sizeof perr,
+               "{\"type\":\"urn:sbida:problem:interrupted\",\"title\":\"The job was interrupted by daemon restarts\","
+               "\"status\":500,\"detail\":\"the daemon stopped while this job was running %d times; it is not "
+               "retried again. Submit it anew, perhaps with fewer samples.\"}",
+               attempts);
+      w.sql = "UPDATE runs SET state = 'failed', finished_ms = :now, error = :error WHERE id = :id";
+      w.state = "failed";
+      w.error = perr;
+      w.reason = "interrupted too often";
+      c->failed++;
+    }
+    rc = store_upd_fn(s, &w, err);
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
+int store_recover(store *s, int max_attempts, int64_t now_ms, void (*fn)(void *ctx, const char *id), void *ctx,
+                  int *requeued, int *failed, sb_error *err) {
+  store_recover_ctx c = {max_attempts, now_ms, 0, 0};
+  int rc = store_write_txn(s, store_recover_fn, &c, err);
+  *requeued = c.requeued;
+  *failed = c.failed;
+  if (rc) return rc;
+  pthread_mutex_lock(&s->rmu);
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(s->r, "SELECT id FROM runs WHERE state = 'queued' ORDER BY seq", -1, &st, NULL) !=
+      SQLITE_OK) {
+    rc = store_sqlfail(err, s->r, "prepare queued scan");
+  } else {
+    while (sqlite3_step(st) == SQLITE_ROW) fn(ctx, (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+  }
+  pthread_mutex_unlock(&s->rmu);
+  return rc;
+}
+
+int store_count_states(store *s, long long counts[5], sb_error *err) {
+  memset(counts, 0, 5 * sizeof counts[0]);
+  pthread_mutex_lock(&s->rmu);
+  sqlite3_stmt *st;
+  int rc = SB_OK;
+  if (sqlite3_prepare_v2(s->r, "SELECT state, count(*) FROM runs GROUP BY state", -1, &st, NULL) != SQLITE_OK) {
+    rc = store_sqlfail(err, s->r, "prepare count");
+  } else {
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      const char *state = (const char *)sqlite3_column_text(st, 0);
+      for (int i = 0; i < 5; i++)
+        if (state && !strcmp(state, store_states[i])) counts[i] = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_finalize(st);
+  }
+  pthread_mutex_unlock(&s->rmu);
+  return rc;
+}
+
+typedef struct {
+  int64_t cutoff;
+  long long max_runs, deleted;
+} store_cleanup_ctx;
+
+static int store_cleanup_fn(store *s, void *vctx, sb_error *err) {
+  store_cleanup_ctx *c = vctx;
+  const char *fin = "state IN ('succeeded','failed','cancelled')";
+  char sql[512];
+  c->deleted = 0;
+  if (c->cutoff > 0) {
+    snprintf(sql, sizeof sql,
+             "DELETE FROM transitions WHERE run_id IN (SELECT id FROM runs WHERE %s AND finished_ms < %lld);"
+             "DELETE FROM runs WHERE %s AND finished_ms < %lld;",
+             fin, (long long)c->cutoff, fin, (long long)c->cutoff);
+    int rc = store_exec(s->w, sql, err);
+    if (rc) return rc;
+    c->deleted += sqlite3_changes(s->w);
+  }
+  if (c->max_runs > 0) {
+    snprintf(sql, sizeof sql,
+             "CREATE TEMP TABLE IF NOT EXISTS doomed(id TEXT); DELETE FROM doomed;"
+             "INSERT INTO doomed SELECT id FROM runs WHERE %s ORDER BY seq DESC LIMIT -1 OFFSET %lld;"
+             "DELETE FROM transitions WHERE run_id IN (SELECT id FROM doomed);"
+             "DELETE FROM runs WHERE id IN (SELECT id FROM doomed);",
+             fin, c->max_runs);
+    int rc = store_exec(s->w, sql, err);
+    if (rc) return rc;
+    c->deleted += sqlite3_changes(s->w);
+  }
+  return SB_OK;
+}
+
+int store_cleanup(store *s, int64_t now_ms, int64_t max_age_ms, long long max_runs, long long *deleted,
+                  sb_error *err) {
+  store_cleanup_ctx c = {max_age_ms > 0 ? now_ms - max_age_ms : 0, max_runs, 0};
+  *deleted = 0;
+  if (c.cutoff <= 0 && max_runs <= 0) return SB_OK;
+  int rc = store_write_txn(s, store_cleanup_fn, &c, err);
+  if (!rc) *deleted = c.deleted;
+  return rc;
+}
+
+static int store_noop_fn(store *s, void *ctx, sb_error *err) {
+  (void)s;
+  (void)ctx;
+  (void)err;
+  return SB_OK;
+}
+
+int store_check_writable(store *s, sb_error *err) { return store_write_txn(s, store_noop_fn, NULL, err); }
