@@ -112,3 +112,6 @@ help:
 	@sed -n '1,12p' Makefile
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# The daemon embeds schema/openapi.json (.incbin), which -MMD does not track.
+$(BUILD)/obj/server/openapi_embed.o: schema/openapi.json

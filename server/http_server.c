@@ -204,13 +204,13 @@ int http_start(app *a, sb_error *err) {
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
   if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
   a->mhd = MHD_start_daemon(flags, (uint16_t)a->cfg.port, NULL, NULL, http_access, a,
+                            MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, NULL,
                             MHD_OPTION_SOCK_ADDR, ai->ai_addr,
                             MHD_OPTION_THREAD_POOL_SIZE, (unsigned)a->cfg.http_threads,
                             MHD_OPTION_NOTIFY_COMPLETED, http_completed, a,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024,
                             MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
-                            MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, NULL,
                             MHD_OPTION_END);
   freeaddrinfo(ai);
   if (!a->mhd) return sb_fail(err, SB_EIO, "cannot listen on %s (address in use or not permitted?)", a->cfg.listen);
