@@ -504,8 +504,9 @@ static int store_recover_fn(store *s, void *vctx, sb_error *err) {
     } else {
       snprintf(perr, sizeof perr,
                "{\"type\":\"urn:sbida:problem:interrupted\",\"title\":\"The job was interrupted by daemon restarts\","
-               "\"status\":500,\"detail\":\"the daemon stopped while this job was running %d times; it is not "
-               "retried again. Submit it anew, perhaps with fewer samples.\"}",
+               "\"status\":500,\"detail\":\"the daemon died (crash or kill) while this job ran, in each of its %d "
+               "attempt(s); a restart does not retry it again (--max-attempts). Submit it anew, perhaps with fewer "
+               "samples.\"}",
                attempts);
       w.sql = "UPDATE runs SET state = 'failed', finished_ms = :now, error = :error WHERE id = :id";
       w.state = "failed";

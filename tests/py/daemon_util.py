@@ -155,7 +155,7 @@ def slow_request(**over):
     """A particle filter over a long window: tens of seconds, polls cancel every step."""
     W = 1000
     body = {"estimator": "l96-sakov-pf", "time_index": W - 1, "observations": [None] * (W - 1) + [[0.5] * 40],
-            "operator": {"type": "identity"}, "noise_std": 1.0, "n_samples": 10000, "seed": 1}
+            "operator": {"type": "identity"}, "noise_std": 1.0, "n_samples": 3000, "seed": 1}
     body.update(over)
     return body
 

@@ -1,0 +1,76 @@
+"""64 clients submitting and polling at once: no error, no lost and no
+duplicated job (counted against the list endpoint and the database)."""
+import sqlite3
+import threading
+import time
+
+from daemon_util import fresh_daemon, small_request  # noqa: F401
+
+CLIENTS = 64
+SECONDS = 8
+
+
+def test_64_clients_submit_and_poll(fresh_daemon):
+    d = fresh_daemon(["--workers", "2", "--http-threads", "4", "--max-queue", "1024"]).start()
+    lock = threading.Lock()
+    acked, errors, finished = [], [], []
+    stop_at = time.time() + SECONDS
+
+    def client(k):
+        n = 0
+        try:
+            while time.time() < stop_at:
+                key = "c%d-%d" % (k, n)
+                body = small_request(n_samples=8, seed=k * 1000 + n)
+                r = d.post("/v1/assimilations", body, headers={"Idempotency-Key": key})
+                if r.status != 202:
+                    raise AssertionError("submit: %d %s" % (r.status, r.data[:200]))
+                jid = r.json()["id"]
+                if n % 4 == 0:  # a retried request must not make a second job
+                    r2 = d.post("/v1/assimilations", body, headers={"Idempotency-Key": key})
+                    if r2.status not in (200, 202) or r2.json()["id"] != jid:
+                        raise AssertionError("idempotent retry made another job")
+                with lock:
+                    acked.append(jid)
+                while True:
+                    r = d.get("/v1/assimilations/" + jid)
+                    if r.status != 200:
+                        raise AssertionError("poll: %d %s" % (r.status, r.data[:200]))
+                    st = r.json()["state"]
+                    if st in ("succeeded", "failed", "cancelled"):
+                        break
+                    time.sleep(0.02)
+                if st != "succeeded":
+                    raise AssertionError("job %s ended %s" % (jid, st))
+                with lock:
+                    finished.append(jid)
+                n += 1
+        except Exception as e:  # noqa: BLE001
+            with lock:
+                errors.append("client %d: %r" % (k, e))
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors[:5]
+    assert len(acked) >= CLIENTS  # every client got at least one job through
+    assert len(set(acked)) == len(acked) and sorted(finished) == sorted(acked)
+
+    listed, token = [], None
+    while True:
+        r = d.get("/v1/assimilations?page_size=100" + ("&page_token=" + token if token else ""))
+        assert r.status == 200
+        listed += [x["id"] for x in r.json()["items"]]
+        token = r.json()["next_page_token"]
+        if not token:
+            break
+    assert len(listed) == len(set(listed)) == len(acked)
+    assert set(listed) == set(acked)
+    d.stop()
+    con = sqlite3.connect(d.db)
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert con.execute("SELECT count(*) FROM runs WHERE state = 'succeeded'").fetchone()[0] == len(acked)
+    con.close()
+    print("concurrency: %d clients, %d jobs in %ds" % (CLIENTS, len(acked), SECONDS))

@@ -1,0 +1,99 @@
+"""Durability: kill -9 in the middle of running jobs loses no acknowledged
+job and leaves the database intact; SIGTERM re-queues what it cannot finish."""
+import sqlite3
+import time
+
+from daemon_util import fresh_daemon, small_request, validate  # noqa: F401
+
+
+def medium_request(seed):
+    # a particle filter over 300 steps: about a second each on this machine
+    W = 300
+    return {"estimator": "l96-sakov-pf", "time_index": W - 1, "observations": [None] * (W - 1) + [[0.5] * 40],
+            "operator": {"type": "identity"}, "noise_std": 1.0, "n_samples": 1500, "seed": seed}
+
+
+def integrity(db):
+    con = sqlite3.connect(db)
+    try:
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        return {row[0]: row[1] for row in con.execute("SELECT id, state FROM runs")}
+    finally:
+        con.close()
+
+
+def test_kill9_loses_no_acknowledged_job(fresh_daemon, tmp_path):
+    d = fresh_daemon(["--workers", "2"]).start()
+    fast = d.post("/v1/assimilations?wait=30", small_request()).json()
+    assert fast["state"] == "succeeded"
+    acked = {}
+    for i in range(8):
+        r = d.post("/v1/assimilations", medium_request(i))
+        assert r.status == 202
+        acked[r.json()["id"]] = i
+    deadline = time.time() + 30
+    while sum(1 for j in acked if d.get("/v1/assimilations/" + j).json()["state"] == "running") < 2:
+        assert time.time() < deadline
+        time.sleep(0.05)
+    d.kill9()
+    states = integrity(d.db)
+    assert set(acked) <= set(states)
+    assert "running" in states.values()  # the kill really hit running jobs
+
+    d2 = fresh_daemon(["--workers", "2"]).start()
+    rec = [x for x in d2.log_lines() if x.get("event") == "recovered"][0]
+    assert rec["requeued_running"] >= 1
+    for j in acked:
+        done = d2.wait_state(j, timeout=120)
+        validate(done, "Assimilation")
+        assert done["state"] == "succeeded", done
+    assert d2.get("/v1/assimilations/" + fast["id"]).json()["state"] == "succeeded"
+    # a re-run job is the same computation: same seed, same result
+    again = d2.post("/v1/assimilations?wait=60", medium_request(acked[next(iter(acked))])).json()
+    first = d2.get("/v1/assimilations/" + next(iter(acked))).json()
+    assert again["result"]["mean"] == first["result"]["mean"]
+    d2.stop()
+    states = integrity(d2.db)
+    assert all(states[j] == "succeeded" for j in acked)
+
+
+def test_job_interrupted_too_often_fails_with_reason(fresh_daemon):
+    d = fresh_daemon(["--workers", "1", "--max-attempts", "1"]).start()
+    j = d.post("/v1/assimilations", medium_request(1)).json()
+    d.wait_state(j["id"], states=("running",), timeout=20)
+    d.kill9()
+    d2 = fresh_daemon(["--workers", "1", "--max-attempts", "1"]).start()
+    done = d2.get("/v1/assimilations/" + j["id"]).json()
+    validate(done, "Assimilation")
+    assert done["state"] == "failed"
+    assert done["error"]["type"] == "urn:sbida:problem:interrupted" and "restart" in done["error"]["detail"]
+
+
+def test_sigterm_requeues_unfinished_jobs(fresh_daemon):
+    d = fresh_daemon(["--workers", "1", "--shutdown-grace", "0.2"]).start()
+    W = 1000
+    slow = {"estimator": "l96-sakov-pf", "time_index": W - 1, "observations": [None] * (W - 1) + [[0.5] * 40],
+            "operator": {"type": "identity"}, "noise_std": 1.0, "n_samples": 3000, "seed": 3}
+    a = d.post("/v1/assimilations", slow).json()
+    b = d.post("/v1/assimilations", small_request()).json()
+    d.wait_state(a["id"], states=("running",), timeout=20)
+    t = time.time()
+    assert d.stop() == 0
+    assert time.time() - t < 15
+    states = integrity(d.db)
+    assert states[a["id"]] == "queued" and states[b["id"]] == "queued"
+    events = [x["event"] for x in d.log_lines()]
+    assert "job_requeued" in events and events[-1] == "stopped"
+    d2 = fresh_daemon(["--workers", "1"]).start()
+    d2.post("/v1/assimilations/%s/cancel" % a["id"])
+    assert d2.wait_state(b["id"], timeout=60)["state"] == "succeeded"
+    assert d2.wait_state(a["id"], timeout=60)["state"] == "cancelled"
+
+
+def test_retention_by_count(fresh_daemon):
+    d = fresh_daemon(["--retention-max-runs", "3"]).start()
+    ids = [d.post("/v1/assimilations?wait=20", small_request(seed=i)).json()["id"] for i in range(5)]
+    d.stop()
+    d2 = fresh_daemon(["--retention-max-runs", "3"]).start()  # cleanup runs at start
+    kept = [i for i in ids if d2.get("/v1/assimilations/" + i).status == 200]
+    assert kept == ids[2:]
