@@ -109,17 +109,27 @@ class Daemon:
         return self.request("POST", path, body=body, **kw)
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
-        if self.proc and self.proc.poll() is None:
+        """Stops the daemon; after a clean SIGTERM the exit code must be 0 and
+        the log free of sanitizer reports (make asan runs these tests)."""
+        if not self.proc:
+            return None
+        running = self.proc.poll() is None
+        if running:
             self.proc.send_signal(sig)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        if self.proc:
-            self.log.close()
-        rc = self.proc.returncode if self.proc else None
+                raise AssertionError("sbidad did not stop within %ss of %s" % (timeout, sig))
+        self.log.close()
+        rc = self.proc.returncode
         self.proc = None
+        text = self.log_text()
+        for bad in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
+            assert bad not in text, "sanitizer report in %s:\n%s" % (self.log_path, text[-4000:])
+        if running and sig == signal.SIGTERM:
+            assert rc == 0, "sbidad exited %s after SIGTERM" % rc
         return rc
 
     def kill9(self):
@@ -179,4 +189,4 @@ def fresh_daemon(tmp_path):
 
     yield make
     for d in made:
-        d.stop(signal.SIGKILL)
+        d.stop()

@@ -1,0 +1,18 @@
+build-asan/obj/server/api_estimators.o: server/api_estimators.c \
+ server/http_routes.h server/http_server.h server/app.h server/config.h \
+ core/util/sb_error.h server/job_queue.h server/registry.h core/est/est.h \
+ core/obs/obs.h core/sim/sim.h server/store.h server/dynbuf.h \
+ server/problem.h
+server/http_routes.h:
+server/http_server.h:
+server/app.h:
+server/config.h:
+core/util/sb_error.h:
+server/job_queue.h:
+server/registry.h:
+core/est/est.h:
+core/obs/obs.h:
+core/sim/sim.h:
+server/store.h:
+server/dynbuf.h:
+server/problem.h:

@@ -1,0 +1,21 @@
+build-asan/obj/server/http_server.o: server/http_server.c \
+ server/http_server.h server/app.h server/config.h core/util/sb_error.h \
+ server/job_queue.h server/registry.h core/est/est.h core/obs/obs.h \
+ core/sim/sim.h server/store.h server/dynbuf.h server/clock.h \
+ server/http_routes.h server/log.h server/metrics.h server/problem.h
+server/http_server.h:
+server/app.h:
+server/config.h:
+core/util/sb_error.h:
+server/job_queue.h:
+server/registry.h:
+core/est/est.h:
+core/obs/obs.h:
+core/sim/sim.h:
+server/store.h:
+server/dynbuf.h:
+server/clock.h:
+server/http_routes.h:
+server/log.h:
+server/metrics.h:
+server/problem.h:

@@ -1,0 +1,17 @@
+build-asan/obj/server/http_wait.o: server/http_wait.c server/http_wait.h \
+ server/http_server.h server/app.h server/config.h core/util/sb_error.h \
+ server/job_queue.h server/registry.h core/est/est.h core/obs/obs.h \
+ core/sim/sim.h server/store.h server/dynbuf.h server/clock.h
+server/http_wait.h:
+server/http_server.h:
+server/app.h:
+server/config.h:
+core/util/sb_error.h:
+server/job_queue.h:
+server/registry.h:
+core/est/est.h:
+core/obs/obs.h:
+core/sim/sim.h:
+server/store.h:
+server/dynbuf.h:
+server/clock.h:

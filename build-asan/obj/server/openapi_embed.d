@@ -1,0 +1,1 @@
+build-asan/obj/server/openapi_embed.o: server/openapi_embed.c
