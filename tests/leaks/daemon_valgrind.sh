@@ -1,0 +1,85 @@
+#!/bin/sh
+# Runs sbidad under valgrind (memcheck, full leak check) for a few hundred
+# requests of every kind (jobs, samples as .npy and JSON, lists, cancel,
+# delete, errors, metrics), then SIGTERM. Exits non-zero on any memory error
+# or definite/indirect leak.   usage: BUILD=build tests/leaks/daemon_valgrind.sh
+set -eu
+BUILD=${BUILD:-build}
+tmp=$(mktemp -d)
+trap 'kill -9 $pid 2>/dev/null || true; rm -rf "$tmp"' EXIT
+valgrind --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
+  --error-exitcode=99 --log-file="$tmp/valgrind.log" \
+  "$BUILD/sbidad" --listen 127.0.0.1:0 --db "$tmp/sbida.db" --models "$tmp" --workers 2 --shutdown-grace 1 \
+  2>"$tmp/sbidad.log" &
+pid=$!
+/usr/bin/python3 - "$tmp/sbidad.log" <<'PY'
+import http.client, json, sys, time
+log = sys.argv[1]
+port = None
+for _ in range(600):
+    for line in open(log):
+        if '"listening"' in line:
+            port = json.loads(line)["port"]
+    if port:
+        break
+    time.sleep(0.1)
+assert port, "daemon did not start"
+n = 0
+def req(method, path, body=None, headers=None):
+    global n
+    n += 1
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    h = dict(headers or {})
+    data = body
+    if isinstance(body, dict):
+        data = json.dumps(body).encode()
+        h.setdefault("Content-Type", "application/json")
+    c.request(method, path, body=data, headers=h)
+    r = c.getresponse()
+    out = (r.status, r.read())
+    c.close()
+    return out
+obs = [[0.1 * i] * 40 for i in range(5)]
+base = {"estimator": "l96-sakov-etkf", "time_index": 4, "observations": obs, "operator": {"type": "identity"},
+        "noise_std": 1.0, "n_samples": 16}
+ids = []
+for i in range(60):
+    b = dict(base, seed=i, estimator=["l96-sakov-etkf", "l96-sakov-letkf", "l96-sakov-pf"][i % 3])
+    if i % 5 == 0:
+        b["return"] = {"samples": True, "window": True, "quantiles": [0.25, 0.75]}
+    s, body = req("POST", "/v1/assimilations?wait=60", b, {"Idempotency-Key": "k%d" % (i % 50)})
+    assert s in (200, 202, 422), (s, body)
+    if s in (200, 202):
+        ids.append(json.loads(body)["id"])
+for jid in ids:
+    assert req("GET", "/v1/assimilations/" + jid)[0] == 200
+    assert req("GET", "/v1/assimilations/%s/samples" % jid, headers={"Accept": "application/x-npy"})[0] in (200, 409)
+    assert req("GET", "/v1/assimilations/%s/samples?format=json" % jid)[0] in (200, 409)
+for path in ("/v1/assimilations?page_size=7", "/v1/estimators", "/v1/estimators/l96-thesis-pf", "/v1/health/live",
+             "/v1/health/ready", "/metrics", "/openapi.json", "/nope", "/v1/estimators/nope"):
+    for _ in range(5):
+        req("GET", path)
+bad = [b"{", b"[]", b'{"estimator": 1}', json.dumps(dict(base, n_samples=10**8)).encode(),
+       json.dumps(dict(base, observations=[[1.0] * 39])).encode(), json.dumps(dict(base, extra=1)).encode()]
+for b in bad * 5:
+    s, _ = req("POST", "/v1/assimilations", b, {"Content-Type": "application/json"})
+    assert 400 <= s < 500
+req("POST", "/v1/assimilations", b"{}", {"Content-Type": "text/plain"})
+req("PUT", "/v1/assimilations")
+slow = dict(base, estimator="l96-sakov-pf", time_index=999, observations=[None] * 999 + [[0.5] * 40], n_samples=500)
+s, body = req("POST", "/v1/assimilations", slow)
+sid = json.loads(body)["id"]
+req("POST", "/v1/assimilations/%s/cancel" % sid)
+for jid in ids[:10]:
+    req("DELETE", "/v1/assimilations/" + jid)
+s, body = req("POST", "/v1/assimilations", dict(slow, seed=5))  # left running for the shutdown
+print("valgrind run: %d requests" % n)
+PY
+sleep 1
+kill -TERM $pid
+rc=0; wait $pid || rc=$?
+grep -E "in use at exit|All heap blocks|ERROR SUMMARY|definitely lost|indirectly lost|possibly lost|still reachable" "$tmp/valgrind.log" || true
+if [ "$rc" -ne 0 ]; then
+  echo "daemon_valgrind: FAILED (exit $rc)"; cat "$tmp/valgrind.log" | tail -60; exit 1
+fi
+echo "daemon_valgrind: no memory errors, no definite or indirect leaks"
