@@ -1,2 +1,0 @@
-build-asan/obj/server/clock.o: server/clock.c server/clock.h
-server/clock.h:

@@ -1,1 +1,0 @@
-build-asan/obj/server/openapi_embed.o: server/openapi_embed.c
