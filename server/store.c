@@ -171,9 +171,13 @@ static int store_new_id(char id[40], sb_error *err) {
   return SB_OK;
 }
 
-/* Runs fn inside BEGIN IMMEDIATE .. COMMIT on the writer, under its mutex. */
-static int store_write_txn(store *s, int (*fn)(store *s, void *ctx, sb_error *err), void *ctx, sb_error *err) {
+/* Runs fn inside BEGIN IMMEDIATE .. COMMIT on the writer, under its mutex.
+ * The commit is fsynced (synchronous=FULL) unless lazy: then it reaches the
+ * OS (it survives kill -9) but not necessarily the disk. */
+static int store_write_txn_mode(store *s, int lazy, int (*fn)(store *s, void *ctx, sb_error *err), void *ctx,
+                                sb_error *err) {
   pthread_mutex_lock(&s->wmu);
+  if (lazy) sqlite3_exec(s->w, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
   int rc = store_exec(s->w, "BEGIN IMMEDIATE", err);
   if (!rc) {
     rc = fn(s, ctx, err);
@@ -181,8 +185,13 @@ static int store_write_txn(store *s, int (*fn)(store *s, void *ctx, sb_error *er
     else rc = store_exec(s->w, "COMMIT", err);
     if (rc && !sqlite3_get_autocommit(s->w)) sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
   }
+  if (lazy) sqlite3_exec(s->w, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
   pthread_mutex_unlock(&s->wmu);
   return rc;
+}
+
+static int store_write_txn(store *s, int (*fn)(store *s, void *ctx, sb_error *err), void *ctx, sb_error *err) {
+  return store_write_txn_mode(s, 0, fn, ctx, err);
 }
 
 static int store_get_on(sqlite3 *db, const char *id, store_run *out, sb_error *err) {
@@ -316,7 +325,9 @@ int store_mark_running(store *s, const char *id, int64_t now_ms, int *taken, sb_
   store_upd_ctx c = {.sql = "UPDATE runs SET state = 'running', started_ms = :now, attempts = attempts + 1 "
                             "WHERE id = :id AND state = 'queued'",
                      .id = id, .now = now_ms, .state = "running"};
-  int rc = store_write_txn(s, store_upd_fn, &c, err);
+  /* Lazy: if this mark is lost to a power cut, the run is still 'queued' and
+   * simply runs again, which is what recovery does with 'running' anyway. */
+  int rc = store_write_txn_mode(s, 1, store_upd_fn, &c, err);
   *taken = !rc && c.changed;
   return rc;
 }

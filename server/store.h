@@ -2,8 +2,10 @@
  *
  * Durability: a run is acknowledged to the client only after store_insert's
  * transaction has committed; with WAL and synchronous=FULL the commit fsyncs
- * the WAL, so the run survives kill -9 and power loss. State changes go
- * through the same connection and are committed the same way.
+ * the WAL, so the run survives kill -9 and power loss. Finishing, cancelling,
+ * deleting and recovery commit the same way. Only queued -> running is
+ * committed without fsync (it reaches the OS, so it survives kill -9): losing
+ * it to a power cut leaves the run queued, and it runs again.
  *
  * Threads: one writer connection and one reader connection, each behind its
  * own mutex; WAL lets readers run while a write is in progress.

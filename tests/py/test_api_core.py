@@ -177,9 +177,12 @@ def test_cancel_running_and_queued(daemon):
     running = submit(daemon, slow_request(), wait=0).json()
     running2 = submit(daemon, slow_request(seed=2), wait=0).json()
     queued = submit(daemon, slow_request(seed=3), wait=0).json()  # 2 workers: this one waits
-    deadline = time.time() + 20
-    while daemon.get("/v1/assimilations/" + running["id"]).json()["state"] != "running":
-        assert time.time() < deadline
+    deadline = time.time() + 30
+    while True:  # running, and reporting progress
+        j = daemon.get("/v1/assimilations/" + running["id"]).json()
+        if j["state"] == "running" and 0 < j["progress"] < 1:
+            break
+        assert time.time() < deadline, j
         time.sleep(0.05)
     r = daemon.post("/v1/assimilations/%s/cancel" % queued["id"])
     assert r.status == 200 and r.json()["state"] == "cancelled"

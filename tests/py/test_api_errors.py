@@ -208,3 +208,22 @@ def test_bad_flags_and_config(fresh_daemon, tmp_path):
     r = d.post("/v1/assimilations", small_request(n_samples=51))
     assert r.status == 422 and "50" in r.json()["detail"]
     assert any(x.get("workers") == 1 for x in d.log_lines() if x.get("event") == "listening")
+
+
+def test_broken_model_file_is_skipped(fresh_daemon, tmp_path):
+    d = fresh_daemon()
+    (d.models / "broken.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{not json")
+    (d.models / "notes.txt").write_text("not a model")
+    d.start()
+    skipped = [x for x in d.log_lines() if x.get("event") == "estimator_skipped"]
+    assert any("broken.safetensors" in x.get("spec", "") for x in skipped), skipped
+    assert not any("notes.txt" in x.get("spec", "") for x in skipped)
+    loaded = [x for x in d.log_lines() if x.get("event") == "estimators_loaded"][0]
+    assert loaded["failed"] == 1 and "l96-sakov-etkf" in loaded["names"]
+    assert d.get("/v1/health/ready").status == 200
+    assert d.get("/v1/estimators/broken").status == 404
+
+
+def test_missing_models_dir_is_not_fatal(fresh_daemon, tmp_path):
+    d = fresh_daemon(["--models", str(tmp_path / "nowhere")]).start()
+    assert d.get("/v1/health/ready").status == 200
