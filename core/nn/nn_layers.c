@@ -150,17 +150,31 @@ static void col2im_add(float *dx, const float *dcol, int Cin, int B, int H, int 
       }
 }
 
-void nn_conv_forward(float *out, float *col, const float *x, const float *w, const float *bias,
-                     int Cin, int Cout, int B, int H, int W, int kh, int kw, int stride) {
+static void conv_fwd(float *out, float *col, const float *x, const float *w, const float *bias,
+                     int Cin, int Cout, int B, int H, int W, int kh, int kw, int stride, int add) {
   int Ho = nn_conv_out_size(H, stride), Wo = nn_conv_out_size(W, stride);
   int P = B * Ho * Wo, K = Cin * kh * kw;
   im2col(col, x, Cin, B, H, W, kh, kw, stride);
   for (int co = 0; co < Cout; co++) {
     float v = bias ? bias[co] : 0.0f, *o = out + (size_t)co * P;
-    for (int p = 0; p < P; p++) o[p] = v;
+    if (add)
+      for (int p = 0; p < P; p++) o[p] += v;
+    else
+      for (int p = 0; p < P; p++) o[p] = v;
   }
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cout, P, K, 1.0f, w, K, col, P, 1.0f, out,
               P);
+}
+
+void nn_conv_forward(float *out, float *col, const float *x, const float *w, const float *bias,
+                     int Cin, int Cout, int B, int H, int W, int kh, int kw, int stride) {
+  conv_fwd(out, col, x, w, bias, Cin, Cout, B, H, W, kh, kw, stride, 0);
+}
+
+void nn_conv_forward_add(float *out, float *col, const float *x, const float *w,
+                         const float *bias, int Cin, int Cout, int B, int H, int W, int kh, int kw,
+                         int stride) {
+  conv_fwd(out, col, x, w, bias, Cin, Cout, B, H, W, kh, kw, stride, 1);
 }
 
 void nn_conv_backward(float *dx, float *dw, float *dbias, float *col, float *dcol,

@@ -42,6 +42,10 @@ void nn_masked_linear_backward(float *din, float *dw, float *dbias, const float 
  * col is scratch of Cin*kh*kw * B*Ho*Wo floats; backward recomputes it. */
 void nn_conv_forward(float *out, float *col, const float *x, const float *w, const float *bias,
                      int Cin, int Cout, int B, int H, int W, int kh, int kw, int stride);
+/* out += conv(x) + bias (residual connections without a copy). */
+void nn_conv_forward_add(float *out, float *col, const float *x, const float *w,
+                         const float *bias, int Cin, int Cout, int B, int H, int W, int kh, int kw,
+                         int stride);
 /* dcol: scratch of the same size as col. dx, dw, dbias may be NULL. */
 void nn_conv_backward(float *dx, float *dw, float *dbias, float *col, float *dcol,
                       const float *dout, const float *x, const float *w, int Cin, int Cout,
