@@ -30,7 +30,7 @@ typedef struct gc {
   size_t n_out;
   const float *r;
   int n_vars;
-  gc_var var[24];
+  gc_var var[40];
   size_t max_checks; /* entries checked per tensor (spread evenly); 0 = all */
 } gc;
 
