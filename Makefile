@@ -46,27 +46,33 @@ LIB := $(BUILD)/libsbida.a
 TOOL := $(BUILD)/sbida
 DAEMON := $(if $(SRV_SRC),$(BUILD)/sbidad)
 
+.SECONDARY:
 .PHONY: all build test test-run asan run bench deps deps-check models clean help
 all: build
 build: $(LIB) $(TOOL) $(DAEMON) $(TEST_BIN)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+	@echo "  CC    $<"
+	@$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	@echo "  AR    $@"
+	@rm -f $@ && ar rcs $@ $^
 
 $(TOOL): $(TOOL_OBJ) $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(LIB) $(LDLIBS)
+	@echo "  LINK  $@"
+	@$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(LIB) $(LDLIBS)
 
 $(BUILD)/sbidad: $(SRV_OBJ) $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $(SRV_OBJ) $(LIB) $(LDLIBS)
+	@echo "  LINK  $@"
+	@$(CC) $(LDFLAGS) -o $@ $(SRV_OBJ) $(LIB) $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TEST_HELPER_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $< $(TEST_HELPER_OBJ) $(LIB) $(LDLIBS) -lcmocka
+	@echo "  LINK  $@"
+	@$(CC) $(LDFLAGS) -o $@ $< $(TEST_HELPER_OBJ) $(LIB) $(LDLIBS) -lcmocka
 
 # The two README commands install what is missing first (deploy/install-deps.sh).
 deps:

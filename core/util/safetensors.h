@@ -22,7 +22,7 @@ typedef struct st_tensor {
   int ndim;
   int64_t shape[ST_MAX_DIMS];
   size_t nbytes;
-  void *data; /* reading: points into st_file's buffer; writing: borrowed */
+  void *data; /* reading: points into st_file's buffer (may be unaligned for foreign files: memcpy out); writing: borrowed */
 } st_tensor;
 
 typedef struct st_file {

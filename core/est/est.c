@@ -1,0 +1,105 @@
+#include "est.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int est_check_problem(const estimator *e, const est_problem *p, sb_error *err) {
+  if (!p || !p->sim || !p->op || !p->noise || !p->y)
+    return sb_fail(err, SB_EINVAL, "incomplete problem: system, operator, noise and observations are required");
+  if (strcmp(p->sim->preset, e->sim->preset) != 0 || p->sim->dim != e->sim->dim)
+    return sb_fail(err, SB_EINVAL, "estimator %s serves %s with %d nodes, not %s with %d", e->name, e->sim->preset,
+                   e->sim->dim, p->sim->preset, p->sim->dim);
+  if (p->window < 1 || p->window > 1024) return sb_fail(err, SB_ERANGE, "window length %d outside 1..1024", p->window);
+  if (e->window > 0 && p->window != e->window)
+    return sb_fail(err, SB_EINVAL, "estimator %s needs a window of exactly %d observations, got %d", e->name,
+                   e->window, p->window);
+  if (p->time_index < p->window - 1 || p->time_index > e->sim->t_max)
+    return sb_fail(err, SB_ERANGE, "time_index %ld outside %d..%ld for a window of %d", p->time_index,
+                   p->window - 1, e->sim->t_max, p->window);
+  if (p->op->state_dim != e->sim->dim)
+    return sb_fail(err, SB_EINVAL, "operator is built for %d state components, the system has %d",
+                   p->op->state_dim, e->sim->dim);
+  if (p->noise->n != p->op->n_obs)
+    return sb_fail(err, SB_EINVAL, "noise has %d entries, the operator observes %d", p->noise->n, p->op->n_obs);
+  if (e->fixed_op) {
+    const obs_op *a = e->fixed_op, *b = p->op;
+    int same = a->n_obs == b->n_obs && a->row_ptr[a->n_obs] == b->row_ptr[b->n_obs];
+    for (int i = 0; same && i <= a->n_obs; i++) same = a->row_ptr[i] == b->row_ptr[i];
+    for (int k = 0; same && k < a->row_ptr[a->n_obs]; k++)
+      same = a->col[k] == b->col[k] && fabs(a->val[k] - b->val[k]) <= 1e-9 * (1 + fabs(a->val[k]));
+    if (!same)
+      return sb_fail(err, SB_EINVAL, "estimator %s was trained for one operator (%s) and cannot use another; "
+                     "use a composed-score or baseline estimator for other operators", e->name, obs_kind_name(a->kind));
+  }
+  if (e->fixed_noise) {
+    for (int i = 0; i < p->noise->n; i++)
+      if (fabs(p->noise->std[i] - e->fixed_noise->std[i]) > 1e-9 * e->fixed_noise->std[i])
+        return sb_fail(err, SB_EINVAL, "estimator %s was trained for noise_std %g, got %g at component %d", e->name,
+                       e->fixed_noise->std[i], p->noise->std[i], i);
+  }
+  size_t n = (size_t)p->window * (size_t)p->op->n_obs;
+  for (size_t i = 0; i < n; i++)
+    if (isinf(p->y[i])) return sb_fail(err, SB_EINVAL, "observation %zu is infinite", i);
+  return SB_OK;
+}
+
+int est_sample(estimator *e, const est_problem *p, const est_options *o, est_result *r, sb_error *err) {
+  memset(r, 0, sizeof *r);
+  int rc = est_check_problem(e, p, err);
+  if (rc) return rc;
+  if (o->n_samples < 1 || o->n_samples > 1000000)
+    return sb_fail(err, SB_ERANGE, "n_samples %d outside 1..1000000", o->n_samples);
+  if (o->want_window && !e->has_window)
+    return sb_fail(err, SB_ENOTSUP, "estimator %s cannot return the states of the whole window", e->name);
+  rc = e->sample(e, p, o, r, err);
+  if (rc) {
+    est_result_free(r);
+    return rc;
+  }
+  size_t n = (size_t)r->n_samples * (size_t)r->dim;
+  for (size_t i = 0; i < n; i++)
+    if (!isfinite(r->samples[i])) {
+      est_result_free(r);
+      return sb_fail(err, SB_ENUMERIC, "estimator %s produced a non-finite sample", e->name);
+    }
+  return SB_OK;
+}
+
+int est_result_alloc(est_result *r, int S, int dim, int W, int want_window, int want_density, sb_error *err) {
+  memset(r, 0, sizeof *r);
+  r->n_samples = S;
+  r->dim = dim;
+  r->window = W;
+  r->samples = calloc((size_t)S * (size_t)dim, sizeof(double));
+  if (want_window) r->window_samples = calloc((size_t)S * (size_t)W * (size_t)dim, sizeof(double));
+  if (want_density) r->log_density = calloc((size_t)S, sizeof(double));
+  r->diagnostics = json_object();
+  if (!r->samples || (want_window && !r->window_samples) || (want_density && !r->log_density) || !r->diagnostics) {
+    est_result_free(r);
+    return sb_fail(err, SB_ENOMEM, "out of memory for %d samples of %d values", S, dim);
+  }
+  return SB_OK;
+}
+
+void est_result_free(est_result *r) {
+  if (!r) return;
+  free(r->samples);
+  free(r->window_samples);
+  free(r->log_density);
+  json_decref(r->diagnostics);
+  memset(r, 0, sizeof *r);
+}
+
+void est_free(estimator *e) {
+  if (!e) return;
+  if (e->destroy) e->destroy(e);
+  sim_free(e->sim);
+  obs_free(e->fixed_op);
+  if (e->fixed_noise) {
+    obs_noise_free(e->fixed_noise);
+    free(e->fixed_noise);
+  }
+  json_decref(e->info);
+  free(e);
+}

@@ -1,0 +1,265 @@
+/* Observation operators: hand-computed cases, JSON round trips, adjoint
+ * identity, noise, windows with missing values, and malformed input. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "obs.h"
+#include "rng.h"
+
+static obs_op *make(const char *text, int C, int H, int W) {
+  obs_op *op;
+  sb_error err = {0};
+  if (obs_from_string(&op, text, C, H, W, &err)) fail_msg("%s: %s", text, err.msg);
+  return op;
+}
+
+static void apply1(const obs_op *op, const double *x, double *y) { obs_apply(op, x, y, 1); }
+
+static void test_identity_and_subsample(void **state) {
+  (void)state;
+  double x[8] = {1, 2, 3, 4, 5, 6, 7, 8}, y[8];
+  obs_op *op = make("{\"type\":\"identity\"}", 1, 1, 8);
+  assert_int_equal(op->n_obs, 8);
+  apply1(op, x, y);
+  assert_memory_equal(x, y, sizeof x);
+  obs_free(op);
+  op = make("{\"type\":\"subsample\",\"stride\":3,\"offset\":1}", 1, 1, 8);
+  assert_int_equal(op->n_obs, 3); /* nodes 1, 4, 7 */
+  apply1(op, x, y);
+  assert_true(y[0] == 2 && y[1] == 5 && y[2] == 8);
+  obs_free(op);
+  op = make("{\"type\":\"subsample\",\"stride\":2}", 1, 1, 8);
+  assert_int_equal(op->n_obs, 4);
+  apply1(op, x, y);
+  assert_true(y[0] == 1 && y[3] == 7);
+  obs_free(op);
+}
+
+static void test_stations_and_coarsen(void **state) {
+  (void)state;
+  double x[8] = {1, 2, 3, 4, 5, 6, 7, 8}, y[8];
+  obs_op *op = make("{\"type\":\"stations\",\"indices\":[7,0,0]}", 1, 1, 8);
+  apply1(op, x, y);
+  assert_true(y[0] == 8 && y[1] == 1 && y[2] == 1);
+  obs_free(op);
+  op = make("{\"type\":\"coarsen\",\"factor\":4}", 1, 1, 8);
+  apply1(op, x, y);
+  assert_int_equal(op->n_obs, 2);
+  assert_true(fabs(y[0] - 2.5) < 1e-15 && fabs(y[1] - 6.5) < 1e-15);
+  obs_free(op);
+  /* 2 channels of 4x4, factor 2: per-channel 2x2 block means */
+  double z[32], w[8];
+  for (int i = 0; i < 32; i++) z[i] = i;
+  op = make("{\"type\":\"coarsen\",\"factor\":2}", 2, 4, 4);
+  assert_int_equal(op->n_obs, 8);
+  apply1(op, z, w);
+  assert_true(fabs(w[0] - (0 + 1 + 4 + 5) / 4.0) < 1e-14);
+  assert_true(fabs(w[3] - (10 + 11 + 14 + 15) / 4.0) < 1e-14);
+  assert_true(fabs(w[4] - (16 + 17 + 20 + 21) / 4.0) < 1e-14);
+  obs_free(op);
+}
+
+static void test_kernel_stations(void **state) {
+  (void)state;
+  /* explicit positions: station at node 1 of 8 with sigma_k 0.8, radius 2 */
+  obs_op *op = make("{\"type\":\"kernel_stations\",\"positions\":[1,6]}", 1, 1, 8);
+  assert_int_equal(op->n_obs, 2);
+  double w[5], s = 0;
+  for (int d = -2; d <= 2; d++) s += w[d + 2] = exp(-d * d / (2 * 0.64));
+  double x[8] = {1, 2, 3, 4, 5, 6, 7, 8}, y[2];
+  apply1(op, x, y);
+  /* station at 1 sees nodes 7,0,1,2,3 (periodic); station at 6 sees 4..8 -> 0 */
+  double e0 = (w[0] * 8 + w[1] * 1 + w[2] * 2 + w[3] * 3 + w[4] * 4) / s;
+  double e1 = (w[0] * 5 + w[1] * 6 + w[2] * 7 + w[3] * 8 + w[4] * 1) / s;
+  assert_true(fabs(y[0] - e0) < 1e-12 && fabs(y[1] - e1) < 1e-12);
+  obs_free(op);
+  /* seeded positions: one per block of 4, stable for a seed, stored */
+  op = make("{\"type\":\"kernel_stations\",\"seed\":7}", 1, 1, 32);
+  obs_op *again = make("{\"type\":\"kernel_stations\",\"seed\":7}", 1, 1, 32);
+  assert_int_equal(op->n_obs, 8);
+  int differs_from_start = 0;
+  for (int k = 0; k < 8; k++) {
+    assert_true(op->idx[k] >= 4 * k && op->idx[k] < 4 * k + 4);
+    assert_int_equal(op->idx[k], again->idx[k]);
+    differs_from_start |= op->idx[k] != 4 * k;
+  }
+  assert_true(differs_from_start);
+  obs_free(again);
+  obs_free(op);
+  /* constant field is preserved (weights sum to one) */
+  op = make("{\"type\":\"kernel_stations\"}", 1, 1, 16);
+  double c[16], yc[4];
+  for (int i = 0; i < 16; i++) c[i] = 3.0;
+  apply1(op, c, yc);
+  for (int k = 0; k < 4; k++) assert_true(fabs(yc[k] - 3.0) < 1e-12);
+  obs_free(op);
+}
+
+static void test_dense(void **state) {
+  (void)state;
+  obs_op *op = make("{\"type\":\"dense\",\"matrix\":[[1,0,2],[0,-1,0.5]]}", 1, 1, 3);
+  double x[3] = {1, 2, 4}, y[2];
+  apply1(op, x, y);
+  assert_true(y[0] == 9 && y[1] == 0);
+  double *A = obs_dense(op);
+  assert_true(A[2] == 2 && A[4] == -1 && A[5] == 0.5);
+  free(A);
+  obs_free(op);
+}
+
+/* every operator round-trips through JSON and satisfies <Ax, r> = <x, A^T r> */
+static void test_roundtrip_and_adjoint(void **state) {
+  (void)state;
+  const char *ops[] = {"{\"type\":\"identity\"}",
+                       "{\"type\":\"subsample\",\"stride\":2,\"offset\":1}",
+                       "{\"type\":\"stations\",\"indices\":[3,9,11]}",
+                       "{\"type\":\"kernel_stations\",\"seed\":3}",
+                       "{\"type\":\"coarsen\",\"factor\":4}",
+                       "{\"type\":\"dense\",\"matrix\":[[1,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0.25]]}"};
+  rng r;
+  rng_init(&r, 1, 1);
+  for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+    obs_op *a = make(ops[i], 1, 1, 16);
+    json_t *j = obs_to_json(a);
+    char *text = json_dumps(j, JSON_COMPACT);
+    obs_op *b = make(text, 1, 1, 16);
+    json_t *j2 = obs_to_json(b);
+    assert_true(json_equal(j, j2));
+    double x[16], y1[16], y2[16], rr[16], g[16] = {0};
+    rng_fill_normal(&r, x, 16);
+    rng_fill_normal(&r, rr, (size_t)a->n_obs);
+    obs_apply(a, x, y1, 1);
+    obs_apply(b, x, y2, 1);
+    assert_memory_equal(y1, y2, sizeof(double) * a->n_obs);
+    obs_apply_adjoint(a, rr, g, 1);
+    double lhs = 0, rhs = 0;
+    for (int k = 0; k < a->n_obs; k++) lhs += y1[k] * rr[k];
+    for (int k = 0; k < 16; k++) rhs += x[k] * g[k];
+    assert_true(fabs(lhs - rhs) < 1e-12 * (1 + fabs(lhs)));
+    /* batched float apply agrees with double */
+    float xf[32], yf[32];
+    for (int k = 0; k < 16; k++) xf[k] = xf[16 + k] = (float)x[k];
+    obs_apply_f(a, xf, yf, 2);
+    for (int k = 0; k < a->n_obs; k++) assert_true(fabs(yf[a->n_obs + k] - y1[k]) < 1e-5);
+    free(text);
+    json_decref(j);
+    json_decref(j2);
+    obs_free(a);
+    obs_free(b);
+  }
+}
+
+static void test_malformed_rejected(void **state) {
+  (void)state;
+  static const struct { const char *json; const char *needle; } bad[] = {
+      {"[1,2]", "object"},
+      {"{}", "operator.type"},
+      {"{\"type\":3}", "operator.type"},
+      {"{\"type\":\"fancy\"}", "unknown"},
+      {"{\"type\":\"identity\",\"stride\":2}", "unknown field 'stride'"},
+      {"{\"type\":\"subsample\",\"stride\":0}", "operator.stride"},
+      {"{\"type\":\"subsample\",\"stride\":2.5}", "operator.stride"},
+      {"{\"type\":\"subsample\",\"stride\":2,\"offset\":2}", "operator.offset"},
+      {"{\"type\":\"subsample\",\"stride\":\"2\"}", "operator.stride"},
+      {"{\"type\":\"stations\"}", "operator.indices"},
+      {"{\"type\":\"stations\",\"indices\":[]}", "empty"},
+      {"{\"type\":\"stations\",\"indices\":[16]}", "operator.indices[0]"},
+      {"{\"type\":\"stations\",\"indices\":[1,-1]}", "operator.indices[1]"},
+      {"{\"type\":\"stations\",\"indices\":[1,null]}", "operator.indices[1]"},
+      {"{\"type\":\"kernel_stations\",\"block\":3}", "does not divide"},
+      {"{\"type\":\"kernel_stations\",\"sigma_k\":-1}", "operator.sigma_k"},
+      {"{\"type\":\"kernel_stations\",\"positions\":[1,2]}", "expected 4"},
+      {"{\"type\":\"coarsen\"}", "operator.factor"},
+      {"{\"type\":\"coarsen\",\"factor\":3}", "does not divide"},
+      {"{\"type\":\"dense\",\"matrix\":[]}", "operator.matrix"},
+      {"{\"type\":\"dense\",\"matrix\":[[1,2]]}", "operator.matrix[0]"},
+      {"{\"type\":\"dense\",\"matrix\":[[1,0,0,0,0,0,0,0,0,0,0,0,0,0,0,\"x\"]]}", "operator.matrix[0][15]"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    obs_op *op = (obs_op *)1;
+    sb_error err = {0};
+    int rc = obs_from_string(&op, bad[i].json, 1, 1, 16, &err);
+    if (rc == 0) fail_msg("accepted %s", bad[i].json);
+    assert_null(op);
+    if (!strstr(err.msg, bad[i].needle)) fail_msg("%s: message '%s' lacks '%s'", bad[i].json, err.msg, bad[i].needle);
+  }
+  obs_op *op;
+  sb_error err;
+  assert_int_equal(obs_from_string(&op, "{\"type\":", 1, 1, 16, &err), SB_EINVAL);
+  assert_non_null(strstr(err.msg, "not valid JSON"));
+  assert_int_not_equal(obs_from_string(&op, "{\"type\":\"kernel_stations\"}", 2, 4, 4, &err), 0);
+}
+
+static void test_noise(void **state) {
+  (void)state;
+  obs_noise nz;
+  sb_error err;
+  json_t *j = json_loads("[0.5, 2.0]", 0, NULL);
+  assert_int_equal(obs_noise_from_json(&nz, j, 2, &err), 0);
+  json_decref(j);
+  const int B = 20000;
+  double *y = calloc((size_t)B * 2, sizeof(double));
+  obs_add_noise(&nz, y, B, 3, 0);
+  double s0 = 0, s1 = 0;
+  for (int b = 0; b < B; b++) s0 += y[2 * b] * y[2 * b], s1 += y[2 * b + 1] * y[2 * b + 1];
+  assert_true(fabs(sqrt(s0 / B) - 0.5) < 0.02 && fabs(sqrt(s1 / B) - 2.0) < 0.06);
+  free(y);
+  json_t *back = obs_noise_to_json(&nz);
+  assert_true(json_is_array(back) && json_array_size(back) == 2);
+  json_decref(back);
+  obs_noise_free(&nz);
+  const char *bad[] = {"0", "-1", "\"1\"", "[1]", "[1, 0]", "[1, null]", "null"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    json_t *b = json_loads(bad[i], JSON_DECODE_ANY, NULL);
+    if (!obs_noise_from_json(&nz, b, 2, &err)) fail_msg("accepted noise %s", bad[i]);
+    assert_true(strlen(err.msg) > 10);
+    json_decref(b);
+  }
+  assert_int_equal(obs_noise_scalar(&nz, NAN, 2, &err), SB_ERANGE);
+  assert_int_equal(obs_noise_scalar(&nz, INFINITY, 2, &err), SB_ERANGE);
+}
+
+static void test_window_parsing(void **state) {
+  (void)state;
+  double y[6];
+  sb_error err;
+  json_t *j = json_loads("[[1, null], null, [3, 4]]", 0, NULL);
+  assert_int_equal(obs_window_from_json(j, 3, 2, y, &err), 0);
+  assert_true(y[0] == 1 && isnan(y[1]) && isnan(y[2]) && isnan(y[3]) && y[4] == 3 && y[5] == 4);
+  assert_int_equal(obs_count_observed(y, 6), 3);
+  json_decref(j);
+  static const struct { const char *json; const char *needle; } bad[] = {
+      {"{}", "array of 3 rows"},
+      {"[[1,2],[3,4]]", "has 2 rows"},
+      {"[[1,2],[3],[5,6]]", "observations[1] has 1"},
+      {"[[1,2],[3,\"a\"],[5,6]]", "observations[1][1]"},
+      {"[[1,2],[3,true],[5,6]]", "observations[1][1]"},
+      {"[[1,2],5,[5,6]]", "observations[1]"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    json_t *b = json_loads(bad[i].json, JSON_DECODE_ANY, NULL);
+    assert_non_null(b);
+    if (!obs_window_from_json(b, 3, 2, y, &err)) fail_msg("accepted %s", bad[i].json);
+    if (!strstr(err.msg, bad[i].needle)) fail_msg("%s: message '%s' lacks '%s'", bad[i].json, err.msg, bad[i].needle);
+    json_decref(b);
+  }
+  /* jansson refuses NaN/Infinity literals and overflowing numbers at parse time */
+  assert_null(json_loads("[[NaN, 1]]", 0, NULL));
+  assert_null(json_loads("[[1e999, 1]]", 0, NULL));
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_identity_and_subsample), cmocka_unit_test(test_stations_and_coarsen),
+      cmocka_unit_test(test_kernel_stations),        cmocka_unit_test(test_dense),
+      cmocka_unit_test(test_roundtrip_and_adjoint),  cmocka_unit_test(test_malformed_rejected),
+      cmocka_unit_test(test_noise),                  cmocka_unit_test(test_window_parsing),
+  };
+  return cmocka_run_group_tests_name("obs", tests, NULL, NULL);
+}

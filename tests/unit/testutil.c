@@ -1,0 +1,56 @@
+#include "testutil.h"
+
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <cmocka.h>
+
+json_t *tu_load_json(const char *path) {
+  json_error_t je;
+  json_t *j = json_load_file(path, 0, &je);
+  if (!j) fail_msg("cannot load %s: %s (run tests from the repository root)", path, je.text);
+  return j;
+}
+
+double *tu_doubles(const json_t *arr, size_t *n) {
+  assert_true(json_is_array(arr));
+  *n = json_array_size(arr);
+  double *v = malloc(sizeof(double) * (*n ? *n : 1));
+  for (size_t i = 0; i < *n; i++) v[i] = json_number_value(json_array_get(arr, i));
+  return v;
+}
+
+double *tu_matrix(const json_t *arr, size_t *rows, size_t *cols) {
+  assert_true(json_is_array(arr));
+  *rows = json_array_size(arr);
+  *cols = *rows ? json_array_size(json_array_get(arr, 0)) : 0;
+  size_t total = *rows * *cols;
+  double *v = malloc(sizeof(double) * (total ? total : 1));
+  for (size_t i = 0; i < *rows; i++) {
+    const json_t *row = json_array_get(arr, i);
+    assert_int_equal(json_array_size(row), *cols);
+    for (size_t j = 0; j < *cols; j++) v[i * *cols + j] = json_number_value(json_array_get(row, j));
+  }
+  return v;
+}
+
+double tu_max_scaled_err(const double *a, const double *b, size_t n, double atol, double rtol) {
+  double m = 0;
+  for (size_t i = 0; i < n; i++) {
+    double e = fabs(a[i] - b[i]) / (atol + rtol * fabs(b[i]));
+    if (!(e <= m)) m = e; /* NaN propagates as a failure */
+  }
+  return m;
+}
+
+const char *tu_tmpdir(void) {
+  const char *d = getenv("SBIDA_TEST_TMP");
+  if (!d) d = "build/test-tmp";
+  mkdir("build", 0755);
+  mkdir(d, 0755);
+  return d;
+}
