@@ -10,6 +10,7 @@
 
 static const sb_command commands[] = {
     {"simulate", "simulate trajectories (and observations) of a preset to .npy", cmd_simulate},
+    {"train", "train a score-based estimator from a JSON config", cmd_train},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
 
