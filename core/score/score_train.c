@@ -385,11 +385,13 @@ int score_train(const json_t *cfg, score_train_opts *o, sb_error *err) {
     else nn_ema_update(&sm->net, (float)tc->ema);
     if (isfinite(loss)) loss_ema = isnan(loss_ema) ? loss : 0.98 * loss_ema + 0.02 * loss;
     double el = now_s() - t_start, rate = (s + 1 - step0) / (el > 1e-9 ? el : 1e-9);
-    /* a time budget shortens the run: total is re-estimated from the rate */
-    if (tc->time_budget_s > 0 && s - step0 == 50) {
-      long fit = step0 + 51 + (long)(rate * (tc->time_budget_s - (now_s() - t0)));
-      if (fit < total) total = fit > s + 2 ? fit : s + 2;
+    /* a time budget shortens the run: the LR schedule's end is re-estimated
+     * from the measured rate every 100 steps, and the budget is a hard stop */
+    if (tc->time_budget_s > 0 && (s - step0) % 100 == 50) {
+      long fit = s + 1 + (long)(rate * (tc->time_budget_s - (now_s() - t0)));
+      total = fit < tc->steps ? (fit > s + 2 ? fit : s + 2) : tc->steps;
     }
+    if (tc->time_budget_s > 0 && now_s() - t0 > tc->time_budget_s && s + 1 < total) total = s + 2;
     if ((s + 1) % tc->val_every == 0 || s + 1 == total) vloss = val_loss(&tr);
     if ((s + 1) % tc->ckpt_every == 0 && (rc = save_state(&tr, state_path, err))) goto done;
     if (now_s() - last_report > (o->progress_tty ? 0.5 : 10.0) || s + 1 == total) {
