@@ -1,0 +1,9 @@
+build-asan/obj/core/eval/eval_json.o: core/eval/eval_json.c \
+ core/eval/eval.h core/est/est.h core/obs/obs.h core/util/sb_error.h \
+ core/sim/sim.h core/eval/eval_metrics.h
+core/eval/eval.h:
+core/est/est.h:
+core/obs/obs.h:
+core/util/sb_error.h:
+core/sim/sim.h:
+core/eval/eval_metrics.h:

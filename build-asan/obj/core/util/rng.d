@@ -1,0 +1,2 @@
+build-asan/obj/core/util/rng.o: core/util/rng.c core/util/rng.h
+core/util/rng.h:
