@@ -194,7 +194,8 @@ static void test_est_open(void **state) {
   assert_int_equal(est_open(&e, "pf", "l96-sakov", 0, &err), 0);
   assert_string_equal(e->name, "l96-sakov-pf");
   est_free(e);
-  assert_int_equal(est_open(&e, "models/x.safetensors", "l96-sakov", 0, &err), SB_ENOTSUP);
+  assert_int_equal(est_open(&e, "models/absent.safetensors", "l96-sakov", 0, &err), SB_EIO);
+  assert_non_null(strstr(err.msg, "absent.safetensors"));
   assert_int_equal(est_open(&e, "enkf", "l96-sakov", 0, &err), SB_EINVAL);
   assert_int_equal(est_open(&e, "etkf", "nope", 0, &err), SB_EINVAL);
   assert_null(e);
