@@ -42,6 +42,12 @@ int est_pf_create(estimator **out, sim *s, sb_error *err);
 int etkf_analysis(double *X, int K, int n, const obs_op *op, const double *y, const double *std,
                   double inflation, double radius, sb_error *err);
 
+/* Test hook: 0 (default) picks the ensemble-space transform (O(K^3)) when
+ * the number of observations q >= K and the observation-space one
+ * (O(K q^2 + q^3)) when q < K; 1 forces ensemble space.
+ * Set it only while no analysis runs. */
+extern int etkf_path_override;
+
 /* Gaspari-Cohn (1999) fifth-order taper, r = distance / half-width;
  * 1 at 0, 0 for r >= 2. */
 double gaspari_cohn(double r);

@@ -39,6 +39,8 @@ typedef struct etkf_ws {
   double *Wt;    /* (K,K) Wt[j][i]: weight of anomaly j in member i */
   double *bv;    /* (K) */
   double *wm;    /* (K) mean weights */
+  double *fv;    /* (K) low-rank transform factors */
+  int rank;      /* low-rank path: number of columns of U in use, -1 = full path */
   int *valid;    /* (p) indices of observed rows */
   int *loc;      /* (p) node of each observation (letkf) */
 } etkf_ws;
@@ -56,7 +58,7 @@ static int ws_init(etkf_ws *w, int K, int n, int p, sb_error *err) {
   w->n = n;
   w->p = p;
   size_t k = (size_t)K, N = (size_t)n, P = (size_t)p;
-  size_t total = N + k * N + k * P + P + k * P + k * P + P + P + k * k + k + k + k * k + k * k + k + k;
+  size_t total = N + k * N + k * P + P + k * P + k * P + P + P + k * k + k + k + k * k + k * k + k + k + k;
   w->mem = malloc(total * sizeof(double));
   w->valid = malloc((P ? P : 1) * sizeof(int));
   w->loc = malloc((P ? P : 1) * sizeof(int));
@@ -79,7 +81,8 @@ static int ws_init(etkf_ws *w, int K, int n, int p, sb_error *err) {
   w->U = m; m += k * k;
   w->Wt = m; m += k * k;
   w->bv = m; m += k;
-  w->wm = m;
+  w->wm = m; m += k;
+  w->fv = m;
   return SB_OK;
 }
 
@@ -139,6 +142,102 @@ static int etkf_weights(etkf_ws *w, int q, sb_error *err) {
   return SB_OK;
 }
 
+
+/* The same transform when q < K, in observation space: with
+ * G = Y R^{-1/2} = U diag(s) Q^T (thin SVD through the q x q eigenproblem of
+ * G^T G), M = (K-1) I + G G^T gives
+ *   sqrt(K-1) M^{-1/2} = I + U diag(f) U^T,  f = sqrt((K-1) / (K-1+s^2)) - 1,
+ *   wmean = M^{-1} G R^{-1/2} d = U diag(s / (K-1+s^2)) Q^T R^{-1/2} d.
+ * Costs O(K q^2 + q^3) instead of O(K^3). Fills w->U [K][q] (columns 0..rank-1
+ * used), w->fv and w->wm; sets w->rank. */
+static int etkf_lowrank(etkf_ws *w, int q, sb_error *err) {
+  int K = w->K;
+  double *G = w->C, *Q = w->M, *U = w->U;
+  for (int j = 0; j < K; j++)
+    for (int k = 0; k < q; k++) G[(size_t)j * q + k] = w->Y[(size_t)j * q + k] * sqrt(w->rinv[k]);
+  for (int a = 0; a < q; a++)
+    for (int b = a; b < q; b++) {
+      double s = 0.0;
+      for (int j = 0; j < K; j++) s += G[(size_t)j * q + a] * G[(size_t)j * q + b];
+      Q[(size_t)a * q + b] = s;
+      Q[(size_t)b * q + a] = s;
+    }
+  int rc = symeig(Q, w->lam, w->work, q, err);
+  if (rc) return rc;
+  double smax = w->lam[q - 1] > 0 ? w->lam[q - 1] : 0.0;
+  /* dt = R^{-1/2} d projected: work[m] = (Q^T dt)_m */
+  int r = 0;
+  for (int m = q - 1; m >= 0; m--) {
+    double s2 = w->lam[m];
+    if (!(s2 > 1e-13 * smax) || s2 <= 0.0) break;
+    double sv = sqrt(s2), pr = 0.0;
+    for (int k = 0; k < q; k++) pr += Q[(size_t)k * q + m] * w->d[k] * sqrt(w->rinv[k]);
+    for (int j = 0; j < K; j++) {
+      double u = 0.0;
+      for (int k = 0; k < q; k++) u += G[(size_t)j * q + k] * Q[(size_t)k * q + m];
+      U[(size_t)j * q + r] = u / sv;
+    }
+    w->fv[r] = sqrt((double)(K - 1) / (K - 1 + s2)) - 1.0;
+    w->work[r] = pr * sv / (K - 1 + s2);
+    r++;
+  }
+  for (int j = 0; j < K; j++) {
+    double s = 0.0;
+    for (int m = 0; m < r; m++) s += U[(size_t)j * q + m] * w->work[m];
+    w->wm[j] = s;
+  }
+  w->rank = r;
+  return SB_OK;
+}
+
+/* Chooses the cheaper path; afterwards transform_col / Wt apply it. */
+int etkf_path_override = 0;
+
+static int etkf_transform(etkf_ws *w, int q, int want_full, sb_error *err) {
+  if (q < w->K && etkf_path_override != 1) {
+    int rc = etkf_lowrank(w, q, err);
+    if (rc || !want_full) return rc;
+    int K = w->K, r = w->rank;
+    for (int j = 0; j < K; j++)
+      for (int i = j; i < K; i++) {
+        double s = i == j ? 1.0 : 0.0;
+        for (int m = 0; m < r; m++) s += w->U[(size_t)j * q + m] * w->fv[m] * w->U[(size_t)i * q + m];
+        w->Wt[(size_t)j * K + i] = s + w->wm[j];
+        w->Wt[(size_t)i * K + j] = s + w->wm[i];
+      }
+    w->rank = -1;
+    return SB_OK;
+  }
+  w->rank = -1;
+  return etkf_weights(w, q, err);
+}
+
+/* out[i] = xb + sum_j Wt[j][i] a[j] for a = one column of anomalies (K);
+ * works for both paths (q = stride of U). */
+static void transform_col(etkf_ws *w, int q, const double *a, double xb, double *out) {
+  int K = w->K;
+  if (w->rank >= 0) {
+    double wa = 0.0, *tm = w->lam; /* eigenvalues are no longer needed */
+    for (int j = 0; j < K; j++) wa += w->wm[j] * a[j];
+    for (int m = 0; m < w->rank; m++) {
+      double s = 0.0;
+      for (int j = 0; j < K; j++) s += w->U[(size_t)j * q + m] * a[j];
+      tm[m] = s * w->fv[m];
+    }
+    for (int i = 0; i < K; i++) {
+      double s = xb + wa + a[i];
+      for (int m = 0; m < w->rank; m++) s += w->U[(size_t)i * q + m] * tm[m];
+      out[i] = s;
+    }
+    return;
+  }
+  for (int i = 0; i < K; i++) {
+    double s = xb;
+    for (int j = 0; j < K; j++) s += w->Wt[(size_t)j * K + i] * a[j];
+    out[i] = s;
+  }
+}
+
 static int node_of(const obs_op *op, int row) {
   int best = -1;
   double bv = -1.0;
@@ -180,7 +279,7 @@ static int analysis_ws(etkf_ws *w, double *X, const obs_op *op, const double *y,
       w->d[k] = y[v] - w->hb[v];
       w->rinv[k] = 1.0 / (std[v] * std[v]);
     }
-    int rc = etkf_weights(w, q, err);
+    int rc = etkf_transform(w, q, 1, err);
     if (rc) return rc;
     for (int i = 0; i < K; i++) {
       double *xi = X + (size_t)i * n;
@@ -223,13 +322,11 @@ static int analysis_ws(etkf_ws *w, double *X, const obs_op *op, const double *y,
       w->rinv[kk] = taper / (std[v] * std[v]);
       kk++;
     }
-    int rc = etkf_weights(w, ql, err);
+    int rc = etkf_transform(w, ql, 0, err);
     if (rc) return rc;
-    for (int i = 0; i < K; i++) {
-      double s = w->xb[g];
-      for (int j = 0; j < K; j++) s += w->Wt[(size_t)j * K + i] * w->A[(size_t)j * n + g];
-      X[(size_t)i * n + g] = s;
-    }
+    for (int j = 0; j < K; j++) w->bv[j] = w->A[(size_t)j * n + g];
+    transform_col(w, ql, w->bv, w->xb[g], w->work);
+    for (int i = 0; i < K; i++) X[(size_t)i * n + g] = w->work[i];
   }
   return SB_OK;
 }

@@ -79,7 +79,7 @@ uint64_t eval_case_seed(uint64_t seed, int c) {
 typedef struct case_out {
   eval_case_stats st;
   json_t *diag;
-  double hpd_level; /* unused until estimators expose log q(x*) */
+  double hpd_level; /* fraction of samples with log q(x_s) >= log q(x*) */
 } case_out;
 
 typedef struct run_ctx {
@@ -135,6 +135,25 @@ static void *worker(void *arg) {
       break;
     }
     const double *truth = x->cs->truth + ((size_t)c * W + (W - 1)) * n;
+    if (x->sum->has_hpd) {
+      double lq;
+      rc = r.log_density ? x->e->log_prob(x->e, &pr, &o, truth, 1, &lq, &e)
+                         : sb_fail(&e, SB_EINVAL, "estimator %s returned no log_density", x->e->name);
+      if (rc) {
+        est_result_free(&r);
+        pthread_mutex_lock(&x->lock);
+        if (!x->rc) {
+          x->rc = rc;
+          x->err = e;
+          sb_wrap(&x->err, "case %d: log density of the truth", c);
+        }
+        pthread_mutex_unlock(&x->lock);
+        break;
+      }
+      int above = 0;
+      for (int s = 0; s < S; s++) above += r.log_density[s] >= lq;
+      x->out[c].hpd_level = (double)above / S;
+    }
     eval_score_case(r.samples, S, n, truth, &x->out[c].st, x->hist + (size_t)c * (S + 1),
                     c == 0 ? x->sum->ex_mean : NULL, c == 0 ? x->sum->ex_std : NULL, work);
     x->out[c].diag = r.diagnostics;
@@ -240,6 +259,7 @@ int eval_run(estimator *e, const eval_cases *cs, const obs_op *op, const obs_noi
     eval_summary_free(sum);
     return sb_fail(err, SB_ENOMEM, "out of memory for %d cases of %d samples", C, S);
   }
+  sum->has_hpd = e->has_density && e->log_prob != NULL;
   memcpy(sum->ex_truth, cs->truth + (size_t)(W - 1) * n, sizeof(double) * n);
   memcpy(sum->ex_y, cs->y + (size_t)(W - 1) * p, sizeof(double) * p);
   pthread_mutex_init(&x.lock, NULL);
@@ -280,6 +300,16 @@ int eval_run(estimator *e, const eval_cases *cs, const obs_op *op, const obs_noi
       if (d > sum->coverage_max_abs_error) sum->coverage_max_abs_error = d;
     }
     sum->rank_p = eval_rank_uniformity_p(sum->rank_hist, S, &sum->rank_bins);
+    if (sum->has_hpd) {
+      double *lv = malloc(sizeof(double) * C);
+      if (!lv) {
+        rc = sb_fail(err, SB_ENOMEM, "out of memory");
+      } else {
+        for (int c = 0; c < C; c++) lv[c] = x.out[c].hpd_level;
+        eval_hpd_coverage(lv, C, sum->hpd_coverage);
+        free(lv);
+      }
+    }
     sum->diagnostics = mean_diagnostics(x.out, C);
     sum->samples_per_second = sum->seconds > 0 ? (double)C * S / sum->seconds : 0.0;
   }

@@ -22,9 +22,9 @@ static void eval_usage(FILE *f) {
           "so two estimators evaluated with the same flags see the very same cases.\n\n"
           "problem:\n"
           "  --estimator SPEC    etkf, letkf, pf (baselines) or a model file (required)\n"
-          "  --preset NAME       l96-sakov (default) or l96-thesis\n"
+          "  --preset NAME       l96-sakov (default for baselines) or l96-thesis; a model file brings its own\n"
           "  --N N               state size (default: the preset's, 40 for l96-sakov, 32 for l96-thesis)\n"
-          "  --window W          observations per window, 1..1024 (default 10)\n"
+          "  --window W          observations per window, 1..1024 (default 10, or the model's window)\n"
           "  --operator JSON     observation operator (default '{\"type\":\"identity\"}')\n"
           "  --noise-std S       observation noise std, > 0 (default 1.0)\n"
           "  --time-index T      time index of the window's last state (default W-1)\n"
@@ -96,12 +96,12 @@ static int bad(const char *msg, const char *val) {
 }
 
 int cmd_eval(int argc, char **argv) {
-  const char *spec = NULL, *preset = "l96-sakov", *op_text = "{\"type\":\"identity\"}", *params_text = NULL;
+  const char *spec = NULL, *preset = NULL, *op_text = "{\"type\":\"identity\"}", *params_text = NULL;
   const char *json_path = NULL, *svg_dir = NULL;
   long N = 0, window = 10, cases = 300, samples = 100, threads = 1, t_index = -1, t_lo = -1, t_hi = -1;
   long long seed = 1;
   double noise = 1.0;
-  int quiet = 0;
+  int quiet = 0, window_given = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -134,6 +134,7 @@ int cmd_eval(int argc, char **argv) {
       if (parse_long(v, 4, 1024, &N)) return bad("--N must be an integer in 4..1024, got", v);
     } else if (!strcmp(name, "--window")) {
       if (parse_long(v, 1, 1024, &window)) return bad("--window must be an integer in 1..1024, got", v);
+      window_given = 1;
     } else if (!strcmp(name, "--cases")) {
       if (parse_long(v, 1, 10000000, &cases)) return bad("--cases must be an integer in 1..10000000, got", v);
     } else if (!strcmp(name, "--samples")) {
@@ -182,11 +183,15 @@ int cmd_eval(int argc, char **argv) {
   eval_summary sum;
   memset(&sum, 0, sizeof sum);
   int status = 1, rc;
-  if ((rc = est_open(&e, spec, preset, (int)N, &err))) {
+  /* a model file knows its preset and window; baselines default to l96-sakov */
+  size_t slen = strlen(spec);
+  int is_model = slen > 12 && !strcmp(spec + slen - 12, ".safetensors");
+  if ((rc = est_open(&e, spec, preset ? preset : (is_model ? NULL : "l96-sakov"), (int)N, &err))) {
     fprintf(stderr, "sbida eval: %s\n", err.msg);
     status = rc == SB_EINVAL || rc == SB_ERANGE ? 2 : 1;
     goto done;
   }
+  if (!window_given && e->window > 0) window = e->window;
   if ((rc = obs_from_string(&op, op_text, e->sim->channels, e->sim->height, e->sim->width, &err))) {
     fprintf(stderr, "sbida eval: --operator: %s\n", err.msg);
     status = 2;

@@ -82,6 +82,16 @@ static void test_etkf_matches_reference(void **state) {
       maxd = fmax(maxd, fabs(X[i * n + c] - json_number_value(json_array_get(json_array_get(post, i), c))));
   print_message("ETKF vs reference: max |diff| = %.3g\n", maxd);
   assert_true(maxd < 1e-9);
+  /* the ensemble-space transform (used when observations >= members) too */
+  double *X1 = malloc(sizeof(double) * K * n);
+  for (int i = 0; i < K; i++)
+    for (int c = 0; c < n; c++) X1[i * n + c] = json_number_value(json_array_get(json_array_get(prior, i), c));
+  etkf_path_override = 1;
+  assert_int_equal(etkf_analysis(X1, K, n, op, y, std, json_number_value(json_object_get(j, "inflation")), 0.0, &err),
+                   0);
+  etkf_path_override = 0;
+  for (int i = 0; i < K * n; i++) assert_true(fabs(X1[i] - X[i]) < 1e-11);
+  free(X1);
   json_t *am = json_object_get(j, "analysis_mean");
   for (int c = 0; c < n; c++) {
     double m = 0;
@@ -125,6 +135,42 @@ static void test_etkf_matches_reference(void **state) {
   json_decref(j);
 }
 
+/* Both transforms give the same analysis (global and local), with fewer
+ * observations than members (the only case where they differ). */
+static void test_transform_paths_agree(void **state) {
+  (void)state;
+  sb_error err;
+  int n = 12;
+  obs_op *op;
+  assert_int_equal(obs_from_string(&op, "{\"type\":\"identity\"}", 1, 1, n, &err), 0);
+  int Ks[2] = {13, 30};
+  for (int k = 0; k < 2; k++)
+    for (int loc = 0; loc < 2; loc++) {
+      int K = Ks[k];
+      double *X[3], y[12], sd[12];
+      rng r;
+      rng_init(&r, 11, (uint64_t)K);
+      for (int p = 0; p < 3; p++) X[p] = malloc(sizeof(double) * K * n);
+      for (int i = 0; i < K * n; i++) X[0][i] = X[1][i] = X[2][i] = 2.0 * rng_normal(&r) + (i % n);
+      for (int c = 0; c < n; c++) {
+        y[c] = c + rng_normal(&r);
+        sd[c] = 0.5 + 0.1 * c;
+      }
+      y[3] = NAN;
+      for (int p = 1; p <= 2; p++) {
+        etkf_path_override = p == 1 ? 1 : 0; /* ensemble space, then automatic */
+        assert_int_equal(etkf_analysis(X[p], K, n, op, y, sd, 1.05, loc ? 4.0 : 0.0, &err), 0);
+      }
+      etkf_path_override = 0;
+      double md = 0;
+      for (int i = 0; i < K * n; i++) md = fmax(md, fabs(X[1][i] - X[2][i]));
+      assert_true(md < 1e-10);
+      assert_true(fabs(X[1][0] - X[0][0]) > 1e-6); /* something happened */
+      for (int p = 0; p < 3; p++) free(X[p]);
+    }
+  obs_free(op);
+}
+
 static void test_gaspari_cohn(void **state) {
   (void)state;
   assert_true(fabs(gaspari_cohn(0) - 1) < 1e-15);
@@ -148,7 +194,8 @@ static void test_est_open(void **state) {
   assert_int_equal(est_open(&e, "pf", "l96-sakov", 0, &err), 0);
   assert_string_equal(e->name, "l96-sakov-pf");
   est_free(e);
-  assert_int_equal(est_open(&e, "models/x.safetensors", "l96-sakov", 0, &err), SB_ENOTSUP);
+  assert_int_equal(est_open(&e, "models/absent.safetensors", "l96-sakov", 0, &err), SB_EIO);
+  assert_non_null(strstr(err.msg, "absent.safetensors"));
   assert_int_equal(est_open(&e, "enkf", "l96-sakov", 0, &err), SB_EINVAL);
   assert_int_equal(est_open(&e, "etkf", "nope", 0, &err), SB_EINVAL);
   assert_null(e);
@@ -219,6 +266,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_symeig_reconstructs),
       cmocka_unit_test(test_etkf_matches_reference),
+      cmocka_unit_test(test_transform_paths_agree),
       cmocka_unit_test(test_gaspari_cohn),
       cmocka_unit_test(test_est_open),
       cmocka_unit_test(test_baselines_small),

@@ -12,8 +12,9 @@
 #include <cmocka.h>
 
 #include "eval.h"
+#include "rng.h"
 
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define SANITIZED 1
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -166,11 +167,97 @@ static void test_svg_documents(void **state) {
   setup_close(&s);
 }
 
+// ----------------------------------------------------------------------------
+// A mock estimator with a known, exactly calibrated answer: under a flat
+// prior and identity observations the posterior of x_t is N(y_t, sd^2 I), and
+// x_t - y_t ~ N(0, sd^2 I) holds for every truth, so the evaluator must report
+// calibrated coverage (marginal and HPD). `shrink` < 1 makes it over-confident.
+
+static double mock_shrink = 1.0;
+
+static double mock_logq(const est_problem *p, const double *x) {
+  int n = p->sim->dim;
+  const double *y = p->y + (size_t)(p->window - 1) * n;
+  double lq = 0;
+  for (int i = 0; i < n; i++) {
+    double sd = p->noise->std[i] * mock_shrink, z = (x[i] - y[i]) / sd;
+    lq += -0.5 * z * z - log(sd) - 0.5 * log(2 * M_PI);
+  }
+  return lq;
+}
+
+static int mock_sample(estimator *e, const est_problem *p, const est_options *o, est_result *r, sb_error *err) {
+  (void)e;
+  int n = p->sim->dim, S = o->n_samples;
+  int rc = est_result_alloc(r, S, n, p->window, 0, 1, err);
+  if (rc) return rc;
+  const double *y = p->y + (size_t)(p->window - 1) * n;
+  for (int s = 0; s < S; s++) {
+    rng g;
+    rng_init(&g, o->seed, (uint64_t)s);
+    for (int i = 0; i < n; i++) r->samples[s * n + i] = y[i] + mock_shrink * p->noise->std[i] * rng_normal(&g);
+    r->log_density[s] = mock_logq(p, r->samples + s * n);
+  }
+  return SB_OK;
+}
+
+static int mock_log_prob(estimator *e, const est_problem *p, const est_options *o, const double *x, int n,
+                         double *out, sb_error *err) {
+  (void)e;
+  (void)o;
+  (void)err;
+  for (int k = 0; k < n; k++) out[k] = mock_logq(p, x + (size_t)k * p->sim->dim);
+  return SB_OK;
+}
+
+static void test_known_answer_end_to_end(void **state) {
+  (void)state;
+  setup s;
+  setup_open(&s, "etkf", "l96-sakov", 20, "{\"type\":\"identity\"}", 0.7, 2, 150, 1, 1, 3);
+  estimator *mock = calloc(1, sizeof *mock);
+  snprintf(mock->name, sizeof mock->name, "mock");
+  snprintf(mock->kind, sizeof mock->kind, "mock");
+  sb_error err;
+  assert_int_equal(sim_create(&mock->sim, "l96-sakov", 20, &err), 0);
+  mock->has_density = 1;
+  mock->sample = mock_sample;
+  mock->log_prob = mock_log_prob;
+  double shrinks[2] = {1.0, 0.6};
+  for (int k = 0; k < 2; k++) {
+    mock_shrink = shrinks[k];
+    eval_summary sum;
+    eval_config cfg = {.n_samples = 40, .threads = 2, .seed = 9};
+    if (eval_run(mock, &s.cs, s.op, &s.nz, &cfg, &sum, &err)) fail_msg("%s", err.msg);
+    assert_true(sum.has_hpd);
+    double hpd_err = 0;
+    for (int i = 0; i < EVAL_N_LEVELS; i++) hpd_err = fmax(hpd_err, fabs(sum.hpd_coverage[i] - eval_level(i)));
+    print_message("mock x%.1f: coverage err %.3f, rank p %.3g, hpd err %.3f, spread/skill %.3f\n", mock_shrink,
+                  sum.coverage_max_abs_error, sum.rank_p, hpd_err, sum.spread_skill);
+    if (k == 0) {
+      assert_true(sum.coverage_max_abs_error < 0.03);
+      assert_true(sum.rank_p > 1e-3);
+      assert_true(hpd_err < 0.12); /* 150 cases: binomial noise ~0.04 */
+      assert_true(fabs(sum.spread_skill - 1) < 0.1);
+    } else {
+      assert_true(sum.coverage_max_abs_error > 0.15);
+      assert_true(sum.rank_p < 1e-6);
+      assert_true(hpd_err > 0.3);
+    }
+    char *doc = eval_svg_coverage(&sum, "mock");
+    assert_non_null(strstr(doc, "HPD"));
+    free(doc);
+    eval_summary_free(&sum);
+  }
+  est_free(mock);
+  setup_close(&s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_cases_independent_of_estimator),
       cmocka_unit_test(test_thread_count_invariance),
       cmocka_unit_test(test_svg_documents),
+      cmocka_unit_test(test_known_answer_end_to_end),
       cmocka_unit_test(test_windowed_etkf_reference),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,114 @@
+/* nn_ckpt.c: safetensors checkpoints of nn models (see nn_ckpt.h). */
+#include "nn_ckpt.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void nn_ckpt_config_string(const nn_model *m, char *buf, size_t n) {
+  if (m->kind == NN_RESNET) {
+    const nn_resnet_config *c = &m->rc;
+    snprintf(buf, n,
+             "dims=%d h=%d w=%d cin=%d cout=%d width=%d blocks=%d groups=%d n_scalars=%d "
+             "emb_dim=%d",
+             c->dims, c->h, c->w, c->cin, c->cout, c->width, c->blocks, c->groups, c->n_scalars,
+             c->emb_dim);
+  } else {
+    const nn_mlp_config *c = &m->mc;
+    snprintf(buf, n, "in=%d out=%d hidden=%d layers=%d act=%d", c->in, c->out, c->hidden,
+             c->layers, c->act);
+  }
+}
+
+int nn_ckpt_save(const nn_model *m, int use_ema, const char *path, int n_meta,
+                 const char *const *keys, const char *const *vals, sb_error *err) {
+  const float *src = use_ema ? m->ema : m->params;
+  if (!src) return sb_fail(err, SB_EINVAL, "nn: checkpoint of EMA weights requested but no EMA");
+  st_file f;
+  st_init(&f);
+  char cfg[256], num[32], step[32];
+  nn_ckpt_config_string(m, cfg, sizeof cfg);
+  snprintf(num, sizeof num, "%zu", m->n_params);
+  snprintf(step, sizeof step, "%ld", m->step);
+  int rc = st_set_meta(&f, "nn.format", NN_CKPT_FORMAT, err);
+  if (!rc) rc = st_set_meta(&f, "nn.arch", m->kind == NN_RESNET ? "resnet" : "mlp", err);
+  if (!rc) rc = st_set_meta(&f, "nn.config", cfg, err);
+  if (!rc) rc = st_set_meta(&f, "nn.n_params", num, err);
+  if (!rc) rc = st_set_meta(&f, "nn.step", step, err);
+  if (!rc) rc = st_set_meta(&f, "nn.weights", use_ema ? "ema" : "params", err);
+  for (int i = 0; !rc && i < n_meta; i++) rc = st_set_meta(&f, keys[i], vals[i], err);
+  for (int i = 0; !rc && i < m->n_tensors; i++) {
+    const nn_tensor *t = &m->tensors[i];
+    rc = st_add(&f, t->name, ST_F32, t->ndim, t->shape, src + t->offset, err);
+  }
+  if (!rc) rc = st_write(&f, path, err);
+  st_free(&f);
+  if (rc) sb_wrap(err, "nn: saving checkpoint %s", path);
+  return rc;
+}
+
+int nn_ckpt_copy_params(nn_model *m, const st_file *f, const char *prefix, sb_error *err) {
+  char name[NN_NAME_MAX + 64];
+  for (int i = 0; i < m->n_tensors; i++) {
+    const nn_tensor *t = &m->tensors[i];
+    const st_tensor *s;
+    snprintf(name, sizeof name, "%s%s", prefix ? prefix : "", t->name);
+    int rc = st_get_checked(f, name, ST_F32, t->ndim, t->shape, &s, err);
+    if (rc) return rc;
+    memcpy(m->params + t->offset, s->data, t->numel * sizeof(float));
+  }
+  return SB_OK;
+}
+
+static int parse_config(nn_model *m, const char *arch, const char *cfg, sb_error *err) {
+  if (!strcmp(arch, "resnet")) {
+    nn_resnet_config c = {0};
+    if (sscanf(cfg,
+               "dims=%d h=%d w=%d cin=%d cout=%d width=%d blocks=%d groups=%d n_scalars=%d "
+               "emb_dim=%d",
+               &c.dims, &c.h, &c.w, &c.cin, &c.cout, &c.width, &c.blocks, &c.groups,
+               &c.n_scalars, &c.emb_dim) != 10)
+      return sb_fail(err, SB_EFORMAT, "nn: cannot parse resnet nn.config '%s'", cfg);
+    return nn_resnet_init(m, &c, err);
+  }
+  if (!strcmp(arch, "mlp")) {
+    nn_mlp_config c = {0};
+    if (sscanf(cfg, "in=%d out=%d hidden=%d layers=%d act=%d", &c.in, &c.out, &c.hidden,
+               &c.layers, &c.act) != 5)
+      return sb_fail(err, SB_EFORMAT, "nn: cannot parse mlp nn.config '%s'", cfg);
+    return nn_mlp_init(m, &c, err);
+  }
+  return sb_fail(err, SB_EFORMAT, "nn: unknown architecture nn.arch = '%s'", arch);
+}
+
+int nn_ckpt_load(const char *path, nn_model *m, st_file *meta, sb_error *err) {
+  st_file f;
+  memset(m, 0, sizeof *m);
+  int rc = st_read(path, &f, err);
+  if (rc) {
+    sb_wrap(err, "nn: loading checkpoint %s", path);
+    return rc;
+  }
+  const char *fmt = st_get_meta(&f, "nn.format"), *arch = st_get_meta(&f, "nn.arch");
+  const char *cfg = st_get_meta(&f, "nn.config"), *step = st_get_meta(&f, "nn.step");
+  if (!fmt || !arch || !cfg)
+    rc = sb_fail(err, SB_EFORMAT, "not an sbida nn checkpoint (metadata nn.format, nn.arch or "
+                                  "nn.config missing)");
+  else if (strcmp(fmt, NN_CKPT_FORMAT))
+    rc = sb_fail(err, SB_ENOTSUP, "checkpoint format %s, this build reads %s", fmt,
+                 NN_CKPT_FORMAT);
+  if (!rc) rc = parse_config(m, arch, cfg, err);
+  if (!rc) rc = nn_ckpt_copy_params(m, &f, NULL, err);
+  if (!rc && step) m->step = atol(step);
+  if (rc) {
+    nn_model_free(m);
+    st_free(&f);
+    sb_wrap(err, "nn: loading checkpoint %s", path);
+    return rc;
+  }
+  if (meta)
+    *meta = f;
+  else
+    st_free(&f);
+  return SB_OK;
+}

@@ -1,0 +1,33 @@
+/* nn_internal.h: shared between the nn_*.c model files (not public). */
+#ifndef SB_NN_INTERNAL_H
+#define SB_NN_INTERNAL_H
+
+#include "nn_model.h"
+
+/* Appends a tensor to m's table (offset = current n_params). Returns its index or -1. */
+int nn__add_tensor(nn_model *m, const char *name, int ndim, const int64_t *shape, int init,
+                   int fan_in);
+/* Allocates params and grads after the table is complete. */
+int nn__alloc(nn_model *m, sb_error *err);
+
+/* Workspace carving: with ws->mem == NULL only counts. */
+float *nn__carve(nn_workspace *ws, size_t *used, size_t n);
+
+int nn__resnet_check(const nn_resnet_config *c, sb_error *err);
+int nn__resnet_build(nn_model *m);
+int nn__resnet_ws(nn_workspace *ws, const nn_model *m, size_t *used);
+int nn__resnet_forward(const nn_model *m, nn_workspace *ws, const float *x, const float *scalars,
+                       int B, float *out);
+int nn__resnet_backward(const nn_model *m, nn_workspace *ws, const float *dout, float *grads,
+                        float *dx);
+
+int nn__mlp_build(nn_model *m);
+int nn__mlp_ws(nn_workspace *ws, const nn_model *m, size_t *used);
+int nn__mlp_forward(const nn_model *m, nn_workspace *ws, const float *x, int B, float *out);
+int nn__mlp_backward(const nn_model *m, nn_workspace *ws, const float *dout, float *grads,
+                     float *dx);
+
+#define NN_P(m, i) ((m)->params + (m)->tensors[i].offset)
+#define NN_G(g, m, i) ((g) ? (g) + (m)->tensors[i].offset : NULL)
+
+#endif

@@ -1,0 +1,613 @@
+/* nn_layers.c: layer kernels (see nn_layers.h for layouts and conventions). */
+#include "nn_layers.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#include "nn_math.h"
+
+/* Hot loops get an AVX2+FMA clone picked at run time; the portable build keeps
+ * a baseline x86-64 version. */
+#if defined(__x86_64__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define NN_HOT __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define NN_HOT
+#endif
+
+// ----------------------------------------------------------------------------
+// layout
+
+void nn_transpose_bcs_to_cbs(float *out, const float *in, int B, int C, int S) {
+  for (int b = 0; b < B; b++)
+    for (int c = 0; c < C; c++)
+      memcpy(out + ((size_t)c * B + b) * S, in + ((size_t)b * C + c) * S, sizeof(float) * S);
+}
+
+void nn_transpose_cbs_to_bcs(float *out, const float *in, int B, int C, int S, int accumulate) {
+  for (int b = 0; b < B; b++)
+    for (int c = 0; c < C; c++) {
+      float *o = out + ((size_t)b * C + c) * S;
+      const float *i = in + ((size_t)c * B + b) * S;
+      if (accumulate)
+        for (int s = 0; s < S; s++) o[s] += i[s];
+      else
+        memcpy(o, i, sizeof(float) * S);
+    }
+}
+
+// ----------------------------------------------------------------------------
+// linear
+
+void nn_linear_forward(float *out, const float *in, const float *w, const float *bias, int B,
+                       int IC, int OC) {
+  for (int b = 0; b < B; b++) {
+    float *o = out + (size_t)b * OC;
+    if (bias)
+      memcpy(o, bias, sizeof(float) * OC);
+    else
+      memset(o, 0, sizeof(float) * OC);
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, OC, IC, 1.0f, in, IC, w, IC, 1.0f, out,
+              OC);
+}
+
+void nn_linear_backward(float *din, float *dw, float *dbias, const float *dout, const float *in,
+                        const float *w, int B, int IC, int OC) {
+  if (din)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, IC, OC, 1.0f, dout, OC, w, IC, 1.0f,
+                din, IC);
+  if (dw)
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, B, 1.0f, dout, OC, in, IC, 1.0f,
+                dw, IC);
+  if (dbias)
+    for (int b = 0; b < B; b++)
+      for (int o = 0; o < OC; o++) dbias[o] += dout[(size_t)b * OC + o];
+}
+
+void nn_masked_linear_forward(float *out, float *wm, const float *in, const float *w,
+                              const float *mask, const float *bias, int B, int IC, int OC) {
+  for (size_t i = 0; i < (size_t)OC * IC; i++) wm[i] = w[i] * mask[i];
+  nn_linear_forward(out, in, wm, bias, B, IC, OC);
+}
+
+void nn_masked_linear_backward(float *din, float *dw, float *dbias, const float *dout,
+                               const float *in, const float *wm, const float *mask, int B,
+                               int IC, int OC) {
+  nn_linear_backward(din, NULL, dbias, dout, in, wm, B, IC, OC);
+  if (dw)
+    for (int o = 0; o < OC; o++)
+      for (int i = 0; i < IC; i++) {
+        if (mask[(size_t)o * IC + i] == 0.0f) continue;
+        float acc = 0.0f;
+        for (int b = 0; b < B; b++) acc += dout[(size_t)b * OC + o] * in[(size_t)b * IC + i];
+        dw[(size_t)o * IC + i] += acc * mask[(size_t)o * IC + i];
+      }
+}
+
+// ----------------------------------------------------------------------------
+// convolution (circular padding) as im2col + sgemm
+
+int nn_conv_out_size(int n, int stride) { return (n + stride - 1) / stride; }
+
+static inline int wrap(int i, int n) {
+  i %= n;
+  return i < 0 ? i + n : i;
+}
+
+/* col (Cin*kh*kw, B*Ho*Wo) <- x (Cin, B, H, W) */
+static void im2col(float *col, const float *x, int Cin, int B, int H, int W, int kh, int kw,
+                   int s) {
+  int Ho = nn_conv_out_size(H, s), Wo = nn_conv_out_size(W, s);
+  size_t P = (size_t)B * Ho * Wo;
+  for (int ci = 0; ci < Cin; ci++)
+    for (int i = 0; i < kh; i++)
+      for (int j = 0; j < kw; j++) {
+        float *dst = col + ((size_t)(ci * kh + i) * kw + j) * P;
+        int dj = j - kw / 2;
+        for (int b = 0; b < B; b++) {
+          const float *xb = x + ((size_t)ci * B + b) * H * W;
+          for (int ho = 0; ho < Ho; ho++) {
+            const float *row = xb + (size_t)wrap(ho * s + i - kh / 2, H) * W;
+            float *d = dst + ((size_t)b * Ho + ho) * Wo;
+            if (s == 1) {
+              /* d[wo] = row[(wo + dj) mod W]: two contiguous pieces */
+              int sh = wrap(dj, W);
+              memcpy(d, row + sh, sizeof(float) * (W - sh));
+              memcpy(d + (W - sh), row, sizeof(float) * sh);
+            } else {
+              for (int wo = 0; wo < Wo; wo++) d[wo] = row[wrap(wo * s + dj, W)];
+            }
+          }
+        }
+      }
+}
+
+/* dx (Cin, B, H, W) += col2im(dcol) */
+static void col2im_add(float *dx, const float *dcol, int Cin, int B, int H, int W, int kh, int kw,
+                       int s) {
+  int Ho = nn_conv_out_size(H, s), Wo = nn_conv_out_size(W, s);
+  size_t P = (size_t)B * Ho * Wo;
+  for (int ci = 0; ci < Cin; ci++)
+    for (int i = 0; i < kh; i++)
+      for (int j = 0; j < kw; j++) {
+        const float *src = dcol + ((size_t)(ci * kh + i) * kw + j) * P;
+        int dj = j - kw / 2;
+        for (int b = 0; b < B; b++) {
+          float *xb = dx + ((size_t)ci * B + b) * H * W;
+          for (int ho = 0; ho < Ho; ho++) {
+            float *row = xb + (size_t)wrap(ho * s + i - kh / 2, H) * W;
+            const float *d = src + ((size_t)b * Ho + ho) * Wo;
+            if (s == 1) {
+              int sh = wrap(dj, W);
+              for (int w = 0; w < W - sh; w++) row[sh + w] += d[w];
+              for (int w = 0; w < sh; w++) row[w] += d[W - sh + w];
+            } else {
+              for (int wo = 0; wo < Wo; wo++) row[wrap(wo * s + dj, W)] += d[wo];
+            }
+          }
+        }
+      }
+}
+
+static void conv_fwd(float *out, float *col, const float *x, const float *w, const float *bias,
+                     int Cin, int Cout, int B, int H, int W, int kh, int kw, int stride, int add) {
+  int Ho = nn_conv_out_size(H, stride), Wo = nn_conv_out_size(W, stride);
+  int P = B * Ho * Wo, K = Cin * kh * kw;
+  im2col(col, x, Cin, B, H, W, kh, kw, stride);
+  for (int co = 0; co < Cout; co++) {
+    float v = bias ? bias[co] : 0.0f, *o = out + (size_t)co * P;
+    if (add)
+      for (int p = 0; p < P; p++) o[p] += v;
+    else
+      for (int p = 0; p < P; p++) o[p] = v;
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cout, P, K, 1.0f, w, K, col, P, 1.0f, out,
+              P);
+}
+
+void nn_conv_forward(float *out, float *col, const float *x, const float *w, const float *bias,
+                     int Cin, int Cout, int B, int H, int W, int kh, int kw, int stride) {
+  conv_fwd(out, col, x, w, bias, Cin, Cout, B, H, W, kh, kw, stride, 0);
+}
+
+void nn_conv_forward_add(float *out, float *col, const float *x, const float *w,
+                         const float *bias, int Cin, int Cout, int B, int H, int W, int kh, int kw,
+                         int stride) {
+  conv_fwd(out, col, x, w, bias, Cin, Cout, B, H, W, kh, kw, stride, 1);
+}
+
+void nn_conv_backward(float *dx, float *dw, float *dbias, float *col, float *dcol,
+                      const float *dout, const float *x, const float *w, int Cin, int Cout,
+                      int B, int H, int W, int kh, int kw, int stride) {
+  int Ho = nn_conv_out_size(H, stride), Wo = nn_conv_out_size(W, stride);
+  int P = B * Ho * Wo, K = Cin * kh * kw;
+  if (dbias)
+    for (int co = 0; co < Cout; co++) {
+      const float *d = dout + (size_t)co * P;
+      float acc = 0.0f;
+      for (int p = 0; p < P; p++) acc += d[p];
+      dbias[co] += acc;
+    }
+  if (dw) {
+    im2col(col, x, Cin, B, H, W, kh, kw, stride);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Cout, K, P, 1.0f, dout, P, col, P, 1.0f,
+                dw, K);
+  }
+  if (dx) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, Cout, 1.0f, w, K, dout, P, 0.0f,
+                dcol, P);
+    col2im_add(dx, dcol, Cin, B, H, W, kh, kw, stride);
+  }
+}
+
+// ----------------------------------------------------------------------------
+// nearest upsampling
+
+void nn_upsample_forward(float *out, const float *x, int CB, int H, int W, int fh, int fw) {
+  int Ho = H * fh, Wo = W * fw;
+  for (int r = 0; r < CB; r++)
+    for (int h = 0; h < Ho; h++) {
+      const float *src = x + ((size_t)r * H + h / fh) * W;
+      float *dst = out + ((size_t)r * Ho + h) * Wo;
+      for (int w = 0; w < Wo; w++) dst[w] = src[w / fw];
+    }
+}
+
+void nn_upsample_backward(float *dx, const float *dout, int CB, int H, int W, int fh, int fw) {
+  int Ho = H * fh, Wo = W * fw;
+  for (int r = 0; r < CB; r++)
+    for (int h = 0; h < Ho; h++) {
+      float *dst = dx + ((size_t)r * H + h / fh) * W;
+      const float *src = dout + ((size_t)r * Ho + h) * Wo;
+      for (int w = 0; w < Wo; w++) dst[w / fw] += src[w];
+    }
+}
+
+// ----------------------------------------------------------------------------
+// GroupNorm on (C, B, S)
+
+/* mean and rstd of group (b, g): channels c0..c0+cpg-1, each S contiguous values */
+static void gn_stats(float *mean, float *rstd, const float *x, int c0, int cpg, int b, int B,
+                     int S) {
+  float sum = 0.0f;
+  for (int c = c0; c < c0 + cpg; c++) {
+    const float *xc = x + ((size_t)c * B + b) * S;
+    for (int s = 0; s < S; s++) sum += xc[s];
+  }
+  float m = sum / (float)(cpg * S), var = 0.0f;
+  for (int c = c0; c < c0 + cpg; c++) {
+    const float *xc = x + ((size_t)c * B + b) * S;
+    for (int s = 0; s < S; s++) var += (xc[s] - m) * (xc[s] - m);
+  }
+  var /= (float)(cpg * S);
+  *mean = m;
+  *rstd = 1.0f / sqrtf(var + NN_NORM_EPS);
+}
+
+NN_HOT
+void nn_groupnorm_forward(float *out, float *mean, float *rstd, const float *x,
+                          const float *gamma, const float *beta, int C, int B, int S, int G) {
+  int cpg = C / G;
+  for (int b = 0; b < B; b++)
+    for (int g = 0; g < G; g++) {
+      float m, r;
+      gn_stats(&m, &r, x, g * cpg, cpg, b, B, S);
+      mean[b * G + g] = m;
+      rstd[b * G + g] = r;
+      for (int c = g * cpg; c < (g + 1) * cpg; c++) {
+        const float *xc = x + ((size_t)c * B + b) * S;
+        float *oc = out + ((size_t)c * B + b) * S;
+        float a = r * gamma[c], d = beta[c] - m * a;
+        for (int s = 0; s < S; s++) oc[s] = xc[s] * a + d;
+      }
+    }
+}
+
+NN_HOT
+void nn_groupnorm_backward(float *dx, float *dgamma, float *dbeta, const float *dout,
+                           const float *x, const float *gamma, const float *mean,
+                           const float *rstd, int C, int B, int S, int G) {
+  int cpg = C / G;
+  float n = (float)(cpg * S);
+  for (int b = 0; b < B; b++)
+    for (int g = 0; g < G; g++) {
+      float m = mean[b * G + g], r = rstd[b * G + g], s1 = 0.0f, s2 = 0.0f;
+      for (int c = g * cpg; c < (g + 1) * cpg; c++) {
+        const float *xc = x + ((size_t)c * B + b) * S, *dc = dout + ((size_t)c * B + b) * S;
+        float dg = 0.0f, db = 0.0f;
+        for (int s = 0; s < S; s++) {
+          float xh = (xc[s] - m) * r;
+          dg += dc[s] * xh;
+          db += dc[s];
+        }
+        if (dgamma) dgamma[c] += dg;
+        if (dbeta) dbeta[c] += db;
+        s1 += db * gamma[c];
+        s2 += dg * gamma[c];
+      }
+      if (!dx) continue;
+      s1 /= n;
+      s2 /= n;
+      for (int c = g * cpg; c < (g + 1) * cpg; c++) {
+        const float *xc = x + ((size_t)c * B + b) * S, *dc = dout + ((size_t)c * B + b) * S;
+        float *dxc = dx + ((size_t)c * B + b) * S, gm = gamma[c];
+        for (int s = 0; s < S; s++) {
+          float xh = (xc[s] - m) * r;
+          dxc[s] += r * (dc[s] * gm - s1 - xh * s2);
+        }
+      }
+    }
+}
+
+NN_HOT
+void nn_gn_silu_forward(float *out, float *mean, float *rstd, const float *x, const float *gamma,
+                        const float *beta, int C, int B, int S, int G) {
+  int cpg = C / G;
+  for (int b = 0; b < B; b++)
+    for (int g = 0; g < G; g++) {
+      float m, r;
+      gn_stats(&m, &r, x, g * cpg, cpg, b, B, S);
+      mean[b * G + g] = m;
+      rstd[b * G + g] = r;
+      for (int c = g * cpg; c < (g + 1) * cpg; c++) {
+        const float *xc = x + ((size_t)c * B + b) * S;
+        float *oc = out + ((size_t)c * B + b) * S;
+        float a = r * gamma[c], d = beta[c] - m * a;
+        for (int s = 0; s < S; s++) {
+          float y = xc[s] * a + d;
+          oc[s] = y / (1.0f + nn_expf(-y));
+        }
+      }
+    }
+}
+
+NN_HOT
+void nn_gn_silu_backward(float *dx, float *dgamma, float *dbeta, const float *dout,
+                         const float *x, const float *gamma, const float *beta,
+                         const float *mean, const float *rstd, int C, int B, int S, int G) {
+  int cpg = C / G;
+  float n = (float)(cpg * S);
+  for (int b = 0; b < B; b++)
+    for (int g = 0; g < G; g++) {
+      float m = mean[b * G + g], r = rstd[b * G + g], s1 = 0.0f, s2 = 0.0f;
+      for (int c = g * cpg; c < (g + 1) * cpg; c++) {
+        const float *xc = x + ((size_t)c * B + b) * S, *dc = dout + ((size_t)c * B + b) * S;
+        float a = r * gamma[c], d = beta[c] - m * a, dg = 0.0f, db = 0.0f;
+        for (int s = 0; s < S; s++) {
+          float y = xc[s] * a + d, sg = 1.0f / (1.0f + nn_expf(-y));
+          float dy = dc[s] * sg * (1.0f + y * (1.0f - sg));
+          float xh = (xc[s] - m) * r;
+          dg += dy * xh;
+          db += dy;
+        }
+        if (dgamma) dgamma[c] += dg;
+        if (dbeta) dbeta[c] += db;
+        s1 += db * gamma[c];
+        s2 += dg * gamma[c];
+      }
+      if (!dx) continue;
+      s1 /= n;
+      s2 /= n;
+      for (int c = g * cpg; c < (g + 1) * cpg; c++) {
+        const float *xc = x + ((size_t)c * B + b) * S, *dc = dout + ((size_t)c * B + b) * S;
+        float *dxc = dx + ((size_t)c * B + b) * S, gm = gamma[c];
+        float a = r * gm, d = beta[c] - m * a;
+        for (int s = 0; s < S; s++) {
+          float y = xc[s] * a + d, sg = 1.0f / (1.0f + nn_expf(-y));
+          float dy = dc[s] * sg * (1.0f + y * (1.0f - sg));
+          float xh = (xc[s] - m) * r;
+          dxc[s] += r * (dy * gm - s1 - xh * s2);
+        }
+      }
+    }
+}
+
+// ----------------------------------------------------------------------------
+// LayerNorm (B, C)
+
+void nn_layernorm_forward(float *out, float *mean, float *rstd, const float *x,
+                          const float *gamma, const float *beta, int B, int C) {
+  for (int b = 0; b < B; b++) {
+    const float *xb = x + (size_t)b * C;
+    float m = 0.0f, v = 0.0f;
+    for (int c = 0; c < C; c++) m += xb[c];
+    m /= (float)C;
+    for (int c = 0; c < C; c++) v += (xb[c] - m) * (xb[c] - m);
+    v /= (float)C;
+    float r = 1.0f / sqrtf(v + NN_NORM_EPS);
+    mean[b] = m;
+    rstd[b] = r;
+    for (int c = 0; c < C; c++) out[(size_t)b * C + c] = (xb[c] - m) * r * gamma[c] + beta[c];
+  }
+}
+
+void nn_layernorm_backward(float *dx, float *dgamma, float *dbeta, const float *dout,
+                           const float *x, const float *gamma, const float *mean,
+                           const float *rstd, int B, int C) {
+  for (int b = 0; b < B; b++) {
+    const float *xb = x + (size_t)b * C, *db = dout + (size_t)b * C;
+    float m = mean[b], r = rstd[b], s1 = 0.0f, s2 = 0.0f;
+    for (int c = 0; c < C; c++) {
+      float xh = (xb[c] - m) * r, dxh = db[c] * gamma[c];
+      s1 += dxh;
+      s2 += dxh * xh;
+      if (dgamma) dgamma[c] += db[c] * xh;
+      if (dbeta) dbeta[c] += db[c];
+    }
+    s1 /= (float)C;
+    s2 /= (float)C;
+    if (dx)
+      for (int c = 0; c < C; c++) {
+        float xh = (xb[c] - m) * r;
+        dx[(size_t)b * C + c] += r * (db[c] * gamma[c] - s1 - xh * s2);
+      }
+  }
+}
+
+// ----------------------------------------------------------------------------
+// activations
+
+NN_HOT
+void nn_silu_forward(float *out, const float *x, size_t n) {
+  for (size_t i = 0; i < n; i++) out[i] = x[i] / (1.0f + nn_expf(-x[i]));
+}
+
+NN_HOT
+void nn_silu_backward(float *dx, const float *dout, const float *x, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    float s = 1.0f / (1.0f + nn_expf(-x[i]));
+    dx[i] += dout[i] * s * (1.0f + x[i] * (1.0f - s));
+  }
+}
+
+void nn_tanh_forward(float *out, const float *x, size_t n) {
+  for (size_t i = 0; i < n; i++) out[i] = tanhf(x[i]);
+}
+
+void nn_tanh_backward(float *dx, const float *dout, const float *x, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    float t = tanhf(x[i]);
+    dx[i] += dout[i] * (1.0f - t * t);
+  }
+}
+
+void nn_relu_forward(float *out, const float *x, size_t n) {
+  for (size_t i = 0; i < n; i++) out[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+void nn_relu_backward(float *dx, const float *dout, const float *x, size_t n) {
+  for (size_t i = 0; i < n; i++) dx[i] += x[i] > 0.0f ? dout[i] : 0.0f;
+}
+
+/* softplus(x) = log(1 + e^x), computed stably as max(x,0) + log1p(e^-|x|) */
+void nn_softplus_forward(float *out, const float *x, size_t n) {
+  for (size_t i = 0; i < n; i++) out[i] = fmaxf(x[i], 0.0f) + log1pf(expf(-fabsf(x[i])));
+}
+
+void nn_softplus_backward(float *dx, const float *dout, const float *x, size_t n) {
+  for (size_t i = 0; i < n; i++) dx[i] += dout[i] / (1.0f + expf(-x[i]));
+}
+
+// ----------------------------------------------------------------------------
+// residual add, channel bias, concatenation
+
+void nn_add_forward(float *out, const float *a, const float *b, size_t n) {
+  for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+void nn_add_backward(float *da, float *db, const float *dout, size_t n) {
+  if (da)
+    for (size_t i = 0; i < n; i++) da[i] += dout[i];
+  if (db)
+    for (size_t i = 0; i < n; i++) db[i] += dout[i];
+}
+
+void nn_chanbias_forward(float *x, const float *bias, int ldb, int C, int B, int S) {
+  for (int c = 0; c < C; c++)
+    for (int b = 0; b < B; b++) {
+      float v = bias[(size_t)b * ldb + c], *xc = x + ((size_t)c * B + b) * S;
+      for (int s = 0; s < S; s++) xc[s] += v;
+    }
+}
+
+void nn_chanbias_backward(float *dbias, const float *dout, int ldb, int C, int B, int S) {
+  for (int c = 0; c < C; c++)
+    for (int b = 0; b < B; b++) {
+      const float *dc = dout + ((size_t)c * B + b) * S;
+      float acc = 0.0f;
+      for (int s = 0; s < S; s++) acc += dc[s];
+      dbias[(size_t)b * ldb + c] += acc;
+    }
+}
+
+void nn_concat_forward(float *out, const float *a, int Ca, const float *b, int Cb, int R, int S) {
+  for (int r = 0; r < R; r++) {
+    float *o = out + (size_t)r * (Ca + Cb) * S;
+    memcpy(o, a + (size_t)r * Ca * S, sizeof(float) * Ca * S);
+    memcpy(o + (size_t)Ca * S, b + (size_t)r * Cb * S, sizeof(float) * Cb * S);
+  }
+}
+
+void nn_concat_backward(float *da, float *db, const float *dout, int Ca, int Cb, int R, int S) {
+  for (int r = 0; r < R; r++) {
+    const float *d = dout + (size_t)r * (Ca + Cb) * S;
+    if (da)
+      for (size_t i = 0; i < (size_t)Ca * S; i++) da[(size_t)r * Ca * S + i] += d[i];
+    if (db)
+      for (size_t i = 0; i < (size_t)Cb * S; i++) db[(size_t)r * Cb * S + i] += d[(size_t)Ca * S + i];
+  }
+}
+
+// ----------------------------------------------------------------------------
+// sinusoidal embedding
+
+void nn_sinusoidal_forward(float *out, const float *s, int B, int ns, int dim) {
+  int h = dim / 2;
+  double step = log(1000.0) / (h > 1 ? h - 1 : 1);
+  for (int b = 0; b < B; b++)
+    for (int k = 0; k < ns; k++) {
+      double v = s[b * ns + k];
+      float *o = out + ((size_t)b * ns + k) * dim;
+      for (int j = 0; j < h; j++) {
+        double a = v * exp(j * step);
+        o[j] = (float)sin(a);
+        o[h + j] = (float)cos(a);
+      }
+    }
+}
+
+// ----------------------------------------------------------------------------
+// affine coupling
+
+void nn_coupling_forward(float *y, float *logdet, const float *x, const float *sraw,
+                         const float *t, const float *mask, float clamp, int B, int D) {
+  for (int b = 0; b < B; b++) {
+    float ld = 0.0f;
+    for (int d = 0; d < D; d++) {
+      size_t i = (size_t)b * D + d;
+      if (mask[d] != 0.0f) {
+        y[i] = x[i];
+        continue;
+      }
+      float s = clamp * tanhf(sraw[i] / clamp);
+      y[i] = x[i] * expf(s) + t[i];
+      ld += s;
+    }
+    if (logdet) logdet[b] += ld;
+  }
+}
+
+void nn_coupling_inverse(float *x, float *logdet, const float *y, const float *sraw,
+                         const float *t, const float *mask, float clamp, int B, int D) {
+  for (int b = 0; b < B; b++) {
+    float ld = 0.0f;
+    for (int d = 0; d < D; d++) {
+      size_t i = (size_t)b * D + d;
+      if (mask[d] != 0.0f) {
+        x[i] = y[i];
+        continue;
+      }
+      float s = clamp * tanhf(sraw[i] / clamp);
+      x[i] = (y[i] - t[i]) * expf(-s);
+      ld -= s;
+    }
+    if (logdet) logdet[b] += ld;
+  }
+}
+
+void nn_coupling_backward(float *dx, float *dsraw, float *dt, const float *dy,
+                          const float *dlogdet, const float *x, const float *sraw,
+                          const float *mask, float clamp, int B, int D) {
+  for (int b = 0; b < B; b++) {
+    float dld = dlogdet ? dlogdet[b] : 0.0f;
+    for (int d = 0; d < D; d++) {
+      size_t i = (size_t)b * D + d;
+      if (mask[d] != 0.0f) {
+        if (dx) dx[i] += dy[i];
+        continue;
+      }
+      float th = tanhf(sraw[i] / clamp), s = clamp * th, e = expf(s);
+      if (dx) dx[i] += dy[i] * e;
+      if (dt) dt[i] += dy[i];
+      if (dsraw) dsraw[i] += (dy[i] * x[i] * e + dld) * (1.0f - th * th);
+    }
+  }
+}
+
+// ----------------------------------------------------------------------------
+// losses
+
+double nn_mse_loss(float *dpred, const float *pred, const float *target, size_t n, float dloss) {
+  double acc = 0.0;
+  for (size_t i = 0; i < n; i++) {
+    double d = (double)pred[i] - target[i];
+    acc += d * d;
+    if (dpred) dpred[i] = (float)(2.0 * d / (double)n) * dloss;
+  }
+  return acc / (double)n;
+}
+
+double nn_bce_logits_loss(float *dlogit, const float *logit, const float *label, size_t n,
+                          float dloss) {
+  double acc = 0.0;
+  for (size_t i = 0; i < n; i++) {
+    double z = logit[i], y = label[i];
+    acc += fmax(z, 0.0) - z * y + log1p(exp(-fabs(z)));
+    if (dlogit) dlogit[i] = (float)((1.0 / (1.0 + exp(-z)) - y) / (double)n) * dloss;
+  }
+  return acc / (double)n;
+}
+
+double nn_gauss_nll_loss(float *dmu, float *dlv, const float *mu, const float *lv,
+                         const float *y, size_t n, float dloss) {
+  const double l2pi = 1.8378770664093453;
+  double acc = 0.0;
+  for (size_t i = 0; i < n; i++) {
+    double r = (double)y[i] - mu[i], iv = exp(-(double)lv[i]);
+    acc += 0.5 * (lv[i] + r * r * iv + l2pi);
+    if (dmu) dmu[i] = (float)(-r * iv / (double)n) * dloss;
+    if (dlv) dlv[i] = (float)(0.5 * (1.0 - r * r * iv) / (double)n) * dloss;
+  }
+  return acc / (double)n;
+}

@@ -1,0 +1,115 @@
+/* nn_model.h: networks the estimators assemble (residual conv net, MLP),
+ * their parameter memory and per-thread workspaces.
+ *
+ * Memory (llm.c style): params, grads, Adam m, Adam v (and EMA) are each ONE
+ * contiguous buffer of n_params floats; a named-tensor table gives each
+ * tensor's name, shape and offset (the same in every buffer), which is what
+ * checkpoints store. A model's weights are read-only during nn_forward, so
+ * many threads can run inference at once, each with its own nn_workspace.
+ *
+ * Layouts seen by callers: input x (B, cin, S), output (B, cout, S) row-major,
+ * S = N (1D) or H*W (2D); scalars (B, n_scalars), e.g. diffusion time τ and
+ * time index t, both scaled to about [0, 1]. */
+#ifndef SB_NN_MODEL_H
+#define SB_NN_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sb_error.h"
+
+#define NN_MAX_TENSORS 256
+#define NN_NAME_MAX 48
+#define NN_MAX_ACT 512
+#define NN_MAX_BLOCKS 32
+
+enum { NN_RESNET = 1, NN_MLP = 2 };
+enum { NN_ACT_SILU = 0, NN_ACT_TANH = 1, NN_ACT_RELU = 2 };
+
+/* Residual conv net: conv_in (cin -> width, k=3 circular), `blocks` residual
+ * blocks [GN -> SiLU -> conv3 -> + emb bias -> GN -> SiLU -> conv3] + skip,
+ * then GN -> SiLU -> conv3 (width -> cout). With n_scalars > 0 each scalar
+ * gets emb_dim sinusoidal features; an MLP linear(n_scalars*emb_dim -> emb_dim)
+ * -> SiLU -> linear(emb_dim -> blocks*width) gives one per-channel bias per block. */
+typedef struct nn_resnet_config {
+  int dims;       /* 1: (C, N) with h = 1, w = N; 2: (C, H, W) */
+  int h, w;       /* spatial size */
+  int cin, cout, width, blocks, groups;
+  int n_scalars;  /* 0, 1 or 2 */
+  int emb_dim;    /* even; ignored when n_scalars == 0 */
+} nn_resnet_config;
+
+/* MLP: in -> [hidden -> act] x layers -> out (layers >= 1 hidden layers). */
+typedef struct nn_mlp_config {
+  int in, out, hidden, layers, act;
+} nn_mlp_config;
+
+typedef struct nn_tensor {
+  char name[NN_NAME_MAX];
+  int ndim;
+  int64_t shape[4];
+  size_t offset, numel; /* into params / grads / m / v / ema */
+  int init;             /* NN_INIT_*: how nn_model_init_params fills it */
+  int fan_in;
+} nn_tensor;
+
+enum { NN_INIT_UNIFORM = 0, NN_INIT_ONE = 1, NN_INIT_ZERO = 2 };
+
+typedef struct nn_model {
+  int kind;
+  nn_resnet_config rc;
+  nn_mlp_config mc;
+  size_t n_params;
+  float *params, *grads; /* allocated by nn_*_init */
+  float *m, *v, *ema;    /* NULL until the optimizer / EMA first needs them */
+  long step;             /* optimizer steps taken */
+  int n_tensors;
+  nn_tensor tensors[NN_MAX_TENSORS];
+} nn_model;
+
+/* Per-thread activation memory for one model and up to max_batch samples
+ * (one malloc). train = 0 keeps only what a forward pass needs (no backward). */
+typedef struct nn_workspace {
+  int max_batch, train, B;
+  size_t n_floats;
+  float *mem;
+  float *grads;       /* optional private gradient buffer (nn_workspace_alloc_grads) */
+  float *act[NN_MAX_ACT]; /* activation pointers into mem (model specific) */
+} nn_workspace;
+
+/* Allocates params and grads (zeroed) for the config; checks the config. */
+int nn_resnet_init(nn_model *m, const nn_resnet_config *cfg, sb_error *err);
+int nn_mlp_init(nn_model *m, const nn_mlp_config *cfg, sb_error *err);
+/* Frees every buffer of m (safe on a zeroed or failed model). */
+void nn_model_free(nn_model *m);
+/* Deterministic init from (seed): PyTorch-style uniform(-1/sqrt(fan_in), +) for
+ * weights and biases, GroupNorm gamma = 1, beta = 0. */
+void nn_model_init_params(nn_model *m, uint64_t seed);
+const nn_tensor *nn_model_find(const nn_model *m, const char *name);
+void nn_zero_grad(nn_model *m);
+
+/* Input/output sizes per sample. */
+int nn_in_size(const nn_model *m);
+int nn_out_size(const nn_model *m);
+int nn_n_scalars(const nn_model *m);
+
+int nn_workspace_init(nn_workspace *ws, const nn_model *m, int max_batch, int train,
+                      sb_error *err);
+/* Gives the workspace its own zeroed gradient buffer (n_params floats). */
+int nn_workspace_alloc_grads(nn_workspace *ws, const nn_model *m, sb_error *err);
+void nn_workspace_free(nn_workspace *ws);
+
+/* Forward pass of B <= ws->max_batch samples: x (B, in), scalars (B, n_scalars)
+ * or NULL when n_scalars = 0, out (B, out). Keeps activations in ws for
+ * nn_backward. Returns 0 or SB_EINVAL. */
+int nn_forward(const nn_model *m, nn_workspace *ws, const float *x, const float *scalars, int B,
+               float *out);
+/* Backward of the last nn_forward on ws (needs train = 1): dout (B, out).
+ * grads: where parameter gradients ACCUMULATE (m->grads, ws->grads, or NULL to
+ * skip them); dx: (B, in) input gradient ACCUMULATES there, or NULL. */
+int nn_backward(const nn_model *m, nn_workspace *ws, const float *dout, float *grads, float *dx);
+/* Inference of any B: runs nn_forward in chunks of ws->max_batch. */
+int nn_infer(const nn_model *m, nn_workspace *ws, const float *x, const float *scalars, int B,
+             float *out);
+
+#endif

@@ -1,0 +1,421 @@
+/* test_nn_layers.c: finite-difference gradient checks of every layer kernel
+ * (weights and inputs), see nn_gradcheck.h for the method and tolerances. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "nn_gradcheck.h"
+#include "nn_layers.h"
+#include "rng.h"
+
+#define TOL 1e-2
+
+enum {
+  OP_LINEAR, OP_MLINEAR, OP_CONV, OP_UPS, OP_GN, OP_GNSILU, OP_LN, OP_SILU, OP_TANH, OP_RELU,
+  OP_SOFTPLUS, OP_ADD, OP_CHANBIAS, OP_CONCAT, OP_COUPLING
+};
+
+typedef struct lctx {
+  int op;
+  int B, C, C2, S, G, IC, OC, H, W, kh, kw, stride, fh, fw;
+  float clamp;
+  float *a, *b, *c, *w, *bias, *mask, *out, *dout;       /* inputs, params, output */
+  float *da, *db, *dc, *dw, *dbias;                       /* gradients */
+  float *s1, *s2, *col, *dcol, *wm, *logdet, *dlogdet;    /* scratch */
+  size_t n_out;
+} lctx;
+
+static void fwd(void *p) {
+  lctx *c = p;
+  switch (c->op) {
+  case OP_LINEAR: nn_linear_forward(c->out, c->a, c->w, c->bias, c->B, c->IC, c->OC); break;
+  case OP_MLINEAR:
+    nn_masked_linear_forward(c->out, c->wm, c->a, c->w, c->mask, c->bias, c->B, c->IC, c->OC);
+    break;
+  case OP_CONV:
+    nn_conv_forward(c->out, c->col, c->a, c->w, c->bias, c->C, c->C2, c->B, c->H, c->W, c->kh,
+                    c->kw, c->stride);
+    break;
+  case OP_UPS: nn_upsample_forward(c->out, c->a, c->C * c->B, c->H, c->W, c->fh, c->fw); break;
+  case OP_GN: nn_groupnorm_forward(c->out, c->s1, c->s2, c->a, c->w, c->bias, c->C, c->B, c->S, c->G); break;
+  case OP_GNSILU: nn_gn_silu_forward(c->out, c->s1, c->s2, c->a, c->w, c->bias, c->C, c->B, c->S, c->G); break;
+  case OP_LN: nn_layernorm_forward(c->out, c->s1, c->s2, c->a, c->w, c->bias, c->B, c->C); break;
+  case OP_SILU: nn_silu_forward(c->out, c->a, c->n_out); break;
+  case OP_TANH: nn_tanh_forward(c->out, c->a, c->n_out); break;
+  case OP_RELU: nn_relu_forward(c->out, c->a, c->n_out); break;
+  case OP_SOFTPLUS: nn_softplus_forward(c->out, c->a, c->n_out); break;
+  case OP_ADD: nn_add_forward(c->out, c->a, c->b, c->n_out); break;
+  case OP_CHANBIAS:
+    memcpy(c->out, c->a, c->n_out * sizeof(float));
+    nn_chanbias_forward(c->out, c->b, c->C2, c->C, c->B, c->S);
+    break;
+  case OP_CONCAT: nn_concat_forward(c->out, c->a, c->C, c->b, c->C2, c->B, c->S); break;
+  case OP_COUPLING:
+    /* out = [y (B*D), logdet (B)] so the loss sees both */
+    memset(c->out + (size_t)c->B * c->C, 0, c->B * sizeof(float));
+    nn_coupling_forward(c->out, c->out + (size_t)c->B * c->C, c->a, c->b, c->c, c->mask,
+                        c->clamp, c->B, c->C);
+    break;
+  }
+}
+
+static void bwd(void *p) {
+  lctx *c = p;
+  switch (c->op) {
+  case OP_LINEAR: nn_linear_backward(c->da, c->dw, c->dbias, c->dout, c->a, c->w, c->B, c->IC, c->OC); break;
+  case OP_MLINEAR:
+    nn_masked_linear_backward(c->da, c->dw, c->dbias, c->dout, c->a, c->wm, c->mask, c->B, c->IC, c->OC);
+    break;
+  case OP_CONV:
+    nn_conv_backward(c->da, c->dw, c->dbias, c->col, c->dcol, c->dout, c->a, c->w, c->C, c->C2,
+                     c->B, c->H, c->W, c->kh, c->kw, c->stride);
+    break;
+  case OP_UPS: nn_upsample_backward(c->da, c->dout, c->C * c->B, c->H, c->W, c->fh, c->fw); break;
+  case OP_GN:
+    nn_groupnorm_backward(c->da, c->dw, c->dbias, c->dout, c->a, c->w, c->s1, c->s2, c->C, c->B, c->S, c->G);
+    break;
+  case OP_GNSILU:
+    nn_gn_silu_backward(c->da, c->dw, c->dbias, c->dout, c->a, c->w, c->bias, c->s1, c->s2, c->C,
+                        c->B, c->S, c->G);
+    break;
+  case OP_LN: nn_layernorm_backward(c->da, c->dw, c->dbias, c->dout, c->a, c->w, c->s1, c->s2, c->B, c->C); break;
+  case OP_SILU: nn_silu_backward(c->da, c->dout, c->a, c->n_out); break;
+  case OP_TANH: nn_tanh_backward(c->da, c->dout, c->a, c->n_out); break;
+  case OP_RELU: nn_relu_backward(c->da, c->dout, c->a, c->n_out); break;
+  case OP_SOFTPLUS: nn_softplus_backward(c->da, c->dout, c->a, c->n_out); break;
+  case OP_ADD: nn_add_backward(c->da, c->db, c->dout, c->n_out); break;
+  case OP_CHANBIAS:
+    nn_add_backward(c->da, NULL, c->dout, c->n_out);
+    nn_chanbias_backward(c->db, c->dout, c->C2, c->C, c->B, c->S);
+    break;
+  case OP_CONCAT: nn_concat_backward(c->da, c->db, c->dout, c->C, c->C2, c->B, c->S); break;
+  case OP_COUPLING:
+    nn_coupling_backward(c->da, c->db, c->dc, c->dout, c->dout + (size_t)c->B * c->C, c->a, c->b,
+                         c->mask, c->clamp, c->B, c->C);
+    break;
+  }
+}
+
+static float *rnd(size_t n, uint64_t stream, float scale) {
+  float *p = calloc(n ? n : 1, sizeof(float));
+  rng r;
+  rng_init(&r, 1234, stream);
+  rng_fill_normal_f(&r, p, n);
+  for (size_t i = 0; i < n; i++) p[i] *= scale;
+  return p;
+}
+static float *zeros(size_t n) { return calloc(n ? n : 1, sizeof(float)); }
+
+/* sets up gc over ctx; vars added by the caller */
+static void gc_setup(gc *g, lctx *c) {
+  memset(g, 0, sizeof *g);
+  g->forward = fwd;
+  g->backward = bwd;
+  g->ctx = c;
+  c->out = zeros(c->n_out);
+  c->dout = rnd(c->n_out, 99, 1.0f);
+  g->out = c->out;
+  g->n_out = c->n_out;
+  g->r = c->dout;
+  g->max_checks = 48;
+}
+static void gc_add(gc *g, const char *name, float *x, float *grad, size_t n) {
+  g->var[g->n_vars++] = (gc_var){name, x, grad, n};
+}
+static void lctx_free(lctx *c) {
+  float *all[] = {c->a, c->b, c->c, c->w, c->bias, c->mask, c->out, c->dout, c->da, c->db, c->dc,
+                  c->dw, c->dbias, c->s1, c->s2, c->col, c->dcol, c->wm, c->logdet, c->dlogdet};
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
+}
+
+static void test_linear(void **state) {
+  (void)state;
+  for (int masked = 0; masked < 2; masked++) {
+    lctx c = {.op = masked ? OP_MLINEAR : OP_LINEAR, .B = 5, .IC = 7, .OC = 6};
+    c.n_out = (size_t)c.B * c.OC;
+    c.a = rnd(35, 1, 1.0f), c.w = rnd(42, 2, 0.5f), c.bias = rnd(6, 3, 0.5f);
+    c.da = zeros(35), c.dw = zeros(42), c.dbias = zeros(6), c.wm = zeros(42);
+    if (masked) { /* MADE-like lower-triangular mask */
+      c.mask = zeros(42);
+      for (int o = 0; o < 6; o++)
+        for (int i = 0; i < 7; i++) c.mask[o * 7 + i] = i <= o ? 1.0f : 0.0f;
+    }
+    gc g;
+    gc_setup(&g, &c);
+    gc_add(&g, "x", c.a, c.da, 35);
+    gc_add(&g, "w", c.w, c.dw, 42);
+    gc_add(&g, "b", c.bias, c.dbias, 6);
+    assert_true(gc_run(&g, TOL) <= TOL);
+    if (masked) /* masked weights get exactly zero gradient */
+      for (int i = 0; i < 42; i++)
+        if (c.mask[i] == 0.0f) assert_true(c.dw[i] == 0.0f);
+    lctx_free(&c);
+  }
+}
+
+static void conv_case(int dims, int stride) {
+  lctx c = {.op = OP_CONV, .B = 3, .C = 3, .C2 = 4, .H = dims == 2 ? 6 : 1, .W = dims == 2 ? 5 : 9,
+            .kh = dims == 2 ? 3 : 1, .kw = 3, .stride = stride};
+  int Ho = nn_conv_out_size(c.H, stride), Wo = nn_conv_out_size(c.W, stride);
+  size_t nx = (size_t)c.C * c.B * c.H * c.W, K = (size_t)c.C * c.kh * c.kw, P = (size_t)c.B * Ho * Wo;
+  c.n_out = c.C2 * P;
+  c.a = rnd(nx, 1, 1.0f), c.w = rnd(c.C2 * K, 2, 0.5f), c.bias = rnd(c.C2, 3, 0.5f);
+  c.da = zeros(nx), c.dw = zeros(c.C2 * K), c.dbias = zeros(c.C2);
+  c.col = zeros(K * P), c.dcol = zeros(K * P);
+  gc g;
+  gc_setup(&g, &c);
+  g.max_checks = 0;
+  gc_add(&g, "x", c.a, c.da, nx);
+  gc_add(&g, "w", c.w, c.dw, c.C2 * K);
+  gc_add(&g, "b", c.bias, c.dbias, c.C2);
+  assert_true(gc_run(&g, TOL) <= TOL);
+  lctx_free(&c);
+}
+
+static void test_conv1d(void **state) {
+  (void)state;
+  conv_case(1, 1);
+  conv_case(1, 2);
+}
+
+static void test_conv2d(void **state) {
+  (void)state;
+  conv_case(2, 1);
+  conv_case(2, 2);
+}
+
+/* circular padding: a kernel [1, 0, 0] (taps x[n-1]) must rotate the signal */
+static void test_conv_circular(void **state) {
+  (void)state;
+  int N = 7;
+  float x[7], w[3] = {1, 0, 0}, out[7], col[21];
+  for (int i = 0; i < N; i++) x[i] = (float)i;
+  nn_conv_forward(out, col, x, w, NULL, 1, 1, 1, 1, N, 1, 3, 1);
+  for (int i = 0; i < N; i++) assert_float_equal(out[i], x[(i + N - 1) % N], 0.0f);
+  nn_conv_forward(out, col, x, w, NULL, 1, 1, 1, 1, N, 1, 3, 2); /* stride 2: 4 outputs */
+  for (int i = 0; i < 4; i++) assert_float_equal(out[i], x[(2 * i + N - 1) % N], 0.0f);
+}
+
+static void test_upsample(void **state) {
+  (void)state;
+  for (int dims = 1; dims <= 2; dims++) {
+    lctx c = {.op = OP_UPS, .B = 2, .C = 3, .H = dims == 2 ? 3 : 1, .W = 4, .fh = dims == 2 ? 2 : 1, .fw = 2};
+    size_t nx = (size_t)c.C * c.B * c.H * c.W;
+    c.n_out = nx * c.fh * c.fw;
+    c.a = rnd(nx, 1, 1.0f), c.da = zeros(nx);
+    gc g;
+    gc_setup(&g, &c);
+    gc_add(&g, "x", c.a, c.da, nx);
+    assert_true(gc_run(&g, TOL) <= TOL);
+    lctx_free(&c);
+  }
+}
+
+static void norm_case(int op) {
+  lctx c = {.op = op, .B = 3, .C = 6, .S = 5, .G = 2};
+  size_t n = (size_t)c.C * c.B * c.S;
+  if (op == OP_LN) n = (size_t)c.B * c.C;
+  c.n_out = n;
+  c.a = rnd(n, 1, 2.0f), c.w = rnd(c.C, 2, 0.5f), c.bias = rnd(c.C, 3, 0.5f);
+  for (int i = 0; i < c.C; i++) c.w[i] += 1.0f;
+  c.da = zeros(n), c.dw = zeros(c.C), c.dbias = zeros(c.C);
+  c.s1 = zeros(64), c.s2 = zeros(64);
+  gc g;
+  gc_setup(&g, &c);
+  g.max_checks = 0;
+  gc_add(&g, "x", c.a, c.da, n);
+  gc_add(&g, "gamma", c.w, c.dw, c.C);
+  gc_add(&g, "beta", c.bias, c.dbias, c.C);
+  assert_true(gc_run(&g, TOL) <= TOL);
+  lctx_free(&c);
+}
+
+static void test_groupnorm(void **state) {
+  (void)state;
+  norm_case(OP_GN);
+  norm_case(OP_GNSILU);
+}
+
+static void test_layernorm(void **state) {
+  (void)state;
+  norm_case(OP_LN);
+}
+
+/* fused GN+SiLU equals GN then SiLU */
+static void test_gn_silu_fused(void **state) {
+  (void)state;
+  int C = 8, B = 4, S = 10, G = 4;
+  size_t n = (size_t)C * B * S;
+  float *x = rnd(n, 5, 3.0f), *gm = rnd(C, 6, 1.0f), *bt = rnd(C, 7, 1.0f);
+  float *o1 = zeros(n), *o2 = zeros(n), *t = zeros(n), m[16], r[16];
+  nn_gn_silu_forward(o1, m, r, x, gm, bt, C, B, S, G);
+  nn_groupnorm_forward(t, m, r, x, gm, bt, C, B, S, G);
+  nn_silu_forward(o2, t, n);
+  for (size_t i = 0; i < n; i++) assert_float_equal(o1[i], o2[i], 1e-5f * (1.0f + fabsf(o2[i])));
+  free(x), free(gm), free(bt), free(o1), free(o2), free(t);
+}
+
+static void test_activations(void **state) {
+  (void)state;
+  int ops[] = {OP_SILU, OP_TANH, OP_RELU, OP_SOFTPLUS};
+  for (int k = 0; k < 4; k++) {
+    lctx c = {.op = ops[k]};
+    c.n_out = 40;
+    c.a = rnd(40, 1, 2.0f), c.da = zeros(40);
+    for (int i = 0; i < 40; i++) /* keep away from the ReLU kink (h = 1e-2) */
+      if (fabsf(c.a[i]) < 0.05f) c.a[i] = 0.3f;
+    gc g;
+    gc_setup(&g, &c);
+    gc_add(&g, "x", c.a, c.da, 40);
+    assert_true(gc_run(&g, TOL) <= TOL);
+    lctx_free(&c);
+  }
+  /* the fast exp behind SiLU matches libm closely over the whole range */
+  for (float v = -30.0f; v <= 30.0f; v += 0.37f) {
+    float o;
+    nn_silu_forward(&o, &v, 1);
+    double ref = v / (1.0 + exp(-(double)v));
+    assert_true(fabs(o - ref) <= 1e-6 * (1.0 + fabs(ref)));
+  }
+}
+
+static void test_add_chanbias_concat(void **state) {
+  (void)state;
+  {
+    lctx c = {.op = OP_ADD};
+    c.n_out = 30;
+    c.a = rnd(30, 1, 1.0f), c.b = rnd(30, 2, 1.0f), c.da = zeros(30), c.db = zeros(30);
+    gc g;
+    gc_setup(&g, &c);
+    gc_add(&g, "a", c.a, c.da, 30);
+    gc_add(&g, "b", c.b, c.db, 30);
+    assert_true(gc_run(&g, TOL) <= TOL);
+    lctx_free(&c);
+  }
+  {
+    lctx c = {.op = OP_CHANBIAS, .C = 4, .B = 3, .S = 5, .C2 = 10}; /* bias rows of ldb = 10 */
+    c.n_out = 60;
+    c.a = rnd(60, 1, 1.0f), c.b = rnd(30, 2, 1.0f), c.da = zeros(60), c.db = zeros(30);
+    gc g;
+    gc_setup(&g, &c);
+    gc_add(&g, "x", c.a, c.da, 60);
+    gc_add(&g, "bias", c.b, c.db, 30);
+    assert_true(gc_run(&g, TOL) <= TOL);
+    for (int b = 0; b < 3; b++) /* the unused columns of each bias row get no gradient */
+      for (int k = 4; k < 10; k++) assert_true(c.db[b * 10 + k] == 0.0f);
+    lctx_free(&c);
+  }
+  {
+    lctx c = {.op = OP_CONCAT, .C = 2, .C2 = 3, .B = 4, .S = 5};
+    c.n_out = 100;
+    c.a = rnd(40, 1, 1.0f), c.b = rnd(60, 2, 1.0f), c.da = zeros(40), c.db = zeros(60);
+    gc g;
+    gc_setup(&g, &c);
+    gc_add(&g, "a", c.a, c.da, 40);
+    gc_add(&g, "b", c.b, c.db, 60);
+    assert_true(gc_run(&g, TOL) <= TOL);
+    assert_float_equal(c.out[(1 * 5 + 1) * 5 + 2], c.a[(1 * 2 + 1) * 5 + 2], 0.0f); /* r 1, ch 1, s 2 */
+    assert_float_equal(c.out[(1 * 5 + 3) * 5 + 2], c.b[(1 * 3 + 1) * 5 + 2], 0.0f); /* ch 2+1 */
+    lctx_free(&c);
+  }
+}
+
+static void test_coupling(void **state) {
+  (void)state;
+  lctx c = {.op = OP_COUPLING, .B = 3, .C = 6, .clamp = 2.0f};
+  size_t n = 18;
+  c.n_out = n + 3;
+  c.a = rnd(n, 1, 1.0f), c.b = rnd(n, 2, 1.0f), c.c = rnd(n, 3, 1.0f), c.mask = zeros(6);
+  for (int d = 0; d < 6; d += 2) c.mask[d] = 1.0f;
+  c.da = zeros(n), c.db = zeros(n), c.dc = zeros(n);
+  gc g;
+  gc_setup(&g, &c);
+  gc_add(&g, "x", c.a, c.da, n);
+  gc_add(&g, "s", c.b, c.db, n);
+  gc_add(&g, "t", c.c, c.dc, n);
+  assert_true(gc_run(&g, TOL) <= TOL);
+  /* inverse recovers x and its log-determinant cancels the forward one */
+  float x2[18], ld[3] = {0};
+  memcpy(ld, c.out + n, sizeof ld);
+  nn_coupling_inverse(x2, ld, c.out, c.b, c.c, c.mask, c.clamp, 3, 6);
+  for (size_t i = 0; i < n; i++) assert_float_equal(x2[i], c.a[i], 1e-5f);
+  for (int b = 0; b < 3; b++) assert_float_equal(ld[b], 0.0f, 1e-5f);
+  lctx_free(&c);
+}
+
+static void test_sinusoidal(void **state) {
+  (void)state;
+  float s[4] = {0.0f, 0.5f, 1.0f, 0.25f}, out[2 * 2 * 8];
+  nn_sinusoidal_forward(out, s, 2, 2, 8);
+  /* scalar 0: sin terms 0, cos terms 1 */
+  for (int j = 0; j < 4; j++) {
+    assert_float_equal(out[j], 0.0f, 0.0f);
+    assert_float_equal(out[4 + j], 1.0f, 0.0f);
+  }
+  /* scalar 1.0 (sample 1, first scalar), lowest frequency 1 rad, highest 1000 */
+  assert_float_equal(out[16], sinf(1.0f), 1e-6f);
+  assert_float_equal(out[19], (float)sin(1000.0), 1e-5f);
+}
+
+/* losses: analytic d/dpred against the 4-point formula, in double */
+static void test_losses(void **state) {
+  (void)state;
+  size_t n = 12;
+  float *p = rnd(n, 1, 1.5f), *q = rnd(n, 2, 1.0f), *y = rnd(n, 3, 1.0f), lab[12];
+  for (size_t i = 0; i < n; i++) lab[i] = (i % 3) ? 1.0f : 0.0f;
+  float g1[12], g2[12];
+  for (int kind = 0; kind < 4; kind++) {
+    float *v = kind == 3 ? q : p, *g = kind == 3 ? g2 : g1;
+    float dl = 0.7f;
+    if (kind == 0) nn_mse_loss(g, p, y, n, dl);
+    if (kind == 1) nn_bce_logits_loss(g, p, lab, n, dl);
+    if (kind >= 2) nn_gauss_nll_loss(g1, g2, p, q, y, n, dl);
+    for (size_t i = 0; i < n; i++) {
+      double L[4], hs[4] = {0.005, -0.005, 0.01, -0.01};
+      float x0 = v[i];
+      for (int k = 0; k < 4; k++) {
+        v[i] = (float)(x0 + hs[k]);
+        L[k] = kind == 0 ? nn_mse_loss(NULL, p, y, n, 0)
+             : kind == 1 ? nn_bce_logits_loss(NULL, p, lab, n, 0)
+                         : nn_gauss_nll_loss(NULL, NULL, p, q, y, n, 0);
+      }
+      v[i] = x0;
+      double num = dl * (8 * L[0] + L[3] - 8 * L[1] - L[2]) / (6 * 0.01);
+      assert_true(fabs(num - g[i]) <= 1e-3 * (fabs(num) + 1e-2));
+    }
+  }
+  assert_true(fabs(nn_bce_logits_loss(NULL, (float[]){0.0f}, (float[]){1.0f}, 1, 0) - log(2.0)) < 1e-12);
+  free(p), free(q), free(y);
+}
+
+/* backward accumulates: two calls give twice the gradient */
+static void test_accumulates(void **state) {
+  (void)state;
+  int B = 2, IC = 3, OC = 4;
+  float *x = rnd(6, 1, 1), *w = rnd(12, 2, 1), *d = rnd(8, 3, 1);
+  float dx1[6] = {0}, dw1[12] = {0}, dx2[6] = {0}, dw2[12] = {0};
+  nn_linear_backward(dx1, dw1, NULL, d, x, w, B, IC, OC);
+  nn_linear_backward(dx2, dw2, NULL, d, x, w, B, IC, OC);
+  nn_linear_backward(dx2, dw2, NULL, d, x, w, B, IC, OC);
+  for (int i = 0; i < 6; i++) assert_float_equal(dx2[i], 2 * dx1[i], 1e-6f);
+  for (int i = 0; i < 12; i++) assert_float_equal(dw2[i], 2 * dw1[i], 1e-6f);
+  free(x), free(w), free(d);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_linear),       cmocka_unit_test(test_conv1d),
+      cmocka_unit_test(test_conv2d),       cmocka_unit_test(test_conv_circular),
+      cmocka_unit_test(test_upsample),     cmocka_unit_test(test_groupnorm),
+      cmocka_unit_test(test_layernorm),    cmocka_unit_test(test_gn_silu_fused),
+      cmocka_unit_test(test_activations),  cmocka_unit_test(test_add_chanbias_concat),
+      cmocka_unit_test(test_coupling),     cmocka_unit_test(test_sinusoidal),
+      cmocka_unit_test(test_losses),       cmocka_unit_test(test_accumulates),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

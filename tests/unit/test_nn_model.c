@@ -1,0 +1,245 @@
+/* test_nn_model.c: whole-network gradient checks (resnet 1D/2D, MLP), input
+ * gradients, workspaces, chunked inference, and the optimizer utilities. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "nn_gradcheck.h"
+#include "nn_model.h"
+#include "nn_optim.h"
+#include "rng.h"
+
+typedef struct mctx {
+  nn_model m;
+  nn_workspace ws;
+  float *x, *s, *out, *dout, *dx;
+  int B;
+} mctx;
+
+static void m_fwd(void *p) {
+  mctx *c = p;
+  assert_int_equal(nn_forward(&c->m, &c->ws, c->x, c->s, c->B, c->out), 0);
+}
+static void m_bwd(void *p) {
+  mctx *c = p;
+  assert_int_equal(nn_backward(&c->m, &c->ws, c->dout, c->m.grads, c->dx), 0);
+}
+
+static float *rnd(size_t n, uint64_t stream, float scale) {
+  float *p = calloc(n ? n : 1, sizeof(float));
+  rng r;
+  rng_init(&r, 77, stream);
+  rng_fill_normal_f(&r, p, n);
+  for (size_t i = 0; i < n; i++) p[i] *= scale;
+  return p;
+}
+
+static void mctx_setup(mctx *c, int B, uint64_t seed) {
+  int ns = nn_n_scalars(&c->m);
+  c->B = B;
+  nn_model_init_params(&c->m, seed);
+  /* non-trivial norms so their gradients are exercised away from identity */
+  for (int i = 0; i < c->m.n_tensors; i++)
+    if (strstr(c->m.tensors[i].name, "norm")) {
+      float *p = c->m.params + c->m.tensors[i].offset;
+      rng r;
+      rng_init(&r, 5, (uint64_t)i);
+      for (size_t k = 0; k < c->m.tensors[i].numel; k++) p[k] += 0.3f * (float)rng_normal(&r);
+    }
+  assert_int_equal(nn_workspace_init(&c->ws, &c->m, B, 1, NULL), 0);
+  c->x = rnd((size_t)B * nn_in_size(&c->m), 1, 1.0f);
+  c->s = calloc((size_t)B * (ns ? ns : 1), sizeof(float));
+  rng r;
+  rng_init(&r, 9, 0);
+  for (int i = 0; i < B * ns; i++) c->s[i] = (float)rng_uniform(&r);
+  c->out = calloc((size_t)B * nn_out_size(&c->m), sizeof(float));
+  c->dout = rnd((size_t)B * nn_out_size(&c->m), 2, 1.0f);
+  c->dx = calloc((size_t)B * nn_in_size(&c->m), sizeof(float));
+}
+
+static void mctx_free(mctx *c) {
+  nn_workspace_free(&c->ws);
+  nn_model_free(&c->m);
+  free(c->x), free(c->s), free(c->out), free(c->dout), free(c->dx);
+}
+
+static void gradcheck_model(mctx *c) {
+  gc g = {0};
+  g.forward = m_fwd;
+  g.backward = m_bwd;
+  g.ctx = c;
+  g.out = c->out;
+  g.n_out = (size_t)c->B * nn_out_size(&c->m);
+  g.r = c->dout;
+  g.max_checks = 12;
+  g.var[g.n_vars++] = (gc_var){"input", c->x, c->dx, (size_t)c->B * nn_in_size(&c->m)};
+  for (int i = 0; i < c->m.n_tensors && g.n_vars < 40; i++) {
+    nn_tensor *t = &c->m.tensors[i];
+    g.var[g.n_vars++] = (gc_var){t->name, c->m.params + t->offset, c->m.grads + t->offset, t->numel};
+  }
+  double worst = gc_run(&g, 1e-2);
+  print_message("  worst relative gradient error %.2e over %d tensors\n", worst, g.n_vars);
+  assert_true(worst <= 1e-2);
+}
+
+static void test_resnet1d_grad(void **state) {
+  (void)state;
+  mctx c = {0};
+  nn_resnet_config cfg = {.dims = 1, .w = 10, .cin = 3, .cout = 2, .width = 8, .blocks = 2,
+                          .groups = 2, .n_scalars = 2, .emb_dim = 6};
+  assert_int_equal(nn_resnet_init(&c.m, &cfg, NULL), 0);
+  mctx_setup(&c, 3, 11);
+  gradcheck_model(&c);
+  mctx_free(&c);
+}
+
+static void test_resnet2d_grad(void **state) {
+  (void)state;
+  mctx c = {0};
+  nn_resnet_config cfg = {.dims = 2, .h = 4, .w = 5, .cin = 2, .cout = 2, .width = 4, .blocks = 1,
+                          .groups = 2, .n_scalars = 1, .emb_dim = 4};
+  assert_int_equal(nn_resnet_init(&c.m, &cfg, NULL), 0);
+  mctx_setup(&c, 2, 12);
+  gradcheck_model(&c);
+  mctx_free(&c);
+}
+
+static void test_mlp_grad(void **state) {
+  (void)state;
+  for (int act = NN_ACT_SILU; act <= NN_ACT_TANH; act++) {
+    mctx c = {0};
+    nn_mlp_config cfg = {.in = 5, .out = 3, .hidden = 7, .layers = 3, .act = act};
+    assert_int_equal(nn_mlp_init(&c.m, &cfg, NULL), 0);
+    mctx_setup(&c, 4, 13);
+    gradcheck_model(&c);
+    mctx_free(&c);
+  }
+}
+
+/* the vector-Jacobian product alone (grads = NULL) equals the one computed
+ * together with parameter gradients, and leaves model grads untouched */
+static void test_input_grad_only(void **state) {
+  (void)state;
+  mctx c = {0};
+  nn_resnet_config cfg = {.dims = 1, .w = 12, .cin = 2, .cout = 1, .width = 8, .blocks = 2,
+                          .groups = 4, .n_scalars = 1, .emb_dim = 8};
+  assert_int_equal(nn_resnet_init(&c.m, &cfg, NULL), 0);
+  mctx_setup(&c, 4, 3);
+  size_t nx = (size_t)4 * nn_in_size(&c.m);
+  float *dx2 = calloc(nx, sizeof(float));
+  m_fwd(&c);
+  nn_zero_grad(&c.m);
+  assert_int_equal(nn_backward(&c.m, &c.ws, c.dout, c.m.grads, c.dx), 0);
+  float *g1 = malloc(c.m.n_params * sizeof(float));
+  memcpy(g1, c.m.grads, c.m.n_params * sizeof(float));
+  assert_int_equal(nn_backward(&c.m, &c.ws, c.dout, NULL, dx2), 0);
+  for (size_t i = 0; i < nx; i++) assert_float_equal(dx2[i], c.dx[i], 1e-6f * (1 + fabsf(c.dx[i])));
+  assert_memory_equal(g1, c.m.grads, c.m.n_params * sizeof(float));
+  free(g1), free(dx2);
+  mctx_free(&c);
+}
+
+/* per-sample independence: chunked inference with an inference-only workspace
+ * equals one training-workspace forward over the whole batch */
+static void test_infer_chunks(void **state) {
+  (void)state;
+  mctx c = {0};
+  nn_resnet_config cfg = {.dims = 1, .w = 16, .cin = 3, .cout = 2, .width = 8, .blocks = 3,
+                          .groups = 2, .n_scalars = 2, .emb_dim = 4};
+  assert_int_equal(nn_resnet_init(&c.m, &cfg, NULL), 0);
+  mctx_setup(&c, 7, 4);
+  m_fwd(&c);
+  nn_workspace iw;
+  assert_int_equal(nn_workspace_init(&iw, &c.m, 3, 0, NULL), 0);
+  assert_true(iw.n_floats < c.ws.n_floats);
+  size_t no = (size_t)7 * nn_out_size(&c.m);
+  float *o2 = calloc(no, sizeof(float));
+  assert_int_equal(nn_infer(&c.m, &iw, c.x, c.s, 7, o2), 0);
+  for (size_t i = 0; i < no; i++) assert_float_equal(o2[i], c.out[i], 1e-5f * (1 + fabsf(c.out[i])));
+  assert_int_equal(nn_backward(&c.m, &iw, c.dout, NULL, c.dx), SB_EINVAL); /* no backward state */
+  assert_int_equal(nn_forward(&c.m, &iw, c.x, c.s, 4, o2), SB_EINVAL);     /* over max batch */
+  free(o2);
+  nn_workspace_free(&iw);
+  mctx_free(&c);
+}
+
+static void test_bad_config(void **state) {
+  (void)state;
+  nn_model m;
+  sb_error err = {0};
+  nn_resnet_config cfg = {.dims = 1, .w = 16, .cin = 3, .cout = 2, .width = 10, .blocks = 3,
+                          .groups = 4};
+  assert_int_equal(nn_resnet_init(&m, &cfg, &err), SB_EINVAL);
+  assert_non_null(strstr(err.msg, "groups"));
+  cfg.groups = 5, cfg.n_scalars = 1, cfg.emb_dim = 3;
+  assert_int_equal(nn_resnet_init(&m, &cfg, &err), SB_EINVAL);
+  nn_model_free(&m);
+}
+
+/* AdamW: one step against a hand computation; non-finite gradients skip the step */
+static void test_adamw(void **state) {
+  (void)state;
+  nn_model m;
+  nn_mlp_config cfg = {.in = 2, .out = 1, .hidden = 2, .layers = 1};
+  assert_int_equal(nn_mlp_init(&m, &cfg, NULL), 0);
+  nn_model_init_params(&m, 1);
+  float p0 = m.params[0];
+  m.grads[0] = 0.5f;
+  nn_adamw o = nn_adamw_default();
+  o.lr = 0.1f;
+  assert_int_equal(nn_adamw_step(&m, &o, o.lr, NULL), 0);
+  /* step 1: mhat = g, vhat = g^2, update = lr * g/(|g| + eps) = lr */
+  double expect = p0 * (1.0 - 0.1 * 0.01) - 0.1 * 0.5 / (0.5 + 1e-8);
+  assert_float_equal(m.params[0], (float)expect, 1e-6f);
+  float *before = malloc(m.n_params * sizeof(float));
+  memcpy(before, m.params, m.n_params * sizeof(float));
+  m.grads[1] = NAN;
+  assert_int_equal(nn_adamw_step(&m, &o, o.lr, NULL), 1);
+  assert_memory_equal(before, m.params, m.n_params * sizeof(float));
+  assert_int_equal(m.step, 1);
+  /* clipping: a huge gradient moves params by at most about lr */
+  nn_zero_grad(&m);
+  m.grads[2] = 1e6f;
+  o.clip = 1.0f;
+  double norm = 0;
+  assert_int_equal(nn_adamw_step(&m, &o, o.lr, &norm), 0);
+  assert_float_equal((float)norm, 1e6f, 1.0f);
+  free(before);
+  nn_model_free(&m);
+}
+
+static void test_ema_and_lr(void **state) {
+  (void)state;
+  nn_model m;
+  nn_mlp_config cfg = {.in = 2, .out = 1, .hidden = 2, .layers = 1};
+  assert_int_equal(nn_mlp_init(&m, &cfg, NULL), 0);
+  nn_model_init_params(&m, 1);
+  assert_int_equal(nn_ema_update(&m, 0.9f), 0);
+  assert_memory_equal(m.ema, m.params, m.n_params * sizeof(float));
+  float e0 = m.ema[0];
+  m.params[0] += 1.0f;
+  nn_ema_update(&m, 0.9f);
+  assert_float_equal(m.ema[0], e0 + 0.1f, 1e-6f);
+  nn_model_free(&m);
+  assert_float_equal(nn_lr_at(0, 1.0f, 10, 110, NN_LR_COSINE, 0.0f), 0.1f, 1e-7f);
+  assert_float_equal(nn_lr_at(9, 1.0f, 10, 110, NN_LR_COSINE, 0.0f), 1.0f, 1e-7f);
+  assert_float_equal(nn_lr_at(10, 1.0f, 10, 110, NN_LR_COSINE, 0.0f), 1.0f, 1e-7f);
+  assert_float_equal(nn_lr_at(60, 1.0f, 10, 110, NN_LR_COSINE, 0.0f), 0.5f, 1e-6f);
+  assert_float_equal(nn_lr_at(60, 1.0f, 10, 110, NN_LR_LINEAR, 0.1f), 0.55f, 1e-6f);
+  assert_float_equal(nn_lr_at(500, 1.0f, 10, 110, NN_LR_COSINE, 0.1f), 0.1f, 1e-6f);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_resnet1d_grad),   cmocka_unit_test(test_resnet2d_grad),
+      cmocka_unit_test(test_mlp_grad),        cmocka_unit_test(test_input_grad_only),
+      cmocka_unit_test(test_infer_chunks),    cmocka_unit_test(test_bad_config),
+      cmocka_unit_test(test_adamw),           cmocka_unit_test(test_ema_and_lr),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
