@@ -1,0 +1,86 @@
+"""Model files in --models are served under their file stem: tiny
+posterior-score (one operator) and composed-score (any operator) models are
+trained here in a fraction of a second with `sbida train`."""
+import json
+import subprocess
+
+import pytest
+
+from daemon_util import BUILD, Daemon, validate
+
+ARCH = {"width": 16, "blocks": 1, "groups": 4, "emb_dim": 8}
+TRAIN = {"steps": 20, "batch": 32, "lr": 0.003, "warmup": 5, "pool": 16, "refresh": 1, "val_windows": 64,
+         "ema": 0.8, "val_every": 1000}
+
+
+def train(tmp, name, kind, **extra):
+    cfg = {"kind": kind, "preset": "l96-thesis", "N": 16, "window": 3, "arch": ARCH, "train": dict(TRAIN),
+           "sampler": {"steps": 8}}
+    cfg.update(extra)
+    path = tmp / (name + ".json")
+    path.write_text(json.dumps(cfg))
+    subprocess.run([str(BUILD / "sbida"), "train", "--config", str(path), "--out",
+                    str(tmp / "models" / (name + ".safetensors"))], check=True, capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("models")
+    (tmp / "models").mkdir()
+    train(tmp, "tiny-post", "posterior-score", operator={"type": "kernel_stations"}, noise_std=0.5)
+    train(tmp, "tiny-comp", "composed-score")
+    d = Daemon(tmp).start()
+    yield d
+    d.stop()
+
+
+def window(rows=3, n_obs=4):
+    return [[0.1 * (r + i) for i in range(n_obs)] for r in range(rows)]
+
+
+def test_models_listed_by_file_stem(served):
+    names = {e["name"]: e for e in served.get("/v1/estimators").json()["items"]}
+    assert {"tiny-post", "tiny-comp", "l96-thesis-etkf"} <= set(names)
+    post = served.get("/v1/estimators/tiny-post").json()
+    validate(post, "Estimator")
+    assert post["kind"] == "posterior-score" and post["window"] == 3 and post["state_dim"] == 16
+    assert post["operator"]["type"] == "kernel_stations" and post["noise_std"] == 0.5
+    assert post["training"] is not None
+    comp = served.get("/v1/estimators/tiny-comp").json()
+    validate(comp, "Estimator")
+    assert comp["operator"] == "any"
+
+
+def test_fixed_operator_model_runs_without_operator(served):
+    body = {"estimator": "tiny-post", "time_index": 10, "observations": window(), "n_samples": 8, "seed": 1}
+    r = served.post("/v1/assimilations?wait=60", body)
+    assert r.status == 200, r.data
+    j = r.json()
+    validate(j, "Assimilation")
+    assert j["state"] == "succeeded" and len(j["result"]["mean"]) == 16
+
+
+def test_incompatible_operator_is_422(served):
+    body = {"estimator": "tiny-post", "time_index": 10, "observations": [[0.0] * 16] * 3,
+            "operator": {"type": "identity"}, "noise_std": 0.5, "n_samples": 8}
+    r = served.post("/v1/assimilations", body)
+    assert r.status == 422
+    validate(r.json(), "Problem")
+    assert "operator" in r.json()["detail"]
+    body = {"estimator": "tiny-post", "time_index": 10, "observations": window(), "noise_std": 0.9, "n_samples": 8}
+    r = served.post("/v1/assimilations", body)
+    assert r.status == 422 and "noise" in r.json()["detail"]
+    body = {"estimator": "tiny-post", "time_index": 10, "observations": window(4), "n_samples": 8}
+    r = served.post("/v1/assimilations", body)
+    assert r.status == 422 and "3" in r.json()["detail"]
+
+
+def test_composed_model_takes_any_operator_and_window(served):
+    body = {"estimator": "tiny-comp", "time_index": 10, "observations": [[0.5] * 8, None, [0.1] * 8],
+            "operator": {"type": "subsample", "stride": 2}, "noise_std": 1.0, "n_samples": 8,
+            "return": {"window": True}}
+    r = served.post("/v1/assimilations?wait=60", body)
+    assert r.status == 200, r.data
+    j = r.json()
+    assert j["state"] == "succeeded", j
+    assert len(j["result"]["window_mean"]) == 3
