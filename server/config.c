@@ -31,7 +31,7 @@ static const config_opt config_opts[] = {
     {"config", STR(config_file), "", "file of 'name = value' lines with these same names"},
     {"http-threads", LNG(http_threads), "4", "HTTP threads (libmicrohttpd thread pool)"},
     {"max-attempts", LNG(max_attempts), "3", "starts of a job before a restart marks it failed"},
-    {"retention-days", LNG(retention_days), "30", "delete finished runs older than this (0: keep)"},
+    {"retention-days", DBL(retention_days), "30", "delete finished runs older than this many days (0: keep)"},
     {"retention-max-runs", LNG(retention_max_runs), "100000", "keep at most this many finished runs (0: no limit)"},
     {"shutdown-grace", DBL(shutdown_grace), "10", "seconds running jobs get to finish on SIGTERM before re-queueing"},
     {"log-level", STR(log_level), "info", "debug, info, warn or error"},

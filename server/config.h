@@ -22,7 +22,7 @@ typedef struct config {
   long max_samples;
   long http_threads;
   long max_attempts;      /* starts of one job before recovery fails it */
-  long retention_days;    /* 0 = keep forever */
+  double retention_days;  /* 0 = keep forever; fractions allowed */
   long retention_max_runs;/* 0 = no limit */
   double shutdown_grace;  /* seconds running jobs get to finish on SIGTERM */
   /* derived */

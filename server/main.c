@@ -50,7 +50,7 @@ static int main_load_tokens(app *a, sb_error *err) {
 static void main_retention(app *a) {
   long long deleted = 0;
   sb_error err = {0};
-  int rc = store_cleanup(a->store, clock_now_ms(), (int64_t)a->cfg.retention_days * 86400000LL,
+  int rc = store_cleanup(a->store, clock_now_ms(), (int64_t)(a->cfg.retention_days * 86400000.0),
                          a->cfg.retention_max_runs, &deleted, &err);
   if (rc) log_event(LOG_WARN, "retention_failed", json_pack("{s:s}", "reason", err.msg));
   else if (deleted) log_event(LOG_INFO, "retention", json_pack("{s:I}", "deleted", (json_int_t)deleted));

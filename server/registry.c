@@ -113,12 +113,12 @@ json_t *reg_describe(const estimator *e) {
   json_object_set_new(o, "operator", e->fixed_op ? obs_to_json(e->fixed_op) : json_string("any"));
   json_object_set_new(o, "noise_std", e->fixed_noise ? obs_noise_to_json(e->fixed_noise) : json_string("any"));
   json_object_set_new(o, "time_index", json_pack("{s:i, s:I}", "min", wmin - 1, "max", (json_int_t)s->t_max));
-  json_t *info = e->info;
-  json_t *tr = info ? json_object_get(info, "training") : NULL;
-  json_t *ev = info ? json_object_get(info, "evaluation") : NULL;
+  /* a private copy: handler threads never share reference counts */
+  json_t *info = e->info ? json_deep_copy(e->info) : json_object();
+  json_t *tr = json_object_get(info, "training"), *ev = json_object_get(info, "evaluation");
   json_object_set(o, "training", tr ? tr : json_null());
   json_object_set(o, "evaluation", ev ? ev : json_null());
-  json_object_set_new(o, "info", info ? json_incref(info) : json_object());
+  json_object_set_new(o, "info", info);
   return o;
 }
 

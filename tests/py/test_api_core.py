@@ -255,3 +255,16 @@ def test_logs_are_json_lines_without_observations(daemon):
     assert all({"ts", "level", "event"} <= set(x) for x in lines)
     assert "123.456789" not in daemon.log_text()
     assert any(x["event"] == "job_finished" for x in lines)
+
+
+def test_request_examples_fit_the_schema():
+    import jsonschema
+    import pytest
+    validate(small_request(), "AssimilationRequest")
+    validate(slow_request(), "AssimilationRequest")
+    validate(small_request(**{"return": {"samples": True, "quantiles": [0.1], "window": True}}, params={}),
+             "AssimilationRequest")
+    for bad in (small_request(extra=1), small_request(n_samples=0), small_request(observations=[]),
+                small_request(**{"return": {"quantiles": [1.5]}})):
+        with pytest.raises(jsonschema.ValidationError):
+            validate(bad, "AssimilationRequest")

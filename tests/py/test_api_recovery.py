@@ -97,3 +97,13 @@ def test_retention_by_count(fresh_daemon):
     d2 = fresh_daemon(["--retention-max-runs", "3"]).start()  # cleanup runs at start
     kept = [i for i in ids if d2.get("/v1/assimilations/" + i).status == 200]
     assert kept == ids[2:]
+
+
+def test_retention_by_age(fresh_daemon):
+    d = fresh_daemon().start()
+    old = d.post("/v1/assimilations?wait=20", small_request(seed=1)).json()["id"]
+    d.stop()
+    time.sleep(1.0)
+    d2 = fresh_daemon(["--retention-days", "0.00001"]).start()  # 0.864 s
+    assert d2.get("/v1/assimilations/" + old).status == 404
+    assert "retention" in [x.get("event") for x in d2.log_lines()]
