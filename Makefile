@@ -69,6 +69,13 @@ $(BUILD)/sbidad: $(SRV_OBJ) $(LIB)
 	@echo "  LINK  $@"
 	@$(CC) $(LDFLAGS) -o $@ $(SRV_OBJ) $(LIB) $(LDLIBS)
 
+# Unit tests of the daemon's modules (test_server_*.c) also link server/*.o but main.
+SRV_LIB_OBJ := $(filter-out $(BUILD)/obj/server/main.o,$(SRV_OBJ))
+$(BUILD)/tests/test_server_%: $(BUILD)/obj/tests/unit/test_server_%.o $(TEST_HELPER_OBJ) $(SRV_LIB_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LINK  $@"
+	@$(CC) $(LDFLAGS) -o $@ $< $(TEST_HELPER_OBJ) $(SRV_LIB_OBJ) $(LIB) $(LDLIBS) -lcmocka
+
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TEST_HELPER_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LINK  $@"

@@ -419,7 +419,7 @@ int store_samples(store *s, const char *id, float **data, int *n_samples, int *d
   pthread_mutex_lock(&s->rmu);
   sqlite3_stmt *st;
   int rc;
-  if (sqlite3_prepare_v2(s->r, "SELECT samples, samples_dim, n_samples FROM runs WHERE id = ?", -1, &st, NULL) !=
+  if (sqlite3_prepare_v2(s->r, "SELECT samples, samples_dim FROM runs WHERE id = ?", -1, &st, NULL) !=
       SQLITE_OK) {
     rc = store_sqlfail(err, s->r, "prepare samples");
     pthread_mutex_unlock(&s->rmu);
@@ -430,8 +430,10 @@ int store_samples(store *s, const char *id, float **data, int *n_samples, int *d
   if (step == SQLITE_ROW) {
     const void *b = sqlite3_column_blob(st, 0);
     size_t len = (size_t)sqlite3_column_bytes(st, 0);
-    int d = sqlite3_column_int(st, 1), n = sqlite3_column_int(st, 2);
-    if (!b || d <= 0 || len != (size_t)n * (size_t)d * sizeof(float)) {
+    int d = sqlite3_column_int(st, 1);
+    size_t row = (size_t)(d > 0 ? d : 1) * sizeof(float);
+    int n = (int)(len / row);
+    if (!b || d <= 0 || len % row) {
       rc = sb_fail(err, STORE_ECONFLICT, "assimilation %s has no samples (it has not succeeded)", id);
     } else if (!(*data = malloc(len))) {
       rc = sb_fail(err, SB_ENOMEM, "out of memory for %zu bytes of samples", len);

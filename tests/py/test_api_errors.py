@@ -227,3 +227,29 @@ def test_broken_model_file_is_skipped(fresh_daemon, tmp_path):
 def test_missing_models_dir_is_not_fatal(fresh_daemon, tmp_path):
     d = fresh_daemon(["--models", str(tmp_path / "nowhere")]).start()
     assert d.get("/v1/health/ready").status == 200
+
+
+def test_fuzzed_bodies_never_break_the_daemon(daemon):
+    import json
+    import random
+    rnd = random.Random(1234)
+    good = json.dumps(small_request()).encode()
+    seen = set()
+    for i in range(150):
+        b = bytearray(good)
+        for _ in range(rnd.randint(1, 8)):  # flip, drop or duplicate bytes
+            k = rnd.randrange(len(b))
+            op = rnd.random()
+            if op < 0.4:
+                b[k] = rnd.randrange(256)
+            elif op < 0.7:
+                del b[k]
+            else:
+                b[k:k] = b[k:k + rnd.randint(1, 20)]
+        r = daemon.post("/v1/assimilations", raw=bytes(b), headers={"Content-Type": "application/json"})
+        assert r.status in (202, 400, 422), (r.status, bytes(b)[:200])
+        if r.status != 202:
+            validate(r.json(), "Problem")
+        seen.add(r.status)
+    assert {400, 422} <= seen
+    assert daemon.get("/v1/health/live").status == 200

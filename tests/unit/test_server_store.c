@@ -1,0 +1,254 @@
+/* The daemon's SQLite store and config parser without HTTP: idempotency,
+ * state machine (cancel, delete, finish), crash recovery with attempts,
+ * retention, pagination order, durability settings. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "config.h"
+#include "store.h"
+#include "testutil.h"
+
+static store *open_fresh(const char *name) {
+  char path[600];
+  snprintf(path, sizeof path, "%s/%s", tu_tmpdir(), name);
+  unlink(path);
+  char wal[620];
+  snprintf(wal, sizeof wal, "%s-wal", path);
+  unlink(wal);
+  snprintf(wal, sizeof wal, "%s-shm", path);
+  unlink(wal);
+  store *s = NULL;
+  sb_error err = {0};
+  int rc = store_open(&s, path, &err);
+  if (rc) fail_msg("store_open: %s", err.msg);
+  return s;
+}
+
+static void insert(store *s, const char *key, const char *hash, store_run *out, int *replayed, int expect) {
+  store_new_run n = {"l96-sakov-etkf", 4, 8, "{\"seed\":1}", key, hash};
+  sb_error err = {0};
+  assert_int_equal(store_insert(s, &n, out, replayed, &err), expect);
+}
+
+static void test_idempotency(void **state) {
+  (void)state;
+  store *s = open_fresh("idem.db");
+  store_run a, b;
+  int rep;
+  insert(s, "k1", "h1", &a, &rep, 0);
+  assert_int_equal(rep, 0);
+  assert_string_equal(a.state, "queued");
+  assert_int_equal(strlen(a.id), 32);
+  insert(s, "k1", "h1", &b, &rep, 0);
+  assert_int_equal(rep, 1);
+  assert_string_equal(a.id, b.id);
+  store_run_free(&b);
+  insert(s, "k1", "h2", &b, &rep, STORE_EMISMATCH);
+  insert(s, NULL, "h1", &b, &rep, 0); /* no key: always a new run */
+  assert_string_not_equal(a.id, b.id);
+  long long counts[5];
+  assert_int_equal(store_count_states(s, counts, NULL), 0);
+  assert_int_equal(counts[0], 2);
+  store_run_free(&a);
+  store_run_free(&b);
+  store_close(s);
+}
+
+static void test_state_machine(void **state) {
+  (void)state;
+  store *s = open_fresh("states.db");
+  store_run a;
+  int rep, taken, was_running;
+  sb_error err = {0};
+  insert(s, NULL, "h", &a, &rep, 0);
+  /* delete refuses an active run; cancel of a queued run is immediate */
+  assert_int_equal(store_delete(s, a.id, &err), STORE_ECONFLICT);
+  assert_int_equal(store_cancel(s, a.id, 1000, &was_running, &err), 0);
+  assert_int_equal(was_running, 0);
+  assert_int_equal(store_mark_running(s, a.id, 1001, &taken, &err), 0);
+  assert_int_equal(taken, 0); /* a worker skips it */
+  assert_int_equal(store_cancel(s, a.id, 1002, &was_running, &err), STORE_ECONFLICT);
+  assert_int_equal(store_delete(s, a.id, &err), 0);
+  store_run g;
+  assert_int_equal(store_get(s, a.id, &g, &err), STORE_ENOTFOUND);
+  store_run_free(&a);
+
+  insert(s, NULL, "h", &a, &rep, 0);
+  assert_int_equal(store_mark_running(s, a.id, 2000, &taken, &err), 0);
+  assert_int_equal(taken, 1);
+  assert_int_equal(store_cancel(s, a.id, 2001, &was_running, &err), 0);
+  assert_int_equal(was_running, 1);
+  float smp[6] = {1, 2, 3, 4, 5, 6};
+  assert_int_equal(store_finish(s, a.id, "succeeded", 2002, "{\"mean\":[]}", smp, 2, 3, NULL, &err), 0);
+  assert_int_equal(store_finish(s, a.id, "failed", 2003, NULL, NULL, 0, 0, "{}", &err), STORE_ECONFLICT);
+  assert_int_equal(store_get(s, a.id, &g, &err), 0);
+  assert_string_equal(g.state, "succeeded");
+  assert_int_equal(g.attempts, 1);
+  assert_int_equal(g.started_ms, 2000);
+  assert_int_equal(g.finished_ms, 2002);
+  assert_int_equal(g.samples_dim, 3);
+  assert_string_equal(g.result, "{\"mean\":[]}");
+  store_run_free(&g);
+  float *data;
+  int S, d;
+  assert_int_equal(store_samples(s, a.id, &data, &S, &d, &err), 0);
+  assert_int_equal(S, 2);
+  assert_int_equal(d, 3);
+  assert_memory_equal(data, smp, sizeof smp);
+  free(data);
+  store_run_free(&a);
+  store_close(s);
+}
+
+static int n_pushed;
+static char pushed[8][40];
+static void collect(void *ctx, const char *id) {
+  (void)ctx;
+  if (n_pushed < 8) snprintf(pushed[n_pushed++], 40, "%s", id);
+}
+
+static void test_recovery_and_attempts(void **state) {
+  (void)state;
+  store *s = open_fresh("recover.db");
+  store_run a, b, c;
+  int rep, taken, requeued, failed;
+  sb_error err = {0};
+  insert(s, NULL, "h", &a, &rep, 0);
+  insert(s, NULL, "h", &b, &rep, 0);
+  insert(s, NULL, "h", &c, &rep, 0);
+  assert_int_equal(store_mark_running(s, a.id, 1, &taken, &err), 0);
+  assert_int_equal(store_mark_running(s, b.id, 1, &taken, &err), 0);
+  /* b already had its last attempt: max_attempts 1 fails it */
+  n_pushed = 0;
+  assert_int_equal(store_recover(s, 2, 5, collect, NULL, &requeued, &failed, &err), 0);
+  assert_int_equal(requeued, 2);
+  assert_int_equal(failed, 0);
+  assert_int_equal(n_pushed, 3);
+  assert_string_equal(pushed[0], a.id); /* oldest first */
+  assert_string_equal(pushed[2], c.id);
+  assert_int_equal(store_mark_running(s, a.id, 6, &taken, &err), 0);
+  n_pushed = 0;
+  assert_int_equal(store_recover(s, 2, 7, collect, NULL, &requeued, &failed, &err), 0);
+  assert_int_equal(failed, 1);
+  store_run g;
+  assert_int_equal(store_get(s, a.id, &g, &err), 0);
+  assert_string_equal(g.state, "failed");
+  assert_non_null(strstr(g.error, "interrupted"));
+  store_run_free(&g);
+  store_run_free(&a);
+  store_run_free(&b);
+  store_run_free(&c);
+  store_close(s);
+}
+
+static void test_list_and_retention(void **state) {
+  (void)state;
+  store *s = open_fresh("list.db");
+  char ids[6][40];
+  sb_error err = {0};
+  for (int i = 0; i < 6; i++) {
+    store_run a;
+    int rep, taken;
+    insert(s, NULL, "h", &a, &rep, 0);
+    memcpy(ids[i], a.id, 40);
+    store_run_free(&a);
+    if (i < 4) {
+      assert_int_equal(store_mark_running(s, ids[i], 10, &taken, &err), 0);
+      assert_int_equal(store_finish(s, ids[i], "succeeded", 100 + i, "{}", NULL, 0, 0, NULL, &err), 0);
+    }
+  }
+  store_run *runs;
+  int n;
+  assert_int_equal(store_list(s, NULL, NULL, 0, 4, &runs, &n, &err), 0);
+  assert_int_equal(n, 4);
+  assert_string_equal(runs[0].id, ids[5]); /* newest first */
+  long long before = runs[3].seq;
+  for (int i = 0; i < n; i++) store_run_free(&runs[i]);
+  free(runs);
+  assert_int_equal(store_list(s, NULL, NULL, before, 4, &runs, &n, &err), 0);
+  assert_int_equal(n, 2);
+  assert_string_equal(runs[1].id, ids[0]);
+  for (int i = 0; i < n; i++) store_run_free(&runs[i]);
+  free(runs);
+  assert_int_equal(store_list(s, "queued", "l96-sakov-etkf", 0, 10, &runs, &n, &err), 0);
+  assert_int_equal(n, 2);
+  for (int i = 0; i < n; i++) store_run_free(&runs[i]);
+  free(runs);
+  long long deleted;
+  /* age: finished before 102 goes; count: keep 1 finished; queued runs stay */
+  assert_int_equal(store_cleanup(s, 1102, 1000, 0, &deleted, &err), 0);
+  assert_int_equal(deleted, 2);
+  assert_int_equal(store_cleanup(s, 1102, 0, 1, &deleted, &err), 0);
+  assert_int_equal(deleted, 1);
+  long long counts[5];
+  assert_int_equal(store_count_states(s, counts, &err), 0);
+  assert_int_equal(counts[0], 2);
+  assert_int_equal(counts[2], 1);
+  store_run g;
+  assert_int_equal(store_get(s, ids[3], &g, &err), 0);
+  store_run_free(&g);
+  assert_int_equal(store_check_writable(s, &err), 0);
+  store_close(s);
+}
+
+static void test_open_failures(void **state) {
+  (void)state;
+  store *s;
+  sb_error err = {0};
+  assert_int_equal(store_open(&s, "/nonexistent-dir/x/sbida.db", &err), SB_EIO);
+  assert_non_null(strstr(err.msg, "/nonexistent-dir"));
+  assert_null(s);
+}
+
+static void test_config(void **state) {
+  (void)state;
+  config c;
+  sb_error err = {0};
+  char *argv1[] = {"sbidad", "--listen", "[::1]:9000", "--workers=3", "--max-samples", "77", NULL};
+  setenv("SBIDA_MAX_QUEUE", "5", 1);
+  setenv("SBIDA_WORKERS", "9", 1);
+  assert_int_equal(config_load(&c, 6, argv1, &err), 0);
+  assert_string_equal(c.host, "::1");
+  assert_int_equal(c.port, 9000);
+  assert_int_equal(c.workers, 3);     /* flag beats environment */
+  assert_int_equal(c.max_queue, 5);   /* environment beats default */
+  assert_int_equal(c.max_samples, 77);
+  unsetenv("SBIDA_MAX_QUEUE");
+  unsetenv("SBIDA_WORKERS");
+  char *bad1[] = {"sbidad", "--workers", "-1", NULL};
+  assert_int_equal(config_load(&c, 3, bad1, &err), SB_EINVAL);
+  char *bad2[] = {"sbidad", "--listen", "localhost", NULL};
+  assert_int_equal(config_load(&c, 3, bad2, &err), SB_EINVAL);
+  char *bad3[] = {"sbidad", "--max-queue", NULL};
+  assert_int_equal(config_load(&c, 2, bad3, &err), SB_EINVAL);
+  char path[600];
+  snprintf(path, sizeof path, "%s/sbidad.conf", tu_tmpdir());
+  FILE *f = fopen(path, "w");
+  fprintf(f, "# comment\nmax-samples = 12\n\ndb=/tmp/x.db\n");
+  fclose(f);
+  char *argv2[] = {"sbidad", "--config", path, NULL};
+  assert_int_equal(config_load(&c, 3, argv2, &err), 0);
+  assert_int_equal(c.max_samples, 12);
+  assert_string_equal(c.db, "/tmp/x.db");
+  f = fopen(path, "w");
+  fprintf(f, "bogus = 1\n");
+  fclose(f);
+  assert_int_equal(config_load(&c, 3, argv2, &err), SB_EINVAL);
+  assert_non_null(strstr(err.msg, "bogus"));
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_idempotency),         cmocka_unit_test(test_state_machine),
+      cmocka_unit_test(test_recovery_and_attempts), cmocka_unit_test(test_list_and_retention),
+      cmocka_unit_test(test_open_failures),       cmocka_unit_test(test_config),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
