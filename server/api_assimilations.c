@@ -146,10 +146,11 @@ enum MHD_Result api_assim_create(http_req *q) {
     free(request);
     job_spec_free(&spec);
     json_decref(body);
-    return http_reply_problem(q, problem_new(PROB_QUEUE_FULL, a->stopping ? 503 : 0, a->stopping ?
-                                             "the daemon is shutting down; retry on another instance or later" :
-                                             "%ld jobs are already waiting (--max-queue); retry later",
-                                             a->cfg.max_queue), "Retry-After", "1");
+    json_t *p = a->stopping ? problem_new(PROB_UNAVAILABLE, 503, "the daemon is shutting down; retry later or on "
+                                          "another instance")
+                            : problem_new(PROB_QUEUE_FULL, 0, "%ld jobs are already waiting (--max-queue); retry "
+                                          "later", a->cfg.max_queue);
+    return http_reply_problem(q, p, "Retry-After", "1");
   }
   store_new_run n = {spec.est->name, spec.time_index, spec.n_samples, request, key, hash};
   store_run run;

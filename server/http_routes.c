@@ -4,17 +4,17 @@
 #include <string.h>
 
 const http_route http_routes[] = {
-    {"/v1/assimilations", "/v1/assimilations", api_assim_list, api_assim_create, NULL, 1, 0},
-    {"/v1/assimilations/*", "/v1/assimilations/{id}", api_assim_get, NULL, api_assim_delete, 0, 0},
-    {"/v1/assimilations/*/samples", "/v1/assimilations/{id}/samples", api_assim_samples, NULL, NULL, 0, 0},
-    {"/v1/assimilations/*/cancel", "/v1/assimilations/{id}/cancel", NULL, api_assim_cancel, NULL, 0, 0},
-    {"/v1/estimators", "/v1/estimators", api_est_list, NULL, NULL, 0, 0},
-    {"/v1/estimators/*", "/v1/estimators/{name}", api_est_get, NULL, NULL, 0, 0},
-    {"/v1/health/live", "/v1/health/live", api_health_live, NULL, NULL, 0, 1},
-    {"/v1/health/ready", "/v1/health/ready", api_health_ready, NULL, NULL, 0, 1},
-    {"/metrics", "/metrics", api_metrics, NULL, NULL, 0, 0},
-    {"/openapi.json", "/openapi.json", api_openapi, NULL, NULL, 0, 1},
-    {NULL, "other", NULL, NULL, NULL, 0, 1},
+    {"/v1/assimilations", "/v1/assimilations", api_assim_list, api_assim_create, NULL, 1, 0, 0},
+    {"/v1/assimilations/*", "/v1/assimilations/{id}", api_assim_get, NULL, api_assim_delete, 0, 0, 0},
+    {"/v1/assimilations/*/samples", "/v1/assimilations/{id}/samples", api_assim_samples, NULL, NULL, 0, 0, 0},
+    {"/v1/assimilations/*/cancel", "/v1/assimilations/{id}/cancel", NULL, api_assim_cancel, NULL, 0, 0, 0},
+    {"/v1/estimators", "/v1/estimators", api_est_list, NULL, NULL, 0, 0, 0},
+    {"/v1/estimators/*", "/v1/estimators/{name}", api_est_get, NULL, NULL, 0, 0, 0},
+    {"/v1/health/live", "/v1/health/live", api_health_live, NULL, NULL, 0, 1, 1},
+    {"/v1/health/ready", "/v1/health/ready", api_health_ready, NULL, NULL, 0, 1, 1},
+    {"/metrics", "/metrics", api_metrics, NULL, NULL, 0, 0, 1},
+    {"/openapi.json", "/openapi.json", api_openapi, NULL, NULL, 0, 1, 1},
+    {NULL, "other", NULL, NULL, NULL, 0, 1, 0},
 };
 const int http_n_routes = sizeof http_routes / sizeof http_routes[0];
 

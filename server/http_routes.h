@@ -13,6 +13,7 @@ typedef struct http_route {
   http_handler get, post, del;
   int json_body;        /* POST needs an application/json body */
   int public;           /* answered without a bearer token */
+  int quiet;            /* successful answers logged at debug (probes, scrapes) */
 } http_route;
 
 extern const http_route http_routes[];

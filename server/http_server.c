@@ -25,8 +25,8 @@ const char *http_query(http_req *q, const char *name) {
 static void http_log_answer(http_req *q, int status) {
   int route = q->route < 0 ? http_n_routes - 1 : q->route;
   metrics_request(route, status);
-  /* health and metrics scrapes are too frequent to log at info */
-  int quiet = route >= 6 && route <= 9 && status < 400;
+  /* probes and scrapes are too frequent to log at info */
+  int quiet = http_routes[route].quiet && status < 400;
   if (log_enabled(quiet ? LOG_DEBUG : LOG_INFO))
     log_event(quiet ? LOG_DEBUG : LOG_INFO, "http_request",
               json_pack("{s:s, s:s, s:i, s:f}", "method", q->method, "path", q->url, "status", status, "ms",
