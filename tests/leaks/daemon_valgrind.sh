@@ -7,9 +7,20 @@ set -eu
 BUILD=${BUILD:-build}
 tmp=$(mktemp -d)
 trap 'kill -9 $pid 2>/dev/null || true; rm -rf "$tmp"' EXIT
+# a tiny composed-score model, so model files are loaded and sampled too
+mkdir -p "$tmp/models"
+cat > "$tmp/tiny.json" <<'JSON'
+{"kind": "composed-score", "preset": "l96-thesis", "N": 16, "window": 3,
+ "arch": {"width": 16, "blocks": 1, "groups": 4, "emb_dim": 8},
+ "train": {"steps": 10, "batch": 16, "lr": 0.003, "warmup": 2, "pool": 16, "refresh": 1, "val_windows": 16,
+           "ema": 0.8, "val_every": 1000},
+ "sampler": {"steps": 4}}
+JSON
+"$BUILD/sbida" train --config "$tmp/tiny.json" --out "$tmp/models/tiny-comp.safetensors" >/dev/null 2>&1
+printf 'not a model' > "$tmp/models/broken.safetensors"
 valgrind --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
   --error-exitcode=99 --log-file="$tmp/valgrind.log" \
-  "$BUILD/sbidad" --listen 127.0.0.1:0 --db "$tmp/sbida.db" --models "$tmp" --workers 2 --shutdown-grace 1 \
+  "$BUILD/sbidad" --listen 127.0.0.1:0 --db "$tmp/sbida.db" --models "$tmp/models" --workers 2 --shutdown-grace 1 \
   2>"$tmp/sbidad.log" &
 pid=$!
 /usr/bin/python3 - "$tmp/sbidad.log" <<'PY'
@@ -51,6 +62,12 @@ for i in range(60):
     assert s in (200, 202, 422), (s, body)
     if s in (200, 202):
         ids.append(json.loads(body)["id"])
+for i in range(6):
+    s, body = req("POST", "/v1/assimilations?wait=60", {"estimator": "tiny-comp", "time_index": 5,
+                  "observations": [[0.5] * 8, None, [0.1] * 8], "operator": {"type": "subsample", "stride": 2},
+                  "noise_std": 1.0, "n_samples": 4, "seed": i, "return": {"window": i % 2 == 0}})
+    assert s == 200 and json.loads(body)["state"] == "succeeded", body[:300]
+    ids.append(json.loads(body)["id"])
 for jid in ids:
     assert req("GET", "/v1/assimilations/" + jid)[0] == 200
     assert req("GET", "/v1/assimilations/%s/samples" % jid, headers={"Accept": "application/x-npy"})[0] in (200, 409)
