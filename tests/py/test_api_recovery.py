@@ -1,6 +1,7 @@
 """Durability: kill -9 in the middle of running jobs loses no acknowledged
 job and leaves the database intact; SIGTERM re-queues what it cannot finish."""
 import sqlite3
+import threading
 import time
 
 from daemon_util import fresh_daemon, small_request, validate  # noqa: F401
@@ -77,9 +78,19 @@ def test_sigterm_requeues_unfinished_jobs(fresh_daemon):
     a = d.post("/v1/assimilations", slow).json()
     b = d.post("/v1/assimilations", small_request()).json()
     d.wait_state(a["id"], states=("running",), timeout=20)
+    waiter = {}
+
+    def wait_for_b():  # a client long-polling when the daemon stops gets an answer
+        waiter["r"] = d.get("/v1/assimilations/%s?wait=30" % b["id"])
+
+    th = threading.Thread(target=wait_for_b)
+    th.start()
+    time.sleep(0.3)
     t = time.time()
     assert d.stop() == 0
     assert time.time() - t < 15
+    th.join(10)
+    assert waiter["r"].status == 200 and waiter["r"].json()["state"] == "queued"
     states = integrity(d.db)
     assert states[a["id"]] == "queued" and states[b["id"]] == "queued"
     events = [x["event"] for x in d.log_lines()]
