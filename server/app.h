@@ -17,6 +17,7 @@ typedef struct app {
   char **tokens;      /* bearer tokens, NULL when authentication is off */
   int n_tokens;
   volatile int stopping;
+  long inflight;      /* requests begun and not yet completed (atomic) */
 } app;
 
 #endif

@@ -114,6 +114,7 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
     q = calloc(1, sizeof *q);
     if (!q) return MHD_NO;
     *con_cls = q;
+    __atomic_fetch_add(&a->inflight, 1, __ATOMIC_RELAXED);
     q->app = a;
     q->conn = conn;
     q->method = method;
@@ -175,9 +176,10 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const
 
 static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                            enum MHD_RequestTerminationCode toe) {
-  (void)cls, (void)conn, (void)toe;
+  (void)conn, (void)toe;
   http_req *q = *con_cls;
   if (!q) return;
+  __atomic_fetch_sub(&((app *)cls)->inflight, 1, __ATOMIC_RELAXED);
   dynbuf_free(&q->body);
   free(q);
   *con_cls = NULL;
@@ -223,6 +225,13 @@ void http_quiesce(app *a) {
   if (!a->mhd) return;
   MHD_socket s = MHD_quiesce_daemon(a->mhd);
   if (s != MHD_INVALID_SOCKET) close(s);
+}
+
+long http_drain(app *a, double timeout_s) {
+  double end = clock_mono_s() + timeout_s;
+  long n;
+  while ((n = __atomic_load_n(&a->inflight, __ATOMIC_RELAXED)) > 0 && clock_mono_s() < end) usleep(10000);
+  return n;
 }
 
 void http_stop(app *a) {

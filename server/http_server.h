@@ -29,6 +29,9 @@ typedef struct http_req {
 int http_start(app *a, sb_error *err);
 /* Stops accepting connections (listening socket closed). */
 void http_quiesce(app *a);
+/* Waits up to timeout_s for requests in flight (e.g. resumed waiters) to
+ * finish sending their answers; returns how many were still in flight. */
+long http_drain(app *a, double timeout_s);
 void http_stop(app *a);
 
 enum MHD_Result http_reply_json(http_req *q, int status, json_t *body, const char *location);

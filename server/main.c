@@ -151,6 +151,8 @@ int main(int argc, char **argv) {
   http_quiesce(&a);
   job_queue_stop(a.jq, a.cfg.shutdown_grace);
   http_wait_shutdown();
+  long left = http_drain(&a, 5.0); /* resumed waiters send their answers */
+  if (left) log_event(LOG_WARN, "requests_cut", json_pack("{s:I}", "in_flight", (json_int_t)left));
   http_stop(&a); /* handlers still use the queue and the store until here */
   main_free(&a);
   log_event(LOG_INFO, "stopped", NULL);
