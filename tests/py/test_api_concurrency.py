@@ -1,5 +1,6 @@
 """64 clients submitting and polling at once: no error, no lost and no
 duplicated job (counted against the list endpoint and the database)."""
+import os
 import sqlite3
 import threading
 import time
@@ -7,7 +8,7 @@ import time
 from daemon_util import fresh_daemon, small_request  # noqa: F401
 
 CLIENTS = 64
-SECONDS = 8
+SECONDS = int(os.environ.get("SBIDA_CONCURRENCY_SECONDS", "8"))  # longer soak: set it
 
 
 def test_64_clients_submit_and_poll(fresh_daemon):
