@@ -74,6 +74,7 @@ typedef struct nn_workspace {
   size_t n_floats;
   float *mem;
   float *grads;       /* optional private gradient buffer (nn_workspace_alloc_grads) */
+  float *out, *dout;  /* (max_batch, out) scratch for callers, e.g. nn_parallel's loss */
   float *act[NN_MAX_ACT]; /* activation pointers into mem (model specific) */
 } nn_workspace;
 

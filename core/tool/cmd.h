@@ -11,5 +11,6 @@ typedef struct sb_command {
 } sb_command;
 
 int cmd_simulate(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 #endif

@@ -10,6 +10,7 @@
 
 static const sb_command commands[] = {
     {"simulate", "simulate trajectories (and observations) of a preset to .npy", cmd_simulate},
+    {"bench", "benchmarks: `bench nn` compares the C nn engine with PyTorch", cmd_bench},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
 
