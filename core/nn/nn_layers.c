@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "nn_math.h"
+#include "nn_simd.h"
 
 /* Hot loops get an AVX2+FMA clone picked at run time; the portable build keeps
  * a baseline x86-64 version. */
@@ -228,19 +229,30 @@ void nn_upsample_backward(float *dx, const float *dout, int CB, int H, int W, in
 // GroupNorm on (C, B, S)
 
 /* mean and rstd of group (b, g): channels c0..c0+cpg-1, each S contiguous values */
-static void gn_stats(float *mean, float *rstd, const float *x, int c0, int cpg, int b, int B,
-                     int S) {
-  float sum = 0.0f;
+static inline __attribute__((always_inline)) void gn_stats(float *mean, float *rstd,
+                                                           const float *x, int c0, int cpg, int b,
+                                                           int B, int S) {
+  v8f acc = v8_set1(0.0f);
+  float tail = 0.0f;
   for (int c = c0; c < c0 + cpg; c++) {
     const float *xc = x + ((size_t)c * B + b) * S;
-    for (int s = 0; s < S; s++) sum += xc[s];
+    int s = 0;
+    for (; s + 8 <= S; s += 8) acc += v8_load(xc + s);
+    for (; s < S; s++) tail += xc[s];
   }
-  float m = sum / (float)(cpg * S), var = 0.0f;
+  float m = (v8_hsum(acc) + tail) / (float)(cpg * S);
+  v8f vm = v8_set1(m), vacc = v8_set1(0.0f);
+  float var = 0.0f;
   for (int c = c0; c < c0 + cpg; c++) {
     const float *xc = x + ((size_t)c * B + b) * S;
-    for (int s = 0; s < S; s++) var += (xc[s] - m) * (xc[s] - m);
+    int s = 0;
+    for (; s + 8 <= S; s += 8) {
+      v8f d = v8_load(xc + s) - vm;
+      vacc += d * d;
+    }
+    for (; s < S; s++) var += (xc[s] - m) * (xc[s] - m);
   }
-  var /= (float)(cpg * S);
+  var = (var + v8_hsum(vacc)) / (float)(cpg * S);
   *mean = m;
   *rstd = 1.0f / sqrtf(var + NN_NORM_EPS);
 }
@@ -304,6 +316,7 @@ NN_HOT
 void nn_gn_silu_forward(float *out, float *mean, float *rstd, const float *x, const float *gamma,
                         const float *beta, int C, int B, int S, int G) {
   int cpg = C / G;
+  const v8f one = v8_set1(1.0f);
   for (int b = 0; b < B; b++)
     for (int g = 0; g < G; g++) {
       float m, r;
@@ -314,7 +327,13 @@ void nn_gn_silu_forward(float *out, float *mean, float *rstd, const float *x, co
         const float *xc = x + ((size_t)c * B + b) * S;
         float *oc = out + ((size_t)c * B + b) * S;
         float a = r * gamma[c], d = beta[c] - m * a;
-        for (int s = 0; s < S; s++) {
+        v8f va = v8_set1(a), vd = v8_set1(d);
+        int s = 0;
+        for (; s + 8 <= S; s += 8) {
+          v8f y = v8_load(xc + s) * va + vd;
+          v8_store(oc + s, y / (one + v8_exp(-y)));
+        }
+        for (; s < S; s++) {
           float y = xc[s] * a + d;
           oc[s] = y / (1.0f + nn_expf(-y));
         }
@@ -328,19 +347,30 @@ void nn_gn_silu_backward(float *dx, float *dgamma, float *dbeta, const float *do
                          const float *mean, const float *rstd, int C, int B, int S, int G) {
   int cpg = C / G;
   float n = (float)(cpg * S);
+  const v8f one = v8_set1(1.0f);
   for (int b = 0; b < B; b++)
     for (int g = 0; g < G; g++) {
       float m = mean[b * G + g], r = rstd[b * G + g], s1 = 0.0f, s2 = 0.0f;
+      v8f vm = v8_set1(m), vr = v8_set1(r);
       for (int c = g * cpg; c < (g + 1) * cpg; c++) {
         const float *xc = x + ((size_t)c * B + b) * S, *dc = dout + ((size_t)c * B + b) * S;
         float a = r * gamma[c], d = beta[c] - m * a, dg = 0.0f, db = 0.0f;
-        for (int s = 0; s < S; s++) {
+        v8f va = v8_set1(a), vd = v8_set1(d), vdg = v8_set1(0.0f), vdb = v8_set1(0.0f);
+        int s = 0;
+        for (; s + 8 <= S; s += 8) {
+          v8f xv = v8_load(xc + s), y = xv * va + vd, sg = one / (one + v8_exp(-y));
+          v8f dy = v8_load(dc + s) * sg * (one + y * (one - sg));
+          vdg += dy * ((xv - vm) * vr);
+          vdb += dy;
+        }
+        for (; s < S; s++) {
           float y = xc[s] * a + d, sg = 1.0f / (1.0f + nn_expf(-y));
           float dy = dc[s] * sg * (1.0f + y * (1.0f - sg));
-          float xh = (xc[s] - m) * r;
-          dg += dy * xh;
+          dg += dy * ((xc[s] - m) * r);
           db += dy;
         }
+        dg += v8_hsum(vdg);
+        db += v8_hsum(vdb);
         if (dgamma) dgamma[c] += dg;
         if (dbeta) dbeta[c] += db;
         s1 += db * gamma[c];
@@ -349,11 +379,20 @@ void nn_gn_silu_backward(float *dx, float *dgamma, float *dbeta, const float *do
       if (!dx) continue;
       s1 /= n;
       s2 /= n;
+      v8f vs1 = v8_set1(s1), vs2 = v8_set1(s2);
       for (int c = g * cpg; c < (g + 1) * cpg; c++) {
         const float *xc = x + ((size_t)c * B + b) * S, *dc = dout + ((size_t)c * B + b) * S;
         float *dxc = dx + ((size_t)c * B + b) * S, gm = gamma[c];
         float a = r * gm, d = beta[c] - m * a;
-        for (int s = 0; s < S; s++) {
+        v8f va = v8_set1(a), vd = v8_set1(d), vg = v8_set1(gm);
+        int s = 0;
+        for (; s + 8 <= S; s += 8) {
+          v8f xv = v8_load(xc + s), y = xv * va + vd, sg = one / (one + v8_exp(-y));
+          v8f dy = v8_load(dc + s) * sg * (one + y * (one - sg));
+          v8f xh = (xv - vm) * vr;
+          v8_store(dxc + s, v8_load(dxc + s) + vr * (dy * vg - vs1 - xh * vs2));
+        }
+        for (; s < S; s++) {
           float y = xc[s] * a + d, sg = 1.0f / (1.0f + nn_expf(-y));
           float dy = dc[s] * sg * (1.0f + y * (1.0f - sg));
           float xh = (xc[s] - m) * r;
@@ -410,12 +449,23 @@ void nn_layernorm_backward(float *dx, float *dgamma, float *dbeta, const float *
 
 NN_HOT
 void nn_silu_forward(float *out, const float *x, size_t n) {
-  for (size_t i = 0; i < n; i++) out[i] = x[i] / (1.0f + nn_expf(-x[i]));
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    v8f v = v8_load(x + i);
+    v8_store(out + i, v / (v8_set1(1.0f) + v8_exp(-v)));
+  }
+  for (; i < n; i++) out[i] = x[i] / (1.0f + nn_expf(-x[i]));
 }
 
 NN_HOT
 void nn_silu_backward(float *dx, const float *dout, const float *x, size_t n) {
-  for (size_t i = 0; i < n; i++) {
+  const v8f one = v8_set1(1.0f);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    v8f v = v8_load(x + i), s = one / (one + v8_exp(-v));
+    v8_store(dx + i, v8_load(dx + i) + v8_load(dout + i) * s * (one + v * (one - s)));
+  }
+  for (; i < n; i++) {
     float s = 1.0f / (1.0f + nn_expf(-x[i]));
     dx[i] += dout[i] * s * (1.0f + x[i] * (1.0f - s));
   }
