@@ -97,18 +97,28 @@ static inline int wrap(int i, int n) {
   return i < 0 ? i + n : i;
 }
 
-/* col (Cin*kh*kw, B*Ho*Wo) <- x (Cin, B, H, W) */
-static void im2col(float *col, const float *x, int Cin, int B, int H, int W, int kh, int kw,
-                   int s) {
+/* The batch is processed in tiles of samples [b0, b0+nb) so the im2col
+ * buffer of a tile (K x nb*Ho*Wo) stays in cache between its write and the
+ * GEMM that reads it. */
+#define NN_CONV_TILE_COLS 1024
+
+static int conv_tile(int B, int HoWo) {
+  int t = NN_CONV_TILE_COLS / (HoWo > 0 ? HoWo : 1);
+  return t < 1 ? 1 : (t > B ? B : t);
+}
+
+/* col (Cin*kh*kw, nb*Ho*Wo) <- samples b0..b0+nb-1 of x (Cin, B, H, W) */
+static void im2col(float *col, const float *x, int Cin, int B, int b0, int nb, int H, int W,
+                   int kh, int kw, int s) {
   int Ho = nn_conv_out_size(H, s), Wo = nn_conv_out_size(W, s);
-  size_t P = (size_t)B * Ho * Wo;
+  size_t P = (size_t)nb * Ho * Wo;
   for (int ci = 0; ci < Cin; ci++)
     for (int i = 0; i < kh; i++)
       for (int j = 0; j < kw; j++) {
         float *dst = col + ((size_t)(ci * kh + i) * kw + j) * P;
         int dj = j - kw / 2;
-        for (int b = 0; b < B; b++) {
-          const float *xb = x + ((size_t)ci * B + b) * H * W;
+        for (int b = 0; b < nb; b++) {
+          const float *xb = x + ((size_t)ci * B + b0 + b) * H * W;
           for (int ho = 0; ho < Ho; ho++) {
             const float *row = xb + (size_t)wrap(ho * s + i - kh / 2, H) * W;
             float *d = dst + ((size_t)b * Ho + ho) * Wo;
@@ -125,18 +135,18 @@ static void im2col(float *col, const float *x, int Cin, int B, int H, int W, int
       }
 }
 
-/* dx (Cin, B, H, W) += col2im(dcol) */
-static void col2im_add(float *dx, const float *dcol, int Cin, int B, int H, int W, int kh, int kw,
-                       int s) {
+/* samples b0..b0+nb-1 of dx (Cin, B, H, W) += col2im(dcol) */
+static void col2im_add(float *dx, const float *dcol, int Cin, int B, int b0, int nb, int H, int W,
+                       int kh, int kw, int s) {
   int Ho = nn_conv_out_size(H, s), Wo = nn_conv_out_size(W, s);
-  size_t P = (size_t)B * Ho * Wo;
+  size_t P = (size_t)nb * Ho * Wo;
   for (int ci = 0; ci < Cin; ci++)
     for (int i = 0; i < kh; i++)
       for (int j = 0; j < kw; j++) {
         const float *src = dcol + ((size_t)(ci * kh + i) * kw + j) * P;
         int dj = j - kw / 2;
-        for (int b = 0; b < B; b++) {
-          float *xb = dx + ((size_t)ci * B + b) * H * W;
+        for (int b = 0; b < nb; b++) {
+          float *xb = dx + ((size_t)ci * B + b0 + b) * H * W;
           for (int ho = 0; ho < Ho; ho++) {
             float *row = xb + (size_t)wrap(ho * s + i - kh / 2, H) * W;
             const float *d = src + ((size_t)b * Ho + ho) * Wo;
@@ -154,9 +164,8 @@ static void col2im_add(float *dx, const float *dcol, int Cin, int B, int H, int 
 
 static void conv_fwd(float *out, float *col, const float *x, const float *w, const float *bias,
                      int Cin, int Cout, int B, int H, int W, int kh, int kw, int stride, int add) {
-  int Ho = nn_conv_out_size(H, stride), Wo = nn_conv_out_size(W, stride);
-  int P = B * Ho * Wo, K = Cin * kh * kw;
-  im2col(col, x, Cin, B, H, W, kh, kw, stride);
+  int Ho = nn_conv_out_size(H, stride), Wo = nn_conv_out_size(W, stride), HoWo = Ho * Wo;
+  int P = B * HoWo, K = Cin * kh * kw, tile = conv_tile(B, HoWo);
   for (int co = 0; co < Cout; co++) {
     float v = bias ? bias[co] : 0.0f, *o = out + (size_t)co * P;
     if (add)
@@ -164,8 +173,12 @@ static void conv_fwd(float *out, float *col, const float *x, const float *w, con
     else
       for (int p = 0; p < P; p++) o[p] = v;
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cout, P, K, 1.0f, w, K, col, P, 1.0f, out,
-              P);
+  for (int b0 = 0; b0 < B; b0 += tile) {
+    int nb = B - b0 < tile ? B - b0 : tile, Pt = nb * HoWo;
+    im2col(col, x, Cin, B, b0, nb, H, W, kh, kw, stride);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cout, Pt, K, 1.0f, w, K, col, Pt, 1.0f,
+                out + (size_t)b0 * HoWo, P);
+  }
 }
 
 void nn_conv_forward(float *out, float *col, const float *x, const float *w, const float *bias,
@@ -182,8 +195,8 @@ void nn_conv_forward_add(float *out, float *col, const float *x, const float *w,
 void nn_conv_backward(float *dx, float *dw, float *dbias, float *col, float *dcol,
                       const float *dout, const float *x, const float *w, int Cin, int Cout,
                       int B, int H, int W, int kh, int kw, int stride) {
-  int Ho = nn_conv_out_size(H, stride), Wo = nn_conv_out_size(W, stride);
-  int P = B * Ho * Wo, K = Cin * kh * kw;
+  int Ho = nn_conv_out_size(H, stride), Wo = nn_conv_out_size(W, stride), HoWo = Ho * Wo;
+  int P = B * HoWo, K = Cin * kh * kw, tile = conv_tile(B, HoWo);
   if (dbias)
     for (int co = 0; co < Cout; co++) {
       const float *d = dout + (size_t)co * P;
@@ -191,15 +204,19 @@ void nn_conv_backward(float *dx, float *dw, float *dbias, float *col, float *dco
       for (int p = 0; p < P; p++) acc += d[p];
       dbias[co] += acc;
     }
-  if (dw) {
-    im2col(col, x, Cin, B, H, W, kh, kw, stride);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Cout, K, P, 1.0f, dout, P, col, P, 1.0f,
-                dw, K);
-  }
-  if (dx) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, Cout, 1.0f, w, K, dout, P, 0.0f,
-                dcol, P);
-    col2im_add(dx, dcol, Cin, B, H, W, kh, kw, stride);
+  for (int b0 = 0; b0 < B; b0 += tile) {
+    int nb = B - b0 < tile ? B - b0 : tile, Pt = nb * HoWo;
+    const float *dt = dout + (size_t)b0 * HoWo;
+    if (dw) {
+      im2col(col, x, Cin, B, b0, nb, H, W, kh, kw, stride);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Cout, K, Pt, 1.0f, dt, P, col, Pt,
+                  1.0f, dw, K);
+    }
+    if (dx) {
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, Pt, Cout, 1.0f, w, K, dt, P, 0.0f,
+                  dcol, Pt);
+      col2im_add(dx, dcol, Cin, B, b0, nb, H, W, kh, kw, stride);
+    }
   }
 }
 

@@ -79,13 +79,14 @@ static double fwd_flops(const nn_resnet_config *c) {
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: sbida bench nn [--json] [--threads T] [--reps R] [--no-torch]\n"
+          "usage: sbida bench nn [--json] [--threads T] [--reps R] [--chunk C] [--no-torch]\n"
+          "  --chunk: samples per inference pass of each thread's workspace (default 64)\n"
           "  C engine vs PyTorch (/usr/bin/python3 tests/bench/nn_torch.py, run from the repo\n"
           "  root) on the L96 score network; speedup = torch time / C time.\n");
 }
 
 static int bench_nn(int argc, char **argv) {
-  int json = 0, T = 2, reps = 10, torch = 1;
+  int json = 0, T = 2, reps = 10, torch = 1, chunk = 64;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--json"))
       json = 1;
@@ -93,6 +94,8 @@ static int bench_nn(int argc, char **argv) {
       T = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
       reps = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--chunk") && i + 1 < argc)
+      chunk = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--no-torch"))
       torch = 0;
     else if (!strcmp(argv[i], "--help")) {
@@ -103,11 +106,11 @@ static int bench_nn(int argc, char **argv) {
       return 2;
     }
   }
-  if (T < 1 || T > 64 || reps < 1 || reps > 1000) {
+  if (T < 1 || T > 64 || reps < 1 || reps > 1000 || chunk < 1 || chunk > 4096) {
     usage(stderr);
     return 2;
   }
-  const int BT = 256, BI = 4096, chunk = 256;
+  const int BT = 256, BI = 4096;
   nn_resnet_config cfg = {.dims = 1, .h = 1, .w = 40, .cin = 11, .cout = 1, .width = 64,
                           .blocks = 6, .groups = 8, .n_scalars = 1, .emb_dim = 32};
   sb_error err = {0};
