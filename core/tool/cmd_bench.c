@@ -80,13 +80,13 @@ static double fwd_flops(const nn_resnet_config *c) {
 static void usage(FILE *f) {
   fprintf(f,
           "usage: sbida bench nn [--json] [--threads T] [--reps R] [--chunk C] [--no-torch]\n"
-          "  --chunk: samples per inference pass of each thread's workspace (default 64)\n"
+          "  --chunk: samples per inference pass of each thread's workspace (default 256)\n"
           "  C engine vs PyTorch (/usr/bin/python3 tests/bench/nn_torch.py, run from the repo\n"
           "  root) on the L96 score network; speedup = torch time / C time.\n");
 }
 
 static int bench_nn(int argc, char **argv) {
-  int json = 0, T = 2, reps = 10, torch = 1, chunk = 64;
+  int json = 0, T = 2, reps = 10, torch = 1, chunk = 256;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--json"))
       json = 1;
