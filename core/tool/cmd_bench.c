@@ -77,6 +77,46 @@ static double fwd_flops(const nn_resnet_config *c) {
   return f;
 }
 
+static double loadavg(void) {
+  double l = -1.0;
+  FILE *f = fopen("/proc/loadavg", "r");
+  if (f) {
+    if (fscanf(f, "%lf", &l) != 1) l = -1.0;
+    fclose(f);
+  }
+  return l;
+}
+
+/* Median seconds of one training step (zero grads, forward, loss, backward,
+ * AdamW) at batch BT and of one inference pass at batch BI, over reps. */
+static int measure_c(nn_model *m, nn_workspace *wt, nn_workspace *wi, int T, const float *x,
+                     const float *s, float *y, mse_ctx *mc, int reps, double *train,
+                     double *infer, sb_error *err) {
+  const int BT = 256, BI = 4096;
+  nn_adamw opt = nn_adamw_default();
+  opt.lr = 1e-4f;
+  double tt[1002], ti[1002], loss = 0.0;
+  int rc = 0;
+  for (int k = 0; k < reps + 2 && !rc; k++) {
+    double t0 = now();
+    nn_zero_grad(m);
+    rc = nn_grad_mt(m, wt, T, x, s, BT, mse_slice, mc, NULL, &loss, err);
+    if (!rc && nn_adamw_step(m, &opt, opt.lr, NULL) < 0)
+      rc = sb_fail(err, SB_ENOMEM, "out of memory for Adam moments");
+    tt[k] = now() - t0;
+  }
+  int ireps = reps / 2 > 3 ? reps / 2 : 3;
+  for (int k = 0; k < ireps + 1 && !rc; k++) {
+    double t0 = now();
+    rc = nn_infer_mt(m, wi, T, x, s, BI, y, err);
+    ti[k] = now() - t0;
+  }
+  if (rc) return rc;
+  *train = median(tt + 2, reps);
+  *infer = median(ti + 1, ireps);
+  return 0;
+}
+
 static void usage(FILE *f) {
   fprintf(f,
           "usage: sbida bench nn [--json] [--threads T] [--reps R] [--chunk C] [--no-torch]\n"
@@ -143,30 +183,12 @@ static int bench_nn(int argc, char **argv) {
   for (int i = 0; i < BI; i++) s[i] = (float)rng_uniform(&r);
 
   mse_ctx mc = {tgt, on};
-  nn_adamw opt = nn_adamw_default();
-  opt.lr = 1e-4f;
-  double *tt = malloc(sizeof(double) * (reps + 2)), loss = 0.0;
-  for (int k = 0; k < reps + 2; k++) {
-    double t0 = now();
-    nn_zero_grad(&m);
-    rc = nn_grad_mt(&m, wt, T, x, s, BT, mse_slice, &mc, NULL, &loss, &err);
-    if (!rc) rc = nn_adamw_step(&m, &opt, opt.lr, NULL) < 0;
-    tt[k] = now() - t0;
-    if (rc) break;
-  }
-  double c_train = median(tt + 2, reps);
-  int ireps = reps / 2 > 3 ? reps / 2 : 3;
-  double *ti = malloc(sizeof(double) * (ireps + 1));
-  for (int k = 0; !rc && k < ireps + 1; k++) {
-    double t0 = now();
-    rc = nn_infer_mt(&m, wi, T, x, s, BI, y, &err);
-    ti[k] = now() - t0;
-  }
-  if (rc) {
+  double load0 = loadavg();
+  double c_train, c_infer, c_train2 = -1, c_infer2 = -1;
+  if (measure_c(&m, wt, wi, T, x, s, y, &mc, reps, &c_train, &c_infer, &err)) {
     fprintf(stderr, "bench: %s\n", err.msg);
     return 1;
   }
-  double c_infer = median(ti + 1, ireps);
   double ff = fwd_flops(&cfg);
 
   double t_train = -1, t_infer = -1;
@@ -196,6 +218,25 @@ static int bench_nn(int argc, char **argv) {
     snprintf(note, sizeof note, "torch skipped (--no-torch)");
   }
 
+  /* the machine is shared: C is measured before AND after torch and the two
+   * medians averaged, so a load change during the run biases neither side */
+  if (t_train > 0) {
+    if (measure_c(&m, wt, wi, T, x, s, y, &mc, reps, &c_train2, &c_infer2, &err)) {
+      fprintf(stderr, "bench: %s\n", err.msg);
+      return 1;
+    }
+  }
+  double c_train1 = c_train, c_infer1 = c_infer;
+  if (c_train2 > 0) {
+    c_train = 0.5 * (c_train1 + c_train2);
+    c_infer = 0.5 * (c_infer1 + c_infer2);
+  }
+  double load1 = loadavg();
+  char ctr2[32] = "null", cin2[32] = "null";
+  if (c_train2 > 0) {
+    snprintf(ctr2, sizeof ctr2, "%.6f", c_train2);
+    snprintf(cin2, sizeof cin2, "%.6f", c_infer2);
+  }
   double train_gf = 3.0 * ff * BT / c_train * 1e-9, infer_gf = ff * BI / c_infer * 1e-9;
   char ttr[32] = "null", tin[32] = "null", str[32] = "null", sin_[32] = "null";
   if (t_train > 0) {
@@ -210,18 +251,22 @@ static int bench_nn(int argc, char **argv) {
            "\"c_train_step_s\": %.6f, \"torch_train_step_s\": %s, \"train_speedup\": %s, "
            "\"c_infer_s\": %.6f, \"torch_infer_s\": %s, \"infer_speedup\": %s, "
            "\"sgemm_peak_gflops\": %.1f, \"c_train_gflops\": %.1f, \"c_infer_gflops\": %.1f, "
+           "\"c_train_step_s_before_after\": [%.6f, %s], \"c_infer_s_before_after\": [%.6f, %s], "
+           "\"loadavg_start_end\": [%.2f, %.2f], "
            "\"torch_version\": %s%s%s, \"note\": \"%s\"}\n",
-           T, BT, BI, c_train, ttr, str, c_infer, tin, sin_, peak, train_gf, infer_gf,
+           T, BT, BI, c_train, ttr, str, c_infer, tin, sin_, peak, train_gf, infer_gf, c_train1,
+           ctr2, c_infer1, cin2, load0, load1,
            tver[0] ? "\"" : "", tver[0] ? tver : "null", tver[0] ? "\"" : "", note);
   } else {
-    printf("nn bench (%d threads): sgemm peak %.1f GFLOP/s\n", T, peak);
+    printf("nn bench (%d threads): sgemm peak %.1f GFLOP/s, load average %.2f -> %.2f\n", T, peak,
+           load0, load1);
     printf("  train step B=%d: C %.4f s (%.1f GFLOP/s), torch %s s, speedup %s\n", BT, c_train,
            train_gf, ttr, str);
     printf("  inference  B=%d: C %.4f s (%.1f GFLOP/s), torch %s s, speedup %s\n", BI, c_infer,
            infer_gf, tin, sin_);
     if (note[0]) printf("  note: %s\n", note);
   }
-  free(x), free(s), free(y), free(tgt), free(tt), free(ti);
+  free(x), free(s), free(y), free(tgt);
   for (int t = 0; t < T; t++) nn_workspace_free(&wt[t]), nn_workspace_free(&wi[t]);
   free(wt), free(wi);
   nn_model_free(&m);
