@@ -1,2 +1,0 @@
-build-asan/obj/core/util/rng.o: core/util/rng.c core/util/rng.h
-core/util/rng.h:
