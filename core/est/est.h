@@ -63,6 +63,11 @@ struct estimator {
                 sb_error *err);
   void (*destroy)(estimator *e); /* frees impl only */
   void *impl;
+  /* Optional (estimators with has_density): log q(x | y) at n given states
+   * x [n][dim] for problem p into out [n]; NULL when not supported. The
+   * evaluator uses it at the truth for HPD coverage. */
+  int (*log_prob)(estimator *e, const est_problem *p, const est_options *o, const double *x, int n, double *out,
+                  sb_error *err);
 };
 
 /* Checks that a problem fits the estimator (system, window length, time

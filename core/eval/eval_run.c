@@ -1,0 +1,321 @@
+/* eval_run.c: test-set generation and the threaded evaluation loop. */
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "eval.h"
+#include "rng.h"
+
+void eval_cases_free(eval_cases *cs) {
+  if (!cs) return;
+  free(cs->t);
+  free(cs->truth);
+  free(cs->y);
+  memset(cs, 0, sizeof *cs);
+}
+
+int eval_make_cases(eval_cases *cs, const sim *s, const obs_op *op, const obs_noise *nz, int W, int C, long t_lo,
+                    long t_hi, uint64_t seed, sb_error *err) {
+  memset(cs, 0, sizeof *cs);
+  if (W < 1 || W > 1024) return sb_fail(err, SB_ERANGE, "window %d outside 1..1024", W);
+  if (C < 1) return sb_fail(err, SB_ERANGE, "need at least one case, got %d", C);
+  if (t_lo > t_hi || t_lo < W - 1 || t_hi > s->t_max)
+    return sb_fail(err, SB_ERANGE, "time indices %ld..%ld outside %d..%ld for %s with a window of %d", t_lo, t_hi,
+                   W - 1, s->t_max, s->preset, W);
+  int n = s->dim, p = op->n_obs;
+  cs->n_cases = C;
+  cs->window = W;
+  cs->dim = n;
+  cs->n_obs = p;
+  cs->t = malloc(sizeof(long) * (size_t)C);
+  cs->truth = malloc(sizeof(double) * (size_t)C * W * n);
+  cs->y = malloc(sizeof(double) * (size_t)C * W * (p ? p : 1));
+  if (!cs->t || !cs->truth || !cs->y) {
+    eval_cases_free(cs);
+    return sb_fail(err, SB_ENOMEM, "out of memory for %d cases", C);
+  }
+  for (int c = 0; c < C; c++) {
+    long t = t_lo;
+    if (t_hi > t_lo) {
+      rng r;
+      rng_init(&r, seed, ((uint64_t)1 << 49) + (uint64_t)c);
+      t = t_lo + (long)rng_below(&r, (uint64_t)(t_hi - t_lo + 1));
+    }
+    cs->t[c] = t;
+    double *x = cs->truth + (size_t)c * W * n;
+    int rc = s->stationary ? s->init(s, x, 1, seed, (uint64_t)c, err)
+                           : sim_sample_at(s, x, 1, t - W + 1, seed, (uint64_t)c, err);
+    if (rc) {
+      eval_cases_free(cs);
+      return rc;
+    }
+    for (int w = 1; w < W; w++) {
+      memcpy(x + (size_t)w * n, x + (size_t)(w - 1) * n, sizeof(double) * n);
+      if ((rc = s->advance(s, x + (size_t)w * n, 1, 1, err))) {
+        eval_cases_free(cs);
+        return rc;
+      }
+    }
+    double *y = cs->y + (size_t)c * W * p;
+    obs_apply(op, x, y, (size_t)W);
+    obs_add_noise(nz, y, (size_t)W, seed, ((uint64_t)1 << 48) + 1024 * (uint64_t)c);
+  }
+  return SB_OK;
+}
+
+uint64_t eval_case_seed(uint64_t seed, int c) {
+  /* splitmix64 of (seed, c) */
+  uint64_t z = seed * 0x9E3779B97F4A7C15ULL + (uint64_t)c + 0xD1B54A32D192ED03ULL;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+// ----------------------------------------------------------------------------
+// threaded loop
+
+typedef struct case_out {
+  eval_case_stats st;
+  json_t *diag;
+  double hpd_level; /* fraction of samples with log q(x_s) >= log q(x*) */
+} case_out;
+
+typedef struct run_ctx {
+  estimator *e;
+  const eval_cases *cs;
+  const obs_op *op;
+  const obs_noise *nz;
+  const eval_config *cfg;
+  case_out *out;
+  long *hist;     /* [C][S+1] */
+  eval_summary *sum;
+  pthread_mutex_t lock;
+  int next, done, rc;
+  sb_error err;
+} run_ctx;
+
+static void *worker(void *arg) {
+  run_ctx *x = arg;
+  int S = x->cfg->n_samples, n = x->cs->dim, W = x->cs->window, p = x->cs->n_obs;
+  double *work = malloc(sizeof(double) * (size_t)S);
+  if (!work) {
+    pthread_mutex_lock(&x->lock);
+    if (!x->rc) x->rc = sb_fail(&x->err, SB_ENOMEM, "out of memory");
+    pthread_mutex_unlock(&x->lock);
+    return NULL;
+  }
+  for (;;) {
+    pthread_mutex_lock(&x->lock);
+    int c = x->rc ? -1 : x->next < x->cs->n_cases ? x->next++ : -1;
+    pthread_mutex_unlock(&x->lock);
+    if (c < 0) break;
+    if (x->cfg->cancel && *x->cfg->cancel) {
+      pthread_mutex_lock(&x->lock);
+      if (!x->rc) x->rc = sb_fail(&x->err, SB_ECANCEL, "evaluation cancelled");
+      pthread_mutex_unlock(&x->lock);
+      break;
+    }
+    est_problem pr = {.sim = x->e->sim, .op = x->op, .noise = x->nz, .window = W, .time_index = x->cs->t[c],
+                      .y = x->cs->y + (size_t)c * W * p};
+    est_options o = {.n_samples = S, .seed = eval_case_seed(x->cfg->seed, c), .threads = 1,
+                     .cancel = x->cfg->cancel, .params = x->cfg->params};
+    est_result r;
+    sb_error e;
+    int rc = est_sample(x->e, &pr, &o, &r, &e);
+    if (rc) {
+      pthread_mutex_lock(&x->lock);
+      if (!x->rc) {
+        x->rc = rc;
+        x->err = e;
+        sb_wrap(&x->err, "case %d", c);
+      }
+      pthread_mutex_unlock(&x->lock);
+      break;
+    }
+    const double *truth = x->cs->truth + ((size_t)c * W + (W - 1)) * n;
+    if (x->sum->has_hpd) {
+      double lq;
+      rc = r.log_density ? x->e->log_prob(x->e, &pr, &o, truth, 1, &lq, &e)
+                         : sb_fail(&e, SB_EINVAL, "estimator %s returned no log_density", x->e->name);
+      if (rc) {
+        est_result_free(&r);
+        pthread_mutex_lock(&x->lock);
+        if (!x->rc) {
+          x->rc = rc;
+          x->err = e;
+          sb_wrap(&x->err, "case %d: log density of the truth", c);
+        }
+        pthread_mutex_unlock(&x->lock);
+        break;
+      }
+      int above = 0;
+      for (int s = 0; s < S; s++) above += r.log_density[s] >= lq;
+      x->out[c].hpd_level = (double)above / S;
+    }
+    eval_score_case(r.samples, S, n, truth, &x->out[c].st, x->hist + (size_t)c * (S + 1),
+                    c == 0 ? x->sum->ex_mean : NULL, c == 0 ? x->sum->ex_std : NULL, work);
+    x->out[c].diag = r.diagnostics;
+    r.diagnostics = NULL;
+    est_result_free(&r);
+    pthread_mutex_lock(&x->lock);
+    x->done++;
+    if (x->cfg->progress) x->cfg->progress(x->cfg->progress_ctx, x->done, x->cs->n_cases);
+    pthread_mutex_unlock(&x->lock);
+  }
+  free(work);
+  return NULL;
+}
+
+/* Mean over cases of every numeric diagnostic (arrays of numbers: elementwise
+ * mean when all cases have the same length). */
+static json_t *mean_diagnostics(case_out *out, int C) {
+  json_t *res = json_object();
+  const char *key;
+  json_t *v;
+  json_object_foreach(out[0].diag, key, v) {
+    if (json_is_number(v)) {
+      double s = 0;
+      int ok = 1;
+      for (int c = 0; c < C && ok; c++) {
+        json_t *u = json_object_get(out[c].diag, key);
+        if (json_is_number(u)) s += json_number_value(u); else ok = 0;
+      }
+      if (ok) json_object_set_new(res, key, json_real(s / C));
+    } else if (json_is_array(v)) {
+      size_t L = json_array_size(v);
+      double *s = calloc(L ? L : 1, sizeof(double));
+      int ok = s != NULL;
+      for (int c = 0; c < C && ok; c++) {
+        json_t *u = json_object_get(out[c].diag, key);
+        if (!json_is_array(u) || json_array_size(u) != L) ok = 0;
+        for (size_t i = 0; ok && i < L; i++) {
+          json_t *ui = json_array_get(u, i);
+          if (json_is_number(ui)) s[i] += json_number_value(ui); else ok = 0;
+        }
+      }
+      if (ok) {
+        json_t *a = json_array();
+        for (size_t i = 0; i < L; i++) json_array_append_new(a, json_real(s[i] / C));
+        json_object_set_new(res, key, a);
+      }
+      free(s);
+    } else if (json_is_string(v)) {
+      json_object_set(res, key, v);
+    }
+  }
+  return res;
+}
+
+void eval_summary_free(eval_summary *s) {
+  if (!s) return;
+  free(s->rank_hist);
+  json_decref(s->diagnostics);
+  free(s->ex_truth);
+  free(s->ex_mean);
+  free(s->ex_std);
+  free(s->ex_y);
+  free(s->ex_rmse_by_case);
+  memset(s, 0, sizeof *s);
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+int eval_run(estimator *e, const eval_cases *cs, const obs_op *op, const obs_noise *nz, const eval_config *cfg,
+             eval_summary *sum, sb_error *err) {
+  memset(sum, 0, sizeof *sum);
+  int C = cs->n_cases, S = cfg->n_samples, n = cs->dim, W = cs->window, p = cs->n_obs;
+  if (S < 1) return sb_fail(err, SB_ERANGE, "need at least one sample per case");
+  sum->n_cases = C;
+  sum->n_samples = S;
+  sum->dim = n;
+  sum->n_obs = p;
+  sum->window = W;
+  run_ctx x;
+  memset(&x, 0, sizeof x);
+  x.e = e;
+  x.cs = cs;
+  x.op = op;
+  x.nz = nz;
+  x.cfg = cfg;
+  x.sum = sum;
+  x.out = calloc((size_t)C, sizeof(case_out));
+  x.hist = calloc((size_t)C * (S + 1), sizeof(long));
+  sum->rank_hist = calloc((size_t)S + 1, sizeof(long));
+  sum->ex_truth = malloc(sizeof(double) * n);
+  sum->ex_mean = malloc(sizeof(double) * n);
+  sum->ex_std = malloc(sizeof(double) * n);
+  sum->ex_y = malloc(sizeof(double) * (p ? p : 1));
+  sum->ex_rmse_by_case = malloc(sizeof(double) * C);
+  if (!x.out || !x.hist || !sum->rank_hist || !sum->ex_truth || !sum->ex_mean || !sum->ex_std || !sum->ex_y ||
+      !sum->ex_rmse_by_case) {
+    free(x.out);
+    free(x.hist);
+    eval_summary_free(sum);
+    return sb_fail(err, SB_ENOMEM, "out of memory for %d cases of %d samples", C, S);
+  }
+  sum->has_hpd = e->has_density && e->log_prob != NULL;
+  memcpy(sum->ex_truth, cs->truth + (size_t)(W - 1) * n, sizeof(double) * n);
+  memcpy(sum->ex_y, cs->y + (size_t)(W - 1) * p, sizeof(double) * p);
+  pthread_mutex_init(&x.lock, NULL);
+  int T = cfg->threads < 1 ? 1 : cfg->threads;
+  if (T > C) T = C;
+  if (T > 256) T = 256;
+  pthread_t th[256];
+  int started = 0;
+  double t0 = now_s();
+  for (int i = 1; i < T; i++) {
+    if (pthread_create(&th[i], NULL, worker, &x) != 0) break;
+    started++;
+  }
+  worker(&x);
+  for (int i = 1; i <= started; i++) pthread_join(th[i], NULL);
+  sum->seconds = now_s() - t0;
+  pthread_mutex_destroy(&x.lock);
+  int rc = x.rc;
+  if (rc) {
+    if (err) *err = x.err;
+  } else {
+    for (int c = 0; c < C; c++) {
+      const eval_case_stats *st = &x.out[c].st;
+      sum->rmse += st->rmse;
+      sum->spread += st->spread;
+      sum->crps += st->crps;
+      sum->ex_rmse_by_case[c] = st->rmse;
+      for (int i = 0; i < EVAL_N_LEVELS; i++) sum->coverage[i] += st->coverage[i];
+      for (int r = 0; r <= S; r++) sum->rank_hist[r] += x.hist[(size_t)c * (S + 1) + r];
+    }
+    sum->rmse /= C;
+    sum->spread /= C;
+    sum->crps /= C;
+    sum->spread_skill = sum->rmse > 0 ? sum->spread / sum->rmse : 0.0;
+    for (int i = 0; i < EVAL_N_LEVELS; i++) {
+      sum->coverage[i] /= (double)C * n;
+      double d = fabs(sum->coverage[i] - eval_level(i));
+      if (d > sum->coverage_max_abs_error) sum->coverage_max_abs_error = d;
+    }
+    sum->rank_p = eval_rank_uniformity_p(sum->rank_hist, S, &sum->rank_bins);
+    if (sum->has_hpd) {
+      double *lv = malloc(sizeof(double) * C);
+      if (!lv) {
+        rc = sb_fail(err, SB_ENOMEM, "out of memory");
+      } else {
+        for (int c = 0; c < C; c++) lv[c] = x.out[c].hpd_level;
+        eval_hpd_coverage(lv, C, sum->hpd_coverage);
+        free(lv);
+      }
+    }
+    sum->diagnostics = mean_diagnostics(x.out, C);
+    sum->samples_per_second = sum->seconds > 0 ? (double)C * S / sum->seconds : 0.0;
+  }
+  for (int c = 0; c < C; c++) json_decref(x.out[c].diag);
+  free(x.out);
+  free(x.hist);
+  if (rc) eval_summary_free(sum);
+  return rc;
+}
