@@ -11,6 +11,7 @@
 
 #include "nn_layers.h"
 #include "nn_model.h"
+#include "nn_optim.h"
 #include "nn_parallel.h"
 #include "rng.h"
 
@@ -83,7 +84,59 @@ static void test_grad_mt(void **state) {
   nn_model_free(&m);
 }
 
+/* a short training run (2 threads, AdamW with clipping, cosine LR, EMA) is
+ * bit-identical when repeated with the same seed and thread count */
+static void run_training(float *params_out, float *ema_out, size_t *n_out) {
+  nn_resnet_config cfg = {.dims = 1, .w = 16, .cin = 2, .cout = 1, .width = 8, .blocks = 2,
+                          .groups = 4, .n_scalars = 1, .emb_dim = 4};
+  nn_model m;
+  sb_error err = {0};
+  assert_int_equal(nn_resnet_init(&m, &cfg, &err), 0);
+  nn_model_init_params(&m, 99);
+  assert_true(m.n_params <= (1u << 16)); /* the caller's buffers */
+  int B = 10, in = nn_in_size(&m), on = nn_out_size(&m);
+  float *x = malloc(sizeof(float) * B * in), *s = malloc(sizeof(float) * B),
+        *t = malloc(sizeof(float) * B * on);
+  nn_workspace ws[2];
+  for (int k = 0; k < 2; k++) assert_int_equal(nn_workspace_init(&ws[k], &m, B / 2, 1, &err), 0);
+  nn_adamw o = nn_adamw_default();
+  o.clip = 0.5f;
+  for (int step = 0; step < 6; step++) {
+    rng r;
+    rng_init(&r, 2024, (uint64_t)step); /* fresh batch per step, from the seed */
+    rng_fill_normal_f(&r, x, (size_t)B * in);
+    rng_fill_normal_f(&r, t, (size_t)B * on);
+    for (int i = 0; i < B; i++) s[i] = (float)rng_uniform(&r);
+    lctx c = {t, on};
+    double loss;
+    nn_zero_grad(&m);
+    assert_int_equal(nn_grad_mt(&m, ws, 2, x, s, B, loss_slice, &c, NULL, &loss, &err), 0);
+    assert_int_equal(nn_adamw_step(&m, &o, nn_lr_at(step, 1e-2f, 2, 6, NN_LR_COSINE, 0.1f), NULL), 0);
+    assert_int_equal(nn_ema_update(&m, 0.9f), 0);
+  }
+  memcpy(params_out, m.params, sizeof(float) * m.n_params);
+  memcpy(ema_out, m.ema, sizeof(float) * m.n_params);
+  *n_out = m.n_params;
+  for (int k = 0; k < 2; k++) nn_workspace_free(&ws[k]);
+  free(x), free(s), free(t);
+  nn_model_free(&m);
+}
+
+static void test_training_deterministic(void **state) {
+  (void)state;
+  size_t n1, n2, cap = 1 << 16;
+  float *p1 = malloc(cap * sizeof(float)), *e1 = malloc(cap * sizeof(float));
+  float *p2 = malloc(cap * sizeof(float)), *e2 = malloc(cap * sizeof(float));
+  run_training(p1, e1, &n1);
+  run_training(p2, e2, &n2);
+  assert_int_equal(n1, n2);
+  assert_memory_equal(p1, p2, n1 * sizeof(float));
+  assert_memory_equal(e1, e2, n1 * sizeof(float));
+  free(p1), free(e1), free(p2), free(e2);
+}
+
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_grad_mt)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_grad_mt),
+                                     cmocka_unit_test(test_training_deterministic)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
