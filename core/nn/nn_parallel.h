@@ -5,7 +5,10 @@
  * (no oversubscription) and is restored afterwards. Gradients: thread 0
  * accumulates into m->grads, thread t > 0 into ws[t].grads (allocated here on
  * first use), summed into m->grads in thread order after the join, so results
- * are deterministic for a given T. */
+ * are deterministic for a given T. The BLAS thread count is process-global:
+ * do not run these from several threads at once (a server with its own
+ * worker pool should call openblas_set_num_threads(1) once and give each
+ * worker its own workspace for nn_forward / nn_backward instead). */
 #ifndef SB_NN_PARALLEL_H
 #define SB_NN_PARALLEL_H
 
