@@ -12,7 +12,10 @@
 #include "diff.h"
 #include "score_model.h"
 
-#define SCORE_CHUNK 256
+/* Samples go through the network in chunks of this size, dealt round-robin to
+ * the workers: every chunk is computed the same way for any thread count, so
+ * the samples are bit-identical whatever the number of threads. */
+#define SCORE_CHUNK 32
 #define SCORE_MAX_THREADS 16
 
 /* One network worker: a workspace and buffers for up to ws.max_batch samples. */
@@ -23,7 +26,7 @@ typedef struct score_worker {
   const float *x, *cot;
   float *v, *g;
   double tau;
-  int b0, B, rc;
+  int t, T, B, rc;
   struct score_ctx *c;
 } score_worker;
 
@@ -55,8 +58,8 @@ static void *worker_run(void *arg) {
   const int N = c->sm->N;
   const size_t per = (size_t)c->cout * N, per_in = (size_t)c->cin * N;
   w->rc = 0;
-  for (int b0 = w->b0; b0 < w->b0 + w->B && !w->rc; b0 += w->ws.max_batch) {
-    int nb = w->b0 + w->B - b0 < w->ws.max_batch ? w->b0 + w->B - b0 : w->ws.max_batch;
+  for (int b0 = w->t * SCORE_CHUNK; b0 < w->B && !w->rc; b0 += w->T * SCORE_CHUNK) {
+    int nb = w->B - b0 < SCORE_CHUNK ? w->B - b0 : SCORE_CHUNK;
     fill_inputs(w, b0, nb);
     w->rc = nn_forward(&c->sm->net, &w->ws, w->in, w->scal, nb, w->v + (size_t)b0 * per);
     if (w->rc || !w->cot) continue;
@@ -71,14 +74,13 @@ static void *worker_run(void *arg) {
 /* Splits B samples over the workers; results do not depend on the split. */
 static int run_workers(score_ctx *c, const float *x, double tau, int B, float *v, const float *cot, float *g,
                        sb_error *err) {
-  int T = c->T < B ? c->T : B, per = (B + T - 1) / T;
+  int chunks = (B + SCORE_CHUNK - 1) / SCORE_CHUNK, T = c->T < chunks ? c->T : chunks;
   pthread_t th[SCORE_MAX_THREADS];
   int started[SCORE_MAX_THREADS] = {0};
   for (int t = 0; t < T; t++) {
     score_worker *w = &c->w[t];
     w->x = x, w->cot = cot, w->v = v, w->g = g, w->tau = tau;
-    w->b0 = t * per < B ? t * per : B;
-    w->B = (w->b0 + per < B ? w->b0 + per : B) - w->b0;
+    w->t = t, w->T = T, w->B = B;
   }
   for (int t = 1; t < T; t++) started[t] = !pthread_create(&th[t], NULL, worker_run, &c->w[t]);
   worker_run(&c->w[0]);
@@ -116,8 +118,8 @@ static int ctx_init(score_ctx *c, const score_model *sm, int S, int threads, sb_
   c->cout = score_out_channels(sm->kind, sm->W);
   c->xch = c->cout;
   c->T = threads < 1 ? 1 : threads > SCORE_MAX_THREADS ? SCORE_MAX_THREADS : threads;
-  if (c->T > S) c->T = S;
-  int per = (S + c->T - 1) / c->T, chunk = per < SCORE_CHUNK ? per : SCORE_CHUNK;
+  int chunk = S < SCORE_CHUNK ? S : SCORE_CHUNK;
+  if (c->T > (S + SCORE_CHUNK - 1) / SCORE_CHUNK) c->T = (S + SCORE_CHUNK - 1) / SCORE_CHUNK;
   for (int t = 0; t < c->T; t++) {
     score_worker *w = &c->w[t];
     w->c = c;
