@@ -30,6 +30,7 @@ static const config_opt config_opts[] = {
     {"tokens-file", STR(tokens_file), "", "file with one bearer token per line; empty: no authentication"},
     {"config", STR(config_file), "", "file of 'name = value' lines with these same names"},
     {"http-threads", LNG(http_threads), "4", "HTTP threads (libmicrohttpd thread pool)"},
+    {"job-threads", LNG(job_threads), "1", "threads inside one job (score sampling); workers x this <= cores"},
     {"max-attempts", LNG(max_attempts), "3", "starts of a job before a restart marks it failed"},
     {"retention-days", DBL(retention_days), "30", "delete finished runs older than this many days (0: keep)"},
     {"retention-max-runs", LNG(retention_max_runs), "100000", "keep at most this many finished runs (0: no limit)"},
@@ -172,6 +173,7 @@ int config_load(config *c, int argc, char **argv, sb_error *err) {
   c->port = (int)port;
   if (c->workers < 1 || c->workers > 256) return sb_fail(err, SB_EINVAL, "--workers must be 1..256");
   if (c->http_threads < 1 || c->http_threads > 256) return sb_fail(err, SB_EINVAL, "--http-threads must be 1..256");
+  if (c->job_threads < 1 || c->job_threads > 256) return sb_fail(err, SB_EINVAL, "--job-threads must be 1..256");
   if (c->max_queue < 1) return sb_fail(err, SB_EINVAL, "--max-queue must be at least 1");
   if (c->max_samples < 1 || c->max_samples > 1000000) return sb_fail(err, SB_EINVAL, "--max-samples must be 1..1000000");
   if (c->max_body_bytes < 1024) return sb_fail(err, SB_EINVAL, "--max-body-bytes must be at least 1024");

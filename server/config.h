@@ -21,6 +21,7 @@ typedef struct config {
   long max_body_bytes;
   long max_samples;
   long http_threads;
+  long job_threads;       /* threads inside one job (estimators that use them) */
   long max_attempts;      /* starts of one job before recovery fails it */
   double retention_days;  /* 0 = keep forever; fractions allowed */
   long retention_max_runs;/* 0 = no limit */

@@ -20,6 +20,7 @@ typedef struct job_queue_opts {
   store *store;
   const registry *reg;
   int workers;
+  int job_threads;  /* est_options.threads of every job */
   long max_queue;
   void (*on_done)(void *ctx, const char *id);
   void *on_done_ctx;

@@ -84,7 +84,7 @@ static void job_fail(job_outcome *out, json_t *problem) {
   json_decref(problem);
 }
 
-void job_run(const registry *reg, const char *request, volatile int *cancel,
+void job_run(const registry *reg, const char *request, int threads, volatile int *cancel,
              void (*progress)(void *ctx, double fraction), void *progress_ctx, job_outcome *out) {
   memset(out, 0, sizeof *out);
   json_error_t jerr;
@@ -106,7 +106,7 @@ void job_run(const registry *reg, const char *request, volatile int *cancel,
     return;
   }
   est_problem p = {s.est->sim, s.op_use, &s.noise, s.window, s.time_index, s.y};
-  est_options o = {.n_samples = s.n_samples, .seed = s.seed, .want_window = s.want_window, .threads = 1,
+  est_options o = {.n_samples = s.n_samples, .seed = s.seed, .want_window = s.want_window, .threads = threads,
                    .cancel = cancel, .progress = progress, .progress_ctx = progress_ctx, .params = s.params};
   est_result r;
   sb_error err = {0};

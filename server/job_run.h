@@ -14,8 +14,8 @@ typedef struct job_outcome {
 } job_outcome;
 
 /* Never fails as a function: every problem ends in out->state "failed" with
- * out->error. cancel is polled by the estimator. */
-void job_run(const registry *reg, const char *request, volatile int *cancel,
+ * out->error. cancel is polled by the estimator; threads is its thread count. */
+void job_run(const registry *reg, const char *request, int threads, volatile int *cancel,
              void (*progress)(void *ctx, double fraction), void *progress_ctx, job_outcome *out);
 void job_outcome_free(job_outcome *o);
 

@@ -4,6 +4,7 @@
  * Threads: libmicrohttpd's pool (--http-threads) answers requests; --workers
  * libuv threads run jobs; one libuv loop thread runs timers (wait deadlines,
  * retention). The main thread only waits for SIGTERM/SIGINT (sigwait). */
+#include <cblas.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -95,6 +96,10 @@ int main(int argc, char **argv) {
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
   signal(SIGPIPE, SIG_IGN);
   metrics_init(http_route_labels, http_n_routes);
+  /* Parallelism comes from the workers (and --job-threads inside a job), so
+   * BLAS stays single-threaded: no oversubscription, and nn_parallel restores
+   * this same value after its threaded sections. */
+  openblas_set_num_threads(1);
 
   if ((rc = main_load_tokens(&a, &err)) || (rc = store_open(&a.store, a.cfg.db, &err))) {
     log_event(LOG_ERROR, "startup_failed", json_pack("{s:s}", "reason", err.msg));
@@ -111,8 +116,8 @@ int main(int argc, char **argv) {
   log_event(LOG_INFO, "estimators_loaded", json_pack("{s:o, s:i}", "names", names, "failed", a.reg.failed));
   main_retention(&a);
 
-  job_queue_opts qo = {a.store, &a.reg, (int)a.cfg.workers, a.cfg.max_queue, http_wait_notify, NULL,
-                       main_tick, &a, 100};
+  job_queue_opts qo = {a.store, &a.reg, (int)a.cfg.workers, (int)a.cfg.job_threads, a.cfg.max_queue,
+                       http_wait_notify, NULL, main_tick, &a, 100};
   if ((rc = job_queue_start(&a.jq, &qo, &err))) {
     log_event(LOG_ERROR, "startup_failed", json_pack("{s:s}", "reason", err.msg));
     main_free(&a);

@@ -85,8 +85,8 @@ int nn_ckpt_load(const char *path, nn_model *m, st_file *meta, sb_error *err) {
   st_file f;
   memset(m, 0, sizeof *m);
   int rc = st_read(path, &f, err);
-  if (rc) {
-    sb_wrap(err, "nn: loading checkpoint %s", path);
+  if (rc) { /* st_read's message already names the file */
+    sb_wrap(err, "nn: loading checkpoint");
     return rc;
   }
   const char *fmt = st_get_meta(&f, "nn.format"), *arch = st_get_meta(&f, "nn.arch");

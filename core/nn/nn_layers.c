@@ -6,10 +6,12 @@
 #include <string.h>
 
 #include "nn_math.h"
+#include "nn_simd.h"
 
 /* Hot loops get an AVX2+FMA clone picked at run time; the portable build keeps
- * a baseline x86-64 version. */
-#if defined(__x86_64__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+ * a baseline x86-64 version. Not under ASan (ifunc resolvers) nor when the
+ * whole build already targets AVX2 (NATIVE=1; GCC 12 also ICEs on clones there). */
+#if defined(__x86_64__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__) && !defined(__AVX2__)
 #define NN_HOT __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define NN_HOT
@@ -95,18 +97,28 @@ static inline int wrap(int i, int n) {
   return i < 0 ? i + n : i;
 }
 
-/* col (Cin*kh*kw, B*Ho*Wo) <- x (Cin, B, H, W) */
-static void im2col(float *col, const float *x, int Cin, int B, int H, int W, int kh, int kw,
-                   int s) {
+/* The batch is processed in tiles of samples [b0, b0+nb) so the im2col
+ * buffer of a tile (K x nb*Ho*Wo) stays in cache between its write and the
+ * GEMM that reads it. */
+#define NN_CONV_TILE_COLS 1024
+
+static int conv_tile(int B, int HoWo) {
+  int t = NN_CONV_TILE_COLS / (HoWo > 0 ? HoWo : 1);
+  return t < 1 ? 1 : (t > B ? B : t);
+}
+
+/* col (Cin*kh*kw, nb*Ho*Wo) <- samples b0..b0+nb-1 of x (Cin, B, H, W) */
+static void im2col(float *col, const float *x, int Cin, int B, int b0, int nb, int H, int W,
+                   int kh, int kw, int s) {
   int Ho = nn_conv_out_size(H, s), Wo = nn_conv_out_size(W, s);
-  size_t P = (size_t)B * Ho * Wo;
+  size_t P = (size_t)nb * Ho * Wo;
   for (int ci = 0; ci < Cin; ci++)
     for (int i = 0; i < kh; i++)
       for (int j = 0; j < kw; j++) {
         float *dst = col + ((size_t)(ci * kh + i) * kw + j) * P;
         int dj = j - kw / 2;
-        for (int b = 0; b < B; b++) {
-          const float *xb = x + ((size_t)ci * B + b) * H * W;
+        for (int b = 0; b < nb; b++) {
+          const float *xb = x + ((size_t)ci * B + b0 + b) * H * W;
           for (int ho = 0; ho < Ho; ho++) {
             const float *row = xb + (size_t)wrap(ho * s + i - kh / 2, H) * W;
             float *d = dst + ((size_t)b * Ho + ho) * Wo;
@@ -123,18 +135,18 @@ static void im2col(float *col, const float *x, int Cin, int B, int H, int W, int
       }
 }
 
-/* dx (Cin, B, H, W) += col2im(dcol) */
-static void col2im_add(float *dx, const float *dcol, int Cin, int B, int H, int W, int kh, int kw,
-                       int s) {
+/* samples b0..b0+nb-1 of dx (Cin, B, H, W) += col2im(dcol) */
+static void col2im_add(float *dx, const float *dcol, int Cin, int B, int b0, int nb, int H, int W,
+                       int kh, int kw, int s) {
   int Ho = nn_conv_out_size(H, s), Wo = nn_conv_out_size(W, s);
-  size_t P = (size_t)B * Ho * Wo;
+  size_t P = (size_t)nb * Ho * Wo;
   for (int ci = 0; ci < Cin; ci++)
     for (int i = 0; i < kh; i++)
       for (int j = 0; j < kw; j++) {
         const float *src = dcol + ((size_t)(ci * kh + i) * kw + j) * P;
         int dj = j - kw / 2;
-        for (int b = 0; b < B; b++) {
-          float *xb = dx + ((size_t)ci * B + b) * H * W;
+        for (int b = 0; b < nb; b++) {
+          float *xb = dx + ((size_t)ci * B + b0 + b) * H * W;
           for (int ho = 0; ho < Ho; ho++) {
             float *row = xb + (size_t)wrap(ho * s + i - kh / 2, H) * W;
             const float *d = src + ((size_t)b * Ho + ho) * Wo;
@@ -152,9 +164,8 @@ static void col2im_add(float *dx, const float *dcol, int Cin, int B, int H, int 
 
 static void conv_fwd(float *out, float *col, const float *x, const float *w, const float *bias,
                      int Cin, int Cout, int B, int H, int W, int kh, int kw, int stride, int add) {
-  int Ho = nn_conv_out_size(H, stride), Wo = nn_conv_out_size(W, stride);
-  int P = B * Ho * Wo, K = Cin * kh * kw;
-  im2col(col, x, Cin, B, H, W, kh, kw, stride);
+  int Ho = nn_conv_out_size(H, stride), Wo = nn_conv_out_size(W, stride), HoWo = Ho * Wo;
+  int P = B * HoWo, K = Cin * kh * kw, tile = conv_tile(B, HoWo);
   for (int co = 0; co < Cout; co++) {
     float v = bias ? bias[co] : 0.0f, *o = out + (size_t)co * P;
     if (add)
@@ -162,8 +173,12 @@ static void conv_fwd(float *out, float *col, const float *x, const float *w, con
     else
       for (int p = 0; p < P; p++) o[p] = v;
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cout, P, K, 1.0f, w, K, col, P, 1.0f, out,
-              P);
+  for (int b0 = 0; b0 < B; b0 += tile) {
+    int nb = B - b0 < tile ? B - b0 : tile, Pt = nb * HoWo;
+    im2col(col, x, Cin, B, b0, nb, H, W, kh, kw, stride);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cout, Pt, K, 1.0f, w, K, col, Pt, 1.0f,
+                out + (size_t)b0 * HoWo, P);
+  }
 }
 
 void nn_conv_forward(float *out, float *col, const float *x, const float *w, const float *bias,
@@ -180,8 +195,8 @@ void nn_conv_forward_add(float *out, float *col, const float *x, const float *w,
 void nn_conv_backward(float *dx, float *dw, float *dbias, float *col, float *dcol,
                       const float *dout, const float *x, const float *w, int Cin, int Cout,
                       int B, int H, int W, int kh, int kw, int stride) {
-  int Ho = nn_conv_out_size(H, stride), Wo = nn_conv_out_size(W, stride);
-  int P = B * Ho * Wo, K = Cin * kh * kw;
+  int Ho = nn_conv_out_size(H, stride), Wo = nn_conv_out_size(W, stride), HoWo = Ho * Wo;
+  int P = B * HoWo, K = Cin * kh * kw, tile = conv_tile(B, HoWo);
   if (dbias)
     for (int co = 0; co < Cout; co++) {
       const float *d = dout + (size_t)co * P;
@@ -189,15 +204,19 @@ void nn_conv_backward(float *dx, float *dw, float *dbias, float *col, float *dco
       for (int p = 0; p < P; p++) acc += d[p];
       dbias[co] += acc;
     }
-  if (dw) {
-    im2col(col, x, Cin, B, H, W, kh, kw, stride);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Cout, K, P, 1.0f, dout, P, col, P, 1.0f,
-                dw, K);
-  }
-  if (dx) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, Cout, 1.0f, w, K, dout, P, 0.0f,
-                dcol, P);
-    col2im_add(dx, dcol, Cin, B, H, W, kh, kw, stride);
+  for (int b0 = 0; b0 < B; b0 += tile) {
+    int nb = B - b0 < tile ? B - b0 : tile, Pt = nb * HoWo;
+    const float *dt = dout + (size_t)b0 * HoWo;
+    if (dw) {
+      im2col(col, x, Cin, B, b0, nb, H, W, kh, kw, stride);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Cout, K, Pt, 1.0f, dt, P, col, Pt,
+                  1.0f, dw, K);
+    }
+    if (dx) {
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, Pt, Cout, 1.0f, w, K, dt, P, 0.0f,
+                  dcol, Pt);
+      col2im_add(dx, dcol, Cin, B, b0, nb, H, W, kh, kw, stride);
+    }
   }
 }
 
@@ -228,19 +247,30 @@ void nn_upsample_backward(float *dx, const float *dout, int CB, int H, int W, in
 // GroupNorm on (C, B, S)
 
 /* mean and rstd of group (b, g): channels c0..c0+cpg-1, each S contiguous values */
-static void gn_stats(float *mean, float *rstd, const float *x, int c0, int cpg, int b, int B,
-                     int S) {
-  float sum = 0.0f;
+static inline __attribute__((always_inline)) void gn_stats(float *mean, float *rstd,
+                                                           const float *x, int c0, int cpg, int b,
+                                                           int B, int S) {
+  v8f acc = v8_set1(0.0f);
+  float tail = 0.0f;
   for (int c = c0; c < c0 + cpg; c++) {
     const float *xc = x + ((size_t)c * B + b) * S;
-    for (int s = 0; s < S; s++) sum += xc[s];
+    int s = 0;
+    for (; s + 8 <= S; s += 8) acc += v8_load(xc + s);
+    for (; s < S; s++) tail += xc[s];
   }
-  float m = sum / (float)(cpg * S), var = 0.0f;
+  float m = (v8_hsum(acc) + tail) / (float)(cpg * S);
+  v8f vm = v8_set1(m), vacc = v8_set1(0.0f);
+  float var = 0.0f;
   for (int c = c0; c < c0 + cpg; c++) {
     const float *xc = x + ((size_t)c * B + b) * S;
-    for (int s = 0; s < S; s++) var += (xc[s] - m) * (xc[s] - m);
+    int s = 0;
+    for (; s + 8 <= S; s += 8) {
+      v8f d = v8_load(xc + s) - vm;
+      vacc += d * d;
+    }
+    for (; s < S; s++) var += (xc[s] - m) * (xc[s] - m);
   }
-  var /= (float)(cpg * S);
+  var = (var + v8_hsum(vacc)) / (float)(cpg * S);
   *mean = m;
   *rstd = 1.0f / sqrtf(var + NN_NORM_EPS);
 }
@@ -304,6 +334,7 @@ NN_HOT
 void nn_gn_silu_forward(float *out, float *mean, float *rstd, const float *x, const float *gamma,
                         const float *beta, int C, int B, int S, int G) {
   int cpg = C / G;
+  const v8f one = v8_set1(1.0f);
   for (int b = 0; b < B; b++)
     for (int g = 0; g < G; g++) {
       float m, r;
@@ -314,7 +345,13 @@ void nn_gn_silu_forward(float *out, float *mean, float *rstd, const float *x, co
         const float *xc = x + ((size_t)c * B + b) * S;
         float *oc = out + ((size_t)c * B + b) * S;
         float a = r * gamma[c], d = beta[c] - m * a;
-        for (int s = 0; s < S; s++) {
+        v8f va = v8_set1(a), vd = v8_set1(d);
+        int s = 0;
+        for (; s + 8 <= S; s += 8) {
+          v8f y = v8_load(xc + s) * va + vd;
+          v8_store(oc + s, y / (one + v8_exp(-y)));
+        }
+        for (; s < S; s++) {
           float y = xc[s] * a + d;
           oc[s] = y / (1.0f + nn_expf(-y));
         }
@@ -328,19 +365,30 @@ void nn_gn_silu_backward(float *dx, float *dgamma, float *dbeta, const float *do
                          const float *mean, const float *rstd, int C, int B, int S, int G) {
   int cpg = C / G;
   float n = (float)(cpg * S);
+  const v8f one = v8_set1(1.0f);
   for (int b = 0; b < B; b++)
     for (int g = 0; g < G; g++) {
       float m = mean[b * G + g], r = rstd[b * G + g], s1 = 0.0f, s2 = 0.0f;
+      v8f vm = v8_set1(m), vr = v8_set1(r);
       for (int c = g * cpg; c < (g + 1) * cpg; c++) {
         const float *xc = x + ((size_t)c * B + b) * S, *dc = dout + ((size_t)c * B + b) * S;
         float a = r * gamma[c], d = beta[c] - m * a, dg = 0.0f, db = 0.0f;
-        for (int s = 0; s < S; s++) {
+        v8f va = v8_set1(a), vd = v8_set1(d), vdg = v8_set1(0.0f), vdb = v8_set1(0.0f);
+        int s = 0;
+        for (; s + 8 <= S; s += 8) {
+          v8f xv = v8_load(xc + s), y = xv * va + vd, sg = one / (one + v8_exp(-y));
+          v8f dy = v8_load(dc + s) * sg * (one + y * (one - sg));
+          vdg += dy * ((xv - vm) * vr);
+          vdb += dy;
+        }
+        for (; s < S; s++) {
           float y = xc[s] * a + d, sg = 1.0f / (1.0f + nn_expf(-y));
           float dy = dc[s] * sg * (1.0f + y * (1.0f - sg));
-          float xh = (xc[s] - m) * r;
-          dg += dy * xh;
+          dg += dy * ((xc[s] - m) * r);
           db += dy;
         }
+        dg += v8_hsum(vdg);
+        db += v8_hsum(vdb);
         if (dgamma) dgamma[c] += dg;
         if (dbeta) dbeta[c] += db;
         s1 += db * gamma[c];
@@ -349,11 +397,20 @@ void nn_gn_silu_backward(float *dx, float *dgamma, float *dbeta, const float *do
       if (!dx) continue;
       s1 /= n;
       s2 /= n;
+      v8f vs1 = v8_set1(s1), vs2 = v8_set1(s2);
       for (int c = g * cpg; c < (g + 1) * cpg; c++) {
         const float *xc = x + ((size_t)c * B + b) * S, *dc = dout + ((size_t)c * B + b) * S;
         float *dxc = dx + ((size_t)c * B + b) * S, gm = gamma[c];
         float a = r * gm, d = beta[c] - m * a;
-        for (int s = 0; s < S; s++) {
+        v8f va = v8_set1(a), vd = v8_set1(d), vg = v8_set1(gm);
+        int s = 0;
+        for (; s + 8 <= S; s += 8) {
+          v8f xv = v8_load(xc + s), y = xv * va + vd, sg = one / (one + v8_exp(-y));
+          v8f dy = v8_load(dc + s) * sg * (one + y * (one - sg));
+          v8f xh = (xv - vm) * vr;
+          v8_store(dxc + s, v8_load(dxc + s) + vr * (dy * vg - vs1 - xh * vs2));
+        }
+        for (; s < S; s++) {
           float y = xc[s] * a + d, sg = 1.0f / (1.0f + nn_expf(-y));
           float dy = dc[s] * sg * (1.0f + y * (1.0f - sg));
           float xh = (xc[s] - m) * r;
@@ -410,12 +467,23 @@ void nn_layernorm_backward(float *dx, float *dgamma, float *dbeta, const float *
 
 NN_HOT
 void nn_silu_forward(float *out, const float *x, size_t n) {
-  for (size_t i = 0; i < n; i++) out[i] = x[i] / (1.0f + nn_expf(-x[i]));
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    v8f v = v8_load(x + i);
+    v8_store(out + i, v / (v8_set1(1.0f) + v8_exp(-v)));
+  }
+  for (; i < n; i++) out[i] = x[i] / (1.0f + nn_expf(-x[i]));
 }
 
 NN_HOT
 void nn_silu_backward(float *dx, const float *dout, const float *x, size_t n) {
-  for (size_t i = 0; i < n; i++) {
+  const v8f one = v8_set1(1.0f);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    v8f v = v8_load(x + i), s = one / (one + v8_exp(-v));
+    v8_store(dx + i, v8_load(dx + i) + v8_load(dout + i) * s * (one + v * (one - s)));
+  }
+  for (; i < n; i++) {
     float s = 1.0f / (1.0f + nn_expf(-x[i]));
     dx[i] += dout[i] * s * (1.0f + x[i] * (1.0f - s));
   }

@@ -117,6 +117,8 @@ float *nn__carve(nn_workspace *ws, size_t *used, size_t n) {
 
 static int ws_layout(nn_workspace *ws, const nn_model *m, size_t *used) {
   *used = 0;
+  ws->out = nn__carve(ws, used, (size_t)ws->max_batch * nn_out_size(m));
+  ws->dout = nn__carve(ws, used, (size_t)ws->train * ws->max_batch * nn_out_size(m));
   return m->kind == NN_RESNET ? nn__resnet_ws(ws, m, used) : nn__mlp_ws(ws, m, used);
 }
 

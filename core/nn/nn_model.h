@@ -9,7 +9,19 @@
  *
  * Layouts seen by callers: input x (B, cin, S), output (B, cout, S) row-major,
  * S = N (1D) or H*W (2D); scalars (B, n_scalars), e.g. diffusion time τ and
- * time index t, both scaled to about [0, 1]. */
+ * time index t, both scaled to about [0, 1].
+ *
+ * Typical use (errors ignored for brevity):
+ *   nn_model m;  nn_resnet_init(&m, &cfg, &err);  nn_model_init_params(&m, seed);
+ *   nn_workspace ws;  nn_workspace_init(&ws, &m, max_batch, 1, &err);
+ *   nn_zero_grad(&m);
+ *   nn_forward(&m, &ws, x, tau, B, out);            // loss -> dout
+ *   nn_backward(&m, &ws, dout, m.grads, NULL);      // parameter gradients
+ *   nn_adamw_step(&m, &opt, nn_lr_at(...), NULL);   // nn_optim.h
+ *   nn_backward(&m, &ws, v, NULL, vjp);             // v^T d out/d x only (composed score)
+ * Threads: nn_parallel.h splits a batch over per-thread workspaces; nn_ckpt.h
+ * saves and loads. BLAS threading is the caller's: when several threads run
+ * nn_forward at once, call openblas_set_num_threads(1) first. */
 #ifndef SB_NN_MODEL_H
 #define SB_NN_MODEL_H
 
@@ -74,6 +86,7 @@ typedef struct nn_workspace {
   size_t n_floats;
   float *mem;
   float *grads;       /* optional private gradient buffer (nn_workspace_alloc_grads) */
+  float *out, *dout;  /* (max_batch, out) scratch for callers, e.g. nn_parallel's loss */
   float *act[NN_MAX_ACT]; /* activation pointers into mem (model specific) */
 } nn_workspace;
 

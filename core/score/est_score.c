@@ -5,61 +5,130 @@
 #include "est_score.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "diff.h"
 #include "score_model.h"
 
-#define SCORE_CHUNK 256
+/* Samples go through the network in chunks of this size, dealt round-robin to
+ * the workers: every chunk is computed the same way for any thread count, so
+ * the samples are bit-identical whatever the number of threads. */
+#define SCORE_CHUNK 32
+#define SCORE_MAX_THREADS 16
+
+/* One network worker: a workspace and buffers for up to ws.max_batch samples. */
+typedef struct score_worker {
+  nn_workspace ws;
+  float *in, *scal, *dx;
+  /* the slice this worker handles in the current call */
+  const float *x, *cot;
+  float *v, *g;
+  double tau;
+  int t, T, B, rc;
+  struct score_ctx *c;
+} score_worker;
 
 typedef struct score_ctx {
   const score_model *sm;
-  nn_workspace ws;
   int cin, cout, xch; /* network in/out channels, channels that are x */
-  float *in, *scal, *out, *dx;
   const float *cond;  /* posterior: [2W][N] lifted observations */
   double t_scaled;
+  int T;              /* workers */
+  score_worker w[SCORE_MAX_THREADS];
 } score_ctx;
 
-static void fill_inputs(score_ctx *c, const float *x, double tau, int b0, int B) {
+static void fill_inputs(score_worker *w, int b0, int B) {
+  const score_ctx *c = w->c;
   const int N = c->sm->N, ns = nn_n_scalars(&c->sm->net);
   for (int b = 0; b < B; b++) {
-    float *ib = c->in + (size_t)b * c->cin * N;
-    memcpy(ib, x + (size_t)(b0 + b) * c->xch * N, sizeof(float) * (size_t)c->xch * N);
+    float *ib = w->in + (size_t)b * c->cin * N;
+    memcpy(ib, w->x + (size_t)(b0 + b) * c->xch * N, sizeof(float) * (size_t)c->xch * N);
     if (c->cond) memcpy(ib + (size_t)c->xch * N, c->cond, sizeof(float) * (size_t)(c->cin - c->xch) * N);
-    c->scal[(size_t)b * ns] = (float)tau;
-    if (ns > 1) c->scal[(size_t)b * ns + 1] = (float)c->t_scaled;
+    w->scal[(size_t)b * ns] = (float)w->tau;
+    if (ns > 1) w->scal[(size_t)b * ns + 1] = (float)c->t_scaled;
   }
 }
 
-static int ctx_v(void *ctx, const float *x, double tau, int B, float *v, sb_error *err) {
-  score_ctx *c = ctx;
-  const size_t per = (size_t)c->cout * c->sm->N;
-  for (int b0 = 0; b0 < B; b0 += c->ws.max_batch) {
-    int nb = B - b0 < c->ws.max_batch ? B - b0 : c->ws.max_batch;
-    fill_inputs(c, x, tau, b0, nb);
-    if (nn_forward(&c->sm->net, &c->ws, c->in, c->scal, nb, v + (size_t)b0 * per))
-      return sb_fail(err, SB_EINVAL, "network forward failed");
+/* v (and, when w->cot is set, the input VJP) for samples [w->b0, w->b0 + w->B). */
+static void *worker_run(void *arg) {
+  score_worker *w = arg;
+  const score_ctx *c = w->c;
+  const int N = c->sm->N;
+  const size_t per = (size_t)c->cout * N, per_in = (size_t)c->cin * N;
+  w->rc = 0;
+  for (int b0 = w->t * SCORE_CHUNK; b0 < w->B && !w->rc; b0 += w->T * SCORE_CHUNK) {
+    int nb = w->B - b0 < SCORE_CHUNK ? w->B - b0 : SCORE_CHUNK;
+    fill_inputs(w, b0, nb);
+    w->rc = nn_forward(&c->sm->net, &w->ws, w->in, w->scal, nb, w->v + (size_t)b0 * per);
+    if (w->rc || !w->cot) continue;
+    memset(w->dx, 0, sizeof(float) * per_in * (size_t)nb);
+    w->rc = nn_backward(&c->sm->net, &w->ws, w->cot + (size_t)b0 * per, NULL, w->dx);
+    for (int b = 0; !w->rc && b < nb; b++)
+      memcpy(w->g + (size_t)(b0 + b) * per, w->dx + (size_t)b * per_in, sizeof(float) * per);
   }
+  return NULL;
+}
+
+/* Splits B samples over the workers; results do not depend on the split. */
+static int run_workers(score_ctx *c, const float *x, double tau, int B, float *v, const float *cot, float *g,
+                       sb_error *err) {
+  int chunks = (B + SCORE_CHUNK - 1) / SCORE_CHUNK, T = c->T < chunks ? c->T : chunks;
+  pthread_t th[SCORE_MAX_THREADS];
+  int started[SCORE_MAX_THREADS] = {0};
+  for (int t = 0; t < T; t++) {
+    score_worker *w = &c->w[t];
+    w->x = x, w->cot = cot, w->v = v, w->g = g, w->tau = tau;
+    w->t = t, w->T = T, w->B = B;
+  }
+  for (int t = 1; t < T; t++) started[t] = !pthread_create(&th[t], NULL, worker_run, &c->w[t]);
+  worker_run(&c->w[0]);
+  for (int t = 1; t < T; t++) {
+    if (started[t]) pthread_join(th[t], NULL);
+    else worker_run(&c->w[t]);
+  }
+  for (int t = 0; t < T; t++)
+    if (c->w[t].rc) return sb_fail(err, SB_EINVAL, "network evaluation failed");
   return SB_OK;
+}
+
+static int ctx_v(void *ctx, const float *x, double tau, int B, float *v, sb_error *err) {
+  return run_workers(ctx, x, tau, B, v, NULL, NULL, err);
 }
 
 static int ctx_vjp(void *ctx, const float *x, double tau, int B, float *v, const float *cot, float *g,
                    sb_error *err) {
-  score_ctx *c = ctx;
-  const int N = c->sm->N;
-  const size_t per = (size_t)c->cout * N, per_in = (size_t)c->cin * N;
-  for (int b0 = 0; b0 < B; b0 += c->ws.max_batch) {
-    int nb = B - b0 < c->ws.max_batch ? B - b0 : c->ws.max_batch;
-    fill_inputs(c, x, tau, b0, nb);
-    if (nn_forward(&c->sm->net, &c->ws, c->in, c->scal, nb, v + (size_t)b0 * per))
-      return sb_fail(err, SB_EINVAL, "network forward failed");
-    memset(c->dx, 0, sizeof(float) * per_in * (size_t)nb);
-    if (nn_backward(&c->sm->net, &c->ws, cot + (size_t)b0 * per, NULL, c->dx))
-      return sb_fail(err, SB_EINVAL, "network backward failed");
-    for (int b = 0; b < nb; b++)
-      memcpy(g + (size_t)(b0 + b) * per, c->dx + (size_t)b * per_in, sizeof(float) * per);
+  return run_workers(ctx, x, tau, B, v, cot, g, err);
+}
+
+static void ctx_free(score_ctx *c) {
+  for (int t = 0; t < SCORE_MAX_THREADS; t++) {
+    nn_workspace_free(&c->w[t].ws);
+    free(c->w[t].in);
+    free(c->w[t].scal);
+    free(c->w[t].dx);
+  }
+}
+
+static int ctx_init(score_ctx *c, const score_model *sm, int S, int threads, sb_error *err) {
+  memset(c, 0, sizeof *c);
+  c->sm = sm;
+  c->cin = score_in_channels(sm->kind, sm->W);
+  c->cout = score_out_channels(sm->kind, sm->W);
+  c->xch = c->cout;
+  c->T = threads < 1 ? 1 : threads > SCORE_MAX_THREADS ? SCORE_MAX_THREADS : threads;
+  int chunk = S < SCORE_CHUNK ? S : SCORE_CHUNK;
+  if (c->T > (S + SCORE_CHUNK - 1) / SCORE_CHUNK) c->T = (S + SCORE_CHUNK - 1) / SCORE_CHUNK;
+  for (int t = 0; t < c->T; t++) {
+    score_worker *w = &c->w[t];
+    w->c = c;
+    int rc = nn_workspace_init(&w->ws, &sm->net, chunk, sm->kind == SCORE_COMPOSED, err);
+    if (rc) return rc;
+    w->in = malloc(sizeof(float) * (size_t)chunk * c->cin * sm->N);
+    w->scal = malloc(sizeof(float) * (size_t)chunk * 2);
+    w->dx = malloc(sizeof(float) * (size_t)chunk * c->cin * sm->N);
+    if (!w->in || !w->scal || !w->dx) return sb_fail(err, SB_ENOMEM, "out of memory for %d samples", S);
   }
   return SB_OK;
 }
@@ -90,22 +159,13 @@ static int score_sample(estimator *e, const est_problem *p, const est_options *o
   cfg.tau_l = tau_l;
 
   score_ctx c;
-  memset(&c, 0, sizeof c);
-  c.sm = sm;
-  c.cin = score_in_channels(sm->kind, W);
-  c.cout = score_out_channels(sm->kind, W);
-  c.xch = c.cout;
-  c.t_scaled = (double)p->time_index / (double)sm->sim->t_max;
-  int chunk = S < SCORE_CHUNK ? S : SCORE_CHUNK;
-  const int D = c.xch * N;
+  const int D = score_out_channels(sm->kind, W) * N;
   float *cond = NULL, *x = NULL;
   double *gmean = NULL, *gscale = NULL;
-  if ((rc = nn_workspace_init(&c.ws, &sm->net, chunk, sm->kind == SCORE_COMPOSED, err))) return rc;
-  c.in = malloc(sizeof(float) * (size_t)chunk * c.cin * N);
-  c.scal = malloc(sizeof(float) * (size_t)chunk * 2);
-  c.dx = malloc(sizeof(float) * (size_t)chunk * c.cin * N);
+  if ((rc = ctx_init(&c, sm, S, o->threads, err))) goto done;
+  c.t_scaled = (double)p->time_index / (double)sm->sim->t_max;
   x = malloc(sizeof(float) * (size_t)S * D);
-  if (!c.in || !c.scal || !c.dx || !x) {
+  if (!x) {
     rc = sb_fail(err, SB_ENOMEM, "out of memory for %d samples", S);
     goto done;
   }
@@ -146,8 +206,8 @@ static int score_sample(estimator *e, const est_problem *p, const est_options *o
                       json_pack("{s:i, s:i, s:f, s:f}", "steps", cfg.steps, "corrections", cfg.corrections, "tau_l",
                                 cfg.tau_l, "gamma", gamma));
 done:
-  nn_workspace_free(&c.ws);
-  free(c.in); free(c.scal); free(c.dx); free(x); free(cond); free(gmean); free(gscale);
+  ctx_free(&c);
+  free(x); free(cond); free(gmean); free(gscale);
   return rc;
 }
 

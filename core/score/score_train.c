@@ -9,6 +9,7 @@
 #include "nn_ckpt.h"
 #include "nn_layers.h"
 #include "nn_optim.h"
+#include "nn_parallel.h"
 #include "rng.h"
 #include "safetensors.h"
 #include "score_model.h"
@@ -64,7 +65,9 @@ typedef struct trainer {
   score_model sm;
   train_cfg tc;
   score_pool pool;
-  nn_workspace ws;
+  nn_workspace ws;              /* validation (forward only) */
+  nn_workspace tws[16];         /* one training workspace per thread */
+  int T;
   int cin, cout, xch, ns, D;
   float *win, *in, *scal, *target, *out, *dout;
   long *tidx;
@@ -249,6 +252,15 @@ static int load_state(trainer *tr, const char *path, sb_error *err) {
   return rc;
 }
 
+/* MSE against the v targets for samples [b0, b0+B) of the batch (nn_loss_fn). */
+static double slice_loss(void *ctx, int b0, int B, int n_total, const float *out, float *dout) {
+  trainer *tr = ctx;
+  size_t per = (size_t)tr->xch * tr->sm.N, n = (size_t)B * per;
+  double scale = (double)B / n_total; /* slice mean -> share of the batch mean */
+  double l = nn_mse_loss(dout, out, tr->target + (size_t)b0 * per, n, (float)scale);
+  return l * scale;
+}
+
 static double val_loss(trainer *tr) {
   nn_model ema = tr->sm.net;
   if (tr->sm.net.ema) ema.params = tr->sm.net.ema;
@@ -265,6 +277,7 @@ static double val_loss(trainer *tr) {
 }
 
 static void trainer_free(trainer *tr) {
+  for (int t = 0; t < 16; t++) nn_workspace_free(&tr->tws[t]);
   score_model_free(&tr->sm);
   score_pool_free(&tr->pool);
   nn_workspace_free(&tr->ws);
@@ -314,7 +327,11 @@ int score_train(const json_t *cfg, score_train_opts *o, sb_error *err) {
   for (int n = 0; n < N; n++) gm += sm->mean[n] / N;
   for (int n = 0; n < N; n++) gv += (sm->std[n] * sm->std[n] + (sm->mean[n] - gm) * (sm->mean[n] - gm)) / N;
   for (int n = 0; n < N; n++) sm->mean[n] = gm, sm->std[n] = sqrt(gv);
-  if ((rc = nn_workspace_init(&tr.ws, &sm->net, B, 1, err))) goto done;
+  if ((rc = nn_workspace_init(&tr.ws, &sm->net, B, 0, err))) goto done;
+  tr.T = tc->threads < B ? tc->threads : B;
+  if (tr.T > 16) tr.T = 16;
+  for (int t = 0; t < tr.T; t++)
+    if ((rc = nn_workspace_init(&tr.tws[t], &sm->net, (B + tr.T - 1) / tr.T, 1, err))) goto done;
   tr.win = malloc(sizeof(float) * (size_t)B * W * N);
   tr.in = malloc(sizeof(float) * (size_t)B * tr.cin * N);
   tr.scal = malloc(sizeof(float) * (size_t)B * tr.ns);
@@ -369,12 +386,8 @@ int score_train(const json_t *cfg, score_train_opts *o, sb_error *err) {
     score_pool_draw(&tr.pool, &r, B, tr.win, tr.tidx);
     make_batch(&tr, &r, tr.win, tr.tidx, B, tr.in, tr.scal, tr.target);
     nn_zero_grad(&sm->net);
-    if (nn_forward(&sm->net, &tr.ws, tr.in, tr.scal, B, tr.out)) {
-      rc = sb_fail(err, SB_EINVAL, "forward failed");
-      goto done;
-    }
-    double loss = nn_mse_loss(tr.dout, tr.out, tr.target, (size_t)B * tr.xch * N, 1.0f);
-    nn_backward(&sm->net, &tr.ws, tr.dout, sm->net.grads, NULL);
+    double loss;
+    if ((rc = nn_grad_mt(&sm->net, tr.tws, tr.T, tr.in, tr.scal, B, slice_loss, &tr, NULL, &loss, err))) goto done;
     float lr = nn_lr_at(s, (float)tc->lr, tc->warmup, total, tc->schedule, 0.01f);
     int st = nn_adamw_step(&sm->net, &opt, lr, NULL);
     if (st < 0) {

@@ -1,4 +1,5 @@
 /* cmd_eval.c: `sbida eval`: scores one estimator on a seeded test set. */
+#include <cblas.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -208,6 +209,8 @@ int cmd_eval(int argc, char **argv) {
     status = rc == SB_ERANGE || rc == SB_EINVAL ? 2 : 1;
     goto done;
   }
+  /* cases run on their own threads: keep OpenBLAS from adding threads of its own */
+  if (threads > 1) openblas_set_num_threads(1);
   progress_state ps = {.enabled = !quiet && isatty(2), .t0 = mono(), .last = 0, .name = e->name};
   eval_config cfg = {.n_samples = (int)samples, .threads = (int)threads, .seed = (uint64_t)seed, .params = params,
                      .progress = show_progress, .progress_ctx = &ps};

@@ -13,6 +13,7 @@ static const sb_command commands[] = {
     {"train", "train a score-based estimator from a JSON config", cmd_train},
     {"eval", "score an estimator (etkf, letkf, pf, model) on a seeded test set -> JSON, SVG", cmd_eval},
     {"compare", "side-by-side markdown table of eval JSON files", cmd_compare},
+    {"bench", "benchmarks: `bench nn` compares the C nn engine with PyTorch", cmd_bench},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);
 

@@ -89,6 +89,8 @@ static void test_model_file_roundtrip(void **state) {
   assert_int_not_equal(score_model_load(&a, "tests/data/numpy/f32_2x3.npy", &err), 0);
 }
 
+static int n_threads = 1;
+
 static void sample_problem(estimator *e, const char *op_json, double noise, int want_window, uint64_t seed,
                            est_result *r, int expect_rc) {
   sb_error err = {0};
@@ -99,7 +101,7 @@ static void sample_problem(estimator *e, const char *op_json, double noise, int 
   double *y = malloc(sizeof(double) * 3 * op->n_obs);
   for (int i = 0; i < 3 * op->n_obs; i++) y[i] = i % 5 == 0 ? NAN : 0.3 * (i % 7);
   est_problem p = {e->sim, op, &nz, 3, 200, y};
-  est_options o = {.n_samples = 10, .seed = seed, .want_window = want_window};
+  est_options o = {.n_samples = 70, .seed = seed, .want_window = want_window, .threads = n_threads};
   int rc = est_sample(e, &p, &o, r, &err);
   if (rc != expect_rc) fail_msg("sample: rc %d (%s), expected %d", rc, err.msg, expect_rc);
   if (rc) assert_true(strlen(err.msg) > 10);
@@ -119,17 +121,23 @@ static void test_estimators_sample(void **state) {
   est_result r1, r2;
   /* composed: any operator, whole window on request, deterministic per seed */
   sample_problem(c, "{\"type\":\"subsample\",\"stride\":2}", 1.0, 1, 5, &r1, 0);
-  assert_int_equal(r1.n_samples, 10);
+  assert_int_equal(r1.n_samples, 70);
   assert_int_equal(r1.dim, 16);
   assert_non_null(r1.window_samples);
-  for (int i = 0; i < 10 * 16; i++) assert_true(isfinite(r1.samples[i]));
+  for (int i = 0; i < 70 * 16; i++) assert_true(isfinite(r1.samples[i]));
   /* x_t equals the window's last state */
   assert_memory_equal(r1.samples + 16, r1.window_samples + (1 * 3 + 2) * 16, sizeof(double) * 16);
   sample_problem(c, "{\"type\":\"identity\"}", 0.3, 0, 5, &r2, 0);
   assert_null(r2.window_samples);
   est_result_free(&r2);
   sample_problem(c, "{\"type\":\"subsample\",\"stride\":2}", 1.0, 1, 5, &r2, 0);
-  assert_memory_equal(r1.samples, r2.samples, sizeof(double) * 160);
+  assert_memory_equal(r1.samples, r2.samples, sizeof(double) * 70 * 16);
+  est_result_free(&r2);
+  /* the same samples on 3 threads */
+  n_threads = 3;
+  sample_problem(c, "{\"type\":\"subsample\",\"stride\":2}", 1.0, 1, 5, &r2, 0);
+  n_threads = 1;
+  assert_memory_equal(r1.samples, r2.samples, sizeof(double) * 70 * 16);
   est_result_free(&r2);
   est_result_free(&r1);
   est_free(c);

@@ -1,0 +1,48 @@
+/* nn_simd.h: 8-wide float vectors (GCC vector extensions) for the nn kernels
+ * (internal). Compiled per target clone: AVX2/FMA registers in the x86-64-v3
+ * clone, pairs of SSE registers in the portable one. Loads and stores are
+ * unaligned. */
+#ifndef SB_NN_SIMD_H
+#define SB_NN_SIMD_H
+
+#include <stdint.h>
+#include <string.h>
+
+/* the helpers are static and always inlined, so the vector-ABI note does not apply */
+#pragma GCC diagnostic ignored "-Wpsabi"
+#define V8_INLINE static inline __attribute__((always_inline))
+
+typedef float v8f __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+
+V8_INLINE v8f v8_load(const float *p) {
+  v8f v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+V8_INLINE void v8_store(float *p, v8f v) { memcpy(p, &v, sizeof v); }
+V8_INLINE v8f v8_set1(float x) { return (v8f){x, x, x, x, x, x, x, x}; }
+V8_INLINE v8f v8_select(v8i m, v8f a, v8f b) { return (v8f)(((v8i)a & m) | ((v8i)b & ~m)); }
+V8_INLINE float v8_hsum(v8f v) {
+  return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
+}
+
+/* the vector twin of nn_expf (same reduction and polynomial) */
+V8_INLINE v8f v8_exp(v8f x) {
+  x = v8_select(x < v8_set1(-87.0f), v8_set1(-87.0f), x);
+  x = v8_select(x > v8_set1(88.0f), v8_set1(88.0f), x);
+  v8f n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  v8f r = x - n * 0.693145751953125f;
+  r = r - n * 1.428606765330187045e-06f;
+  v8f p = v8_set1(1.0f / 720.0f);
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  v8i i = (__builtin_convertvector(n, v8i) + 127) << 23;
+  return p * (v8f)i;
+}
+
+#endif

@@ -1,0 +1,284 @@
+/* cmd_bench.c: `sbida bench nn`: the C nn engine against PyTorch on the same
+ * residual conv1d net (width 64, 6 blocks, N = 40, 11 -> 1 channels, τ
+ * embedding): one training step (forward + backward + AdamW) at batch 256 and
+ * inference at batch 4096, plus the machine's sgemm peak in the same run. */
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include "nn_layers.h"
+#include "nn_model.h"
+#include "nn_optim.h"
+#include "nn_parallel.h"
+#include "rng.h"
+
+static double now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int cmp_d(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static double median(double *v, int n) {
+  qsort(v, (size_t)n, sizeof *v, cmp_d);
+  return v[n / 2];
+}
+
+/* best GFLOP/s of a large square sgemm with the current BLAS threads */
+static double sgemm_peak(void) {
+  int n = 2048;
+  float *a = malloc(sizeof(float) * n * n), *b = malloc(sizeof(float) * n * n),
+        *c = malloc(sizeof(float) * n * n);
+  if (!a || !b || !c) {
+    free(a), free(b), free(c);
+    return 0.0;
+  }
+  for (long i = 0; i < (long)n * n; i++) a[i] = b[i] = (float)(i % 7) * 0.1f;
+  double best = 1e30;
+  for (int r = 0; r < 4; r++) {
+    double t0 = now();
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+    double t = now() - t0;
+    if (r > 0 && t < best) best = t;
+  }
+  free(a), free(b), free(c);
+  return 2.0 * n * (double)n * n / best * 1e-9;
+}
+
+typedef struct mse_ctx {
+  const float *target;
+  int on;
+} mse_ctx;
+
+/* mean squared error over the whole batch; the slice writes its dout */
+static double mse_slice(void *p, int b0, int B, int n_total, const float *out, float *dout) {
+  mse_ctx *c = p;
+  size_t n = (size_t)B * c->on;
+  double l = nn_mse_loss(dout, out, c->target + (size_t)b0 * c->on, n, 1.0f);
+  float scale = (float)B / (float)n_total; /* slice mean -> share of the batch mean */
+  for (size_t i = 0; i < n; i++) dout[i] *= scale;
+  return l * scale;
+}
+
+/* per-sample forward FLOPs of the convolutions (the GEMM work) */
+static double fwd_flops(const nn_resnet_config *c) {
+  double S = (double)c->h * c->w, k = 3.0 * (c->dims == 2 ? 3 : 1);
+  double f = 2.0 * c->width * c->cin * k * S;                  /* in conv */
+  f += c->blocks * 2 * (2.0 * c->width * c->width * k * S);    /* two convs per block */
+  f += 2.0 * c->cout * c->width * k * S;                        /* out conv */
+  return f;
+}
+
+static double loadavg(void) {
+  double l = -1.0;
+  FILE *f = fopen("/proc/loadavg", "r");
+  if (f) {
+    if (fscanf(f, "%lf", &l) != 1) l = -1.0;
+    fclose(f);
+  }
+  return l;
+}
+
+/* Median seconds of one training step (zero grads, forward, loss, backward,
+ * AdamW) at batch BT and of one inference pass at batch BI, over reps. */
+static int measure_c(nn_model *m, nn_workspace *wt, nn_workspace *wi, int T, const float *x,
+                     const float *s, float *y, mse_ctx *mc, int reps, double *train,
+                     double *infer, sb_error *err) {
+  const int BT = 256, BI = 4096;
+  nn_adamw opt = nn_adamw_default();
+  opt.lr = 1e-4f;
+  double tt[1002], ti[1002], loss = 0.0;
+  int rc = 0;
+  for (int k = 0; k < reps + 2 && !rc; k++) {
+    double t0 = now();
+    nn_zero_grad(m);
+    rc = nn_grad_mt(m, wt, T, x, s, BT, mse_slice, mc, NULL, &loss, err);
+    if (!rc && nn_adamw_step(m, &opt, opt.lr, NULL) < 0)
+      rc = sb_fail(err, SB_ENOMEM, "out of memory for Adam moments");
+    tt[k] = now() - t0;
+  }
+  int ireps = reps / 2 > 3 ? reps / 2 : 3;
+  for (int k = 0; k < ireps + 1 && !rc; k++) {
+    double t0 = now();
+    rc = nn_infer_mt(m, wi, T, x, s, BI, y, err);
+    ti[k] = now() - t0;
+  }
+  if (rc) return rc;
+  *train = median(tt + 2, reps);
+  *infer = median(ti + 1, ireps);
+  return 0;
+}
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: sbida bench nn [--json] [--threads T] [--reps R] [--chunk C] [--no-torch]\n"
+          "  --chunk: samples per inference pass of each thread's workspace (default 256)\n"
+          "  C engine vs PyTorch (/usr/bin/python3 tests/bench/nn_torch.py, run from the repo\n"
+          "  root) on the L96 score network; speedup = torch time / C time.\n");
+}
+
+static int bench_nn(int argc, char **argv) {
+  int json = 0, T = 2, reps = 10, torch = 1, chunk = 256;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--json"))
+      json = 1;
+    else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+      T = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+      reps = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--chunk") && i + 1 < argc)
+      chunk = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--no-torch"))
+      torch = 0;
+    else if (!strcmp(argv[i], "--help")) {
+      usage(stdout);
+      return 0;
+    } else {
+      usage(stderr);
+      return 2;
+    }
+  }
+  if (T < 1 || T > 64 || reps < 1 || reps > 1000 || chunk < 1 || chunk > 4096) {
+    usage(stderr);
+    return 2;
+  }
+  const int BT = 256, BI = 4096;
+  nn_resnet_config cfg = {.dims = 1, .h = 1, .w = 40, .cin = 11, .cout = 1, .width = 64,
+                          .blocks = 6, .groups = 8, .n_scalars = 1, .emb_dim = 32};
+  sb_error err = {0};
+  nn_model m;
+  if (nn_resnet_init(&m, &cfg, &err)) {
+    fprintf(stderr, "bench: %s\n", err.msg);
+    return 1;
+  }
+  nn_model_init_params(&m, 1);
+  openblas_set_num_threads(T);
+  double peak = sgemm_peak();
+
+  int in = nn_in_size(&m), on = nn_out_size(&m);
+  float *x = malloc(sizeof(float) * (size_t)BI * in), *s = malloc(sizeof(float) * BI);
+  float *y = malloc(sizeof(float) * (size_t)BI * on), *tgt = malloc(sizeof(float) * (size_t)BT * on);
+  nn_workspace *wt = calloc((size_t)T, sizeof *wt), *wi = calloc((size_t)T, sizeof *wi);
+  int rc = !x || !s || !y || !tgt || !wt || !wi;
+  for (int t = 0; !rc && t < T; t++) {
+    rc = nn_workspace_init(&wt[t], &m, (BT + T - 1) / T, 1, &err);
+    if (!rc) rc = nn_workspace_init(&wi[t], &m, chunk, 0, &err);
+  }
+  if (rc) {
+    fprintf(stderr, "bench: %s\n", err.msg[0] ? err.msg : "out of memory");
+    return 1;
+  }
+  rng r;
+  rng_init(&r, 7, 0);
+  rng_fill_normal_f(&r, x, (size_t)BI * in);
+  rng_fill_normal_f(&r, tgt, (size_t)BT * on);
+  for (int i = 0; i < BI; i++) s[i] = (float)rng_uniform(&r);
+
+  mse_ctx mc = {tgt, on};
+  double load0 = loadavg();
+  double c_train, c_infer, c_train2 = -1, c_infer2 = -1;
+  if (measure_c(&m, wt, wi, T, x, s, y, &mc, reps, &c_train, &c_infer, &err)) {
+    fprintf(stderr, "bench: %s\n", err.msg);
+    return 1;
+  }
+  double ff = fwd_flops(&cfg);
+
+  double t_train = -1, t_infer = -1;
+  char tver[64] = "", note[256] = "";
+  if (torch) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 tests/bench/nn_torch.py --threads %d --reps %d 2>/dev/null", T,
+             reps < 5 ? reps : 5);
+    FILE *p = access("tests/bench/nn_torch.py", R_OK) ? NULL : popen(cmd, "r");
+    char line[1024] = "";
+    if (p) {
+      if (!fgets(line, sizeof line, p)) line[0] = 0;
+      pclose(p);
+    }
+    char *a = strstr(line, "\"torch_train_step_s\":"), *b = strstr(line, "\"torch_infer_s\":");
+    char *v = strstr(line, "\"torch_version\": \"");
+    if (a && b) {
+      t_train = atof(a + 21);
+      t_infer = atof(b + 16);
+      if (v) sscanf(v + 18, "%63[^\"]", tver);
+    } else {
+      snprintf(note, sizeof note, "torch unavailable (needs /usr/bin/python3 with torch and "
+                                  "tests/bench/nn_torch.py; run from the repo root)");
+    }
+  } else {
+    snprintf(note, sizeof note, "torch skipped (--no-torch)");
+  }
+
+  /* the machine is shared: C is measured before AND after torch and the two
+   * medians averaged, so a load change during the run biases neither side */
+  if (t_train > 0) {
+    if (measure_c(&m, wt, wi, T, x, s, y, &mc, reps, &c_train2, &c_infer2, &err)) {
+      fprintf(stderr, "bench: %s\n", err.msg);
+      return 1;
+    }
+  }
+  double c_train1 = c_train, c_infer1 = c_infer;
+  if (c_train2 > 0) {
+    c_train = 0.5 * (c_train1 + c_train2);
+    c_infer = 0.5 * (c_infer1 + c_infer2);
+  }
+  double load1 = loadavg();
+  char ctr2[32] = "null", cin2[32] = "null";
+  if (c_train2 > 0) {
+    snprintf(ctr2, sizeof ctr2, "%.6f", c_train2);
+    snprintf(cin2, sizeof cin2, "%.6f", c_infer2);
+  }
+  double train_gf = 3.0 * ff * BT / c_train * 1e-9, infer_gf = ff * BI / c_infer * 1e-9;
+  char ttr[32] = "null", tin[32] = "null", str[32] = "null", sin_[32] = "null";
+  if (t_train > 0) {
+    snprintf(ttr, sizeof ttr, "%.6f", t_train);
+    snprintf(tin, sizeof tin, "%.6f", t_infer);
+    snprintf(str, sizeof str, "%.3f", t_train / c_train);
+    snprintf(sin_, sizeof sin_, "%.3f", t_infer / c_infer);
+  }
+  if (json) {
+    printf("{\"bench\": \"nn\", \"threads\": %d, \"net\": \"resnet1d width=64 blocks=6 groups=8 "
+           "N=40 cin=11 cout=1 tau-embedding\", \"train_batch\": %d, \"infer_batch\": %d, "
+           "\"c_train_step_s\": %.6f, \"torch_train_step_s\": %s, \"train_speedup\": %s, "
+           "\"c_infer_s\": %.6f, \"torch_infer_s\": %s, \"infer_speedup\": %s, "
+           "\"sgemm_peak_gflops\": %.1f, \"c_train_gflops\": %.1f, \"c_infer_gflops\": %.1f, "
+           "\"c_train_step_s_before_after\": [%.6f, %s], \"c_infer_s_before_after\": [%.6f, %s], "
+           "\"loadavg_start_end\": [%.2f, %.2f], "
+           "\"torch_version\": %s%s%s, \"note\": \"%s\"}\n",
+           T, BT, BI, c_train, ttr, str, c_infer, tin, sin_, peak, train_gf, infer_gf, c_train1,
+           ctr2, c_infer1, cin2, load0, load1,
+           tver[0] ? "\"" : "", tver[0] ? tver : "null", tver[0] ? "\"" : "", note);
+  } else {
+    printf("nn bench (%d threads): sgemm peak %.1f GFLOP/s, load average %.2f -> %.2f\n", T, peak,
+           load0, load1);
+    printf("  train step B=%d: C %.4f s (%.1f GFLOP/s), torch %s s, speedup %s\n", BT, c_train,
+           train_gf, ttr, str);
+    printf("  inference  B=%d: C %.4f s (%.1f GFLOP/s), torch %s s, speedup %s\n", BI, c_infer,
+           infer_gf, tin, sin_);
+    if (note[0]) printf("  note: %s\n", note);
+  }
+  free(x), free(s), free(y), free(tgt);
+  for (int t = 0; t < T; t++) nn_workspace_free(&wt[t]), nn_workspace_free(&wi[t]);
+  free(wt), free(wi);
+  nn_model_free(&m);
+  return 0;
+}
+
+int cmd_bench(int argc, char **argv) {
+  if (argc >= 2 && !strcmp(argv[1], "nn")) return bench_nn(argc - 1, argv + 1);
+  if (argc >= 2 && !strcmp(argv[1], "--help")) {
+    usage(stdout);
+    return 0;
+  }
+  usage(stderr);
+  return 2;
+}
