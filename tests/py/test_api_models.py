@@ -84,3 +84,17 @@ def test_composed_model_takes_any_operator_and_window(served):
     j = r.json()
     assert j["state"] == "succeeded", j
     assert len(j["result"]["window_mean"]) == 3
+
+
+def test_job_threads_do_not_change_samples(served, tmp_path):
+    body = {"estimator": "tiny-comp", "time_index": 10, "observations": [[0.5] * 16, None, [0.1] * 16],
+            "operator": {"type": "identity"}, "noise_std": 1.0, "n_samples": 64, "seed": 5}
+    one = served.post("/v1/assimilations?wait=60", body).json()
+    (tmp_path / "models").symlink_to(served.models)
+    d = Daemon(tmp_path, args=["--job-threads", "2"]).start()
+    try:
+        two = d.post("/v1/assimilations?wait=60", body).json()
+    finally:
+        d.stop()
+    assert one["state"] == two["state"] == "succeeded"
+    assert one["result"]["mean"] == two["result"]["mean"]
