@@ -254,8 +254,8 @@ char *eval_svg_example(const eval_summary *s, const obs_op *op, const char *titl
 }
 
 int eval_write_svgs(const eval_summary *s, const obs_op *op, const char *dir, const char *title, sb_error *err) {
-  if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-    return sb_fail(err, SB_EIO, "cannot create directory %s: %s", dir, strerror(errno));
+  int mrc = sb_mkdirs(dir, err);
+  if (mrc) return mrc;
   const char *names[3] = {"coverage.svg", "ranks.svg", "example.svg"};
   for (int i = 0; i < 3; i++) {
     char *doc = i == 0 ? eval_svg_coverage(s, title) : i == 1 ? eval_svg_ranks(s, title) : eval_svg_example(s, op, title);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int sb_read_file(const char *path, unsigned char **buf, size_t *len, size_t max_bytes, sb_error *err) {
@@ -60,5 +61,23 @@ int sb_write_file(const char *path, const void *buf, size_t len, sb_error *err) 
     return sb_fail(err, SB_EIO, "cannot write %s: %s", path, strerror(e));
   }
   free(tmp);
+  return SB_OK;
+}
+
+int sb_mkdirs(const char *path, sb_error *err) {
+  char buf[4096];
+  size_t n = strlen(path);
+  if (n == 0 || n >= sizeof buf) return sb_fail(err, SB_EINVAL, "bad directory path");
+  memcpy(buf, path, n + 1);
+  for (size_t i = 1; i <= n; i++) {
+    if (buf[i] != '/' && buf[i] != 0) continue;
+    char c = buf[i];
+    buf[i] = 0;
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+      return sb_fail(err, SB_EIO, "cannot create directory %s: %s", buf, strerror(errno));
+    buf[i] = c;
+  }
+  struct stat st;
+  if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return sb_fail(err, SB_EIO, "%s is not a directory", path);
   return SB_OK;
 }

@@ -13,4 +13,7 @@ int sb_read_file(const char *path, unsigned char **buf, size_t *len, size_t max_
  * never see a half-written file. */
 int sb_write_file(const char *path, const void *buf, size_t len, sb_error *err);
 
+/* Creates a directory and its missing parents (mkdir -p). */
+int sb_mkdirs(const char *path, sb_error *err);
+
 #endif

@@ -25,9 +25,9 @@ def results(tmp_path_factory):
         path = d / f"{est}.json"
         r = run("eval", "--estimator", est, *SMALL, "--time-range", "3:100", "--operator",
                 '{"type":"subsample","stride":2}', "--noise-std", "0.5", "--params", params, "--json", str(path),
-                "--svg-dir", str(d / f"svg-{est}"), "--threads", "2")
+                "--svg-dir", str(d / "plots" / f"svg-{est}"), "--threads", "2")
         assert r.returncode == 0, r.stderr
-        out[est] = (path, d / f"svg-{est}")
+        out[est] = (path, d / "plots" / f"svg-{est}")  # parent created too
     return out
 
 
