@@ -16,4 +16,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 
+/* sbida bench sample (cmd_bench_sample.c) */
+int bench_sample(int argc, char **argv);
+
 #endif

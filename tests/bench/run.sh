@@ -6,4 +6,10 @@
 set -eu
 BUILD=${BUILD:-build}
 "$BUILD"/sbida bench nn --json
+# one request's sampling cost (64 samples of one window) for every shipped model and the ETKF
+for m in models/*.safetensors; do
+  [ -e "$m" ] || continue
+  "$BUILD"/sbida bench sample --estimator "$m" --samples 64 --threads 1 --json
+done
+"$BUILD"/sbida bench sample --estimator etkf --samples 64 --threads 1 --json
 BUILD="$BUILD" tests/bench/daemon.sh

@@ -1,0 +1,104 @@
+/* sbida bench sample: seconds for one estimator call (S samples of one window),
+ * the cost a daemon request pays. Median of --reps calls on one simulated window. */
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cmd.h"
+#include "est.h"
+
+static double mono(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+static int cmp_d(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+int bench_sample(int argc, char **argv) {
+  const char *spec = NULL, *preset = NULL, *op_text = "{\"type\":\"identity\"}";
+  int S = 64, reps = 3, threads = 1, window = 10, json = 0;
+  double noise = 1.0;
+  long t_index = -1;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(a, "--json")) { json = 1; continue; }
+    if (!strcmp(a, "--help")) {
+      printf("usage: sbida bench sample --estimator SPEC [--preset P] [--samples S] [--reps R] [--threads T]\n"
+             "                          [--window W] [--time-index T] [--operator JSON] [--noise-std S] [--json]\n"
+             "  Median seconds of one estimator call drawing S samples (default 64) for one window.\n");
+      return 0;
+    }
+    if (!v) { fprintf(stderr, "sbida bench sample: %s needs a value\n", a); return 2; }
+    i++;
+    if (!strcmp(a, "--estimator")) spec = v;
+    else if (!strcmp(a, "--preset")) preset = v;
+    else if (!strcmp(a, "--operator")) op_text = v;
+    else if (!strcmp(a, "--samples")) S = atoi(v);
+    else if (!strcmp(a, "--reps")) reps = atoi(v);
+    else if (!strcmp(a, "--threads")) threads = atoi(v);
+    else if (!strcmp(a, "--window")) window = atoi(v);
+    else if (!strcmp(a, "--time-index")) t_index = atol(v);
+    else if (!strcmp(a, "--noise-std")) noise = atof(v);
+    else { fprintf(stderr, "sbida bench sample: unknown flag %s\n", a); return 2; }
+  }
+  if (!spec || S < 1 || reps < 1 || reps > 100 || threads < 1 || window < 1 || !(noise > 0)) {
+    fprintf(stderr, "sbida bench sample: --estimator is required; samples, reps, threads, window, noise must be positive\n");
+    return 2;
+  }
+  openblas_set_num_threads(1);
+  sb_error err = {0};
+  estimator *e = NULL;
+  obs_op *op = NULL;
+  obs_noise nz = {0};
+  double *x = NULL, *y = NULL, *times = NULL;
+  int status = 1;
+  size_t len = strlen(spec);
+  int is_model = len > 12 && !strcmp(spec + len - 12, ".safetensors");
+  if (est_open(&e, spec, preset ? preset : (is_model ? NULL : "l96-sakov"), 0, &err)) goto fail;
+  if (e->window > 0) window = e->window;
+  if (t_index < 0) t_index = e->sim->stationary ? window - 1 : 500;
+  if (obs_from_string(&op, op_text, e->sim->channels, e->sim->height, e->sim->width, &err)) goto fail;
+  if (obs_noise_scalar(&nz, noise, op->n_obs, &err)) goto fail;
+  int N = e->sim->dim;
+  x = malloc(sizeof(double) * N);
+  y = malloc(sizeof(double) * (size_t)window * op->n_obs);
+  times = malloc(sizeof(double) * reps);
+  if (sim_sample_at(e->sim, x, 1, t_index - window + 1, 42, 0, &err)) goto fail;
+  for (int w = 0; w < window; w++) {
+    if (w && e->sim->advance(e->sim, x, 1, 1, &err)) goto fail;
+    obs_apply(op, x, y + (size_t)w * op->n_obs, 1);
+  }
+  obs_add_noise(&nz, y, window, 43, 0);
+  est_problem p = {e->sim, op, &nz, window, t_index, y};
+  for (int r = 0; r < reps; r++) {
+    est_options o = {.n_samples = S, .seed = (uint64_t)r, .threads = threads};
+    est_result res;
+    double t0 = mono();
+    if (est_sample(e, &p, &o, &res, &err)) goto fail;
+    times[r] = mono() - t0;
+    est_result_free(&res);
+  }
+  qsort(times, reps, sizeof *times, cmp_d);
+  if (json)
+    printf("{\"bench\": \"sample\", \"estimator\": \"%s\", \"kind\": \"%s\", \"samples\": %d, \"threads\": %d, "
+           "\"reps\": %d, \"median_s\": %.4f, \"min_s\": %.4f}\n", e->name, e->kind, S, threads, reps, times[reps / 2], times[0]);
+  else
+    printf("%s (%s): %d samples in %.3f s (median of %d, %d thread%s)\n", e->name, e->kind, S, times[reps / 2], reps,
+           threads, threads > 1 ? "s" : "");
+  status = 0;
+  goto done;
+fail:
+  fprintf(stderr, "sbida bench sample: %s\n", err.msg);
+done:
+  free(x); free(y); free(times);
+  obs_free(op);
+  obs_noise_free(&nz);
+  est_free(e);
+  return status;
+}
