@@ -90,3 +90,32 @@ def test_survives_daemon_restart(tmp_path):
             proc.kill()
             proc.wait()
         d.stop()
+
+
+def test_window_and_operator_from_a_model(tmp_path):
+    """A (tiny, untrained) posterior-score model for l96-sakov with W = 4 and a fixed
+    operator: the loop takes W, operator and noise from its metadata, the ETKF gets them too."""
+    from test_api_models import ARCH, TRAIN
+    cfg = {"kind": "posterior-score", "preset": "l96-sakov", "N": 40, "window": 4, "arch": ARCH,
+           "train": dict(TRAIN, steps=5), "sampler": {"steps": 4}, "operator": {"type": "subsample", "stride": 4},
+           "noise_std": 1.0}
+    (tmp_path / "models").mkdir()
+    (tmp_path / "tiny.json").write_text(json.dumps(cfg))
+    from conftest import BUILD
+    subprocess.run([str(BUILD / "sbida"), "train", "--config", str(tmp_path / "tiny.json"), "--out",
+                    str(tmp_path / "models" / "tiny-sakov.safetensors")], check=True, capture_output=True, timeout=120)
+    d = Daemon(tmp_path).start()
+    try:
+        r = subprocess.run([sys.executable, str(CYCLE), "--server", "http://127.0.0.1:%d" % d.port,
+                            "--estimator", "tiny-sakov", "--cycles", "2", "--samples", "8", "--svg",
+                            "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "W = 4" in r.stdout and '"stride": 4' in r.stdout and "noise std 1" in r.stdout
+        m = SUMMARY.search(r.stdout)
+        assert m and m.group(1) == "tiny-sakov"
+        r = subprocess.run([sys.executable, str(CYCLE), "--server", "http://127.0.0.1:%d" % d.port,
+                            "--estimator", "tiny-sakov", "--cycles", "2", "--window", "5"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and "trained for windows of 4" in r.stderr
+    finally:
+        d.stop()
