@@ -1,5 +1,6 @@
 import os
 import pathlib
+import sys
 
 import pytest
 
@@ -15,3 +16,9 @@ def sbida():
 @pytest.fixture
 def build_dir():
     return BUILD
+
+
+# The Python client (clients/python) is imported from the source tree.
+CLIENT_DIR = ROOT / "clients" / "python"
+if str(CLIENT_DIR) not in sys.path:
+    sys.path.insert(0, str(CLIENT_DIR))

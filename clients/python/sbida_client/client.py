@@ -1,0 +1,333 @@
+"""HTTP client of the sbida daemon (API v1), standard library only.
+
+With numpy installed, observations may be arrays (NaN marks a missing value, a row
+of NaN a missing time) and results come back as arrays; without it, nested lists.
+Connection errors, 429 (honouring Retry-After) and 503 are retried with exponential
+backoff for up to `retry_for` seconds. A submission carries an Idempotency-Key, so
+a retry after a lost answer returns the same job instead of making a second one.
+"""
+import http.client
+import io
+import json
+import math
+import socket
+import time
+import urllib.parse
+import uuid
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Union
+
+from .errors import JobFailed, ProblemError, SbidaError, Unreachable, WaitTimeout
+
+try:
+    import numpy as np
+except ImportError:  # numpy is optional
+    np = None
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+MAX_WAIT = 60.0  # the daemon's cap on ?wait
+
+
+def _array(x: Any) -> Any:
+    return np.asarray(x, dtype=np.float64) if np is not None and x is not None else x
+
+
+class Job:
+    """One assimilation run as the daemon returns it. `raw` is the JSON object;
+    mean, std and quantiles are numpy arrays when numpy is installed."""
+
+    def __init__(self, raw: Dict[str, Any]):
+        self.raw = raw
+
+    def __getitem__(self, key: str) -> Any:
+        return self.raw[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.raw.get(key, default)
+
+    @property
+    def id(self) -> str:
+        return self.raw["id"]
+
+    @property
+    def state(self) -> str:
+        return self.raw["state"]
+
+    @property
+    def done(self) -> bool:
+        return self.raw["state"] in TERMINAL
+
+    @property
+    def result(self) -> Optional[Dict[str, Any]]:
+        return self.raw.get("result")
+
+    @property
+    def error(self) -> Optional[Dict[str, Any]]:
+        return self.raw.get("error")
+
+    @property
+    def mean(self) -> Any:
+        return _array(self.result["mean"]) if self.result else None
+
+    @property
+    def std(self) -> Any:
+        return _array(self.result["std"]) if self.result else None
+
+    @property
+    def quantiles(self) -> Dict[str, Any]:
+        q = (self.result or {}).get("quantiles", {})
+        return {k: _array(v) for k, v in q.items()}
+
+    def __repr__(self) -> str:
+        return "Job(id=%r, state=%r, estimator=%r)" % (self.raw.get("id"), self.raw.get("state"),
+                                                      self.raw.get("estimator"))
+
+
+def _jsonable_rows(observations: Any) -> List[Optional[List[Optional[float]]]]:
+    """W rows, oldest first. NaN or None is a missing value; a row that is None or
+    all missing becomes null (nothing observed at that time)."""
+    if np is not None and isinstance(observations, np.ndarray):
+        observations = observations.tolist()
+    rows: List[Optional[List[Optional[float]]]] = []
+    for row in observations:
+        if row is None:
+            rows.append(None)
+            continue
+        if np is not None and isinstance(row, np.ndarray):
+            row = row.tolist()
+        vals = [None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v) for v in row]
+        rows.append(None if vals and all(v is None for v in vals) else vals)
+    return rows
+
+
+def _plain(x: Any) -> Any:
+    """numpy scalars and arrays to JSON-able Python values."""
+    if np is not None:
+        if isinstance(x, np.ndarray):
+            return x.tolist()
+        if isinstance(x, np.generic):
+            return x.item()
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x
+
+
+class Client:
+    """Client(url, token=None, timeout=30.0, retry_for=60.0, on_retry=None)
+
+    url: the daemon, e.g. "http://127.0.0.1:8080". token: bearer token when the
+    daemon has a tokens file. timeout: seconds per HTTP request (long-polls add their
+    wait). retry_for: seconds to keep retrying connection errors, 429 and 503 (0: no
+    retries). on_retry(reason, attempt, delay) is called before each retry sleep.
+    """
+
+    def __init__(self, url: str = "http://127.0.0.1:8080", token: Optional[str] = None, timeout: float = 30.0,
+                 retry_for: float = 60.0, on_retry: Optional[Callable[[str, int, float], None]] = None):
+        u = urllib.parse.urlsplit(url if "://" in url else "http://" + url)
+        if u.scheme not in ("http", "https") or not u.hostname:
+            raise ValueError("url must be http://HOST[:PORT] or https://..., got %r" % url)
+        self.url = url
+        self._https = u.scheme == "https"
+        self._host = u.hostname
+        self._port = u.port or (443 if self._https else 80)
+        self._prefix = u.path.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+        self.retry_for = retry_for
+        self.on_retry = on_retry
+
+    # ---- transport
+
+    def _once(self, method: str, path: str, body: Optional[bytes], headers: Dict[str, str], timeout: float):
+        cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+        conn = cls(self._host, self._port, timeout=timeout)
+        try:
+            conn.request(method, self._prefix + path, body=body, headers=headers)
+            r = conn.getresponse()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+        finally:
+            conn.close()
+
+    def _request(self, method: str, path: str, body: Any = None, headers: Optional[Dict[str, str]] = None,
+                 extra_timeout: float = 0.0, accept: str = "application/json"):
+        """Sends one request, retrying what is safe to retry; returns (status, headers, data)
+        for 2xx and raises ProblemError otherwise. Every call here is safe to repeat:
+        GETs, cancel, and POSTs with an Idempotency-Key."""
+        h = {"Accept": accept}
+        if self.token:
+            h["Authorization"] = "Bearer " + self.token
+        h.update(headers or {})
+        data = None
+        if body is not None:
+            data = json.dumps(body, allow_nan=False).encode()
+            h["Content-Type"] = "application/json"
+        deadline = time.monotonic() + self.retry_for
+        attempt = 0
+        while True:
+            attempt += 1
+            delay = min(0.2 * 2 ** (attempt - 1), 5.0)
+            try:
+                status, rh, raw = self._once(method, path, data, h, self.timeout + extra_timeout)
+            except (OSError, http.client.HTTPException, socket.timeout) as e:
+                reason = "daemon unreachable (%s)" % (e.__class__.__name__ if not str(e) else e)
+            else:
+                if 200 <= status < 300:
+                    return status, rh, raw
+                problem = self._problem(status, rh, raw)
+                if status not in (429, 503):
+                    raise ProblemError(problem, status)
+                reason = "%d %s" % (status, problem.get("title", ""))
+                ra = rh.get("retry-after")
+                if ra is not None:
+                    try:
+                        delay = max(float(ra), 0.0)
+                    except ValueError:
+                        pass
+                if time.monotonic() + delay > deadline:
+                    raise ProblemError(problem, status)
+            if time.monotonic() + delay > deadline:
+                raise Unreachable("%s %s: %s (gave up after %d attempts, %gs)" %
+                                  (method, path, reason, attempt, self.retry_for))
+            if self.on_retry:
+                self.on_retry(reason, attempt, delay)
+            time.sleep(delay)
+
+    @staticmethod
+    def _problem(status: int, headers: Dict[str, str], raw: bytes) -> Dict[str, Any]:
+        try:
+            p = json.loads(raw)
+            if isinstance(p, dict) and "status" in p:
+                return p
+        except ValueError:
+            pass
+        return {"type": "about:blank", "title": http.client.responses.get(status, "error"), "status": status,
+                "detail": raw.decode(errors="replace")[:500]}
+
+    def _json(self, method: str, path: str, body: Any = None, **kw) -> Any:
+        _, _, raw = self._request(method, path, body, **kw)
+        return json.loads(raw) if raw else None
+
+    # ---- estimators and health
+
+    def estimators(self) -> List[Dict[str, Any]]:
+        """Every estimator the daemon serves (name, kind, preset, window, operator, ...)."""
+        return self._json("GET", "/v1/estimators")["items"]
+
+    def estimator(self, name: str) -> Dict[str, Any]:
+        return self._json("GET", "/v1/estimators/" + urllib.parse.quote(name, safe=""))
+
+    def ready(self) -> bool:
+        """True when /v1/health/ready answers 200 (one try, no retries)."""
+        try:
+            status, _, _ = self._once("GET", "/v1/health/ready", None, {}, self.timeout)
+            return status == 200
+        except (OSError, http.client.HTTPException):
+            return False
+
+    # ---- jobs
+
+    def submit(self, estimator: str, observations: Any, time_index: int, operator: Optional[Dict[str, Any]] = None,
+               noise_std: Union[float, Sequence[float], None] = None, n_samples: Optional[int] = None,
+               seed: Optional[int] = None, params: Optional[Dict[str, Any]] = None,
+               return_: Optional[Dict[str, Any]] = None, wait: float = 0.0,
+               idempotency_key: Optional[str] = None) -> Job:
+        """Submits a job and returns it (queued, or finished if it ended within `wait`
+        seconds, at most 60). observations: W rows oldest first (list or array; NaN or
+        None = missing). A fresh Idempotency-Key is made unless one is given."""
+        body: Dict[str, Any] = {"estimator": estimator, "time_index": int(time_index),
+                                "observations": _jsonable_rows(observations)}
+        if operator is not None:
+            body["operator"] = _plain(operator)
+        if noise_std is not None:
+            body["noise_std"] = _plain(noise_std)
+        if n_samples is not None:
+            body["n_samples"] = int(n_samples)
+        if seed is not None:
+            body["seed"] = int(seed)
+        if params is not None:
+            body["params"] = _plain(params)
+        if return_ is not None:
+            body["return"] = _plain(return_)
+        wait = max(0.0, min(float(wait), MAX_WAIT))
+        path = "/v1/assimilations" + ("?wait=%g" % wait if wait > 0 else "")
+        key = idempotency_key or uuid.uuid4().hex
+        return Job(self._json("POST", path, body, headers={"Idempotency-Key": key}, extra_timeout=wait))
+
+    def get(self, job_id: str, wait: float = 0.0) -> Job:
+        """The job now, or after at most `wait` seconds (<= 60) if it is still running."""
+        wait = max(0.0, min(float(wait), MAX_WAIT))
+        path = "/v1/assimilations/" + job_id + ("?wait=%g" % wait if wait > 0 else "")
+        return Job(self._json("GET", path, extra_timeout=wait))
+
+    def wait(self, job_id: str, timeout: float = 300.0) -> Job:
+        """Long-polls until the job is succeeded, failed or cancelled; raises WaitTimeout
+        after `timeout` seconds. Survives daemon restarts (jobs are durable)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            job = self.get(job_id, wait=max(0.0, min(left, MAX_WAIT)))
+            if job.done:
+                return job
+            if deadline - time.monotonic() <= 0:
+                raise WaitTimeout(job, timeout)
+
+    def assimilate(self, estimator: str, observations: Any, time_index: int, timeout: float = 300.0,
+                   **kw) -> Job:
+        """Submits and waits; returns the succeeded job, raises JobFailed if it failed or
+        was cancelled, WaitTimeout if it did not end within `timeout` seconds."""
+        t0 = time.monotonic()
+        job = self.submit(estimator, observations, time_index, wait=min(timeout, MAX_WAIT), **kw)
+        if not job.done:
+            job = self.wait(job.id, timeout=max(0.0, timeout - (time.monotonic() - t0)))
+        if job.state != "succeeded":
+            raise JobFailed(job)
+        return job
+
+    def samples(self, job_id: str) -> Any:
+        """The samples of a succeeded job, float32 [n_samples, dim]: a numpy array
+        (fetched as .npy) with numpy, else a nested list (the JSON form)."""
+        path = "/v1/assimilations/%s/samples" % job_id
+        if np is not None:
+            _, _, raw = self._request("GET", path, accept="application/x-npy")
+            return np.load(io.BytesIO(raw), allow_pickle=False)
+        return self._json("GET", path)["samples"]
+
+    def samples_npy(self, job_id: str) -> bytes:
+        """The samples as the bytes of a .npy file (no numpy needed)."""
+        _, _, raw = self._request("GET", "/v1/assimilations/%s/samples" % job_id, accept="application/x-npy")
+        return raw
+
+    def cancel(self, job_id: str) -> Job:
+        """Asks the daemon to cancel; a queued job is cancelled at once, a running one at
+        its next check (wait() then sees it end)."""
+        return Job(self._json("POST", "/v1/assimilations/%s/cancel" % job_id))
+
+    def delete(self, job_id: str) -> None:
+        self._request("DELETE", "/v1/assimilations/" + job_id)
+
+    def list(self, state: Optional[str] = None, estimator: Optional[str] = None, page_size: int = 100,
+             limit: Optional[int] = None) -> Iterator[Job]:
+        """Jobs newest first, following next_page_token until the end (or `limit` jobs)."""
+        token: Optional[str] = None
+        n = 0
+        while True:
+            q = {"page_size": str(page_size)}
+            if state:
+                q["state"] = state
+            if estimator:
+                q["estimator"] = estimator
+            if token:
+                q["page_token"] = token
+            page = self._json("GET", "/v1/assimilations?" + urllib.parse.urlencode(q))
+            for item in page["items"]:
+                if limit is not None and n >= limit:
+                    return
+                n += 1
+                yield Job(item)
+            token = page.get("next_page_token")
+            if not token:
+                return
+
+
+__all__ = ["Client", "Job", "SbidaError", "ProblemError", "JobFailed", "Unreachable", "WaitTimeout"]
