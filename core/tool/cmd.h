@@ -12,6 +12,7 @@ typedef struct sb_command {
 
 int cmd_simulate(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_model(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_bench(int argc, char **argv);

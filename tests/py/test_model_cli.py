@@ -1,0 +1,45 @@
+"""sbida model: metadata of a model file, and changing its default sampler settings."""
+import json
+import subprocess
+
+import numpy as np
+
+
+def run(*args):
+    return subprocess.run(list(args), capture_output=True, text=True)
+
+
+def tensors(path):
+    raw = open(path, "rb").read()
+    n = int.from_bytes(raw[:8], "little")
+    h = json.loads(raw[8:8 + n])
+    d = raw[8 + n:]
+    return h["__metadata__"], {k: np.frombuffer(d[v["data_offsets"][0]:v["data_offsets"][1]], "<f4")
+                               for k, v in h.items() if k != "__metadata__"}
+
+
+def test_model_info_and_set_sampler(sbida, tmp_path):
+    cfg = {"kind": "composed-score", "preset": "l96-sakov", "N": 16, "window": 2,
+           "arch": {"width": 8, "blocks": 1, "groups": 2, "emb_dim": 4},
+           "train": {"steps": 3, "batch": 4, "pool": 4, "val_windows": 8}}
+    (tmp_path / "c.json").write_text(json.dumps(cfg))
+    model = tmp_path / "tiny.safetensors"
+    r = run(sbida, "train", "--config", str(tmp_path / "c.json"), "--out", str(model))
+    assert r.returncode == 0, r.stderr
+    r = run(sbida, "model", str(model))
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["name"] == "tiny" and info["kind"] == "composed-score" and info["window"] == 2
+    assert info["info"]["sampler"]["tau_l"] == 0.25
+    _, before = tensors(model)
+    r = run(sbida, "model", str(model), "--set-sampler", '{"tau_l": 1.0, "steps": 16}')
+    assert r.returncode == 0, r.stderr
+    meta, after = tensors(model)
+    assert json.loads(meta["sbida.sampler"])["tau_l"] == 1.0
+    assert json.loads(meta["sbida.sampler"])["steps"] == 16
+    assert before.keys() == after.keys() and all(np.array_equal(before[k], after[k]) for k in before)
+    for bad in ['{"tau_l": -1}', '{"wings": 2}', '[1]', '{"steps": "many"}']:
+        r = run(sbida, "model", str(model), "--set-sampler", bad)
+        assert r.returncode == 2 and "sbida model" in r.stderr
+    r = run(sbida, "model", str(tmp_path / "absent.safetensors"))
+    assert r.returncode == 1 and "absent.safetensors" in r.stderr
