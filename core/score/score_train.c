@@ -33,7 +33,7 @@ static int rd_num(const json_t *o, const char *sec, const char *key, double lo, 
   json_t *x = o ? json_object_get(o, key) : NULL;
   if (!x) return SB_OK;
   if (!json_is_number(x) || json_number_value(x) < lo || json_number_value(x) > hi)
-    return sb_fail(err, SB_EINVAL, "config %s.%s must be a number in %g..%g", sec, key, lo, hi);
+    return sb_fail(err, SB_EINVAL, "config %s%s%s must be a number in %g..%g", sec, *sec ? "." : "", key, lo, hi);
   *v = json_number_value(x);
   return SB_OK;
 }
@@ -42,7 +42,7 @@ static int rd_int(const json_t *o, const char *sec, const char *key, long lo, lo
   json_t *x = o ? json_object_get(o, key) : NULL;
   if (!x) return SB_OK;
   if (!json_is_integer(x) || json_integer_value(x) < lo || json_integer_value(x) > hi)
-    return sb_fail(err, SB_EINVAL, "config %s.%s must be an integer in %ld..%ld", sec, key, lo, hi);
+    return sb_fail(err, SB_EINVAL, "config %s%s%s must be an integer in %ld..%ld", sec, *sec ? "." : "", key, lo, hi);
   *v = (long)json_integer_value(x);
   return SB_OK;
 }
@@ -138,7 +138,7 @@ static int parse_config(trainer *tr, const json_t *cfg, sb_error *err) {
   if (!score_kind_parse(json_string_value(json_object_get(cfg, "kind")), &sm->kind))
     return sb_fail(err, SB_EINVAL, "config kind must be \"posterior-score\" or \"composed-score\"");
   long N = 0, W = 10;
-  if ((rc = rd_int(cfg, "config", "N", 0, 256, &N, err)) || (rc = rd_int(cfg, "config", "window", 1, 64, &W, err))) return rc;
+  if ((rc = rd_int(cfg, "", "N", 0, 256, &N, err)) || (rc = rd_int(cfg, "", "window", 1, 64, &W, err))) return rc;
   const char *preset = json_string_value(json_object_get(cfg, "preset"));
   if (!preset) return sb_fail(err, SB_EINVAL, "config preset is required (l96-sakov or l96-thesis)");
   if ((rc = sim_create(&sm->sim, preset, (int)N, err))) return rc;

@@ -43,3 +43,18 @@ def test_model_info_and_set_sampler(sbida, tmp_path):
         assert r.returncode == 2 and "sbida model" in r.stderr
     r = run(sbida, "model", str(tmp_path / "absent.safetensors"))
     assert r.returncode == 1 and "absent.safetensors" in r.stderr
+
+
+def test_train_rejects_bad_configs(sbida, tmp_path):
+    cases = [('{}', "config kind"), ('{"kind":"composed-score"}', "preset is required"),
+             ('{"kind":"composed-score","preset":"l96-sakov","window":0}', "config window"),
+             ('{"kind":"posterior-score","preset":"l96-sakov"}', "operator and noise_std"),
+             ('{"kind":"composed-score","preset":"l96-sakov","arch":{"width":10,"groups":3}}', "must divide"),
+             ('{"kind":"composed-score","preset":"l96-sakov","train":{"lr":"x"}}', "train.lr"),
+             ('{"kind":"composed-score","preset":"l96-sakov","bogus":1}', "unknown field 'bogus'"),
+             ('[1]', "JSON object"), ('not json', "expected")]
+    for text, needle in cases:
+        (tmp_path / "c.json").write_text(text)
+        r = run(sbida, "train", "--config", str(tmp_path / "c.json"), "--out", str(tmp_path / "m.safetensors"))
+        assert r.returncode == 2 and needle in r.stderr, (text, r.stderr)
+        assert not (tmp_path / "m.safetensors").exists()
