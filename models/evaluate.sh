@@ -38,7 +38,7 @@ case $stem in
   *) echo "evaluate: unknown model stem $stem" >&2; exit 2 ;;
 esac
 case $stem in
-  l96-sakov-w10-posterior-score)
+  l96-sakov-w10-posterior-score|l96-sakov-w10-npe)
     run_setup identity-s1 '{"type":"identity"}' 1.0 1.02 ;;
   l96-sakov-w10-composed-score)
     run_setup identity-s1 '{"type":"identity"}' 1.0 1.02

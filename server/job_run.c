@@ -73,6 +73,11 @@ static json_t *job_summary(const job_spec *s, const est_result *r) {
       json_array_append_new(all, row);
     }
     json_object_set_new(o, "samples", all);
+    if (r->log_density) {
+      json_t *ld = json_array();
+      for (int k = 0; k < S; k++) json_array_append_new(ld, json_real(r->log_density[k]));
+      json_object_set_new(o, "log_density", ld);
+    }
   }
   json_object_set(o, "diagnostics", r->diagnostics ? r->diagnostics : json_object());
   return o;

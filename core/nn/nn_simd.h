@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "nn_math.h"
+
 /* the helpers are static and always inlined, so the vector-ABI note does not apply */
 #pragma GCC diagnostic ignored "-Wpsabi"
 #define V8_INLINE static inline __attribute__((always_inline))
@@ -27,20 +29,12 @@ V8_INLINE float v8_hsum(v8f v) {
   return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
 }
 
-/* the vector twin of nn_expf (same reduction and polynomial) */
+/* the vector twin of nn_expf (same reduction and polynomial, nn_math.h) */
 V8_INLINE v8f v8_exp(v8f x) {
   x = v8_select(x < v8_set1(-87.0f), v8_set1(-87.0f), x);
   x = v8_select(x > v8_set1(88.0f), v8_set1(88.0f), x);
-  v8f n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  v8f r = x - n * 0.693145751953125f;
-  r = r - n * 1.428606765330187045e-06f;
-  v8f p = v8_set1(1.0f / 720.0f);
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
+  v8f n, p;
+  NN_EXP_POLY(v8f, x, n, p);
   v8i i = (__builtin_convertvector(n, v8i) + 127) << 23;
   return p * (v8f)i;
 }

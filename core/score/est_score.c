@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "diff.h"
+#include "est_npe.h"
 #include "score_model.h"
 
 /* Samples go through the network in chunks of this size, dealt round-robin to
@@ -223,8 +224,11 @@ static void score_destroy(estimator *e) {
 
 static json_t *model_info(const score_model *sm) {
   json_t *info = json_object();
-  json_object_set_new(info, "sampler", json_pack("{s:i, s:i, s:f, s:f}", "steps", sm->sampler.steps, "corrections",
-                                                 sm->sampler.corrections, "tau_l", sm->sampler.tau_l, "gamma", sm->gamma));
+  if (sm->kind == SCORE_NPE)
+    json_object_set_new(info, "flow", json_pack("{s:i, s:f}", "couplings", sm->couplings, "clamp", sm->clamp));
+  else
+    json_object_set_new(info, "sampler", json_pack("{s:i, s:i, s:f, s:f}", "steps", sm->sampler.steps, "corrections",
+                                                   sm->sampler.corrections, "tau_l", sm->sampler.tau_l, "gamma", sm->gamma));
   json_object_set_new(info, "n_params", json_integer((json_int_t)sm->net.n_params));
   json_object_set_new(info, "architecture",
                       json_pack("{s:s, s:i, s:i, s:i, s:i}", "type", "resnet1d", "width", sm->net.rc.width, "blocks",
@@ -260,7 +264,7 @@ int est_score_open(estimator **out, const char *path, sb_error *err) {
   e->window = sm->W;
   e->has_window = sm->kind == SCORE_COMPOSED;
   e->info = model_info(sm);
-  if (sm->kind == SCORE_POSTERIOR) {
+  if (score_kind_has_operator(sm->kind)) {
     /* the estimator owns copies of the trained operator and noise */
     json_t *j = obs_to_json(sm->op);
     rc = obs_from_json(&e->fixed_op, j, sm->sim->channels, sm->sim->height, sm->sim->width, err);
@@ -273,6 +277,11 @@ int est_score_open(estimator **out, const char *path, sb_error *err) {
     }
   }
   e->sample = score_sample;
+  if (sm->kind == SCORE_NPE) {
+    e->sample = npe_sample;
+    e->log_prob = npe_log_prob;
+    e->has_density = 1;
+  }
   e->destroy = score_destroy;
   e->impl = sm;
   if (rc) {

@@ -12,18 +12,22 @@
 #endif
 
 const char *score_kind_name(score_kind k) {
-  return k == SCORE_POSTERIOR ? "posterior-score" : k == SCORE_COMPOSED ? "composed-score" : "?";
+  return k == SCORE_POSTERIOR ? "posterior-score" : k == SCORE_COMPOSED ? "composed-score" : k == SCORE_NPE ? "npe" : "?";
 }
 
 int score_kind_parse(const char *s, score_kind *k) {
   if (s && !strcmp(s, "posterior-score")) *k = SCORE_POSTERIOR;
   else if (s && !strcmp(s, "composed-score")) *k = SCORE_COMPOSED;
+  else if (s && !strcmp(s, "npe")) *k = SCORE_NPE;
   else return 0;
   return 1;
 }
 
-int score_in_channels(score_kind k, int W) { return k == SCORE_POSTERIOR ? 1 + 2 * W : W; }
-int score_out_channels(score_kind k, int W) { return k == SCORE_POSTERIOR ? 1 : W; }
+int score_kind_has_operator(score_kind k) { return k == SCORE_POSTERIOR || k == SCORE_NPE; }
+/* npe conditioner input: the masked state, the mask, then the 2W lifted
+ * observation channels; output: log-scale and shift */
+int score_in_channels(score_kind k, int W) { return k == SCORE_POSTERIOR ? 1 + 2 * W : k == SCORE_NPE ? 2 + 2 * W : W; }
+int score_out_channels(score_kind k, int W) { return k == SCORE_POSTERIOR ? 1 : k == SCORE_NPE ? 2 : W; }
 
 static char *doubles_json(const double *v, int n) {
   json_t *a = json_array();
@@ -38,8 +42,10 @@ int score_model_save(const score_model *sm, int use_ema, const char *path, sb_er
   snprintf(nbuf, sizeof nbuf, "%d", sm->N);
   snprintf(wbuf, sizeof wbuf, "%d", sm->W);
   snprintf(tv, sizeof tv, "%d", sm->time_varying);
-  json_t *samp = json_pack("{s:i, s:i, s:f, s:f}", "steps", sm->sampler.steps, "corrections",
-                           sm->sampler.corrections, "tau_l", sm->sampler.tau_l, "gamma", sm->gamma);
+  json_t *samp = sm->kind == SCORE_NPE
+                    ? json_pack("{s:i, s:f}", "couplings", sm->couplings, "clamp", sm->clamp)
+                    : json_pack("{s:i, s:i, s:f, s:f}", "steps", sm->sampler.steps, "corrections",
+                                sm->sampler.corrections, "tau_l", sm->sampler.tau_l, "gamma", sm->gamma);
   char *sampler = json_dumps(samp, JSON_COMPACT);
   json_decref(samp);
   char *mean = doubles_json(sm->mean, sm->N), *std = doubles_json(sm->std, sm->N);
@@ -65,7 +71,7 @@ int score_model_save(const score_model *sm, int use_ema, const char *path, sb_er
   keys[n] = "sbida.time_varying", vals[n++] = tv;
   keys[n] = "sbida.norm_mean", vals[n++] = mean;
   keys[n] = "sbida.norm_std", vals[n++] = std;
-  keys[n] = "sbida.sampler", vals[n++] = sampler;
+  keys[n] = sm->kind == SCORE_NPE ? "sbida.flow" : "sbida.sampler", vals[n++] = sampler;
   if (opj) keys[n] = "sbida.operator", vals[n++] = opj;
   if (noise) keys[n] = "sbida.noise_std", vals[n++] = noise;
   if (tc) keys[n] = "sbida.train_config", vals[n++] = tc;
@@ -123,7 +129,7 @@ int score_model_load(score_model *sm, const char *path, sb_error *err) {
   if (rc) return rc;
   json_t *samp = NULL, *opj = NULL, *nz = NULL;
   if (!score_kind_parse(st_get_meta(&f, "sbida.kind"), &sm->kind)) {
-    rc = sb_fail(err, SB_EFORMAT, "%s: metadata sbida.kind must be posterior-score or composed-score", path);
+    rc = sb_fail(err, SB_EFORMAT, "%s: metadata sbida.kind must be posterior-score, composed-score or npe", path);
     goto done;
   }
   if ((rc = meta_int(&f, "sbida.N", 4, 1024, &sm->N, err)) || (rc = meta_int(&f, "sbida.window", 1, 1024, &sm->W, err)) ||
@@ -140,7 +146,19 @@ int score_model_load(score_model *sm, const char *path, sb_error *err) {
     }
   diff_sampler_defaults(&sm->sampler);
   sm->gamma = 1e-2;
-  if ((rc = meta_json(&f, "sbida.sampler", 0, &samp, err))) goto fail;
+  if (sm->kind == SCORE_NPE) {
+    json_t *fl;
+    if ((rc = meta_json(&f, "sbida.flow", 1, &fl, err))) goto fail;
+    sm->couplings = (int)json_integer_value(json_object_get(fl, "couplings"));
+    sm->clamp = json_number_value(json_object_get(fl, "clamp"));
+    json_decref(fl);
+    if (sm->couplings < 1 || sm->couplings > 64 || !(sm->clamp > 0 && sm->clamp <= 20)) {
+      rc = sb_fail(err, SB_EFORMAT, "model metadata sbida.flow needs couplings in 1..64 and clamp in (0, 20]");
+      goto fail;
+    }
+  } else if ((rc = meta_json(&f, "sbida.sampler", 0, &samp, err))) {
+    goto fail;
+  }
   if (samp) {
     json_t *v;
     if ((v = json_object_get(samp, "steps"))) sm->sampler.steps = (int)json_integer_value(v);
@@ -155,7 +173,7 @@ int score_model_load(score_model *sm, const char *path, sb_error *err) {
                  score_kind_name(sm->kind), sm->W, sm->N);
     goto fail;
   }
-  if (sm->kind == SCORE_POSTERIOR) {
+  if (score_kind_has_operator(sm->kind)) {
     if ((rc = meta_json(&f, "sbida.operator", 1, &opj, err)) ||
         (rc = obs_from_json(&sm->op, opj, sm->sim->channels, sm->sim->height, sm->sim->width, err)) ||
         (rc = meta_json(&f, "sbida.noise_std", 1, &nz, err)) ||

@@ -9,6 +9,10 @@
  *   composed-score   v_hat(x_tau, tau | t): a prior over the whole window
  *                    (W states as channels), conditioned at sampling time on
  *                    any linear-Gaussian operator by diff_guidance.
+ *   npe              a conditional normalizing flow q(x_t | y-window, t):
+ *                    `couplings` affine couplings whose conditioner is ONE
+ *                    shared network told the coupling index (see flow.h),
+ *                    for the one operator and noise it was trained with.
  * States are standardized per node: z = (x - mean[n]) / std[n]. For
  * time-varying presets the time index enters as a second scalar t / t_max. */
 #ifndef SB_SCORE_MODEL_H
@@ -21,7 +25,7 @@
 #include "obs.h"
 #include "sim.h"
 
-typedef enum { SCORE_POSTERIOR = 1, SCORE_COMPOSED = 2 } score_kind;
+typedef enum { SCORE_POSTERIOR = 1, SCORE_COMPOSED = 2, SCORE_NPE = 3 } score_kind;
 
 typedef struct score_model {
   score_kind kind;
@@ -29,10 +33,12 @@ typedef struct score_model {
   int N, W;
   int time_varying;      /* 1: t is a network input */
   double *mean, *std;    /* [N] normalization, owned */
-  obs_op *op;            /* posterior-score: trained operator (owned), else NULL */
-  obs_noise noise;       /* posterior-score: trained noise, else n = 0 */
+  obs_op *op;            /* posterior-score, npe: trained operator (owned), else NULL */
+  obs_noise noise;       /* posterior-score, npe: trained noise, else n = 0 */
   diff_sampler_config sampler; /* default sampler settings */
   double gamma;          /* default guidance gamma (composed) */
+  int couplings;         /* npe: number of affine couplings */
+  double clamp;          /* npe: soft clamp of the log-scales */
   nn_model net;
   json_t *train_config;  /* as trained (owned, may be NULL) */
   json_t *training;      /* summary: steps, seconds, losses (owned, may be NULL) */
@@ -41,6 +47,8 @@ typedef struct score_model {
 const char *score_kind_name(score_kind k);
 int score_kind_parse(const char *s, score_kind *k);
 
+/* 1 for the kinds trained for one operator and noise (posterior-score, npe). */
+int score_kind_has_operator(score_kind k);
 /* Network input channels for a kind and window. */
 int score_in_channels(score_kind k, int W);
 int score_out_channels(score_kind k, int W);

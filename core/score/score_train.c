@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "diff.h"
+#include "flow.h"
 #include "nn_ckpt.h"
 #include "nn_layers.h"
 #include "nn_optim.h"
@@ -67,6 +68,7 @@ typedef struct trainer {
   score_pool pool;
   nn_workspace ws;              /* validation (forward only) */
   nn_workspace tws[16];         /* one training workspace per thread */
+  flow_buf vfb, tfb[16];        /* npe: validation and per-thread training flows */
   int T;
   int cin, cout, xch, ns, D;
   float *win, *in, *scal, *target, *out, *dout;
@@ -76,20 +78,47 @@ typedef struct trainer {
   int nval;
 } trainer;
 
-/* Builds network inputs and v targets for B windows (physical, [B][W][N]). */
+/* Noisy observations of a window win [W][N] through the trained operator,
+ * with random missing times and entries, lifted to the grid (2W channels). */
+static void observe_window(trainer *tr, rng *r, const float *wb, double *xs, double *y, float *lift) {
+  score_model *sm = &tr->sm;
+  const int N = sm->N, W = sm->W, no = sm->op->n_obs;
+  for (int w = 0; w < W; w++) {
+    for (int n = 0; n < N; n++) xs[n] = wb[(size_t)w * N + n];
+    obs_apply(sm->op, xs, y + (size_t)w * no, 1);
+    int drop_all = rng_uniform(r) < tr->tc.missing_time && w < W - 1;
+    for (int i = 0; i < no; i++) {
+      y[(size_t)w * no + i] += sm->noise.std[i] * rng_normal(r);
+      if (drop_all || rng_uniform(r) < tr->tc.missing_entry) y[(size_t)w * no + i] = NAN;
+    }
+  }
+  score_lift_observations(sm, sm->op, y, lift);
+}
+
+/* Builds a batch from B windows (physical, [B][W][N]). Score kinds: network
+ * inputs (noised states, lifted observations) and v targets. npe: the
+ * lifted observations in `in`, the standardized x_t in `target`, the scaled
+ * time in scal[b]. */
 static void make_batch(trainer *tr, rng *r, const float *win, const long *t, int B, float *in, float *scal,
                        float *target) {
   score_model *sm = &tr->sm;
   const int N = sm->N, W = sm->W;
   double *xs = malloc(sizeof(double) * (size_t)N), *y = NULL;
   float *lift = NULL;
-  if (sm->kind == SCORE_POSTERIOR) {
+  if (sm->op) {
     y = malloc(sizeof(double) * (size_t)W * sm->op->n_obs);
     lift = malloc(sizeof(float) * 2 * (size_t)W * N);
   }
   for (int b = 0; b < B; b++) {
     const float *wb = win + (size_t)b * W * N;
     float *ib = in + (size_t)b * tr->cin * N, *tb = target + (size_t)b * tr->xch * N;
+    double ts = (double)t[b] / sm->sim->t_max;
+    if (sm->kind == SCORE_NPE) {
+      for (int n = 0; n < N; n++) tb[n] = (float)((wb[(size_t)(W - 1) * N + n] - sm->mean[n]) / sm->std[n]);
+      observe_window(tr, r, wb, xs, y, ib);
+      scal[b] = sm->time_varying ? (float)ts : 0.0f;
+      continue;
+    }
     double tau = rng_uniform(r), mu = diff_mu(tau), sg = diff_sigma(tau);
     int first = tr->xch == W ? 0 : W - 1; /* composed: all W states; posterior: x_t */
     for (int c = 0; c < tr->xch; c++)
@@ -100,21 +129,11 @@ static void make_batch(trainer *tr, rng *r, const float *win, const long *t, int
         tb[(size_t)c * N + n] = (float)(mu * e - sg * z);
       }
     if (sm->kind == SCORE_POSTERIOR) {
-      const int no = sm->op->n_obs;
-      for (int w = 0; w < W; w++) {
-        for (int n = 0; n < N; n++) xs[n] = wb[(size_t)w * N + n];
-        obs_apply(sm->op, xs, y + (size_t)w * no, 1);
-        int drop_all = rng_uniform(r) < tr->tc.missing_time && w < W - 1;
-        for (int i = 0; i < no; i++) {
-          y[(size_t)w * no + i] += sm->noise.std[i] * rng_normal(r);
-          if (drop_all || rng_uniform(r) < tr->tc.missing_entry) y[(size_t)w * no + i] = NAN;
-        }
-      }
-      score_lift_observations(sm, sm->op, y, lift);
+      observe_window(tr, r, wb, xs, y, lift);
       memcpy(ib + (size_t)tr->xch * N, lift, sizeof(float) * 2 * (size_t)W * N);
     }
     scal[(size_t)b * tr->ns] = (float)tau;
-    if (tr->ns > 1) scal[(size_t)b * tr->ns + 1] = (float)((double)t[b] / sm->sim->t_max);
+    if (tr->ns > 1) scal[(size_t)b * tr->ns + 1] = (float)ts;
   }
   free(xs);
   free(y);
@@ -123,7 +142,7 @@ static void make_batch(trainer *tr, rng *r, const float *win, const long *t, int
 
 static int parse_config(trainer *tr, const json_t *cfg, sb_error *err) {
   static const char *const top[] = {"kind", "preset", "N", "window", "operator", "noise_std", "arch", "train", "sampler", "comment", NULL};
-  static const char *const arch_k[] = {"width", "blocks", "groups", "emb_dim", NULL};
+  static const char *const arch_k[] = {"width", "blocks", "groups", "emb_dim", "couplings", "clamp", NULL};
   static const char *const train_k[] = {"steps", "batch", "lr", "warmup", "schedule", "weight_decay", "ema", "clip", "seed",
                                         "pool", "refresh", "val_windows", "val_every", "ckpt_every", "time_budget_s",
                                         "missing_time", "missing_entry", "threads", NULL};
@@ -136,7 +155,7 @@ static int parse_config(trainer *tr, const json_t *cfg, sb_error *err) {
     return rc;
   score_model *sm = &tr->sm;
   if (!score_kind_parse(json_string_value(json_object_get(cfg, "kind")), &sm->kind))
-    return sb_fail(err, SB_EINVAL, "config kind must be \"posterior-score\" or \"composed-score\"");
+    return sb_fail(err, SB_EINVAL, "config kind must be \"posterior-score\", \"composed-score\" or \"npe\"");
   long N = 0, W = 10;
   if ((rc = rd_int(cfg, "", "N", 0, 256, &N, err)) || (rc = rd_int(cfg, "", "window", 1, 64, &W, err))) return rc;
   const char *preset = json_string_value(json_object_get(cfg, "preset"));
@@ -145,17 +164,21 @@ static int parse_config(trainer *tr, const json_t *cfg, sb_error *err) {
   sm->N = sm->sim->dim;
   sm->W = (int)W;
   sm->time_varying = !sm->sim->stationary;
-  if (sm->kind == SCORE_POSTERIOR) {
+  if (score_kind_has_operator(sm->kind)) {
     json_t *op = json_object_get(cfg, "operator"), *nz = json_object_get(cfg, "noise_std");
-    if (!op || !nz) return sb_fail(err, SB_EINVAL, "a posterior-score config needs operator and noise_std");
+    if (!op || !nz) return sb_fail(err, SB_EINVAL, "a %s config needs operator and noise_std", score_kind_name(sm->kind));
     if ((rc = obs_from_json(&sm->op, op, sm->sim->channels, sm->sim->height, sm->sim->width, err)) ||
         (rc = obs_noise_from_json(&sm->noise, nz, sm->op->n_obs, err)))
       return sb_wrap(err, "config");
   }
-  long width = 64, blocks = 6, groups = 8, emb = 32;
+  long width = 64, blocks = 6, groups = 8, emb = 32, couplings = 8;
+  sm->clamp = 3.0;
   if ((rc = rd_int(arch, "arch", "width", 8, 1024, &width, err)) || (rc = rd_int(arch, "arch", "blocks", 1, 32, &blocks, err)) ||
-      (rc = rd_int(arch, "arch", "groups", 1, 64, &groups, err)) || (rc = rd_int(arch, "arch", "emb_dim", 2, 512, &emb, err)))
+      (rc = rd_int(arch, "arch", "groups", 1, 64, &groups, err)) || (rc = rd_int(arch, "arch", "emb_dim", 2, 512, &emb, err)) ||
+      (rc = rd_int(arch, "arch", "couplings", 1, 64, &couplings, err)) ||
+      (rc = rd_num(arch, "arch", "clamp", 0.1, 20, &sm->clamp, err)))
     return rc;
+  sm->couplings = (int)couplings;
   train_cfg *t = &tr->tc;
   *t = (train_cfg){.steps = 10000, .warmup = 500, .val_every = 500, .ckpt_every = 1000, .batch = 128, .pool = 512,
                    .refresh = 4, .val_windows = 512, .schedule = NN_LR_COSINE, .threads = 2, .lr = 1e-3,
@@ -261,7 +284,26 @@ static double slice_loss(void *ctx, int b0, int B, int n_total, const float *out
   return l * scale;
 }
 
+/* npe: mean -log q(x_t | y) / N over the validation set with the EMA weights */
+static double val_nll(trainer *tr) {
+  score_model sm = tr->sm;
+  if (tr->sm.net.ema) sm.net.params = tr->sm.net.ema;
+  const int N = sm.N;
+  double acc = 0, lq[64];
+  for (int done = 0; done < tr->nval;) {
+    int B = tr->nval - done < 64 ? tr->nval - done : 64;
+    if (B > tr->vfb.max_batch) B = tr->vfb.max_batch;
+    if (flow_forward(&sm, &tr->vfb, tr->val_target + (size_t)done * N, tr->val_in + (size_t)done * tr->cin * N,
+                     (size_t)tr->cin * N, sm.time_varying ? tr->val_scal + done : NULL, B, lq))
+      return NAN;
+    for (int b = 0; b < B; b++) acc -= lq[b] / N;
+    done += B;
+  }
+  return acc / tr->nval;
+}
+
 static double val_loss(trainer *tr) {
+  if (tr->sm.kind == SCORE_NPE) return val_nll(tr);
   nn_model ema = tr->sm.net;
   if (tr->sm.net.ema) ema.params = tr->sm.net.ema;
   const int N = tr->sm.N;
@@ -277,7 +319,8 @@ static double val_loss(trainer *tr) {
 }
 
 static void trainer_free(trainer *tr) {
-  for (int t = 0; t < 16; t++) nn_workspace_free(&tr->tws[t]);
+  for (int t = 0; t < 16; t++) nn_workspace_free(&tr->tws[t]), flow_buf_free(&tr->tfb[t]);
+  flow_buf_free(&tr->vfb);
   score_model_free(&tr->sm);
   score_pool_free(&tr->pool);
   nn_workspace_free(&tr->ws);
@@ -317,6 +360,8 @@ int score_train(const json_t *cfg, score_train_opts *o, sb_error *err) {
   tr.cin = score_in_channels(sm->kind, W);
   tr.cout = tr.xch = score_out_channels(sm->kind, W);
   tr.ns = 1 + sm->time_varying;
+  if (sm->kind == SCORE_NPE) /* batch data: 2W lifted observation channels, x_t, scaled t */
+    tr.cin = 2 * W, tr.cout = tr.xch = 1, tr.ns = 1;
   double t0 = now_s();
   if ((rc = score_pool_init(&tr.pool, sm->sim, tc->pool, W, tc->seed * 2654435761u + 1, err))) goto done;
   /* normalization: the systems are translation invariant, so one mean/std for all nodes */
@@ -327,11 +372,17 @@ int score_train(const json_t *cfg, score_train_opts *o, sb_error *err) {
   for (int n = 0; n < N; n++) gm += sm->mean[n] / N;
   for (int n = 0; n < N; n++) gv += (sm->std[n] * sm->std[n] + (sm->mean[n] - gm) * (sm->mean[n] - gm)) / N;
   for (int n = 0; n < N; n++) sm->mean[n] = gm, sm->std[n] = sqrt(gv);
-  if ((rc = nn_workspace_init(&tr.ws, &sm->net, B, 0, err))) goto done;
   tr.T = tc->threads < B ? tc->threads : B;
   if (tr.T > 16) tr.T = 16;
-  for (int t = 0; t < tr.T; t++)
-    if ((rc = nn_workspace_init(&tr.tws[t], &sm->net, (B + tr.T - 1) / tr.T, 1, err))) goto done;
+  if (sm->kind == SCORE_NPE) {
+    if ((rc = flow_buf_init(&tr.vfb, sm, B, 0, err))) goto done;
+    for (int t = 0; t < tr.T; t++)
+      if ((rc = flow_buf_init(&tr.tfb[t], sm, (B + tr.T - 1) / tr.T, 1, err))) goto done;
+  } else {
+    if ((rc = nn_workspace_init(&tr.ws, &sm->net, B, 0, err))) goto done;
+    for (int t = 0; t < tr.T; t++)
+      if ((rc = nn_workspace_init(&tr.tws[t], &sm->net, (B + tr.T - 1) / tr.T, 1, err))) goto done;
+  }
   tr.win = malloc(sizeof(float) * (size_t)B * W * N);
   tr.in = malloc(sizeof(float) * (size_t)B * tr.cin * N);
   tr.scal = malloc(sizeof(float) * (size_t)B * tr.ns);
@@ -387,7 +438,10 @@ int score_train(const json_t *cfg, score_train_opts *o, sb_error *err) {
     make_batch(&tr, &r, tr.win, tr.tidx, B, tr.in, tr.scal, tr.target);
     nn_zero_grad(&sm->net);
     double loss;
-    if ((rc = nn_grad_mt(&sm->net, tr.tws, tr.T, tr.in, tr.scal, B, slice_loss, &tr, NULL, &loss, err))) goto done;
+    rc = sm->kind == SCORE_NPE
+             ? flow_grad_mt(sm, tr.tfb, tr.T, tr.target, tr.in, sm->time_varying ? tr.scal : NULL, B, &loss, err)
+             : nn_grad_mt(&sm->net, tr.tws, tr.T, tr.in, tr.scal, B, slice_loss, &tr, NULL, &loss, err);
+    if (rc) goto done;
     float lr = nn_lr_at(s, (float)tc->lr, tc->warmup, total, tc->schedule, 0.01f);
     int st = nn_adamw_step(&sm->net, &opt, lr, NULL);
     if (st < 0) {

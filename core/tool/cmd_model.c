@@ -54,6 +54,12 @@ int cmd_model(int argc, char **argv) {
     json_decref(s);
     return 1;
   }
+  if (sm.kind == SCORE_NPE) {
+    fprintf(stderr, "sbida model: %s is an npe model; it has no diffusion sampler to set\n", path);
+    score_model_free(&sm);
+    json_decref(s);
+    return 2;
+  }
   int status = 0;
   const char *k;
   json_t *v;

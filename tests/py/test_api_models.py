@@ -1,6 +1,7 @@
 """Model files in --models are served under their file stem: tiny
-posterior-score (one operator) and composed-score (any operator) models are
-trained here in a fraction of a second with `sbida train`."""
+posterior-score (one operator), composed-score (any operator) and npe
+(one operator, with densities) models are trained here in a fraction of a
+second with `sbida train`."""
 import json
 import subprocess
 
@@ -14,8 +15,11 @@ TRAIN = {"steps": 20, "batch": 32, "lr": 0.003, "warmup": 5, "pool": 16, "refres
 
 
 def train(tmp, name, kind, **extra):
-    cfg = {"kind": kind, "preset": "l96-thesis", "N": 16, "window": 3, "arch": ARCH, "train": dict(TRAIN),
-           "sampler": {"steps": 8}}
+    cfg = {"kind": kind, "preset": "l96-thesis", "N": 16, "window": 3, "arch": dict(ARCH), "train": dict(TRAIN)}
+    if kind == "npe":
+        cfg["arch"]["couplings"] = 4
+    else:
+        cfg["sampler"] = {"steps": 8}
     cfg.update(extra)
     path = tmp / (name + ".json")
     path.write_text(json.dumps(cfg))
@@ -29,6 +33,7 @@ def served(tmp_path_factory):
     (tmp / "models").mkdir()
     train(tmp, "tiny-post", "posterior-score", operator={"type": "kernel_stations"}, noise_std=0.5)
     train(tmp, "tiny-comp", "composed-score")
+    train(tmp, "tiny-npe", "npe", operator={"type": "kernel_stations"}, noise_std=0.5)
     d = Daemon(tmp).start()
     yield d
     d.stop()
@@ -98,3 +103,23 @@ def test_job_threads_do_not_change_samples(served, tmp_path):
         d.stop()
     assert one["state"] == two["state"] == "succeeded"
     assert one["result"]["mean"] == two["result"]["mean"]
+
+
+def test_npe_returns_densities_with_inline_samples(served):
+    est = served.get("/v1/estimators/tiny-npe").json()
+    validate(est, "Estimator")
+    assert est["kind"] == "npe" and est["has_density"] is True and est["has_window"] is False
+    assert est["info"]["flow"]["couplings"] == 4
+    body = {"estimator": "tiny-npe", "time_index": 10, "observations": window(), "n_samples": 16, "seed": 2,
+            "return": {"samples": True}}
+    r = served.post("/v1/assimilations?wait=60", body)
+    assert r.status == 200, r.data
+    j = r.json()
+    validate(j, "Assimilation")
+    res = j["result"]
+    assert j["state"] == "succeeded" and len(res["samples"]) == 16
+    assert len(res["log_density"]) == 16 and all(isinstance(v, float) for v in res["log_density"])
+    # without inline samples there is nothing to pair densities with
+    body["return"] = {"samples": False}
+    res = served.post("/v1/assimilations?wait=60", body).json()["result"]
+    assert "log_density" not in res and "samples" not in res
