@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "reg_eval.h"
 
 int reg_add(registry *r, estimator *e, sb_error *err) {
   if (reg_find(r, e->name)) {
@@ -93,6 +94,8 @@ int reg_load(registry *r, const char *models_dir, sb_error *err) {
       r->failed++;
       reg_log_fail(path, NULL, &e2);
     } else {
+      json_t *ev = e->info ? reg_eval_load(models_dir, e->name) : NULL;
+      if (ev) json_object_set_new(e->info, "evaluation", ev);
       log_event(LOG_INFO, "model_loaded", json_pack("{s:s, s:s, s:s}", "file", path, "name", e->name, "kind", e->kind));
     }
     free(names[i]);

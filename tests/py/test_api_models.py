@@ -34,6 +34,17 @@ def served(tmp_path_factory):
     train(tmp, "tiny-post", "posterior-score", operator={"type": "kernel_stations"}, noise_std=0.5)
     train(tmp, "tiny-comp", "composed-score")
     train(tmp, "tiny-npe", "npe", operator={"type": "kernel_stations"}, noise_std=0.5)
+    # an evaluation next to tiny-post, as models/evaluate.sh writes it, plus a damaged file
+    setup = tmp / "models" / "eval" / "tiny-post" / "stations-t20"
+    setup.mkdir(parents=True)
+    for est in [str(tmp / "models" / "tiny-post.safetensors"), "etkf"]:
+        name = "tiny-post" if est != "etkf" else "etkf"
+        subprocess.run([str(BUILD / "sbida"), "eval", "--estimator", est, "--preset", "l96-thesis", "--N", "16",
+                        "--window", "3", "--operator", '{"type":"kernel_stations"}', "--noise-std", "0.5",
+                        "--cases", "4", "--samples", "8", "--seed", "3", "--time-index", "20",
+                        "--json", str(setup / (name + ".json")), "--quiet"], check=True, capture_output=True,
+                       timeout=120)
+    (setup / "broken.json").write_text("{not json")
     d = Daemon(tmp).start()
     yield d
     d.stop()
@@ -123,3 +134,16 @@ def test_npe_returns_densities_with_inline_samples(served):
     body["return"] = {"samples": False}
     res = served.post("/v1/assimilations?wait=60", body).json()["result"]
     assert "log_density" not in res and "samples" not in res
+
+
+def test_model_evaluation_is_served(served):
+    post = served.get("/v1/estimators/tiny-post").json()
+    validate(post, "Estimator")
+    ev = post["evaluation"]
+    assert ev["source"] == "eval/tiny-post" and len(ev["setups"]) == 1
+    s = ev["setups"][0]
+    assert s["setup"] == "stations-t20" and s["time_index"] == 20 and s["cases"] == 4
+    assert set(s["results"]) == {"tiny-post", "l96-thesis-etkf"}
+    assert s["results"]["tiny-post"]["kind"] == "posterior-score" and s["results"]["tiny-post"]["rmse"] > 0
+    # a model without an evaluation has null
+    assert served.get("/v1/estimators/tiny-comp").json()["evaluation"] is None

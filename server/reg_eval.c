@@ -1,0 +1,97 @@
+#include "reg_eval.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* sorted names of the entries of dir whose name ends with suffix ("" = any,
+ * dot entries skipped); *n set; NULL when dir is unreadable */
+static char **reg_eval_list(const char *dir, const char *suffix, size_t *n) {
+  *n = 0;
+  DIR *d = opendir(dir);
+  if (!d) return NULL;
+  char **v = NULL;
+  size_t cap = 0, sl = strlen(suffix);
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    size_t len = strlen(de->d_name);
+    if (de->d_name[0] == '.' || len <= sl || strcmp(de->d_name + len - sl, suffix)) continue;
+    if (*n == cap) {
+      cap = cap ? 2 * cap : 8;
+      char **nv = realloc(v, cap * sizeof *nv);
+      if (!nv) break;
+      v = nv;
+    }
+    if (!(v[*n] = strdup(de->d_name))) break;
+    (*n)++;
+  }
+  closedir(d);
+  for (size_t i = 1; i < *n; i++) /* insertion sort: a handful of names */
+    for (size_t j = i; j > 0 && strcmp(v[j - 1], v[j]) > 0; j--) {
+      char *t = v[j];
+      v[j] = v[j - 1], v[j - 1] = t;
+    }
+  return v;
+}
+
+static void reg_eval_free_list(char **v, size_t n) {
+  for (size_t i = 0; i < n; i++) free(v[i]);
+  free(v);
+}
+
+/* one setup directory: the shared test set and every estimator's metrics */
+static json_t *reg_eval_setup(const char *dir, const char *setup) {
+  size_t n;
+  char **files = reg_eval_list(dir, ".json", &n);
+  json_t *out = NULL, *results = json_object();
+  for (size_t i = 0; i < n; i++) {
+    char path[8192];
+    snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+    json_t *j = json_load_file(path, 0, NULL);
+    const char *name = json_string_value(json_object_get(j, "estimator"));
+    if (!json_is_object(j) || !name) {
+      json_decref(j);
+      continue;
+    }
+    if (!out)
+      out = json_pack("{s:s, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?}", "setup", setup, "operator",
+                      json_object_get(j, "operator"), "noise_std", json_object_get(j, "noise_std"), "window",
+                      json_object_get(j, "window"), "time_index", json_object_get(j, "time_index"), "cases",
+                      json_object_get(j, "cases"), "samples", json_object_get(j, "samples"), "seed",
+                      json_object_get(j, "seed"));
+    json_object_set_new(results, name,
+                        json_pack("{s:O?, s:O?, s:O?, s:O?, s:O?}", "kind", json_object_get(j, "kind"), "rmse",
+                                  json_object_get(j, "rmse"), "spread", json_object_get(j, "spread"), "crps",
+                                  json_object_get(j, "crps"), "coverage_max_abs_error",
+                                  json_object_get(json_object_get(j, "coverage"), "max_abs_error")));
+    json_decref(j);
+  }
+  reg_eval_free_list(files, n);
+  if (out) json_object_set_new(out, "results", results);
+  else json_decref(results);
+  return out;
+}
+
+json_t *reg_eval_load(const char *models_dir, const char *stem) {
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s/eval/%s", models_dir, stem);
+  size_t n;
+  char **setups = reg_eval_list(dir, "", &n);
+  if (!setups) return NULL;
+  json_t *arr = json_array();
+  for (size_t i = 0; i < n; i++) {
+    char sub[4096 + 256];
+    snprintf(sub, sizeof sub, "%s/%s", dir, setups[i]);
+    json_t *s = reg_eval_setup(sub, setups[i]);
+    if (s) json_array_append_new(arr, s);
+  }
+  reg_eval_free_list(setups, n);
+  if (!json_array_size(arr)) {
+    json_decref(arr);
+    return NULL;
+  }
+  char src[300];
+  snprintf(src, sizeof src, "eval/%s", stem);
+  return json_pack("{s:s, s:o}", "source", src, "setups", arr);
+}
