@@ -11,6 +11,7 @@
 
 #include "diff.h"
 #include "est_npe.h"
+#include "est_nre.h"
 #include "score_model.h"
 
 /* Samples go through the network in chunks of this size, dealt round-robin to
@@ -226,6 +227,8 @@ static json_t *model_info(const score_model *sm) {
   json_t *info = json_object();
   if (sm->kind == SCORE_NPE)
     json_object_set_new(info, "flow", json_pack("{s:i, s:f}", "couplings", sm->couplings, "clamp", sm->clamp));
+  else if (sm->kind == SCORE_NRE)
+    json_object_set_new(info, "nre", json_pack("{s:i}", "candidates", sm->candidates));
   else
     json_object_set_new(info, "sampler", json_pack("{s:i, s:i, s:f, s:f}", "steps", sm->sampler.steps, "corrections",
                                                    sm->sampler.corrections, "tau_l", sm->sampler.tau_l, "gamma", sm->gamma));
@@ -282,6 +285,7 @@ int est_score_open(estimator **out, const char *path, sb_error *err) {
     e->log_prob = npe_log_prob;
     e->has_density = 1;
   }
+  if (sm->kind == SCORE_NRE) e->sample = nre_sample;
   e->destroy = score_destroy;
   e->impl = sm;
   if (rc) {

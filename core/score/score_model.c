@@ -12,22 +12,31 @@
 #endif
 
 const char *score_kind_name(score_kind k) {
-  return k == SCORE_POSTERIOR ? "posterior-score" : k == SCORE_COMPOSED ? "composed-score" : k == SCORE_NPE ? "npe" : "?";
+  return k == SCORE_POSTERIOR  ? "posterior-score"
+         : k == SCORE_COMPOSED ? "composed-score"
+         : k == SCORE_NPE      ? "npe"
+         : k == SCORE_NRE      ? "nre"
+                               : "?";
 }
 
 int score_kind_parse(const char *s, score_kind *k) {
   if (s && !strcmp(s, "posterior-score")) *k = SCORE_POSTERIOR;
   else if (s && !strcmp(s, "composed-score")) *k = SCORE_COMPOSED;
   else if (s && !strcmp(s, "npe")) *k = SCORE_NPE;
+  else if (s && !strcmp(s, "nre")) *k = SCORE_NRE;
   else return 0;
   return 1;
 }
 
-int score_kind_has_operator(score_kind k) { return k == SCORE_POSTERIOR || k == SCORE_NPE; }
+int score_kind_has_operator(score_kind k) { return k != SCORE_COMPOSED; }
 /* npe conditioner input: the masked state, the mask, then the 2W lifted
  * observation channels; output: log-scale and shift */
-int score_in_channels(score_kind k, int W) { return k == SCORE_POSTERIOR ? 1 + 2 * W : k == SCORE_NPE ? 2 + 2 * W : W; }
-int score_out_channels(score_kind k, int W) { return k == SCORE_POSTERIOR ? 1 : k == SCORE_NPE ? 2 : W; }
+int score_in_channels(score_kind k, int W) {
+  return k == SCORE_POSTERIOR || k == SCORE_NRE ? 1 + 2 * W : k == SCORE_NPE ? 2 + 2 * W : W;
+}
+/* nre: one logit per node, averaged into the classifier's logit */
+int score_out_channels(score_kind k, int W) { return k == SCORE_COMPOSED ? W : k == SCORE_NPE ? 2 : 1; }
+int score_n_scalars(score_kind k, int time_varying) { return (k != SCORE_NRE) + time_varying; }
 
 static char *doubles_json(const double *v, int n) {
   json_t *a = json_array();
@@ -42,9 +51,9 @@ int score_model_save(const score_model *sm, int use_ema, const char *path, sb_er
   snprintf(nbuf, sizeof nbuf, "%d", sm->N);
   snprintf(wbuf, sizeof wbuf, "%d", sm->W);
   snprintf(tv, sizeof tv, "%d", sm->time_varying);
-  json_t *samp = sm->kind == SCORE_NPE
-                    ? json_pack("{s:i, s:f}", "couplings", sm->couplings, "clamp", sm->clamp)
-                    : json_pack("{s:i, s:i, s:f, s:f}", "steps", sm->sampler.steps, "corrections",
+  json_t *samp = sm->kind == SCORE_NPE   ? json_pack("{s:i, s:f}", "couplings", sm->couplings, "clamp", sm->clamp)
+                 : sm->kind == SCORE_NRE ? json_pack("{s:i}", "candidates", sm->candidates)
+                                         : json_pack("{s:i, s:i, s:f, s:f}", "steps", sm->sampler.steps, "corrections",
                                 sm->sampler.corrections, "tau_l", sm->sampler.tau_l, "gamma", sm->gamma);
   char *sampler = json_dumps(samp, JSON_COMPACT);
   json_decref(samp);
@@ -71,7 +80,8 @@ int score_model_save(const score_model *sm, int use_ema, const char *path, sb_er
   keys[n] = "sbida.time_varying", vals[n++] = tv;
   keys[n] = "sbida.norm_mean", vals[n++] = mean;
   keys[n] = "sbida.norm_std", vals[n++] = std;
-  keys[n] = sm->kind == SCORE_NPE ? "sbida.flow" : "sbida.sampler", vals[n++] = sampler;
+  keys[n] = sm->kind == SCORE_NPE ? "sbida.flow" : sm->kind == SCORE_NRE ? "sbida.nre" : "sbida.sampler",
+  vals[n++] = sampler;
   if (opj) keys[n] = "sbida.operator", vals[n++] = opj;
   if (noise) keys[n] = "sbida.noise_std", vals[n++] = noise;
   if (tc) keys[n] = "sbida.train_config", vals[n++] = tc;
@@ -129,7 +139,7 @@ int score_model_load(score_model *sm, const char *path, sb_error *err) {
   if (rc) return rc;
   json_t *samp = NULL, *opj = NULL, *nz = NULL;
   if (!score_kind_parse(st_get_meta(&f, "sbida.kind"), &sm->kind)) {
-    rc = sb_fail(err, SB_EFORMAT, "%s: metadata sbida.kind must be posterior-score, composed-score or npe", path);
+    rc = sb_fail(err, SB_EFORMAT, "%s: metadata sbida.kind must be posterior-score, composed-score, npe or nre", path);
     goto done;
   }
   if ((rc = meta_int(&f, "sbida.N", 4, 1024, &sm->N, err)) || (rc = meta_int(&f, "sbida.window", 1, 1024, &sm->W, err)) ||
@@ -156,6 +166,15 @@ int score_model_load(score_model *sm, const char *path, sb_error *err) {
       rc = sb_fail(err, SB_EFORMAT, "model metadata sbida.flow needs couplings in 1..64 and clamp in (0, 20]");
       goto fail;
     }
+  } else if (sm->kind == SCORE_NRE) {
+    json_t *nr;
+    if ((rc = meta_json(&f, "sbida.nre", 1, &nr, err))) goto fail;
+    sm->candidates = (int)json_integer_value(json_object_get(nr, "candidates"));
+    json_decref(nr);
+    if (sm->candidates < 2 || sm->candidates > 1 << 20) {
+      rc = sb_fail(err, SB_EFORMAT, "model metadata sbida.nre needs candidates in 2..1048576");
+      goto fail;
+    }
   } else if ((rc = meta_json(&f, "sbida.sampler", 0, &samp, err))) {
     goto fail;
   }
@@ -168,7 +187,7 @@ int score_model_load(score_model *sm, const char *path, sb_error *err) {
   }
   const nn_model *m = &sm->net;
   if (m->kind != NN_RESNET || m->rc.dims != 1 || m->rc.w != sm->N || m->rc.cin != score_in_channels(sm->kind, sm->W) ||
-      m->rc.cout != score_out_channels(sm->kind, sm->W) || m->rc.n_scalars != 1 + sm->time_varying) {
+      m->rc.cout != score_out_channels(sm->kind, sm->W) || m->rc.n_scalars != score_n_scalars(sm->kind, sm->time_varying)) {
     rc = sb_fail(err, SB_EFORMAT, "%s: network shape does not match a %s model of window %d over %d nodes", path,
                  score_kind_name(sm->kind), sm->W, sm->N);
     goto fail;

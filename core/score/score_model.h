@@ -13,6 +13,9 @@
  *                    `couplings` affine couplings whose conditioner is ONE
  *                    shared network told the coupling index (see flow.h),
  *                    for the one operator and noise it was trained with.
+ *   nre              a classifier d(x_t, y-window, t) telling joint pairs from
+ *                    shuffled ones; its logit estimates log p(x_t | y) / p(x_t),
+ *                    and sampling resamples prior draws by it (est_nre.h).
  * States are standardized per node: z = (x - mean[n]) / std[n]. For
  * time-varying presets the time index enters as a second scalar t / t_max. */
 #ifndef SB_SCORE_MODEL_H
@@ -25,7 +28,7 @@
 #include "obs.h"
 #include "sim.h"
 
-typedef enum { SCORE_POSTERIOR = 1, SCORE_COMPOSED = 2, SCORE_NPE = 3 } score_kind;
+typedef enum { SCORE_POSTERIOR = 1, SCORE_COMPOSED = 2, SCORE_NPE = 3, SCORE_NRE = 4 } score_kind;
 
 typedef struct score_model {
   score_kind kind;
@@ -39,6 +42,7 @@ typedef struct score_model {
   double gamma;          /* default guidance gamma (composed) */
   int couplings;         /* npe: number of affine couplings */
   double clamp;          /* npe: soft clamp of the log-scales */
+  int candidates;        /* nre: prior draws resampled per request (default) */
   nn_model net;
   json_t *train_config;  /* as trained (owned, may be NULL) */
   json_t *training;      /* summary: steps, seconds, losses (owned, may be NULL) */
@@ -47,11 +51,14 @@ typedef struct score_model {
 const char *score_kind_name(score_kind k);
 int score_kind_parse(const char *s, score_kind *k);
 
-/* 1 for the kinds trained for one operator and noise (posterior-score, npe). */
+/* 1 for the kinds trained for one operator and noise (all but composed-score). */
 int score_kind_has_operator(score_kind k);
 /* Network input channels for a kind and window. */
 int score_in_channels(score_kind k, int W);
 int score_out_channels(score_kind k, int W);
+/* Network scalar inputs: diffusion time tau or coupling index (not nre),
+ * then t / t_max for time-varying presets. */
+int score_n_scalars(score_kind k, int time_varying);
 
 /* Writes the model (EMA weights when use_ema) and its metadata. */
 int score_model_save(const score_model *sm, int use_ema, const char *path, sb_error *err);

@@ -69,6 +69,8 @@ typedef struct trainer {
   nn_workspace ws;              /* validation (forward only) */
   nn_workspace tws[16];         /* one training workspace per thread */
   flow_buf vfb, tfb[16];        /* npe: validation and per-thread training flows */
+  float *pair_in, *pair_scal;   /* nre: classifier inputs of 2B pairs (joint, then shuffled) */
+  float *val_pair_in, *val_pair_scal;
   int T;
   int cin, cout, xch, ns, D;
   float *win, *in, *scal, *target, *out, *dout;
@@ -113,7 +115,7 @@ static void make_batch(trainer *tr, rng *r, const float *win, const long *t, int
     const float *wb = win + (size_t)b * W * N;
     float *ib = in + (size_t)b * tr->cin * N, *tb = target + (size_t)b * tr->xch * N;
     double ts = (double)t[b] / sm->sim->t_max;
-    if (sm->kind == SCORE_NPE) {
+    if (sm->kind == SCORE_NPE || sm->kind == SCORE_NRE) {
       for (int n = 0; n < N; n++) tb[n] = (float)((wb[(size_t)(W - 1) * N + n] - sm->mean[n]) / sm->std[n]);
       observe_window(tr, r, wb, xs, y, ib);
       scal[b] = sm->time_varying ? (float)ts : 0.0f;
@@ -141,7 +143,8 @@ static void make_batch(trainer *tr, rng *r, const float *win, const long *t, int
 }
 
 static int parse_config(trainer *tr, const json_t *cfg, sb_error *err) {
-  static const char *const top[] = {"kind", "preset", "N", "window", "operator", "noise_std", "arch", "train", "sampler", "comment", NULL};
+  static const char *const top[] = {"kind", "preset", "N", "window", "operator", "noise_std", "arch", "train", "sampler", "nre", "comment", NULL};
+  static const char *const nre_k[] = {"candidates", NULL};
   static const char *const arch_k[] = {"width", "blocks", "groups", "emb_dim", "couplings", "clamp", NULL};
   static const char *const train_k[] = {"steps", "batch", "lr", "warmup", "schedule", "weight_decay", "ema", "clip", "seed",
                                         "pool", "refresh", "val_windows", "val_every", "ckpt_every", "time_budget_s",
@@ -151,11 +154,12 @@ static int parse_config(trainer *tr, const json_t *cfg, sb_error *err) {
   if (!json_is_object(cfg)) return sb_fail(err, SB_EINVAL, "config must be a JSON object");
   json_t *arch = json_object_get(cfg, "arch"), *train = json_object_get(cfg, "train"), *samp = json_object_get(cfg, "sampler");
   if ((rc = check_keys(cfg, "(top level)", top, err)) || (rc = check_keys(arch, "arch", arch_k, err)) ||
-      (rc = check_keys(train, "train", train_k, err)) || (rc = check_keys(samp, "sampler", samp_k, err)))
+      (rc = check_keys(train, "train", train_k, err)) || (rc = check_keys(samp, "sampler", samp_k, err)) ||
+      (rc = check_keys(json_object_get(cfg, "nre"), "nre", nre_k, err)))
     return rc;
   score_model *sm = &tr->sm;
   if (!score_kind_parse(json_string_value(json_object_get(cfg, "kind")), &sm->kind))
-    return sb_fail(err, SB_EINVAL, "config kind must be \"posterior-score\", \"composed-score\" or \"npe\"");
+    return sb_fail(err, SB_EINVAL, "config kind must be \"posterior-score\", \"composed-score\", \"npe\" or \"nre\"");
   long N = 0, W = 10;
   if ((rc = rd_int(cfg, "", "N", 0, 256, &N, err)) || (rc = rd_int(cfg, "", "window", 1, 64, &W, err))) return rc;
   const char *preset = json_string_value(json_object_get(cfg, "preset"));
@@ -179,6 +183,9 @@ static int parse_config(trainer *tr, const json_t *cfg, sb_error *err) {
       (rc = rd_num(arch, "arch", "clamp", 0.1, 20, &sm->clamp, err)))
     return rc;
   sm->couplings = (int)couplings;
+  long cand = 4096;
+  if ((rc = rd_int(json_object_get(cfg, "nre"), "nre", "candidates", 2, 1 << 20, &cand, err))) return rc;
+  sm->candidates = (int)cand;
   train_cfg *t = &tr->tc;
   *t = (train_cfg){.steps = 10000, .warmup = 500, .val_every = 500, .ckpt_every = 1000, .batch = 128, .pool = 512,
                    .refresh = 4, .val_windows = 512, .schedule = NN_LR_COSINE, .threads = 2, .lr = 1e-3,
@@ -224,7 +231,8 @@ static int parse_config(trainer *tr, const json_t *cfg, sb_error *err) {
   if (width % groups) return sb_fail(err, SB_EINVAL, "config arch.groups (%ld) must divide arch.width (%ld)", groups, width);
   nn_resnet_config rcfg = {.dims = 1, .h = 1, .w = sm->N, .cin = score_in_channels(sm->kind, sm->W),
                            .cout = score_out_channels(sm->kind, sm->W), .width = (int)width, .blocks = (int)blocks,
-                           .groups = (int)groups, .n_scalars = 1 + sm->time_varying, .emb_dim = (int)emb};
+                           .groups = (int)groups, .n_scalars = score_n_scalars(sm->kind, sm->time_varying),
+                           .emb_dim = (int)emb};
   if ((rc = nn_resnet_init(&sm->net, &rcfg, err))) return rc;
   nn_model_init_params(&sm->net, t->seed);
   sm->train_config = json_deep_copy(cfg);
@@ -284,6 +292,64 @@ static double slice_loss(void *ctx, int b0, int B, int n_total, const float *out
   return l * scale;
 }
 
+/* nre: classifier inputs for B windows: pair b < B is (x_b, y_b) (joint),
+ * pair B + b is (x_{b+1 mod B}, y_b) (the marginals' product: windows are
+ * independent draws). x [B][N] standardized, lift [B][2W][N], ts [B]. */
+static void make_pairs(const trainer *tr, const float *x, const float *lift, const float *ts, int B, float *in,
+                       float *scal) {
+  const int N = tr->sm.N, nc = 2 * tr->sm.W;
+  const size_t per = (size_t)(1 + nc) * N;
+  for (int p = 0; p < 2 * B; p++) {
+    int b = p % B, xb = p < B ? b : (b + 1) % B;
+    memcpy(in + (size_t)p * per, x + (size_t)xb * N, sizeof(float) * (size_t)N);
+    memcpy(in + (size_t)p * per + N, lift + (size_t)b * nc * N, sizeof(float) * (size_t)nc * N);
+    scal[p] = ts[b];
+  }
+}
+
+/* nre: the classifier's logit is the mean of its per-node outputs; label 1
+ * for the first half of the n_total pairs (joint), 0 for the rest. BCE, the
+ * batch mean (nn_loss_fn). */
+static double slice_bce(void *ctx, int b0, int B, int n_total, const float *out, float *dout) {
+  const trainer *tr = ctx;
+  const int N = tr->sm.N;
+  double l = 0;
+  for (int b = 0; b < B; b++) {
+    double z = 0;
+    for (int n = 0; n < N; n++) z += out[(size_t)b * N + n];
+    z /= N;
+    int y = b0 + b < n_total / 2;
+    /* log(1 + e^-|z|) + max(z, 0) - y z, stably */
+    l += (log1p(exp(-fabs(z))) + (z > 0 ? z : 0) - y * z) / n_total;
+    float g = (float)((1.0 / (1.0 + exp(-z)) - y) / ((double)n_total * N));
+    for (int n = 0; n < N; n++) dout[(size_t)b * N + n] = g;
+  }
+  return l;
+}
+
+static double val_bce(trainer *tr) {
+  nn_model ema = tr->sm.net;
+  if (tr->sm.net.ema) ema.params = tr->sm.net.ema;
+  const int N = tr->sm.N, total = 2 * tr->nval;
+  const size_t per = (size_t)score_in_channels(SCORE_NRE, tr->sm.W) * N;
+  double acc = 0;
+  for (int done = 0; done < total;) {
+    int B = total - done < tr->ws.max_batch ? total - done : tr->ws.max_batch;
+    if (nn_forward(&ema, &tr->ws, tr->val_pair_in + (size_t)done * per,
+                   tr->sm.time_varying ? tr->val_pair_scal + done : NULL, B, tr->ws.out))
+      return NAN;
+    for (int b = 0; b < B; b++) {
+      double z = 0;
+      for (int n = 0; n < N; n++) z += tr->ws.out[(size_t)b * N + n];
+      z /= N;
+      int y = done + b < total / 2;
+      acc += log1p(exp(-fabs(z))) + (z > 0 ? z : 0) - y * z;
+    }
+    done += B;
+  }
+  return acc / total;
+}
+
 /* npe: mean -log q(x_t | y) / N over the validation set with the EMA weights */
 static double val_nll(trainer *tr) {
   score_model sm = tr->sm;
@@ -304,6 +370,7 @@ static double val_nll(trainer *tr) {
 
 static double val_loss(trainer *tr) {
   if (tr->sm.kind == SCORE_NPE) return val_nll(tr);
+  if (tr->sm.kind == SCORE_NRE) return val_bce(tr);
   nn_model ema = tr->sm.net;
   if (tr->sm.net.ema) ema.params = tr->sm.net.ema;
   const int N = tr->sm.N;
@@ -321,6 +388,7 @@ static double val_loss(trainer *tr) {
 static void trainer_free(trainer *tr) {
   for (int t = 0; t < 16; t++) nn_workspace_free(&tr->tws[t]), flow_buf_free(&tr->tfb[t]);
   flow_buf_free(&tr->vfb);
+  free(tr->pair_in); free(tr->pair_scal); free(tr->val_pair_in); free(tr->val_pair_scal);
   score_model_free(&tr->sm);
   score_pool_free(&tr->pool);
   nn_workspace_free(&tr->ws);
@@ -360,7 +428,7 @@ int score_train(const json_t *cfg, score_train_opts *o, sb_error *err) {
   tr.cin = score_in_channels(sm->kind, W);
   tr.cout = tr.xch = score_out_channels(sm->kind, W);
   tr.ns = 1 + sm->time_varying;
-  if (sm->kind == SCORE_NPE) /* batch data: 2W lifted observation channels, x_t, scaled t */
+  if (sm->kind == SCORE_NPE || sm->kind == SCORE_NRE) /* batch data: 2W lifted observation channels, x_t, scaled t */
     tr.cin = 2 * W, tr.cout = tr.xch = 1, tr.ns = 1;
   double t0 = now_s();
   if ((rc = score_pool_init(&tr.pool, sm->sim, tc->pool, W, tc->seed * 2654435761u + 1, err))) goto done;
@@ -379,9 +447,21 @@ int score_train(const json_t *cfg, score_train_opts *o, sb_error *err) {
     for (int t = 0; t < tr.T; t++)
       if ((rc = flow_buf_init(&tr.tfb[t], sm, (B + tr.T - 1) / tr.T, 1, err))) goto done;
   } else {
-    if ((rc = nn_workspace_init(&tr.ws, &sm->net, B, 0, err))) goto done;
+    int nb = sm->kind == SCORE_NRE ? 2 * B : B; /* nre: B joint and B shuffled pairs */
+    if ((rc = nn_workspace_init(&tr.ws, &sm->net, nb, 0, err))) goto done;
     for (int t = 0; t < tr.T; t++)
-      if ((rc = nn_workspace_init(&tr.tws[t], &sm->net, (B + tr.T - 1) / tr.T, 1, err))) goto done;
+      if ((rc = nn_workspace_init(&tr.tws[t], &sm->net, (nb + tr.T - 1) / tr.T, 1, err))) goto done;
+  }
+  if (sm->kind == SCORE_NRE) {
+    size_t cin_net = (size_t)score_in_channels(SCORE_NRE, W) * N;
+    tr.pair_in = malloc(sizeof(float) * 2 * (size_t)B * cin_net);
+    tr.pair_scal = malloc(sizeof(float) * 2 * (size_t)B);
+    tr.val_pair_in = malloc(sizeof(float) * 2 * (size_t)tc->val_windows * cin_net);
+    tr.val_pair_scal = malloc(sizeof(float) * 2 * (size_t)tc->val_windows);
+    if (!tr.pair_in || !tr.pair_scal || !tr.val_pair_in || !tr.val_pair_scal) {
+      rc = sb_fail(err, SB_ENOMEM, "out of memory");
+      goto done;
+    }
   }
   tr.win = malloc(sizeof(float) * (size_t)B * W * N);
   tr.in = malloc(sizeof(float) * (size_t)B * tr.cin * N);
@@ -416,6 +496,7 @@ int score_train(const json_t *cfg, score_train_opts *o, sb_error *err) {
     rng_init(&vr, tc->seed, 0xA11DA7E);
     score_pool_draw(&vp, &vr, tr.nval, vwin, vt);
     make_batch(&tr, &vr, vwin, vt, tr.nval, tr.val_in, tr.val_scal, tr.val_target);
+    if (sm->kind == SCORE_NRE) make_pairs(&tr, tr.val_target, tr.val_in, tr.val_scal, tr.nval, tr.val_pair_in, tr.val_pair_scal);
     score_pool_free(&vp);
   }
   free(vwin);
@@ -438,9 +519,15 @@ int score_train(const json_t *cfg, score_train_opts *o, sb_error *err) {
     make_batch(&tr, &r, tr.win, tr.tidx, B, tr.in, tr.scal, tr.target);
     nn_zero_grad(&sm->net);
     double loss;
-    rc = sm->kind == SCORE_NPE
-             ? flow_grad_mt(sm, tr.tfb, tr.T, tr.target, tr.in, sm->time_varying ? tr.scal : NULL, B, &loss, err)
-             : nn_grad_mt(&sm->net, tr.tws, tr.T, tr.in, tr.scal, B, slice_loss, &tr, NULL, &loss, err);
+    if (sm->kind == SCORE_NPE) {
+      rc = flow_grad_mt(sm, tr.tfb, tr.T, tr.target, tr.in, sm->time_varying ? tr.scal : NULL, B, &loss, err);
+    } else if (sm->kind == SCORE_NRE) {
+      make_pairs(&tr, tr.target, tr.in, tr.scal, B, tr.pair_in, tr.pair_scal);
+      rc = nn_grad_mt(&sm->net, tr.tws, tr.T, tr.pair_in, sm->time_varying ? tr.pair_scal : NULL, 2 * B, slice_bce, &tr,
+                      NULL, &loss, err);
+    } else {
+      rc = nn_grad_mt(&sm->net, tr.tws, tr.T, tr.in, tr.scal, B, slice_loss, &tr, NULL, &loss, err);
+    }
     if (rc) goto done;
     float lr = nn_lr_at(s, (float)tc->lr, tc->warmup, total, tc->schedule, 0.01f);
     int st = nn_adamw_step(&sm->net, &opt, lr, NULL);

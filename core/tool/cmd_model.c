@@ -54,8 +54,8 @@ int cmd_model(int argc, char **argv) {
     json_decref(s);
     return 1;
   }
-  if (sm.kind == SCORE_NPE) {
-    fprintf(stderr, "sbida model: %s is an npe model; it has no diffusion sampler to set\n", path);
+  if (sm.kind == SCORE_NPE || sm.kind == SCORE_NRE) {
+    fprintf(stderr, "sbida model: %s is an %s model; it has no diffusion sampler to set\n", path, score_kind_name(sm.kind));
     score_model_free(&sm);
     json_decref(s);
     return 2;
