@@ -4,11 +4,11 @@
 #include "est_npe.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "flow.h"
+#include "par.h"
 #include "rng.h"
 
 #define NPE_CHUNK 32
@@ -75,14 +75,7 @@ static int npe_run(npe_call *c, int threads, sb_error *err) {
     if (!rc && (!w[t].u || !w[t].ts)) rc = sb_fail(err, SB_ENOMEM, "out of memory");
   }
   if (!rc) {
-    pthread_t th[NPE_MAX_THREADS];
-    int started[NPE_MAX_THREADS] = {0};
-    for (int t = 1; t < T; t++) started[t] = !pthread_create(&th[t], NULL, npe_worker_run, &w[t]);
-    npe_worker_run(&w[0]);
-    for (int t = 1; t < T; t++) {
-      if (started[t]) pthread_join(th[t], NULL);
-      else npe_worker_run(&w[t]);
-    }
+    sb_par_run(T, npe_worker_run, w, sizeof w[0]);
     for (int t = 0; t < T && !rc; t++)
       if (w[t].rc == SB_ECANCEL) rc = sb_fail(err, SB_ECANCEL, "cancelled");
       else if (w[t].rc) rc = sb_fail(err, SB_EINVAL, "flow evaluation failed");

@@ -3,11 +3,11 @@
 
 #include <cblas.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "nn_layers.h"
+#include "par.h"
 
 #define FLOW_MAX_THREADS 16
 static const double LOG_2PI = 1.8378770664093454836;
@@ -228,16 +228,9 @@ int flow_grad_mt(score_model *sm, flow_buf *fb, int T, const float *x, const flo
     if (t > 0) memset(fb[t].grads, 0, sizeof(float) * m->n_params);
     jobs[t] = (grad_job){sm, &fb[t], x, cond, tsc, b0, nb, B, t ? fb[t].grads : m->grads, 0, 0};
   }
-  pthread_t th[FLOW_MAX_THREADS];
-  int started[FLOW_MAX_THREADS] = {0};
   int blas = openblas_get_num_threads();
   if (T > 1) openblas_set_num_threads(1);
-  for (int t = 1; t < T; t++) started[t] = !pthread_create(&th[t], NULL, grad_worker, &jobs[t]);
-  grad_worker(&jobs[0]);
-  for (int t = 1; t < T; t++) {
-    if (started[t]) pthread_join(th[t], NULL);
-    else grad_worker(&jobs[t]);
-  }
+  sb_par_run(T, grad_worker, jobs, sizeof jobs[0]);
   if (T > 1) openblas_set_num_threads(blas);
   double l = 0;
   for (int t = 0; t < T; t++) {

@@ -2,8 +2,9 @@
 #include "nn_parallel.h"
 
 #include <cblas.h>
-#include <pthread.h>
 #include <string.h>
+
+#include "par.h"
 
 #define NN_MAX_THREADS 64
 
@@ -37,18 +38,9 @@ static void *worker(void *p) {
 }
 
 static int run(job *jobs, int T) {
-  pthread_t th[NN_MAX_THREADS];
-  int started[NN_MAX_THREADS] = {0};
   int blas = openblas_get_num_threads();
   if (T > 1) openblas_set_num_threads(1);
-  for (int t = 1; t < T; t++) started[t] = !pthread_create(&th[t], NULL, worker, &jobs[t]);
-  worker(&jobs[0]);
-  for (int t = 1; t < T; t++) {
-    if (started[t])
-      pthread_join(th[t], NULL);
-    else
-      worker(&jobs[t]); /* could not start a thread: do its share here */
-  }
+  sb_par_run(T, worker, jobs, sizeof jobs[0]);
   if (T > 1) openblas_set_num_threads(blas);
   for (int t = 0; t < T; t++)
     if (jobs[t].rc) return jobs[t].rc;

@@ -4,10 +4,10 @@
 #include "est_nre.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "par.h"
 #include "rng.h"
 #include "score_model.h"
 
@@ -94,14 +94,7 @@ static int nre_logits(nre_call *c, int threads, sb_error *err) {
     if (!rc && (!w[t].in || !w[t].scal)) rc = sb_fail(err, SB_ENOMEM, "out of memory");
   }
   if (!rc) {
-    pthread_t th[NRE_MAX_THREADS];
-    int started[NRE_MAX_THREADS] = {0};
-    for (int t = 1; t < T; t++) started[t] = !pthread_create(&th[t], NULL, nre_worker_run, &w[t]);
-    nre_worker_run(&w[0]);
-    for (int t = 1; t < T; t++) {
-      if (started[t]) pthread_join(th[t], NULL);
-      else nre_worker_run(&w[t]);
-    }
+    sb_par_run(T, nre_worker_run, w, sizeof w[0]);
     for (int t = 0; t < T && !rc; t++)
       if (w[t].rc == SB_ECANCEL) rc = sb_fail(err, SB_ECANCEL, "cancelled");
       else if (w[t].rc) rc = sb_fail(err, SB_EINVAL, "classifier evaluation failed");

@@ -5,11 +5,11 @@
 #include "est_score.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "diff.h"
+#include "par.h"
 #include "est_npe.h"
 #include "est_nre.h"
 #include "score_model.h"
@@ -77,19 +77,12 @@ static void *worker_run(void *arg) {
 static int run_workers(score_ctx *c, const float *x, double tau, int B, float *v, const float *cot, float *g,
                        sb_error *err) {
   int chunks = (B + SCORE_CHUNK - 1) / SCORE_CHUNK, T = c->T < chunks ? c->T : chunks;
-  pthread_t th[SCORE_MAX_THREADS];
-  int started[SCORE_MAX_THREADS] = {0};
   for (int t = 0; t < T; t++) {
     score_worker *w = &c->w[t];
     w->x = x, w->cot = cot, w->v = v, w->g = g, w->tau = tau;
     w->t = t, w->T = T, w->B = B;
   }
-  for (int t = 1; t < T; t++) started[t] = !pthread_create(&th[t], NULL, worker_run, &c->w[t]);
-  worker_run(&c->w[0]);
-  for (int t = 1; t < T; t++) {
-    if (started[t]) pthread_join(th[t], NULL);
-    else worker_run(&c->w[t]);
-  }
+  sb_par_run(T, worker_run, c->w, sizeof c->w[0]);
   for (int t = 0; t < T; t++)
     if (c->w[t].rc) return sb_fail(err, SB_EINVAL, "network evaluation failed");
   return SB_OK;

@@ -262,14 +262,7 @@ static double train_tiny(long steps) {
                           8, "couplings", 4, "clamp", 2.0, "train", "steps", (json_int_t)steps, "batch", 32, "lr", 3e-3,
                           "warmup", 5, "pool", 16, "refresh", 1, "val_windows", 64, "ema", 0.8, "val_every", 1000,
                           "missing_entry", 0.1);
-  score_train_opts o = {0};
-  o.out = model_path;
-  sb_error err = {0};
-  if (score_train(cfg, &o, &err)) fail_msg("train: %s", err.msg);
-  json_decref(cfg);
-  double v = json_number_value(json_object_get(o.summary, "val_loss"));
-  json_decref(o.summary);
-  return v;
+  return tu_train(cfg, model_path);
 }
 
 static void test_training_reduces_nll(void **state) {
@@ -297,27 +290,23 @@ static void test_training_reduces_nll(void **state) {
 }
 
 static void npe_problem(estimator *e, const char *op_json, double noise, int threads, est_result *r, int expect) {
+  est_options o = {.n_samples = 70, .seed = 3, .threads = threads};
+  int rc = tu_sample(e, op_json, noise, 3, 200, &o, r);
+  if (rc != expect) fail_msg("sample: rc %d, expected %d", rc, expect);
+  if (rc) return;
+  /* the density returned with the samples is log_prob at the samples */
   sb_error err = {0};
   obs_op *op;
   assert_int_equal(obs_from_string(&op, op_json, 1, 1, 16, &err), 0);
   obs_noise nz;
   assert_int_equal(obs_noise_scalar(&nz, noise, op->n_obs, &err), 0);
-  double *y = malloc(sizeof(double) * 3 * op->n_obs);
+  double y[3 * 16];
   for (int i = 0; i < 3 * op->n_obs; i++) y[i] = i % 5 == 0 ? NAN : 0.3 * (i % 7);
   est_problem p = {e->sim, op, &nz, 3, 200, y};
-  est_options o = {.n_samples = 70, .seed = 3, .threads = threads};
-  int rc = est_sample(e, &p, &o, r, &err);
-  if (rc != expect) fail_msg("sample: rc %d (%s), expected %d", rc, err.msg, expect);
-  if (!rc) {
-    /* the density returned with the samples is log_prob at the samples */
-    double *lp = malloc(sizeof(double) * 70);
-    assert_int_equal(e->log_prob(e, &p, &o, r->samples, 70, lp, &err), 0);
-    double worst = 0;
-    for (int s = 0; s < 70; s++) worst = fmax(worst, fabs(lp[s] - r->log_density[s]));
-    assert_true(worst < 1e-3);
-    free(lp);
-  }
-  free(y);
+  double lp[70], worst = 0;
+  assert_int_equal(e->log_prob(e, &p, &o, r->samples, 70, lp, &err), 0);
+  for (int s = 0; s < 70; s++) worst = fmax(worst, fabs(lp[s] - r->log_density[s]));
+  assert_true(worst < 1e-3);
   obs_noise_free(&nz);
   obs_free(op);
 }

@@ -53,14 +53,7 @@ static double train_tiny(long steps) {
                           "kernel_stations", "noise_std", 0.5, "arch", "width", 16, "blocks", 1, "groups", 4, "emb_dim",
                           8, "nre", "candidates", 300, "train", "steps", (json_int_t)steps, "batch", 32, "lr", 3e-3,
                           "warmup", 5, "pool", 16, "refresh", 1, "val_windows", 64, "ema", 0.8, "val_every", 1000);
-  score_train_opts o = {0};
-  o.out = model_path;
-  sb_error err = {0};
-  if (score_train(cfg, &o, &err)) fail_msg("train: %s", err.msg);
-  json_decref(cfg);
-  double v = json_number_value(json_object_get(o.summary, "val_loss"));
-  json_decref(o.summary);
-  return v;
+  return tu_train(cfg, model_path);
 }
 
 static void test_training_beats_chance(void **state) {
@@ -86,22 +79,10 @@ static void test_training_beats_chance(void **state) {
 }
 
 static int run(estimator *e, const char *op_json, double noise, int threads, const char *params, est_result *r) {
-  sb_error err = {0};
-  obs_op *op;
-  assert_int_equal(obs_from_string(&op, op_json, 1, 1, 16, &err), 0);
-  obs_noise nz;
-  assert_int_equal(obs_noise_scalar(&nz, noise, op->n_obs, &err), 0);
-  double *y = malloc(sizeof(double) * 3 * op->n_obs);
-  for (int i = 0; i < 3 * op->n_obs; i++) y[i] = i % 5 == 0 ? NAN : 0.3 * (i % 7);
-  est_problem p = {e->sim, op, &nz, 3, 40, y};
   json_t *pj = params ? json_loads(params, 0, NULL) : NULL;
   est_options o = {.n_samples = 50, .seed = 9, .threads = threads, .params = pj};
-  int rc = est_sample(e, &p, &o, r, &err);
-  if (rc) assert_true(strlen(err.msg) > 10);
+  int rc = tu_sample(e, op_json, noise, 3, 40, &o, r);
   json_decref(pj);
-  free(y);
-  obs_noise_free(&nz);
-  obs_free(op);
   return rc;
 }
 

@@ -32,16 +32,7 @@ static json_t *tiny_config(const char *kind, long steps) {
 }
 
 static double train_tiny(const char *kind, long steps, const char *out) {
-  json_t *cfg = tiny_config(kind, steps);
-  score_train_opts o = {0};
-  o.out = out;
-  sb_error err = {0};
-  int rc = score_train(cfg, &o, &err);
-  if (rc) fail_msg("train: %s", err.msg);
-  json_decref(cfg);
-  double v = json_number_value(json_object_get(o.summary, "val_loss"));
-  json_decref(o.summary);
-  return v;
+  return tu_train(tiny_config(kind, steps), out);
 }
 
 static char path_buf[2][512];
@@ -93,21 +84,9 @@ static int n_threads = 1;
 
 static void sample_problem(estimator *e, const char *op_json, double noise, int want_window, uint64_t seed,
                            est_result *r, int expect_rc) {
-  sb_error err = {0};
-  obs_op *op;
-  assert_int_equal(obs_from_string(&op, op_json, 1, 1, 16, &err), 0);
-  obs_noise nz;
-  assert_int_equal(obs_noise_scalar(&nz, noise, op->n_obs, &err), 0);
-  double *y = malloc(sizeof(double) * 3 * op->n_obs);
-  for (int i = 0; i < 3 * op->n_obs; i++) y[i] = i % 5 == 0 ? NAN : 0.3 * (i % 7);
-  est_problem p = {e->sim, op, &nz, 3, 200, y};
   est_options o = {.n_samples = 70, .seed = seed, .want_window = want_window, .threads = n_threads};
-  int rc = est_sample(e, &p, &o, r, &err);
-  if (rc != expect_rc) fail_msg("sample: rc %d (%s), expected %d", rc, err.msg, expect_rc);
-  if (rc) assert_true(strlen(err.msg) > 10);
-  free(y);
-  obs_noise_free(&nz);
-  obs_free(op);
+  int rc = tu_sample(e, op_json, noise, 3, 200, &o, r);
+  if (rc != expect_rc) fail_msg("sample: rc %d, expected %d", rc, expect_rc);
 }
 
 static void test_estimators_sample(void **state) {

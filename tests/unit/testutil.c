@@ -6,8 +6,11 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <cmocka.h>
+
+#include "score_train.h"
 
 json_t *tu_load_json(const char *path) {
   json_error_t je;
@@ -53,4 +56,32 @@ const char *tu_tmpdir(void) {
   mkdir("build", 0755);
   mkdir(d, 0755);
   return d;
+}
+
+double tu_train(json_t *cfg, const char *out) {
+  score_train_opts o = {0};
+  o.out = out;
+  sb_error err = {0};
+  if (score_train(cfg, &o, &err)) fail_msg("train: %s", err.msg);
+  json_decref(cfg);
+  double v = json_number_value(json_object_get(o.summary, "val_loss"));
+  json_decref(o.summary);
+  return v;
+}
+
+int tu_sample(estimator *e, const char *op_json, double noise, int W, long t, const est_options *o, est_result *r) {
+  sb_error err = {0};
+  obs_op *op;
+  assert_int_equal(obs_from_string(&op, op_json, 1, 1, 16, &err), 0);
+  obs_noise nz;
+  assert_int_equal(obs_noise_scalar(&nz, noise, op->n_obs, &err), 0);
+  double *y = malloc(sizeof(double) * (size_t)W * op->n_obs);
+  for (int i = 0; i < W * op->n_obs; i++) y[i] = i % 5 == 0 ? NAN : 0.3 * (i % 7);
+  est_problem p = {e->sim, op, &nz, W, t, y};
+  int rc = est_sample(e, &p, o, r, &err);
+  if (rc) assert_true(strlen(err.msg) > 10);
+  free(y);
+  obs_noise_free(&nz);
+  obs_free(op);
+  return rc;
 }
