@@ -18,6 +18,8 @@ def train(tmp, name, kind, **extra):
     cfg = {"kind": kind, "preset": "l96-thesis", "N": 16, "window": 3, "arch": dict(ARCH), "train": dict(TRAIN)}
     if kind == "npe":
         cfg["arch"]["couplings"] = 4
+    elif kind == "nre":
+        cfg["nre"] = {"candidates": 256}
     else:
         cfg["sampler"] = {"steps": 8}
     cfg.update(extra)
@@ -34,6 +36,7 @@ def served(tmp_path_factory):
     train(tmp, "tiny-post", "posterior-score", operator={"type": "kernel_stations"}, noise_std=0.5)
     train(tmp, "tiny-comp", "composed-score")
     train(tmp, "tiny-npe", "npe", operator={"type": "kernel_stations"}, noise_std=0.5)
+    train(tmp, "tiny-nre", "nre", operator={"type": "kernel_stations"}, noise_std=0.5)
     # an evaluation next to tiny-post, as models/evaluate.sh writes it, plus a damaged file
     setup = tmp / "models" / "eval" / "tiny-post" / "stations-t20"
     setup.mkdir(parents=True)
@@ -147,3 +150,20 @@ def test_model_evaluation_is_served(served):
     assert s["results"]["tiny-post"]["kind"] == "posterior-score" and s["results"]["tiny-post"]["rmse"] > 0
     # a model without an evaluation has null
     assert served.get("/v1/estimators/tiny-comp").json()["evaluation"] is None
+
+
+def test_nre_reports_its_effective_sample_size(served):
+    est = served.get("/v1/estimators/tiny-nre").json()
+    validate(est, "Estimator")
+    assert est["kind"] == "nre" and est["has_density"] is False and est["info"]["nre"]["candidates"] == 256
+    body = {"estimator": "tiny-nre", "time_index": 10, "observations": window(), "n_samples": 16, "seed": 2,
+            "params": {"candidates": 128}}
+    j = served.post("/v1/assimilations?wait=60", body).json()
+    assert j["state"] == "succeeded", j
+    diag = j["result"]["diagnostics"]
+    assert diag["candidates"] == 128 and 1 <= diag["ess"] <= 128 and 1 <= diag["distinct_samples"] <= 16
+    body["params"] = {"candidates": 0}
+    r = served.post("/v1/assimilations?wait=60", body)
+    # estimator params are checked when the job runs: the job fails with the reason
+    assert r.status == 200 and r.json()["state"] == "failed"
+    assert "params.candidates" in r.json()["error"]["detail"]
