@@ -21,9 +21,9 @@ static int cmp_d(const void *a, const void *b) {
 }
 
 int bench_sample(int argc, char **argv) {
-  const char *spec = NULL, *preset = NULL, *op_text = "{\"type\":\"identity\"}";
+  const char *spec = NULL, *preset = NULL, *op_text = NULL;
   int S = 64, reps = 3, threads = 1, window = 10, json = 0;
-  double noise = 1.0;
+  double noise = 0; /* 0: the estimator's own noise, else 1 */
   long t_index = -1;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -31,7 +31,8 @@ int bench_sample(int argc, char **argv) {
     if (!strcmp(a, "--help")) {
       printf("usage: sbida bench sample --estimator SPEC [--preset P] [--samples S] [--reps R] [--threads T]\n"
              "                          [--window W] [--time-index T] [--operator JSON] [--noise-std S] [--json]\n"
-             "  Median seconds of one estimator call drawing S samples (default 64) for one window.\n");
+             "  Median seconds of one estimator call drawing S samples (default 64) for one window.\n"
+             "  Operator and noise default to the ones a model was trained for, else identity and 1.\n");
       return 0;
     }
     if (!v) { fprintf(stderr, "sbida bench sample: %s needs a value\n", a); return 2; }
@@ -47,7 +48,7 @@ int bench_sample(int argc, char **argv) {
     else if (!strcmp(a, "--noise-std")) noise = atof(v);
     else { fprintf(stderr, "sbida bench sample: unknown flag %s\n", a); return 2; }
   }
-  if (!spec || S < 1 || reps < 1 || reps > 100 || threads < 1 || window < 1 || !(noise > 0)) {
+  if (!spec || S < 1 || reps < 1 || reps > 100 || threads < 1 || window < 1 || noise < 0) {
     fprintf(stderr, "sbida bench sample: --estimator is required; samples, reps, threads, window, noise must be positive\n");
     return 2;
   }
@@ -63,8 +64,23 @@ int bench_sample(int argc, char **argv) {
   if (est_open(&e, spec, preset ? preset : (is_model ? NULL : "l96-sakov"), 0, &err)) goto fail;
   if (e->window > 0) window = e->window;
   if (t_index < 0) t_index = e->sim->stationary ? window - 1 : 500;
-  if (obs_from_string(&op, op_text, e->sim->channels, e->sim->height, e->sim->width, &err)) goto fail;
-  if (obs_noise_scalar(&nz, noise, op->n_obs, &err)) goto fail;
+  if (!op_text && e->fixed_op) { /* the operator the model was trained for */
+    json_t *j = obs_to_json(e->fixed_op);
+    int rc = obs_from_json(&op, j, e->sim->channels, e->sim->height, e->sim->width, &err);
+    json_decref(j);
+    if (rc) goto fail;
+  } else if (obs_from_string(&op, op_text ? op_text : "{\"type\":\"identity\"}", e->sim->channels, e->sim->height,
+                             e->sim->width, &err)) {
+    goto fail;
+  }
+  if (noise == 0 && e->fixed_noise && e->fixed_noise->n == op->n_obs) {
+    json_t *j = obs_noise_to_json(e->fixed_noise);
+    int rc = obs_noise_from_json(&nz, j, op->n_obs, &err);
+    json_decref(j);
+    if (rc) goto fail;
+  } else if (obs_noise_scalar(&nz, noise > 0 ? noise : 1.0, op->n_obs, &err)) {
+    goto fail;
+  }
   int N = e->sim->dim;
   x = malloc(sizeof(double) * N);
   y = malloc(sizeof(double) * (size_t)window * op->n_obs);

@@ -58,3 +58,27 @@ def test_train_rejects_bad_configs(sbida, tmp_path):
         r = run(sbida, "train", "--config", str(tmp_path / "c.json"), "--out", str(tmp_path / "m.safetensors"))
         assert r.returncode == 2 and needle in r.stderr, (text, r.stderr)
         assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_npe_model_info_bench_and_no_sampler(sbida, tmp_path):
+    """An npe model trained for one operator: `sbida model` shows its flow, `bench sample`
+    uses the operator and noise it was trained for, and --set-sampler is refused."""
+    cfg = {"kind": "npe", "preset": "l96-thesis", "N": 16, "window": 2,
+           "operator": {"type": "kernel_stations"}, "noise_std": 0.5,
+           "arch": {"width": 8, "blocks": 1, "groups": 2, "emb_dim": 4, "couplings": 2},
+           "train": {"steps": 3, "batch": 4, "pool": 4, "val_windows": 8}}
+    (tmp_path / "n.json").write_text(json.dumps(cfg))
+    model = tmp_path / "tiny-npe.safetensors"
+    r = run(sbida, "train", "--config", str(tmp_path / "n.json"), "--out", str(model))
+    assert r.returncode == 0, r.stderr
+    info = json.loads(run(sbida, "model", str(model)).stdout)
+    assert info["kind"] == "npe" and info["info"]["flow"] == {"couplings": 2, "clamp": 3.0}
+    r = run(sbida, "bench", "sample", "--estimator", str(model), "--samples", "8", "--reps", "1", "--json")
+    assert r.returncode == 0, r.stderr
+    b = json.loads(r.stdout)
+    assert b["kind"] == "npe" and b["median_s"] > 0
+    # another operator is refused with the reason, not a crash
+    r = run(sbida, "bench", "sample", "--estimator", str(model), "--operator", '{"type":"identity"}', "--reps", "1")
+    assert r.returncode != 0 and "operator" in r.stderr
+    r = run(sbida, "model", str(model), "--set-sampler", '{"tau_l": 1.0}')
+    assert r.returncode == 2 and "npe" in r.stderr
