@@ -17,6 +17,21 @@ cat > "$tmp/tiny.json" <<'JSON'
  "sampler": {"steps": 4}}
 JSON
 "$BUILD/sbida" train --config "$tmp/tiny.json" --out "$tmp/models/tiny-comp.safetensors" >/dev/null 2>&1
+# tiny npe and nre models (densities, ratio resampling) and an evaluation next to the npe one
+for kind in npe nre; do
+  cat > "$tmp/$kind.json" <<JSON
+{"kind": "$kind", "preset": "l96-thesis", "N": 16, "window": 3, "operator": {"type": "kernel_stations"},
+ "noise_std": 0.5, "arch": {"width": 16, "blocks": 1, "groups": 4, "emb_dim": 8, "couplings": 2},
+ "nre": {"candidates": 64},
+ "train": {"steps": 10, "batch": 16, "lr": 0.003, "warmup": 2, "pool": 16, "refresh": 1, "val_windows": 16,
+           "ema": 0.8, "val_every": 1000}}
+JSON
+  "$BUILD/sbida" train --config "$tmp/$kind.json" --out "$tmp/models/tiny-$kind.safetensors" >/dev/null 2>&1
+done
+mkdir -p "$tmp/models/eval/tiny-npe/s1"
+"$BUILD/sbida" eval --estimator "$tmp/models/tiny-npe.safetensors" --window 3 --operator '{"type":"kernel_stations"}' \
+  --noise-std 0.5 --cases 2 --samples 4 --time-index 9 --json "$tmp/models/eval/tiny-npe/s1/tiny-npe.json" --quiet
+printf '{broken' > "$tmp/models/eval/tiny-npe/s1/broken.json"
 printf 'not a model' > "$tmp/models/broken.safetensors"
 valgrind --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
   --error-exitcode=99 --log-file="$tmp/valgrind.log" \
@@ -68,11 +83,18 @@ for i in range(6):
                   "noise_std": 1.0, "n_samples": 4, "seed": i, "return": {"window": i % 2 == 0}})
     assert s == 200 and json.loads(body)["state"] == "succeeded", body[:300]
     ids.append(json.loads(body)["id"])
+for i in range(8):
+    est = "tiny-npe" if i % 2 else "tiny-nre"
+    s, body = req("POST", "/v1/assimilations?wait=60", {"estimator": est, "time_index": 9,
+                  "observations": [[0.5] * 4, None, [0.1] * 4], "n_samples": 6, "seed": i,
+                  "return": {"samples": i % 4 < 2}})
+    assert s == 200 and json.loads(body)["state"] == "succeeded", body[:300]
+    ids.append(json.loads(body)["id"])
 for jid in ids:
     assert req("GET", "/v1/assimilations/" + jid)[0] == 200
     assert req("GET", "/v1/assimilations/%s/samples" % jid, headers={"Accept": "application/x-npy"})[0] in (200, 409)
     assert req("GET", "/v1/assimilations/%s/samples?format=json" % jid)[0] in (200, 409)
-for path in ("/v1/assimilations?page_size=7", "/v1/estimators", "/v1/estimators/l96-thesis-pf", "/v1/health/live",
+for path in ("/v1/assimilations?page_size=7", "/v1/estimators", "/v1/estimators/l96-thesis-pf", "/v1/estimators/tiny-npe", "/v1/health/live",
              "/v1/health/ready", "/metrics", "/openapi.json", "/nope", "/v1/estimators/nope"):
     for _ in range(5):
         req("GET", path)
