@@ -119,6 +119,6 @@ kill -TERM $pid
 rc=0; wait $pid || rc=$?
 grep -E "in use at exit|All heap blocks|ERROR SUMMARY|definitely lost|indirectly lost|possibly lost|still reachable" "$tmp/valgrind.log" || true
 if [ "$rc" -ne 0 ]; then
-  echo "daemon_valgrind: FAILED (exit $rc)"; cat "$tmp/valgrind.log" | tail -60; exit 1
+  echo "daemon_valgrind: FAILED (exit $rc)"; tail -60 "$tmp/valgrind.log"; exit 1
 fi
 echo "daemon_valgrind: no memory errors, no definite or indirect leaks"
