@@ -1,7 +1,9 @@
 #!/bin/sh
-# Retrains every shipped model from its config (make models), then evaluates it.
-# Each model has a 40-minute time budget on a 2-core machine; set ONLY=<stem> to
-# train one. Outputs: models/<stem>.safetensors and the training log models/<stem>.train.jsonl.
+# Retrains every shipped model from its config (make models); models/evaluate.sh
+# <stem> then evaluates one. Each model has the time budget of its config (at most
+# 40 minutes on a 2-core machine); set ONLY=<stem> to train one. Outputs:
+# models/<stem>.safetensors, the training log models/<stem>.train.jsonl and the
+# summary models/<stem>.train.out.
 set -eu
 BUILD=${BUILD:-build}
 cd "$(dirname "$0")/.."
@@ -9,6 +11,7 @@ for cfg in models/configs/*.json; do
   stem=$(basename "$cfg" .json)
   if [ -n "${ONLY:-}" ] && [ "$ONLY" != "$stem" ]; then continue; fi
   echo "== training $stem"
-  "$BUILD/sbida" train --config "$cfg" --out "models/$stem.safetensors" 2> "models/$stem.train.jsonl"
-  tail -n 1 "models/$stem.train.jsonl"
+  "$BUILD/sbida" train --config "$cfg" --out "models/$stem.safetensors" \
+    > "models/$stem.train.out" 2> "models/$stem.train.jsonl"
+  cat "models/$stem.train.out"
 done
