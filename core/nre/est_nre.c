@@ -113,8 +113,8 @@ int nre_sample(estimator *e, const est_problem *p, const est_options *o, est_res
   int M = sm->candidates;
   json_t *jc = o->params ? json_object_get(o->params, "candidates") : NULL;
   if (jc) {
-    if (!json_is_integer(jc) || json_integer_value(jc) < 2 || json_integer_value(jc) > 1 << 20)
-      return sb_fail(err, SB_EINVAL, "params.candidates must be an integer in 2..1048576");
+    if (!json_is_integer(jc) || json_integer_value(jc) < 2 || json_integer_value(jc) > NRE_MAX_CANDIDATES)
+      return sb_fail(err, SB_EINVAL, "params.candidates must be an integer in 2..%d", NRE_MAX_CANDIDATES);
     M = (int)json_integer_value(jc);
   }
   nre_call c = {.sm = sm, .M = M, .cancel = o->cancel};

@@ -171,8 +171,8 @@ int score_model_load(score_model *sm, const char *path, sb_error *err) {
     if ((rc = meta_json(&f, "sbida.nre", 1, &nr, err))) goto fail;
     sm->candidates = (int)json_integer_value(json_object_get(nr, "candidates"));
     json_decref(nr);
-    if (sm->candidates < 2 || sm->candidates > 1 << 20) {
-      rc = sb_fail(err, SB_EFORMAT, "model metadata sbida.nre needs candidates in 2..1048576");
+    if (sm->candidates < 2 || sm->candidates > NRE_MAX_CANDIDATES) {
+      rc = sb_fail(err, SB_EFORMAT, "model metadata sbida.nre needs candidates in 2..%d", NRE_MAX_CANDIDATES);
       goto fail;
     }
   } else if ((rc = meta_json(&f, "sbida.sampler", 0, &samp, err))) {

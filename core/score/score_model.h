@@ -28,6 +28,10 @@
 #include "obs.h"
 #include "sim.h"
 
+/* nre: most prior draws one request may resample (memory and simulation time
+ * grow linearly with it) */
+#define NRE_MAX_CANDIDATES 65536
+
 typedef enum { SCORE_POSTERIOR = 1, SCORE_COMPOSED = 2, SCORE_NPE = 3, SCORE_NRE = 4 } score_kind;
 
 typedef struct score_model {

@@ -184,7 +184,7 @@ static int parse_config(trainer *tr, const json_t *cfg, sb_error *err) {
     return rc;
   sm->couplings = (int)couplings;
   long cand = 4096;
-  if ((rc = rd_int(json_object_get(cfg, "nre"), "nre", "candidates", 2, 1 << 20, &cand, err))) return rc;
+  if ((rc = rd_int(json_object_get(cfg, "nre"), "nre", "candidates", 2, NRE_MAX_CANDIDATES, &cand, err))) return rc;
   sm->candidates = (int)cand;
   train_cfg *t = &tr->tc;
   *t = (train_cfg){.steps = 10000, .warmup = 500, .val_every = 500, .ckpt_every = 1000, .batch = 128, .pool = 512,

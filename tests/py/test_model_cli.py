@@ -52,6 +52,17 @@ def test_train_rejects_bad_configs(sbida, tmp_path):
              ('{"kind":"composed-score","preset":"l96-sakov","arch":{"width":10,"groups":3}}', "must divide"),
              ('{"kind":"composed-score","preset":"l96-sakov","train":{"lr":"x"}}', "train.lr"),
              ('{"kind":"composed-score","preset":"l96-sakov","bogus":1}', "unknown field 'bogus'"),
+             ('{"kind":"npe","preset":"l96-sakov"}', "operator and noise_std"),
+             ('{"kind":"npe","preset":"l96-sakov","operator":{"type":"identity"},"noise_std":1,'
+              '"arch":{"couplings":0}}', "arch.couplings"),
+             ('{"kind":"npe","preset":"l96-sakov","operator":{"type":"identity"},"noise_std":1,'
+              '"arch":{"clamp":"NaN"}}', "arch.clamp"),
+             ('{"kind":"nre","preset":"l96-sakov","operator":{"type":"identity"},"noise_std":1,'
+              '"nre":{"candidates":1}}', "nre.candidates"),
+             ('{"kind":"nre","preset":"l96-sakov","operator":{"type":"identity"},"noise_std":1,'
+              '"nre":{"bogus":1}}', "unknown field 'bogus'"),
+             ('{"kind":"nre","preset":"l96-sakov","operator":{"type":"identity"},"noise_std":1e400}', "overflow"),
+             ('{"kind":"nre","preset":"l96-sakov","operator":{"type":"identity"},"noise_std":-1}', "noise"),
              ('[1]', "JSON object"), ('not json', "expected")]
     for text, needle in cases:
         (tmp_path / "c.json").write_text(text)
@@ -82,3 +93,35 @@ def test_npe_model_info_bench_and_no_sampler(sbida, tmp_path):
     assert r.returncode != 0 and "operator" in r.stderr
     r = run(sbida, "model", str(model), "--set-sampler", '{"tau_l": 1.0}')
     assert r.returncode == 2 and "npe" in r.stderr
+
+
+def rewrite_meta(src, dst, key, value):
+    """Copies a safetensors file with one metadata entry replaced (None removes it)."""
+    raw = open(src, "rb").read()
+    n = int.from_bytes(raw[:8], "little")
+    h = json.loads(raw[8:8 + n])
+    if value is None:
+        h["__metadata__"].pop(key)
+    else:
+        h["__metadata__"][key] = value
+    hb = json.dumps(h).encode()
+    open(dst, "wb").write(len(hb).to_bytes(8, "little") + hb + raw[8 + n:])
+
+
+def test_damaged_npe_and_nre_metadata_is_refused(sbida, tmp_path):
+    for kind, key, bad in [("npe", "sbida.flow", '{"couplings": 0, "clamp": 3}'),
+                           ("npe", "sbida.flow", None), ("npe", "sbida.flow", "[not json"),
+                           ("nre", "sbida.nre", '{"candidates": -5}'), ("nre", "sbida.nre", None)]:
+        cfg = {"kind": kind, "preset": "l96-thesis", "N": 16, "window": 2,
+               "operator": {"type": "kernel_stations"}, "noise_std": 0.5,
+               "arch": {"width": 8, "blocks": 1, "groups": 2, "emb_dim": 4, "couplings": 2},
+               "train": {"steps": 2, "batch": 4, "pool": 4, "val_windows": 8}}
+        (tmp_path / "c.json").write_text(json.dumps(cfg))
+        good = tmp_path / (kind + ".safetensors")
+        if not good.exists():
+            r = run(sbida, "train", "--config", str(tmp_path / "c.json"), "--out", str(good))
+            assert r.returncode == 0, r.stderr
+        broken = tmp_path / "broken.safetensors"
+        rewrite_meta(good, broken, key, bad)
+        r = run(sbida, "model", str(broken))
+        assert r.returncode != 0 and key in r.stderr, (kind, bad, r.stderr)

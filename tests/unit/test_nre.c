@@ -118,6 +118,8 @@ static void test_estimator(void **state) {
   assert_int_equal(json_integer_value(json_object_get(r1.diagnostics, "candidates")), 64);
   est_result_free(&r1);
   assert_int_equal(run(e, "{\"type\":\"kernel_stations\"}", 0.5, 1, "{\"candidates\": 1}", &r1), SB_EINVAL);
+  assert_int_equal(run(e, "{\"type\":\"kernel_stations\"}", 0.5, 1, "{\"candidates\": 100000}", &r1), SB_EINVAL);
+  assert_int_equal(run(e, "{\"type\":\"kernel_stations\"}", 0.5, 1, "{\"candidates\": 1.5}", &r1), SB_EINVAL);
   assert_int_equal(run(e, "{\"type\":\"identity\"}", 0.5, 1, NULL, &r1), SB_EINVAL);
   est_free(e);
 }
