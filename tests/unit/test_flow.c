@@ -296,19 +296,13 @@ static void npe_problem(estimator *e, const char *op_json, double noise, int thr
   if (rc) return;
   /* the density returned with the samples is log_prob at the samples */
   sb_error err = {0};
-  obs_op *op;
-  assert_int_equal(obs_from_string(&op, op_json, 1, 1, 16, &err), 0);
-  obs_noise nz;
-  assert_int_equal(obs_noise_scalar(&nz, noise, op->n_obs, &err), 0);
-  double y[3 * 16];
-  for (int i = 0; i < 3 * op->n_obs; i++) y[i] = i % 5 == 0 ? NAN : 0.3 * (i % 7);
-  est_problem p = {e->sim, op, &nz, 3, 200, y};
+  est_problem p;
+  tu_problem(e, op_json, noise, 3, 200, &p);
   double lp[70], worst = 0;
   assert_int_equal(e->log_prob(e, &p, &o, r->samples, 70, lp, &err), 0);
   for (int s = 0; s < 70; s++) worst = fmax(worst, fabs(lp[s] - r->log_density[s]));
   assert_true(worst < 1e-3);
-  obs_noise_free(&nz);
-  obs_free(op);
+  tu_problem_free(&p);
 }
 
 static void test_estimator(void **state) {

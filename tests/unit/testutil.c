@@ -69,19 +69,30 @@ double tu_train(json_t *cfg, const char *out) {
   return v;
 }
 
-int tu_sample(estimator *e, const char *op_json, double noise, int W, long t, const est_options *o, est_result *r) {
+void tu_problem(estimator *e, const char *op_json, double noise, int W, long t, est_problem *p) {
   sb_error err = {0};
   obs_op *op;
   assert_int_equal(obs_from_string(&op, op_json, 1, 1, 16, &err), 0);
-  obs_noise nz;
-  assert_int_equal(obs_noise_scalar(&nz, noise, op->n_obs, &err), 0);
+  obs_noise *nz = malloc(sizeof *nz);
+  assert_int_equal(obs_noise_scalar(nz, noise, op->n_obs, &err), 0);
   double *y = malloc(sizeof(double) * (size_t)W * op->n_obs);
   for (int i = 0; i < W * op->n_obs; i++) y[i] = i % 5 == 0 ? NAN : 0.3 * (i % 7);
-  est_problem p = {e->sim, op, &nz, W, t, y};
+  *p = (est_problem){e->sim, op, nz, W, t, y};
+}
+
+void tu_problem_free(est_problem *p) {
+  obs_free((obs_op *)p->op);
+  obs_noise_free((obs_noise *)p->noise);
+  free((obs_noise *)p->noise);
+  free((double *)p->y);
+}
+
+int tu_sample(estimator *e, const char *op_json, double noise, int W, long t, const est_options *o, est_result *r) {
+  sb_error err = {0};
+  est_problem p;
+  tu_problem(e, op_json, noise, W, t, &p);
   int rc = est_sample(e, &p, o, r, &err);
   if (rc) assert_true(strlen(err.msg) > 10);
-  free(y);
-  obs_noise_free(&nz);
-  obs_free(op);
+  tu_problem_free(&p);
   return rc;
 }

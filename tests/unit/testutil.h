@@ -21,10 +21,13 @@ const char *tu_tmpdir(void);
 /* Trains a model from cfg (reference stolen) into out; fails the test on an
  * error; returns the final validation loss. */
 double tu_train(json_t *cfg, const char *out);
-/* Runs e on a window of W observations of a 1x16 state through op_json with
- * noise std `noise` (every 5th value missing, the others 0.3 * (i % 7)) at
- * time index t with options o; returns est_sample's code (a failure must
- * come with a message). */
+/* A problem for e: a window of W observations of a 1x16 state through
+ * op_json with noise std `noise` (every 5th value missing, the others
+ * 0.3 * (i % 7)) at time index t; tu_problem_free releases it. */
+void tu_problem(estimator *e, const char *op_json, double noise, int W, long t, est_problem *p);
+void tu_problem_free(est_problem *p);
+/* Runs e on tu_problem(...) with options o; returns est_sample's code (a
+ * failure must come with a message). */
 int tu_sample(estimator *e, const char *op_json, double noise, int W, long t, const est_options *o, est_result *r);
 
 #endif
