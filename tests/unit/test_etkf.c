@@ -13,6 +13,7 @@
 #include "est_baseline.h"
 #include "rng.h"
 #include "symeig.h"
+#include "testutil.h"
 
 static json_t *load(const char *path) {
   json_error_t je;
@@ -178,6 +179,300 @@ static void test_gaspari_cohn(void **state) {
   assert_true(fabs(gaspari_cohn(1.0 - 1e-9) - gaspari_cohn(1.0 + 1e-9)) < 1e-7); /* continuous at 1 */
   assert_true(fabs(gaspari_cohn(1.0) - 5.0 / 24.0) < 1e-12);
   for (double r = 0; r < 2; r += 0.01) assert_true(gaspari_cohn(r) >= gaspari_cohn(r + 0.01) - 1e-15);
+  /* Gaspari & Cohn (1999) eq. 4.10 evaluated in exact rational arithmetic
+   * (python3 fractions.Fraction, see the report of issue 19): r, value. The
+   * tolerance 1e-14 is rounding of a degree-5 polynomial of O(1) terms. */
+  static const double known[][2] = {{0.25, 11149.0 / 12288.0}, {0.5, 263.0 / 384.0},   {0.75, 1741.0 / 4096.0},
+                                    {1.25, 1539.0 / 20480.0},  {1.5, 19.0 / 1152.0},    {1.75, 97.0 / 86016.0},
+                                    {1.99, 74401.0 / 23880000000000.0}};
+  for (size_t k = 0; k < sizeof known / sizeof known[0]; k++) {
+    assert_true(fabs(gaspari_cohn(known[k][0]) - known[k][1]) < 1e-14);
+    assert_true(fabs(gaspari_cohn(-known[k][0]) - known[k][1]) < 1e-14); /* a distance: symmetric */
+  }
+  assert_true(gaspari_cohn(2.5) == 0.0 && gaspari_cohn(-2.0) == 0.0);
+}
+
+// ----------------------------------------------------------------------------
+// Exact answers for a linear-Gaussian analysis. An ensemble built to have
+// exactly the prior mean m and covariance P (tu_exact_ensemble) makes the
+// ETKF analysis mean and sample covariance equal the Kalman filter's
+//   S = H P H^T + R,  G = P H^T S^-1,  ma = m + G (y - H m),  Pa = P - G H P
+// to rounding (Hunt et al. 2007, section 2; the symmetric square root keeps
+// the analysis mean exactly). Multiplicative inflation lambda of the anomalies
+// is the same with P replaced by lambda^2 P. The Kalman side is textbook
+// dense algebra in testutil.c, independent of est_etkf.c.
+
+/* Kalman analysis of N(m, P) [n] by y [p] (NaN = not observed) through the
+ * dense H [p][n] with noise std [p] (std = INFINITY drops a row too). */
+static void kalman(const double *m, const double *P, int n, const double *H, const double *y, const double *std, int p,
+                   double *ma, double *Pa) {
+  int q = 0, rows[64];
+  for (int k = 0; k < p; k++)
+    if (!isnan(y[k]) && isfinite(std[k])) rows[q++] = k;
+  memcpy(ma, m, sizeof(double) * n);
+  memcpy(Pa, P, sizeof(double) * n * n);
+  if (!q) return;
+  double *Hq = malloc(sizeof(double) * q * n), *PHt = malloc(sizeof(double) * n * q), *S = malloc(sizeof(double) * q * q),
+         *G = malloc(sizeof(double) * n * q), *d = malloc(sizeof(double) * q), *GHP = malloc(sizeof(double) * n * n);
+  for (int a = 0; a < q; a++) memcpy(Hq + a * n, H + rows[a] * n, sizeof(double) * n);
+  tu_matmul(P, Hq, PHt, n, n, q, 0, 1);
+  tu_matmul(Hq, PHt, S, q, n, q, 0, 0);
+  for (int a = 0; a < q; a++) S[a * q + a] += std[rows[a]] * std[rows[a]];
+  tu_spd_inverse(S, q);
+  tu_matmul(PHt, S, G, n, q, q, 0, 0);
+  for (int a = 0; a < q; a++) {
+    d[a] = y[rows[a]];
+    for (int c = 0; c < n; c++) d[a] -= Hq[a * n + c] * m[c];
+  }
+  for (int c = 0; c < n; c++)
+    for (int a = 0; a < q; a++) ma[c] += G[c * q + a] * d[a];
+  tu_matmul(G, PHt, GHP, n, q, n, 0, 1); /* G (P H^T)^T = G H P */
+  for (int i = 0; i < n * n; i++) Pa[i] -= GHP[i];
+  free(Hq), free(PHt), free(S), free(G), free(d), free(GHP);
+}
+
+/* A fixed SPD prior covariance: B B^T + 0.5 I with B [n][n] from a seed. */
+static void prior_cov(double *P, int n, uint64_t seed) {
+  double *B = malloc(sizeof(double) * n * n);
+  rng r;
+  rng_init(&r, seed, 1);
+  for (int i = 0; i < n * n; i++) B[i] = rng_normal(&r);
+  tu_matmul(B, B, P, n, n, n, 0, 1);
+  for (int i = 0; i < n; i++) P[i * n + i] += 0.5;
+  free(B);
+}
+
+static double max_abs_diff(const double *a, const double *b, int n) {
+  double m = 0;
+  for (int i = 0; i < n; i++) m = fmax(m, fabs(a[i] - b[i]));
+  return isnan(m) ? INFINITY : m;
+}
+
+/* The global ETKF equals the Kalman filter on a linear-Gaussian analysis, on
+ * both transform paths, with a missing value and with inflation. Tolerance
+ * 1e-9: values are O(1..10) and every step is a well conditioned O(n^3)
+ * double computation (measured errors ~1e-13); a wrong innovation sign, a
+ * wrong R^-1, "return y", or no analysis at all are off by O(0.1..10). */
+static void test_etkf_equals_kalman(void **state) {
+  (void)state;
+  enum { n = 6, p = 4 };
+  const double H[p * n] = {1, 0, 0, 0, 0, 0, 0, 0.5, 0.5, 0, 0, 0, 0, 0, 0, 1, -1, 0, 0.2, 0, 0, 0, 0, 1.3};
+  const double std[p] = {0.5, 1.0, 0.8, 2.0}, m[n] = {1.0, -2.0, 0.5, 3.0, 0.0, -1.0};
+  double P[n * n], y[p] = {2.5, -0.3, 1.0, 4.0};
+  prior_cov(P, n, 5);
+  obs_op *op;
+  sb_error err;
+  assert_int_equal(obs_from_string(&op, "{\"type\":\"dense\",\"matrix\":[[1,0,0,0,0,0],[0,0.5,0.5,0,0,0],"
+                                        "[0,0,0,1,-1,0],[0.2,0,0,0,0,1.3]]}", 1, 1, n, &err), 0);
+  const int Ks[3] = {7, 40, 3}; /* q < K (both paths), q > K (K = 3: ensemble space, rank-deficient) */
+  for (int kk = 0; kk < 3; kk++)
+    for (int path = 0; path < 2; path++)
+      for (int variant = 0; variant < 3; variant++) {
+        int K = Ks[kk];
+        double infl = variant == 2 ? 1.3 : 1.0, yy[p];
+        memcpy(yy, y, sizeof yy);
+        if (variant == 1) yy[2] = NAN;
+        double *X = malloc(sizeof(double) * K * n), mean[n], cov[n * n], ma[n], Pa[n * n], Pi[n * n];
+        /* K = 3 < n + 1 cannot have a full-rank covariance: use a rank-2 prior,
+         * exactly representable, which the Kalman formulas handle the same */
+        double Pk[n * n];
+        if (K <= n) {
+          double B[n * 2];
+          rng r;
+          rng_init(&r, 9, 2);
+          for (int i = 0; i < n * 2; i++) B[i] = rng_normal(&r);
+          tu_matmul(B, B, Pk, n, 2, n, 0, 1);
+          /* members m +- combinations of the two columns with exact moments */
+          double Z[3][2] = {{1, 0}, {-0.5, sqrt(3) / 2}, {-0.5, -sqrt(3) / 2}}; /* mean 0, Z^T Z / 2 = 0.75 I */
+          for (int i = 0; i < K; i++)
+            for (int c = 0; c < n; c++)
+              X[i * n + c] = m[c] + (B[c * 2] * Z[i][0] + B[c * 2 + 1] * Z[i][1]) / sqrt(0.75);
+        } else {
+          memcpy(Pk, P, sizeof Pk);
+          tu_exact_ensemble(X, K, n, m, Pk, 77, (uint64_t)K);
+        }
+        tu_ensemble_moments(X, K, n, mean, cov);
+        assert_true(max_abs_diff(mean, m, n) < 1e-12 && max_abs_diff(cov, Pk, n * n) < 1e-10); /* the construction */
+        for (int i = 0; i < n * n; i++) Pi[i] = infl * infl * Pk[i];
+        kalman(m, Pi, n, H, yy, std, p, ma, Pa);
+        etkf_path_override = path;
+        assert_int_equal(etkf_analysis(X, K, n, op, yy, std, infl, 0.0, &err), 0);
+        etkf_path_override = 0;
+        tu_ensemble_moments(X, K, n, mean, cov);
+        double em = max_abs_diff(mean, ma, n), ec = max_abs_diff(cov, Pa, n * n);
+        if (em > 1e-9 || ec > 1e-9)
+          fail_msg("K %d path %d variant %d: |mean - kalman| %.3g, |cov - kalman| %.3g", K, path, variant, em, ec);
+        /* the analysis moved: not the prior, not the observations */
+        assert_true(max_abs_diff(ma, m, n) > 0.1);
+        free(X);
+      }
+  obs_free(op);
+}
+
+/* Periodic distance between nodes a and b on a ring of w. */
+static int ring_dist(int a, int b, int w) {
+  int d = abs(a - b);
+  return w - d < d ? w - d : d;
+}
+
+/* Gaspari & Cohn (1999) eq. 4.10, written out again here so the LETKF check
+ * does not trust est_etkf.c's copy (its values are pinned in test_gaspari_cohn). */
+static double gc_ref(double r) {
+  if (r >= 2) return 0;
+  if (r <= 1) return ((((-0.25 * r + 0.5) * r + 0.625) * r - 5.0 / 3.0) * r) * r + 1;
+  return ((((r / 12.0 - 0.5) * r + 0.625) * r + 5.0 / 3.0) * r - 5.0) * r + 4.0 - 2.0 / (3.0 * r);
+}
+
+/* LETKF: node g's analysis is the global ETKF with each observation's R^-1
+ * multiplied by its taper GC(dist / (radius / 2)) (observations at distance
+ * >= radius dropped), taken at column g. The reference runs the global ETKF
+ * (checked against Kalman above) with std / sqrt(taper) per node, and the
+ * Kalman filter with that R gives the per-node mean and variance. A flat
+ * taper (weight 1 inside the radius) changes std by factors up to
+ * 1/sqrt(GC(1.5)) ~ 7.8 and the analysis by O(0.1); tolerance 1e-9 as above.
+ * With a radius covering everything many times over (taper 1 - O(1e-10)) the
+ * LETKF equals the global ETKF/Kalman to 1e-7. */
+static void test_letkf_equals_tapered_kalman(void **state) {
+  (void)state;
+  enum { n = 12, K = 30, p = 8 };
+  const int st[p] = {0, 2, 3, 5, 7, 8, 10, 11};
+  double P[n * n], m[n], std[p], y[p], H[p * n] = {0};
+  prior_cov(P, n, 6);
+  for (int c = 0; c < n; c++) m[c] = 0.3 * c - 1.0;
+  for (int k = 0; k < p; k++) {
+    std[k] = 0.5 + 0.1 * k;
+    y[k] = m[st[k]] + (k % 2 ? 1.5 : -1.0);
+    H[k * n + st[k]] = 1;
+  }
+  y[4] = NAN;
+  obs_op *op;
+  sb_error err;
+  assert_int_equal(obs_from_string(&op, "{\"type\":\"stations\",\"indices\":[0,2,3,5,7,8,10,11]}", 1, 1, n, &err), 0);
+  double *X0 = malloc(sizeof(double) * K * n), *XL = malloc(sizeof(double) * K * n), *XG = malloc(sizeof(double) * K * n);
+  tu_exact_ensemble(X0, K, n, m, P, 78, 0);
+  const double radii[2] = {4.0, 1e6};
+  for (int ri = 0; ri < 2; ri++) {
+    double radius = radii[ri];
+    for (int path = 0; path < 2; path++) {
+      memcpy(XL, X0, sizeof(double) * K * n);
+      etkf_path_override = path;
+      assert_int_equal(etkf_analysis(XL, K, n, op, y, std, 1.0, radius, &err), 0);
+      etkf_path_override = 0;
+      double worst_col = 0, worst_mean = 0, worst_var = 0, moved = 0;
+      for (int g = 0; g < n; g++) {
+        double sl[p], yl[p], ma[n], Pa[n * n];
+        for (int k = 0; k < p; k++) {
+          int dd = ring_dist(st[k], g, n);
+          double taper = dd < radius ? gc_ref(dd / (radius / 2)) : 0.0;
+          sl[k] = taper > 0 ? std[k] / sqrt(taper) : INFINITY;
+          yl[k] = taper > 0 ? y[k] : NAN;
+        }
+        memcpy(XG, X0, sizeof(double) * K * n);
+        assert_int_equal(etkf_analysis(XG, K, n, op, yl, sl, 1.0, 0.0, &err), 0);
+        kalman(m, P, n, H, yl, sl, p, ma, Pa);
+        double mg = 0, vg = 0;
+        for (int i = 0; i < K; i++) {
+          worst_col = fmax(worst_col, fabs(XL[i * n + g] - XG[i * n + g]));
+          mg += XL[i * n + g] / K;
+        }
+        for (int i = 0; i < K; i++) vg += (XL[i * n + g] - mg) * (XL[i * n + g] - mg) / (K - 1);
+        worst_mean = fmax(worst_mean, fabs(mg - ma[g]));
+        worst_var = fmax(worst_var, fabs(vg - Pa[g * n + g]));
+        moved = fmax(moved, fabs(mg - m[g]));
+      }
+      print_message("letkf radius %g path %d: max |member - tapered etkf| %.2g, |mean - kalman| %.2g, |var - kalman| %.2g\n",
+                    radius, path, worst_col, worst_mean, worst_var);
+      double tol = radius > 100 ? 1e-7 : 1e-9;
+      assert_true(worst_col < tol && worst_mean < tol && worst_var < tol);
+      assert_true(moved > 0.1);
+    }
+  }
+  /* radius covering everything: equals the global ETKF member by member */
+  memcpy(XG, X0, sizeof(double) * K * n);
+  assert_int_equal(etkf_analysis(XG, K, n, op, y, std, 1.0, 0.0, &err), 0);
+  assert_true(max_abs_diff(XL, XG, K * n) < 1e-7);
+  free(X0), free(XL), free(XG);
+  obs_free(op);
+}
+
+// ----------------------------------------------------------------------------
+// The bootstrap PF against hand-computed importance weights: particles are
+// the documented prior draws (sim_sample_at at the window's first time,
+// streams 0..P-1 of the seed), the weight of particle i is
+//   prod_t exp(-1/2 sum_k ((y_tk - (H x_i(t))_k) / std_k)^2)
+// (no resampling inside the window with resample_threshold 0), and systematic
+// resampling of S = P samples gives particle i between floor(S w_i) and
+// ceil(S w_i) times (exactly: no tolerance). A likelihood without the noise
+// std (std = 2 and 3 here, so weights exp(-2 z^2) instead of exp(-z^2/2)) or a
+// reversed sign moves most counts.
+
+static void pf_exact_case(int W, double sd) {
+  enum { n = 16, P = 300, no = 3 };
+  estimator *e;
+  sb_error err;
+  assert_int_equal(est_open(&e, "pf", "l96-thesis", n, &err), 0);
+  long t = 30;
+  obs_op *op;
+  assert_int_equal(obs_from_string(&op, "{\"type\":\"stations\",\"indices\":[1,6,11]}", 1, 1, n, &err), 0);
+  obs_noise nz;
+  assert_int_equal(obs_noise_scalar(&nz, sd, no, &err), 0);
+  /* observations of another draw (stream 5000) */
+  double truth[n], y[4 * no];
+  assert_int_equal(sim_sample_at(e->sim, truth, 1, t - W + 1, 11, 5000, &err), 0);
+  for (int w = 0; w < W; w++) {
+    if (w) assert_int_equal(e->sim->advance(e->sim, truth, 1, 1, &err), 0);
+    obs_apply(op, truth, y + w * no, 1);
+    for (int k = 0; k < no; k++) y[w * no + k] += 0.7 * (k - 1) + 0.3 * w; /* a fixed "noise" */
+  }
+  double *X = malloc(sizeof(double) * P * n), lw[P], hx[no];
+  assert_int_equal(sim_sample_at(e->sim, X, P, t - W + 1, 4, 0, &err), 0);
+  for (int i = 0; i < P; i++) lw[i] = 0;
+  for (int w = 0; w < W; w++) {
+    if (w) assert_int_equal(e->sim->advance(e->sim, X, P, 1, &err), 0);
+    for (int i = 0; i < P; i++) {
+      obs_apply(op, X + i * n, hx, 1);
+      for (int k = 0; k < no; k++) lw[i] -= 0.5 * pow((y[w * no + k] - hx[k]) / sd, 2);
+    }
+  }
+  double mx = -INFINITY, sum = 0, wsum[P];
+  for (int i = 0; i < P; i++) mx = fmax(mx, lw[i]);
+  for (int i = 0; i < P; i++) sum += wsum[i] = exp(lw[i] - mx);
+  double ess_den = 0;
+  for (int i = 0; i < P; i++) wsum[i] /= sum, ess_den += wsum[i] * wsum[i];
+  est_problem pr = {.sim = e->sim, .op = op, .noise = &nz, .window = W, .time_index = t, .y = y};
+  json_t *params = json_pack("{s:f}", "resample_threshold", 0.0);
+  est_options o = {.n_samples = P, .seed = 4, .params = params};
+  est_result r;
+  assert_int_equal(est_sample(e, &pr, &o, &r, &err), 0);
+  int count[P] = {0}, bad = 0;
+  for (int s = 0; s < P; s++) {
+    int found = -1;
+    for (int i = 0; i < P && found < 0; i++)
+      if (!memcmp(r.samples + s * n, X + i * n, sizeof(double) * n)) found = i;
+    assert_true(found >= 0);
+    count[found]++;
+  }
+  for (int i = 0; i < P; i++)
+    if (count[i] < floor(P * wsum[i] - 1e-9) || count[i] > ceil(P * wsum[i] + 1e-9)) bad++;
+  double ess = json_number_value(json_object_get(r.diagnostics, "ess_final"));
+  print_message("pf W=%d: %d of %d counts outside floor/ceil of S w; ESS %.2f (hand %.2f)\n", W, bad, P, ess,
+                1 / ess_den);
+  assert_int_equal(bad, 0);
+  assert_true(fabs(ess - 1 / ess_den) < 1e-9 * P);
+  assert_true(1 / ess_den < 0.8 * P && 1 / ess_den > 3); /* the weights are informative, not degenerate */
+  assert_int_equal(json_integer_value(json_object_get(r.diagnostics, "resampled")), 0);
+  est_result_free(&r);
+  json_decref(params);
+  free(X);
+  obs_noise_free(&nz);
+  obs_free(op);
+  est_free(e);
+}
+
+static void test_pf_exact_weights(void **state) {
+  (void)state;
+  pf_exact_case(1, 2.0);
+  pf_exact_case(3, 3.0);
 }
 
 static void test_est_open(void **state) {
@@ -268,6 +563,9 @@ int main(void) {
       cmocka_unit_test(test_etkf_matches_reference),
       cmocka_unit_test(test_transform_paths_agree),
       cmocka_unit_test(test_gaspari_cohn),
+      cmocka_unit_test(test_etkf_equals_kalman),
+      cmocka_unit_test(test_letkf_equals_tapered_kalman),
+      cmocka_unit_test(test_pf_exact_weights),
       cmocka_unit_test(test_est_open),
       cmocka_unit_test(test_baselines_small),
   };

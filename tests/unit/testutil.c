@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <cmocka.h>
 
+#include "rng.h"
 #include "score_train.h"
 
 json_t *tu_load_json(const char *path) {
@@ -95,4 +96,96 @@ int tu_sample(estimator *e, const char *op_json, double noise, int W, long t, co
   if (rc) assert_true(strlen(err.msg) > 10);
   tu_problem_free(&p);
   return rc;
+}
+
+void tu_cholesky(const double *a, int n, double *L) {
+  for (int i = 0; i < n * n; i++) L[i] = 0.0;
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j <= i; j++) {
+      double s = a[i * n + j];
+      for (int k = 0; k < j; k++) s -= L[i * n + k] * L[j * n + k];
+      if (i == j) {
+        if (!(s > 0)) fail_msg("tu_cholesky: matrix not positive definite (pivot %d = %g)", i, s);
+        L[i * n + i] = sqrt(s);
+      } else {
+        L[i * n + j] = s / L[j * n + j];
+      }
+    }
+}
+
+void tu_spd_inverse(double *a, int n) {
+  double *L = malloc(sizeof(double) * n * n), *inv = calloc((size_t)n * n, sizeof(double)),
+         *z = malloc(sizeof(double) * n);
+  tu_cholesky(a, n, L);
+  for (int col = 0; col < n; col++) {
+    for (int i = 0; i < n; i++) { /* L z = e_col */
+      double s = i == col;
+      for (int k = 0; k < i; k++) s -= L[i * n + k] * z[k];
+      z[i] = s / L[i * n + i];
+    }
+    for (int i = n - 1; i >= 0; i--) { /* L^T x = z */
+      double s = z[i];
+      for (int k = i + 1; k < n; k++) s -= L[k * n + i] * inv[k * n + col];
+      inv[i * n + col] = s / L[i * n + i];
+    }
+  }
+  memcpy(a, inv, sizeof(double) * n * n);
+  free(L);
+  free(inv);
+  free(z);
+}
+
+void tu_matmul(const double *a, const double *b, double *c, int m, int k, int p, int ta, int tb) {
+  for (int i = 0; i < m; i++)
+    for (int j = 0; j < p; j++) {
+      double s = 0;
+      for (int l = 0; l < k; l++) s += (ta ? a[l * m + i] : a[i * k + l]) * (tb ? b[j * k + l] : b[l * p + j]);
+      c[i * p + j] = s;
+    }
+}
+
+void tu_ensemble_moments(const double *X, int K, int n, double *mean, double *cov) {
+  for (int c = 0; c < n; c++) {
+    double s = 0;
+    for (int i = 0; i < K; i++) s += X[i * n + c];
+    mean[c] = s / K;
+  }
+  for (int a = 0; a < n; a++)
+    for (int b = 0; b < n; b++) {
+      double s = 0;
+      for (int i = 0; i < K; i++) s += (X[i * n + a] - mean[a]) * (X[i * n + b] - mean[b]);
+      cov[a * n + b] = s / (K - 1);
+    }
+}
+
+void tu_exact_ensemble(double *X, int K, int n, const double *m, const double *P, uint64_t seed, uint64_t stream) {
+  assert_true(K > n);
+  double *Z = malloc(sizeof(double) * K * n), *C = malloc(sizeof(double) * n * n), *G = malloc(sizeof(double) * n * n),
+         *mu = malloc(sizeof(double) * n), *L = malloc(sizeof(double) * n * n);
+  rng r;
+  rng_init(&r, seed, stream);
+  for (int i = 0; i < K * n; i++) Z[i] = rng_normal(&r);
+  /* centre, then whiten: Z <- Z G^-T with G G^T = cov(Z), so cov(Z) = I */
+  tu_ensemble_moments(Z, K, n, mu, C);
+  for (int i = 0; i < K; i++)
+    for (int c = 0; c < n; c++) Z[i * n + c] -= mu[c];
+  tu_cholesky(C, n, G);
+  for (int i = 0; i < K; i++) /* solve G w = z_i (forward substitution), row i <- w */
+    for (int c = 0; c < n; c++) {
+      double s = Z[i * n + c];
+      for (int k = 0; k < c; k++) s -= G[c * n + k] * Z[i * n + k];
+      Z[i * n + c] = s / G[c * n + c];
+    }
+  tu_cholesky(P, n, L);
+  for (int i = 0; i < K; i++)
+    for (int c = 0; c < n; c++) {
+      double s = m[c];
+      for (int k = 0; k <= c; k++) s += L[c * n + k] * Z[i * n + k];
+      X[i * n + c] = s;
+    }
+  free(Z);
+  free(C);
+  free(G);
+  free(mu);
+  free(L);
 }

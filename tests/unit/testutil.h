@@ -4,6 +4,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "est.h"
 
@@ -15,6 +16,21 @@ double *tu_doubles(const json_t *arr, size_t *n);
 double *tu_matrix(const json_t *arr, size_t *rows, size_t *cols);
 /* Max |a-b| / (atol + rtol |b|) over n values: <= 1 means within tolerance. */
 double tu_max_scaled_err(const double *a, const double *b, size_t n, double atol, double rtol);
+/* Small dense linear algebra for exact reference answers (row-major, n x n):
+ * lower Cholesky factor L of an SPD matrix a (L zero above the diagonal;
+ * fails the test if a is not positive definite), and the inverse of an SPD
+ * matrix in place. Written independently of core/ (plain textbook loops). */
+void tu_cholesky(const double *a, int n, double *L);
+void tu_spd_inverse(double *a, int n);
+/* c [m][p] = a [m][k] b [k][p]; ta / tb: use a^T ([k][m]) / b^T ([p][k]). */
+void tu_matmul(const double *a, const double *b, double *c, int m, int k, int p, int ta, int tb);
+/* An ensemble X [K][n] whose sample mean is exactly m [n] and whose sample
+ * covariance (1/(K-1)) is exactly P [n][n] (to rounding), K > n, from
+ * whitened Gaussian draws of stream (seed, stream). */
+void tu_exact_ensemble(double *X, int K, int n, const double *m, const double *P, uint64_t seed, uint64_t stream);
+/* Sample mean [n] and covariance [n][n] (1/(K-1)) of X [K][n]. */
+void tu_ensemble_moments(const double *X, int K, int n, double *mean, double *cov);
+
 /* A scratch directory under build/ for files a test writes. */
 const char *tu_tmpdir(void);
 
