@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "config.h"
 #include "store.h"
@@ -244,11 +245,154 @@ static void test_config(void **state) {
   assert_non_null(strstr(err.msg, "bogus"));
 }
 
+/* ---- Durability: a counting VFS.
+ * A run is acknowledged (the 202) only after store_insert returns, so the
+ * insert must have reached the disk by then: with WAL and synchronous=FULL the
+ * commit calls xSync on the WAL file; with NORMAL or OFF it does not. This
+ * shim wraps SQLite's default VFS (registered as the new default before
+ * store_open, so both of the store's connections use it), forwards every call
+ * and counts xSync per file kind. Counting syncs at the VFS is more robust than
+ * reading PRAGMA synchronous (the store's connections are private) or an
+ * LD_PRELOAD fsync shim (which AddressSanitizer builds refuse, and which would
+ * also see syncs from other files). The order "commit, then reply" in
+ * api_assim_create is plain control flow: store_insert returns before the
+ * response is queued. */
+typedef struct {
+  sqlite3_file base;
+  int is_wal;
+  sqlite3_file *real; /* allocated right after this struct */
+} cnt_file;
+
+static sqlite3_vfs *real_vfs;
+static sqlite3_vfs cnt_vfs;
+static int wal_syncs, db_syncs;
+
+#define REAL(f) (((cnt_file *)(f))->real)
+static int cnt_close(sqlite3_file *f) {
+  int rc = REAL(f)->pMethods ? REAL(f)->pMethods->xClose(REAL(f)) : SQLITE_OK;
+  return rc;
+}
+static int cnt_read(sqlite3_file *f, void *b, int n, sqlite3_int64 o) { return REAL(f)->pMethods->xRead(REAL(f), b, n, o); }
+static int cnt_write(sqlite3_file *f, const void *b, int n, sqlite3_int64 o) {
+  return REAL(f)->pMethods->xWrite(REAL(f), b, n, o);
+}
+static int cnt_truncate(sqlite3_file *f, sqlite3_int64 n) { return REAL(f)->pMethods->xTruncate(REAL(f), n); }
+static int cnt_sync(sqlite3_file *f, int flags) {
+  if (((cnt_file *)f)->is_wal) wal_syncs++;
+  else db_syncs++;
+  return REAL(f)->pMethods->xSync(REAL(f), flags);
+}
+static int cnt_size(sqlite3_file *f, sqlite3_int64 *n) { return REAL(f)->pMethods->xFileSize(REAL(f), n); }
+static int cnt_lock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xLock(REAL(f), l); }
+static int cnt_unlock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xUnlock(REAL(f), l); }
+static int cnt_reserved(sqlite3_file *f, int *r) { return REAL(f)->pMethods->xCheckReservedLock(REAL(f), r); }
+static int cnt_fcntl(sqlite3_file *f, int op, void *a) { return REAL(f)->pMethods->xFileControl(REAL(f), op, a); }
+static int cnt_sector(sqlite3_file *f) { return REAL(f)->pMethods->xSectorSize(REAL(f)); }
+static int cnt_devchar(sqlite3_file *f) { return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f)); }
+static int cnt_shm_map(sqlite3_file *f, int pg, int sz, int ext, void volatile **p) {
+  return REAL(f)->pMethods->xShmMap(REAL(f), pg, sz, ext, p);
+}
+static int cnt_shm_lock(sqlite3_file *f, int o, int n, int fl) { return REAL(f)->pMethods->xShmLock(REAL(f), o, n, fl); }
+static void cnt_shm_barrier(sqlite3_file *f) { REAL(f)->pMethods->xShmBarrier(REAL(f)); }
+static int cnt_shm_unmap(sqlite3_file *f, int del) { return REAL(f)->pMethods->xShmUnmap(REAL(f), del); }
+static int cnt_fetch(sqlite3_file *f, sqlite3_int64 o, int n, void **p) { return REAL(f)->pMethods->xFetch(REAL(f), o, n, p); }
+static int cnt_unfetch(sqlite3_file *f, sqlite3_int64 o, void *p) { return REAL(f)->pMethods->xUnfetch(REAL(f), o, p); }
+
+static const sqlite3_io_methods cnt_io = {3,           cnt_close,  cnt_read,        cnt_write,     cnt_truncate,
+                                          cnt_sync,    cnt_size,   cnt_lock,        cnt_unlock,    cnt_reserved,
+                                          cnt_fcntl,   cnt_sector, cnt_devchar,     cnt_shm_map,   cnt_shm_lock,
+                                          cnt_shm_barrier, cnt_shm_unmap, cnt_fetch, cnt_unfetch};
+
+static int cnt_open(sqlite3_vfs *v, const char *name, sqlite3_file *f, int flags, int *out_flags) {
+  (void)v;
+  cnt_file *c = (cnt_file *)f;
+  c->real = (sqlite3_file *)(c + 1);
+  c->is_wal = (flags & SQLITE_OPEN_WAL) != 0;
+  int rc = real_vfs->xOpen(real_vfs, name, c->real, flags, out_flags);
+  /* SQLite calls xClose only when pMethods is set: set it when the real file is open */
+  c->base.pMethods = c->real->pMethods ? &cnt_io : NULL;
+  return rc;
+}
+static int cnt_delete(sqlite3_vfs *v, const char *n, int sync) { (void)v; return real_vfs->xDelete(real_vfs, n, sync); }
+static int cnt_access(sqlite3_vfs *v, const char *n, int fl, int *r) { (void)v; return real_vfs->xAccess(real_vfs, n, fl, r); }
+static int cnt_fullpath(sqlite3_vfs *v, const char *n, int len, char *out) {
+  (void)v;
+  return real_vfs->xFullPathname(real_vfs, n, len, out);
+}
+static int cnt_random(sqlite3_vfs *v, int n, char *out) { (void)v; return real_vfs->xRandomness(real_vfs, n, out); }
+static int cnt_sleep(sqlite3_vfs *v, int us) { (void)v; return real_vfs->xSleep(real_vfs, us); }
+static int cnt_time(sqlite3_vfs *v, double *t) { (void)v; return real_vfs->xCurrentTime(real_vfs, t); }
+static int cnt_lasterr(sqlite3_vfs *v, int n, char *b) {
+  (void)v;
+  return real_vfs->xGetLastError ? real_vfs->xGetLastError(real_vfs, n, b) : 0;
+}
+static int cnt_time64(sqlite3_vfs *v, sqlite3_int64 *t) { (void)v; return real_vfs->xCurrentTimeInt64(real_vfs, t); }
+
+static void cnt_vfs_install(void) {
+  real_vfs = sqlite3_vfs_find(NULL);
+  assert_non_null(real_vfs);
+  memset(&cnt_vfs, 0, sizeof cnt_vfs);
+  cnt_vfs.iVersion = 2;
+  cnt_vfs.szOsFile = (int)sizeof(cnt_file) + real_vfs->szOsFile;
+  cnt_vfs.mxPathname = real_vfs->mxPathname;
+  cnt_vfs.zName = "sbida-sync-count";
+  cnt_vfs.xOpen = cnt_open;
+  cnt_vfs.xDelete = cnt_delete;
+  cnt_vfs.xAccess = cnt_access;
+  cnt_vfs.xFullPathname = cnt_fullpath;
+  cnt_vfs.xRandomness = cnt_random;
+  cnt_vfs.xSleep = cnt_sleep;
+  cnt_vfs.xCurrentTime = cnt_time;
+  cnt_vfs.xGetLastError = cnt_lasterr;
+  cnt_vfs.xCurrentTimeInt64 = cnt_time64;
+  assert_int_equal(sqlite3_vfs_register(&cnt_vfs, 1), SQLITE_OK);
+}
+
+static void cnt_vfs_remove(void) {
+  sqlite3_vfs_register(real_vfs, 1);
+  sqlite3_vfs_unregister(&cnt_vfs);
+}
+
+static void test_insert_synced_before_it_returns(void **state) {
+  (void)state;
+  cnt_vfs_install();
+  store *s = open_fresh("sync.db");
+  store_run a;
+  int rep, taken;
+  sb_error err = {0};
+  int w0 = wal_syncs;
+  insert(s, NULL, "h", &a, &rep, 0);
+  /* the insert's commit fsynced the WAL before store_insert returned */
+  assert_true(wal_syncs > w0);
+  /* queued -> running is lazy (documented): it may skip the sync ... */
+  assert_int_equal(store_mark_running(s, a.id, 10, &taken, &err), 0);
+  /* ... but the connection is back to FULL afterwards: the next insert and
+   * the finish sync again */
+  store_run b;
+  w0 = wal_syncs;
+  insert(s, NULL, "h2", &b, &rep, 0);
+  assert_true(wal_syncs > w0);
+  w0 = wal_syncs;
+  assert_int_equal(store_finish(s, a.id, "succeeded", 20, "{}", NULL, 0, 0, NULL, &err), 0);
+  assert_true(wal_syncs > w0);
+  /* an insert with an idempotency key syncs too */
+  store_run c;
+  w0 = wal_syncs;
+  insert(s, "key", "h3", &c, &rep, 0);
+  assert_true(wal_syncs > w0);
+  store_run_free(&a);
+  store_run_free(&b);
+  store_run_free(&c);
+  store_close(s);
+  cnt_vfs_remove();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_idempotency),         cmocka_unit_test(test_state_machine),
       cmocka_unit_test(test_recovery_and_attempts), cmocka_unit_test(test_list_and_retention),
       cmocka_unit_test(test_open_failures),       cmocka_unit_test(test_config),
+      cmocka_unit_test(test_insert_synced_before_it_returns),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
