@@ -1,10 +1,12 @@
 """Helpers for the sbidad API tests: start a real daemon on a free loopback
 port (it listens on port 0 and logs the port it got), talk HTTP to it, check
 bodies against schema/openapi.json. Fixtures kill the daemon even on failure."""
+import datetime
 import http.client
 import json
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import time
@@ -16,12 +18,59 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 BUILD = ROOT / os.environ.get("BUILD", "build")
 OPENAPI = json.loads((ROOT / "schema" / "openapi.json").read_text())
 
+# The formats the document uses, checked here rather than by jsonschema's
+# optional format packages (absent on Debian: without them a format is not
+# checked at all, silently).
+FORMATS = jsonschema.FormatChecker(formats=())
+RFC3339 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+@FORMATS.checks("date-time", raises=ValueError)
+def is_rfc3339(value):
+    """RFC 3339 section 5.6 date-time: full-date "T" full-time, with an offset."""
+    if not isinstance(value, str):
+        return True
+    m = RFC3339.match(value)
+    if not m:
+        raise ValueError("%r is not an RFC 3339 date-time" % value)
+    y, mo, d, h, mi, sec = (int(g) for g in m.groups()[:6])
+    datetime.datetime(y, mo, d, h, mi, min(sec, 59))  # month, day of month, hour, minute in range
+    if sec > 60:
+        raise ValueError("%r: second %d" % (value, sec))
+    off = m.group(8)
+    if off not in ("Z", "z") and (int(off[1:3]) > 23 or int(off[4:6]) > 59):
+        raise ValueError("%r: offset out of range" % value)
+    return True
+
+
+@FORMATS.checks("uri", raises=ValueError)
+def is_uri(value):
+    """RFC 3986 URI: a scheme, a colon, no white space (the problem types are URNs)."""
+    if isinstance(value, str) and not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:[^\s]*$", value):
+        raise ValueError("%r is not a URI" % value)
+    return True
+
 
 def validate(body, name):
-    """Validates body against components/schemas/<name> of the OpenAPI document."""
+    """Validates body against components/schemas/<name> of the OpenAPI document,
+    formats (date-time, uri) included."""
     schema = dict(OPENAPI)
     schema["$ref"] = "#/components/schemas/" + name
-    jsonschema.Draft202012Validator(schema).validate(body)
+    jsonschema.Draft202012Validator(schema, format_checker=FORMATS).validate(body)
+
+
+FINISHED = ("succeeded", "failed", "cancelled")
+
+
+def check_submit_status(r):
+    """The contract of POST /v1/assimilations for a stored job: 202 while it is
+    queued or running, 200 once it has finished (a job can finish before the
+    answer is made even without ?wait). Returns the job."""
+    assert r.status in (200, 202), (r.status, r.data[:300])
+    j = r.json()
+    assert (r.status == 200) == (j["state"] in FINISHED), (r.status, j["state"])
+    assert r.header("Location") == "/v1/assimilations/" + j["id"]
+    return j
 
 
 class Response:

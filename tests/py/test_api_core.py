@@ -1,12 +1,19 @@
 """API v1 against a real sbidad: every endpoint, answers checked against
 schema/openapi.json."""
+import copy
 import io
 import json
 import time
 
+import jsonschema
 import numpy as np
+import pytest
 
-from daemon_util import OPENAPI, daemon, slow_request, small_request, validate  # noqa: F401
+from daemon_util import (FINISHED, FORMATS, OPENAPI, ROOT, check_submit_status, daemon, slow_request,  # noqa: F401
+                         small_request, validate)
+
+# The OpenAPI 3.1 meta-schema (tests/data/README.md says where it comes from).
+OAS31 = json.loads((ROOT / "tests" / "data" / "openapi-3.1-schema.json").read_text())
 
 ESTIMATORS = {"l96-sakov-etkf", "l96-sakov-letkf", "l96-sakov-pf", "l96-thesis-etkf", "l96-thesis-letkf",
               "l96-thesis-pf"}
@@ -27,11 +34,64 @@ def test_health_live_and_ready(daemon):
     assert all(r.json()["checks"].values())
 
 
-def test_openapi_is_the_schema_file(daemon):
+def oas_errors(doc):
+    return list(jsonschema.Draft202012Validator(OAS31).iter_errors(doc))
+
+
+def test_openapi_document_is_valid_openapi_3_1(daemon):
+    """The served document is schema/openapi.json (it is embedded in the binary),
+    and that document is valid OpenAPI 3.1: against the OAS 3.1 meta-schema, every
+    component schema valid JSON Schema 2020-12, every local $ref resolving."""
     r = daemon.get("/openapi.json")
     assert r.status == 200 and r.header("Content-Type") == "application/json"
-    assert r.json() == OPENAPI
-    assert r.json()["openapi"].startswith("3.1")
+    doc = r.json()
+    assert doc == OPENAPI
+    jsonschema.Draft202012Validator.check_schema(OAS31)
+    assert oas_errors(doc) == []
+    for name, schema in doc["components"]["schemas"].items():
+        jsonschema.Draft202012Validator.check_schema(schema)
+    refs = []
+
+    def walk(x):
+        if isinstance(x, dict):
+            if isinstance(x.get("$ref"), str):
+                refs.append(x["$ref"])
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+    walk(doc)
+    assert len(refs) > 20
+    for ref in refs:
+        assert ref.startswith("#/"), ref
+        node = doc
+        for part in ref[2:].split("/"):
+            assert part in node, "unresolved $ref " + ref
+            node = node[part]
+    # the meta-schema does catch broken documents
+    for breaks in (lambda d: d.pop("info"), lambda d: d.__setitem__("openapi", "3.0.3"),
+                   lambda d: d["paths"]["/v1/assimilations"]["post"]["responses"]["202"].pop("description"),
+                   lambda d: d["paths"]["/v1/assimilations"]["post"]["parameters"][0].__setitem__("in", "body")):
+        bad = copy.deepcopy(doc)
+        breaks(bad)
+        assert oas_errors(bad), breaks
+
+
+def test_format_checker_catches_bad_timestamps(daemon):
+    """Timestamps are RFC 3339 (UTC, milliseconds); the checker validate() uses rejects others."""
+    j = check_submit_status(submit(daemon, small_request()))
+    for k in ("created_at", "started_at", "finished_at"):
+        assert FORMATS.conforms(j[k], "date-time"), j[k]
+        assert j[k].endswith("Z") and len(j[k]) == len("2026-11-27T20:35:38.005Z"), j[k]
+    for bad in ("2026-11-27 20:35:38.005Z", "2026-11-27T20:35:38.005", "2026-13-27T20:35:38Z",
+                "2026-02-30T20:35:38Z", "2026-11-27T24:00:00Z", "27/11/2026", "2026-11-27T20:35:38+0100"):
+        assert not FORMATS.conforms(bad, "date-time"), bad
+        with pytest.raises(jsonschema.ValidationError):
+            validate(dict(j, created_at=bad), "Assimilation")
+    assert FORMATS.conforms("2026-11-27T20:35:38.005+01:00", "date-time")
+    with pytest.raises(jsonschema.ValidationError):
+        validate({"type": "not a uri", "title": "x", "status": 400, "detail": "x"}, "Problem")
 
 
 def test_estimators_list_and_get(daemon):
@@ -69,8 +129,7 @@ def test_submit_wait_returns_finished_job(daemon):
 
 def test_submit_without_wait_is_202_then_poll(daemon):
     r = submit(daemon, small_request(), wait=0)
-    assert r.status == 202
-    j = r.json()
+    j = check_submit_status(r)  # 202, or 200 when a worker was quicker than the reply
     validate(j, "Assimilation")
     assert j["state"] in ("queued", "running", "succeeded")
     done = daemon.wait_state(j["id"])
@@ -116,6 +175,53 @@ def test_return_options(daemon):
     np.testing.assert_allclose(res["window_mean"][-1], res["mean"], atol=1e-6)
 
 
+def test_result_statistics_match_the_samples(daemon):
+    """mean, std and quantiles of the result are numbers computed from the samples the
+    samples endpoint serves: numpy's mean, std with divisor n - 1 and quantile with
+    the "linear" method, the definitions schema/openapi.json documents. The samples
+    are served as float32 and the result is computed in double, hence the tolerance."""
+    qs = [0.05, 0.25, 0.5, 0.9, 0.95]
+    for est, n in (("l96-sakov-etkf", 37), ("l96-sakov-pf", 64)):
+        j = submit(daemon, small_request(estimator=est, n_samples=n, **{"return": {"quantiles": qs}})).json()
+        assert j["state"] == "succeeded", j
+        r = daemon.get("/v1/assimilations/%s/samples" % j["id"], headers={"Accept": "application/x-npy"})
+        a = np.load(io.BytesIO(r.data)).astype(np.float64)
+        assert a.shape == (n, 40)
+        res = j["result"]
+        tol = dict(rtol=1e-6, atol=1e-5)
+        np.testing.assert_allclose(res["mean"], a.mean(0), **tol)
+        np.testing.assert_allclose(res["std"], a.std(0, ddof=1), **tol)
+        assert set(res["quantiles"]) == {"%g" % q for q in qs}
+        for q in qs:
+            np.testing.assert_allclose(res["quantiles"]["%g" % q], np.quantile(a, q, axis=0, method="linear"),
+                                       err_msg="quantile %g of %s" % (q, est), **tol)
+
+
+def test_window_means_follow_the_truth(daemon):
+    """Every state of a window observed closely (identity, noise std 0.1) from a
+    numpy Lorenz96 truth: window_mean row w is near truth w (oldest first), much
+    nearer than to any other state of the window, and the last row is the mean."""
+    import sys
+    sys.path.insert(0, str(ROOT / "clients" / "python" / "examples"))
+    from cycle import truth_run
+    W = 5
+    truth = truth_run("l96-sakov", 40, W, seed=11)
+    rng = np.random.default_rng(5)
+    obs = truth + 0.1 * rng.standard_normal(truth.shape)
+    body = small_request(observations=obs.round(5).tolist(), noise_std=0.1, n_samples=100, time_index=W - 1,
+                         **{"return": {"window": True}})
+    j = submit(daemon, body).json()
+    assert j["state"] == "succeeded", j
+    wm = np.array(j["result"]["window_mean"])
+    assert wm.shape == (W, 40)
+    err = np.sqrt(((wm[:, None, :] - truth[None, :, :]) ** 2).mean(-1))  # [row, truth time]
+    for w in range(W):
+        assert err[w, w] < 0.2, err
+        others = [err[w, v] for v in range(W) if v != w]
+        assert err[w, w] < 0.5 * min(others), err
+    np.testing.assert_allclose(wm[-1], j["result"]["mean"], atol=1e-6)
+
+
 def test_thesis_preset_with_kernel_stations(daemon):
     body = {"estimator": "l96-thesis-letkf", "time_index": 20, "observations": [[0.1] * 8] * 3,
             "operator": {"type": "kernel_stations", "block": 4, "sigma_k": 0.8, "radius": 2, "seed": 0},
@@ -130,8 +236,7 @@ def test_idempotency_key(daemon):
     body = small_request(seed=11)
     r1 = submit(daemon, body, wait=0, headers={"Idempotency-Key": key})
     r2 = submit(daemon, body, wait=0, headers={"Idempotency-Key": key})
-    assert r1.status == 202 and r2.status in (200, 202)
-    assert r1.json()["id"] == r2.json()["id"]
+    assert check_submit_status(r1)["id"] == check_submit_status(r2)["id"]
     # same body with keys in another order is the same body
     reordered = dict(reversed(list(body.items())))
     r3 = submit(daemon, reordered, wait=0, headers={"Idempotency-Key": key})
