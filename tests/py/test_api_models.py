@@ -2,9 +2,11 @@
 posterior-score (one operator), composed-score (any operator) and npe
 (one operator, with densities) models are trained here in a fraction of a
 second with `sbida train`."""
+import io
 import json
 import subprocess
 
+import numpy as np
 import pytest
 
 from daemon_util import BUILD, Daemon, validate
@@ -117,6 +119,13 @@ def test_job_threads_do_not_change_samples(served, tmp_path):
         d.stop()
     assert one["state"] == two["state"] == "succeeded"
     assert one["result"]["mean"] == two["result"]["mean"]
+    # and the numbers are the samples' own: mean and std (divisor n - 1) by numpy
+    r = served.get("/v1/assimilations/%s/samples" % one["id"], headers={"Accept": "application/x-npy"})
+    a = np.load(io.BytesIO(r.data)).astype(np.float64)
+    assert a.shape == (64, 16) and np.isfinite(a).all()
+    np.testing.assert_allclose(one["result"]["mean"], a.mean(0), rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(one["result"]["std"], a.std(0, ddof=1), rtol=1e-6, atol=1e-5)
+    assert a.std(0).min() > 0  # 64 distinct draws, not one repeated
 
 
 def test_npe_returns_densities_with_inline_samples(served):

@@ -1,8 +1,11 @@
 """Durability: kill -9 in the middle of running jobs loses no acknowledged
 job and leaves the database intact; SIGTERM re-queues what it cannot finish."""
+import io
 import sqlite3
 import threading
 import time
+
+import numpy as np
 
 from daemon_util import fresh_daemon, small_request, validate  # noqa: F401
 
@@ -53,6 +56,15 @@ def test_kill9_loses_no_acknowledged_job(fresh_daemon, tmp_path):
     again = d2.post("/v1/assimilations?wait=60", medium_request(acked[next(iter(acked))])).json()
     first = d2.get("/v1/assimilations/" + next(iter(acked))).json()
     assert again["result"]["mean"] == first["result"]["mean"]
+    # the recovered job's result is its stored samples' statistics (numpy), and the
+    # stored samples are the re-run's samples
+    r = d2.get("/v1/assimilations/%s/samples" % first["id"], headers={"Accept": "application/x-npy"})
+    a = np.load(io.BytesIO(r.data)).astype(np.float64)
+    assert a.shape == (1500, 40)
+    np.testing.assert_allclose(first["result"]["mean"], a.mean(0), rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(first["result"]["std"], a.std(0, ddof=1), rtol=1e-6, atol=1e-5)
+    b = d2.get("/v1/assimilations/%s/samples" % again["id"], headers={"Accept": "application/x-npy"})
+    assert b.data == r.data
     d2.stop()
     states = integrity(d2.db)
     assert all(states[j] == "succeeded" for j in acked)

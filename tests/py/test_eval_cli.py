@@ -5,6 +5,7 @@ import subprocess
 import xml.dom.minidom
 
 import jsonschema
+import numpy as np
 import pytest
 
 BUILD = os.environ.get("BUILD", "build")
@@ -59,6 +60,21 @@ def test_same_cases_for_every_estimator_and_thread_count(tmp_path):
         assert ja[k] == jb[k]
     r = run("eval", "--estimator", "etkf", *SMALL)  # JSON to stdout
     assert r.returncode == 0 and json.loads(r.stdout)["rmse"] == ja["rmse"]
+    # values, recomputed here: coverage at each level from the rank histogram as
+    # docs/evaluation.md defines it (the overlap of [r, r+1] with the central
+    # interval [(S+1)(1-a)/2, (S+1)(1+a)/2]), spread_skill = spread / rmse, and an
+    # ETKF seeing every node with noise std 1 errs by less than the observations do
+    hist = np.array(ja["rank_histogram"], dtype=float)
+    S = len(hist) - 1
+    r0 = np.arange(S + 1)
+    for a, got in zip(ja["coverage"]["levels"], ja["coverage"]["observed"]):
+        lo, hi = (S + 1) * (1 - a) / 2, (S + 1) * (1 + a) / 2
+        want = (hist * np.clip(np.minimum(r0 + 1, hi) - np.maximum(r0, lo), 0, 1)).sum() / hist.sum()
+        assert abs(got - want) < 1e-8, (a, got, want)
+    errs = np.abs(np.array(ja["coverage"]["observed"]) - np.array(ja["coverage"]["levels"]))
+    assert abs(ja["coverage"]["max_abs_error"] - errs.max()) < 1e-8
+    assert abs(ja["spread_skill"] - ja["spread"] / ja["rmse"]) < 1e-6
+    assert 0.1 < ja["rmse"] < 0.8 and ja["noise_std"] == 1.0 and ja["operator"] == {"type": "identity"}
 
 
 def test_compare(results):
