@@ -101,6 +101,54 @@ static void assert_same_summary(const eval_summary *a, const eval_summary *b) {
   free(db);
 }
 
+/* The summary's RMSE, spread and CRPS recomputed here from the estimator's
+ * own samples, case by case (documented protocol: seed eval_case_seed(seed,
+ * c), truth = last window state), with textbook formulas: spread from the
+ * S - 1 variance, CRPS = E|X - x*| - E|X - X'|/2 over all sample pairs.
+ * Tolerance 1e-12 relative: the same sums in another order. */
+static void check_summary_values(setup *s, const char *params, int S, const eval_summary *sum) {
+  json_t *pj = params ? json_loads(params, 0, NULL) : NULL;
+  int C = s->cs.n_cases, W = s->cs.window, n = s->cs.dim, p = s->cs.n_obs;
+  double rmse = 0, spread = 0, crps = 0;
+  long ranks = 0;
+  for (int c = 0; c < C; c++) {
+    est_problem pr = {.sim = s->e->sim, .op = s->op, .noise = &s->nz, .window = W, .time_index = s->cs.t[c],
+                      .y = s->cs.y + (size_t)c * W * p};
+    est_options o = {.n_samples = S, .seed = eval_case_seed(1, c), .threads = 1, .params = pj};
+    est_result r;
+    sb_error err;
+    if (est_sample(s->e, &pr, &o, &r, &err)) fail_msg("%s", err.msg);
+    const double *truth = s->cs.truth + ((size_t)c * W + W - 1) * n;
+    double se = 0, var = 0, cr = 0;
+    for (int i = 0; i < n; i++) {
+      double m = 0, v = 0, e1 = 0, e2 = 0;
+      for (int a = 0; a < S; a++) m += r.samples[a * n + i] / S;
+      for (int a = 0; a < S; a++) {
+        double xa = r.samples[a * n + i];
+        v += (xa - m) * (xa - m) / (S - 1);
+        e1 += fabs(xa - truth[i]) / S;
+        for (int b = 0; b < S; b++) e2 += fabs(xa - r.samples[b * n + i]) / ((double)S * S);
+      }
+      se += (m - truth[i]) * (m - truth[i]);
+      var += v;
+      cr += e1 - 0.5 * e2;
+    }
+    rmse += sqrt(se / n) / C;
+    spread += sqrt(var / n) / C;
+    crps += cr / n / C;
+    est_result_free(&r);
+  }
+  for (int k = 0; k <= S; k++) ranks += sum->rank_hist[k];
+  print_message("%s: rmse %.6f (by hand %.6f), spread %.6f (%.6f), crps %.6f (%.6f)\n", s->e->kind, sum->rmse, rmse,
+                sum->spread, spread, sum->crps, crps);
+  assert_true(fabs(sum->rmse - rmse) < 1e-12 * rmse);
+  assert_true(fabs(sum->spread - spread) < 1e-12 * spread);
+  assert_true(fabs(sum->crps - crps) < 1e-12 * crps);
+  assert_true(ranks == (long)C * n); /* one rank per component and case */
+  assert_true(fabs(sum->spread_skill - spread / rmse) < 1e-12 * spread / rmse);
+  json_decref(pj);
+}
+
 static void test_thread_count_invariance(void **state) {
   (void)state;
   const char *specs[3] = {"etkf", "letkf", "pf"};
@@ -113,6 +161,7 @@ static void test_thread_count_invariance(void **state) {
     run(&s, params[k], 20, 3, &b);
     assert_same_summary(&a, &b);
     assert_true(a.rmse > 0 && isfinite(a.crps));
+    check_summary_values(&s, params[k], 20, &a);
     if (k == 2) assert_non_null(json_object_get(a.diagnostics, "ess_final"));
     eval_summary_free(&a);
     eval_summary_free(&b);
@@ -210,6 +259,35 @@ static int mock_log_prob(estimator *e, const est_problem *p, const est_options *
   return SB_OK;
 }
 
+/* Expected HPD coverage of the mock with std factor k in n = 20 dimensions
+ * (written out here, independent of eval_run.c): with D* = |x* - y|^2 /
+ * (k sd)^2 = X / k^2, X ~ chi2_20, and each sample's D_s ~ chi2_20, a sample
+ * has log q >= log q(x*) iff D_s <= D*, so the truth's level is
+ * Binomial(S, F(X / k^2)) / S, F the chi2_20 CDF
+ * 1 - e^{-x/2} sum_{j<10} (x/2)^j / j!; coverage(a) = P(level <= a), averaged
+ * over X (trapezoid rule on [0, 150], 6000 steps). */
+static double chi2_20_cdf(double x) {
+  double t = 1, s = 0;
+  for (int j = 0; j < 10; j++) s += t, t *= 0.5 * x / (j + 1);
+  double f = 1 - exp(-0.5 * x) * s; /* clamp the rounding near 0 */
+  return f < 0 ? 0 : f > 1 ? 1 : f;
+}
+
+static double expected_hpd(double k, int S, double a) {
+  double acc = 0, h = 150.0 / 6000;
+  int kmax = (int)floor(a * S + 1e-9);
+  for (int j = 1; j <= 6000; j++) {
+    double x = j * h, dens = exp(9 * log(x) - 0.5 * x - 10 * log(2.0) - lgamma(10.0)) * h * (j == 6000 ? 0.5 : 1);
+    double q = chi2_20_cdf(x / (k * k)), cdf = 0;
+    for (int r = 0; r <= kmax; r++) {
+      double lp = lgamma(S + 1.0) - lgamma(r + 1.0) - lgamma(S - r + 1.0);
+      cdf += r == 0 ? pow(1 - q, S) : exp(lp + r * log(q) + (S - r) * log1p(-q));
+    }
+    acc += dens * cdf;
+  }
+  return acc;
+}
+
 static void test_known_answer_end_to_end(void **state) {
   (void)state;
   setup s;
@@ -222,8 +300,8 @@ static void test_known_answer_end_to_end(void **state) {
   mock->has_density = 1;
   mock->sample = mock_sample;
   mock->log_prob = mock_log_prob;
-  double shrinks[2] = {1.0, 0.6};
-  for (int k = 0; k < 2; k++) {
+  double shrinks[3] = {1.0, 0.6, 1.6};
+  for (int k = 0; k < 3; k++) {
     mock_shrink = shrinks[k];
     eval_summary sum;
     eval_config cfg = {.n_samples = 40, .threads = 2, .seed = 9};
@@ -243,6 +321,23 @@ static void test_known_answer_end_to_end(void **state) {
       assert_true(sum.rank_p < 1e-6);
       assert_true(hpd_err > 0.3);
     }
+    /* HPD coverage against its exact expectation, and its direction: too
+     * narrow (0.6) puts the truth in the tails (level near 1, coverage below
+     * alpha), too wide (1.6) near the mode (coverage above alpha); a
+     * flipped level comparison swaps them. Tolerance 0.13: about 3 binomial
+     * standard errors of 150 cases (<= 0.041). Marginal coverage likewise
+     * below (over-confident) or above (under-confident) alpha at every level
+     * from 0.2 on (tolerance 0.02: it is averaged over 3000 components). */
+    double hpd_exp_err = 0;
+    for (int i = 0; i < EVAL_N_LEVELS; i++) {
+      double a = eval_level(i), want = expected_hpd(mock_shrink, 40, a);
+      double e = fabs(sum.hpd_coverage[i] - want);
+      if (!(e <= hpd_exp_err)) hpd_exp_err = e; /* NaN fails */
+      if (k == 1 && a >= 0.2) assert_true(sum.hpd_coverage[i] < a - 0.1 && sum.coverage[i] < a - 0.02);
+      if (k == 2 && a >= 0.2 && a <= 0.9) assert_true(sum.hpd_coverage[i] > a + 0.05 && sum.coverage[i] > a + 0.02);
+    }
+    print_message("  hpd: max |coverage - exact expectation| %.3f\n", hpd_exp_err);
+    assert_true(hpd_exp_err < 0.13);
     char *doc = eval_svg_coverage(&sum, "mock");
     assert_non_null(strstr(doc, "HPD"));
     free(doc);
