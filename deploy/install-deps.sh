@@ -4,9 +4,13 @@
 #   install-deps.sh --if-missing do nothing when all are present
 # Set SBIDA_NO_INSTALL=1 to never install (then a missing package is an error).
 set -eu
+# Everything a test uses is listed: `make test` turns a skipped test into a failure
+# (SBIDA_NO_SKIP=1). systemd: systemd-analyze (test_deploy); python3-pip,
+# python3-setuptools, python3-wheel: the offline pip install of the client;
+# valgrind: the daemon memcheck run (test_slow_checks); shellcheck: the shell scripts.
 PKGS="build-essential pkg-config libjansson-dev libopenblas-dev libsqlite3-dev libuv1-dev \
 libmicrohttpd-dev libcmocka-dev python3 python3-numpy python3-pytest python3-jsonschema \
-python3-yaml curl shellcheck"
+python3-yaml python3-pip python3-setuptools python3-wheel curl shellcheck systemd valgrind"
 
 missing=""
 for p in $PKGS; do
