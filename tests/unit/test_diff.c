@@ -171,6 +171,88 @@ static void test_guided_matches_exact_posterior(void **state) {
   obs_free(op);
 }
 
+/* The guided eps at one (x, tau) against a hand computation: the composed
+ * score adds sigma * grad_x log N(y | A (M + S x_hat(x)), R + gamma (sigma/mu)^2
+ * diag(A S^2 A^T)) per window block (diff.h; Rozet & Louppe's SDA
+ * approximation), i.e. eps_post = eps_hat - sigma * grad. Here the gradient is
+ * a central finite difference (step 1e-5, in double) of that log-likelihood
+ * through the exact denoiser's x_hat, so nothing of diff_eps's chain rule is
+ * reused. Two window blocks observe different values (one missing), and
+ * gamma = 0.5 at tau = 0.5 where gamma (sigma/mu)^2 S^2 ~ 1.4 S^2 dominates the
+ * noise variance 0.25..1: dropping the gamma term, swapping the blocks'
+ * observations or the sign changes eps by O(0.1..10). Tolerance
+ * 2e-5 (1 + |eps|): float outputs (measured <= 1e-7 scaled) plus the finite difference
+ * error (~1e-8). */
+enum { NS = 3, NB = 2 };
+static const double gA[2 * NS] = {1.0, 0.5, 0.0, 0.0, -1.0, 2.0};
+static const double gM[D] = {2.3, 1.0, -0.5, 2.3, 1.0, -0.5}, gS[D] = {3.6, 2.0, 1.0, 3.6, 2.0, 1.0};
+static const double gy[NB * 2] = {1.0, NAN, -0.5, 2.0}, gnoise[2] = {0.5, 1.0};
+
+static double guided_loglik(const double *x, double tau, double gamma) {
+  double mu = diff_mu(tau), sg = diff_sigma(tau), ll = 0;
+  for (int k = 0; k < NB; k++)
+    for (int i = 0; i < 2; i++) {
+      if (isnan(gy[k * 2 + i])) continue;
+      double ax = 0, dd = 0;
+      for (int j = 0; j < NS; j++) {
+        int idx = k * NS + j;
+        double kk = mu * prior_c[idx] / (mu * mu * prior_c[idx] + sg * sg);
+        double xh = prior_m[idx] + kk * (x[idx] - mu * prior_m[idx]); /* E[z | z_tau] of the Gaussian prior */
+        ax += gA[i * NS + j] * (gM[idx] + gS[idx] * xh);
+        dd += gA[i * NS + j] * gA[i * NS + j] * gS[idx] * gS[idx];
+      }
+      double var = gnoise[i] * gnoise[i] + gamma * (sg / mu) * (sg / mu) * dd, r = gy[k * 2 + i] - ax;
+      ll += -0.5 * r * r / var;
+    }
+  return ll;
+}
+
+static void test_guided_eps_by_hand(void **state) {
+  (void)state;
+  obs_op *op;
+  sb_error err;
+  assert_int_equal(obs_from_string(&op, "{\"type\":\"dense\",\"matrix\":[[1,0.5,0],[0,-1,2]]}", 1, 1, NS, &err), 0);
+  const double gammas[2] = {0.5, 0.0};
+  const double taus[2] = {0.5, 0.2};
+  for (int gi = 0; gi < 2; gi++)
+    for (int ti = 0; ti < 2; ti++) {
+      double gamma = gammas[gi], tau = taus[ti];
+      diff_guidance g = {op, NB, gy, gnoise, gM, gS, gamma};
+      float x[2 * D], eps[2 * D], xh[2 * D], *scratch = malloc(sizeof(float) * diff_eps_scratch(&denoiser, &g, 2));
+      for (int b = 0; b < 2; b++)
+        for (int j = 0; j < D; j++) x[b * D + j] = (float)(0.4 * j - 1.0 + 0.7 * b);
+      assert_int_equal(diff_eps(&denoiser, &g, x, tau, 2, eps, xh, scratch, &err), 0);
+      double mu = diff_mu(tau), sg = diff_sigma(tau), worst = 0, shift = 0;
+      for (int b = 0; b < 2; b++) {
+        double xd[D];
+        for (int j = 0; j < D; j++) xd[j] = x[b * D + j];
+        for (int j = 0; j < D; j++) {
+          double h = 1e-5, xp[D], xm[D];
+          memcpy(xp, xd, sizeof xp);
+          memcpy(xm, xd, sizeof xm);
+          xp[j] += h;
+          xm[j] -= h;
+          double grad = (guided_loglik(xp, tau, gamma) - guided_loglik(xm, tau, gamma)) / (2 * h);
+          double v, jv;
+          exact_terms(tau, j, xd[j], &v, &jv);
+          double e_hat = (sg * xd[j] + mu * v) / (mu * mu + sg * sg), want = e_hat - sg * grad;
+          double k = mu * prior_c[j] / (mu * mu * prior_c[j] + sg * sg);
+          double xh_want = prior_m[j] + k * (xd[j] - mu * prior_m[j]);
+          double e = fabs(eps[b * D + j] - want) / (1 + fabs(want));
+          if (!(e <= worst)) worst = e;
+          assert_true(fabs(xh[b * D + j] - xh_want) < 1e-5 * (1 + fabs(xh_want)));
+          shift = fmax(shift, fabs(sg * grad));
+        }
+      }
+      print_message("guided eps (gamma %.1f, tau %.1f): max scaled error %.2g; guidance moves eps by up to %.2f\n", gamma,
+                    tau, worst, shift);
+      assert_true(worst < 2e-5);
+      assert_true(shift > 0.05); /* the observations matter at this tau */
+      free(scratch);
+    }
+  obs_free(op);
+}
+
 static void test_bad_config_and_cancel(void **state) {
   (void)state;
   float x[D];
@@ -187,6 +269,7 @@ int main(void) {
       cmocka_unit_test(test_schedule),
       cmocka_unit_test(test_unconditional_moments),
       cmocka_unit_test(test_guided_matches_exact_posterior),
+      cmocka_unit_test(test_guided_eps_by_hand),
       cmocka_unit_test(test_bad_config_and_cancel),
   };
   return cmocka_run_group_tests_name("diff", tests, NULL, NULL);
