@@ -386,6 +386,76 @@ static void test_coupling(void **state) {
   lctx_free(&c);
 }
 
+/* log|det| of a small dense matrix (row-major, n x n) by Gaussian elimination
+ * with partial pivoting, in double. */
+static double log_abs_det(double *a, int n) {
+  double ld = 0;
+  for (int c = 0; c < n; c++) {
+    int piv = c;
+    for (int r = c + 1; r < n; r++)
+      if (fabs(a[r * n + c]) > fabs(a[piv * n + c])) piv = r;
+    if (piv != c)
+      for (int k = 0; k < n; k++) {
+        double t = a[c * n + k];
+        a[c * n + k] = a[piv * n + k];
+        a[piv * n + k] = t;
+      }
+    ld += log(fabs(a[c * n + c]));
+    for (int r = c + 1; r < n; r++) {
+      double f = a[r * n + c] / a[c * n + c];
+      for (int k = c; k < n; k++) a[r * n + k] -= f * a[c * n + k];
+    }
+  }
+  return ld;
+}
+
+/* The coupling's log-determinant is log|det dy/dx| of the map it computes:
+ * the Jacobian is taken numerically (central differences of the forward and
+ * inverse maps over x with sraw and t held fixed, the layer's inputs) and its
+ * log|det| by elimination; the forward must add it to logdet, the inverse
+ * must add log|det dx/dy| = minus it. A sign flipped consistently in forward,
+ * inverse and backward passes the gradient check and the round trip, but not
+ * this. Tolerance 2e-3: float maps, step 0.05 on a map linear in x (the
+ * difference is exact up to rounding ~1e-6 / 0.05 per entry); the log-dets
+ * here are O(1..5), so a flipped sign is off by >= 1. */
+static void test_coupling_logdet_is_jacobian(void **state) {
+  (void)state;
+  enum { B = 3, Dd = 6 };
+  float *x = rnd(B * Dd, 11, 1.0f), *sraw = rnd(B * Dd, 12, 1.5f), *t = rnd(B * Dd, 13, 1.0f), *mask = zeros(Dd);
+  for (int d = 1; d < Dd; d += 2) mask[d] = 1.0f;
+  float y[B * Dd], yp[B * Dd], ym[B * Dd], xp[B * Dd], ld[B] = {0}, ldi[B] = {0};
+  nn_coupling_forward(y, ld, x, sraw, t, mask, 2.0f, B, Dd);
+  nn_coupling_inverse(xp, ldi, y, sraw, t, mask, 2.0f, B, Dd);
+  for (int inv = 0; inv < 2; inv++)
+    for (int b = 0; b < B; b++) {
+      const float *at = inv ? y : x;
+      double J[Dd * Dd];
+      const float h = 0.05f;
+      for (int j = 0; j < Dd; j++) {
+        float in_p[B * Dd], in_m[B * Dd];
+        memcpy(in_p, at, sizeof in_p);
+        memcpy(in_m, at, sizeof in_m);
+        in_p[b * Dd + j] += h;
+        in_m[b * Dd + j] -= h;
+        if (inv) {
+          nn_coupling_inverse(yp, NULL, in_p, sraw, t, mask, 2.0f, B, Dd);
+          nn_coupling_inverse(ym, NULL, in_m, sraw, t, mask, 2.0f, B, Dd);
+        } else {
+          nn_coupling_forward(yp, NULL, in_p, sraw, t, mask, 2.0f, B, Dd);
+          nn_coupling_forward(ym, NULL, in_m, sraw, t, mask, 2.0f, B, Dd);
+        }
+        for (int i = 0; i < Dd; i++)
+          J[i * Dd + j] = ((double)yp[b * Dd + i] - ym[b * Dd + i]) / ((double)in_p[b * Dd + j] - in_m[b * Dd + j]);
+      }
+      double want = log_abs_det(J, Dd), got = inv ? ldi[b] : ld[b];
+      print_message("coupling %s, sample %d: logdet %.5f, log|det J| numerical %.5f\n", inv ? "inverse" : "forward", b, got,
+                    want);
+      assert_true(fabs(got - want) < 2e-3);
+      assert_true(fabs(want) > 0.5); /* a sign error would show */
+    }
+  free(x), free(sraw), free(t), free(mask);
+}
+
 static void test_sinusoidal(void **state) {
   (void)state;
   float s[4] = {0.0f, 0.5f, 1.0f, 0.25f}, out[2 * 2 * 8];
@@ -453,7 +523,7 @@ int main(void) {
       cmocka_unit_test(test_upsample),     cmocka_unit_test(test_groupnorm),
       cmocka_unit_test(test_layernorm),    cmocka_unit_test(test_gn_silu_fused),
       cmocka_unit_test(test_activations),  cmocka_unit_test(test_add_chanbias_concat),
-      cmocka_unit_test(test_coupling),     cmocka_unit_test(test_sinusoidal),
+      cmocka_unit_test(test_coupling), cmocka_unit_test(test_coupling_logdet_is_jacobian),     cmocka_unit_test(test_sinusoidal),
       cmocka_unit_test(test_losses),       cmocka_unit_test(test_accumulates),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

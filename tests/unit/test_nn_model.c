@@ -209,6 +209,30 @@ static void test_adamw(void **state) {
   double norm = 0;
   assert_int_equal(nn_adamw_step(&m, &o, o.lr, &norm), 0);
   assert_float_equal((float)norm, 1e6f, 1.0f);
+  /* clipping acts on the gradient the moments see: the clipped gradient has
+   * norm clip = 1, so m_2 = 0.9 m_2(prev) + 0.1 * 1 and v_2 = 0.999 v_2(prev)
+   * + 0.001 * 1 (the previous steps left m_2 = 0.1 g_2(step 1) = 0 since
+   * grads[2] was 0 then; v_2 likewise). Unclipped they would be 1e5 and 1e9.
+   * Tolerances: float rounding. */
+  assert_float_equal(m.m[2], 0.1f * (float)(1e6 / (1e6 + 1e-6)), 1e-6f);
+  assert_float_equal(m.v[2], 0.001f, 1e-7f); /* (1 - beta2) in float is 0.001 - 1.3e-8 */
+  /* and the next step with a small gradient is not swamped: after one more
+   * step with g_2 = 0.5 the Adam ratio mhat / sqrt(vhat) is what the clipped
+   * history gives, computed here (step 3: bias corrections 1 - 0.9^3, 1 - 0.999^3) */
+  float p2 = m.params[2];
+  nn_zero_grad(&m);
+  m.grads[2] = 0.5f;
+  assert_int_equal(nn_adamw_step(&m, &o, o.lr, &norm), 0);
+  double m2 = 0.9 * 0.1 + 0.1 * 0.5, v2 = 0.999 * 0.001 + 0.001 * 0.25;
+  double mh = m2 / (1 - pow(0.9, 3)), vh = v2 / (1 - pow(0.999, 3));
+  double want2 = p2 * (1 - 0.1 * 0.01) - 0.1 * mh / (sqrt(vh) + 1e-8);
+  assert_float_equal(m.params[2], (float)want2, 1e-5f);
+  /* a gradient below the clip norm is not scaled */
+  nn_zero_grad(&m);
+  m.grads[3] = 0.25f;
+  float m3 = m.m[3];
+  assert_int_equal(nn_adamw_step(&m, &o, o.lr, &norm), 0);
+  assert_float_equal(m.m[3], 0.9f * m3 + 0.1f * 0.25f, 1e-7f);
   free(before);
   nn_model_free(&m);
 }
