@@ -101,6 +101,8 @@ static void run_training(float *params_out, float *ema_out, size_t *n_out) {
   for (int k = 0; k < 2; k++) assert_int_equal(nn_workspace_init(&ws[k], &m, B / 2, 1, &err), 0);
   nn_adamw o = nn_adamw_default();
   o.clip = 0.5f;
+  double *ema_ref = malloc(sizeof(double) * m.n_params);
+  float *p_first = malloc(sizeof(float) * m.n_params);
   for (int step = 0; step < 6; step++) {
     rng r;
     rng_init(&r, 2024, (uint64_t)step); /* fresh batch per step, from the seed */
@@ -113,7 +115,22 @@ static void run_training(float *params_out, float *ema_out, size_t *n_out) {
     assert_int_equal(nn_grad_mt(&m, ws, 2, x, s, B, loss_slice, &c, NULL, &loss, &err), 0);
     assert_int_equal(nn_adamw_step(&m, &o, nn_lr_at(step, 1e-2f, 2, 6, NN_LR_COSINE, 0.1f), NULL), 0);
     assert_int_equal(nn_ema_update(&m, 0.9f), 0);
+    /* the EMA by hand, in double: the first update copies, then
+     * ema = 0.9 ema + 0.1 params */
+    for (size_t i = 0; i < m.n_params; i++) ema_ref[i] = step == 0 ? m.params[i] : 0.9 * ema_ref[i] + 0.1 * m.params[i];
+    if (step == 0) memcpy(p_first, m.params, sizeof(float) * m.n_params);
   }
+  /* value checks: the EMA is the recurrence above (tolerance 1e-6 relative:
+   * float rounding over 6 updates), and it lags the parameters (they moved
+   * since step 0, by lr-sized steps ~1e-2, and the EMA sits in between) */
+  double moved = 0, lag = 0;
+  for (size_t i = 0; i < m.n_params; i++) {
+    assert_true(fabs(m.ema[i] - ema_ref[i]) <= 1e-6 * (1 + fabs(ema_ref[i])));
+    moved = fmax(moved, fabs(m.params[i] - p_first[i]));
+    lag = fmax(lag, fabs(m.ema[i] - m.params[i]));
+  }
+  assert_true(moved > 1e-3 && lag > 1e-4 && lag < moved);
+  free(ema_ref), free(p_first);
   memcpy(params_out, m.params, sizeof(float) * m.n_params);
   memcpy(ema_out, m.ema, sizeof(float) * m.n_params);
   *n_out = m.n_params;
