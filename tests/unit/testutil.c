@@ -189,3 +189,36 @@ void tu_exact_ensemble(double *X, int K, int n, const double *m, const double *P
   free(mu);
   free(L);
 }
+
+void tu_truth_problem(estimator *e, const char *op_json, double noise, int W, long t, uint64_t seed, uint64_t stream,
+                      double **truth, est_problem *p) {
+  sb_error err = {0};
+  int n = e->sim->dim;
+  obs_op *op;
+  if (obs_from_string(&op, op_json, e->sim->channels, e->sim->height, e->sim->width, &err)) fail_msg("%s", err.msg);
+  obs_noise *nz = malloc(sizeof *nz);
+  assert_int_equal(obs_noise_scalar(nz, noise, op->n_obs, &err), 0);
+  double *x = malloc(sizeof(double) * (size_t)W * n), *y = malloc(sizeof(double) * (size_t)W * op->n_obs);
+  if (sim_sample_at(e->sim, x, 1, t - W + 1, seed, stream, &err)) fail_msg("%s", err.msg);
+  for (int w = 1; w < W; w++) {
+    memcpy(x + (size_t)w * n, x + (size_t)(w - 1) * n, sizeof(double) * n);
+    if (e->sim->advance(e->sim, x + (size_t)w * n, 1, 1, &err)) fail_msg("%s", err.msg);
+  }
+  obs_apply(op, x, y, (size_t)W);
+  obs_add_noise(nz, y, (size_t)W, seed, 1000 + stream);
+  *truth = x;
+  *p = (est_problem){e->sim, op, nz, W, t, y};
+}
+
+double tu_rmse_of_mean(const double *x, int S, size_t stride, int dim, const double *truth, double *spread) {
+  double se = 0, var = 0;
+  for (int c = 0; c < dim; c++) {
+    double m = 0, v = 0;
+    for (int s = 0; s < S; s++) m += x[(size_t)s * stride + c] / S;
+    for (int s = 0; s < S; s++) v += (x[(size_t)s * stride + c] - m) * (x[(size_t)s * stride + c] - m) / (S - 1);
+    se += (m - truth[c]) * (m - truth[c]);
+    var += v;
+  }
+  if (spread) *spread = sqrt(var / dim);
+  return sqrt(se / dim);
+}

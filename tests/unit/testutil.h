@@ -46,4 +46,16 @@ void tu_problem_free(est_problem *p);
  * failure must come with a message). */
 int tu_sample(estimator *e, const char *op_json, double noise, int W, long t, const est_options *o, est_result *r);
 
+/* A problem with a known truth: the truth window truth [W][dim] is drawn
+ * from e's simulator at time t (sim_sample_at(t - W + 1), stream `stream` of
+ * `seed`, advanced one interval per window time) and observed through
+ * op_json with Gaussian noise of std `noise` (obs_add_noise, same seed,
+ * stream 1000 + stream). truth is malloc'd; free it and tu_problem_free(p). */
+void tu_truth_problem(estimator *e, const char *op_json, double noise, int W, long t, uint64_t seed, uint64_t stream,
+                      double **truth, est_problem *p);
+/* RMSE over components of the mean of S samples (stride between samples
+ * `stride` doubles, dim values from `x`) against truth [dim]; the mean std
+ * of the samples (S - 1) into *spread when not NULL. */
+double tu_rmse_of_mean(const double *x, int S, size_t stride, int dim, const double *truth, double *spread);
+
 #endif
