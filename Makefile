@@ -5,6 +5,7 @@
 #   make asan       the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make run        builds and starts the daemon on 127.0.0.1:$(PORT)
 #   make bench      benchmarks (C engine vs PyTorch, daemon throughput)
+#   make mutation   mutation testing: deliberate bugs the tests must catch (slow, not in CI)
 #   make deps       installs the Debian packages the project needs (root), or prints the line
 #   NATIVE=1        compile for this CPU (-march=native) instead of portable x86-64
 
@@ -47,7 +48,7 @@ TOOL := $(BUILD)/sbida
 DAEMON := $(if $(SRV_SRC),$(BUILD)/sbidad)
 
 .SECONDARY:
-.PHONY: all build test test-run asan run bench deps deps-check models clean help
+.PHONY: all build test test-run asan run bench mutation deps deps-check models clean help
 all: build
 build: $(LIB) $(TOOL) $(DAEMON) $(TEST_BIN)
 
@@ -109,6 +110,11 @@ bench: deps-check
 	@$(MAKE) --no-print-directory build
 	@BUILD=$(BUILD) tests/bench/run.sh
 
+# Each mutant is built and tested in a scratch copy; the checkout is untouched.
+# MUTANTS=id1,id2 runs a subset; tests/mutation/run.py --help for more.
+mutation: deps-check
+	@tests/mutation/run.py $(if $(MUTANTS),--only $(MUTANTS))
+
 models: deps-check
 	@$(MAKE) --no-print-directory build
 	@BUILD=$(BUILD) models/train-all.sh
@@ -117,7 +123,7 @@ clean:
 	rm -rf build build-asan
 
 help:
-	@sed -n '1,12p' Makefile
+	@sed -n '1,13p' Makefile
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
