@@ -246,6 +246,31 @@ static void test_miscalibration_direction(void **state) {
   assert_true(fabs(frac - 0.5 * erfc(-1 / sqrt(2 * (1 + 1.0 / S)))) < 0.04);
 }
 
+/* The rank-uniformity chi-square by hand. (a) S = 4, 100 ranks in 5 bins
+ * {10, 20, 30, 25, 15}, expected 20 each: chi2 = (100 + 0 + 100 + 25 + 25) / 20
+ * = 12.5 on 4 degrees of freedom, p = Q(2, 6.25) = e^-6.25 (1 + 6.25).
+ * (b) S = 39: 40 ranks grouped in 20 pairs; 4 per rank below 20 and 1 above
+ * (total 100): each pair has 8 or 2 against 5 expected, chi2 = 20 * 9 / 5 =
+ * 36 on 19 degrees of freedom, p = Q(9.5, 18) = erfc(sqrt 18) + e^-18
+ * sum_{k<9} 18^(k+1/2) / Gamma(k + 3/2). Tolerance 1e-12 relative. */
+static void test_rank_uniformity_by_hand(void **state) {
+  (void)state;
+  long h4[5] = {10, 20, 30, 25, 15};
+  int bins;
+  double p = eval_rank_uniformity_p(h4, 4, &bins);
+  assert_int_equal(bins, 5);
+  double want = exp(-6.25) * 7.25;
+  assert_true(fabs(p - want) < 1e-12 * want);
+  long h39[40];
+  for (int r = 0; r < 40; r++) h39[r] = r < 20 ? 4 : 1;
+  p = eval_rank_uniformity_p(h39, 39, &bins);
+  assert_int_equal(bins, 20);
+  want = erfc(sqrt(18.0));
+  for (int k = 0; k < 9; k++) want += exp(-18.0 + (k + 0.5) * log(18.0) - lgamma(k + 1.5));
+  print_message("chi2 p-values: %.6g (hand %.6g)\n", p, want);
+  assert_true(fabs(p - want) < 1e-12 * want);
+}
+
 static void test_hpd_coverage(void **state) {
   (void)state;
   double level[100], cov[EVAL_N_LEVELS];
@@ -262,6 +287,7 @@ int main(void) {
       cmocka_unit_test(test_calibrated_vs_overconfident),
       cmocka_unit_test(test_score_case_by_hand),
       cmocka_unit_test(test_miscalibration_direction),
+      cmocka_unit_test(test_rank_uniformity_by_hand),
       cmocka_unit_test(test_hpd_coverage),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
