@@ -212,7 +212,7 @@ static void kalman(const double *m, const double *P, int n, const double *H, con
   memcpy(ma, m, sizeof(double) * n);
   memcpy(Pa, P, sizeof(double) * n * n);
   if (!q) return;
-  double *Hq = malloc(sizeof(double) * q * n), *PHt = malloc(sizeof(double) * n * q), *S = malloc(sizeof(double) * q * q),
+  double *Hq = calloc((size_t)q * n, sizeof(double)), *PHt = malloc(sizeof(double) * n * q), *S = malloc(sizeof(double) * q * q),
          *G = malloc(sizeof(double) * n * q), *d = malloc(sizeof(double) * q), *GHP = malloc(sizeof(double) * n * n);
   for (int a = 0; a < q; a++) memcpy(Hq + a * n, H + rows[a] * n, sizeof(double) * n);
   tu_matmul(P, Hq, PHt, n, n, q, 0, 1);
