@@ -126,7 +126,7 @@ MUTANTS = [
          edits=[("core/util/rng.c", "double rad = sqrt(-2.0 * log(u1))", "double rad = sqrt(-log(u1))")],
          tests=["unit:test_rng"]),
     dict(id="adamw-no-bias-correction", what="AdamW: first-moment bias correction dropped",
-         edits=[("core/nn/nn_optim.c", "float step_size = lr / bc1,", "float step_size = lr,")],
+         edits=[("core/nn/nn_optim.c", "float step_size = lr / bc1,", "float step_size = lr + 0.0f * bc1,")],
          tests=U_NN),
     dict(id="ema-swapped", what="EMA: decay applied to the new weights instead of the average",
          edits=[("core/nn/nn_optim.c", "m->ema[i] = decay * m->ema[i] + (1.0f - decay) * m->params[i];",
