@@ -125,6 +125,16 @@ def test_cmd(spec, build):
     raise ValueError(f"bad test spec {spec!r}")
 
 
+def available(spec, tree, build):
+    """Whether the test a spec names exists in tree (older commits lack newer tests)."""
+    kind, _, arg = spec.partition(":")
+    if kind == "unit":
+        return (tree / build / "tests" / arg).is_file()
+    if kind == "py":
+        return (tree / arg.split("::")[0]).is_file()
+    return True
+
+
 def build(tree, env, jobs):
     return sh(["make", f"-j{jobs}", "--no-print-directory", f"BUILD={env['BUILD']}", "build"], tree, env, 1800)
 
@@ -182,6 +192,12 @@ def main():
             sys.exit("the unmutated tree does not build")
         print(f"unmutated build {dt:.0f} s", flush=True)
         base_specs = sorted({s for m in chosen for s in m["tests"]}) if not a.full else ["sh:tests/run.sh"]
+        missing = [s for s in base_specs if not available(s, tree, env["BUILD"])]
+        if missing and not a.rev:
+            sys.exit(f"mutants name tests that do not exist: {missing}")
+        if missing:
+            print(f"not in {a.rev} (left out): {', '.join(missing)}")
+            base_specs = [s for s in base_specs if s not in missing]
         killed_by, dt, out = run_tests(base_specs, tree, env, a.timeout)
         if killed_by:
             print(out[-6000:])
@@ -190,7 +206,7 @@ def main():
 
         rows = []
         for m in chosen:
-            specs = ["sh:tests/run.sh"] if a.full else m["tests"]
+            specs = ["sh:tests/run.sh"] if a.full else [s for s in m["tests"] if s not in missing]
             t0 = time.time()
             try:
                 saved = apply(tree, m)
