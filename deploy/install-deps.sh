@@ -5,7 +5,7 @@
 # Set SBIDA_NO_INSTALL=1 to never install (then a missing package is an error).
 set -eu
 PKGS="build-essential pkg-config libjansson-dev libopenblas-dev libsqlite3-dev libuv1-dev \
-libmicrohttpd-dev libcmocka-dev python3 python3-numpy python3-pytest python3-jsonschema \
+libmicrohttpd-dev libcmocka-dev libfftw3-dev python3 python3-numpy python3-pytest python3-jsonschema \
 python3-yaml curl shellcheck"
 
 missing=""
