@@ -15,6 +15,9 @@ typedef double complex cplx;
 
 enum { KF_MAX_NSUB = 4096 };
 
+/* i k z without a general complex multiplication (which checks for NaN/Inf in a libcall) */
+static inline cplx ik(double k, cplx z) { return CMPLX(-k * cimag(z), k * creal(z)); }
+
 /* FFTW's planner (plan creation and destruction) is not thread-safe. */
 static pthread_mutex_t kf_plan_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -251,10 +254,10 @@ static void rhs(const kf_solver *s, const kf_plans *p, kf_work *w, const cplx *s
     for (size_t q = 0; q < S; q++) {
       cplx om = wb[q] * inv;
       cplx psi = om * s->k2inv[q];
-      uh[q] = I * s->ky[q] * psi;
-      vh[q] = -I * s->kx[q] * psi;
-      wx[q] = I * s->kx[q] * om;
-      wy[q] = I * s->ky[q] * om;
+      uh[q] = ik(s->ky[q], psi);
+      vh[q] = ik(-s->kx[q], psi);
+      wx[q] = ik(s->kx[q], om);
+      wy[q] = ik(s->ky[q], om);
     }
   }
   fftw_execute_dft_c2r(p->inv4, (fftw_complex *)w->in4, w->ph4);
@@ -339,7 +342,7 @@ static void prolong(const kf_solver *s, const kf_plans *p, kf_work *w, int nb) {
         cplx u = uc[qc] / g * scale, v = vc[qc] / g * scale;
         size_t qf = (size_t)(ky >= 0 ? ky : ky + n) * s->nx + i;
         if (!s->mask[qf]) continue;
-        wb[qf] = I * (double)i * v - I * (double)ky * u;
+        wb[qf] = ik((double)i, v) - ik((double)ky, u);
       }
     }
     w->U[b] = creal(uc[0]) / (double)s->cP;
@@ -356,8 +359,8 @@ static void velocity(const kf_solver *s, const kf_plans *p, kf_work *w, int nb) 
     cplx *uh = w->in4 + (size_t)b * 2 * S, *vh = uh + S;
     for (size_t q = 0; q < S; q++) {
       cplx psi = wb[q] * s->k2inv[q] * inv;
-      uh[q] = I * s->ky[q] * psi;
-      vh[q] = -I * s->kx[q] * psi;
+      uh[q] = ik(s->ky[q], psi);
+      vh[q] = ik(-s->kx[q], psi);
     }
     uh[0] = w->U[b];
     vh[0] = w->V[b];
