@@ -72,7 +72,7 @@ void kf_config_default(kf_config *c) {
   c->interval = 0.2;
   c->nsub_min = 10;
   c->cfl = 3.0;
-  c->chunk = 8;
+  c->chunk = 4;
   c->init_umax = 3.0;
   c->init_k0 = 4.0;
 }

@@ -22,8 +22,9 @@ AMP = 1.0
 
 
 class Grid:
-    def __init__(self, N, M=32, nu=NU, alpha=ALPHA, amp=AMP, kf=KF):
+    def __init__(self, N, M=32, nu=NU, alpha=ALPHA, amp=AMP, kf=KF, deconvolve=True):
         self.N, self.M, self.f = N, M, N // M
+        self.deconvolve = deconvolve
         self.nu, self.alpha, self.amp, self.kf = nu, alpha, amp, kf
         ky = np.fft.fftfreq(N, 1.0 / N)
         kx = np.arange(N // 2 + 1, dtype=float)
@@ -79,6 +80,8 @@ class Grid:
         KXc, KYc = np.meshgrid(kxc, kyc)
         keep = (np.abs(KXc) < M / 2) & (np.abs(KYc) < M / 2)
         g = self.G(KXc) * self.G(KYc)
+        if not self.deconvolve:  # only undo the half-block shift
+            g = g / np.abs(g)
         scale = (N * N) / (M * M)
         ucd = np.where(keep, uc / g, 0) * scale
         vcd = np.where(keep, vc / g, 0) * scale

@@ -250,7 +250,7 @@ static void test_chain_and_batch(void **state) {
   sim *s;
   sb_error err;
   assert_int_equal(sim_create(&s, "kolmogorov-t", 0, &err), 0);
-  const size_t B = 11; /* one chunk of 8 and 3 alone */
+  const size_t B = 11; /* two plan-many chunks of 4 and 3 alone */
   double *x = malloc(sizeof(double) * B * D), *y = malloc(sizeof(double) * B * D), *one = malloc(sizeof(double) * D);
   assert_int_equal(s->init(s, x, B, 5, 20, &err), 0);
   assert_int_equal(s->advance(s, x, B, 6, &err), 0); /* off the initial field */
