@@ -102,6 +102,39 @@ def test_simulate_kolmogorov(sbida, tmp_path):
     assert r.returncode == 2 and "32 x 32" in r.stderr
 
 
+def test_simulate_kolmogorov_vorticity_and_random_stations(sbida, tmp_path):
+    """The vorticity operator is numpy's spectral curl of the state (derivative of the Nyquist mode
+    zero), block-averaged; random stations observe both channels at the points they list."""
+    out, obs, opf = tmp_path / "x.npy", tmp_path / "y.npy", tmp_path / "op.json"
+    r = run(sbida, "simulate", "--preset", "kolmogorov-t", "--trajectories", "2", "--length", "2", "--seed", "5",
+            "--out", str(out), "--operator", '{"type":"vorticity","factor":4}', "--noise-std", "1e-6",
+            "--obs-out", str(obs))
+    assert r.returncode == 0, r.stderr
+    x, y = np.load(out).astype(np.float64), np.load(obs).astype(np.float64)
+    k = np.fft.fftfreq(32, 1.0 / 32)
+    k[16] = 0
+
+    def d(f, axis):
+        shape = [1, 1, 1]
+        shape[axis] = 32
+        return np.real(np.fft.ifft(1j * k.reshape(shape) * np.fft.fft(f, axis=axis), axis=axis))
+
+    u, v = x[:, :, 0], x[:, :, 1]
+    w = d(v.reshape(4, 32, 32), 2) - d(u.reshape(4, 32, 32), 1)
+    clean = w.reshape(4, 8, 4, 8, 4).mean(axis=(2, 4)).reshape(2, 2, 64)
+    assert np.abs(y - clean).max() < 1e-4  # float32 storage
+    r = run(sbida, "simulate", "--preset", "kolmogorov-t", "--trajectories", "1", "--length", "1", "--seed", "5",
+            "--out", str(out), "--operator", '{"type":"random_stations","fraction":0.05,"seed":2}',
+            "--obs-out", str(obs), "--noise-std", "0.1", "--operator-out", str(opf))
+    assert r.returncode == 0, r.stderr
+    op = json.loads(opf.read_text())
+    pts = np.array(op["points"])
+    assert op["count"] == 51 and pts.shape == (51, 2) and len({tuple(p) for p in pts}) == 51
+    x, y = np.load(out), np.load(obs)
+    clean = np.concatenate([x[0, 0, c, pts[:, 0], pts[:, 1]] for c in (0, 1)])
+    assert y.shape == (1, 1, 102) and abs((y[0, 0] - clean).std() - 0.1) < 0.03
+
+
 @pytest.mark.parametrize("args,needle", [
     (["--preset", "nope", "--trajectories", "1", "--length", "1", "--seed", "1", "--out", "x.npy"], "unknown preset"),
     (["--preset", "l96-sakov", "--trajectories", "0", "--length", "1", "--seed", "1", "--out", "x.npy"], "--trajectories"),
