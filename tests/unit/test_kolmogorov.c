@@ -13,6 +13,7 @@
 #include <complex.h>
 #include <fftw3.h>
 #include <math.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -268,6 +269,44 @@ static void test_chain_and_batch(void **state) {
   sim_free(s);
 }
 
+/* one simulator, two threads advancing their own batches at once: the same bits as serially */
+typedef struct par_job {
+  const sim *s;
+  double *x;
+  size_t B;
+  int rc;
+} par_job;
+
+static void *par_advance(void *arg) {
+  par_job *j = arg;
+  sb_error err;
+  j->rc = j->s->advance(j->s, j->x, j->B, 3, &err);
+  return NULL;
+}
+
+static void test_threads_share_a_simulator(void **state) {
+  (void)state;
+  sim *s;
+  sb_error err;
+  assert_int_equal(sim_create(&s, "kolmogorov-t", 0, &err), 0);
+  const size_t B = 5;
+  double *a = malloc(sizeof(double) * 2 * B * D), *b = malloc(sizeof(double) * 2 * B * D);
+  assert_int_equal(s->init(s, a, 2 * B, 8, 0, &err), 0);
+  memcpy(b, a, sizeof(double) * 2 * B * D);
+  assert_int_equal(s->advance(s, b, 2 * B, 3, &err), 0);
+  par_job jobs[2] = {{s, a, B, -1}, {s, a + B * D, B, -1}};
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, par_advance, &jobs[1]), 0);
+  par_advance(&jobs[0]);
+  pthread_join(th, NULL);
+  assert_int_equal(jobs[0].rc, 0);
+  assert_int_equal(jobs[1].rc, 0);
+  assert_memory_equal(a, b, sizeof(double) * 2 * B * D);
+  free(a);
+  free(b);
+  sim_free(s);
+}
+
 static void test_round_trip(void **state) {
   (void)state;
   kf_solver *s = make(64, 1.0, 10, 3.0);
@@ -347,7 +386,7 @@ int main(void) {
       cmocka_unit_test(test_energy_balance),   cmocka_unit_test(test_step_convergence),
       cmocka_unit_test(test_numpy_reference),  cmocka_unit_test(test_chain_and_batch),
       cmocka_unit_test(test_round_trip),       cmocka_unit_test(test_presets),
-      cmocka_unit_test(test_errors),
+      cmocka_unit_test(test_errors),           cmocka_unit_test(test_threads_share_a_simulator),
   };
   return cmocka_run_group_tests_name("kolmogorov", tests, NULL, NULL);
 }
