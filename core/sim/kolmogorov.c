@@ -423,7 +423,8 @@ int kf_advance(const kf_solver *s, double *x, size_t B, long n, sb_error *err) {
   if (n == 0 || B == 0) return SB_OK;
   const size_t D = 2 * s->cP;
   const int K = s->big.nb;
-  kf_work *w = work_new(s, K);
+  /* buffers for a whole chunk only when one can fill up (B = 1 callers are common) */
+  kf_work *w = work_new(s, B >= (size_t)K ? K : 1);
   size_t *idx = malloc(sizeof(size_t) * (size_t)K);
   if (!w || !idx) {
     work_free(w);
@@ -442,7 +443,7 @@ int kf_advance(const kf_solver *s, double *x, size_t B, long n, sb_error *err) {
                                : sb_fail(err, SB_ENUMERIC, "kolmogorov: state %zu is not finite", b);
         break;
       }
-      if (ns == s->c.nsub_min && K > 1) {
+      if (ns == s->c.nsub_min && K > 1 && w->nb == K) {
         idx[nb++] = b;
         if (nb < K) continue;
         for (int i = 0; i < K; i++) memcpy(w->cx + (size_t)i * D, x + idx[i] * D, sizeof(double) * D);
