@@ -3,6 +3,8 @@
  *  - exact solutions (Taylor-Green vortex, a single Fourier mode, the laminar Kolmogorov
  *    flow): 1e-12 absolute on O(1) velocities; the integrating factor makes them exact
  *    up to round-off;
+ *  - a Taylor-Green vortex carried by a decaying uniform flow: 1e-8 (the advection by the
+ *    mean flow goes through RK4, not the integrating factor);
  *  - divergence of the solver-grid velocity: 1e-13 of max |grad u|;
  *  - energy budget E(T) - E(0) = int (P - D - drag) dt over 2 time units: 1e-6 of
  *    int (|P| + D + drag) (Simpson's rule on 200 steps of 0.01). The mismatch is the time
@@ -103,6 +105,43 @@ static void test_exact_decay(void **state) {
   print_message("laminar Kolmogorov flow (amplitude %.3f): max change over 2 time units %.2e\n", U, e);
   assert_true(e < 1e-12);
   free(x0); free(x); free(ex);
+  kf_free(s);
+}
+
+/* a Taylor-Green vortex carried by a uniform flow (U0, V0), which the drag slows:
+ * the vortex decays as exp(-(2 nu + alpha) t) and moves by U0 (1 - exp(-alpha t)) / alpha
+ * (checks the sign and size of the advection term, which the energy budget cannot see) */
+static double shift_x, shift_y, tg_amp;
+static void moved_tg(double x, double y, double *u, double *v) {
+  taylor_green(x - shift_x, y - shift_y, u, v);
+  *u *= tg_amp;
+  *v *= tg_amp;
+}
+
+static void test_advection_by_mean_flow(void **state) {
+  (void)state;
+  kf_solver *s = make(64, 0.0, 10, 3.0);
+  const double U0 = 0.6, V0 = -0.35, nu = 1e-3, alpha = 0.1;
+  double *x = malloc(sizeof(double) * D), *ex = malloc(sizeof(double) * D);
+  shift_x = shift_y = 0;
+  tg_amp = 1;
+  coarse_of(64, moved_tg, x);
+  for (int i = 0; i < M * M; i++) x[i] += U0, x[M * M + i] += V0;
+  sb_error err;
+  const long n = 25;
+  assert_int_equal(kf_advance(s, x, 1, n, &err), 0);
+  double t = 0.2 * n, g = exp(-alpha * t);
+  shift_x = U0 * (1 - g) / alpha;
+  shift_y = V0 * (1 - g) / alpha;
+  tg_amp = exp(-(2 * nu + alpha) * t);
+  coarse_of(64, moved_tg, ex);
+  for (int i = 0; i < M * M; i++) ex[i] += U0 * g, ex[M * M + i] += V0 * g;
+  double e = max_abs_diff(x, ex, D);
+  print_message("Taylor-Green vortex carried %.3f, %.3f by a uniform flow over 5 time units: max error %.2e\n",
+                shift_x, shift_y, e);
+  assert_true(e < 1e-8);
+  free(x);
+  free(ex);
   kf_free(s);
 }
 
@@ -382,7 +421,8 @@ static void test_errors(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_exact_decay),      cmocka_unit_test(test_divergence_free),
+      cmocka_unit_test(test_exact_decay),      cmocka_unit_test(test_advection_by_mean_flow),
+      cmocka_unit_test(test_divergence_free),
       cmocka_unit_test(test_energy_balance),   cmocka_unit_test(test_step_convergence),
       cmocka_unit_test(test_numpy_reference),  cmocka_unit_test(test_chain_and_batch),
       cmocka_unit_test(test_round_trip),       cmocka_unit_test(test_presets),
