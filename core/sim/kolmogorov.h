@@ -140,7 +140,9 @@ typedef struct kf_stats {
 void kf_fine_stats(const kf_solver *s, const double *w, const double uv[2], kf_stats *st);
 
 /* Isotropic energy spectrum of coarse states (shells |k| in [j - 0.5, j + 0.5), j = 0..m/2),
- * summed over the B states into spec[m/2 + 1] (not cleared): E(k) with sum_k E(k) = E. */
+ * summed over the B states into spec[m/2 + 1] (not cleared): sum_k E(k) is the energy
+ * <|u|^2>/2 of the modes with |k| < m/2 + 0.5 (the corners of the square spectrum beyond
+ * are left out). */
 int kf_coarse_spectrum(const kf_solver *s, const double *x, size_t B, double *spec, sb_error *err);
 
 #endif

@@ -397,6 +397,27 @@ static void test_presets(void **state) {
   assert_non_null(strstr(err.msg, "kolmogorov-t"));
 }
 
+static void test_spectrum(void **state) {
+  (void)state;
+  kf_solver *s = make(64, 1.0, 10, 3.0);
+  double *x = malloc(sizeof(double) * 2 * D), spec[M / 2 + 1] = {0};
+  coarse_of(64, taylor_green, x);
+  coarse_of(64, single_mode, x + D);
+  double e[2] = {0, 0};
+  for (int b = 0; b < 2; b++)
+    for (int i = 0; i < D; i++) e[b] += 0.5 * x[b * D + i] * x[b * D + i] / (M * M);
+  sb_error err;
+  assert_int_equal(kf_coarse_spectrum(s, x, 2, spec, &err), 0);
+  /* Taylor-Green: |k| = sqrt 2 -> shell 1; cos(3x + 2y): sqrt 13 = 3.6 -> shell 4 */
+  assert_true(fabs(spec[1] - e[0]) < 1e-14);
+  assert_true(fabs(spec[4] - e[1]) < 1e-14);
+  double rest = 0;
+  for (int k = 0; k <= M / 2; k++) rest += (k == 1 || k == 4) ? 0 : spec[k];
+  assert_true(rest < 1e-28);
+  free(x);
+  kf_free(s);
+}
+
 static void test_errors(void **state) {
   (void)state;
   kf_solver *s = make(64, 1.0, 10, 3.0);
@@ -427,6 +448,7 @@ int main(void) {
       cmocka_unit_test(test_numpy_reference),  cmocka_unit_test(test_chain_and_batch),
       cmocka_unit_test(test_round_trip),       cmocka_unit_test(test_presets),
       cmocka_unit_test(test_errors),           cmocka_unit_test(test_threads_share_a_simulator),
+      cmocka_unit_test(test_spectrum),
   };
   return cmocka_run_group_tests_name("kolmogorov", tests, NULL, NULL);
 }
