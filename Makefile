@@ -22,7 +22,7 @@ else
 ARCH := -march=x86-64 -mtune=generic
 endif
 
-PKGS     := jansson openblas sqlite3 libuv libmicrohttpd
+PKGS     := jansson openblas sqlite3 libuv libmicrohttpd fftw3
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CORE_DIRS  := $(sort $(dir $(wildcard core/*/*.h)))

@@ -14,6 +14,8 @@ const char *obs_kind_name(obs_kind k) {
   case OBS_KERNEL_STATIONS: return "kernel_stations";
   case OBS_COARSEN: return "coarsen";
   case OBS_DENSE: return "dense";
+  case OBS_RANDOM_STATIONS: return "random_stations";
+  case OBS_VORTICITY: return "vorticity";
   }
   return "?";
 }
@@ -24,6 +26,7 @@ void obs_free(obs_op *op) {
   free(op->col);
   free(op->val);
   free(op->idx);
+  free(op->chan);
   free(op);
 }
 
@@ -99,6 +102,205 @@ static int check_keys(const json_t *j, const char *const *allowed, sb_error *err
   return SB_OK;
 }
 
+/* A per-axis integer: a number (2D: both axes; 1D: along W, H gets 1) or, for
+ * a 2D state, an array [along H, along W]. Keeps the defaults when absent. */
+static int get_pair(const json_t *j, const char *key, const obs_op *op, int *h, int *w, long lo, long hi_h,
+                    long hi_w, sb_error *err) {
+  json_t *x = json_object_get(j, key);
+  if (!x) return SB_OK;
+  long v[2];
+  if (json_is_integer(x)) {
+    v[0] = v[1] = (long)json_integer_value(x);
+    if (op->H == 1) v[0] = lo == 0 ? 0 : 1; /* a 1D state has one row */
+  } else if (json_is_array(x) && json_array_size(x) == 2 && op->H > 1 &&
+             json_is_integer(json_array_get(x, 0)) && json_is_integer(json_array_get(x, 1))) {
+    v[0] = (long)json_integer_value(json_array_get(x, 0));
+    v[1] = (long)json_integer_value(json_array_get(x, 1));
+  } else {
+    return sb_fail(err, SB_EINVAL, op->H > 1 ? "operator.%s must be an integer or [along H, along W]"
+                                             : "operator.%s must be an integer", key);
+  }
+  if (op->H > 1 && (v[0] < lo || v[0] > hi_h))
+    return sb_fail(err, SB_ERANGE, "operator.%s = %ld along H is outside %ld..%ld", key, v[0], lo, hi_h);
+  if (v[1] < lo || v[1] > hi_w)
+    return sb_fail(err, SB_ERANGE, "operator.%s = %ld%s is outside %ld..%ld", key, v[1], op->H > 1 ? " along W" : "",
+                   lo, hi_w);
+  *h = (int)v[0];
+  *w = (int)v[1];
+  return SB_OK;
+}
+
+static json_t *pair_json(const obs_op *op, int h, int w, int always_array) {
+  if (op->H == 1 || (h == w && !always_array)) return json_integer(w);
+  return json_pack("[i,i]", h, w);
+}
+
+/* Optional "channels": distinct channel indices (default: every channel). */
+static int get_channels(const json_t *j, obs_op *op, sb_error *err) {
+  json_t *a = json_object_get(j, "channels");
+  int n = a ? (int)json_array_size(a) : op->C;
+  if (a && (!json_is_array(a) || n == 0 || n > op->C))
+    return sb_fail(err, SB_EINVAL, "operator.channels must be a non-empty array of distinct channels in 0..%d", op->C - 1);
+  op->chan = malloc(sizeof(int) * (size_t)n);
+  if (!op->chan) return sb_fail(err, SB_ENOMEM, "out of memory");
+  op->n_chan = n;
+  for (int i = 0; i < n; i++) {
+    if (!a) {
+      op->chan[i] = i;
+      continue;
+    }
+    json_t *e = json_array_get(a, (size_t)i);
+    if (!json_is_integer(e) || json_integer_value(e) < 0 || json_integer_value(e) >= op->C)
+      return sb_fail(err, SB_ERANGE, "operator.channels[%d] must be an integer in 0..%d", i, op->C - 1);
+    op->chan[i] = (int)json_integer_value(e);
+    for (int k = 0; k < i; k++)
+      if (op->chan[k] == op->chan[i]) return sb_fail(err, SB_EINVAL, "operator.channels[%d] repeats channel %d", i, op->chan[i]);
+  }
+  return SB_OK;
+}
+
+static void channels_json(json_t *j, const obs_op *op) {
+  int dflt = op->n_chan == op->C;
+  for (int i = 0; dflt && i < op->n_chan; i++) dflt = op->chan[i] == i;
+  if (dflt) return; /* every channel in order: the default, not written */
+  json_t *a = json_array();
+  for (int i = 0; i < op->n_chan; i++) json_array_append_new(a, json_integer(op->chan[i]));
+  json_object_set_new(j, "channels", a);
+}
+
+/* "points": [[row, col], ...] grid points into op->idx (row * W + col) */
+static int get_points(const json_t *j, obs_op *op, int n_expect, sb_error *err) {
+  json_t *a = json_object_get(j, "points");
+  if (!json_is_array(a) || json_array_size(a) == 0)
+    return sb_fail(err, SB_EINVAL, "operator.points must be a non-empty array of [row, column] pairs");
+  size_t n = json_array_size(a);
+  if (n_expect >= 0 && n != (size_t)n_expect)
+    return sb_fail(err, SB_EINVAL, "operator.points has %zu entries, expected %d", n, n_expect);
+  if (n > (size_t)op->H * op->W * 4)
+    return sb_fail(err, SB_ERANGE, "operator.points has %zu entries, more than 4x the grid", n);
+  op->idx = malloc(sizeof(int) * n);
+  if (!op->idx) return sb_fail(err, SB_ENOMEM, "out of memory");
+  op->n_idx = (int)n;
+  for (size_t i = 0; i < n; i++) {
+    json_t *p = json_array_get(a, i), *r = json_array_get(p, 0), *c = json_array_get(p, 1);
+    if (!json_is_array(p) || json_array_size(p) != 2 || !json_is_integer(r) || !json_is_integer(c) ||
+        json_integer_value(r) < 0 || json_integer_value(r) >= op->H || json_integer_value(c) < 0 ||
+        json_integer_value(c) >= op->W)
+      return sb_fail(err, SB_ERANGE, "operator.points[%zu] must be [row, column] with row in 0..%d and column in 0..%d",
+                     i, op->H - 1, op->W - 1);
+    op->idx[i] = (int)json_integer_value(r) * op->W + (int)json_integer_value(c);
+  }
+  return SB_OK;
+}
+
+static json_t *points_json(const obs_op *op) {
+  json_t *a = json_array();
+  for (int i = 0; i < op->n_idx; i++) json_array_append_new(a, json_pack("[i,i]", op->idx[i] / op->W, op->idx[i] % op->W));
+  return a;
+}
+
+/* every listed channel at every grid point of op->idx, channel by channel */
+static int build_points(obs_op *op, sb_error *err) {
+  int n = op->n_chan * op->n_idx;
+  int rc = alloc_csr(op, n, (size_t)n, err);
+  if (rc) return rc;
+  int k = 0;
+  for (int c = 0; c < op->n_chan; c++)
+    for (int i = 0; i < op->n_idx; i++, k++) {
+      op->row_ptr[k + 1] = k + 1;
+      op->col[k] = op->chan[c] * op->H * op->W + op->idx[i];
+      op->val[k] = 1.0;
+    }
+  return SB_OK;
+}
+
+static int cmp_int(const void *a, const void *b) { return (*(const int *)a > *(const int *)b) - (*(const int *)a < *(const int *)b); }
+
+/* random_stations: count distinct grid points from the seed (partial Fisher-Yates), sorted */
+static int draw_points(obs_op *op, int count, sb_error *err) {
+  int G = op->H * op->W;
+  int *perm = malloc(sizeof(int) * (size_t)G);
+  op->idx = malloc(sizeof(int) * (size_t)count);
+  if (!perm || !op->idx) {
+    free(perm);
+    return sb_fail(err, SB_ENOMEM, "out of memory");
+  }
+  for (int i = 0; i < G; i++) perm[i] = i;
+  rng r;
+  rng_init(&r, op->seed, 0x5A11D0u);
+  for (int i = 0; i < count; i++) {
+    int k = i + (int)rng_below(&r, (uint64_t)(G - i));
+    int t = perm[i];
+    perm[i] = perm[k];
+    perm[k] = t;
+    op->idx[i] = perm[i];
+  }
+  free(perm);
+  qsort(op->idx, (size_t)count, sizeof(int), cmp_int);
+  op->n_idx = count;
+  return SB_OK;
+}
+
+/* derivative matrix [N][N] on N periodic points of [0, 2 pi) */
+static void diff_matrix(int N, int fd, double *D) {
+  const double h = 2 * M_PI / N;
+  for (int j = 0; j < N; j++)
+    for (int m = 0; m < N; m++) {
+      double v = 0;
+      if (fd) {
+        int d = ((j - m) % N + N) % N;
+        if (N > 2 && d == N - 1) v = 1 / (2 * h);  /* m = j + 1 */
+        if (N > 2 && d == 1) v -= 1 / (2 * h);     /* m = j - 1 */
+      } else {
+        for (int k = 1; 2 * k < N; k++) v -= 2.0 / N * k * sin(k * (j - m) * h);
+      }
+      D[(size_t)j * N + m] = v;
+    }
+}
+
+/* vorticity dv/dx - du/dy of a [2][H][W] velocity state, block means over fh x fw */
+static int build_vorticity(obs_op *op, sb_error *err) {
+  const int H = op->H, W = op->W, fh = op->factor_h, fw = op->factor;
+  if (op->C != 2 || H < 3 || W < 3)
+    return sb_fail(err, SB_ENOTSUP, "operator vorticity needs a 2D velocity state [2][H][W] (u, v), got [%d][%d][%d]",
+                   op->C, H, W);
+  if (H % fh || W % fw)
+    return sb_fail(err, SB_EINVAL, "operator.factor = [%d, %d] does not divide the grid %dx%d", fh, fw, H, W);
+  const int Ho = H / fh, Wo = W / fw, n = Ho * Wo;
+  double *Dx = malloc(sizeof(double) * (size_t)W * W), *Dy = malloc(sizeof(double) * (size_t)H * H);
+  double *row = malloc(sizeof(double) * (size_t)op->state_dim);
+  size_t cap = (size_t)n * (size_t)(fh * W + fw * H);
+  int rc = (!Dx || !Dy || !row) ? sb_fail(err, SB_ENOMEM, "out of memory") : alloc_csr(op, n, cap, err);
+  if (rc) {
+    free(Dx), free(Dy), free(row);
+    return rc;
+  }
+  diff_matrix(W, op->fd, Dx);
+  diff_matrix(H, op->fd, Dy);
+  const double inv = 1.0 / (fh * fw);
+  const size_t vo = (size_t)H * W; /* channel 1 */
+  size_t e = 0;
+  for (int I = 0; I < Ho; I++)
+    for (int J = 0; J < Wo; J++) {
+      memset(row, 0, sizeof(double) * (size_t)op->state_dim);
+      for (int a = 0; a < fh; a++)
+        for (int b = 0; b < fw; b++) {
+          int i = I * fh + a, jj = J * fw + b;
+          for (int m = 0; m < W; m++) row[vo + (size_t)i * W + m] += inv * Dx[(size_t)jj * W + m];
+          for (int m = 0; m < H; m++) row[(size_t)m * W + jj] -= inv * Dy[(size_t)i * H + m];
+        }
+      for (int c = 0; c < op->state_dim; c++)
+        if (row[c] != 0.0) {
+          op->col[e] = c;
+          op->val[e] = row[c];
+          e++;
+        }
+      op->row_ptr[I * Wo + J + 1] = (int)e;
+    }
+  free(Dx), free(Dy), free(row);
+  return SB_OK;
+}
+
 static int build_identity(obs_op *op, sb_error *err) {
   int rc = alloc_csr(op, op->state_dim, (size_t)op->state_dim, err);
   if (rc) return rc;
@@ -121,17 +323,18 @@ static int build_pick(obs_op *op, const int *cols, int n, sb_error *err) {
   return SB_OK;
 }
 
-/* Subsample picks every stride-th node (from offset) along the last axis of
- * every channel and row. */
+/* Subsample picks every stride-th node (from offset) along W (and, for 2D
+ * states, along H) of every listed channel. */
 static int build_subsample(obs_op *op, sb_error *err) {
   int per_row = (op->W - op->offset + op->stride - 1) / op->stride;
-  int n = op->C * op->H * per_row;
+  int rows = (op->H - op->offset_h + op->stride_h - 1) / op->stride_h;
+  int n = op->n_chan * rows * per_row;
   int *cols = malloc((size_t)n * sizeof *cols);
   if (!cols) return sb_fail(err, SB_ENOMEM, "out of memory");
   int k = 0;
-  for (int c = 0; c < op->C; c++)
-    for (int h = 0; h < op->H; h++)
-      for (int w = op->offset; w < op->W; w += op->stride) cols[k++] = (c * op->H + h) * op->W + w;
+  for (int ci = 0; ci < op->n_chan; ci++)
+    for (int h = op->offset_h; h < op->H; h += op->stride_h)
+      for (int w = op->offset; w < op->W; w += op->stride) cols[k++] = (op->chan[ci] * op->H + h) * op->W + w;
   int rc = build_pick(op, cols, n, err);
   free(cols);
   return rc;
@@ -173,17 +376,22 @@ static int build_kernel_stations(obs_op *op, const json_t *j, sb_error *err) {
   return SB_OK;
 }
 
-/* coarsen: mean over factor x factor blocks of each channel (1D: factor
- * consecutive nodes). */
+/* coarsen: mean over factor_h x factor blocks of each listed channel (1D:
+ * factor consecutive nodes). */
 static int build_coarsen(obs_op *op, sb_error *err) {
-  int r = op->factor, rh = op->H == 1 ? 1 : r;
-  if (op->W % r || op->H % rh)
+  int r = op->factor, rh = op->H == 1 ? 1 : op->factor_h;
+  if (op->W % r || op->H % rh) {
+    if (op->H > 1 && rh != r)
+      return sb_fail(err, SB_EINVAL, "operator.factor = [%d, %d] does not divide the state shape %dx%d", rh, r, op->H,
+                     op->W);
     return sb_fail(err, SB_EINVAL, "operator.factor = %d does not divide the state shape %dx%d", r, op->H, op->W);
-  int Ho = op->H / rh, Wo = op->W / r, n = op->C * Ho * Wo, per = rh * r;
+  }
+  int Ho = op->H / rh, Wo = op->W / r, n = op->n_chan * Ho * Wo, per = rh * r;
   int rc = alloc_csr(op, n, (size_t)n * (size_t)per, err);
   if (rc) return rc;
   int k = 0, e = 0;
-  for (int c = 0; c < op->C; c++)
+  for (int ci = 0; ci < op->n_chan; ci++) {
+    int c = op->chan[ci];
     for (int i = 0; i < Ho; i++)
       for (int jj = 0; jj < Wo; jj++, k++) {
         for (int a = 0; a < rh; a++)
@@ -193,6 +401,7 @@ static int build_coarsen(obs_op *op, sb_error *err) {
           }
         op->row_ptr[k + 1] = e;
       }
+  }
   return SB_OK;
 }
 
@@ -232,7 +441,8 @@ int obs_from_json(obs_op **out, const json_t *j, int C, int H, int W, sb_error *
   if (C < 1 || H < 1 || W < 1) return sb_fail(err, SB_EINVAL, "operator: bad state shape");
   json_t *jt = json_object_get(j, "type");
   if (!json_is_string(jt))
-    return sb_fail(err, SB_EINVAL, "operator.type must be one of identity, subsample, stations, kernel_stations, coarsen, dense");
+    return sb_fail(err, SB_EINVAL, "operator.type must be one of identity, subsample, stations, random_stations, "
+                                   "kernel_stations, coarsen, vorticity, dense");
   const char *type = json_string_value(jt);
   obs_op *op = calloc(1, sizeof *op);
   if (!op) return sb_fail(err, SB_ENOMEM, "out of memory");
@@ -240,8 +450,8 @@ int obs_from_json(obs_op **out, const json_t *j, int C, int H, int W, sb_error *
   op->H = H;
   op->W = W;
   op->state_dim = C * H * W;
-  op->stride = 1;
-  op->factor = 1;
+  op->stride = op->stride_h = 1;
+  op->factor = op->factor_h = 1;
   op->block = 4;
   op->radius = 2;
   op->sigma_k = 0.8;
@@ -251,17 +461,51 @@ int obs_from_json(obs_op **out, const json_t *j, int C, int H, int W, sb_error *
     op->kind = OBS_IDENTITY;
     if (!(rc = check_keys(j, keys, err))) rc = build_identity(op, err);
   } else if (!strcmp(type, "subsample")) {
-    static const char *const keys[] = {"type", "stride", "offset", NULL};
+    static const char *const keys[] = {"type", "stride", "offset", "channels", NULL};
     op->kind = OBS_SUBSAMPLE;
-    if (!(rc = check_keys(j, keys, err)) && !(rc = get_int(j, "stride", &op->stride, 1, W, err)) &&
-        !(rc = get_int(j, "offset", &op->offset, 0, op->stride - 1, err)))
+    if (!(rc = check_keys(j, keys, err)) && !(rc = get_pair(j, "stride", op, &op->stride_h, &op->stride, 1, H, W, err)) &&
+        !(rc = get_pair(j, "offset", op, &op->offset_h, &op->offset, 0, op->stride_h - 1, op->stride - 1, err)) &&
+        !(rc = get_channels(j, op, err)))
       rc = build_subsample(op, err);
   } else if (!strcmp(type, "stations")) {
-    static const char *const keys[] = {"type", "indices", NULL};
+    static const char *const keys[] = {"type", "indices", "points", "channels", NULL};
     op->kind = OBS_STATIONS;
-    if (!(rc = check_keys(j, keys, err)) &&
-        !(rc = get_index_array(j, "indices", op->state_dim, -1, &op->idx, &op->n_idx, err)))
-      rc = build_pick(op, op->idx, op->n_idx, err);
+    if (!(rc = check_keys(j, keys, err))) {
+      if (json_object_get(j, "points") && json_object_get(j, "indices"))
+        rc = sb_fail(err, SB_EINVAL, "operator: give stations either as indices or as points, not both");
+      else if (json_object_get(j, "points")) {
+        op->points = 1;
+        if (!(rc = get_points(j, op, -1, err)) && !(rc = get_channels(j, op, err))) rc = build_points(op, err);
+      } else if (json_object_get(j, "channels")) {
+        rc = sb_fail(err, SB_EINVAL, "operator.channels goes with points (indices are flat state indices)");
+      } else if (!(rc = get_index_array(j, "indices", op->state_dim, -1, &op->idx, &op->n_idx, err))) {
+        rc = build_pick(op, op->idx, op->n_idx, err);
+      }
+    }
+  } else if (!strcmp(type, "random_stations")) {
+    static const char *const keys[] = {"type", "count", "fraction", "seed", "points", "channels", NULL};
+    op->kind = OBS_RANDOM_STATIONS;
+    op->points = 1;
+    int seed = 0, count = -1;
+    double fraction = -1;
+    int G = H * W;
+    if (!(rc = check_keys(j, keys, err)) && !(rc = get_int(j, "count", &count, 1, G, err)) &&
+        !(rc = get_num(j, "fraction", &fraction, 1e-9, 1.0, err)) &&
+        !(rc = get_int(j, "seed", &seed, 0, 2147483647L, err)) && !(rc = get_channels(j, op, err))) {
+      op->seed = (uint64_t)seed;
+      if (count > 0 && fraction > 0)
+        rc = sb_fail(err, SB_EINVAL, "operator: give random_stations a count or a fraction, not both");
+      else if (count < 0 && fraction < 0 && !json_object_get(j, "points"))
+        rc = sb_fail(err, SB_EINVAL, "operator.count or operator.fraction is required for random_stations");
+      else {
+        if (fraction > 0) {
+          count = (int)lround(fraction * G);
+          if (count < 1) count = 1;
+        }
+        rc = json_object_get(j, "points") ? get_points(j, op, count, err) : draw_points(op, count, err);
+        if (!rc) rc = build_points(op, err);
+      }
+    }
   } else if (!strcmp(type, "kernel_stations")) {
     static const char *const keys[] = {"type", "block", "sigma_k", "radius", "seed", "positions", NULL};
     op->kind = OBS_KERNEL_STATIONS;
@@ -274,18 +518,35 @@ int obs_from_json(obs_op **out, const json_t *j, int C, int H, int W, sb_error *
       rc = build_kernel_stations(op, j, err);
     }
   } else if (!strcmp(type, "coarsen")) {
-    static const char *const keys[] = {"type", "factor", NULL};
+    static const char *const keys[] = {"type", "factor", "channels", NULL};
     op->kind = OBS_COARSEN;
     if (!json_object_get(j, "factor")) rc = sb_fail(err, SB_EINVAL, "operator.factor is required for coarsen");
-    else if (!(rc = check_keys(j, keys, err)) && !(rc = get_int(j, "factor", &op->factor, 1, W, err)))
+    else if (!(rc = check_keys(j, keys, err)) && !(rc = get_pair(j, "factor", op, &op->factor_h, &op->factor, 1, H, W, err)) &&
+             !(rc = get_channels(j, op, err)))
       rc = build_coarsen(op, err);
+  } else if (!strcmp(type, "vorticity")) {
+    static const char *const keys[] = {"type", "factor", "method", NULL};
+    op->kind = OBS_VORTICITY;
+    json_t *m = json_object_get(j, "method");
+    if (!(rc = check_keys(j, keys, err))) {
+      if (m && (!json_is_string(m) || (strcmp(json_string_value(m), "spectral") && strcmp(json_string_value(m), "fd"))))
+        rc = sb_fail(err, SB_EINVAL, "operator.method must be \"spectral\" or \"fd\"");
+      else if (C != 2 || H < 3)
+        rc = sb_fail(err, SB_ENOTSUP, "operator vorticity needs a 2D velocity state [2][H][W] (u, v), got [%d][%d][%d]",
+                     C, H, W);
+      else if (!(rc = get_pair(j, "factor", op, &op->factor_h, &op->factor, 1, H, W, err))) {
+        op->fd = m && !strcmp(json_string_value(m), "fd");
+        rc = build_vorticity(op, err);
+      }
+    }
   } else if (!strcmp(type, "dense")) {
     static const char *const keys[] = {"type", "matrix", NULL};
     op->kind = OBS_DENSE;
     if (!(rc = check_keys(j, keys, err))) rc = build_dense(op, j, err);
   } else {
     rc = sb_fail(err, SB_EINVAL,
-                 "operator.type '%s' is unknown (use identity, subsample, stations, kernel_stations, coarsen or dense)", type);
+                 "operator.type '%s' is unknown (use identity, subsample, stations, random_stations, kernel_stations, "
+                 "coarsen, vorticity or dense)", type);
   }
   if (rc) {
     obs_free(op);
@@ -310,11 +571,17 @@ json_t *obs_to_json(const obs_op *op) {
   switch (op->kind) {
   case OBS_IDENTITY: break;
   case OBS_SUBSAMPLE:
-    json_object_set_new(j, "stride", json_integer(op->stride));
-    json_object_set_new(j, "offset", json_integer(op->offset));
+    json_object_set_new(j, "stride", pair_json(op, op->stride_h, op->stride, 1));
+    json_object_set_new(j, "offset", pair_json(op, op->offset_h, op->offset, 1));
+    channels_json(j, op);
     break;
   case OBS_STATIONS:
   case OBS_KERNEL_STATIONS: {
+    if (op->points) {
+      json_object_set_new(j, "points", points_json(op));
+      channels_json(j, op);
+      break;
+    }
     json_t *a = json_array();
     for (int i = 0; i < op->n_idx; i++) json_array_append_new(a, json_integer(op->idx[i]));
     if (op->kind == OBS_STATIONS) {
@@ -328,7 +595,20 @@ json_t *obs_to_json(const obs_op *op) {
     }
     break;
   }
-  case OBS_COARSEN: json_object_set_new(j, "factor", json_integer(op->factor)); break;
+  case OBS_RANDOM_STATIONS:
+    json_object_set_new(j, "seed", json_integer((json_int_t)op->seed));
+    json_object_set_new(j, "count", json_integer(op->n_idx));
+    json_object_set_new(j, "points", points_json(op));
+    channels_json(j, op);
+    break;
+  case OBS_COARSEN:
+    json_object_set_new(j, "factor", pair_json(op, op->factor_h, op->factor, 0));
+    channels_json(j, op);
+    break;
+  case OBS_VORTICITY:
+    json_object_set_new(j, "factor", pair_json(op, op->factor_h, op->factor, 0));
+    json_object_set_new(j, "method", json_string(op->fd ? "fd" : "spectral"));
+    break;
   case OBS_DENSE: {
     double *A = obs_dense(op);
     json_t *m = json_array();

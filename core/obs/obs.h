@@ -6,12 +6,26 @@
  * model metadata and the CLI:
  *   {"type":"identity"}
  *   {"type":"subsample","stride":2,"offset":0}
- *   {"type":"stations","indices":[0,5,9]}
+ *       1D states: along the nodes. 2D states (H > 1): a number applies to both
+ *       axes, or per axis [along H, along W]: "stride":[2,4],"offset":[0,1]
+ *   {"type":"stations","indices":[0,5,9]}  (flat indices into [C][H][W])
+ *   {"type":"stations","points":[[row,col],...]}  grid points, every channel
+ *   {"type":"random_stations","fraction":0.05,"seed":0}  (or "count": n) distinct
+ *       grid points drawn from the seed, every channel; serialization writes
+ *       "count" and the drawn "points"
  *   {"type":"kernel_stations","block":4,"sigma_k":0.8,"radius":2,"seed":0}
  *       (or with explicit "positions":[...]; serialization always writes them)
- *   {"type":"coarsen","factor":2}          (block mean per channel)
+ *   {"type":"coarsen","factor":2}          (block mean per channel; 2D: factor x
+ *       factor, or per axis "factor":[fh,fw])
+ *   {"type":"vorticity","factor":4,"method":"spectral"}  2D velocity states
+ *       (C = 2: u along W, v along H) on the periodic [0, 2 pi)^2: the curl
+ *       dv/dx - du/dy at every grid point (spectral differentiation, the Nyquist
+ *       mode's derivative zero, or "method":"fd": 2nd-order central differences),
+ *       then block means over factor (number or [fh,fw], default 1)
  *   {"type":"dense","matrix":[[...], ...]} (n_obs rows of dim numbers)
- * Missing observations are NaN in y arrays (null in JSON). */
+ * subsample, coarsen, stations with points and random_stations take an optional
+ * "channels":[...] (default every channel); observations are ordered channel by
+ * channel, then row-major. Missing observations are NaN in y arrays (null in JSON). */
 #ifndef SB_OBS_H
 #define SB_OBS_H
 
@@ -27,7 +41,9 @@ typedef enum {
   OBS_STATIONS,
   OBS_KERNEL_STATIONS,
   OBS_COARSEN,
-  OBS_DENSE
+  OBS_DENSE,
+  OBS_RANDOM_STATIONS,
+  OBS_VORTICITY
 } obs_kind;
 
 typedef struct obs_op {
@@ -44,7 +60,12 @@ typedef struct obs_op {
   double sigma_k;
   uint64_t seed;
   int n_idx;
-  int *idx;          /* stations: indices; kernel_stations: positions */
+  int *idx;          /* stations: indices or points (h * W + w); kernel_stations: positions */
+  int stride_h, offset_h, factor_h; /* 2D: along H (stride, offset, factor: along W) */
+  int n_chan;        /* channels observed (subsample, coarsen, points, random_stations) */
+  int *chan;
+  int points;        /* stations given as points */
+  int fd;            /* vorticity by finite differences */
 } obs_op;
 
 /* Builds an operator from its JSON description for states of shape [C][H][W].

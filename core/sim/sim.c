@@ -4,10 +4,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kolmogorov.h"
 #include "l96.h"
 #include "rng.h"
 
-const char *const sim_presets[] = {"l96-sakov", "l96-thesis", NULL};
+const char *const sim_presets[] = {"l96-sakov", "l96-thesis", "kolmogorov", "kolmogorov-t", NULL};
+
+#define KNOWN "l96-sakov, l96-thesis, kolmogorov, kolmogorov-t"
+
+/* kolmogorov: intervals of 0.2 from the random initial field onto the attractor
+ * (docs/kolmogorov.md: the ensemble energy and enstrophy are stationary after it);
+ * kolmogorov-t: largest time index (128 states, as SDA's trajectories) */
+#define KOLMO_SPINUP 64
+#define KOLMO_T_MAX 127
 
 /* param layout for Lorenz96 presets */
 enum { P_F = 0, P_DT_INT = 1, P_STEPS = 2, P_SPINUP = 3 };
@@ -43,11 +52,69 @@ static int l96_init(const sim *s, double *x, size_t B, uint64_t seed, uint64_t s
 
 static void plain_free(sim *s) { free(s); }
 
+// ----------------------------------------------------------------------------
+// Kolmogorov flow (kolmogorov.h): state (u, v) on 32 x 32, solver 64 x 64
+
+enum { P_KF_SPINUP = 0 };
+
+static int kolmo_advance(const sim *s, double *x, size_t B, long n, sb_error *err) {
+  return kf_advance(s->impl, x, B, n, err);
+}
+
+static int kolmo_init(const sim *s, double *x, size_t B, uint64_t seed, uint64_t stream0, sb_error *err) {
+  int rc = kf_init_random(s->impl, x, B, seed, stream0, err);
+  if (!rc && s->param[P_KF_SPINUP] > 0) rc = kf_advance(s->impl, x, B, (long)s->param[P_KF_SPINUP], err);
+  return rc;
+}
+
+static void kolmo_free(sim *s) {
+  kf_free(s->impl);
+  free(s);
+}
+
+static int kolmo_create(sim *s, const char *preset, int N, sb_error *err) {
+  if (N > 0 && N != 32)
+    return sb_fail(err, SB_ERANGE, "%s: the state grid is 32 x 32 (N = 32 or unset), got N = %d", preset, N);
+  kf_config c;
+  kf_config_default(&c);
+  int rc = kf_create((kf_solver **)&s->impl, &c, err);
+  if (rc) return rc;
+  snprintf(s->system, sizeof s->system, "kolmogorov");
+  s->init = kolmo_init;
+  s->advance = kolmo_advance;
+  s->free = kolmo_free;
+  s->channels = 2;
+  s->height = c.m;
+  s->width = c.m;
+  s->dim = 2 * c.m * c.m;
+  s->dt = c.interval;
+  if (strcmp(preset, "kolmogorov") == 0) {
+    s->stationary = 1;
+    s->t_max = 1000000000L;
+    s->param[P_KF_SPINUP] = KOLMO_SPINUP;
+  } else {
+    s->stationary = 0;
+    s->t_max = KOLMO_T_MAX;
+    s->param[P_KF_SPINUP] = 0;
+  }
+  return SB_OK;
+}
+
 int sim_create(sim **out, const char *preset, int N, sb_error *err) {
   *out = NULL;
-  if (!preset) return sb_fail(err, SB_EINVAL, "no preset given (known: l96-sakov, l96-thesis)");
+  if (!preset) return sb_fail(err, SB_EINVAL, "no preset given (known: %s)", KNOWN);
   sim *s = calloc(1, sizeof *s);
   if (!s) return sb_fail(err, SB_ENOMEM, "out of memory");
+  if (strcmp(preset, "kolmogorov") == 0 || strcmp(preset, "kolmogorov-t") == 0) {
+    int rc = kolmo_create(s, preset, N, err);
+    if (rc) {
+      free(s);
+      return rc;
+    }
+    snprintf(s->preset, sizeof s->preset, "%s", preset);
+    *out = s;
+    return SB_OK;
+  }
   snprintf(s->system, sizeof s->system, "lorenz96");
   s->init = l96_init;
   s->advance = l96_advance;
@@ -78,13 +145,29 @@ int sim_create(sim **out, const char *preset, int N, sb_error *err) {
     s->param[P_SPINUP] = 0; /* x_0 ~ N(0, I): the prior changes with t */
   } else {
     free(s);
-    return sb_fail(err, SB_EINVAL, "unknown preset '%s' (known: l96-sakov, l96-thesis)", preset);
+    return sb_fail(err, SB_EINVAL, "unknown preset '%s' (known: %s)", preset, KNOWN);
   }
   snprintf(s->preset, sizeof s->preset, "%s", preset);
   s->width = N;
   s->dim = N;
   *out = s;
   return SB_OK;
+}
+
+int sim_state_shape(const sim *s, size_t shape[3]) {
+  if (s->height == 1 && s->channels == 1) {
+    shape[0] = (size_t)s->width;
+    return 1;
+  }
+  if (s->height == 1) {
+    shape[0] = (size_t)s->channels;
+    shape[1] = (size_t)s->width;
+    return 2;
+  }
+  shape[0] = (size_t)s->channels;
+  shape[1] = (size_t)s->height;
+  shape[2] = (size_t)s->width;
+  return 3;
 }
 
 void sim_free(sim *s) {

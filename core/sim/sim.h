@@ -18,8 +18,8 @@
 typedef struct sim sim;
 
 struct sim {
-  char preset[32];   /* "l96-sakov", "l96-thesis" */
-  char system[32];   /* "lorenz96" */
+  char preset[32];   /* "l96-sakov", "l96-thesis", "kolmogorov", "kolmogorov-t" */
+  char system[32];   /* "lorenz96", "kolmogorov" */
   int channels, height, width;
   int dim;           /* channels * height * width */
   double dt;         /* model time between two observations */
@@ -37,13 +37,19 @@ struct sim {
 };
 
 /* Creates the simulator for a preset name. N <= 0 picks the preset's default
- * (l96-sakov: 40, l96-thesis: 32; l96-thesis accepts 8..256). */
+ * (l96-sakov: 40, l96-thesis: 32; l96-thesis accepts 8..256). The Kolmogorov
+ * presets (kolmogorov.h) have a fixed state of 2 x 32 x 32: N must be <= 0 or 32. */
 int sim_create(sim **out, const char *preset, int N, sb_error *err);
 void sim_free(sim *s);
 
 /* Convenience: draws B states at time index t: init, then advance t. */
 int sim_sample_at(const sim *s, double *x, size_t B, long t, uint64_t seed, uint64_t stream0,
                   sb_error *err);
+
+/* The shape of one state for files and clients: [W] for a 1D system with one
+ * channel (Lorenz96), [C][W] for a 1D system with channels, [C][H][W] for a 2D
+ * system. Returns the number of dimensions (1..3) written to shape. */
+int sim_state_shape(const sim *s, size_t shape[3]);
 
 /* Names of the known presets, NULL-terminated. */
 extern const char *const sim_presets[];

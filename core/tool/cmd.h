@@ -19,5 +19,7 @@ int cmd_bench(int argc, char **argv);
 
 /* sbida bench sample (cmd_bench_sample.c) */
 int bench_sample(int argc, char **argv);
+/* sbida bench kolmogorov (cmd_bench_kolmo.c) */
+int bench_kolmogorov(int argc, char **argv);
 
 #endif

@@ -121,6 +121,7 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: sbida bench nn [--json] [--threads T] [--reps R] [--chunk C] [--no-torch]\n"
           "       sbida bench sample --estimator SPEC [--samples S] [--threads T] ... (see --help)\n"
+          "       sbida bench kolmogorov [--trajectories B] [--intervals T] [--json] (see --help)\n"
           "  --chunk: samples per inference pass of each thread's workspace (default 256)\n"
           "  C engine vs PyTorch (/usr/bin/python3 tests/bench/nn_torch.py, run from the repo\n"
           "  root) on the L96 score network; speedup = torch time / C time.\n");
@@ -277,6 +278,7 @@ static int bench_nn(int argc, char **argv) {
 int cmd_bench(int argc, char **argv) {
   if (argc >= 2 && !strcmp(argv[1], "nn")) return bench_nn(argc - 1, argv + 1);
   if (argc >= 2 && !strcmp(argv[1], "sample")) return bench_sample(argc - 1, argv + 1);
+  if (argc >= 2 && !strcmp(argv[1], "kolmogorov")) return bench_kolmogorov(argc - 1, argv + 1);
   if (argc >= 2 && !strcmp(argv[1], "--help")) {
     usage(stdout);
     return 0;

@@ -16,18 +16,24 @@ static void usage(FILE *f) {
           "usage: sbida simulate --preset NAME --trajectories B --length T --seed S --out FILE.npy\n"
           "                      [--N N] [--operator JSON --noise-std STD --obs-out FILE.npy]\n\n"
           "Simulates B independent trajectories of T states each and writes them as float32\n"
-          "[B, T, N]. State 0 is a draw from the preset's initial distribution (l96-sakov: on the\n"
-          "attractor after 1000 spin-up steps; l96-thesis: N(0, I)); state k is k observation\n"
-          "intervals later (0.05 model time units). Trajectory b uses RNG stream b of the seed,\n"
-          "so the same seed gives the same trajectories on any machine and thread count.\n\n"
-          "  --preset NAME        l96-sakov (N = 40) or l96-thesis (N = 32, any multiple of 4 in 8..256)\n"
+          "[B, T, state shape]: [B, T, N] for Lorenz96, [B, T, 2, 32, 32] (velocity u, v) for the\n"
+          "Kolmogorov flow. State 0 is a draw from the preset's initial distribution (l96-sakov: on\n"
+          "the attractor after 1000 spin-up steps; l96-thesis: N(0, I); kolmogorov: on the attractor\n"
+          "after 64 intervals of spin-up from a random smooth field; kolmogorov-t: the random field);\n"
+          "state k is k observation intervals later (Lorenz96 0.05, Kolmogorov 0.2 model time\n"
+          "units). Trajectory b uses RNG stream b of the seed, so the same seed gives the same\n"
+          "trajectories on any thread count (Lorenz96: on any machine; Kolmogorov: with the same\n"
+          "FFTW build and CPU, as FFTW's SIMD code may differ in the last bits elsewhere).\n\n"
+          "  --preset NAME        l96-sakov (N = 40), l96-thesis (N = 32, any multiple of 4 in 8..256),\n"
+          "                       kolmogorov (2 x 32 x 32, stationary), kolmogorov-t (time index 0..127)\n"
           "  --N N                number of Lorenz96 nodes (default: the preset's)\n"
           "  --trajectories B     number of trajectories, 1..1000000\n"
           "  --length T           states per trajectory, 1..1000000\n"
           "  --seed S             non-negative integer seed\n"
-          "  --out FILE           states, float32 .npy [B, T, N]\n"
+          "  --out FILE           states, float32 .npy [B, T, N] or [B, T, C, H, W]\n"
           "  --operator JSON      observation operator, e.g. '{\"type\":\"subsample\",\"stride\":2}'\n"
-          "                       (identity, subsample, stations, kernel_stations, coarsen, dense)\n"
+          "                       (identity, subsample, stations, random_stations, kernel_stations, coarsen,\n"
+          "                       vorticity, dense; 2D forms in README)\n"
           "  --noise-std STD      observation noise std: a number or a JSON array, one per observation\n"
           "  --obs-out FILE       observations y_t = A x_t + noise, float32 .npy [B, T, n_obs]\n"
           "  --operator-out FILE  write the operator's full JSON (e.g. kernel station positions)\n"
@@ -89,10 +95,6 @@ int cmd_simulate(int argc, char **argv) {
     fprintf(stderr, "sbida simulate: --operator, --noise-std and --obs-out go together\n");
     return 2;
   }
-  if ((double)B * (double)T * (N ? N : 40) > 5e8) {
-    fprintf(stderr, "sbida simulate: %ld x %ld states is too large for one file (limit 5e8 values)\n", B, T);
-    return 2;
-  }
   sb_error err = {0};
   sim *s = NULL;
   obs_op *op = NULL;
@@ -103,6 +105,12 @@ int cmd_simulate(int argc, char **argv) {
   if (sim_create(&s, preset, (int)N, &err)) {
     fprintf(stderr, "sbida simulate: %s\n", err.msg);
     return 2;
+  }
+  if ((double)B * (double)T * s->dim > 5e8) {
+    fprintf(stderr, "sbida simulate: %ld x %ld states of %d values is too large for one file (limit 5e8 values)\n", B,
+            T, s->dim);
+    status = 2;
+    goto done;
   }
   if (T - 1 > s->t_max) {
     fprintf(stderr, "sbida simulate: %s supports time indices up to %ld, so --length at most %ld\n", preset,
@@ -142,8 +150,9 @@ int cmd_simulate(int argc, char **argv) {
   f = malloc(sizeof(float) * nstates * D);
   if (!f) goto done;
   for (size_t i = 0; i < nstates * D; i++) f[i] = (float)traj[i];
-  size_t shape[3] = {(size_t)B, (size_t)T, (size_t)D};
-  if (npy_write(out, NPY_F32, 3, shape, f, &err)) goto fail;
+  size_t shape[5] = {(size_t)B, (size_t)T};
+  int sdims = sim_state_shape(s, shape + 2);
+  if (npy_write(out, NPY_F32, 2 + sdims, shape, f, &err)) goto fail;
   if (op) {
     y = malloc(sizeof(double) * nstates * op->n_obs);
     float *fy = realloc(f, sizeof(float) * nstates * (op->n_obs > D ? op->n_obs : D));

@@ -1,11 +1,13 @@
 #!/bin/sh
 # Benchmarks (make bench): the C nn engine vs PyTorch on the L96 score network,
-# then the daemon (tests/bench/daemon.sh: wrk on /v1/health/live, synchronous
+# the Kolmogorov-flow solver vs numpy (same scheme, grid and states; 16 states,
+# 10 intervals), then the daemon (tests/bench/daemon.sh: wrk on /v1/health/live, synchronous
 # assimilation end to end vs in-process).
 # Prints one JSON object per benchmark. Run from the repository root.
 set -eu
 BUILD=${BUILD:-build}
 "$BUILD"/sbida bench nn --json
+"$BUILD"/sbida bench kolmogorov --trajectories 16 --intervals 10 --json
 # one request's sampling cost (64 samples of one window) for every shipped model and the ETKF
 for m in models/*.safetensors; do
   [ -e "$m" ] || continue

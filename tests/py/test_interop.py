@@ -2,6 +2,7 @@
 import json
 import os
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -75,6 +76,63 @@ def test_simulate_thesis_kernel_stations(sbida, tmp_path):
     w = np.exp(-d ** 2 / (2 * 0.8 ** 2)); w /= w.sum()
     clean = np.stack([(x[..., (p + d) % 16] * w).sum(-1) for p in pos], -1)
     assert abs((y - clean).std() - 0.5) < 0.08
+
+
+def test_simulate_kolmogorov(sbida, tmp_path):
+    """2D states come out as [B, T, 2, 32, 32]; consecutive states follow the independent numpy
+    solver (tests/data/kolmogorov_ref.py); a 2D operator sees the same layout."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
+    from kolmogorov_ref import Grid
+    out, obs = tmp_path / "x.npy", tmp_path / "y.npy"
+    r = run(sbida, "simulate", "--preset", "kolmogorov-t", "--trajectories", "2", "--length", "3", "--seed", "4",
+            "--out", str(out), "--operator", '{"type":"coarsen","factor":4}', "--noise-std", "0.1",
+            "--obs-out", str(obs))
+    assert r.returncode == 0, r.stderr
+    x, y = np.load(out), np.load(obs)
+    assert x.dtype == np.float32 and x.shape == (2, 3, 2, 32, 32)
+    assert y.shape == (2, 3, 128)
+    assert np.abs(x.mean(axis=(2, 3, 4))).max() < 1e-6  # no mean flow
+    clean = x.reshape(2, 3, 2, 8, 4, 8, 4).mean(axis=(4, 6)).reshape(2, 3, 128)
+    assert abs((y - clean).std() - 0.1) < 0.01
+    nxt = Grid(64).advance(x[:, 1].astype(np.float64), 1, 10)
+    assert np.max(np.abs(nxt - x[:, 2])) < 1e-4  # float32 storage
+    r = run(sbida, "simulate", "--preset", "kolmogorov", "--N", "16", "--trajectories", "1", "--length", "1",
+            "--seed", "1", "--out", str(out))
+    assert r.returncode == 2 and "32 x 32" in r.stderr
+
+
+def test_simulate_kolmogorov_vorticity_and_random_stations(sbida, tmp_path):
+    """The vorticity operator is numpy's spectral curl of the state (derivative of the Nyquist mode
+    zero), block-averaged; random stations observe both channels at the points they list."""
+    out, obs, opf = tmp_path / "x.npy", tmp_path / "y.npy", tmp_path / "op.json"
+    r = run(sbida, "simulate", "--preset", "kolmogorov-t", "--trajectories", "2", "--length", "2", "--seed", "5",
+            "--out", str(out), "--operator", '{"type":"vorticity","factor":4}', "--noise-std", "1e-6",
+            "--obs-out", str(obs))
+    assert r.returncode == 0, r.stderr
+    x, y = np.load(out).astype(np.float64), np.load(obs).astype(np.float64)
+    k = np.fft.fftfreq(32, 1.0 / 32)
+    k[16] = 0
+
+    def d(f, axis):
+        shape = [1, 1, 1]
+        shape[axis] = 32
+        return np.real(np.fft.ifft(1j * k.reshape(shape) * np.fft.fft(f, axis=axis), axis=axis))
+
+    u, v = x[:, :, 0], x[:, :, 1]
+    w = d(v.reshape(4, 32, 32), 2) - d(u.reshape(4, 32, 32), 1)
+    clean = w.reshape(4, 8, 4, 8, 4).mean(axis=(2, 4)).reshape(2, 2, 64)
+    assert np.abs(y - clean).max() < 1e-4  # float32 storage
+    r = run(sbida, "simulate", "--preset", "kolmogorov-t", "--trajectories", "1", "--length", "1", "--seed", "5",
+            "--out", str(out), "--operator", '{"type":"random_stations","fraction":0.05,"seed":2}',
+            "--obs-out", str(obs), "--noise-std", "0.1", "--operator-out", str(opf))
+    assert r.returncode == 0, r.stderr
+    op = json.loads(opf.read_text())
+    pts = np.array(op["points"])
+    assert op["count"] == 51 and pts.shape == (51, 2) and len({tuple(p) for p in pts}) == 51
+    x, y = np.load(out), np.load(obs)
+    clean = np.concatenate([x[0, 0, c, pts[:, 0], pts[:, 1]] for c in (0, 1)])
+    assert y.shape == (1, 1, 102) and abs((y[0, 0] - clean).std() - 0.1) < 0.03
 
 
 @pytest.mark.parametrize("args,needle", [

@@ -196,6 +196,200 @@ static void test_malformed_rejected(void **state) {
   assert_int_not_equal(obs_from_string(&op, "{\"type\":\"kernel_stations\"}", 2, 4, 4, &err), 0);
 }
 
+/* 2D states [C][H][W]: per-axis coarsen and subsample, channels, points */
+static void test_2d_pick_and_coarsen(void **state) {
+  (void)state;
+  double z[64], y[64];
+  for (int i = 0; i < 64; i++) z[i] = i; /* [2][4][8] */
+  obs_op *op = make("{\"type\":\"coarsen\",\"factor\":[2,4]}", 2, 4, 8);
+  assert_int_equal(op->n_obs, 8);
+  apply1(op, z, y);
+  assert_true(fabs(y[0] - (0 + 1 + 2 + 3 + 8 + 9 + 10 + 11) / 8.0) < 1e-14);
+  assert_true(fabs(y[4] - 32 - y[0]) < 1e-14);
+  obs_free(op);
+  op = make("{\"type\":\"coarsen\",\"factor\":[2,4],\"channels\":[1]}", 2, 4, 8);
+  assert_int_equal(op->n_obs, 4);
+  apply1(op, z, y);
+  assert_true(fabs(y[0] - 37.5) < 1e-14);
+  obs_free(op);
+  op = make("{\"type\":\"subsample\",\"stride\":[2,4],\"offset\":[1,0]}", 2, 4, 8);
+  assert_int_equal(op->n_obs, 8); /* rows 1, 3; columns 0, 4; both channels */
+  apply1(op, z, y);
+  const double want[8] = {8, 12, 24, 28, 40, 44, 56, 60};
+  assert_memory_equal(y, want, sizeof want);
+  obs_free(op);
+  op = make("{\"type\":\"subsample\",\"stride\":2}", 2, 4, 8); /* a number: both axes */
+  assert_int_equal(op->n_obs, 16);
+  apply1(op, z, y);
+  assert_true(y[0] == 0 && y[1] == 2 && y[4] == 16 && y[8] == 32);
+  obs_free(op);
+  op = make("{\"type\":\"stations\",\"points\":[[0,1],[3,7]]}", 2, 4, 8);
+  assert_int_equal(op->n_obs, 4);
+  apply1(op, z, y);
+  assert_true(y[0] == 1 && y[1] == 31 && y[2] == 33 && y[3] == 63);
+  obs_free(op);
+  op = make("{\"type\":\"stations\",\"points\":[[3,7]],\"channels\":[1]}", 2, 4, 8);
+  apply1(op, z, y);
+  assert_int_equal(op->n_obs, 1);
+  assert_true(y[0] == 63);
+  obs_free(op);
+}
+
+static void test_random_stations(void **state) {
+  (void)state;
+  obs_op *a = make("{\"type\":\"random_stations\",\"fraction\":0.05,\"seed\":3}", 2, 32, 32);
+  assert_int_equal(a->n_idx, 51); /* round(0.05 * 1024) grid points, both channels */
+  assert_int_equal(a->n_obs, 102);
+  for (int i = 1; i < a->n_idx; i++) assert_true(a->idx[i] > a->idx[i - 1]); /* distinct, sorted */
+  for (int i = 0; i < a->n_idx; i++) assert_int_equal(a->col[a->n_idx + i], 1024 + a->col[i]);
+  obs_op *b = make("{\"type\":\"random_stations\",\"count\":51,\"seed\":3}", 2, 32, 32);
+  assert_memory_equal(a->idx, b->idx, sizeof(int) * 51);
+  obs_free(b);
+  b = make("{\"type\":\"random_stations\",\"count\":51,\"seed\":4}", 2, 32, 32);
+  assert_memory_not_equal(a->idx, b->idx, sizeof(int) * 51);
+  obs_free(b);
+  /* the points drawn are spread out: every quarter of the grid gets some */
+  int quarter[4] = {0};
+  for (int i = 0; i < a->n_idx; i++) quarter[(a->idx[i] / 32 >= 16) * 2 + (a->idx[i] % 32 >= 16)]++;
+  for (int q = 0; q < 4; q++) assert_true(quarter[q] > 0);
+  /* serialization lists the points; reading it back gives the same operator */
+  json_t *j = obs_to_json(a);
+  assert_int_equal(json_integer_value(json_object_get(j, "count")), 51);
+  assert_int_equal(json_array_size(json_object_get(j, "points")), 51);
+  char *text = json_dumps(j, JSON_COMPACT);
+  b = make(text, 2, 32, 32);
+  assert_memory_equal(a->idx, b->idx, sizeof(int) * 51);
+  free(text);
+  json_decref(j);
+  obs_free(a);
+  obs_free(b);
+  a = make("{\"type\":\"random_stations\",\"count\":10,\"channels\":[0]}", 2, 32, 32);
+  assert_int_equal(a->n_obs, 10);
+  obs_free(a);
+}
+
+/* u = sin x cos y, v = -cos x sin y sampled on the grid: curl 2 sin x sin y */
+static void test_vorticity(void **state) {
+  (void)state;
+  const int N = 32;
+  double *x = malloc(sizeof(double) * 2 * N * N), *y = malloc(sizeof(double) * N * N);
+  const double h = 2 * M_PI / N;
+  for (int i = 0; i < N; i++)
+    for (int j = 0; j < N; j++) {
+      x[i * N + j] = sin(j * h) * cos(i * h);
+      x[N * N + i * N + j] = -cos(j * h) * sin(i * h);
+    }
+  obs_op *op = make("{\"type\":\"vorticity\"}", 2, N, N);
+  assert_int_equal(op->n_obs, N * N);
+  apply1(op, x, y);
+  double e = 0;
+  for (int i = 0; i < N; i++)
+    for (int j = 0; j < N; j++) e = fmax(e, fabs(y[i * N + j] - 2 * sin(j * h) * sin(i * h)));
+  assert_true(e < 1e-12);
+  obs_free(op);
+  op = make("{\"type\":\"vorticity\",\"method\":\"fd\"}", 2, N, N);
+  apply1(op, x, y);
+  e = 0;
+  for (int i = 0; i < N; i++)
+    for (int j = 0; j < N; j++) e = fmax(e, fabs(y[i * N + j] - 2 * sin(h) / h * sin(j * h) * sin(i * h)));
+  assert_true(e < 1e-12);
+  obs_free(op);
+  /* coarsened by 4: the block means of the pointwise curl */
+  obs_op *pt = make("{\"type\":\"vorticity\"}", 2, N, N);
+  op = make("{\"type\":\"vorticity\",\"factor\":4}", 2, N, N);
+  assert_int_equal(op->n_obs, 64);
+  double *yc = malloc(sizeof(double) * 64);
+  apply1(pt, x, y);
+  apply1(op, x, yc);
+  double m = 0;
+  for (int a = 0; a < 4; a++)
+    for (int b = 0; b < 4; b++) m += y[(8 + a) * N + 4 + b] / 16;
+  assert_true(fabs(yc[2 * 8 + 1] - m) < 1e-12);
+  /* a uniform flow has no curl */
+  for (int i = 0; i < 2 * N * N; i++) x[i] = i < N * N ? 0.7 : -0.3;
+  apply1(op, x, yc);
+  for (int i = 0; i < 64; i++) assert_true(fabs(yc[i]) < 1e-12);
+  obs_free(op);
+  obs_free(pt);
+  free(x);
+  free(y);
+  free(yc);
+}
+
+static void test_2d_roundtrip_and_adjoint(void **state) {
+  (void)state;
+  const char *ops[] = {"{\"type\":\"subsample\",\"stride\":[2,4],\"offset\":[1,3],\"channels\":[1]}",
+                       "{\"type\":\"subsample\",\"stride\":2}",
+                       "{\"type\":\"coarsen\",\"factor\":[4,2]}",
+                       "{\"type\":\"coarsen\",\"factor\":4,\"channels\":[0]}",
+                       "{\"type\":\"stations\",\"points\":[[0,0],[7,5]],\"channels\":[1,0]}",
+                       "{\"type\":\"random_stations\",\"fraction\":0.1,\"seed\":9}",
+                       "{\"type\":\"vorticity\",\"factor\":2}",
+                       "{\"type\":\"vorticity\",\"method\":\"fd\"}"};
+  enum { D = 2 * 8 * 8 };
+  rng r;
+  rng_init(&r, 1, 2);
+  for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+    obs_op *a = make(ops[i], 2, 8, 8);
+    json_t *j = obs_to_json(a);
+    char *text = json_dumps(j, JSON_COMPACT);
+    obs_op *b = make(text, 2, 8, 8);
+    json_t *j2 = obs_to_json(b);
+    if (!json_equal(j, j2)) fail_msg("%s does not round-trip (%s)", ops[i], text);
+    double x[D], y1[D], y2[D], rr[D], g[D] = {0};
+    rng_fill_normal(&r, x, D);
+    rng_fill_normal(&r, rr, (size_t)a->n_obs);
+    obs_apply(a, x, y1, 1);
+    obs_apply(b, x, y2, 1);
+    assert_memory_equal(y1, y2, sizeof(double) * a->n_obs);
+    obs_apply_adjoint(a, rr, g, 1);
+    double lhs = 0, rhs = 0;
+    for (int k = 0; k < a->n_obs; k++) lhs += y1[k] * rr[k];
+    for (int k = 0; k < D; k++) rhs += x[k] * g[k];
+    assert_true(fabs(lhs - rhs) < 1e-12 * (1 + fabs(lhs)));
+    free(text);
+    json_decref(j);
+    json_decref(j2);
+    obs_free(a);
+    obs_free(b);
+  }
+}
+
+static void test_2d_malformed_rejected(void **state) {
+  (void)state;
+  static const struct { const char *json; int C, H, W; const char *needle; } bad[] = {
+      {"{\"type\":\"vorticity\"}", 1, 1, 16, "2D velocity state"},
+      {"{\"type\":\"vorticity\"}", 1, 8, 8, "2D velocity state"},
+      {"{\"type\":\"vorticity\",\"method\":\"exact\"}", 2, 8, 8, "operator.method"},
+      {"{\"type\":\"vorticity\",\"factor\":3}", 2, 8, 8, "does not divide"},
+      {"{\"type\":\"coarsen\",\"factor\":[3,4]}", 2, 8, 8, "does not divide"},
+      {"{\"type\":\"coarsen\",\"factor\":[2,2,2]}", 2, 8, 8, "operator.factor"},
+      {"{\"type\":\"subsample\",\"stride\":[2,2]}", 1, 1, 16, "must be an integer"},
+      {"{\"type\":\"subsample\",\"stride\":[2,9]}", 2, 8, 8, "along W"},
+      {"{\"type\":\"subsample\",\"stride\":[2,2],\"offset\":[2,0]}", 2, 8, 8, "along H"},
+      {"{\"type\":\"subsample\",\"channels\":[2]}", 2, 8, 8, "operator.channels[0]"},
+      {"{\"type\":\"subsample\",\"channels\":[1,1]}", 2, 8, 8, "repeats"},
+      {"{\"type\":\"subsample\",\"channels\":[]}", 2, 8, 8, "operator.channels"},
+      {"{\"type\":\"stations\",\"points\":[[8,0]]}", 2, 8, 8, "operator.points[0]"},
+      {"{\"type\":\"stations\",\"points\":[[1,1],[0]]}", 2, 8, 8, "operator.points[1]"},
+      {"{\"type\":\"stations\",\"points\":[[1,1]],\"indices\":[0]}", 2, 8, 8, "not both"},
+      {"{\"type\":\"stations\",\"indices\":[0],\"channels\":[0]}", 2, 8, 8, "goes with points"},
+      {"{\"type\":\"random_stations\",\"seed\":1}", 2, 8, 8, "operator.count or operator.fraction"},
+      {"{\"type\":\"random_stations\",\"count\":65}", 2, 8, 8, "operator.count"},
+      {"{\"type\":\"random_stations\",\"fraction\":1.5}", 2, 8, 8, "operator.fraction"},
+      {"{\"type\":\"random_stations\",\"count\":2,\"fraction\":0.5}", 2, 8, 8, "not both"},
+      {"{\"type\":\"random_stations\",\"count\":2,\"points\":[[0,0]]}", 2, 8, 8, "expected 2"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    obs_op *op = (obs_op *)1;
+    sb_error err = {0};
+    int rc = obs_from_string(&op, bad[i].json, bad[i].C, bad[i].H, bad[i].W, &err);
+    if (rc == 0) fail_msg("accepted %s", bad[i].json);
+    assert_null(op);
+    if (!strstr(err.msg, bad[i].needle)) fail_msg("%s: message '%s' lacks '%s'", bad[i].json, err.msg, bad[i].needle);
+  }
+}
+
 static void test_noise(void **state) {
   (void)state;
   obs_noise nz;
@@ -256,6 +450,11 @@ static void test_window_parsing(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_2d_pick_and_coarsen),
+      cmocka_unit_test(test_random_stations),
+      cmocka_unit_test(test_vorticity),
+      cmocka_unit_test(test_2d_roundtrip_and_adjoint),
+      cmocka_unit_test(test_2d_malformed_rejected),
       cmocka_unit_test(test_identity_and_subsample), cmocka_unit_test(test_stations_and_coarsen),
       cmocka_unit_test(test_kernel_stations),        cmocka_unit_test(test_dense),
       cmocka_unit_test(test_roundtrip_and_adjoint),  cmocka_unit_test(test_malformed_rejected),
