@@ -264,7 +264,15 @@ MUTANTS = [
     dict(id='lifted-observations-zeroed', what='lifted observations zeroed',
          edits=[('core/score/score_model.c', '      yc[i] = seen ? yw[i] - am[i] : 0.0;', '      yc[i] = seen ? 0.0 * (yw[i] - am[i]) : 0.0;')],
          tests=['unit:test_flow', 'unit:test_nre', 'unit:test_score']),
+    # ---- equivalent on purpose (see EQUIVALENT) -----------------------------
+    dict(id="pf-resample-boundary", what="PF systematic resampling: > becomes >= at a cumulative-weight boundary",
+         edits=[("core/est/est_pf.c", "while (target > c && j < P - 1) c += w[++j];", "while (target >= c && j < P - 1) c += w[++j];")],
+         tests=U_EST),
 ]
 
 # Survivors left on purpose: id -> why the mutant cannot change any observable.
-EQUIVALENT = {}
+EQUIVALENT = {
+    "pf-resample-boundary": "the two differ only when a systematic-resampling target equals a cumulative "
+                            "weight exactly, which has probability zero for continuous weights and uniform "
+                            "offsets (kept as a check that the harness reports survivors)",
+}
