@@ -19,7 +19,7 @@ typedef struct job_slot {
   job_queue *q;
   uv_thread_t thread;
   char id[40];        /* running id, "" when idle */
-  volatile int cancel;
+  sb_cancel cancel;
   int shutdown;       /* cancelled because the daemon stops */
   double progress;
 } job_slot;
@@ -101,7 +101,7 @@ static void job_worker(void *arg) {
     if (!q->head) q->tail = NULL;
     q->depth--;
     memcpy(slot->id, n->id, sizeof slot->id);
-    slot->cancel = 0;
+    sb_cancel_init(&slot->cancel);
     slot->shutdown = 0;
     slot->progress = 0;
     uv_mutex_unlock(&q->mu);
@@ -201,7 +201,7 @@ int job_queue_cancel(job_queue *q, const char *id) {
   uv_mutex_lock(&q->mu);
   for (int i = 0; i < q->o.workers; i++)
     if (!strcmp(q->slots[i].id, id)) {
-      q->slots[i].cancel = 1;
+      sb_cancel_request(&q->slots[i].cancel);
       found = 1;
     }
   uv_mutex_unlock(&q->mu);
@@ -250,7 +250,7 @@ void job_queue_stop(job_queue *q, double grace_s) {
     if (clock_mono_s() >= deadline) {
       uv_mutex_lock(&q->mu);
       for (int i = 0; i < q->o.workers; i++)
-        if (q->slots[i].id[0]) q->slots[i].shutdown = 1, q->slots[i].cancel = 1;
+        if (q->slots[i].id[0]) q->slots[i].shutdown = 1, sb_cancel_request(&q->slots[i].cancel);
       uv_mutex_unlock(&q->mu);
       break;
     }

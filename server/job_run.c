@@ -89,7 +89,7 @@ static void job_fail(job_outcome *out, json_t *problem) {
   json_decref(problem);
 }
 
-void job_run(const registry *reg, const char *request, int threads, volatile int *cancel,
+void job_run(const registry *reg, const char *request, int threads, const sb_cancel *cancel,
              void (*progress)(void *ctx, double fraction), void *progress_ctx, job_outcome *out) {
   memset(out, 0, sizeof *out);
   json_error_t jerr;
@@ -118,7 +118,7 @@ void job_run(const registry *reg, const char *request, int threads, volatile int
   double t0 = clock_mono_s();
   int rc = est_sample(s.est, &p, &o, &r, &err);
   double elapsed = clock_mono_s() - t0;
-  if (rc == SB_ECANCEL || (cancel && *cancel)) {
+  if (rc == SB_ECANCEL || sb_cancelled(cancel)) {
     if (!rc) est_result_free(&r);
     out->state = "cancelled";
   } else if (rc) {

@@ -18,6 +18,7 @@
 #include "http_server.h"
 #include "http_wait.h"
 #include "log.h"
+#include "par.h"
 #include "metrics.h"
 #include "version.h"
 
@@ -160,6 +161,7 @@ int main(int argc, char **argv) {
   if (left) log_event(LOG_WARN, "requests_cut", json_pack("{s:I}", "in_flight", (json_int_t)left));
   http_stop(&a); /* handlers still use the queue and the store until here */
   main_free(&a);
+  sb_pool_shutdown();
   log_event(LOG_INFO, "stopped", NULL);
   return 0;
 }

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "obs.h"
+#include "par.h"
 #include "sb_error.h"
 
 #define DIFF_ETA 1e-3
@@ -64,7 +65,7 @@ void diff_sampler_defaults(diff_sampler_config *c);
  * the fraction done. ws: scratch of diff_workspace_floats(dim, B) floats, or
  * NULL to allocate internally. */
 int diff_sample(const diff_denoiser *d, const diff_guidance *g, const diff_sampler_config *c, int B,
-                uint64_t seed, uint64_t stream0, float *x, volatile int *cancel,
+                uint64_t seed, uint64_t stream0, float *x, const sb_cancel *cancel,
                 void (*progress)(void *ctx, double frac), void *progress_ctx, sb_error *err);
 
 /* eps_post for B samples at tau: eps_hat, or eps_hat - sigma * grad log p(y | x_tau)

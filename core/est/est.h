@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "obs.h"
+#include "par.h"
 #include "sb_error.h"
 #include "sim.h"
 
@@ -34,7 +35,7 @@ typedef struct est_options {
   uint64_t seed;
   int want_window;         /* also return samples of all W states */
   int threads;             /* worker threads inside one call; <= 0: 1 */
-  volatile int *cancel;    /* polled; nonzero stops the call with SB_ECANCEL */
+  const sb_cancel *cancel; /* polled (may be NULL); when requested the call stops with SB_ECANCEL */
   void (*progress)(void *ctx, double fraction);
   void *progress_ctx;
   const json_t *params;    /* estimator-specific settings (may be NULL) */

@@ -446,7 +446,7 @@ static int etkf_sample(estimator *e, const est_problem *p, const est_options *o,
   if ((rc = ws_init(&w, K, n, p->op->n_obs, err))) goto done;
   if ((rc = est_prior_ensemble(p->sim, X, K, p->time_index - W + 1, o->seed, err))) goto done;
   for (int t = 0; t < W; t++) {
-    if (o->cancel && *o->cancel) {
+    if (sb_cancelled(o->cancel)) {
       rc = sb_fail(err, SB_ECANCEL, "cancelled");
       goto done;
     }

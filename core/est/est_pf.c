@@ -83,7 +83,7 @@ static int pf_sample(estimator *e, const est_problem *p, const est_options *o, e
   int resampled = 0;
   double ess = P, ess_min = P;
   for (int t = 0; t < W; t++) {
-    if (o->cancel && *o->cancel) {
+    if (sb_cancelled(o->cancel)) {
       rc = sb_fail(err, SB_ECANCEL, "cancelled");
       goto done;
     }

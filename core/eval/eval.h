@@ -42,7 +42,7 @@ typedef struct eval_config {
   int threads;                 /* <= 0: 1 */
   uint64_t seed;
   const json_t *params;        /* estimator parameters, may be NULL */
-  volatile int *cancel;
+  const sb_cancel *cancel;     /* may be NULL */
   /* called under a lock after each finished case */
   void (*progress)(void *ctx, int done, int total);
   void *progress_ctx;

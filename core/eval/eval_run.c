@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "eval.h"
+#include "par.h"
 #include "rng.h"
 
 void eval_cases_free(eval_cases *cs) {
@@ -91,81 +92,71 @@ typedef struct run_ctx {
   case_out *out;
   long *hist;     /* [C][S+1] */
   eval_summary *sum;
-  pthread_mutex_t lock;
-  int next, done, rc;
+  double *work;   /* [T][S] per-worker scratch */
+  pthread_mutex_t lock; /* rc, err, done, progress */
+  int done;
+  atomic_int rc;
   sb_error err;
 } run_ctx;
 
-static void *worker(void *arg) {
+/* Records the first failure (case c) and makes the other tasks stop. */
+static void fail_case(run_ctx *x, int rc, const sb_error *e, int c, const char *what) {
+  pthread_mutex_lock(&x->lock);
+  if (!atomic_load(&x->rc)) {
+    x->err = *e;
+    sb_wrap(&x->err, "case %d%s", c, what);
+    atomic_store(&x->rc, rc);
+  }
+  pthread_mutex_unlock(&x->lock);
+}
+
+/* Task: case c on worker wi (its scratch row of work). */
+static void run_case(void *arg, int c, int wi) {
   run_ctx *x = arg;
   int S = x->cfg->n_samples, n = x->cs->dim, W = x->cs->window, p = x->cs->n_obs;
-  double *work = malloc(sizeof(double) * (size_t)S);
-  if (!work) {
+  double *work = x->work + (size_t)wi * S;
+  sb_error e = {0};
+  if (atomic_load(&x->rc)) return;
+  if (sb_cancelled(x->cfg->cancel)) {
+    sb_fail(&e, SB_ECANCEL, "evaluation cancelled");
     pthread_mutex_lock(&x->lock);
-    if (!x->rc) x->rc = sb_fail(&x->err, SB_ENOMEM, "out of memory");
+    if (!atomic_load(&x->rc)) x->err = e, atomic_store(&x->rc, SB_ECANCEL);
     pthread_mutex_unlock(&x->lock);
-    return NULL;
+    return;
   }
-  for (;;) {
-    pthread_mutex_lock(&x->lock);
-    int c = x->rc ? -1 : x->next < x->cs->n_cases ? x->next++ : -1;
-    pthread_mutex_unlock(&x->lock);
-    if (c < 0) break;
-    if (x->cfg->cancel && *x->cfg->cancel) {
-      pthread_mutex_lock(&x->lock);
-      if (!x->rc) x->rc = sb_fail(&x->err, SB_ECANCEL, "evaluation cancelled");
-      pthread_mutex_unlock(&x->lock);
-      break;
-    }
-    est_problem pr = {.sim = x->e->sim, .op = x->op, .noise = x->nz, .window = W, .time_index = x->cs->t[c],
-                      .y = x->cs->y + (size_t)c * W * p};
-    est_options o = {.n_samples = S, .seed = eval_case_seed(x->cfg->seed, c), .threads = 1,
-                     .cancel = x->cfg->cancel, .params = x->cfg->params};
-    est_result r;
-    sb_error e;
-    int rc = est_sample(x->e, &pr, &o, &r, &e);
+  est_problem pr = {.sim = x->e->sim, .op = x->op, .noise = x->nz, .window = W, .time_index = x->cs->t[c],
+                    .y = x->cs->y + (size_t)c * W * p};
+  est_options o = {.n_samples = S, .seed = eval_case_seed(x->cfg->seed, c), .threads = 1,
+                   .cancel = x->cfg->cancel, .params = x->cfg->params};
+  est_result r;
+  int rc = est_sample(x->e, &pr, &o, &r, &e);
+  if (rc) {
+    fail_case(x, rc, &e, c, "");
+    return;
+  }
+  const double *truth = x->cs->truth + ((size_t)c * W + (W - 1)) * n;
+  if (x->sum->has_hpd) {
+    double lq;
+    rc = r.log_density ? x->e->log_prob(x->e, &pr, &o, truth, 1, &lq, &e)
+                       : sb_fail(&e, SB_EINVAL, "estimator %s returned no log_density", x->e->name);
     if (rc) {
-      pthread_mutex_lock(&x->lock);
-      if (!x->rc) {
-        x->rc = rc;
-        x->err = e;
-        sb_wrap(&x->err, "case %d", c);
-      }
-      pthread_mutex_unlock(&x->lock);
-      break;
+      est_result_free(&r);
+      fail_case(x, rc, &e, c, ": log density of the truth");
+      return;
     }
-    const double *truth = x->cs->truth + ((size_t)c * W + (W - 1)) * n;
-    if (x->sum->has_hpd) {
-      double lq;
-      rc = r.log_density ? x->e->log_prob(x->e, &pr, &o, truth, 1, &lq, &e)
-                         : sb_fail(&e, SB_EINVAL, "estimator %s returned no log_density", x->e->name);
-      if (rc) {
-        est_result_free(&r);
-        pthread_mutex_lock(&x->lock);
-        if (!x->rc) {
-          x->rc = rc;
-          x->err = e;
-          sb_wrap(&x->err, "case %d: log density of the truth", c);
-        }
-        pthread_mutex_unlock(&x->lock);
-        break;
-      }
-      int above = 0;
-      for (int s = 0; s < S; s++) above += r.log_density[s] >= lq;
-      x->out[c].hpd_level = (double)above / S;
-    }
-    eval_score_case(r.samples, S, n, truth, &x->out[c].st, x->hist + (size_t)c * (S + 1),
-                    c == 0 ? x->sum->ex_mean : NULL, c == 0 ? x->sum->ex_std : NULL, work);
-    x->out[c].diag = r.diagnostics;
-    r.diagnostics = NULL;
-    est_result_free(&r);
-    pthread_mutex_lock(&x->lock);
-    x->done++;
-    if (x->cfg->progress) x->cfg->progress(x->cfg->progress_ctx, x->done, x->cs->n_cases);
-    pthread_mutex_unlock(&x->lock);
+    int above = 0;
+    for (int s = 0; s < S; s++) above += r.log_density[s] >= lq;
+    x->out[c].hpd_level = (double)above / S;
   }
-  free(work);
-  return NULL;
+  eval_score_case(r.samples, S, n, truth, &x->out[c].st, x->hist + (size_t)c * (S + 1),
+                  c == 0 ? x->sum->ex_mean : NULL, c == 0 ? x->sum->ex_std : NULL, work);
+  x->out[c].diag = r.diagnostics;
+  r.diagnostics = NULL;
+  est_result_free(&r);
+  pthread_mutex_lock(&x->lock);
+  x->done++;
+  if (x->cfg->progress) x->cfg->progress(x->cfg->progress_ctx, x->done, x->cs->n_cases);
+  pthread_mutex_unlock(&x->lock);
 }
 
 /* Mean over cases of every numeric diagnostic (arrays of numbers: elementwise
@@ -263,21 +254,21 @@ int eval_run(estimator *e, const eval_cases *cs, const obs_op *op, const obs_noi
   memcpy(sum->ex_truth, cs->truth + (size_t)(W - 1) * n, sizeof(double) * n);
   memcpy(sum->ex_y, cs->y + (size_t)(W - 1) * p, sizeof(double) * p);
   pthread_mutex_init(&x.lock, NULL);
-  int T = cfg->threads < 1 ? 1 : cfg->threads;
-  if (T > C) T = C;
-  if (T > 256) T = 256;
-  pthread_t th[256];
-  int started = 0;
-  double t0 = now_s();
-  for (int i = 1; i < T; i++) {
-    if (pthread_create(&th[i], NULL, worker, &x) != 0) break;
-    started++;
+  int T = sb_threads(cfg->threads, C);
+  x.work = malloc(sizeof(double) * (size_t)T * S);
+  if (!x.work) {
+    free(x.out);
+    free(x.hist);
+    eval_summary_free(sum);
+    pthread_mutex_destroy(&x.lock);
+    return sb_fail(err, SB_ENOMEM, "out of memory for %d samples", S);
   }
-  worker(&x);
-  for (int i = 1; i <= started; i++) pthread_join(th[i], NULL);
+  double t0 = now_s();
+  sb_parallel_for(C, T, run_case, &x);
   sum->seconds = now_s() - t0;
   pthread_mutex_destroy(&x.lock);
-  int rc = x.rc;
+  free(x.work);
+  int rc = atomic_load(&x.rc);
   if (rc) {
     if (err) *err = x.err;
   } else {

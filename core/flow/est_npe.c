@@ -12,7 +12,11 @@
 #include "rng.h"
 
 #define NPE_CHUNK 32
-#define NPE_MAX_THREADS 16
+
+typedef struct npe_worker {
+  flow_buf fb;
+  float *u, *ts;
+} npe_worker;
 
 typedef struct npe_call {
   const score_model *sm;
@@ -23,67 +27,59 @@ typedef struct npe_call {
   int n;              /* samples or states */
   float *x;           /* [n][N] standardized: output (sample) or input (density) */
   double *logq;       /* [n] standardized units */
-  volatile int *cancel;
+  const sb_cancel *cancel;
+  npe_worker w[SB_THREADS_MAX];
+  atomic_int rc;
 } npe_call;
 
-typedef struct npe_worker {
-  npe_call *c;
-  flow_buf fb;
-  float *u, *ts;
-  int t, T, rc;
-} npe_worker;
-
-static void *npe_worker_run(void *arg) {
-  npe_worker *w = arg;
-  npe_call *c = w->c;
-  const int N = c->sm->N;
-  w->rc = 0;
-  for (int i = 0; i < NPE_CHUNK; i++) w->ts[i] = c->tsc;
-  for (int b0 = w->t * NPE_CHUNK; b0 < c->n && !w->rc; b0 += w->T * NPE_CHUNK) {
-    if (c->cancel && *c->cancel) {
-      w->rc = SB_ECANCEL;
-      break;
-    }
-    int nb = c->n - b0 < NPE_CHUNK ? c->n - b0 : NPE_CHUNK;
-    float *x = c->x + (size_t)b0 * N;
-    if (c->inverse) {
-      for (int b = 0; b < nb; b++) {
-        rng r;
-        rng_init(&r, c->seed, (uint64_t)(b0 + b));
-        rng_fill_normal_f(&r, w->u + (size_t)b * N, (size_t)N);
-      }
-      w->rc = flow_inverse(c->sm, &w->fb, w->u, c->cond, 0, w->ts, nb, x, c->logq + b0);
-    } else {
-      w->rc = flow_forward(c->sm, &w->fb, x, c->cond, 0, w->ts, nb, c->logq + b0);
-    }
+/* Task: chunk `task` of NPE_CHUNK samples on worker wi's flow buffer. */
+static void npe_chunk(void *arg, int task, int wi) {
+  npe_call *c = arg;
+  npe_worker *w = &c->w[wi];
+  const int N = c->sm->N, b0 = task * NPE_CHUNK;
+  if (atomic_load(&c->rc)) return;
+  if (sb_cancelled(c->cancel)) {
+    atomic_store(&c->rc, SB_ECANCEL);
+    return;
   }
-  return NULL;
+  int nb = c->n - b0 < NPE_CHUNK ? c->n - b0 : NPE_CHUNK, rc;
+  float *x = c->x + (size_t)b0 * N;
+  if (c->inverse) {
+    for (int b = 0; b < nb; b++) {
+      rng r;
+      rng_init(&r, c->seed, (uint64_t)(b0 + b));
+      rng_fill_normal_f(&r, w->u + (size_t)b * N, (size_t)N);
+    }
+    rc = flow_inverse(c->sm, &w->fb, w->u, c->cond, 0, w->ts, nb, x, c->logq + b0);
+  } else {
+    rc = flow_forward(c->sm, &w->fb, x, c->cond, 0, w->ts, nb, c->logq + b0);
+  }
+  if (rc) atomic_store(&c->rc, rc);
 }
 
 static int npe_run(npe_call *c, int threads, sb_error *err) {
   int chunks = (c->n + NPE_CHUNK - 1) / NPE_CHUNK;
-  int T = threads < 1 ? 1 : threads > NPE_MAX_THREADS ? NPE_MAX_THREADS : threads;
-  if (T > chunks) T = chunks;
-  npe_worker w[NPE_MAX_THREADS];
-  memset(w, 0, sizeof w);
+  int T = sb_threads(threads, chunks);
   int rc = SB_OK;
+  atomic_store(&c->rc, 0);
   for (int t = 0; t < T && !rc; t++) {
-    w[t].c = c, w[t].t = t, w[t].T = T;
-    rc = flow_buf_init(&w[t].fb, c->sm, NPE_CHUNK, 0, err);
-    w[t].u = malloc(sizeof(float) * NPE_CHUNK * (size_t)c->sm->N);
-    w[t].ts = malloc(sizeof(float) * NPE_CHUNK);
-    if (!rc && (!w[t].u || !w[t].ts)) rc = sb_fail(err, SB_ENOMEM, "out of memory");
+    npe_worker *w = &c->w[t];
+    rc = flow_buf_init(&w->fb, c->sm, NPE_CHUNK, 0, err);
+    w->u = malloc(sizeof(float) * NPE_CHUNK * (size_t)c->sm->N);
+    w->ts = malloc(sizeof(float) * NPE_CHUNK);
+    if (!rc && (!w->u || !w->ts)) rc = sb_fail(err, SB_ENOMEM, "out of memory");
+    for (int i = 0; !rc && i < NPE_CHUNK; i++) w->ts[i] = c->tsc;
   }
   if (!rc) {
-    sb_par_run(T, npe_worker_run, w, sizeof w[0]);
-    for (int t = 0; t < T && !rc; t++)
-      if (w[t].rc == SB_ECANCEL) rc = sb_fail(err, SB_ECANCEL, "cancelled");
-      else if (w[t].rc) rc = sb_fail(err, SB_EINVAL, "flow evaluation failed");
+    sb_parallel_for(chunks, T, npe_chunk, c);
+    int wrc = atomic_load(&c->rc);
+    if (wrc == SB_ECANCEL) rc = sb_fail(err, SB_ECANCEL, "cancelled");
+    else if (wrc) rc = sb_fail(err, SB_EINVAL, "flow evaluation failed");
   }
   for (int t = 0; t < T; t++) {
-    flow_buf_free(&w[t].fb);
-    free(w[t].u);
-    free(w[t].ts);
+    flow_buf_free(&c->w[t].fb);
+    free(c->w[t].u);
+    free(c->w[t].ts);
   }
   return rc;
 }

@@ -9,7 +9,6 @@
 #include "nn_layers.h"
 #include "par.h"
 
-#define FLOW_MAX_THREADS 16
 static const double LOG_2PI = 1.8378770664093454836;
 
 void flow_mask(int k, int N, float *mask) {
@@ -194,8 +193,10 @@ typedef struct grad_job {
   int rc;
 } grad_job;
 
-static void *grad_worker(void *p) {
-  grad_job *j = p;
+/* task t: slice t of the batch with flow buffer t */
+static void grad_worker(void *ctx, int t, int w) {
+  (void)w;
+  grad_job *j = (grad_job *)ctx + t;
   const int N = j->sm->N;
   const size_t cs = (size_t)2 * j->sm->W * N;
   j->loss = 0;
@@ -211,16 +212,13 @@ static void *grad_worker(void *p) {
     for (int b = 0; b < nb; b++) j->loss -= lq[b] / ((double)N * j->n_total);
     j->rc = flow_backward(j->sm, j->fb, 1.0f / ((float)N * j->n_total), j->grads);
   }
-  return NULL;
 }
 
 int flow_grad_mt(score_model *sm, flow_buf *fb, int T, const float *x, const float *cond, const float *tsc, int B,
                  double *loss, sb_error *err) {
-  if (T < 1) T = 1;
-  if (T > FLOW_MAX_THREADS) T = FLOW_MAX_THREADS;
-  if (T > B) T = B;
+  T = sb_threads(T, B);
   nn_model *m = &sm->net;
-  grad_job jobs[FLOW_MAX_THREADS];
+  grad_job jobs[SB_THREADS_MAX];
   int per = (B + T - 1) / T;
   for (int t = 0; t < T; t++) {
     int b0 = t * per, nb = B - b0 < per ? B - b0 : per;
@@ -230,7 +228,7 @@ int flow_grad_mt(score_model *sm, flow_buf *fb, int T, const float *x, const flo
   }
   int blas = openblas_get_num_threads();
   if (T > 1) openblas_set_num_threads(1);
-  sb_par_run(T, grad_worker, jobs, sizeof jobs[0]);
+  sb_parallel_for(T, T, grad_worker, jobs);
   if (T > 1) openblas_set_num_threads(blas);
   double l = 0;
   for (int t = 0; t < T; t++) {

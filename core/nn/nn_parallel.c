@@ -6,7 +6,7 @@
 
 #include "par.h"
 
-#define NN_MAX_THREADS 64
+#define NN_MAX_THREADS SB_THREADS_MAX
 
 typedef struct job {
   const nn_model *m;
@@ -20,27 +20,28 @@ typedef struct job {
   int rc;
 } job;
 
-static void *worker(void *p) {
-  job *j = p;
+/* task t: slice t of the batch, with workspace t */
+static void worker(void *ctx, int t, int w) {
+  (void)w;
+  job *j = (job *)ctx + t;
   const nn_model *m = j->m;
   int in = nn_in_size(m), on = nn_out_size(m), ns = nn_n_scalars(m);
   const float *x = j->x + (size_t)j->b0 * in, *s = ns ? j->s + (size_t)j->b0 * ns : NULL;
   if (!j->train) {
     j->rc = j->B ? nn_infer(m, j->ws, x, s, j->B, j->out + (size_t)j->b0 * on) : 0;
-    return NULL;
+    return;
   }
-  if (!j->B) return NULL;
+  if (!j->B) return;
   j->rc = nn_forward(m, j->ws, x, s, j->B, j->ws->out);
-  if (j->rc) return NULL;
+  if (j->rc) return;
   j->loss_val = j->loss(j->ctx, j->b0, j->B, j->n_total, j->ws->out, j->ws->dout);
   j->rc = nn_backward(m, j->ws, j->ws->dout, j->grads, j->dx ? j->dx + (size_t)j->b0 * in : NULL);
-  return NULL;
 }
 
 static int run(job *jobs, int T) {
   int blas = openblas_get_num_threads();
   if (T > 1) openblas_set_num_threads(1);
-  sb_par_run(T, worker, jobs, sizeof jobs[0]);
+  sb_parallel_for(T, T, worker, jobs);
   if (T > 1) openblas_set_num_threads(blas);
   for (int t = 0; t < T; t++)
     if (jobs[t].rc) return jobs[t].rc;

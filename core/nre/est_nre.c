@@ -12,7 +12,6 @@
 #include "score_model.h"
 
 #define NRE_CHUNK 64
-#define NRE_MAX_THREADS 16
 
 double nre_normalize(double *logw, int M) {
   double mx = -INFINITY, sum = 0, sq = 0;
@@ -32,6 +31,11 @@ void nre_resample(const double *w, int M, int S, double u, int *idx) {
   }
 }
 
+typedef struct nre_worker {
+  nn_workspace ws;
+  float *in, *scal;
+} nre_worker;
+
 typedef struct nre_call {
   const score_model *sm;
   const float *cond;   /* [2W][N] lifted observations */
@@ -39,70 +43,62 @@ typedef struct nre_call {
   const double *x;     /* [M][N] physical candidates */
   int M;
   double *logit;       /* [M] */
-  volatile int *cancel;
+  const sb_cancel *cancel;
+  nre_worker w[SB_THREADS_MAX];
+  atomic_int rc;
 } nre_call;
 
-typedef struct nre_worker {
-  nre_call *c;
-  nn_workspace ws;
-  float *in, *scal;
-  int t, T, rc;
-} nre_worker;
-
-static void *nre_worker_run(void *arg) {
-  nre_worker *w = arg;
-  const nre_call *c = w->c;
+/* Task: the logits of chunk `task` of NRE_CHUNK candidates on worker wi. */
+static void nre_chunk(void *arg, int task, int wi) {
+  nre_call *c = arg;
+  nre_worker *w = &c->w[wi];
   const score_model *sm = c->sm;
-  const int N = sm->N, nc = 2 * sm->W;
+  const int N = sm->N, nc = 2 * sm->W, b0 = task * NRE_CHUNK;
   const size_t per = (size_t)(1 + nc) * N;
-  w->rc = 0;
-  for (int i = 0; i < NRE_CHUNK; i++) w->scal[i] = c->tsc;
-  for (int b0 = w->t * NRE_CHUNK; b0 < c->M && !w->rc; b0 += w->T * NRE_CHUNK) {
-    if (c->cancel && *c->cancel) {
-      w->rc = SB_ECANCEL;
-      break;
-    }
-    int nb = c->M - b0 < NRE_CHUNK ? c->M - b0 : NRE_CHUNK;
-    for (int b = 0; b < nb; b++) {
-      float *ib = w->in + (size_t)b * per;
-      for (int n = 0; n < N; n++) ib[n] = (float)((c->x[(size_t)(b0 + b) * N + n] - sm->mean[n]) / sm->std[n]);
-      memcpy(ib + N, c->cond, sizeof(float) * (size_t)nc * N);
-    }
-    w->rc = nn_forward(&sm->net, &w->ws, w->in, sm->time_varying ? w->scal : NULL, nb, w->ws.out);
-    for (int b = 0; !w->rc && b < nb; b++) {
-      double z = 0;
-      for (int n = 0; n < N; n++) z += w->ws.out[(size_t)b * N + n];
-      c->logit[b0 + b] = z / N;
-    }
+  if (atomic_load(&c->rc)) return;
+  if (sb_cancelled(c->cancel)) {
+    atomic_store(&c->rc, SB_ECANCEL);
+    return;
   }
-  return NULL;
+  int nb = c->M - b0 < NRE_CHUNK ? c->M - b0 : NRE_CHUNK;
+  for (int b = 0; b < nb; b++) {
+    float *ib = w->in + (size_t)b * per;
+    for (int n = 0; n < N; n++) ib[n] = (float)((c->x[(size_t)(b0 + b) * N + n] - sm->mean[n]) / sm->std[n]);
+    memcpy(ib + N, c->cond, sizeof(float) * (size_t)nc * N);
+  }
+  int rc = nn_forward(&sm->net, &w->ws, w->in, sm->time_varying ? w->scal : NULL, nb, w->ws.out);
+  for (int b = 0; !rc && b < nb; b++) {
+    double z = 0;
+    for (int n = 0; n < N; n++) z += w->ws.out[(size_t)b * N + n];
+    c->logit[b0 + b] = z / N;
+  }
+  if (rc) atomic_store(&c->rc, rc);
 }
 
 static int nre_logits(nre_call *c, int threads, sb_error *err) {
   int chunks = (c->M + NRE_CHUNK - 1) / NRE_CHUNK;
-  int T = threads < 1 ? 1 : threads > NRE_MAX_THREADS ? NRE_MAX_THREADS : threads;
-  if (T > chunks) T = chunks;
-  nre_worker w[NRE_MAX_THREADS];
-  memset(w, 0, sizeof w);
+  int T = sb_threads(threads, chunks);
   int rc = SB_OK;
+  atomic_store(&c->rc, 0);
   const size_t per = (size_t)score_in_channels(SCORE_NRE, c->sm->W) * c->sm->N;
   for (int t = 0; t < T && !rc; t++) {
-    w[t].c = c, w[t].t = t, w[t].T = T;
-    rc = nn_workspace_init(&w[t].ws, &c->sm->net, NRE_CHUNK, 0, err);
-    w[t].in = malloc(sizeof(float) * NRE_CHUNK * per);
-    w[t].scal = malloc(sizeof(float) * NRE_CHUNK);
-    if (!rc && (!w[t].in || !w[t].scal)) rc = sb_fail(err, SB_ENOMEM, "out of memory");
+    nre_worker *w = &c->w[t];
+    rc = nn_workspace_init(&w->ws, &c->sm->net, NRE_CHUNK, 0, err);
+    w->in = malloc(sizeof(float) * NRE_CHUNK * per);
+    w->scal = malloc(sizeof(float) * NRE_CHUNK);
+    if (!rc && (!w->in || !w->scal)) rc = sb_fail(err, SB_ENOMEM, "out of memory");
+    for (int i = 0; !rc && i < NRE_CHUNK; i++) w->scal[i] = c->tsc;
   }
   if (!rc) {
-    sb_par_run(T, nre_worker_run, w, sizeof w[0]);
-    for (int t = 0; t < T && !rc; t++)
-      if (w[t].rc == SB_ECANCEL) rc = sb_fail(err, SB_ECANCEL, "cancelled");
-      else if (w[t].rc) rc = sb_fail(err, SB_EINVAL, "classifier evaluation failed");
+    sb_parallel_for(chunks, T, nre_chunk, c);
+    int wrc = atomic_load(&c->rc);
+    if (wrc == SB_ECANCEL) rc = sb_fail(err, SB_ECANCEL, "cancelled");
+    else if (wrc) rc = sb_fail(err, SB_EINVAL, "classifier evaluation failed");
   }
   for (int t = 0; t < T; t++) {
-    nn_workspace_free(&w[t].ws);
-    free(w[t].in);
-    free(w[t].scal);
+    nn_workspace_free(&c->w[t].ws);
+    free(c->w[t].in);
+    free(c->w[t].scal);
   }
   return rc;
 }

@@ -18,18 +18,11 @@
  * the workers: every chunk is computed the same way for any thread count, so
  * the samples are bit-identical whatever the number of threads. */
 #define SCORE_CHUNK 32
-#define SCORE_MAX_THREADS 16
 
-/* One network worker: a workspace and buffers for up to ws.max_batch samples. */
+/* One network worker's scratch: a workspace and buffers for one chunk. */
 typedef struct score_worker {
   nn_workspace ws;
   float *in, *scal, *dx;
-  /* the slice this worker handles in the current call */
-  const float *x, *cot;
-  float *v, *g;
-  double tau;
-  int t, T, B, rc;
-  struct score_ctx *c;
 } score_worker;
 
 typedef struct score_ctx {
@@ -38,53 +31,51 @@ typedef struct score_ctx {
   const float *cond;  /* posterior: [2W][N] lifted observations */
   double t_scaled;
   int T;              /* workers */
-  score_worker w[SCORE_MAX_THREADS];
+  score_worker w[SB_THREADS_MAX];
+  /* the current network call: v (and, when cot is set, the input VJP g) of B samples at tau */
+  const float *x, *cot;
+  float *v, *g;
+  double tau;
+  int B;
+  atomic_int rc;
 } score_ctx;
 
-static void fill_inputs(score_worker *w, int b0, int B) {
-  const score_ctx *c = w->c;
+static void fill_inputs(const score_ctx *c, score_worker *w, int b0, int B) {
   const int N = c->sm->N, ns = nn_n_scalars(&c->sm->net);
   for (int b = 0; b < B; b++) {
     float *ib = w->in + (size_t)b * c->cin * N;
-    memcpy(ib, w->x + (size_t)(b0 + b) * c->xch * N, sizeof(float) * (size_t)c->xch * N);
+    memcpy(ib, c->x + (size_t)(b0 + b) * c->xch * N, sizeof(float) * (size_t)c->xch * N);
     if (c->cond) memcpy(ib + (size_t)c->xch * N, c->cond, sizeof(float) * (size_t)(c->cin - c->xch) * N);
-    w->scal[(size_t)b * ns] = (float)w->tau;
+    w->scal[(size_t)b * ns] = (float)c->tau;
     if (ns > 1) w->scal[(size_t)b * ns + 1] = (float)c->t_scaled;
   }
 }
 
-/* v (and, when w->cot is set, the input VJP) for samples [w->b0, w->b0 + w->B). */
-static void *worker_run(void *arg) {
-  score_worker *w = arg;
-  const score_ctx *c = w->c;
-  const int N = c->sm->N;
+/* Task: chunk `task` of SCORE_CHUNK samples on worker wi's scratch. */
+static void chunk_run(void *arg, int task, int wi) {
+  score_ctx *c = arg;
+  score_worker *w = &c->w[wi];
+  const int N = c->sm->N, b0 = task * SCORE_CHUNK;
   const size_t per = (size_t)c->cout * N, per_in = (size_t)c->cin * N;
-  w->rc = 0;
-  for (int b0 = w->t * SCORE_CHUNK; b0 < w->B && !w->rc; b0 += w->T * SCORE_CHUNK) {
-    int nb = w->B - b0 < SCORE_CHUNK ? w->B - b0 : SCORE_CHUNK;
-    fill_inputs(w, b0, nb);
-    w->rc = nn_forward(&c->sm->net, &w->ws, w->in, w->scal, nb, w->v + (size_t)b0 * per);
-    if (w->rc || !w->cot) continue;
+  int nb = c->B - b0 < SCORE_CHUNK ? c->B - b0 : SCORE_CHUNK;
+  fill_inputs(c, w, b0, nb);
+  int rc = nn_forward(&c->sm->net, &w->ws, w->in, w->scal, nb, c->v + (size_t)b0 * per);
+  if (!rc && c->cot) {
     memset(w->dx, 0, sizeof(float) * per_in * (size_t)nb);
-    w->rc = nn_backward(&c->sm->net, &w->ws, w->cot + (size_t)b0 * per, NULL, w->dx);
-    for (int b = 0; !w->rc && b < nb; b++)
-      memcpy(w->g + (size_t)(b0 + b) * per, w->dx + (size_t)b * per_in, sizeof(float) * per);
+    rc = nn_backward(&c->sm->net, &w->ws, c->cot + (size_t)b0 * per, NULL, w->dx);
+    for (int b = 0; !rc && b < nb; b++)
+      memcpy(c->g + (size_t)(b0 + b) * per, w->dx + (size_t)b * per_in, sizeof(float) * per);
   }
-  return NULL;
+  if (rc) atomic_store(&c->rc, rc);
 }
 
-/* Splits B samples over the workers; results do not depend on the split. */
+/* Splits B samples into chunks over the workers; results do not depend on the split. */
 static int run_workers(score_ctx *c, const float *x, double tau, int B, float *v, const float *cot, float *g,
                        sb_error *err) {
-  int chunks = (B + SCORE_CHUNK - 1) / SCORE_CHUNK, T = c->T < chunks ? c->T : chunks;
-  for (int t = 0; t < T; t++) {
-    score_worker *w = &c->w[t];
-    w->x = x, w->cot = cot, w->v = v, w->g = g, w->tau = tau;
-    w->t = t, w->T = T, w->B = B;
-  }
-  sb_par_run(T, worker_run, c->w, sizeof c->w[0]);
-  for (int t = 0; t < T; t++)
-    if (c->w[t].rc) return sb_fail(err, SB_EINVAL, "network evaluation failed");
+  c->x = x, c->cot = cot, c->v = v, c->g = g, c->tau = tau, c->B = B;
+  atomic_store(&c->rc, 0);
+  sb_parallel_for((B + SCORE_CHUNK - 1) / SCORE_CHUNK, c->T, chunk_run, c);
+  if (atomic_load(&c->rc)) return sb_fail(err, SB_EINVAL, "network evaluation failed");
   return SB_OK;
 }
 
@@ -98,7 +89,7 @@ static int ctx_vjp(void *ctx, const float *x, double tau, int B, float *v, const
 }
 
 static void ctx_free(score_ctx *c) {
-  for (int t = 0; t < SCORE_MAX_THREADS; t++) {
+  for (int t = 0; t < SB_THREADS_MAX; t++) {
     nn_workspace_free(&c->w[t].ws);
     free(c->w[t].in);
     free(c->w[t].scal);
@@ -112,12 +103,10 @@ static int ctx_init(score_ctx *c, const score_model *sm, int S, int threads, sb_
   c->cin = score_in_channels(sm->kind, sm->W);
   c->cout = score_out_channels(sm->kind, sm->W);
   c->xch = c->cout;
-  c->T = threads < 1 ? 1 : threads > SCORE_MAX_THREADS ? SCORE_MAX_THREADS : threads;
+  c->T = sb_threads(threads, (S + SCORE_CHUNK - 1) / SCORE_CHUNK);
   int chunk = S < SCORE_CHUNK ? S : SCORE_CHUNK;
-  if (c->T > (S + SCORE_CHUNK - 1) / SCORE_CHUNK) c->T = (S + SCORE_CHUNK - 1) / SCORE_CHUNK;
   for (int t = 0; t < c->T; t++) {
     score_worker *w = &c->w[t];
-    w->c = c;
     int rc = nn_workspace_init(&w->ws, &sm->net, chunk, sm->kind == SCORE_COMPOSED, err);
     if (rc) return rc;
     w->in = malloc(sizeof(float) * (size_t)chunk * c->cin * sm->N);

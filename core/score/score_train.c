@@ -11,6 +11,7 @@
 #include "nn_layers.h"
 #include "nn_optim.h"
 #include "nn_parallel.h"
+#include "par.h"
 #include "rng.h"
 #include "safetensors.h"
 #include "score_model.h"
@@ -67,8 +68,8 @@ typedef struct trainer {
   train_cfg tc;
   score_pool pool;
   nn_workspace ws;              /* validation (forward only) */
-  nn_workspace tws[16];         /* one training workspace per thread */
-  flow_buf vfb, tfb[16];        /* npe: validation and per-thread training flows */
+  nn_workspace tws[SB_THREADS_MAX]; /* one training workspace per thread */
+  flow_buf vfb, tfb[SB_THREADS_MAX]; /* npe: validation and per-thread training flows */
   float *pair_in, *pair_scal;   /* nre: classifier inputs of 2B pairs (joint, then shuffled) */
   float *val_pair_in, *val_pair_scal;
   int T;
@@ -386,7 +387,7 @@ static double val_loss(trainer *tr) {
 }
 
 static void trainer_free(trainer *tr) {
-  for (int t = 0; t < 16; t++) nn_workspace_free(&tr->tws[t]), flow_buf_free(&tr->tfb[t]);
+  for (int t = 0; t < SB_THREADS_MAX; t++) nn_workspace_free(&tr->tws[t]), flow_buf_free(&tr->tfb[t]);
   flow_buf_free(&tr->vfb);
   free(tr->pair_in); free(tr->pair_scal); free(tr->val_pair_in); free(tr->val_pair_scal);
   score_model_free(&tr->sm);
@@ -440,8 +441,7 @@ int score_train(const json_t *cfg, score_train_opts *o, sb_error *err) {
   for (int n = 0; n < N; n++) gm += sm->mean[n] / N;
   for (int n = 0; n < N; n++) gv += (sm->std[n] * sm->std[n] + (sm->mean[n] - gm) * (sm->mean[n] - gm)) / N;
   for (int n = 0; n < N; n++) sm->mean[n] = gm, sm->std[n] = sqrt(gv);
-  tr.T = tc->threads < B ? tc->threads : B;
-  if (tr.T > 16) tr.T = 16;
+  tr.T = sb_threads(tc->threads, B);
   if (sm->kind == SCORE_NPE) {
     if ((rc = flow_buf_init(&tr.vfb, sm, B, 0, err))) goto done;
     for (int t = 0; t < tr.T; t++)

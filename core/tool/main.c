@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "par.h"
 
 #ifndef SBIDA_VERSION
 #define SBIDA_VERSION "0.1.0"
@@ -42,7 +43,11 @@ int main(int argc, char **argv) {
     return 0;
   }
   for (int i = 0; i < n_commands; i++)
-    if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    if (!strcmp(argv[1], commands[i].name)) {
+      int rc = commands[i].run(argc - 1, argv + 1);
+      sb_pool_shutdown();
+      return rc;
+    }
   fprintf(stderr, "sbida: unknown command '%s' (see sbida --help)\n", argv[1]);
   return 2;
 }

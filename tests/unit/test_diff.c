@@ -178,7 +178,7 @@ static void test_bad_config_and_cancel(void **state) {
   diff_sampler_config c = {0, 1, 0.25};
   assert_int_equal(diff_sample(&denoiser, NULL, &c, 1, 1, 0, x, NULL, NULL, NULL, &err), SB_EINVAL);
   c.steps = 16;
-  volatile int cancel = 1;
+  sb_cancel cancel = {1};
   assert_int_equal(diff_sample(&denoiser, NULL, &c, 1, 1, 0, x, &cancel, NULL, NULL, &err), SB_ECANCEL);
 }
 
