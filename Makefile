@@ -24,14 +24,15 @@ endif
 PKGS     := jansson openblas sqlite3 libuv libmicrohttpd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-CORE_DIRS  := $(sort $(dir $(wildcard core/*/*.h)))
-CPPFLAGS := -D_GNU_SOURCE $(addprefix -I,$(CORE_DIRS)) -Iserver
+# One include root: library headers are named by their module ("est/est.h"),
+# the daemon's by "server/..." from outside server/ (tests).
+CPPFLAGS := -D_GNU_SOURCE -Icore -I.
 CFLAGS   := -std=c11 $(OPT) -g -Wall -Wextra -Werror -Wno-error=unused-function -MMD -MP \
             -fno-strict-aliasing $(ARCH) $(SAN) $(PKG_CFLAGS)
 LDFLAGS  := $(SAN)
 LDLIBS   := $(PKG_LIBS) -lm -lpthread
 
-LIB_SRC  := $(filter-out core/tool/%,$(wildcard core/*/*.c))
+LIB_SRC  := $(filter-out core/tool/%,$(wildcard core/*/*.c core/*/*/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 TOOL_SRC := $(wildcard core/tool/*.c)
 TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)

@@ -13,7 +13,7 @@
 #include "job_spec.h"
 #include "log.h"
 #include "metrics.h"
-#include "npy.h"
+#include "util/npy.h"
 #include "problem.h"
 
 #define API_MAX_WAIT 60.0

@@ -18,9 +18,9 @@
 #include "http_server.h"
 #include "http_wait.h"
 #include "log.h"
-#include "par.h"
+#include "util/par.h"
 #include "metrics.h"
-#include "version.h"
+#include "util/version.h"
 
 static int main_load_tokens(app *a, sb_error *err) {
   if (!a->cfg.tokens_file[0]) return SB_OK;

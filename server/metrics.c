@@ -3,9 +3,9 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "sb_error.h"
+#include "util/sb_error.h"
 #include "store.h"
-#include "version.h"
+#include "util/version.h"
 
 static const char *const *metrics_routes;
 static int metrics_n_routes;

@@ -1,10 +1,10 @@
-#include "diff.h"
+#include "diff/diff.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "rng.h"
+#include "util/rng.h"
 
 double diff_mu(double tau) {
   double omega = acos(sqrt(DIFF_ETA));

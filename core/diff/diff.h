@@ -15,9 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "obs.h"
-#include "par.h"
-#include "sb_error.h"
+#include "obs/obs.h"
+#include "util/par.h"
+#include "util/sb_error.h"
 
 #define DIFF_ETA 1e-3
 

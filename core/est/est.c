@@ -1,4 +1,4 @@
-#include "est.h"
+#include "est/est.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -44,9 +44,14 @@ int est_check_problem(const estimator *e, const est_problem *p, sb_error *err) {
   return SB_OK;
 }
 
+int est_check_params(const estimator *e, const json_t *params, sb_error *err) {
+  return params_check(params, e->params, "params.", err);
+}
+
 int est_sample(estimator *e, const est_problem *p, const est_options *o, est_result *r, sb_error *err) {
   memset(r, 0, sizeof *r);
   int rc = est_check_problem(e, p, err);
+  if (!rc) rc = est_check_params(e, o->params, err);
   if (rc) return rc;
   if (o->n_samples < 1 || o->n_samples > 1000000)
     return sb_fail(err, SB_ERANGE, "n_samples %d outside 1..1000000", o->n_samples);

@@ -16,10 +16,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "obs.h"
-#include "par.h"
-#include "sb_error.h"
-#include "sim.h"
+#include "obs/obs.h"
+#include "sim/sim.h"
+#include "util/par.h"
+#include "util/params.h"
+#include "util/sb_error.h"
 
 typedef struct est_problem {
   const sim *sim;
@@ -60,6 +61,7 @@ struct estimator {
   int has_density;         /* fills log_density */
   int has_window;          /* can fill window_samples */
   json_t *info;            /* metadata object (training, evaluation), owned */
+  const params_spec *params; /* the request parameters it accepts (NULL: none) */
   int (*sample)(estimator *e, const est_problem *p, const est_options *o, est_result *r,
                 sb_error *err);
   void (*destroy)(estimator *e); /* frees impl only */
@@ -74,7 +76,11 @@ struct estimator {
 /* Checks that a problem fits the estimator (system, window length, time
  * range, operator and noise compatibility, observation count). */
 int est_check_problem(const estimator *e, const est_problem *p, sb_error *err);
-/* Calls e->sample after est_check_problem and option validation. */
+/* Checks request parameters (a JSON object or NULL) against e->params:
+ * unknown names (with the valid ones), types and ranges. */
+int est_check_params(const estimator *e, const json_t *params, sb_error *err);
+/* Calls e->sample after est_check_problem, est_check_params and option
+ * validation. */
 int est_sample(estimator *e, const est_problem *p, const est_options *o, est_result *r,
                sb_error *err);
 /* Allocates result arrays for S samples (window ones only if want_window). */
@@ -83,9 +89,5 @@ int est_result_alloc(est_result *r, int S, int dim, int W, int want_window, int 
 void est_result_free(est_result *r);
 /* Frees everything the estimator owns. */
 void est_free(estimator *e);
-
-/* Opens an estimator from a spec: "etkf", "letkf", "pf" (needs preset/N) or
- * the path of a model file (.safetensors; preset taken from its metadata). */
-int est_open(estimator **out, const char *spec, const char *preset, int N, sb_error *err);
 
 #endif

@@ -18,8 +18,8 @@
 #include <jansson.h>
 #include <stdint.h>
 
-#include "est.h"
-#include "eval_metrics.h"
+#include "est/est.h"
+#include "eval/eval_metrics.h"
 
 typedef struct eval_cases {
   int n_cases, window, dim, n_obs;

@@ -5,9 +5,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "eval.h"
-#include "par.h"
-#include "rng.h"
+#include "eval/eval.h"
+#include "util/par.h"
+#include "util/rng.h"
 
 void eval_cases_free(eval_cases *cs) {
   if (!cs) return;

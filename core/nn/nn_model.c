@@ -1,13 +1,13 @@
 /* nn_model.c: parameter memory, named tensors, workspaces and dispatch. */
-#include "nn_model.h"
+#include "nn/nn_model.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "nn_internal.h"
-#include "rng.h"
+#include "nn/nn_internal.h"
+#include "util/rng.h"
 
 int nn__add_tensor(nn_model *m, const char *name, int ndim, const int64_t *shape, int init,
                    int fan_in) {

@@ -1,10 +1,10 @@
 /* nn_parallel.c: data-parallel training gradients and inference (see nn_parallel.h). */
-#include "nn_parallel.h"
+#include "nn/nn_parallel.h"
 
 #include <cblas.h>
 #include <string.h>
 
-#include "par.h"
+#include "util/par.h"
 
 #define NN_MAX_THREADS SB_THREADS_MAX
 

@@ -12,7 +12,7 @@
 #ifndef SB_NN_PARALLEL_H
 #define SB_NN_PARALLEL_H
 
-#include "nn_model.h"
+#include "nn/nn_model.h"
 
 /* Loss callback for samples [b0, b0+B) of an n_total batch: out (B, out_size)
  * is the network output; writes dout (B, out_size) = d(total loss)/d(out) and

@@ -9,12 +9,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cmd.h"
-#include "nn_layers.h"
-#include "nn_model.h"
-#include "nn_optim.h"
-#include "nn_parallel.h"
-#include "rng.h"
+#include "tool/cmd.h"
+#include "nn/nn_layers.h"
+#include "nn/nn_model.h"
+#include "nn/nn_optim.h"
+#include "nn/nn_parallel.h"
+#include "util/rng.h"
 
 static double now(void) {
   struct timespec t;

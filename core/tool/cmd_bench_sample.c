@@ -6,8 +6,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "cmd.h"
-#include "est.h"
+#include "tool/cmd.h"
+#include "catalog/catalog.h"
 
 static double mono(void) {
   struct timespec ts;

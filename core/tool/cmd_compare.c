@@ -4,8 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cmd.h"
-#include "jansson.h"
+#include "tool/cmd.h"
+#include <jansson.h>
 
 static void compare_usage(FILE *f) {
   fprintf(f,

@@ -8,12 +8,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cmd.h"
-#include "eval.h"
+#include "tool/cmd.h"
+#include "util/version.h"
+#include "catalog/catalog.h"
+#include "eval/eval.h"
 
-#ifndef SBIDA_VERSION
-#define SBIDA_VERSION "0.1.0"
-#endif
 
 static void eval_usage(FILE *f) {
   fprintf(f,

@@ -6,10 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cmd.h"
-#include "npy.h"
-#include "obs.h"
-#include "sim.h"
+#include "tool/cmd.h"
+#include "util/npy.h"
+#include "obs/obs.h"
+#include "sim/sim.h"
 
 static void usage(FILE *f) {
   fprintf(f,

@@ -1,4 +1,4 @@
-/* sbida train: trains a score-based model from a JSON config. */
+/* sbida train: trains a model of any kind from a JSON config. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -6,14 +6,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cmd.h"
-#include "score_train.h"
+#include "tool/cmd.h"
+#include "train/train.h"
 
 static void usage(FILE *f) {
   fprintf(f,
           "usage: sbida train --config CONFIG.json --out MODEL.safetensors [--steps N]\n"
           "                   [--time-budget DURATION] [--threads N] [--resume STATE] [--seed S]\n\n"
-          "Trains a posterior-score or composed-score model on fresh simulations (a pool of\n"
+          "Trains a model (posterior-score, composed-score, npe, nre) on fresh simulations (a pool of\n"
           "trajectories refreshed every batch), keeps an EMA of the weights, validates on a\n"
           "fixed held-out set and writes the EMA model to --out plus the training state to\n"
           "--out.state every train.ckpt_every steps (resume with --resume OUT.state).\n"
@@ -47,7 +47,7 @@ int cmd_train(int argc, char **argv) {
                                        {"seed", required_argument, 0, 'S'},   {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
   const char *config = NULL;
-  score_train_opts o = {0};
+  train_opts o = {0};
   long seed = -1;
   optind = 1;
   opterr = 0;
@@ -104,7 +104,7 @@ int cmd_train(int argc, char **argv) {
   o.progress = stderr;
   o.progress_tty = isatty(fileno(stderr));
   sb_error err = {0};
-  int rc = score_train(cfg, &o, &err);
+  int rc = train_model(cfg, &o, &err);
   json_decref(cfg);
   if (rc) {
     fprintf(stderr, "sbida train: %s\n", err.msg);

@@ -2,12 +2,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cmd.h"
-#include "par.h"
+#include "tool/cmd.h"
+#include "util/version.h"
+#include "util/par.h"
 
-#ifndef SBIDA_VERSION
-#define SBIDA_VERSION "0.1.0"
-#endif
 
 static const sb_command commands[] = {
     {"simulate", "simulate trajectories (and observations) of a preset to .npy", cmd_simulate},

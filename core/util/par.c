@@ -7,7 +7,7 @@
  * waits until every helper that joined it has left, so no thread touches a
  * batch after its call returns. The pool grows to the helpers the running
  * batches ask for (at most SB_THREADS_MAX - 1 threads) and never shrinks. */
-#include "par.h"
+#include "util/par.h"
 
 #include <pthread.h>
 #include <stddef.h>

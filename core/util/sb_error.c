@@ -1,4 +1,4 @@
-#include "sb_error.h"
+#include "util/sb_error.h"
 
 #include <stdarg.h>
 #include <stdio.h>

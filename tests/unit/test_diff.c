@@ -21,8 +21,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "diff.h"
-#include "obs.h"
+#include "diff/diff.h"
+#include "obs/obs.h"
 
 #define D 6
 static const double prior_m[D] = {0.5, -1.0, 0.0, 2.0, 0.3, -0.7};

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "par.h"
+#include "util/par.h"
 
 typedef struct count_ctx {
   atomic_int hits[1000];

@@ -12,9 +12,9 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "est_score.h"
-#include "score_model.h"
-#include "score_train.h"
+#include "kinds/kinds.h"
+#include "model/model.h"
+#include "train/train.h"
 #include "testutil.h"
 
 static json_t *tiny_config(const char *kind, long steps) {
@@ -53,10 +53,10 @@ static void test_training_reduces_validation_loss(void **state) {
 
 static void test_model_file_roundtrip(void **state) {
   (void)state;
-  score_model a, b;
+  model a, b;
   sb_error err;
-  assert_int_equal(score_model_load(&a, path_buf[1], &err), 0);
-  assert_int_equal(a.kind, SCORE_POSTERIOR);
+  assert_int_equal(model_load(&a, path_buf[1], &err), 0);
+  assert_string_equal(a.kind->name, "posterior-score");
   assert_int_equal(a.W, 3);
   assert_int_equal(a.N, 16);
   assert_true(a.time_varying);
@@ -67,17 +67,17 @@ static void test_model_file_roundtrip(void **state) {
   assert_non_null(a.training);
   char again[600];
   snprintf(again, sizeof again, "%s/again.safetensors", tu_tmpdir());
-  assert_int_equal(score_model_save(&a, 0, again, &err), 0);
-  assert_int_equal(score_model_load(&b, again, &err), 0);
+  assert_int_equal(model_save(&a, 0, again, &err), 0);
+  assert_int_equal(model_load(&b, again, &err), 0);
   assert_int_equal(a.net.n_params, b.net.n_params);
   assert_memory_equal(a.net.params, b.net.params, sizeof(float) * a.net.n_params);
   assert_memory_equal(a.mean, b.mean, sizeof(double) * a.N);
   assert_memory_equal(a.std, b.std, sizeof(double) * a.N);
   assert_memory_equal(a.op->idx, b.op->idx, sizeof(int) * a.op->n_idx);
-  score_model_free(&a);
-  score_model_free(&b);
+  model_free(&a);
+  model_free(&b);
   /* a file that is not a score model */
-  assert_int_not_equal(score_model_load(&a, "tests/data/numpy/f32_2x3.npy", &err), 0);
+  assert_int_not_equal(model_load(&a, "tests/data/numpy/f32_2x3.npy", &err), 0);
 }
 
 static int n_threads = 1;
@@ -93,7 +93,7 @@ static void test_estimators_sample(void **state) {
   (void)state;
   estimator *c, *p;
   sb_error err;
-  assert_int_equal(est_score_open(&c, path_buf[0], &err), 0);
+  assert_int_equal(model_open_estimator(&c, path_buf[0], &err), 0);
   assert_string_equal(c->name, "tiny-composed");
   assert_string_equal(c->kind, "composed-score");
   assert_null(c->fixed_op);
@@ -121,7 +121,7 @@ static void test_estimators_sample(void **state) {
   est_result_free(&r1);
   est_free(c);
 
-  assert_int_equal(est_score_open(&p, path_buf[1], &err), 0);
+  assert_int_equal(model_open_estimator(&p, path_buf[1], &err), 0);
   assert_non_null(p->fixed_op);
   assert_false(p->has_window);
   sample_problem(p, "{\"type\":\"kernel_stations\"}", 0.5, 0, 1, &r1, 0);
@@ -131,7 +131,7 @@ static void test_estimators_sample(void **state) {
   sample_problem(p, "{\"type\":\"kernel_stations\"}", 1.0, 0, 1, &r1, SB_EINVAL);
   sample_problem(p, "{\"type\":\"kernel_stations\"}", 0.5, 1, 1, &r1, SB_ENOTSUP);
   est_free(p);
-  assert_int_not_equal(est_score_open(&p, "/nonexistent.safetensors", &err), 0);
+  assert_int_not_equal(model_open_estimator(&p, "/nonexistent.safetensors", &err), 0);
 }
 
 int main(void) {

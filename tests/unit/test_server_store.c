@@ -11,8 +11,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "config.h"
-#include "store.h"
+#include "server/config.h"
+#include "server/store.h"
 #include "testutil.h"
 
 static store *open_fresh(const char *name) {

@@ -5,7 +5,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#include "est.h"
+#include "est/est.h"
 
 /* Loads a JSON file relative to the repository root; fails the test if absent. */
 json_t *tu_load_json(const char *path);
