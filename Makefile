@@ -3,6 +3,7 @@
 #   make            library, tools (build/sbida) and tests, release flags
 #   make test       installs missing Debian packages (when root), builds, runs every test
 #   make asan       the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make check-layers  the include rules of core/layers.txt (part of make test)
 #   make run        builds and starts the daemon on 127.0.0.1:$(PORT)
 #   make bench      benchmarks (C engine vs PyTorch, daemon throughput)
 #   make deps       installs the Debian packages the project needs (root), or prints the line
@@ -48,7 +49,7 @@ TOOL := $(BUILD)/sbida
 DAEMON := $(if $(SRV_SRC),$(BUILD)/sbidad)
 
 .SECONDARY:
-.PHONY: all build test test-run asan run bench deps deps-check models clean help
+.PHONY: all build test test-run check-layers asan run bench deps deps-check models clean help
 all: build
 build: $(LIB) $(TOOL) $(DAEMON) $(TEST_BIN)
 
@@ -91,10 +92,17 @@ deps-check:
 
 test: deps-check
 	@$(MAKE) --no-print-directory build
+	@$(MAKE) --no-print-directory check-layers
 	@BUILD=$(BUILD) tests/run.sh
 
+# Includes name their module and go down the layers of core/layers.txt; the
+# self-test shows the checker failing on injected wrong includes and a cycle.
+check-layers:
+	@python3 tests/check_layers.py
+	@python3 tests/check_layers.py --self-test
+
 # Tests without the dependency check (used by asan and CI-internal reruns).
-test-run: build
+test-run: build check-layers
 	@BUILD=$(BUILD) tests/run.sh
 
 asan: deps-check
@@ -117,7 +125,7 @@ clean:
 	rm -rf build build-asan
 
 help:
-	@sed -n '1,12p' Makefile
+	@sed -n '1,13p' Makefile
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 

@@ -1,9 +1,9 @@
-/* diff_net.c: the diffusion kinds' shared machinery (see diff_net.h).
+/* score_net.c: the diffusion kinds' shared machinery (see score_net.h).
  * Sampling runs all S samples of a call as one batch, in chunks of
  * SCORE_CHUNK through the network on the thread pool; the weights are shared
  * read-only, every call has its own workspaces, so calls may run on several
  * threads at once. */
-#include "diff/diff_net.h"
+#include "kinds/score/score_net.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -119,7 +119,7 @@ static int ctx_init(score_ctx *c, const model *sm, int S, int threads, int vjp, 
 // ----------------------------------------------------------------------------
 // sampler settings: the file's sbida.sampler, the config's "sampler", request params
 
-const params_spec diff_net_params[] = {
+const params_spec score_net_params[] = {
     {"steps", PARAM_NUM, 1, 4096, 0},
     {"corrections", PARAM_NUM, 0, 16, 0},
     {"tau_l", PARAM_NUM, 0, 10, 0},
@@ -127,7 +127,7 @@ const params_spec diff_net_params[] = {
     {NULL, 0, 0, 0, 0},
 };
 
-void diff_net_defaults(model *m) {
+void score_net_defaults(model *m) {
   diff_sampler_defaults(&m->sampler);
   m->gamma = 1e-2;
 }
@@ -140,19 +140,19 @@ static void read_settings(const json_t *o, diff_sampler_config *cfg, double *gam
   *gamma = params_num(o, "gamma", *gamma);
 }
 
-int diff_net_from_config(model *m, const json_t *section, const json_t *arch, sb_error *err) {
+int score_net_from_config(model *m, const json_t *section, const json_t *arch, sb_error *err) {
   (void)arch;
-  read_settings(section, &m->sampler, &m->gamma); /* checked by the trainer against diff_net_params */
+  read_settings(section, &m->sampler, &m->gamma); /* checked by the trainer against score_net_params */
   (void)err;
   return SB_OK;
 }
 
-json_t *diff_net_meta_to_json(const model *m) {
+json_t *score_net_meta_to_json(const model *m) {
   return json_pack("{s:i, s:i, s:f, s:f}", "steps", m->sampler.steps, "corrections", m->sampler.corrections, "tau_l",
                    m->sampler.tau_l, "gamma", m->gamma);
 }
 
-int diff_net_meta_from_json(model *m, const json_t *section, sb_error *err) {
+int score_net_meta_from_json(model *m, const json_t *section, sb_error *err) {
   /* optional; older files carry integers where numbers are expected, so only the kinds are checked */
   if (section && !json_is_object(section)) return sb_fail(err, SB_EFORMAT, "model metadata sbida.sampler must be an object");
   json_t *v;
@@ -166,13 +166,13 @@ int diff_net_meta_from_json(model *m, const json_t *section, sb_error *err) {
 // ----------------------------------------------------------------------------
 // sampling
 
-int diff_net_sample(const model *sm, const est_problem *p, const est_options *o, const float *cond, int guided,
+int score_net_sample(const model *sm, const est_problem *p, const est_options *o, const float *cond, int guided,
                     est_result *r, sb_error *err) {
   const int N = sm->N, W = sm->W, S = o->n_samples;
   diff_sampler_config cfg = sm->sampler;
   double gamma = sm->gamma;
   int rc;
-  read_settings(o->params, &cfg, &gamma); /* checked by est_sample against diff_net_params */
+  read_settings(o->params, &cfg, &gamma); /* checked by est_sample against score_net_params */
 
   score_ctx c;
   const int D = sm->kind->out_channels(W) * N;
@@ -236,7 +236,7 @@ typedef struct dn_train {
   float *lift;
 } dn_train;
 
-void diff_net_train_free(void *state) {
+void score_net_train_free(void *state) {
   dn_train *t = state;
   if (!t) return;
   nn_workspace_free(&t->ws);
@@ -247,7 +247,7 @@ void diff_net_train_free(void *state) {
   free(t);
 }
 
-int diff_net_train_init(void **state, model *m, const kind_train_setup *s, sb_error *err) {
+int score_net_train_init(void **state, model *m, const kind_train_setup *s, sb_error *err) {
   dn_train *t = calloc(1, sizeof *t);
   if (!t) return sb_fail(err, SB_ENOMEM, "out of memory");
   *state = t;
@@ -275,7 +275,7 @@ int diff_net_train_init(void **state, model *m, const kind_train_setup *s, sb_er
   return SB_OK;
 }
 
-int diff_net_make_batch(void *state, rng *r, const float *win, const long *tix, int B, int val, sb_error *err) {
+int score_net_make_batch(void *state, rng *r, const float *win, const long *tix, int B, int val, sb_error *err) {
   dn_train *t = state;
   const model *m = t->m;
   const int N = m->N, W = m->W;
@@ -312,12 +312,12 @@ static double slice_loss(void *ctx, int b0, int B, int n_total, const float *out
   return l * scale;
 }
 
-int diff_net_grad(void *state, double *loss, sb_error *err) {
+int score_net_grad(void *state, double *loss, sb_error *err) {
   dn_train *t = state;
   return nn_grad_mt(&t->m->net, t->tws, t->T, t->in, t->scal, t->s.batch, slice_loss, t, NULL, loss, err);
 }
 
-double diff_net_val_loss(void *state) {
+double score_net_val_loss(void *state) {
   dn_train *t = state;
   nn_model ema = t->m->net;
   if (t->m->net.ema) ema.params = t->m->net.ema;
