@@ -405,6 +405,15 @@ static void emit(const double *X, int K, int n, double *out, int S, size_t out_s
   }
 }
 
+static int etkf_check_options(const estimator *e, const est_options *o, sb_error *err) {
+  etkf_params pp;
+  parse_params(e, o->params, o->n_samples, &pp);
+  if (pp.ensemble_size < 2)
+    return sb_fail(err, SB_EINVAL, "%s needs an ensemble of at least 2 members (n_samples or params.ensemble_size)",
+                   e->kind);
+  return SB_OK;
+}
+
 static int etkf_sample(estimator *e, const est_problem *p, const est_options *o, est_result *r, sb_error *err) {
   const etkf_cfg *cfg = e->impl;
   etkf_params pp;
@@ -495,6 +504,7 @@ int est_etkf_create(estimator **out, sim *s, int localize, sb_error *err) {
   e->impl = cfg;
   e->sample = etkf_sample;
   e->params = localize ? letkf_spec : etkf_spec;
+  e->check_options = etkf_check_options;
   e->destroy = etkf_destroy;
   *out = e;
   return SB_OK;

@@ -62,6 +62,9 @@ struct estimator {
   int has_window;          /* can fill window_samples */
   json_t *info;            /* metadata object (training, evaluation), owned */
   const params_spec *params; /* the request parameters it accepts (NULL: none) */
+  /* Optional: checks of the options beyond e->params (e.g. the ETKF needs
+   * two members); NULL when there are none. */
+  int (*check_options)(const estimator *e, const est_options *o, sb_error *err);
   int (*sample)(estimator *e, const est_problem *p, const est_options *o, est_result *r,
                 sb_error *err);
   void (*destroy)(estimator *e); /* frees impl only */
@@ -76,11 +79,12 @@ struct estimator {
 /* Checks that a problem fits the estimator (system, window length, time
  * range, operator and noise compatibility, observation count). */
 int est_check_problem(const estimator *e, const est_problem *p, sb_error *err);
-/* Checks request parameters (a JSON object or NULL) against e->params:
- * unknown names (with the valid ones), types and ranges. */
-int est_check_params(const estimator *e, const json_t *params, sb_error *err);
-/* Calls e->sample after est_check_problem, est_check_params and option
- * validation. */
+/* Checks the options a call would run with, without running it: sample
+ * count, window output, the parameters against e->params (unknown names
+ * with the valid ones, types, ranges) and e->check_options. The daemon calls
+ * it at submission, so a job is refused (422) rather than failing later. */
+int est_check_options(const estimator *e, const est_options *o, sb_error *err);
+/* Calls e->sample after est_check_problem and est_check_options. */
 int est_sample(estimator *e, const est_problem *p, const est_options *o, est_result *r,
                sb_error *err);
 /* Allocates result arrays for S samples (window ones only if want_window). */

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "tool/cmd.h"
+#include "util/cli.h"
 #include "nn/nn_layers.h"
 #include "nn/nn_model.h"
 #include "nn/nn_optim.h"
@@ -128,24 +129,35 @@ static void usage(FILE *f) {
 
 static int bench_nn(int argc, char **argv) {
   int json = 0, T = 2, reps = 10, torch = 1, chunk = 256;
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--json"))
-      json = 1;
-    else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
-      T = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
-      reps = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--chunk") && i + 1 < argc)
-      chunk = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--no-torch"))
-      torch = 0;
-    else if (!strcmp(argv[i], "--help")) {
+  enum { O_JSON = 1, O_THREADS, O_REPS, O_CHUNK, O_NO_TORCH, O_HELP };
+  static const struct option opts[] = {
+      {"json", no_argument, NULL, O_JSON},         {"threads", required_argument, NULL, O_THREADS},
+      {"reps", required_argument, NULL, O_REPS},   {"chunk", required_argument, NULL, O_CHUNK},
+      {"no-torch", no_argument, NULL, O_NO_TORCH}, {"help", no_argument, NULL, O_HELP},
+      {NULL, 0, NULL, 0}};
+  sb_error cerr = {0};
+  long lv;
+  int c;
+  cli_reset();
+  while ((c = cli_next(argc, argv, "", opts, &cerr)) != -1) {
+    switch (c) {
+    case O_JSON: json = 1; break;
+    case O_NO_TORCH: torch = 0; break;
+    case O_THREADS: T = cli_long(optarg, 1, 64, &lv) ? 0 : (int)lv; break;
+    case O_REPS: reps = cli_long(optarg, 1, 1000, &lv) ? 0 : (int)lv; break;
+    case O_CHUNK: chunk = cli_long(optarg, 1, 4096, &lv) ? 0 : (int)lv; break;
+    case O_HELP:
       usage(stdout);
       return 0;
-    } else {
+    default:
+      fprintf(stderr, "sbida bench nn: %s\n", cerr.msg);
       usage(stderr);
       return 2;
     }
+  }
+  if (optind < argc) {
+    usage(stderr);
+    return 2;
   }
   if (T < 1 || T > 64 || reps < 1 || reps > 1000 || chunk < 1 || chunk > 4096) {
     usage(stderr);

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "tool/cmd.h"
+#include "util/cli.h"
 #include "catalog/catalog.h"
 
 static double mono(void) {
@@ -25,28 +26,48 @@ int bench_sample(int argc, char **argv) {
   int S = 64, reps = 3, threads = 1, window = 10, json = 0;
   double noise = 0; /* 0: the estimator's own noise, else 1 */
   long t_index = -1;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(a, "--json")) { json = 1; continue; }
-    if (!strcmp(a, "--help")) {
+  enum { O_EST = 1, O_PRESET, O_OP, O_SAMPLES, O_REPS, O_THREADS, O_WINDOW, O_TINDEX, O_NOISE, O_JSON, O_HELP };
+  static const struct option opts[] = {
+      {"estimator", required_argument, NULL, O_EST},   {"preset", required_argument, NULL, O_PRESET},
+      {"operator", required_argument, NULL, O_OP},     {"samples", required_argument, NULL, O_SAMPLES},
+      {"reps", required_argument, NULL, O_REPS},       {"threads", required_argument, NULL, O_THREADS},
+      {"window", required_argument, NULL, O_WINDOW},   {"time-index", required_argument, NULL, O_TINDEX},
+      {"noise-std", required_argument, NULL, O_NOISE}, {"json", no_argument, NULL, O_JSON},
+      {"help", no_argument, NULL, O_HELP},             {NULL, 0, NULL, 0}};
+  sb_error cerr = {0};
+  long lv = 0;
+  int c, bad = 0;
+  cli_reset();
+  while (!bad && (c = cli_next(argc, argv, "", opts, &cerr)) != -1) {
+    switch (c) {
+    case O_HELP:
       printf("usage: sbida bench sample --estimator SPEC [--preset P] [--samples S] [--reps R] [--threads T]\n"
              "                          [--window W] [--time-index T] [--operator JSON] [--noise-std S] [--json]\n"
              "  Median seconds of one estimator call drawing S samples (default 64) for one window.\n"
              "  Operator and noise default to the ones a model was trained for, else identity and 1.\n");
       return 0;
+    case O_JSON: json = 1; break;
+    case O_EST: spec = optarg; break;
+    case O_PRESET: preset = optarg; break;
+    case O_OP: op_text = optarg; break;
+    case O_SAMPLES: bad = cli_long(optarg, 1, 1000000, &lv), S = (int)lv; break;
+    case O_REPS: bad = cli_long(optarg, 1, 100, &lv), reps = (int)lv; break;
+    case O_THREADS: bad = cli_long(optarg, 1, SB_THREADS_MAX, &lv), threads = (int)lv; break;
+    case O_WINDOW: bad = cli_long(optarg, 1, 1024, &lv), window = (int)lv; break;
+    case O_TINDEX: bad = cli_long(optarg, 0, 1000000000L, &t_index); break;
+    case O_NOISE: bad = cli_double(optarg, &noise) || noise < 0; break;
+    default:
+      fprintf(stderr, "sbida bench sample: %s (see --help)\n", cerr.msg);
+      return 2;
     }
-    if (!v) { fprintf(stderr, "sbida bench sample: %s needs a value\n", a); return 2; }
-    i++;
-    if (!strcmp(a, "--estimator")) spec = v;
-    else if (!strcmp(a, "--preset")) preset = v;
-    else if (!strcmp(a, "--operator")) op_text = v;
-    else if (!strcmp(a, "--samples")) S = atoi(v);
-    else if (!strcmp(a, "--reps")) reps = atoi(v);
-    else if (!strcmp(a, "--threads")) threads = atoi(v);
-    else if (!strcmp(a, "--window")) window = atoi(v);
-    else if (!strcmp(a, "--time-index")) t_index = atol(v);
-    else if (!strcmp(a, "--noise-std")) noise = atof(v);
-    else { fprintf(stderr, "sbida bench sample: unknown flag %s\n", a); return 2; }
+    if (bad) {
+      fprintf(stderr, "sbida bench sample: %s: bad value '%s'\n", argv[optind - 1], optarg);
+      return 2;
+    }
+  }
+  if (optind < argc) {
+    fprintf(stderr, "sbida bench sample: unexpected argument '%s'\n", argv[optind]);
+    return 2;
   }
   if (!spec || S < 1 || reps < 1 || reps > 100 || threads < 1 || window < 1 || noise < 0) {
     fprintf(stderr, "sbida bench sample: --estimator is required; samples, reps, threads, window, noise must be positive\n");
@@ -59,8 +80,7 @@ int bench_sample(int argc, char **argv) {
   obs_noise nz = {0};
   double *x = NULL, *y = NULL, *times = NULL;
   int status = 1;
-  size_t len = strlen(spec);
-  int is_model = len > 12 && !strcmp(spec + len - 12, ".safetensors");
+  int is_model = catalog_is_model_file(spec);
   if (est_open(&e, spec, preset ? preset : (is_model ? NULL : "l96-sakov"), 0, &err)) goto fail;
   if (e->window > 0) window = e->window;
   if (t_index < 0) t_index = e->sim->stationary ? window - 1 : 500;
@@ -85,6 +105,10 @@ int bench_sample(int argc, char **argv) {
   x = malloc(sizeof(double) * N);
   y = malloc(sizeof(double) * (size_t)window * op->n_obs);
   times = malloc(sizeof(double) * reps);
+  if (!x || !y || !times) {
+    sb_fail(&err, SB_ENOMEM, "out of memory");
+    goto fail;
+  }
   if (sim_sample_at(e->sim, x, 1, t_index - window + 1, 42, 0, &err)) goto fail;
   for (int w = 0; w < window; w++) {
     if (w && e->sim->advance(e->sim, x, 1, 1, &err)) goto fail;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "tool/cmd.h"
+#include "util/cli.h"
 #include <jansson.h>
 
 static void compare_usage(FILE *f) {
@@ -35,18 +36,24 @@ static double coverage_at(json_t *j, double level) {
 }
 
 int cmd_compare(int argc, char **argv) {
-  if (argc < 2) {
+  static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+  sb_error cerr = {0};
+  int c;
+  cli_reset();
+  while ((c = cli_next(argc, argv, "h", opts, &cerr)) != -1) {
+    if (c == 'h') {
+      compare_usage(stdout);
+      return 0;
+    }
+    fprintf(stderr, "sbida compare: %s (see sbida compare --help)\n", cerr.msg);
+    return 2;
+  }
+  if (optind >= argc) {
     compare_usage(stderr);
     return 2;
   }
-  for (int i = 1; i < argc; i++)
-    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-      compare_usage(stdout);
-      return 0;
-    } else if (argv[i][0] == '-' && argv[i][1] == '-') {
-      fprintf(stderr, "sbida compare: unknown flag '%s' (see sbida compare --help)\n", argv[i]);
-      return 2;
-    }
+  argv += optind - 1; /* the files are argv[1..n] below */
+  argc -= optind - 1;
   int n = argc - 1;
   json_t *res[256];
   if (n > 256) {

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "tool/cmd.h"
+#include "util/cli.h"
 #include "util/version.h"
 #include "catalog/catalog.h"
 #include "eval/eval.h"
@@ -71,24 +72,6 @@ static void show_progress(void *ctx, int done, int total) {
   fflush(stderr);
 }
 
-static int parse_long(const char *s, long lo, long hi, long *out) {
-  char *end;
-  errno = 0;
-  long v = strtol(s, &end, 10);
-  if (errno || end == s || *end || v < lo || v > hi) return -1;
-  *out = v;
-  return 0;
-}
-
-static int parse_double(const char *s, double *out) {
-  char *end;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (errno || end == s || *end || !isfinite(v)) return -1;
-  *out = v;
-  return 0;
-}
-
 static int bad(const char *msg, const char *val) {
   fprintf(stderr, "sbida eval: %s%s%s%s (see sbida eval --help)\n", msg, val ? " '" : "", val ? val : "",
           val ? "'" : "");
@@ -102,52 +85,61 @@ int cmd_eval(int argc, char **argv) {
   long long seed = 1;
   double noise = 1.0;
   int quiet = 0, window_given = 0;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+  enum { O_EST = 1, O_PRESET, O_OP, O_PARAMS, O_JSON, O_SVG, O_N, O_WINDOW, O_CASES, O_SAMPLES, O_THREADS, O_SEED,
+         O_TINDEX, O_TRANGE, O_NOISE, O_QUIET, O_HELP };
+  static const struct option opts[] = {
+      {"estimator", required_argument, NULL, O_EST}, {"preset", required_argument, NULL, O_PRESET},
+      {"operator", required_argument, NULL, O_OP},   {"params", required_argument, NULL, O_PARAMS},
+      {"json", required_argument, NULL, O_JSON},     {"svg-dir", required_argument, NULL, O_SVG},
+      {"N", required_argument, NULL, O_N},           {"window", required_argument, NULL, O_WINDOW},
+      {"cases", required_argument, NULL, O_CASES},   {"samples", required_argument, NULL, O_SAMPLES},
+      {"threads", required_argument, NULL, O_THREADS}, {"seed", required_argument, NULL, O_SEED},
+      {"time-index", required_argument, NULL, O_TINDEX}, {"time-range", required_argument, NULL, O_TRANGE},
+      {"noise-std", required_argument, NULL, O_NOISE}, {"quiet", no_argument, NULL, O_QUIET},
+      {"help", no_argument, NULL, O_HELP},           {NULL, 0, NULL, 0}};
+  sb_error cerr = {0};
+  int c;
+  cli_reset();
+  while ((c = cli_next(argc, argv, "h", opts, &cerr)) != -1) {
+    const char *v = optarg;
+    switch (c) {
+    case 'h':
+    case O_HELP:
       eval_usage(stdout);
       return 0;
-    }
-    if (!strcmp(a, "--quiet")) {
-      quiet = 1;
-      continue;
-    }
-    if (strncmp(a, "--", 2) != 0) return bad("unexpected argument", a);
-    const char *v = NULL;
-    char name[64];
-    const char *eq = strchr(a, '=');
-    if (eq) {
-      snprintf(name, sizeof name, "%.*s", (int)(eq - a), a);
-      v = eq + 1;
-    } else {
-      snprintf(name, sizeof name, "%s", a);
-      if (i + 1 >= argc) return bad("missing value for", a);
-      v = argv[++i];
-    }
-    if (!strcmp(name, "--estimator")) spec = v;
-    else if (!strcmp(name, "--preset")) preset = v;
-    else if (!strcmp(name, "--operator")) op_text = v;
-    else if (!strcmp(name, "--params")) params_text = v;
-    else if (!strcmp(name, "--json")) json_path = v;
-    else if (!strcmp(name, "--svg-dir")) svg_dir = v;
-    else if (!strcmp(name, "--N")) {
-      if (parse_long(v, 4, 1024, &N)) return bad("--N must be an integer in 4..1024, got", v);
-    } else if (!strcmp(name, "--window")) {
-      if (parse_long(v, 1, 1024, &window)) return bad("--window must be an integer in 1..1024, got", v);
+    case O_QUIET: quiet = 1; break;
+    case O_EST: spec = v; break;
+    case O_PRESET: preset = v; break;
+    case O_OP: op_text = v; break;
+    case O_PARAMS: params_text = v; break;
+    case O_JSON: json_path = v; break;
+    case O_SVG: svg_dir = v; break;
+    case O_N:
+      if (cli_long(v, 4, 1024, &N)) return bad("--N must be an integer in 4..1024, got", v);
+      break;
+    case O_WINDOW:
+      if (cli_long(v, 1, 1024, &window)) return bad("--window must be an integer in 1..1024, got", v);
       window_given = 1;
-    } else if (!strcmp(name, "--cases")) {
-      if (parse_long(v, 1, 10000000, &cases)) return bad("--cases must be an integer in 1..10000000, got", v);
-    } else if (!strcmp(name, "--samples")) {
-      if (parse_long(v, 1, 1000000, &samples)) return bad("--samples must be an integer in 1..1000000, got", v);
-    } else if (!strcmp(name, "--threads")) {
-      if (parse_long(v, 1, 256, &threads)) return bad("--threads must be an integer in 1..256, got", v);
-    } else if (!strcmp(name, "--seed")) {
-      long s;
-      if (parse_long(v, 0, 0x7fffffffffffffffL, &s)) return bad("--seed must be a non-negative integer, got", v);
-      seed = s;
-    } else if (!strcmp(name, "--time-index")) {
-      if (parse_long(v, 0, 1000000000L, &t_index)) return bad("--time-index must be a non-negative integer, got", v);
-    } else if (!strcmp(name, "--time-range")) {
+      break;
+    case O_CASES:
+      if (cli_long(v, 1, 10000000, &cases)) return bad("--cases must be an integer in 1..10000000, got", v);
+      break;
+    case O_SAMPLES:
+      if (cli_long(v, 1, 1000000, &samples)) return bad("--samples must be an integer in 1..1000000, got", v);
+      break;
+    case O_THREADS:
+      if (cli_long(v, 1, 256, &threads)) return bad("--threads must be an integer in 1..256, got", v);
+      break;
+    case O_SEED: {
+      long sd;
+      if (cli_long(v, 0, 0x7fffffffffffffffL, &sd)) return bad("--seed must be a non-negative integer, got", v);
+      seed = sd;
+      break;
+    }
+    case O_TINDEX:
+      if (cli_long(v, 0, 1000000000L, &t_index)) return bad("--time-index must be a non-negative integer, got", v);
+      break;
+    case O_TRANGE: {
       char *end;
       errno = 0;
       t_lo = strtol(v, &end, 10);
@@ -155,12 +147,16 @@ int cmd_eval(int argc, char **argv) {
       const char *b = end + 1;
       t_hi = strtol(b, &end, 10);
       if (errno || end == b || *end || t_hi < t_lo) return bad("--time-range must be A:B with A <= B, got", v);
-    } else if (!strcmp(name, "--noise-std")) {
-      if (parse_double(v, &noise) || !(noise > 0)) return bad("--noise-std must be a positive number, got", v);
-    } else {
-      return bad("unknown flag", name);
+      break;
+    }
+    case O_NOISE:
+      if (cli_double(v, &noise) || !(noise > 0)) return bad("--noise-std must be a positive number, got", v);
+      break;
+    default:
+      return bad(cerr.msg, NULL);
     }
   }
+  if (optind < argc) return bad("unexpected argument", argv[optind]);
   if (!spec) return bad("--estimator is required", NULL);
   if (t_index >= 0 && t_lo >= 0) return bad("give either --time-index or --time-range, not both", NULL);
 
@@ -184,8 +180,7 @@ int cmd_eval(int argc, char **argv) {
   memset(&sum, 0, sizeof sum);
   int status = 1, rc;
   /* a model file knows its preset and window; baselines default to l96-sakov */
-  size_t slen = strlen(spec);
-  int is_model = slen > 12 && !strcmp(spec + slen - 12, ".safetensors");
+  int is_model = catalog_is_model_file(spec);
   if ((rc = est_open(&e, spec, preset ? preset : (is_model ? NULL : "l96-sakov"), (int)N, &err))) {
     fprintf(stderr, "sbida eval: %s\n", err.msg);
     status = rc == SB_EINVAL || rc == SB_ERANGE ? 2 : 1;

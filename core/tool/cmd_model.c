@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "tool/cmd.h"
+#include "util/cli.h"
 #include "catalog/catalog.h"
 #include "kinds/kinds.h"
 
@@ -16,16 +17,30 @@ static void usage(FILE *f) {
 }
 
 int cmd_model(int argc, char **argv) {
-  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-    usage(argc < 2 ? stderr : stdout);
-    return argc < 2 ? 2 : 0;
+  enum { O_SET = 1, O_HELP };
+  static const struct option opts[] = {
+      {"set-sampler", required_argument, NULL, O_SET}, {"help", no_argument, NULL, O_HELP}, {NULL, 0, NULL, 0}};
+  const char *set = NULL;
+  sb_error cerr = {0};
+  int c;
+  cli_reset();
+  while ((c = cli_next(argc, argv, "h", opts, &cerr)) != -1) {
+    if (c == O_SET) {
+      set = optarg;
+    } else if (c == O_HELP || c == 'h') {
+      usage(stdout);
+      return 0;
+    } else {
+      fprintf(stderr, "sbida model: %s\n", cerr.msg);
+      usage(stderr);
+      return 2;
+    }
   }
-  const char *path = argv[1], *set = NULL;
-  if (argc == 4 && !strcmp(argv[2], "--set-sampler")) set = argv[3];
-  else if (argc != 2) {
+  if (optind != argc - 1) {
     usage(stderr);
     return 2;
   }
+  const char *path = argv[optind];
   sb_error err = {0};
   if (!set) {
     estimator *e;
