@@ -6,6 +6,7 @@
 
 #include "clock.h"
 #include "job_run.h"
+#include "job_state.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -69,7 +70,7 @@ static void job_execute(job_slot *slot, const char *id, double enq_mono) {
   double dt = clock_mono_s() - t0;
   metrics_observe(METRIC_JOB_SECONDS, dt);
   int rc;
-  if (!strcmp(out.state, "cancelled") && slot->shutdown) {
+  if (job_state_is(out.state, JOB_CANCELLED) && slot->shutdown) {
     rc = store_requeue(q->o.store, id, "daemon shutting down", &err);
     metrics_job_event("requeued");
     log_event(LOG_INFO, "job_requeued", json_pack("{s:s, s:s}", "id", id, "reason", "shutdown"));

@@ -96,7 +96,9 @@ int main(int argc, char **argv) {
   sigaddset(&sigs, SIGINT);
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
   signal(SIGPIPE, SIG_IGN);
-  metrics_init(http_route_labels, http_n_routes);
+  static const char *route_labels[METRICS_MAX_ROUTES]; /* the metrics label of each route, from its table */
+  for (int i = 0; i < http_n_routes && i < METRICS_MAX_ROUTES; i++) route_labels[i] = http_routes[i].label;
+  metrics_init(route_labels, http_n_routes);
   /* Parallelism comes from the workers (and --job-threads inside a job), so
    * BLAS stays single-threaded: no oversubscription, and nn_parallel restores
    * this same value after its threaded sections. */

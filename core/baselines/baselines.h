@@ -1,4 +1,4 @@
-/* est_baseline.h: the classical baselines behind the estimator interface
+/* baselines.h: the classical baselines behind the estimator interface
  * (no training; they run the simulator inside the window).
  *
  *   etkf   windowed ensemble transform Kalman filter (Hunt et al. 2007,

@@ -1,4 +1,4 @@
-/* est_etkf.c: windowed ETKF and LETKF baselines (see est_baseline.h). */
+/* etkf.c: windowed ETKF and LETKF baselines (see baselines.h). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

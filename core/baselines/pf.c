@@ -1,4 +1,4 @@
-/* est_pf.c: bootstrap particle filter baseline (see est_baseline.h). */
+/* pf.c: bootstrap particle filter baseline (see baselines.h). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

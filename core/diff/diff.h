@@ -62,8 +62,7 @@ void diff_sampler_defaults(diff_sampler_config *c);
 /* Draws B samples into x [B][dim]. Sample b uses RNG stream (seed, stream0 + b).
  * With g != NULL the score is guided by the likelihood (composed score).
  * cancel (may be NULL) is polled once per step; progress (may be NULL) gets
- * the fraction done. ws: scratch of diff_workspace_floats(dim, B) floats, or
- * NULL to allocate internally. */
+ * the fraction done. Scratch (diff_eps_scratch floats) is allocated inside. */
 int diff_sample(const diff_denoiser *d, const diff_guidance *g, const diff_sampler_config *c, int B,
                 uint64_t seed, uint64_t stream0, float *x, const sb_cancel *cancel,
                 void (*progress)(void *ctx, double frac), void *progress_ctx, sb_error *err);

@@ -44,6 +44,10 @@ int model_save(const model *sm, int use_ema, const char *path, sb_error *err) {
   }
   if (sm->train_config) tc = json_dumps(sm->train_config, JSON_COMPACT);
   if (sm->training) tr = json_dumps(sm->training, JSON_COMPACT);
+  if ((sm->op && (!opj || !noise)) || (sm->train_config && !tc) || (sm->training && !tr)) {
+    free(sampler); free(mean); free(std); free(opj); free(noise); free(tc); free(tr);
+    return sb_fail(err, SB_ENOMEM, "out of memory for the metadata of %s", path);
+  }
   const char *keys[16], *vals[16];
   int n = 0;
   keys[n] = "sbida.version", vals[n++] = SBIDA_VERSION;

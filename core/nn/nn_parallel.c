@@ -80,7 +80,7 @@ int nn_grad_mt(nn_model *m, nn_workspace *ws, int T, const float *x, const float
                     t ? ws[t].grads : m->grads, dx, NULL, 0.0, 0};
   }
   int rc = run(jobs, T);
-  if (rc) return sb_fail(err, rc, "nn: forward/backward failed in a worker");
+  if (rc) return SB_BUG(err, rc, "nn: forward/backward failed in a worker");
   double total = 0.0;
   for (int t = 0; t < T; t++) total += jobs[t].loss_val;
   for (int t = 1; t < T; t++) {
@@ -108,6 +108,6 @@ int nn_infer_mt(const nn_model *m, nn_workspace *ws, int T, const float *x, cons
     jobs[t].out = out;
   }
   int rc = run(jobs, T);
-  if (rc) return sb_fail(err, rc, "nn: inference failed in a worker");
+  if (rc) return SB_BUG(err, rc, "nn: inference failed in a worker");
   return SB_OK;
 }

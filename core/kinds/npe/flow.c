@@ -105,7 +105,7 @@ static void base_logq(const float *u, int B, int N, const float *ld, double *log
 
 int flow_forward(const model *sm, flow_buf *fb, const float *x, const float *cond, size_t cond_stride,
                  const float *tsc, int B, double *logq) {
-  if (B < 1 || B > fb->max_batch) return SB_EINVAL;
+  if (B < 1 || B > fb->max_batch) SB_BUG_RETURN(SB_EINVAL);
   const int K = fb->K, N = fb->N;
   const size_t BN = (size_t)B * N;
   float *ld = fb->ld;
@@ -126,7 +126,7 @@ int flow_forward(const model *sm, flow_buf *fb, const float *x, const float *con
 }
 
 int flow_backward(const model *sm, flow_buf *fb, float scale, float *grads) {
-  if (!fb->train || fb->B < 1) return SB_EINVAL;
+  if (!fb->train || fb->B < 1) SB_BUG_RETURN(SB_EINVAL);
   const int K = fb->K, N = fb->N, B = fb->B, cin = fb->cin;
   const size_t BN = (size_t)B * N;
   /* d(-scale * log N(u)) / du = scale * u; d/d(logdet) = -scale */
@@ -158,7 +158,7 @@ int flow_backward(const model *sm, flow_buf *fb, float scale, float *grads) {
 
 int flow_inverse(const model *sm, flow_buf *fb, const float *u, const float *cond, size_t cond_stride,
                  const float *tsc, int B, float *x, double *logq) {
-  if (B < 1 || B > fb->max_batch) return SB_EINVAL;
+  if (B < 1 || B > fb->max_batch) SB_BUG_RETURN(SB_EINVAL);
   const int K = fb->K, N = fb->N;
   const size_t BN = (size_t)B * N;
   float *ld = fb->ld;
@@ -232,7 +232,7 @@ int flow_grad_mt(model *sm, flow_buf *fb, int T, const float *x, const float *co
   if (T > 1) openblas_set_num_threads(blas);
   double l = 0;
   for (int t = 0; t < T; t++) {
-    if (jobs[t].rc) return sb_fail(err, SB_EINVAL, "flow gradient failed");
+    if (jobs[t].rc) return SB_BUG(err, jobs[t].rc, "flow gradient failed");
     l += jobs[t].loss;
     if (t > 0)
       for (size_t i = 0; i < m->n_params; i++) m->grads[i] += fb[t].grads[i];

@@ -78,7 +78,7 @@ static int npe_run(npe_call *c, int threads, sb_error *err) {
     sb_parallel_for(chunks, T, npe_chunk, c);
     int wrc = atomic_load(&c->rc);
     if (wrc == SB_ECANCEL) rc = sb_fail(err, SB_ECANCEL, "cancelled");
-    else if (wrc) rc = sb_fail(err, SB_EINVAL, "flow evaluation failed");
+    else if (wrc) rc = SB_BUG(err, wrc, "flow evaluation failed");
   }
   for (int t = 0; t < T; t++) {
     flow_buf_free(&c->w[t].fb);

@@ -105,7 +105,7 @@ static int nre_logits(nre_call *c, int threads, sb_error *err) {
     sb_parallel_for(chunks, T, nre_chunk, c);
     int wrc = atomic_load(&c->rc);
     if (wrc == SB_ECANCEL) rc = sb_fail(err, SB_ECANCEL, "cancelled");
-    else if (wrc) rc = sb_fail(err, SB_EINVAL, "classifier evaluation failed");
+    else if (wrc) rc = SB_BUG(err, wrc, "classifier evaluation failed");
   }
   for (int t = 0; t < T; t++) {
     nn_workspace_free(&c->w[t].ws);

@@ -74,7 +74,7 @@ static int run_workers(score_ctx *c, const float *x, double tau, int B, float *v
   c->x = x, c->cot = cot, c->v = v, c->g = g, c->tau = tau, c->B = B;
   atomic_store(&c->rc, 0);
   sb_parallel_for((B + SCORE_CHUNK - 1) / SCORE_CHUNK, c->T, chunk_run, c);
-  if (atomic_load(&c->rc)) return sb_fail(err, SB_EINVAL, "network evaluation failed");
+  if (atomic_load(&c->rc)) return SB_BUG(err, atomic_load(&c->rc), "network evaluation failed");
   return SB_OK;
 }
 
