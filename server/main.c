@@ -76,6 +76,7 @@ static void main_free(app *a) {
 }
 
 int main(int argc, char **argv) {
+  sb_runtime_init();
   app a;
   memset(&a, 0, sizeof a);
   sb_error err = {0};

@@ -28,6 +28,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+  sb_runtime_init();
   if (argc < 2) {
     usage(stderr);
     return 2;

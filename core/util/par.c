@@ -11,6 +11,9 @@
 
 #include <pthread.h>
 #include <stddef.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 typedef struct batch {
   void (*fn)(void *ctx, int task, int worker);
@@ -111,6 +114,12 @@ void sb_parallel_for(int n_tasks, int threads, void (*fn)(void *ctx, int task, i
   while (b.active) pthread_cond_wait(&pool.left, &pool.lock);
   pool.demand -= b.max_helpers;
   pthread_mutex_unlock(&pool.lock);
+}
+
+void sb_runtime_init(void) {
+#ifdef __GLIBC__
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+#endif
 }
 
 void sb_pool_shutdown(void) {

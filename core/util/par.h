@@ -43,6 +43,14 @@ int sb_threads(int requested, int n_tasks);
  * share it: index per-worker scratch with it, never results. */
 void sb_parallel_for(int n_tasks, int threads, void (*fn)(void *ctx, int task, int worker), void *ctx);
 
+/* Process-wide settings the programs (sbida, sbidad) make first: glibc's
+ * mmap threshold is fixed at 256 KiB, so the large per-call buffers of the
+ * estimators (network workspaces, sample arrays) go back to the system when
+ * freed. With glibc's default (a threshold that rises after the first large
+ * free) they land in the heap, fragment it, and `sbida eval` grew by about
+ * 4 MB per case on some runs. */
+void sb_runtime_init(void);
+
 /* Joins the pool's threads (call at exit, when no parallel-for runs; a later
  * call starts them again). */
 void sb_pool_shutdown(void);
