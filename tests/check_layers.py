@@ -22,13 +22,24 @@ INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
 
 def layers(root):
-    rank, n = {}, 0
+    """module -> rank; a line "parent/*" ranks every folder under core/parent/
+    that no other line names."""
+    rank, wild, n = {}, {}, 0
     with open(os.path.join(root, "core", "layers.txt")) as f:
         for line in f:
             names = line.split("#", 1)[0].split()
             for m in names:
-                rank[m] = n
+                if m.endswith("/*"):
+                    wild[m[:-2]] = n
+                else:
+                    rank[m] = n
             n += bool(names)
+    for parent, r in wild.items():
+        base = os.path.join(root, "core", parent)
+        for d in sorted(os.listdir(base)) if os.path.isdir(base) else []:
+            m = parent + "/" + d
+            if os.path.isdir(os.path.join(base, d)) and m not in rank:
+                rank[m] = r
     return rank
 
 

@@ -356,16 +356,10 @@ typedef struct etkf_params {
   double radius;
 } etkf_params;
 
-static const params_spec etkf_spec[] = {
-    {"inflation", PARAM_NUM, 1, 10, 0},
-    {"ensemble_size", PARAM_INT, 2, 100000, 0},
-    {NULL, 0, 0, 0, 0},
-};
+/* letkf's parameters; etkf's are the same without the first (radius) */
 static const params_spec letkf_spec[] = {
-    {"inflation", PARAM_NUM, 1, 10, 0},
-    {"ensemble_size", PARAM_INT, 2, 100000, 0},
-    {"radius", PARAM_NUM, 0, INFINITY, 1},
-    {NULL, 0, 0, 0, 0},
+    {"radius", PARAM_NUM, 0, INFINITY, 1}, {"inflation", PARAM_NUM, 1, 10, 0},
+    {"ensemble_size", PARAM_INT, 2, 100000, 0}, {NULL, 0, 0, 0, 0},
 };
 
 /* j was checked against e->params by est_sample */
@@ -503,7 +497,7 @@ int est_etkf_create(estimator **out, sim *s, int localize, sb_error *err) {
   e->info = info;
   e->impl = cfg;
   e->sample = etkf_sample;
-  e->params = localize ? letkf_spec : etkf_spec;
+  e->params = localize ? letkf_spec : letkf_spec + 1;
   e->check_options = etkf_check_options;
   e->destroy = etkf_destroy;
   *out = e;

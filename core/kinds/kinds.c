@@ -110,7 +110,9 @@ int model_open_estimator(estimator **out, const char *path, sb_error *err) {
       json_decref(j);
     }
   }
-  if (!rc) rc = m->kind->open(e, err);
+  e->sample = m->kind->sample;
+  e->log_prob = m->kind->log_prob;
+  e->has_density = m->kind->log_prob != NULL;
   if (rc) {
     est_free(e);
     return rc;

@@ -23,6 +23,15 @@ typedef struct kind_train_setup {
   double missing_time, missing_entry;
 } kind_train_setup;
 
+/* A kind's batch of n network inputs: in [n][in_per], scalars [n][scal_per],
+ * targets [n][target_per]; kinds keep one for training (B windows) and one
+ * for the fixed validation set (val_windows). */
+typedef struct kind_batch {
+  float *in, *scal, *target;
+} kind_batch;
+int kind_batch_alloc(kind_batch *b, int n, size_t in_per, size_t scal_per, size_t target_per, sb_error *err);
+void kind_batch_free(kind_batch *b);
+
 struct model_kind {
   const char *name;      /* as in files, configs and requests: "posterior-score" */
   const char *what;      /* one line for help texts */
@@ -61,9 +70,20 @@ struct model_kind {
   /* validation loss with the EMA weights (NaN on failure) */
   double (*val_loss)(void *state);
 
-  /* serving: fills e->sample (and log_prob, has_density) for a loaded model
-   * that e->impl owns */
-  int (*open)(estimator *e, sb_error *err);
+  /* serving: the estimator's functions for a loaded model (e->impl is the
+   * model); log_prob may be NULL (no density) */
+  int (*sample)(estimator *e, const est_problem *p, const est_options *o, est_result *r, sb_error *err);
+  int (*log_prob)(estimator *e, const est_problem *p, const est_options *o, const double *x, int n, double *out,
+                  sb_error *err);
 };
+
+/* The function ops of a kind whose static functions carry the ops' names
+ * (log_prob apart): `const model_kind kind_x = {.name = "x", ...,
+ * MODEL_KIND_FUNCTIONS};` */
+#define MODEL_KIND_FUNCTIONS                                                                                   \
+  .in_channels = in_channels, .out_channels = out_channels, .n_scalars = n_scalars, .defaults = defaults,      \
+  .from_config = from_config, .meta_to_json = meta_to_json, .meta_from_json = meta_from_json,                 \
+  .train_init = train_init, .train_free = train_free, .make_batch = make_batch, .grad = grad,                 \
+  .val_loss = val_loss, .sample = sample
 
 #endif

@@ -20,6 +20,16 @@
 typedef double (*nn_loss_fn)(void *ctx, int b0, int B, int n_total, const float *out,
                              float *dout);
 
+/* The data-parallel gradient every trainer uses: B samples in T contiguous
+ * slices of ceil(B/T) (slice t starts at t*ceil(B/T)), slice t run as
+ * fn(ctx, t, b0, nb, grads_t, &loss_t) on the thread pool with BLAS single-
+ * threaded; grads_0 is m->grads, grads_t (t > 0) is grads[t] (n_params
+ * floats, zeroed here) and is added to m->grads in slice order after the
+ * join; *loss is the sum of the slices' losses in slice order. So the result
+ * is deterministic for a given T. Returns the first slice's nonzero code. */
+typedef int (*nn_slice_fn)(void *ctx, int t, int b0, int nb, float *grads, double *loss);
+int nn_grad_slices(nn_model *m, int T, int B, float *const *grads, nn_slice_fn fn, void *ctx, double *loss);
+
 /* Forward + loss + backward of B samples on T threads; parameter gradients
  * ACCUMULATE into m->grads; dx (B, in) accumulates the input gradient or is NULL.
  * Needs ceil(B/T) <= ws[t].max_batch and train workspaces. */

@@ -128,37 +128,15 @@ static void usage(FILE *f) {
 }
 
 static int bench_nn(int argc, char **argv) {
-  int json = 0, T = 2, reps = 10, torch = 1, chunk = 256;
-  enum { O_JSON = 1, O_THREADS, O_REPS, O_CHUNK, O_NO_TORCH, O_HELP };
-  static const struct option opts[] = {
-      {"json", no_argument, NULL, O_JSON},         {"threads", required_argument, NULL, O_THREADS},
-      {"reps", required_argument, NULL, O_REPS},   {"chunk", required_argument, NULL, O_CHUNK},
-      {"no-torch", no_argument, NULL, O_NO_TORCH}, {"help", no_argument, NULL, O_HELP},
-      {NULL, 0, NULL, 0}};
-  sb_error cerr = {0};
-  long lv;
-  int c;
-  cli_reset();
-  while ((c = cli_next(argc, argv, "", opts, &cerr)) != -1) {
-    switch (c) {
-    case O_JSON: json = 1; break;
-    case O_NO_TORCH: torch = 0; break;
-    case O_THREADS: T = cli_long(optarg, 1, 64, &lv) ? 0 : (int)lv; break;
-    case O_REPS: reps = cli_long(optarg, 1, 1000, &lv) ? 0 : (int)lv; break;
-    case O_CHUNK: chunk = cli_long(optarg, 1, 4096, &lv) ? 0 : (int)lv; break;
-    case O_HELP:
-      usage(stdout);
-      return 0;
-    default:
-      fprintf(stderr, "sbida bench nn: %s\n", cerr.msg);
-      usage(stderr);
-      return 2;
-    }
-  }
-  if (optind < argc) {
-    usage(stderr);
-    return 2;
-  }
+  int json = 0, no_torch = 0;
+  long lT = 2, lreps = 10, lchunk = 256;
+  const cli_flag flags[] = {
+      {"json", CLI_BOOL, &json, 0, 0, NULL},        {"threads", CLI_LONG, &lT, 1, 64, NULL},
+      {"reps", CLI_LONG, &lreps, 1, 1000, NULL},    {"chunk", CLI_LONG, &lchunk, 1, 4096, NULL},
+      {"no-torch", CLI_BOOL, &no_torch, 0, 0, NULL}, {NULL, 0, NULL, 0, 0, NULL}};
+  int first, rc0 = cli_parse(argc, argv, "sbida bench nn", flags, usage, 0, &first);
+  if (rc0) return rc0 < 0 ? 0 : rc0;
+  int T = (int)lT, reps = (int)lreps, chunk = (int)lchunk, torch = !no_torch;
   if (T < 1 || T > 64 || reps < 1 || reps > 1000 || chunk < 1 || chunk > 4096) {
     usage(stderr);
     return 2;

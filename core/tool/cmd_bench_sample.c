@@ -21,54 +21,30 @@ static int cmp_d(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+static void usage(FILE *f) {
+  fputs("usage: sbida bench sample --estimator SPEC [--preset P] [--samples S] [--reps R] [--threads T]\n"
+        "                          [--window W] [--time-index T] [--operator JSON] [--noise-std S] [--json]\n"
+        "  Median seconds of one estimator call drawing S samples (default 64) for one window.\n"
+        "  Operator and noise default to the ones a model was trained for, else identity and 1.\n",
+        f);
+}
+
 int bench_sample(int argc, char **argv) {
   const char *spec = NULL, *preset = NULL, *op_text = NULL;
-  int S = 64, reps = 3, threads = 1, window = 10, json = 0;
+  long lS = 64, lreps = 3, lthreads = 1, lwindow = 10;
+  int json = 0;
   double noise = 0; /* 0: the estimator's own noise, else 1 */
   long t_index = -1;
-  enum { O_EST = 1, O_PRESET, O_OP, O_SAMPLES, O_REPS, O_THREADS, O_WINDOW, O_TINDEX, O_NOISE, O_JSON, O_HELP };
-  static const struct option opts[] = {
-      {"estimator", required_argument, NULL, O_EST},   {"preset", required_argument, NULL, O_PRESET},
-      {"operator", required_argument, NULL, O_OP},     {"samples", required_argument, NULL, O_SAMPLES},
-      {"reps", required_argument, NULL, O_REPS},       {"threads", required_argument, NULL, O_THREADS},
-      {"window", required_argument, NULL, O_WINDOW},   {"time-index", required_argument, NULL, O_TINDEX},
-      {"noise-std", required_argument, NULL, O_NOISE}, {"json", no_argument, NULL, O_JSON},
-      {"help", no_argument, NULL, O_HELP},             {NULL, 0, NULL, 0}};
-  sb_error cerr = {0};
-  long lv = 0;
-  int c, bad = 0;
-  cli_reset();
-  while (!bad && (c = cli_next(argc, argv, "", opts, &cerr)) != -1) {
-    switch (c) {
-    case O_HELP:
-      printf("usage: sbida bench sample --estimator SPEC [--preset P] [--samples S] [--reps R] [--threads T]\n"
-             "                          [--window W] [--time-index T] [--operator JSON] [--noise-std S] [--json]\n"
-             "  Median seconds of one estimator call drawing S samples (default 64) for one window.\n"
-             "  Operator and noise default to the ones a model was trained for, else identity and 1.\n");
-      return 0;
-    case O_JSON: json = 1; break;
-    case O_EST: spec = optarg; break;
-    case O_PRESET: preset = optarg; break;
-    case O_OP: op_text = optarg; break;
-    case O_SAMPLES: bad = cli_long(optarg, 1, 1000000, &lv), S = (int)lv; break;
-    case O_REPS: bad = cli_long(optarg, 1, 100, &lv), reps = (int)lv; break;
-    case O_THREADS: bad = cli_long(optarg, 1, SB_THREADS_MAX, &lv), threads = (int)lv; break;
-    case O_WINDOW: bad = cli_long(optarg, 1, 1024, &lv), window = (int)lv; break;
-    case O_TINDEX: bad = cli_long(optarg, 0, 1000000000L, &t_index); break;
-    case O_NOISE: bad = cli_double(optarg, &noise) || noise < 0; break;
-    default:
-      fprintf(stderr, "sbida bench sample: %s (see --help)\n", cerr.msg);
-      return 2;
-    }
-    if (bad) {
-      fprintf(stderr, "sbida bench sample: %s: bad value '%s'\n", argv[optind - 1], optarg);
-      return 2;
-    }
-  }
-  if (optind < argc) {
-    fprintf(stderr, "sbida bench sample: unexpected argument '%s'\n", argv[optind]);
-    return 2;
-  }
+  const cli_flag flags[] = {
+      {"estimator", CLI_STR, &spec, 0, 0, NULL},          {"preset", CLI_STR, &preset, 0, 0, NULL},
+      {"operator", CLI_STR, &op_text, 0, 0, NULL},        {"samples", CLI_LONG, &lS, 1, 1000000, NULL},
+      {"reps", CLI_LONG, &lreps, 1, 100, NULL},           {"threads", CLI_LONG, &lthreads, 1, SB_THREADS_MAX, NULL},
+      {"window", CLI_LONG, &lwindow, 1, 1024, NULL},      {"time-index", CLI_LONG, &t_index, 0, 1e9, NULL},
+      {"noise-std", CLI_DOUBLE, &noise, 0, 1e300, NULL},  {"json", CLI_BOOL, &json, 0, 0, NULL},
+      {NULL, 0, NULL, 0, 0, NULL}};
+  int first, rc0 = cli_parse(argc, argv, "sbida bench sample", flags, usage, 0, &first);
+  if (rc0) return rc0 < 0 ? 0 : rc0;
+  int S = (int)lS, reps = (int)lreps, threads = (int)lthreads, window = (int)lwindow;
   if (!spec || S < 1 || reps < 1 || reps > 100 || threads < 1 || window < 1 || noise < 0) {
     fprintf(stderr, "sbida bench sample: --estimator is required; samples, reps, threads, window, noise must be positive\n");
     return 2;

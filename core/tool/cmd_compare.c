@@ -36,24 +36,15 @@ static double coverage_at(json_t *j, double level) {
 }
 
 int cmd_compare(int argc, char **argv) {
-  static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-  sb_error cerr = {0};
-  int c;
-  cli_reset();
-  while ((c = cli_next(argc, argv, "h", opts, &cerr)) != -1) {
-    if (c == 'h') {
-      compare_usage(stdout);
-      return 0;
-    }
-    fprintf(stderr, "sbida compare: %s (see sbida compare --help)\n", cerr.msg);
-    return 2;
-  }
-  if (optind >= argc) {
+  const cli_flag flags[] = {{NULL, 0, NULL, 0, 0, NULL}};
+  int first, rc0 = cli_parse(argc, argv, "sbida compare", flags, compare_usage, 1 << 20, &first);
+  if (rc0) return rc0 < 0 ? 0 : rc0;
+  if (first >= argc) {
     compare_usage(stderr);
     return 2;
   }
-  argv += optind - 1; /* the files are argv[1..n] below */
-  argc -= optind - 1;
+  argv += first - 1; /* the files are argv[1..n] below */
+  argc -= first - 1;
   int n = argc - 1;
   json_t *res[256];
   if (n > 256) {

@@ -81,82 +81,32 @@ static int bad(const char *msg, const char *val) {
 int cmd_eval(int argc, char **argv) {
   const char *spec = NULL, *preset = NULL, *op_text = "{\"type\":\"identity\"}", *params_text = NULL;
   const char *json_path = NULL, *svg_dir = NULL;
-  long N = 0, window = 10, cases = 300, samples = 100, threads = 1, t_index = -1, t_lo = -1, t_hi = -1;
-  long long seed = 1;
+  long N = 0, window = 10, cases = 300, samples = 100, threads = 1, t_index = -1, t_lo = -1, t_hi = -1, seed = 1;
   double noise = 1.0;
   int quiet = 0, window_given = 0;
-  enum { O_EST = 1, O_PRESET, O_OP, O_PARAMS, O_JSON, O_SVG, O_N, O_WINDOW, O_CASES, O_SAMPLES, O_THREADS, O_SEED,
-         O_TINDEX, O_TRANGE, O_NOISE, O_QUIET, O_HELP };
-  static const struct option opts[] = {
-      {"estimator", required_argument, NULL, O_EST}, {"preset", required_argument, NULL, O_PRESET},
-      {"operator", required_argument, NULL, O_OP},   {"params", required_argument, NULL, O_PARAMS},
-      {"json", required_argument, NULL, O_JSON},     {"svg-dir", required_argument, NULL, O_SVG},
-      {"N", required_argument, NULL, O_N},           {"window", required_argument, NULL, O_WINDOW},
-      {"cases", required_argument, NULL, O_CASES},   {"samples", required_argument, NULL, O_SAMPLES},
-      {"threads", required_argument, NULL, O_THREADS}, {"seed", required_argument, NULL, O_SEED},
-      {"time-index", required_argument, NULL, O_TINDEX}, {"time-range", required_argument, NULL, O_TRANGE},
-      {"noise-std", required_argument, NULL, O_NOISE}, {"quiet", no_argument, NULL, O_QUIET},
-      {"help", no_argument, NULL, O_HELP},           {NULL, 0, NULL, 0}};
-  sb_error cerr = {0};
-  int c;
-  cli_reset();
-  while ((c = cli_next(argc, argv, "h", opts, &cerr)) != -1) {
-    const char *v = optarg;
-    switch (c) {
-    case 'h':
-    case O_HELP:
-      eval_usage(stdout);
-      return 0;
-    case O_QUIET: quiet = 1; break;
-    case O_EST: spec = v; break;
-    case O_PRESET: preset = v; break;
-    case O_OP: op_text = v; break;
-    case O_PARAMS: params_text = v; break;
-    case O_JSON: json_path = v; break;
-    case O_SVG: svg_dir = v; break;
-    case O_N:
-      if (cli_long(v, 4, 1024, &N)) return bad("--N must be an integer in 4..1024, got", v);
-      break;
-    case O_WINDOW:
-      if (cli_long(v, 1, 1024, &window)) return bad("--window must be an integer in 1..1024, got", v);
-      window_given = 1;
-      break;
-    case O_CASES:
-      if (cli_long(v, 1, 10000000, &cases)) return bad("--cases must be an integer in 1..10000000, got", v);
-      break;
-    case O_SAMPLES:
-      if (cli_long(v, 1, 1000000, &samples)) return bad("--samples must be an integer in 1..1000000, got", v);
-      break;
-    case O_THREADS:
-      if (cli_long(v, 1, 256, &threads)) return bad("--threads must be an integer in 1..256, got", v);
-      break;
-    case O_SEED: {
-      long sd;
-      if (cli_long(v, 0, 0x7fffffffffffffffL, &sd)) return bad("--seed must be a non-negative integer, got", v);
-      seed = sd;
-      break;
-    }
-    case O_TINDEX:
-      if (cli_long(v, 0, 1000000000L, &t_index)) return bad("--time-index must be a non-negative integer, got", v);
-      break;
-    case O_TRANGE: {
-      char *end;
-      errno = 0;
-      t_lo = strtol(v, &end, 10);
-      if (errno || end == v || *end != ':' || t_lo < 0) return bad("--time-range must be A:B, got", v);
-      const char *b = end + 1;
-      t_hi = strtol(b, &end, 10);
-      if (errno || end == b || *end || t_hi < t_lo) return bad("--time-range must be A:B with A <= B, got", v);
-      break;
-    }
-    case O_NOISE:
-      if (cli_double(v, &noise) || !(noise > 0)) return bad("--noise-std must be a positive number, got", v);
-      break;
-    default:
-      return bad(cerr.msg, NULL);
-    }
+  const char *trange = NULL;
+  const cli_flag flags[] = {
+      {"estimator", CLI_STR, &spec, 0, 0, NULL},      {"preset", CLI_STR, &preset, 0, 0, NULL},
+      {"operator", CLI_STR, &op_text, 0, 0, NULL},    {"params", CLI_STR, &params_text, 0, 0, NULL},
+      {"json", CLI_STR, &json_path, 0, 0, NULL},      {"svg-dir", CLI_STR, &svg_dir, 0, 0, NULL},
+      {"N", CLI_LONG, &N, 4, 1024, NULL},             {"window", CLI_LONG, &window, 1, 1024, &window_given},
+      {"cases", CLI_LONG, &cases, 1, 10000000, NULL}, {"samples", CLI_LONG, &samples, 1, 1000000, NULL},
+      {"threads", CLI_LONG, &threads, 1, 256, NULL},  {"seed", CLI_LONG, &seed, 0, 9e18, NULL},
+      {"time-index", CLI_LONG, &t_index, 0, 1e9, NULL}, {"time-range", CLI_STR, &trange, 0, 0, NULL},
+      {"noise-std", CLI_DOUBLE, &noise, 0, 1e300, NULL}, {"quiet", CLI_BOOL, &quiet, 0, 0, NULL},
+      {NULL, 0, NULL, 0, 0, NULL}};
+  int first, rc0 = cli_parse(argc, argv, "sbida eval", flags, eval_usage, 0, &first);
+  if (rc0) return rc0 < 0 ? 0 : rc0;
+  if (!(noise > 0)) return bad("--noise-std must be a positive number", NULL);
+  if (trange) {
+    char *end;
+    errno = 0;
+    t_lo = strtol(trange, &end, 10);
+    if (errno || end == trange || *end != ':' || t_lo < 0) return bad("--time-range must be A:B, got", trange);
+    const char *b = end + 1;
+    t_hi = strtol(b, &end, 10);
+    if (errno || end == b || *end || t_hi < t_lo) return bad("--time-range must be A:B with A <= B, got", trange);
   }
-  if (optind < argc) return bad("unexpected argument", argv[optind]);
   if (!spec) return bad("--estimator is required", NULL);
   if (t_index >= 0 && t_lo >= 0) return bad("give either --time-index or --time-range, not both", NULL);
 

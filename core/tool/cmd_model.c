@@ -17,30 +17,15 @@ static void usage(FILE *f) {
 }
 
 int cmd_model(int argc, char **argv) {
-  enum { O_SET = 1, O_HELP };
-  static const struct option opts[] = {
-      {"set-sampler", required_argument, NULL, O_SET}, {"help", no_argument, NULL, O_HELP}, {NULL, 0, NULL, 0}};
   const char *set = NULL;
-  sb_error cerr = {0};
-  int c;
-  cli_reset();
-  while ((c = cli_next(argc, argv, "h", opts, &cerr)) != -1) {
-    if (c == O_SET) {
-      set = optarg;
-    } else if (c == O_HELP || c == 'h') {
-      usage(stdout);
-      return 0;
-    } else {
-      fprintf(stderr, "sbida model: %s\n", cerr.msg);
-      usage(stderr);
-      return 2;
-    }
-  }
-  if (optind != argc - 1) {
+  const cli_flag flags[] = {{"set-sampler", CLI_STR, &set, 0, 0, NULL}, {NULL, 0, NULL, 0, 0, NULL}};
+  int first, rc0 = cli_parse(argc, argv, "sbida model", flags, usage, 1, &first);
+  if (rc0) return rc0 < 0 ? 0 : rc0;
+  if (first != argc - 1) {
     usage(stderr);
     return 2;
   }
-  const char *path = argv[optind];
+  const char *path = argv[first];
   sb_error err = {0};
   if (!set) {
     estimator *e;

@@ -9,7 +9,7 @@
 
 static const sb_command commands[] = {
     {"simulate", "simulate trajectories (and observations) of a preset to .npy", cmd_simulate},
-    {"train", "train a score-based estimator from a JSON config", cmd_train},
+    {"train", "train a model of any kind (score, npe, nre) from a JSON config", cmd_train},
     {"model", "show a model file's metadata or change its default sampler settings", cmd_model},
     {"eval", "score an estimator (etkf, letkf, pf, model) on a seeded test set -> JSON, SVG", cmd_eval},
     {"compare", "side-by-side markdown table of eval JSON files", cmd_compare},

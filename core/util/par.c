@@ -9,6 +9,8 @@
  * batches ask for (at most SB_THREADS_MAX - 1 threads) and never shrinks. */
 #include "util/par.h"
 
+#include "util/sb_error.h"
+
 #include <pthread.h>
 #include <stddef.h>
 #ifdef __GLIBC__
@@ -114,6 +116,39 @@ void sb_parallel_for(int n_tasks, int threads, void (*fn)(void *ctx, int task, i
   while (b.active) pthread_cond_wait(&pool.left, &pool.lock);
   pool.demand -= b.max_helpers;
   pthread_mutex_unlock(&pool.lock);
+}
+
+typedef struct ranges {
+  int n, chunk;
+  const sb_cancel *cancel;
+  int (*fn)(void *ctx, int begin, int end, int worker);
+  void *ctx;
+  atomic_int rc;
+} ranges;
+
+static void range_task(void *arg, int task, int worker) {
+  ranges *r = arg;
+  int none = 0;
+  if (atomic_load(&r->rc)) return;
+  if (sb_cancelled(r->cancel)) {
+    atomic_compare_exchange_strong(&r->rc, &none, SB_ECANCEL);
+    return;
+  }
+  int b = task * r->chunk, e = b + r->chunk < r->n ? b + r->chunk : r->n;
+  int rc = r->fn(r->ctx, b, e, worker);
+  if (rc) atomic_compare_exchange_strong(&r->rc, &none, rc);
+}
+
+int sb_parallel_ranges(int n, int chunk, int threads, const sb_cancel *cancel,
+                       int (*fn)(void *ctx, int begin, int end, int worker), void *ctx, const char *what,
+                       sb_error *err) {
+  if (n < 1 || chunk < 1) return 0;
+  ranges r = {.n = n, .chunk = chunk, .cancel = cancel, .fn = fn, .ctx = ctx};
+  atomic_init(&r.rc, 0);
+  sb_parallel_for((n + chunk - 1) / chunk, threads, range_task, &r);
+  int rc = atomic_load(&r.rc);
+  if (rc == SB_ECANCEL) return sb_fail(err, rc, "cancelled");
+  return rc ? SB_BUG(err, rc, "%s failed", what) : SB_OK;
 }
 
 void sb_runtime_init(void) {

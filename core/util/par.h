@@ -17,6 +17,8 @@
 
 #include <stdatomic.h>
 
+#include "util/sb_error.h"
+
 /* Most threads one call may use (the caller included). */
 #define SB_THREADS_MAX 64
 
@@ -42,6 +44,17 @@ int sb_threads(int requested, int n_tasks);
  * 0..sb_threads(threads, n_tasks)-1 and no two running tasks of one call
  * share it: index per-worker scratch with it, never results. */
 void sb_parallel_for(int n_tasks, int threads, void (*fn)(void *ctx, int task, int worker), void *ctx);
+
+/* The usual shape of a parallel-for: items 0..n-1 in fixed chunks of
+ * `chunk` (task k is [k*chunk, min(n, (k+1)*chunk))) on
+ * sb_threads(threads, number of chunks) workers. fn returns 0 or an error
+ * code (a programming error: a misused network or flow call); the first one
+ * stops the chunks not yet started and is returned with err saying
+ * "<what> failed: programming error at FILE:LINE"; SB_ECANCEL with
+ * "cancelled" when cancel (may be NULL) is requested before a chunk starts. */
+int sb_parallel_ranges(int n, int chunk, int threads, const sb_cancel *cancel,
+                       int (*fn)(void *ctx, int begin, int end, int worker), void *ctx, const char *what,
+                       sb_error *err);
 
 /* Process-wide settings the programs (sbida, sbidad) make first: glibc's
  * mmap threshold is fixed at 256 KiB, so the large per-call buffers of the

@@ -168,28 +168,14 @@ static void check_training(const char *kind) {
   model_free(&b);
 }
 
-static void test_posterior_score(void **state) {
-  (void)state;
-  check_training("posterior-score");
-  check_sampling(GOLDEN "tiny-posterior-score.safetensors", NULL, "tiny-posterior-score");
-}
-
-static void test_composed_score(void **state) {
-  (void)state;
-  check_training("composed-score");
-  check_sampling(GOLDEN "tiny-composed-score.safetensors", NULL, "tiny-composed-score");
-}
-
-static void test_npe(void **state) {
-  (void)state;
-  check_training("npe");
-  check_sampling(GOLDEN "tiny-npe.safetensors", NULL, "tiny-npe");
-}
-
-static void test_nre(void **state) {
-  (void)state;
-  check_training("nre");
-  check_sampling(GOLDEN "tiny-nre.safetensors", NULL, "tiny-nre");
+/* state: the kind's name; its golden files are tiny-<kind>.* */
+static void test_kind(void **state) {
+  const char *kind = *state;
+  char path[256], name[64];
+  check_training(kind);
+  snprintf(name, sizeof name, "tiny-%s", kind);
+  snprintf(path, sizeof path, GOLDEN "%s.safetensors", name);
+  check_sampling(path, NULL, name);
 }
 
 static void test_baselines(void **state) {
@@ -202,8 +188,9 @@ static void test_baselines(void **state) {
 int main(void) {
   blas_default_threads = openblas_get_num_threads();
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_posterior_score), cmocka_unit_test(test_composed_score), cmocka_unit_test(test_npe),
-      cmocka_unit_test(test_nre),             cmocka_unit_test(test_baselines),
+      cmocka_unit_test_prestate(test_kind, "posterior-score"), cmocka_unit_test_prestate(test_kind, "composed-score"),
+      cmocka_unit_test_prestate(test_kind, "npe"),             cmocka_unit_test_prestate(test_kind, "nre"),
+      cmocka_unit_test(test_baselines),
   };
   return cmocka_run_group_tests_name("golden", tests, NULL, NULL);
 }

@@ -1,12 +1,12 @@
 /* flow.c: the npe coupling stack (see flow.h). */
 #include "kinds/npe/flow.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "nn/nn_layers.h"
+#include "nn/nn_parallel.h"
 #include "util/par.h"
 
 static const double LOG_2PI = 1.8378770664093454836;
@@ -183,60 +183,39 @@ int flow_inverse(const model *sm, flow_buf *fb, const float *u, const float *con
   return SB_OK;
 }
 
-typedef struct grad_job {
+typedef struct grad_ctx {
   model *sm;
   flow_buf *fb;
   const float *x, *cond, *tsc;
-  int b0, B, n_total;
-  float *grads;
-  double loss;
-  int rc;
-} grad_job;
+  int n_total;
+} grad_ctx;
 
-/* task t: slice t of the batch with flow buffer t */
-static void grad_worker(void *ctx, int t, int w) {
-  (void)w;
-  grad_job *j = (grad_job *)ctx + t;
-  const int N = j->sm->N;
-  const size_t cs = (size_t)2 * j->sm->W * N;
-  j->loss = 0;
-  j->rc = 0;
+/* slice t with flow buffer t, in chunks of at most 64 */
+static int grad_slice(void *arg, int t, int b0, int nb, float *grads, double *loss) {
+  const grad_ctx *c = arg;
+  flow_buf *fb = &c->fb[t];
+  const int N = c->sm->N;
+  const size_t cs = (size_t)2 * c->sm->W * N;
   enum { CH = 64 };
-  const int step = j->fb->max_batch < CH ? j->fb->max_batch : CH;
-  for (int b0 = 0; b0 < j->B && !j->rc; b0 += step) {
-    int nb = j->B - b0 < step ? j->B - b0 : step, g = j->b0 + b0;
+  const int step = fb->max_batch < CH ? fb->max_batch : CH;
+  int rc = 0;
+  for (int k = 0; k < nb && !rc; k += step) {
+    int n = nb - k < step ? nb - k : step, g = b0 + k;
     double lq[CH];
-    j->rc = flow_forward(j->sm, j->fb, j->x + (size_t)g * N, j->cond + (size_t)g * cs, cs, j->tsc ? j->tsc + g : NULL,
-                         nb, lq);
-    if (j->rc) break;
-    for (int b = 0; b < nb; b++) j->loss -= lq[b] / ((double)N * j->n_total);
-    j->rc = flow_backward(j->sm, j->fb, 1.0f / ((float)N * j->n_total), j->grads);
+    rc = flow_forward(c->sm, fb, c->x + (size_t)g * N, c->cond + (size_t)g * cs, cs, c->tsc ? c->tsc + g : NULL, n, lq);
+    if (rc) break;
+    for (int b = 0; b < n; b++) *loss -= lq[b] / ((double)N * c->n_total);
+    rc = flow_backward(c->sm, fb, 1.0f / ((float)N * c->n_total), grads);
   }
+  return rc;
 }
 
 int flow_grad_mt(model *sm, flow_buf *fb, int T, const float *x, const float *cond, const float *tsc, int B,
                  double *loss, sb_error *err) {
   T = sb_threads(T, B);
-  nn_model *m = &sm->net;
-  grad_job jobs[SB_THREADS_MAX];
-  int per = (B + T - 1) / T;
-  for (int t = 0; t < T; t++) {
-    int b0 = t * per, nb = B - b0 < per ? B - b0 : per;
-    if (nb < 0) nb = 0;
-    if (t > 0) memset(fb[t].grads, 0, sizeof(float) * m->n_params);
-    jobs[t] = (grad_job){sm, &fb[t], x, cond, tsc, b0, nb, B, t ? fb[t].grads : m->grads, 0, 0};
-  }
-  int blas = openblas_get_num_threads();
-  if (T > 1) openblas_set_num_threads(1);
-  sb_parallel_for(T, T, grad_worker, jobs);
-  if (T > 1) openblas_set_num_threads(blas);
-  double l = 0;
-  for (int t = 0; t < T; t++) {
-    if (jobs[t].rc) return SB_BUG(err, jobs[t].rc, "flow gradient failed");
-    l += jobs[t].loss;
-    if (t > 0)
-      for (size_t i = 0; i < m->n_params; i++) m->grads[i] += fb[t].grads[i];
-  }
-  *loss = l;
-  return SB_OK;
+  float *grads[SB_THREADS_MAX] = {NULL};
+  for (int t = 1; t < T; t++) grads[t] = fb[t].grads;
+  grad_ctx c = {sm, fb, x, cond, tsc, B};
+  int rc = nn_grad_slices(&sm->net, T, B, grads, grad_slice, &c, loss);
+  return rc ? SB_BUG(err, rc, "flow gradient failed") : SB_OK;
 }

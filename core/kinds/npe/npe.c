@@ -33,39 +33,25 @@ typedef struct npe_call {
   double *logq;       /* [n] standardized units */
   const sb_cancel *cancel;
   npe_worker w[SB_THREADS_MAX];
-  atomic_int rc;
 } npe_call;
 
-/* Task: chunk `task` of NPE_CHUNK samples on worker wi's flow buffer. */
-static void npe_chunk(void *arg, int task, int wi) {
+/* Samples (or states) [b0, b1) on worker wi's flow buffer. */
+static int npe_chunk(void *arg, int b0, int b1, int wi) {
   npe_call *c = arg;
   npe_worker *w = &c->w[wi];
-  const int N = c->sm->N, b0 = task * NPE_CHUNK;
-  if (atomic_load(&c->rc)) return;
-  if (sb_cancelled(c->cancel)) {
-    atomic_store(&c->rc, SB_ECANCEL);
-    return;
-  }
-  int nb = c->n - b0 < NPE_CHUNK ? c->n - b0 : NPE_CHUNK, rc;
+  const int N = c->sm->N, nb = b1 - b0;
   float *x = c->x + (size_t)b0 * N;
-  if (c->inverse) {
-    for (int b = 0; b < nb; b++) {
-      rng r;
-      rng_init(&r, c->seed, (uint64_t)(b0 + b));
-      rng_fill_normal_f(&r, w->u + (size_t)b * N, (size_t)N);
-    }
-    rc = flow_inverse(c->sm, &w->fb, w->u, c->cond, 0, w->ts, nb, x, c->logq + b0);
-  } else {
-    rc = flow_forward(c->sm, &w->fb, x, c->cond, 0, w->ts, nb, c->logq + b0);
+  if (!c->inverse) return flow_forward(c->sm, &w->fb, x, c->cond, 0, w->ts, nb, c->logq + b0);
+  for (int b = 0; b < nb; b++) {
+    rng r;
+    rng_init(&r, c->seed, (uint64_t)(b0 + b));
+    rng_fill_normal_f(&r, w->u + (size_t)b * N, (size_t)N);
   }
-  if (rc) atomic_store(&c->rc, rc);
+  return flow_inverse(c->sm, &w->fb, w->u, c->cond, 0, w->ts, nb, x, c->logq + b0);
 }
 
 static int npe_run(npe_call *c, int threads, sb_error *err) {
-  int chunks = (c->n + NPE_CHUNK - 1) / NPE_CHUNK;
-  int T = sb_threads(threads, chunks);
-  int rc = SB_OK;
-  atomic_store(&c->rc, 0);
+  int T = sb_threads(threads, (c->n + NPE_CHUNK - 1) / NPE_CHUNK), rc = SB_OK;
   for (int t = 0; t < T && !rc; t++) {
     npe_worker *w = &c->w[t];
     rc = flow_buf_init(&w->fb, c->sm, NPE_CHUNK, 0, err);
@@ -74,12 +60,7 @@ static int npe_run(npe_call *c, int threads, sb_error *err) {
     if (!rc && (!w->u || !w->ts)) rc = sb_fail(err, SB_ENOMEM, "out of memory");
     for (int i = 0; !rc && i < NPE_CHUNK; i++) w->ts[i] = c->tsc;
   }
-  if (!rc) {
-    sb_parallel_for(chunks, T, npe_chunk, c);
-    int wrc = atomic_load(&c->rc);
-    if (wrc == SB_ECANCEL) rc = sb_fail(err, SB_ECANCEL, "cancelled");
-    else if (wrc) rc = SB_BUG(err, wrc, "flow evaluation failed");
-  }
+  if (!rc) rc = sb_parallel_ranges(c->n, NPE_CHUNK, T, c->cancel, npe_chunk, c, "flow evaluation", err);
   for (int t = 0; t < T; t++) {
     flow_buf_free(&c->w[t].fb);
     free(c->w[t].u);
@@ -110,7 +91,7 @@ static double log_std_sum(const model *sm) {
   return s;
 }
 
-static int npe_sample(estimator *e, const est_problem *p, const est_options *o, est_result *r, sb_error *err) {
+static int sample(estimator *e, const est_problem *p, const est_options *o, est_result *r, sb_error *err) {
   const model *sm = e->impl;
   const int N = sm->N, S = o->n_samples;
   npe_call c;
@@ -205,21 +186,13 @@ static int meta_from_json(model *m, const json_t *j, sb_error *err) {
   return SB_OK;
 }
 
-static int open_estimator(estimator *e, sb_error *err) {
-  (void)err;
-  e->sample = npe_sample;
-  e->log_prob = npe_log_prob;
-  e->has_density = 1;
-  return SB_OK;
-}
-
 /* training: the batch holds the lifted observations (in [B][2W][N]), the
  * standardized x_t (target [B][N]) and the scaled time (scal [B]) */
 typedef struct npe_train {
   model *m;
   kind_train_setup s;
   flow_buf vfb, tfb[SB_THREADS_MAX];
-  float *in, *scal, *target, *val_in, *val_scal, *val_target;
+  kind_batch b[2];                     /* 0: training batch, 1: validation set */
   double *xs, *y;
 } npe_train;
 
@@ -228,7 +201,8 @@ static void train_free(void *state) {
   if (!t) return;
   flow_buf_free(&t->vfb);
   for (int i = 0; i < SB_THREADS_MAX; i++) flow_buf_free(&t->tfb[i]);
-  free(t->in); free(t->scal); free(t->target); free(t->val_in); free(t->val_scal); free(t->val_target);
+  kind_batch_free(&t->b[0]);
+  kind_batch_free(&t->b[1]);
   free(t->xs); free(t->y);
   free(t);
 }
@@ -241,16 +215,12 @@ static int train_init(void **state, model *m, const kind_train_setup *s, sb_erro
   const int N = m->N, W = m->W, B = s->batch, V = s->val_windows, T = s->threads;
   int rc = flow_buf_init(&t->vfb, m, B, 0, err);
   for (int i = 0; !rc && i < T; i++) rc = flow_buf_init(&t->tfb[i], m, (B + T - 1) / T, 1, err);
+  if (!rc) rc = kind_batch_alloc(&t->b[0], B, (size_t)2 * W * N, 1, (size_t)N, err);
+  if (!rc) rc = kind_batch_alloc(&t->b[1], V, (size_t)2 * W * N, 1, (size_t)N, err);
   if (rc) return rc;
-  t->in = malloc(sizeof(float) * (size_t)B * 2 * W * N);
-  t->scal = malloc(sizeof(float) * (size_t)B);
-  t->target = malloc(sizeof(float) * (size_t)B * N);
-  t->val_in = malloc(sizeof(float) * (size_t)V * 2 * W * N);
-  t->val_scal = malloc(sizeof(float) * (size_t)V);
-  t->val_target = malloc(sizeof(float) * (size_t)V * N);
   t->xs = malloc(sizeof(double) * (size_t)N);
   t->y = malloc(sizeof(double) * (size_t)W * m->op->n_obs);
-  if (!t->in || !t->scal || !t->target || !t->val_in || !t->val_scal || !t->val_target || !t->xs || !t->y)
+  if (!t->xs || !t->y)
     return sb_fail(err, SB_ENOMEM, "out of memory for a batch of %d windows", B);
   return SB_OK;
 }
@@ -259,7 +229,7 @@ static int make_batch(void *state, rng *r, const float *win, const long *tix, in
   npe_train *t = state;
   const model *m = t->m;
   const int N = m->N, W = m->W;
-  float *in = val ? t->val_in : t->in, *scal = val ? t->val_scal : t->scal, *target = val ? t->val_target : t->target;
+  float *in = t->b[val].in, *scal = t->b[val].scal, *target = t->b[val].target;
   for (int b = 0; b < B; b++) {
     const float *wb = win + (size_t)b * W * N;
     for (int n = 0; n < N; n++)
@@ -274,7 +244,7 @@ static int make_batch(void *state, rng *r, const float *win, const long *tix, in
 
 static int grad(void *state, double *loss, sb_error *err) {
   npe_train *t = state;
-  return flow_grad_mt(t->m, t->tfb, t->s.threads, t->target, t->in, t->m->time_varying ? t->scal : NULL, t->s.batch,
+  return flow_grad_mt(t->m, t->tfb, t->s.threads, t->b[0].target, t->b[0].in, t->m->time_varying ? t->b[0].scal : NULL, t->s.batch,
                       loss, err);
 }
 
@@ -288,8 +258,9 @@ static double val_loss(void *state) {
   for (int done = 0; done < V;) {
     int B = V - done < 64 ? V - done : 64;
     if (B > t->vfb.max_batch) B = t->vfb.max_batch;
-    if (flow_forward(&sm, &t->vfb, t->val_target + (size_t)done * N, t->val_in + (size_t)done * cs, (size_t)cs,
-                     sm.time_varying ? t->val_scal + done : NULL, B, lq))
+    const kind_batch *v = &t->b[1];
+    if (flow_forward(&sm, &t->vfb, v->target + (size_t)done * N, v->in + (size_t)done * cs, (size_t)cs,
+                     sm.time_varying ? v->scal + done : NULL, B, lq))
       return NAN;
     for (int b = 0; b < B; b++) acc -= lq[b] / N;
     done += B;
@@ -301,19 +272,8 @@ const model_kind kind_npe = {
     .name = "npe",
     .what = "conditional normalizing flow with exact densities, for one operator and noise",
     .has_operator = 1,
-    .in_channels = in_channels,
-    .out_channels = out_channels,
-    .n_scalars = n_scalars,
     .meta_key = "sbida.flow",
     .arch_params = arch_params,
-    .defaults = defaults,
-    .from_config = from_config,
-    .meta_to_json = meta_to_json,
-    .meta_from_json = meta_from_json,
-    .train_init = train_init,
-    .train_free = train_free,
-    .make_batch = make_batch,
-    .grad = grad,
-    .val_loss = val_loss,
-    .open = open_estimator,
+    MODEL_KIND_FUNCTIONS,
+    .log_prob = npe_log_prob,
 };

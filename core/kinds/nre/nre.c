@@ -57,22 +57,15 @@ typedef struct nre_call {
   double *logit;       /* [M] */
   const sb_cancel *cancel;
   nre_worker w[SB_THREADS_MAX];
-  atomic_int rc;
 } nre_call;
 
-/* Task: the logits of chunk `task` of NRE_CHUNK candidates on worker wi. */
-static void nre_chunk(void *arg, int task, int wi) {
+/* The logits of candidates [b0, b1) on worker wi. */
+static int nre_chunk(void *arg, int b0, int b1, int wi) {
   nre_call *c = arg;
   nre_worker *w = &c->w[wi];
   const model *sm = c->sm;
-  const int N = sm->N, nc = 2 * sm->W, b0 = task * NRE_CHUNK;
+  const int N = sm->N, nc = 2 * sm->W, nb = b1 - b0;
   const size_t per = (size_t)(1 + nc) * N;
-  if (atomic_load(&c->rc)) return;
-  if (sb_cancelled(c->cancel)) {
-    atomic_store(&c->rc, SB_ECANCEL);
-    return;
-  }
-  int nb = c->M - b0 < NRE_CHUNK ? c->M - b0 : NRE_CHUNK;
   for (int b = 0; b < nb; b++) {
     float *ib = w->in + (size_t)b * per;
     for (int n = 0; n < N; n++) ib[n] = (float)((c->x[(size_t)(b0 + b) * N + n] - sm->mean[n]) / sm->std[n]);
@@ -84,14 +77,11 @@ static void nre_chunk(void *arg, int task, int wi) {
     for (int n = 0; n < N; n++) z += w->ws.out[(size_t)b * N + n];
     c->logit[b0 + b] = z / N;
   }
-  if (rc) atomic_store(&c->rc, rc);
+  return rc;
 }
 
 static int nre_logits(nre_call *c, int threads, sb_error *err) {
-  int chunks = (c->M + NRE_CHUNK - 1) / NRE_CHUNK;
-  int T = sb_threads(threads, chunks);
-  int rc = SB_OK;
-  atomic_store(&c->rc, 0);
+  int T = sb_threads(threads, (c->M + NRE_CHUNK - 1) / NRE_CHUNK), rc = SB_OK;
   const size_t per = (size_t)(1 + 2 * c->sm->W) * c->sm->N;
   for (int t = 0; t < T && !rc; t++) {
     nre_worker *w = &c->w[t];
@@ -101,12 +91,7 @@ static int nre_logits(nre_call *c, int threads, sb_error *err) {
     if (!rc && (!w->in || !w->scal)) rc = sb_fail(err, SB_ENOMEM, "out of memory");
     for (int i = 0; !rc && i < NRE_CHUNK; i++) w->scal[i] = c->tsc;
   }
-  if (!rc) {
-    sb_parallel_for(chunks, T, nre_chunk, c);
-    int wrc = atomic_load(&c->rc);
-    if (wrc == SB_ECANCEL) rc = sb_fail(err, SB_ECANCEL, "cancelled");
-    else if (wrc) rc = SB_BUG(err, wrc, "classifier evaluation failed");
-  }
+  if (!rc) rc = sb_parallel_ranges(c->M, NRE_CHUNK, T, c->cancel, nre_chunk, c, "classifier evaluation", err);
   for (int t = 0; t < T; t++) {
     nn_workspace_free(&c->w[t].ws);
     free(c->w[t].in);
@@ -115,7 +100,7 @@ static int nre_logits(nre_call *c, int threads, sb_error *err) {
   return rc;
 }
 
-static int nre_sample(estimator *e, const est_problem *p, const est_options *o, est_result *r, sb_error *err) {
+static int sample(estimator *e, const est_problem *p, const est_options *o, est_result *r, sb_error *err) {
   const model *sm = e->impl;
   const int N = sm->N, S = o->n_samples;
   int rc = SB_OK;
@@ -182,12 +167,6 @@ static int meta_from_json(model *m, const json_t *j, sb_error *err) {
   m->candidates = (int)json_integer_value(json_object_get(j, "candidates"));
   if (m->candidates < 2 || m->candidates > NRE_MAX_CANDIDATES)
     return sb_fail(err, SB_EFORMAT, "model metadata sbida.nre needs candidates in 2..%d", NRE_MAX_CANDIDATES);
-  return SB_OK;
-}
-
-static int open_estimator(estimator *e, sb_error *err) {
-  (void)err;
-  e->sample = nre_sample;
   return SB_OK;
 }
 
@@ -317,21 +296,9 @@ const model_kind kind_nre = {
     .name = "nre",
     .what = "ratio classifier, importance resampling of prior draws",
     .has_operator = 1,
-    .in_channels = in_channels,
-    .out_channels = out_channels,
-    .n_scalars = n_scalars,
     .meta_key = "sbida.nre",
     .config_key = "nre",
     .config_params = nre_params,
-    .defaults = defaults,
-    .from_config = from_config,
-    .meta_to_json = meta_to_json,
-    .meta_from_json = meta_from_json,
     .request_params = nre_params,
-    .train_init = train_init,
-    .train_free = train_free,
-    .make_batch = make_batch,
-    .grad = grad,
-    .val_loss = val_loss,
-    .open = open_estimator,
+    MODEL_KIND_FUNCTIONS,
 };

@@ -36,7 +36,6 @@ typedef struct score_ctx {
   float *v, *g;
   double tau;
   int B;
-  atomic_int rc;
 } score_ctx;
 
 static void fill_inputs(const score_ctx *c, score_worker *w, int b0, int B) {
@@ -50,13 +49,12 @@ static void fill_inputs(const score_ctx *c, score_worker *w, int b0, int B) {
   }
 }
 
-/* Task: chunk `task` of SCORE_CHUNK samples on worker wi's scratch. */
-static void chunk_run(void *arg, int task, int wi) {
+/* Samples [b0, b1) (at most SCORE_CHUNK) on worker wi's scratch. */
+static int chunk_run(void *arg, int b0, int b1, int wi) {
   score_ctx *c = arg;
   score_worker *w = &c->w[wi];
-  const int N = c->sm->N, b0 = task * SCORE_CHUNK;
+  const int N = c->sm->N, nb = b1 - b0;
   const size_t per = (size_t)c->cout * N, per_in = (size_t)c->cin * N;
-  int nb = c->B - b0 < SCORE_CHUNK ? c->B - b0 : SCORE_CHUNK;
   fill_inputs(c, w, b0, nb);
   int rc = nn_forward(&c->sm->net, &w->ws, w->in, w->scal, nb, c->v + (size_t)b0 * per);
   if (!rc && c->cot) {
@@ -65,17 +63,14 @@ static void chunk_run(void *arg, int task, int wi) {
     for (int b = 0; !rc && b < nb; b++)
       memcpy(c->g + (size_t)(b0 + b) * per, w->dx + (size_t)b * per_in, sizeof(float) * per);
   }
-  if (rc) atomic_store(&c->rc, rc);
+  return rc;
 }
 
 /* Splits B samples into chunks over the workers; results do not depend on the split. */
 static int run_workers(score_ctx *c, const float *x, double tau, int B, float *v, const float *cot, float *g,
                        sb_error *err) {
   c->x = x, c->cot = cot, c->v = v, c->g = g, c->tau = tau, c->B = B;
-  atomic_store(&c->rc, 0);
-  sb_parallel_for((B + SCORE_CHUNK - 1) / SCORE_CHUNK, c->T, chunk_run, c);
-  if (atomic_load(&c->rc)) return SB_BUG(err, atomic_load(&c->rc), "network evaluation failed");
-  return SB_OK;
+  return sb_parallel_ranges(B, SCORE_CHUNK, c->T, NULL, chunk_run, c, "network evaluation", err);
 }
 
 static int ctx_v(void *ctx, const float *x, double tau, int B, float *v, sb_error *err) {
@@ -220,6 +215,20 @@ done:
   return rc;
 }
 
+/* The estimator: a network with input channels beyond its x channels is
+ * conditioned on the lifted observations (posterior-score); one without is
+ * a prior guided by the request's operator and noise (composed-score). */
+int score_net_estimator_sample(estimator *e, const est_problem *p, const est_options *o, est_result *r, sb_error *err) {
+  const model *m = e->impl;
+  if (m->kind->in_channels(m->W) == m->kind->out_channels(m->W)) return score_net_sample(m, p, o, NULL, 1, r, err);
+  float *cond = malloc(sizeof(float) * 2 * (size_t)m->W * m->N);
+  if (!cond) return sb_fail(err, SB_ENOMEM, "out of memory");
+  int rc = model_lift_observations(m, p->op, p->y, cond, err);
+  if (!rc) rc = score_net_sample(m, p, o, cond, 0, r, err);
+  free(cond);
+  return rc;
+}
+
 // ----------------------------------------------------------------------------
 // training: v-prediction MSE on noised windows (x channels) and, when the
 // network has more input channels, the lifted observations of the window
@@ -230,8 +239,8 @@ typedef struct dn_train {
   int cin, xch, ns, T;
   nn_workspace ws;                    /* validation (forward only) */
   nn_workspace tws[SB_THREADS_MAX];   /* one training workspace per thread */
-  float *in, *scal, *target, *out;    /* batch */
-  float *val_in, *val_scal, *val_target;
+  kind_batch b[2];                    /* 0: training batch, 1: validation set */
+  float *out;                         /* validation outputs */
   double *xs, *y;                     /* observation scratch */
   float *lift;
 } dn_train;
@@ -241,8 +250,9 @@ void score_net_train_free(void *state) {
   if (!t) return;
   nn_workspace_free(&t->ws);
   for (int i = 0; i < SB_THREADS_MAX; i++) nn_workspace_free(&t->tws[i]);
-  free(t->in); free(t->scal); free(t->target); free(t->out);
-  free(t->val_in); free(t->val_scal); free(t->val_target);
+  kind_batch_free(&t->b[0]);
+  kind_batch_free(&t->b[1]);
+  free(t->out);
   free(t->xs); free(t->y); free(t->lift);
   free(t);
 }
@@ -258,19 +268,14 @@ int score_net_train_init(void **state, model *m, const kind_train_setup *s, sb_e
   t->ns = m->kind->n_scalars(m->time_varying);
   int rc = nn_workspace_init(&t->ws, &m->net, B, 0, err);
   for (int i = 0; !rc && i < t->T; i++) rc = nn_workspace_init(&t->tws[i], &m->net, (B + t->T - 1) / t->T, 1, err);
+  if (!rc) rc = kind_batch_alloc(&t->b[0], B, (size_t)t->cin * N, (size_t)t->ns, (size_t)t->xch * N, err);
+  if (!rc) rc = kind_batch_alloc(&t->b[1], V, (size_t)t->cin * N, (size_t)t->ns, (size_t)t->xch * N, err);
   if (rc) return rc;
-  t->in = malloc(sizeof(float) * (size_t)B * t->cin * N);
-  t->scal = malloc(sizeof(float) * (size_t)B * t->ns);
-  t->target = malloc(sizeof(float) * (size_t)B * t->xch * N);
   t->out = malloc(sizeof(float) * (size_t)B * t->xch * N);
-  t->val_in = malloc(sizeof(float) * (size_t)V * t->cin * N);
-  t->val_scal = malloc(sizeof(float) * (size_t)V * t->ns);
-  t->val_target = malloc(sizeof(float) * (size_t)V * t->xch * N);
   t->xs = malloc(sizeof(double) * (size_t)N);
   t->y = malloc(sizeof(double) * (size_t)W * (m->op ? m->op->n_obs : 1));
   t->lift = malloc(sizeof(float) * 2 * (size_t)W * N);
-  if (!t->in || !t->scal || !t->target || !t->out || !t->val_in || !t->val_scal || !t->val_target || !t->xs || !t->y ||
-      !t->lift)
+  if (!t->out || !t->xs || !t->y || !t->lift)
     return sb_fail(err, SB_ENOMEM, "out of memory for a batch of %d windows", B);
   return SB_OK;
 }
@@ -279,7 +284,7 @@ int score_net_make_batch(void *state, rng *r, const float *win, const long *tix,
   dn_train *t = state;
   const model *m = t->m;
   const int N = m->N, W = m->W;
-  float *in = val ? t->val_in : t->in, *scal = val ? t->val_scal : t->scal, *target = val ? t->val_target : t->target;
+  float *in = t->b[val].in, *scal = t->b[val].scal, *target = t->b[val].target;
   for (int b = 0; b < B; b++) {
     const float *wb = win + (size_t)b * W * N;
     float *ib = in + (size_t)b * t->cin * N, *tb = target + (size_t)b * t->xch * N;
@@ -308,13 +313,13 @@ static double slice_loss(void *ctx, int b0, int B, int n_total, const float *out
   dn_train *t = ctx;
   size_t per = (size_t)t->xch * t->m->N, n = (size_t)B * per;
   double scale = (double)B / n_total; /* slice mean -> share of the batch mean */
-  double l = nn_mse_loss(dout, out, t->target + (size_t)b0 * per, n, (float)scale);
+  double l = nn_mse_loss(dout, out, t->b[0].target + (size_t)b0 * per, n, (float)scale);
   return l * scale;
 }
 
 int score_net_grad(void *state, double *loss, sb_error *err) {
   dn_train *t = state;
-  return nn_grad_mt(&t->m->net, t->tws, t->T, t->in, t->scal, t->s.batch, slice_loss, t, NULL, loss, err);
+  return nn_grad_mt(&t->m->net, t->tws, t->T, t->b[0].in, t->b[0].scal, t->s.batch, slice_loss, t, NULL, loss, err);
 }
 
 double score_net_val_loss(void *state) {
@@ -325,9 +330,10 @@ double score_net_val_loss(void *state) {
   double acc = 0;
   for (int done = 0; done < V;) {
     int B = V - done < t->s.batch ? V - done : t->s.batch;
-    if (nn_forward(&ema, &t->ws, t->val_in + (size_t)done * t->cin * N, t->val_scal + (size_t)done * t->ns, B, t->out))
+    const kind_batch *v = &t->b[1];
+    if (nn_forward(&ema, &t->ws, v->in + (size_t)done * t->cin * N, v->scal + (size_t)done * t->ns, B, t->out))
       return NAN;
-    acc += nn_mse_loss(NULL, t->out, t->val_target + (size_t)done * t->xch * N, (size_t)B * t->xch * N, 1.0f) * B;
+    acc += nn_mse_loss(NULL, t->out, v->target + (size_t)done * t->xch * N, (size_t)B * t->xch * N, 1.0f) * B;
     done += B;
   }
   return acc / V;
