@@ -3,6 +3,7 @@
 #   make            library, tools (build/sbida) and tests, release flags
 #   make test       installs missing Debian packages (when root), builds, runs every test
 #   make asan       the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make check-layers  the include rules of core/layers.txt (part of make test)
 #   make run        builds and starts the daemon on 127.0.0.1:$(PORT)
 #   make bench      benchmarks (C engine vs PyTorch, daemon throughput)
 #   make mutation   mutation testing: deliberate bugs the tests must catch (slow, not in CI)
@@ -25,14 +26,15 @@ endif
 PKGS     := jansson openblas sqlite3 libuv libmicrohttpd fftw3
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-CORE_DIRS  := $(sort $(dir $(wildcard core/*/*.h)))
-CPPFLAGS := -D_GNU_SOURCE $(addprefix -I,$(CORE_DIRS)) -Iserver
+# One include root: library headers are named by their module ("est/est.h"),
+# the daemon's by "server/..." from outside server/ (tests).
+CPPFLAGS := -D_GNU_SOURCE -Icore -I.
 CFLAGS   := -std=c11 $(OPT) -g -Wall -Wextra -Werror -Wno-error=unused-function -MMD -MP \
             -fno-strict-aliasing $(ARCH) $(SAN) $(PKG_CFLAGS)
 LDFLAGS  := $(SAN)
 LDLIBS   := $(PKG_LIBS) -lm -lpthread
 
-LIB_SRC  := $(filter-out core/tool/%,$(wildcard core/*/*.c))
+LIB_SRC  := $(filter-out core/tool/%,$(wildcard core/*/*.c core/*/*/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 TOOL_SRC := $(wildcard core/tool/*.c)
 TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
@@ -48,7 +50,7 @@ TOOL := $(BUILD)/sbida
 DAEMON := $(if $(SRV_SRC),$(BUILD)/sbidad)
 
 .SECONDARY:
-.PHONY: all build test test-run asan run bench mutation deps deps-check models clean help
+.PHONY: all build test test-run check-layers asan run bench mutation deps deps-check models clean help
 all: build
 build: $(LIB) $(TOOL) $(DAEMON) $(TEST_BIN)
 
@@ -92,10 +94,17 @@ deps-check:
 # make deps has installed every tool a test needs, so a skipped test is a failure here.
 test: deps-check
 	@$(MAKE) --no-print-directory build
+	@$(MAKE) --no-print-directory check-layers
 	@SBIDA_NO_SKIP=1 BUILD=$(BUILD) tests/run.sh
 
+# Includes name their module and go down the layers of core/layers.txt; the
+# self-test shows the checker failing on injected wrong includes and a cycle.
+check-layers:
+	@python3 tests/check_layers.py
+	@python3 tests/check_layers.py --self-test
+
 # Tests without the dependency check (used by asan and CI-internal reruns).
-test-run: build
+test-run: build check-layers
 	@BUILD=$(BUILD) tests/run.sh
 
 asan: deps-check

@@ -11,9 +11,10 @@
 #include "http_routes.h"
 #include "http_wait.h"
 #include "job_spec.h"
+#include "job_state.h"
 #include "log.h"
 #include "metrics.h"
-#include "npy.h"
+#include "util/npy.h"
 #include "problem.h"
 
 #define API_MAX_WAIT 60.0
@@ -26,13 +27,13 @@ static json_t *api_time(int64_t ms) {
 }
 
 static int api_finished(const char *state) {
-  return !strcmp(state, "succeeded") || !strcmp(state, "failed") || !strcmp(state, "cancelled");
+  return job_state_finished(state);
 }
 
 /* The job resource. with_result = 0 leaves result out (lists). */
 static json_t *api_job_json(http_req *q, const store_run *r, int with_result) {
   double progress = r->progress;
-  if (!strcmp(r->state, "running")) job_queue_progress(q->app->jq, r->id, &progress);
+  if (job_state_is(r->state, JOB_RUNNING)) job_queue_progress(q->app->jq, r->id, &progress);
   json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:i, s:o, s:o, s:o, s:f, s:i}", "id", r->id, "state", r->state,
                         "estimator", r->estimator, "time_index", (json_int_t)r->time_index, "n_samples",
                         r->n_samples, "created_at", api_time(r->created_ms), "started_at", api_time(r->started_ms),
@@ -202,11 +203,10 @@ enum MHD_Result api_assim_list(http_req *q) {
   const char *state = http_query(q, "state"), *est = http_query(q, "estimator");
   const char *ps = http_query(q, "page_size"), *tok = http_query(q, "page_token");
   if (state && *state) {
-    int ok = 0;
-    for (int i = 0; i < 5; i++) ok |= !strcmp(state, store_states[i]);
-    if (!ok)
-      return http_reply_problem(q, problem_new(PROB_BAD_REQUEST, 0, "state must be one of queued, running, "
-                                               "succeeded, failed, cancelled"), NULL, NULL);
+    char list[128];
+    if (job_state_parse(state) < 0)
+      return http_reply_problem(q, problem_new(PROB_BAD_REQUEST, 0, "state must be one of %s",
+                                               job_state_list(list, sizeof list, ", ", "")), NULL, NULL);
   } else {
     state = NULL;
   }
@@ -255,7 +255,7 @@ enum MHD_Result api_assim_samples(http_req *q) {
   sb_error err = {0};
   int rc = store_get(q->app->store, q->param, &r, &err);
   if (rc) return api_store_problem(q, rc, &err);
-  int ok = !strcmp(r.state, "succeeded");
+  int ok = job_state_is(r.state, JOB_SUCCEEDED);
   char state[16];
   memcpy(state, r.state, sizeof state);
   store_run_free(&r);

@@ -34,7 +34,7 @@ enum MHD_Result api_health_ready(http_req *q) {
 
 enum MHD_Result api_metrics(http_req *q) {
   app *a = q->app;
-  long long counts[5];
+  long long counts[JOB_N_STATES];
   sb_error err = {0};
   store_count_states(a->store, counts, &err);
   long depth, running;

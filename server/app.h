@@ -3,6 +3,8 @@
 #ifndef SB_APP_H
 #define SB_APP_H
 
+#include <stdatomic.h>
+
 #include "config.h"
 #include "job_queue.h"
 #include "registry.h"
@@ -16,7 +18,7 @@ typedef struct app {
   struct MHD_Daemon *mhd;
   char **tokens;      /* bearer tokens, NULL when authentication is off */
   int n_tokens;
-  volatile int stopping;
+  atomic_int stopping;     /* set by main at shutdown, read by the HTTP threads */
   long inflight;      /* requests begun and not yet completed (atomic) */
 } app;
 

@@ -1,5 +1,7 @@
 #include "config.h"
 
+#include "util/cli.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,9 +130,16 @@ int config_load(config *c, int argc, char **argv, sb_error *err) {
     if ((rc = config_set(c, &config_opts[i], config_opts[i].def, "default", err))) return rc;
   /* The config file name itself: flag, then environment. */
   const char *cfg = getenv("SBIDA_CONFIG");
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--config") && i + 1 < argc) cfg = argv[i + 1];
-    else if (!strncmp(argv[i], "--config=", 9)) cfg = argv[i] + 9;
+  /* the flags: one long option per setting, plus --help */
+  struct option opts[N_OPTS + 2];
+  for (size_t i = 0; i < N_OPTS; i++) opts[i] = (struct option){config_opts[i].name, required_argument, NULL, 256 + (int)i};
+  opts[N_OPTS] = (struct option){"help", no_argument, NULL, 'h'};
+  opts[N_OPTS + 1] = (struct option){NULL, 0, NULL, 0};
+  int ch;
+  cli_reset();
+  while ((ch = cli_next(argc, argv, "h", opts, err)) != -1) {
+    if (ch == '?') return sb_wrap(err, "see --help");
+    if (ch >= 256 && !strcmp(config_opts[ch - 256].name, "config")) cfg = optarg;
   }
   if (cfg && *cfg && (rc = config_file(c, cfg, err))) return rc;
   for (size_t i = 0; i < N_OPTS; i++) {
@@ -140,21 +149,15 @@ int config_load(config *c, int argc, char **argv, sb_error *err) {
     const char *v = getenv(env);
     if (v && (rc = config_set(c, &config_opts[i], v, env, err))) return rc;
   }
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+  cli_reset();
+  while ((ch = cli_next(argc, argv, "h", opts, err)) != -1) {
+    if (ch == 'h') {
       config_usage(stdout);
       return 1;
     }
-    if (strncmp(a, "--", 2)) return sb_fail(err, SB_EINVAL, "unexpected argument '%s' (see --help)", a);
-    const char *name = a + 2, *eq = strchr(name, '=');
-    size_t len = eq ? (size_t)(eq - name) : strlen(name);
-    const config_opt *o = config_find(name, len);
-    if (!o) return sb_fail(err, SB_EINVAL, "unknown option '%s' (see --help)", a);
-    const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
-    if (!v) return sb_fail(err, SB_EINVAL, "option --%s needs a value", o->name);
-    if ((rc = config_set(c, o, v, "flag", err))) return rc;
+    if ((rc = config_set(c, &config_opts[ch - 256], optarg, "flag", err))) return rc;
   }
+  if (optind < argc) return sb_fail(err, SB_EINVAL, "unexpected argument '%s' (see --help)", argv[optind]);
   /* listen = host:port (host may be [v6]) */
   const char *colon = strrchr(c->listen, ':');
   if (!colon) return sb_fail(err, SB_EINVAL, "--listen needs HOST:PORT, got '%s'", c->listen);

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "sb_error.h"
+#include "util/sb_error.h"
 
 typedef struct config {
   char listen[256];       /* host:port */

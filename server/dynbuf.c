@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sb_error.h"
+#include "util/sb_error.h"
 
 void dynbuf_init(dynbuf *b, size_t cap) {
   memset(b, 0, sizeof *b);

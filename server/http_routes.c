@@ -18,10 +18,6 @@ const http_route http_routes[] = {
 };
 const int http_n_routes = sizeof http_routes / sizeof http_routes[0];
 
-const char *const http_route_labels[] = {
-    "/v1/assimilations", "/v1/assimilations/{id}", "/v1/assimilations/{id}/samples",
-    "/v1/assimilations/{id}/cancel", "/v1/estimators", "/v1/estimators/{name}", "/v1/health/live",
-    "/v1/health/ready", "/metrics", "/openapi.json", "other"};
 
 int http_route_match(const char *path, char *param, size_t psize) {
   for (int r = 0; http_routes[r].pattern; r++) {

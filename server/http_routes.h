@@ -18,7 +18,6 @@ typedef struct http_route {
 
 extern const http_route http_routes[];
 extern const int http_n_routes;   /* the last entry, "other", matches nothing */
-extern const char *const http_route_labels[];
 
 /* Index of the route matching path (no query string), or -1. */
 int http_route_match(const char *path, char *param, size_t psize);

@@ -6,6 +6,7 @@
 
 #include "clock.h"
 #include "job_run.h"
+#include "job_state.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -19,7 +20,7 @@ typedef struct job_slot {
   job_queue *q;
   uv_thread_t thread;
   char id[40];        /* running id, "" when idle */
-  volatile int cancel;
+  sb_cancel cancel;
   int shutdown;       /* cancelled because the daemon stops */
   double progress;
 } job_slot;
@@ -69,7 +70,7 @@ static void job_execute(job_slot *slot, const char *id, double enq_mono) {
   double dt = clock_mono_s() - t0;
   metrics_observe(METRIC_JOB_SECONDS, dt);
   int rc;
-  if (!strcmp(out.state, "cancelled") && slot->shutdown) {
+  if (job_state_is(out.state, JOB_CANCELLED) && slot->shutdown) {
     rc = store_requeue(q->o.store, id, "daemon shutting down", &err);
     metrics_job_event("requeued");
     log_event(LOG_INFO, "job_requeued", json_pack("{s:s, s:s}", "id", id, "reason", "shutdown"));
@@ -101,7 +102,7 @@ static void job_worker(void *arg) {
     if (!q->head) q->tail = NULL;
     q->depth--;
     memcpy(slot->id, n->id, sizeof slot->id);
-    slot->cancel = 0;
+    sb_cancel_init(&slot->cancel);
     slot->shutdown = 0;
     slot->progress = 0;
     uv_mutex_unlock(&q->mu);
@@ -201,7 +202,7 @@ int job_queue_cancel(job_queue *q, const char *id) {
   uv_mutex_lock(&q->mu);
   for (int i = 0; i < q->o.workers; i++)
     if (!strcmp(q->slots[i].id, id)) {
-      q->slots[i].cancel = 1;
+      sb_cancel_request(&q->slots[i].cancel);
       found = 1;
     }
   uv_mutex_unlock(&q->mu);
@@ -250,7 +251,7 @@ void job_queue_stop(job_queue *q, double grace_s) {
     if (clock_mono_s() >= deadline) {
       uv_mutex_lock(&q->mu);
       for (int i = 0; i < q->o.workers; i++)
-        if (q->slots[i].id[0]) q->slots[i].shutdown = 1, q->slots[i].cancel = 1;
+        if (q->slots[i].id[0]) q->slots[i].shutdown = 1, sb_cancel_request(&q->slots[i].cancel);
       uv_mutex_unlock(&q->mu);
       break;
     }

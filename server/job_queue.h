@@ -11,7 +11,7 @@
 #define SB_JOB_QUEUE_H
 
 #include "registry.h"
-#include "sb_error.h"
+#include "util/sb_error.h"
 #include "store.h"
 
 typedef struct job_queue job_queue;

@@ -8,6 +8,7 @@
 
 #include "clock.h"
 #include "job_spec.h"
+#include "job_state.h"
 #include "problem.h"
 
 static int job_cmp_double(const void *a, const void *b) {
@@ -84,12 +85,12 @@ static json_t *job_summary(const job_spec *s, const est_result *r) {
 }
 
 static void job_fail(job_outcome *out, json_t *problem) {
-  out->state = "failed";
+  out->state = job_state_name(JOB_FAILED);
   out->error = json_dumps(problem, JSON_COMPACT);
   json_decref(problem);
 }
 
-void job_run(const registry *reg, const char *request, int threads, volatile int *cancel,
+void job_run(const registry *reg, const char *request, int threads, const sb_cancel *cancel,
              void (*progress)(void *ctx, double fraction), void *progress_ctx, job_outcome *out) {
   memset(out, 0, sizeof *out);
   json_error_t jerr;
@@ -118,9 +119,9 @@ void job_run(const registry *reg, const char *request, int threads, volatile int
   double t0 = clock_mono_s();
   int rc = est_sample(s.est, &p, &o, &r, &err);
   double elapsed = clock_mono_s() - t0;
-  if (rc == SB_ECANCEL || (cancel && *cancel)) {
+  if (rc == SB_ECANCEL || sb_cancelled(cancel)) {
     if (!rc) est_result_free(&r);
-    out->state = "cancelled";
+    out->state = job_state_name(JOB_CANCELLED);
   } else if (rc) {
     job_fail(out, problem_new(PROB_JOB_FAILED, rc == SB_EINVAL || rc == SB_ERANGE || rc == SB_ENOTSUP ? 422 : 500,
                               "%s (%s)", err.msg, sb_strerror(rc)));
@@ -145,7 +146,7 @@ void job_run(const registry *reg, const char *request, int threads, volatile int
       for (size_t i = 0; i < n; i++) out->samples[i] = (float)r.samples[i];
       out->n_samples = r.n_samples;
       out->dim = r.dim;
-      out->state = "succeeded";
+      out->state = job_state_name(JOB_SUCCEEDED);
     }
     est_result_free(&r);
   }

@@ -165,6 +165,9 @@ int job_spec_parse(job_spec *s, const json_t *body, const registry *reg, long ma
 
   est_problem p = {sm, s->op_use, &s->noise, s->window, s->time_index, s->y};
   if (est_check_problem(e, &p, &err)) return job_bad(problem, problem_new(PROB_VALIDATION, 0, "%s", err.msg));
+  /* the estimator's own rules (parameters, sample count) now, not when the job runs */
+  est_options o = {.n_samples = s->n_samples, .want_window = s->want_window, .params = s->params};
+  if (est_check_options(e, &o, &err)) return job_bad(problem, problem_new(PROB_VALIDATION, 0, "%s", err.msg));
   return SB_OK;
 }
 

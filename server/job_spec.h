@@ -8,7 +8,7 @@
 #include <jansson.h>
 #include <stdint.h>
 
-#include "est.h"
+#include "est/est.h"
 #include "registry.h"
 
 #define JOB_MAX_QUANTILES 32

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "clock.h"
-#include "sb_error.h"
+#include "util/sb_error.h"
 
 static int log_level = LOG_INFO;
 static const char *const log_names[] = {"debug", "info", "warn", "error"};

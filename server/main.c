@@ -18,8 +18,9 @@
 #include "http_server.h"
 #include "http_wait.h"
 #include "log.h"
+#include "util/par.h"
 #include "metrics.h"
-#include "version.h"
+#include "util/version.h"
 
 static int main_load_tokens(app *a, sb_error *err) {
   if (!a->cfg.tokens_file[0]) return SB_OK;
@@ -75,6 +76,7 @@ static void main_free(app *a) {
 }
 
 int main(int argc, char **argv) {
+  sb_runtime_init();
   app a;
   memset(&a, 0, sizeof a);
   sb_error err = {0};
@@ -95,7 +97,9 @@ int main(int argc, char **argv) {
   sigaddset(&sigs, SIGINT);
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
   signal(SIGPIPE, SIG_IGN);
-  metrics_init(http_route_labels, http_n_routes);
+  static const char *route_labels[METRICS_MAX_ROUTES]; /* the metrics label of each route, from its table */
+  for (int i = 0; i < http_n_routes && i < METRICS_MAX_ROUTES; i++) route_labels[i] = http_routes[i].label;
+  metrics_init(route_labels, http_n_routes);
   /* Parallelism comes from the workers (and --job-threads inside a job), so
    * BLAS stays single-threaded: no oversubscription, and nn_parallel restores
    * this same value after its threaded sections. */
@@ -160,6 +164,7 @@ int main(int argc, char **argv) {
   if (left) log_event(LOG_WARN, "requests_cut", json_pack("{s:I}", "in_flight", (json_int_t)left));
   http_stop(&a); /* handlers still use the queue and the store until here */
   main_free(&a);
+  sb_pool_shutdown();
   log_event(LOG_INFO, "stopped", NULL);
   return 0;
 }

@@ -3,9 +3,9 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "sb_error.h"
+#include "util/sb_error.h"
 #include "store.h"
-#include "version.h"
+#include "util/version.h"
 
 static const char *const *metrics_routes;
 static int metrics_n_routes;
@@ -20,10 +20,25 @@ static const char *const metrics_hist_help[METRIC_HIST_COUNT] = {
 static uint64_t metrics_hist_b[METRIC_HIST_COUNT][N_BOUNDS + 1];
 static uint64_t metrics_hist_sum_us[METRIC_HIST_COUNT];
 
-static const char *const metrics_job_events[] = {"submitted", "succeeded", "failed", "cancelled", "requeued"};
-static uint64_t metrics_jobs[5];
+/* job events: submitted, every finished state of job_state.h, requeued */
+#define METRICS_FINISHED(e, name, fin) fin ? name : NULL,
+static const char *const metrics_finished[] = {JOB_STATES(METRICS_FINISHED)};
+#define N_EVENTS (JOB_N_STATES + 2)
+static const char *metrics_job_events[N_EVENTS];
+static uint64_t metrics_jobs[N_EVENTS];
+
+static int metrics_events(void) {
+  int n = 0;
+  metrics_job_events[n++] = "submitted";
+  for (int i = 0; i < JOB_N_STATES; i++)
+    if (metrics_finished[i]) metrics_job_events[n++] = metrics_finished[i];
+  metrics_job_events[n++] = "requeued";
+  return n;
+}
+static int metrics_n_events;
 
 void metrics_init(const char *const *route_names, int n_routes) {
+  metrics_n_events = metrics_events();
   metrics_routes = route_names;
   metrics_n_routes = n_routes < METRICS_MAX_ROUTES ? n_routes : METRICS_MAX_ROUTES;
 }
@@ -42,11 +57,11 @@ void metrics_observe(metrics_hist h, double seconds) {
 }
 
 void metrics_job_event(const char *state) {
-  for (int i = 0; i < 5; i++)
+  for (int i = 0; i < metrics_n_events; i++)
     if (!strcmp(state, metrics_job_events[i])) __atomic_fetch_add(&metrics_jobs[i], 1, __ATOMIC_RELAXED);
 }
 
-int metrics_render(dynbuf *o, const long long state_counts[5], long queue_depth, long running,
+int metrics_render(dynbuf *o, const long long state_counts[JOB_N_STATES], long queue_depth, long running,
                    int estimators_loaded) {
   int rc = 0;
   rc |= dynbuf_printf(o, "# HELP sbida_build_info Build of this daemon.\n# TYPE sbida_build_info gauge\n"
@@ -60,10 +75,10 @@ int metrics_render(dynbuf *o, const long long state_counts[5], long queue_depth,
                                  (unsigned long long)n);
     }
   rc |= dynbuf_printf(o, "# HELP sbida_jobs Jobs in the database, by state.\n# TYPE sbida_jobs gauge\n");
-  for (int i = 0; i < 5; i++)
-    rc |= dynbuf_printf(o, "sbida_jobs{state=\"%s\"} %lld\n", store_states[i], state_counts[i]);
+  for (int i = 0; i < JOB_N_STATES; i++)
+    rc |= dynbuf_printf(o, "sbida_jobs{state=\"%s\"} %lld\n", job_state_name((job_state)i), state_counts[i]);
   rc |= dynbuf_printf(o, "# HELP sbida_job_events_total Job events since start.\n# TYPE sbida_job_events_total counter\n");
-  for (int i = 0; i < 5; i++)
+  for (int i = 0; i < metrics_n_events; i++)
     rc |= dynbuf_printf(o, "sbida_job_events_total{event=\"%s\"} %llu\n", metrics_job_events[i],
                         (unsigned long long)__atomic_load_n(&metrics_jobs[i], __ATOMIC_RELAXED));
   rc |= dynbuf_printf(o, "# HELP sbida_queue_depth Jobs waiting for a worker.\n# TYPE sbida_queue_depth gauge\n"

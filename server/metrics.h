@@ -4,6 +4,7 @@
 #define SB_METRICS_H
 
 #include "dynbuf.h"
+#include "job_state.h"
 
 #define METRICS_MAX_ROUTES 24
 
@@ -16,7 +17,7 @@ void metrics_observe(metrics_hist h, double seconds);
 /* state: succeeded, failed, cancelled, submitted, requeued */
 void metrics_job_event(const char *state);
 /* Appends the exposition text. Gauges come from the caller. */
-int metrics_render(dynbuf *out, const long long state_counts[5], long queue_depth, long running,
+int metrics_render(dynbuf *out, const long long state_counts[JOB_N_STATES], long queue_depth, long running,
                    int estimators_loaded);
 
 #endif

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "catalog/catalog.h"
 #include "log.h"
 #include "reg_eval.h"
 
@@ -46,18 +47,18 @@ static int reg_cmp_names(const void *a, const void *b) {
 }
 
 int reg_load(registry *r, const char *models_dir, sb_error *err) {
-  static const char *const kinds[] = {"etkf", "letkf", "pf"};
+  const char *name;
   for (int p = 0; sim_presets[p]; p++)
-    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+    for (int k = 0; (name = catalog_baseline_at(k)); k++) {
       estimator *e;
       sb_error e2 = {0};
-      if (est_open(&e, kinds[k], sim_presets[p], 0, &e2)) {
-        reg_log_fail(kinds[k], sim_presets[p], &e2);
+      if (est_open(&e, name, sim_presets[p], 0, &e2)) {
+        reg_log_fail(name, sim_presets[p], &e2);
         continue;
       }
       int rc = reg_add(r, e, &e2);
       if (rc == SB_ENOMEM) return sb_fail(err, rc, "%s", e2.msg);
-      if (rc) reg_log_fail(kinds[k], sim_presets[p], &e2);
+      if (rc) reg_log_fail(name, sim_presets[p], &e2);
     }
   DIR *d = opendir(models_dir);
   if (!d) {

@@ -5,7 +5,7 @@
 
 #include <jansson.h>
 
-#include "est.h"
+#include "est/est.h"
 
 typedef struct registry {
   estimator **items;

@@ -1,5 +1,7 @@
 #include "store.h"
 
+#include "job_state.h"
+
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -9,7 +11,6 @@
 
 #include "clock.h"
 
-const char *const store_states[5] = {"queued", "running", "succeeded", "failed", "cancelled"};
 
 struct store {
   sqlite3 *w, *r;          /* writer and reader connections */
@@ -21,7 +22,7 @@ static const char *const store_schema =
     " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
     " id TEXT NOT NULL UNIQUE,"
     " estimator TEXT NOT NULL,"
-    " state TEXT NOT NULL CHECK(state IN ('queued','running','succeeded','failed','cancelled')),"
+    " state TEXT NOT NULL CHECK(state IN (%s))," /* job_state.h's list */
     " time_index INTEGER NOT NULL,"
     " n_samples INTEGER NOT NULL,"
     " request TEXT NOT NULL,"
@@ -78,7 +79,11 @@ int store_open(store **out, const char *path, sb_error *err) {
   pthread_mutex_init(&s->wmu, NULL);
   pthread_mutex_init(&s->rmu, NULL);
   int rc = store_conn(&s->w, path, err);
-  if (!rc) rc = store_exec(s->w, store_schema, err);
+  if (!rc) {
+    char states[128], schema[2048];
+    snprintf(schema, sizeof schema, store_schema, job_state_list(states, sizeof states, ",", "'"));
+    rc = store_exec(s->w, schema, err);
+  }
   if (!rc) rc = store_conn(&s->r, path, err);
   if (rc) {
     store_close(s);
@@ -146,7 +151,7 @@ static void store_read_run(sqlite3_stmt *st, store_run *r) {
   r->request = store_dup_col(st, 12);
   r->result = store_dup_col(st, 13);
   r->error = store_dup_col(st, 14);
-  r->progress = !strcmp(r->state, "succeeded") ? 1.0 : 0.0;
+  r->progress = job_state_is(r->state, JOB_SUCCEEDED) ? 1.0 : 0.0;
 }
 
 static int store_transition(sqlite3 *db, const char *id, int64_t now_ms, const char *state, const char *reason,
@@ -260,7 +265,7 @@ static int store_insert_fn(store *s, void *vctx, sb_error *err) {
   if (c->n->body_hash) sqlite3_bind_text(st, 8, c->n->body_hash, -1, SQLITE_STATIC);
   rc = sqlite3_step(st) == SQLITE_DONE ? SB_OK : store_sqlfail(err, db, "insert run");
   sqlite3_finalize(st);
-  if (!rc) rc = store_transition(db, id, now, "queued", NULL, err);
+  if (!rc) rc = store_transition(db, id, now, job_state_name(JOB_QUEUED), NULL, err);
   if (!rc) rc = store_get_on(db, id, c->out, err);
   return rc;
 }
@@ -324,7 +329,7 @@ static int store_upd_fn(store *s, void *vctx, sb_error *err) {
 int store_mark_running(store *s, const char *id, int64_t now_ms, int *taken, sb_error *err) {
   store_upd_ctx c = {.sql = "UPDATE runs SET state = 'running', started_ms = :now, attempts = attempts + 1 "
                             "WHERE id = :id AND state = 'queued'",
-                     .id = id, .now = now_ms, .state = "running"};
+                     .id = id, .now = now_ms, .state = job_state_name(JOB_RUNNING)};
   /* Lazy: if this mark is lost to a power cut, the run is still 'queued' and
    * simply runs again, which is what recovery does with 'running' anyway. */
   int rc = store_write_txn_mode(s, 1, store_upd_fn, &c, err);
@@ -345,7 +350,7 @@ int store_finish(store *s, const char *id, const char *state, int64_t now_ms, co
 
 int store_requeue(store *s, const char *id, const char *reason, sb_error *err) {
   store_upd_ctx c = {.sql = "UPDATE runs SET state = 'queued', started_ms = NULL WHERE id = :id AND state = 'running'",
-                     .id = id, .state = "queued", .reason = reason};
+                     .id = id, .state = job_state_name(JOB_QUEUED), .reason = reason};
   c.now = clock_now_ms();
   return store_write_txn(s, store_upd_fn, &c, err);
 }
@@ -365,12 +370,12 @@ static int store_cancel_fn(store *s, void *vctx, sb_error *err) {
   memcpy(state, r.state, sizeof state);
   store_run_free(&r);
   store_upd_ctx u = {.id = c->id, .now = c->now};
-  if (!strcmp(state, "queued")) {
+  if (job_state_is(state, JOB_QUEUED)) {
     u.sql = "UPDATE runs SET state = 'cancelled', finished_ms = :now WHERE id = :id AND state = 'queued'";
-    u.state = "cancelled";
+    u.state = job_state_name(JOB_CANCELLED);
     u.reason = "cancelled by the client while queued";
     c->was_running = 0;
-  } else if (!strcmp(state, "running")) {
+  } else if (job_state_is(state, JOB_RUNNING)) {
     u.sql = "UPDATE runs SET cancel_requested = 1 WHERE id = :id AND state = 'running'";
     c->was_running = 1;
   } else {
@@ -392,7 +397,7 @@ static int store_delete_fn(store *s, void *vctx, sb_error *err) {
   store_run r;
   int rc = store_get_on(s->w, id, &r, err);
   if (rc) return rc;
-  int active = !strcmp(r.state, "queued") || !strcmp(r.state, "running");
+  int active = !job_state_finished(r.state);
   if (active) {
     rc = sb_fail(err, STORE_ECONFLICT, "assimilation %s is %s; cancel it and wait until it is cancelled before "
                  "deleting it", id, r.state);
@@ -511,7 +516,7 @@ static int store_recover_fn(store *s, void *vctx, sb_error *err) {
     char perr[600];
     if (attempts < c->max_attempts) {
       w.sql = "UPDATE runs SET state = 'queued', started_ms = NULL WHERE id = :id";
-      w.state = "queued";
+      w.state = job_state_name(JOB_QUEUED);
       w.reason = reason;
       c->requeued++;
     } else {
@@ -522,7 +527,7 @@ static int store_recover_fn(store *s, void *vctx, sb_error *err) {
                "samples.\"}",
                attempts);
       w.sql = "UPDATE runs SET state = 'failed', finished_ms = :now, error = :error WHERE id = :id";
-      w.state = "failed";
+      w.state = job_state_name(JOB_FAILED);
       w.error = perr;
       w.reason = "interrupted too often";
       c->failed++;
@@ -553,8 +558,8 @@ int store_recover(store *s, int max_attempts, int64_t now_ms, void (*fn)(void *c
   return rc;
 }
 
-int store_count_states(store *s, long long counts[5], sb_error *err) {
-  memset(counts, 0, 5 * sizeof counts[0]);
+int store_count_states(store *s, long long counts[JOB_N_STATES], sb_error *err) {
+  memset(counts, 0, JOB_N_STATES * sizeof counts[0]);
   pthread_mutex_lock(&s->rmu);
   sqlite3_stmt *st;
   int rc = SB_OK;
@@ -563,8 +568,8 @@ int store_count_states(store *s, long long counts[5], sb_error *err) {
   } else {
     while (sqlite3_step(st) == SQLITE_ROW) {
       const char *state = (const char *)sqlite3_column_text(st, 0);
-      for (int i = 0; i < 5; i++)
-        if (state && !strcmp(state, store_states[i])) counts[i] = sqlite3_column_int64(st, 1);
+      int i = job_state_parse(state);
+      if (i >= 0) counts[i] = sqlite3_column_int64(st, 1);
     }
     sqlite3_finalize(st);
   }

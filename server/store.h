@@ -16,7 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "sb_error.h"
+#include "job_state.h"
+#include "util/sb_error.h"
 
 enum {
   STORE_ENOTFOUND = -100, /* no such run */
@@ -87,8 +88,8 @@ int store_list(store *s, const char *state, const char *estimator, long long bef
  * every queued run, oldest first. Returns counts in *requeued, *failed. */
 int store_recover(store *s, int max_attempts, int64_t now_ms, void (*fn)(void *ctx, const char *id),
                   void *ctx, int *requeued, int *failed, sb_error *err);
-/* Counts runs per state: order queued, running, succeeded, failed, cancelled. */
-int store_count_states(store *s, long long counts[5], sb_error *err);
+/* Counts runs per state, indexed by job_state (job_state.h). */
+int store_count_states(store *s, long long counts[JOB_N_STATES], sb_error *err);
 /* Deletes finished runs older than max_age_ms (0 = no limit) and the oldest
  * finished ones beyond max_runs (0 = no limit). */
 int store_cleanup(store *s, int64_t now_ms, int64_t max_age_ms, long long max_runs, long long *deleted,
@@ -96,6 +97,5 @@ int store_cleanup(store *s, int64_t now_ms, int64_t max_age_ms, long long max_ru
 /* Takes and releases the write lock: 0 when the database is writable. */
 int store_check_writable(store *s, sb_error *err);
 
-extern const char *const store_states[5];
 
 #endif

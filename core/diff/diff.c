@@ -1,10 +1,10 @@
-#include "diff.h"
+#include "diff/diff.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "rng.h"
+#include "util/rng.h"
 
 double diff_mu(double tau) {
   double omega = acos(sqrt(DIFF_ETA));
@@ -97,7 +97,7 @@ int diff_eps(const diff_denoiser *d, const diff_guidance *g, const float *x, dou
 }
 
 int diff_sample(const diff_denoiser *d, const diff_guidance *g, const diff_sampler_config *c, int B,
-                uint64_t seed, uint64_t stream0, float *x, volatile int *cancel,
+                uint64_t seed, uint64_t stream0, float *x, const sb_cancel *cancel,
                 void (*progress)(void *ctx, double frac), void *progress_ctx, sb_error *err) {
   if (c->steps < 1 || c->steps > 100000 || c->corrections < 0 || c->corrections > 100 || !(c->tau_l >= 0))
     return sb_fail(err, SB_EINVAL, "sampler: steps must be 1..100000, corrections 0..100, tau_l >= 0");
@@ -119,7 +119,7 @@ int diff_sample(const diff_denoiser *d, const diff_guidance *g, const diff_sampl
   }
   const int K = c->steps;
   for (int i = 0; i < K; i++) {
-    if (cancel && *cancel) {
+    if (sb_cancelled(cancel)) {
       rc = sb_fail(err, SB_ECANCEL, "cancelled");
       goto done;
     }

@@ -15,8 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "obs.h"
-#include "sb_error.h"
+#include "obs/obs.h"
+#include "util/par.h"
+#include "util/sb_error.h"
 
 #define DIFF_ETA 1e-3
 
@@ -61,10 +62,9 @@ void diff_sampler_defaults(diff_sampler_config *c);
 /* Draws B samples into x [B][dim]. Sample b uses RNG stream (seed, stream0 + b).
  * With g != NULL the score is guided by the likelihood (composed score).
  * cancel (may be NULL) is polled once per step; progress (may be NULL) gets
- * the fraction done. ws: scratch of diff_workspace_floats(dim, B) floats, or
- * NULL to allocate internally. */
+ * the fraction done. Scratch (diff_eps_scratch floats) is allocated inside. */
 int diff_sample(const diff_denoiser *d, const diff_guidance *g, const diff_sampler_config *c, int B,
-                uint64_t seed, uint64_t stream0, float *x, volatile int *cancel,
+                uint64_t seed, uint64_t stream0, float *x, const sb_cancel *cancel,
                 void (*progress)(void *ctx, double frac), void *progress_ctx, sb_error *err);
 
 /* eps_post for B samples at tau: eps_hat, or eps_hat - sigma * grad log p(y | x_tau)

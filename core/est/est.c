@@ -1,4 +1,4 @@
-#include "est.h"
+#include "est/est.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -44,14 +44,21 @@ int est_check_problem(const estimator *e, const est_problem *p, sb_error *err) {
   return SB_OK;
 }
 
-int est_sample(estimator *e, const est_problem *p, const est_options *o, est_result *r, sb_error *err) {
-  memset(r, 0, sizeof *r);
-  int rc = est_check_problem(e, p, err);
-  if (rc) return rc;
+int est_check_options(const estimator *e, const est_options *o, sb_error *err) {
   if (o->n_samples < 1 || o->n_samples > 1000000)
     return sb_fail(err, SB_ERANGE, "n_samples %d outside 1..1000000", o->n_samples);
   if (o->want_window && !e->has_window)
     return sb_fail(err, SB_ENOTSUP, "estimator %s cannot return the states of the whole window", e->name);
+  int rc = params_check(o->params, e->params, "params.", err);
+  if (rc) return sb_wrap(err, "%s", e->name);
+  return e->check_options ? e->check_options(e, o, err) : SB_OK;
+}
+
+int est_sample(estimator *e, const est_problem *p, const est_options *o, est_result *r, sb_error *err) {
+  memset(r, 0, sizeof *r);
+  int rc = est_check_problem(e, p, err);
+  if (!rc) rc = est_check_options(e, o, err);
+  if (rc) return rc;
   rc = e->sample(e, p, o, r, err);
   if (rc) {
     est_result_free(r);

@@ -16,9 +16,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "obs.h"
-#include "sb_error.h"
-#include "sim.h"
+#include "obs/obs.h"
+#include "sim/sim.h"
+#include "util/par.h"
+#include "util/params.h"
+#include "util/sb_error.h"
 
 typedef struct est_problem {
   const sim *sim;
@@ -34,7 +36,7 @@ typedef struct est_options {
   uint64_t seed;
   int want_window;         /* also return samples of all W states */
   int threads;             /* worker threads inside one call; <= 0: 1 */
-  volatile int *cancel;    /* polled; nonzero stops the call with SB_ECANCEL */
+  const sb_cancel *cancel; /* polled (may be NULL); when requested the call stops with SB_ECANCEL */
   void (*progress)(void *ctx, double fraction);
   void *progress_ctx;
   const json_t *params;    /* estimator-specific settings (may be NULL) */
@@ -59,6 +61,10 @@ struct estimator {
   int has_density;         /* fills log_density */
   int has_window;          /* can fill window_samples */
   json_t *info;            /* metadata object (training, evaluation), owned */
+  const params_spec *params; /* the request parameters it accepts (NULL: none) */
+  /* Optional: checks of the options beyond e->params (e.g. the ETKF needs
+   * two members); NULL when there are none. */
+  int (*check_options)(const estimator *e, const est_options *o, sb_error *err);
   int (*sample)(estimator *e, const est_problem *p, const est_options *o, est_result *r,
                 sb_error *err);
   void (*destroy)(estimator *e); /* frees impl only */
@@ -73,7 +79,12 @@ struct estimator {
 /* Checks that a problem fits the estimator (system, window length, time
  * range, operator and noise compatibility, observation count). */
 int est_check_problem(const estimator *e, const est_problem *p, sb_error *err);
-/* Calls e->sample after est_check_problem and option validation. */
+/* Checks the options a call would run with, without running it: sample
+ * count, window output, the parameters against e->params (unknown names
+ * with the valid ones, types, ranges) and e->check_options. The daemon calls
+ * it at submission, so a job is refused (422) rather than failing later. */
+int est_check_options(const estimator *e, const est_options *o, sb_error *err);
+/* Calls e->sample after est_check_problem and est_check_options. */
 int est_sample(estimator *e, const est_problem *p, const est_options *o, est_result *r,
                sb_error *err);
 /* Allocates result arrays for S samples (window ones only if want_window). */
@@ -82,9 +93,5 @@ int est_result_alloc(est_result *r, int S, int dim, int W, int want_window, int 
 void est_result_free(est_result *r);
 /* Frees everything the estimator owns. */
 void est_free(estimator *e);
-
-/* Opens an estimator from a spec: "etkf", "letkf", "pf" (needs preset/N) or
- * the path of a model file (.safetensors; preset taken from its metadata). */
-int est_open(estimator **out, const char *spec, const char *preset, int N, sb_error *err);
 
 #endif

@@ -18,8 +18,8 @@
 #include <jansson.h>
 #include <stdint.h>
 
-#include "est.h"
-#include "eval_metrics.h"
+#include "est/est.h"
+#include "eval/eval_metrics.h"
 
 typedef struct eval_cases {
   int n_cases, window, dim, n_obs;
@@ -42,7 +42,7 @@ typedef struct eval_config {
   int threads;                 /* <= 0: 1 */
   uint64_t seed;
   const json_t *params;        /* estimator parameters, may be NULL */
-  volatile int *cancel;
+  const sb_cancel *cancel;     /* may be NULL */
   /* called under a lock after each finished case */
   void (*progress)(void *ctx, int done, int total);
   void *progress_ctx;

@@ -1,7 +1,7 @@
 /* eval_json.c: the evaluation result as JSON (shape: schema/eval.schema.json). */
 #include <math.h>
 
-#include "eval.h"
+#include "eval/eval.h"
 
 
 static json_t *num(double v) { return isfinite(v) ? json_real(v) : json_null(); }

@@ -1,4 +1,4 @@
-#include "eval_metrics.h"
+#include "eval/eval_metrics.h"
 
 #include <float.h>
 #include <math.h>

@@ -19,7 +19,7 @@
 
 #include <stddef.h>
 
-#include "sb_error.h"
+#include "util/sb_error.h"
 
 #define EVAL_N_LEVELS 19 /* alpha = 0.05, 0.10, ..., 0.95 */
 

@@ -5,8 +5,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "eval.h"
-#include "rng.h"
+#include "eval/eval.h"
+#include "util/par.h"
+#include "util/rng.h"
 
 void eval_cases_free(eval_cases *cs) {
   if (!cs) return;
@@ -76,11 +77,28 @@ uint64_t eval_case_seed(uint64_t seed, int c) {
 // ----------------------------------------------------------------------------
 // threaded loop
 
+/* What the metrics keep of one case: its scores, and its diagnostics until
+ * they are folded into the running sums (in case order, so the means do
+ * not depend on which thread finished first). Samples are dropped as soon
+ * as the case is scored, so memory stays flat in the number of cases. */
 typedef struct case_out {
   eval_case_stats st;
-  json_t *diag;
   double hpd_level; /* fraction of samples with log q(x_s) >= log q(x*) */
+  json_t *diag;     /* until folded */
+  int finished;
 } case_out;
+
+/* Running sums of the diagnostics: the keys of case 0's diagnostics; a
+ * number is averaged, an array of numbers averaged elementwise, when every
+ * case has it so; a string is case 0's. */
+typedef struct diag_fold {
+  json_t *first;      /* case 0's diagnostics (owned) */
+  int n_keys;
+  const char **keys;  /* into first */
+  double **sums;      /* [n_keys][len or 1] */
+  size_t *len;        /* 0 for numbers and others */
+  int *ok;
+} diag_fold;
 
 typedef struct run_ctx {
   estimator *e;
@@ -89,123 +107,148 @@ typedef struct run_ctx {
   const obs_noise *nz;
   const eval_config *cfg;
   case_out *out;
-  long *hist;     /* [C][S+1] */
+  long *hist;     /* [T][S+1] per-worker rank counts of the current case */
   eval_summary *sum;
-  pthread_mutex_t lock;
-  int next, done, rc;
+  double *work;   /* [T][S] per-worker scratch */
+  pthread_mutex_t lock; /* rc, err, done, progress, rank_hist, folding */
+  int done, next_fold;
+  diag_fold fold;
+  atomic_int rc;
   sb_error err;
 } run_ctx;
 
-static void *worker(void *arg) {
-  run_ctx *x = arg;
-  int S = x->cfg->n_samples, n = x->cs->dim, W = x->cs->window, p = x->cs->n_obs;
-  double *work = malloc(sizeof(double) * (size_t)S);
-  if (!work) {
-    pthread_mutex_lock(&x->lock);
-    if (!x->rc) x->rc = sb_fail(&x->err, SB_ENOMEM, "out of memory");
-    pthread_mutex_unlock(&x->lock);
-    return NULL;
-  }
-  for (;;) {
-    pthread_mutex_lock(&x->lock);
-    int c = x->rc ? -1 : x->next < x->cs->n_cases ? x->next++ : -1;
-    pthread_mutex_unlock(&x->lock);
-    if (c < 0) break;
-    if (x->cfg->cancel && *x->cfg->cancel) {
-      pthread_mutex_lock(&x->lock);
-      if (!x->rc) x->rc = sb_fail(&x->err, SB_ECANCEL, "evaluation cancelled");
-      pthread_mutex_unlock(&x->lock);
-      break;
-    }
-    est_problem pr = {.sim = x->e->sim, .op = x->op, .noise = x->nz, .window = W, .time_index = x->cs->t[c],
-                      .y = x->cs->y + (size_t)c * W * p};
-    est_options o = {.n_samples = S, .seed = eval_case_seed(x->cfg->seed, c), .threads = 1,
-                     .cancel = x->cfg->cancel, .params = x->cfg->params};
-    est_result r;
-    sb_error e;
-    int rc = est_sample(x->e, &pr, &o, &r, &e);
-    if (rc) {
-      pthread_mutex_lock(&x->lock);
-      if (!x->rc) {
-        x->rc = rc;
-        x->err = e;
-        sb_wrap(&x->err, "case %d", c);
-      }
-      pthread_mutex_unlock(&x->lock);
-      break;
-    }
-    const double *truth = x->cs->truth + ((size_t)c * W + (W - 1)) * n;
-    if (x->sum->has_hpd) {
-      double lq;
-      rc = r.log_density ? x->e->log_prob(x->e, &pr, &o, truth, 1, &lq, &e)
-                         : sb_fail(&e, SB_EINVAL, "estimator %s returned no log_density", x->e->name);
-      if (rc) {
-        est_result_free(&r);
-        pthread_mutex_lock(&x->lock);
-        if (!x->rc) {
-          x->rc = rc;
-          x->err = e;
-          sb_wrap(&x->err, "case %d: log density of the truth", c);
-        }
-        pthread_mutex_unlock(&x->lock);
-        break;
-      }
-      int above = 0;
-      for (int s = 0; s < S; s++) above += r.log_density[s] >= lq;
-      x->out[c].hpd_level = (double)above / S;
-    }
-    eval_score_case(r.samples, S, n, truth, &x->out[c].st, x->hist + (size_t)c * (S + 1),
-                    c == 0 ? x->sum->ex_mean : NULL, c == 0 ? x->sum->ex_std : NULL, work);
-    x->out[c].diag = r.diagnostics;
-    r.diagnostics = NULL;
-    est_result_free(&r);
-    pthread_mutex_lock(&x->lock);
-    x->done++;
-    if (x->cfg->progress) x->cfg->progress(x->cfg->progress_ctx, x->done, x->cs->n_cases);
-    pthread_mutex_unlock(&x->lock);
-  }
-  free(work);
-  return NULL;
+static void fold_free(diag_fold *f) {
+  for (int k = 0; k < f->n_keys; k++) free(f->sums ? f->sums[k] : NULL);
+  free(f->keys); free(f->sums); free(f->len); free(f->ok);
+  json_decref(f->first);
+  memset(f, 0, sizeof *f);
 }
 
-/* Mean over cases of every numeric diagnostic (arrays of numbers: elementwise
- * mean when all cases have the same length). */
-static json_t *mean_diagnostics(case_out *out, int C) {
-  json_t *res = json_object();
+/* Folds one case's diagnostics (taken over); cases come in order 0, 1, ... */
+static void fold_add(diag_fold *f, json_t *diag) {
   const char *key;
   json_t *v;
-  json_object_foreach(out[0].diag, key, v) {
-    if (json_is_number(v)) {
-      double s = 0;
-      int ok = 1;
-      for (int c = 0; c < C && ok; c++) {
-        json_t *u = json_object_get(out[c].diag, key);
-        if (json_is_number(u)) s += json_number_value(u); else ok = 0;
+  if (!f->first) {
+    f->first = diag;
+    size_t n = json_object_size(diag);
+    f->keys = calloc(n ? n : 1, sizeof *f->keys);
+    f->sums = calloc(n ? n : 1, sizeof *f->sums);
+    f->len = calloc(n ? n : 1, sizeof *f->len);
+    f->ok = calloc(n ? n : 1, sizeof *f->ok);
+    if (!f->keys || !f->sums || !f->len || !f->ok) return; /* n_keys stays 0: no diagnostics */
+    json_object_foreach(diag, key, v) {
+      int k = f->n_keys++;
+      f->keys[k] = key;
+      f->len[k] = json_is_array(v) ? json_array_size(v) : 0;
+      f->sums[k] = calloc(f->len[k] ? f->len[k] : 1, sizeof(double));
+      f->ok[k] = f->sums[k] != NULL && (json_is_number(v) || json_is_array(v));
+    }
+  }
+  for (int k = 0; k < f->n_keys; k++) {
+    json_t *u = json_object_get(diag, f->keys[k]), *first = json_object_get(f->first, f->keys[k]);
+    if (!f->ok[k]) continue;
+    if (json_is_number(first)) {
+      if (json_is_number(u)) f->sums[k][0] += json_number_value(u);
+      else f->ok[k] = 0;
+    } else if (!json_is_array(u) || json_array_size(u) != f->len[k]) {
+      f->ok[k] = 0;
+    } else {
+      for (size_t i = 0; f->ok[k] && i < f->len[k]; i++) {
+        json_t *ui = json_array_get(u, i);
+        if (json_is_number(ui)) f->sums[k][i] += json_number_value(ui);
+        else f->ok[k] = 0;
       }
-      if (ok) json_object_set_new(res, key, json_real(s / C));
-    } else if (json_is_array(v)) {
-      size_t L = json_array_size(v);
-      double *s = calloc(L ? L : 1, sizeof(double));
-      int ok = s != NULL;
-      for (int c = 0; c < C && ok; c++) {
-        json_t *u = json_object_get(out[c].diag, key);
-        if (!json_is_array(u) || json_array_size(u) != L) ok = 0;
-        for (size_t i = 0; ok && i < L; i++) {
-          json_t *ui = json_array_get(u, i);
-          if (json_is_number(ui)) s[i] += json_number_value(ui); else ok = 0;
-        }
-      }
-      if (ok) {
-        json_t *a = json_array();
-        for (size_t i = 0; i < L; i++) json_array_append_new(a, json_real(s[i] / C));
-        json_object_set_new(res, key, a);
-      }
-      free(s);
-    } else if (json_is_string(v)) {
-      json_object_set(res, key, v);
+    }
+  }
+  if (diag != f->first) json_decref(diag);
+}
+
+/* The means over C folded cases as a JSON object (new reference). */
+static json_t *fold_result(const diag_fold *f, int C) {
+  json_t *res = json_object();
+  for (int k = 0; res && k < f->n_keys; k++) {
+    json_t *first = json_object_get(f->first, f->keys[k]);
+    if (json_is_string(first)) {
+      json_object_set(res, f->keys[k], first);
+    } else if (f->ok[k] && json_is_number(first)) {
+      json_object_set_new(res, f->keys[k], json_real(f->sums[k][0] / C));
+    } else if (f->ok[k]) {
+      json_t *a = json_array();
+      for (size_t i = 0; i < f->len[k]; i++) json_array_append_new(a, json_real(f->sums[k][i] / C));
+      json_object_set_new(res, f->keys[k], a);
     }
   }
   return res;
+}
+
+/* Records the first failure (case c) and makes the other tasks stop. */
+static void fail_case(run_ctx *x, int rc, const sb_error *e, int c, const char *what) {
+  pthread_mutex_lock(&x->lock);
+  if (!atomic_load(&x->rc)) {
+    x->err = *e;
+    sb_wrap(&x->err, "case %d%s", c, what);
+    atomic_store(&x->rc, rc);
+  }
+  pthread_mutex_unlock(&x->lock);
+}
+
+/* Task: case c on worker wi (its scratch row of work). */
+static void run_case(void *arg, int c, int wi) {
+  run_ctx *x = arg;
+  int S = x->cfg->n_samples, n = x->cs->dim, W = x->cs->window, p = x->cs->n_obs;
+  double *work = x->work + (size_t)wi * S;
+  sb_error e = {0};
+  if (atomic_load(&x->rc)) return;
+  if (sb_cancelled(x->cfg->cancel)) {
+    sb_fail(&e, SB_ECANCEL, "evaluation cancelled");
+    pthread_mutex_lock(&x->lock);
+    if (!atomic_load(&x->rc)) x->err = e, atomic_store(&x->rc, SB_ECANCEL);
+    pthread_mutex_unlock(&x->lock);
+    return;
+  }
+  est_problem pr = {.sim = x->e->sim, .op = x->op, .noise = x->nz, .window = W, .time_index = x->cs->t[c],
+                    .y = x->cs->y + (size_t)c * W * p};
+  est_options o = {.n_samples = S, .seed = eval_case_seed(x->cfg->seed, c), .threads = 1,
+                   .cancel = x->cfg->cancel, .params = x->cfg->params};
+  est_result r;
+  int rc = est_sample(x->e, &pr, &o, &r, &e);
+  if (rc) {
+    fail_case(x, rc, &e, c, "");
+    return;
+  }
+  const double *truth = x->cs->truth + ((size_t)c * W + (W - 1)) * n;
+  if (x->sum->has_hpd) {
+    double lq;
+    rc = r.log_density ? x->e->log_prob(x->e, &pr, &o, truth, 1, &lq, &e)
+                       : sb_fail(&e, SB_EINVAL, "estimator %s returned no log_density", x->e->name);
+    if (rc) {
+      est_result_free(&r);
+      fail_case(x, rc, &e, c, ": log density of the truth");
+      return;
+    }
+    int above = 0;
+    for (int s = 0; s < S; s++) above += r.log_density[s] >= lq;
+    x->out[c].hpd_level = (double)above / S;
+  }
+  long *hist = x->hist + (size_t)wi * (S + 1);
+  memset(hist, 0, sizeof(long) * (size_t)(S + 1));
+  eval_score_case(r.samples, S, n, truth, &x->out[c].st, hist, c == 0 ? x->sum->ex_mean : NULL,
+                  c == 0 ? x->sum->ex_std : NULL, work);
+  json_t *diag = r.diagnostics;
+  r.diagnostics = NULL;
+  est_result_free(&r);
+  pthread_mutex_lock(&x->lock);
+  for (int k = 0; k <= S; k++) x->sum->rank_hist[k] += hist[k]; /* integer counts: any order */
+  x->out[c].diag = diag;
+  x->out[c].finished = 1;
+  while (x->next_fold < x->cs->n_cases && x->out[x->next_fold].finished) {
+    case_out *o = &x->out[x->next_fold++];
+    fold_add(&x->fold, o->diag);
+    o->diag = NULL;
+  }
+  x->done++;
+  if (x->cfg->progress) x->cfg->progress(x->cfg->progress_ctx, x->done, x->cs->n_cases);
+  pthread_mutex_unlock(&x->lock);
 }
 
 void eval_summary_free(eval_summary *s) {
@@ -244,8 +287,9 @@ int eval_run(estimator *e, const eval_cases *cs, const obs_op *op, const obs_noi
   x.nz = nz;
   x.cfg = cfg;
   x.sum = sum;
+  int T = sb_threads(cfg->threads, C);
   x.out = calloc((size_t)C, sizeof(case_out));
-  x.hist = calloc((size_t)C * (S + 1), sizeof(long));
+  x.hist = calloc((size_t)T * (S + 1), sizeof(long));
   sum->rank_hist = calloc((size_t)S + 1, sizeof(long));
   sum->ex_truth = malloc(sizeof(double) * n);
   sum->ex_mean = malloc(sizeof(double) * n);
@@ -263,21 +307,20 @@ int eval_run(estimator *e, const eval_cases *cs, const obs_op *op, const obs_noi
   memcpy(sum->ex_truth, cs->truth + (size_t)(W - 1) * n, sizeof(double) * n);
   memcpy(sum->ex_y, cs->y + (size_t)(W - 1) * p, sizeof(double) * p);
   pthread_mutex_init(&x.lock, NULL);
-  int T = cfg->threads < 1 ? 1 : cfg->threads;
-  if (T > C) T = C;
-  if (T > 256) T = 256;
-  pthread_t th[256];
-  int started = 0;
-  double t0 = now_s();
-  for (int i = 1; i < T; i++) {
-    if (pthread_create(&th[i], NULL, worker, &x) != 0) break;
-    started++;
+  x.work = malloc(sizeof(double) * (size_t)T * S);
+  if (!x.work) {
+    free(x.out);
+    free(x.hist);
+    eval_summary_free(sum);
+    pthread_mutex_destroy(&x.lock);
+    return sb_fail(err, SB_ENOMEM, "out of memory for %d samples", S);
   }
-  worker(&x);
-  for (int i = 1; i <= started; i++) pthread_join(th[i], NULL);
+  double t0 = now_s();
+  sb_parallel_for(C, T, run_case, &x);
   sum->seconds = now_s() - t0;
   pthread_mutex_destroy(&x.lock);
-  int rc = x.rc;
+  free(x.work);
+  int rc = atomic_load(&x.rc);
   if (rc) {
     if (err) *err = x.err;
   } else {
@@ -288,7 +331,6 @@ int eval_run(estimator *e, const eval_cases *cs, const obs_op *op, const obs_noi
       sum->crps += st->crps;
       sum->ex_rmse_by_case[c] = st->rmse;
       for (int i = 0; i < EVAL_N_LEVELS; i++) sum->coverage[i] += st->coverage[i];
-      for (int r = 0; r <= S; r++) sum->rank_hist[r] += x.hist[(size_t)c * (S + 1) + r];
     }
     sum->rmse /= C;
     sum->spread /= C;
@@ -310,10 +352,12 @@ int eval_run(estimator *e, const eval_cases *cs, const obs_op *op, const obs_noi
         free(lv);
       }
     }
-    sum->diagnostics = mean_diagnostics(x.out, C);
+    sum->diagnostics = fold_result(&x.fold, C);
+    if (!sum->diagnostics) rc = sb_fail(err, SB_ENOMEM, "out of memory");
     sum->samples_per_second = sum->seconds > 0 ? (double)C * S / sum->seconds : 0.0;
   }
-  for (int c = 0; c < C; c++) json_decref(x.out[c].diag);
+  for (int c = 0; c < C; c++) json_decref(x.out[c].diag); /* cases after a failure, never folded */
+  fold_free(&x.fold);
   free(x.out);
   free(x.hist);
   if (rc) eval_summary_free(sum);

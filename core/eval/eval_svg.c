@@ -8,8 +8,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "eval.h"
-#include "fileio.h"
+#include "eval/eval.h"
+#include "util/fileio.h"
 
 // ----------------------------------------------------------------------------
 // a growing string

@@ -1,5 +1,5 @@
 /* nn_ckpt.c: safetensors checkpoints of nn models (see nn_ckpt.h). */
-#include "nn_ckpt.h"
+#include "nn/nn_ckpt.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -10,8 +10,8 @@
 #ifndef SB_NN_CKPT_H
 #define SB_NN_CKPT_H
 
-#include "nn_model.h"
-#include "safetensors.h"
+#include "nn/nn_model.h"
+#include "util/safetensors.h"
 
 #define NN_CKPT_FORMAT "1"
 

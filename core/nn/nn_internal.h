@@ -2,7 +2,7 @@
 #ifndef SB_NN_INTERNAL_H
 #define SB_NN_INTERNAL_H
 
-#include "nn_model.h"
+#include "nn/nn_model.h"
 
 /* Appends a tensor to m's table (offset = current n_params). Returns its index or -1. */
 int nn__add_tensor(nn_model *m, const char *name, int ndim, const int64_t *shape, int init,

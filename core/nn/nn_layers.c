@@ -1,12 +1,12 @@
 /* nn_layers.c: layer kernels (see nn_layers.h for layouts and conventions). */
-#include "nn_layers.h"
+#include "nn/nn_layers.h"
 
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
 
-#include "nn_math.h"
-#include "nn_simd.h"
+#include "nn/nn_math.h"
+#include "nn/nn_simd.h"
 
 /* Hot loops get an AVX2+FMA clone picked at run time; the portable build keeps
  * a baseline x86-64 version. Not under ASan (ifunc resolvers) nor when the

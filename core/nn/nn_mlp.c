@@ -4,8 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "nn_internal.h"
-#include "nn_layers.h"
+#include "nn/nn_internal.h"
+#include "nn/nn_layers.h"
 
 enum { M_X, M_D1, M_D2, M_Z = 4 };
 #define M_H(i) (M_Z + NN_MAX_BLOCKS + (i))

@@ -1,13 +1,13 @@
 /* nn_model.c: parameter memory, named tensors, workspaces and dispatch. */
-#include "nn_model.h"
+#include "nn/nn_model.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "nn_internal.h"
-#include "rng.h"
+#include "nn/nn_internal.h"
+#include "util/rng.h"
 
 int nn__add_tensor(nn_model *m, const char *name, int ndim, const int64_t *shape, int init,
                    int fan_in) {
@@ -156,15 +156,15 @@ void nn_workspace_free(nn_workspace *ws) {
 
 int nn_forward(const nn_model *m, nn_workspace *ws, const float *x, const float *scalars, int B,
                float *out) {
-  if (B < 1 || B > ws->max_batch || !x || !out) return SB_EINVAL;
-  if (nn_n_scalars(m) > 0 && !scalars) return SB_EINVAL;
+  if (B < 1 || B > ws->max_batch || !x || !out) SB_BUG_RETURN(SB_EINVAL);
+  if (nn_n_scalars(m) > 0 && !scalars) SB_BUG_RETURN(SB_EINVAL);
   ws->B = B;
   if (m->kind == NN_RESNET) return nn__resnet_forward(m, ws, x, scalars, B, out);
   return nn__mlp_forward(m, ws, x, B, out);
 }
 
 int nn_backward(const nn_model *m, nn_workspace *ws, const float *dout, float *grads, float *dx) {
-  if (!ws->train || ws->B < 1 || !dout) return SB_EINVAL;
+  if (!ws->train || ws->B < 1 || !dout) SB_BUG_RETURN(SB_EINVAL);
   if (m->kind == NN_RESNET) return nn__resnet_backward(m, ws, dout, grads, dx);
   return nn__mlp_backward(m, ws, dout, grads, dx);
 }

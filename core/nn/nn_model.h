@@ -28,7 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "sb_error.h"
+#include "util/sb_error.h"
 
 #define NN_MAX_TENSORS 256
 #define NN_NAME_MAX 48

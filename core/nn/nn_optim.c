@@ -1,5 +1,5 @@
 /* nn_optim.c: AdamW, clipping, EMA, LR schedules (see nn_optim.h). */
-#include "nn_optim.h"
+#include "nn/nn_optim.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@
 #ifndef SB_NN_OPTIM_H
 #define SB_NN_OPTIM_H
 
-#include "nn_model.h"
+#include "nn/nn_model.h"
 
 typedef struct nn_adamw {
   float lr, beta1, beta2, eps, weight_decay;

@@ -5,8 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "nn_internal.h"
-#include "nn_layers.h"
+#include "nn/nn_internal.h"
+#include "nn/nn_layers.h"
 
 /* activation slots in ws->act */
 enum {

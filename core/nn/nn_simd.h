@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "nn_math.h"
+#include "nn/nn_math.h"
 
 /* the helpers are static and always inlined, so the vector-ABI note does not apply */
 #pragma GCC diagnostic ignored "-Wpsabi"

@@ -1,10 +1,10 @@
-#include "obs.h"
+#include "obs/obs.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "rng.h"
+#include "util/rng.h"
 
 const char *obs_kind_name(obs_kind k) {
   switch (k) {

@@ -33,7 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "sb_error.h"
+#include "util/sb_error.h"
 
 typedef enum {
   OBS_IDENTITY,

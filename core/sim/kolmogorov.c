@@ -1,6 +1,6 @@
 /* kolmogorov.c: the 2D Kolmogorov-flow solver (see kolmogorov.h for the equations, the
  * scheme and the choices). */
-#include "kolmogorov.h"
+#include "sim/kolmogorov.h"
 
 #include <complex.h>
 #include <fftw3.h>
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rng.h"
+#include "util/rng.h"
 
 typedef double complex cplx;
 

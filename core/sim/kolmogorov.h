@@ -77,7 +77,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "sb_error.h"
+#include "util/sb_error.h"
 
 typedef struct kf_config {
   int n;            /* solver grid n x n: even, a multiple of m, n >= m */

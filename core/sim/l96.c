@@ -1,4 +1,4 @@
-#include "l96.h"
+#include "sim/l96.h"
 
 void l96_tendency(const double *x, double *dx, int N, double F) {
   /* Edges handled separately so the interior loop has no modulo. */

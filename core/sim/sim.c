@@ -1,12 +1,12 @@
-#include "sim.h"
+#include "sim/sim.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "kolmogorov.h"
-#include "l96.h"
-#include "rng.h"
+#include "sim/kolmogorov.h"
+#include "sim/l96.h"
+#include "util/rng.h"
 
 const char *const sim_presets[] = {"l96-sakov", "l96-thesis", "kolmogorov", "kolmogorov-t", NULL};
 

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "sb_error.h"
+#include "util/sb_error.h"
 
 typedef struct sim sim;
 

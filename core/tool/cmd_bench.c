@@ -9,12 +9,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cmd.h"
-#include "nn_layers.h"
-#include "nn_model.h"
-#include "nn_optim.h"
-#include "nn_parallel.h"
-#include "rng.h"
+#include "tool/cmd.h"
+#include "util/cli.h"
+#include "nn/nn_layers.h"
+#include "nn/nn_model.h"
+#include "nn/nn_optim.h"
+#include "nn/nn_parallel.h"
+#include "util/rng.h"
 
 static double now(void) {
   struct timespec t;
@@ -128,26 +129,15 @@ static void usage(FILE *f) {
 }
 
 static int bench_nn(int argc, char **argv) {
-  int json = 0, T = 2, reps = 10, torch = 1, chunk = 256;
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--json"))
-      json = 1;
-    else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
-      T = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
-      reps = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--chunk") && i + 1 < argc)
-      chunk = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--no-torch"))
-      torch = 0;
-    else if (!strcmp(argv[i], "--help")) {
-      usage(stdout);
-      return 0;
-    } else {
-      usage(stderr);
-      return 2;
-    }
-  }
+  int json = 0, no_torch = 0;
+  long lT = 2, lreps = 10, lchunk = 256;
+  const cli_flag flags[] = {
+      {"json", CLI_BOOL, &json, 0, 0, NULL},        {"threads", CLI_LONG, &lT, 1, 64, NULL},
+      {"reps", CLI_LONG, &lreps, 1, 1000, NULL},    {"chunk", CLI_LONG, &lchunk, 1, 4096, NULL},
+      {"no-torch", CLI_BOOL, &no_torch, 0, 0, NULL}, {NULL, 0, NULL, 0, 0, NULL}};
+  int first, rc0 = cli_parse(argc, argv, "sbida bench nn", flags, usage, 0, &first);
+  if (rc0) return rc0 < 0 ? 0 : rc0;
+  int T = (int)lT, reps = (int)lreps, chunk = (int)lchunk, torch = !no_torch;
   if (T < 1 || T > 64 || reps < 1 || reps > 1000 || chunk < 1 || chunk > 4096) {
     usage(stderr);
     return 2;

@@ -10,9 +10,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cmd.h"
-#include "kolmogorov.h"
-#include "npy.h"
+#include "tool/cmd.h"
+#include "sim/kolmogorov.h"
+#include "util/cli.h"
+#include "util/npy.h"
 
 static double now(void) {
   struct timespec t;
@@ -29,28 +30,15 @@ static void usage(FILE *f) {
 
 int bench_kolmogorov(int argc, char **argv) {
   long B = 16, T = 10;
-  int json = 0, numpy = 1;
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--json"))
-      json = 1;
-    else if (!strcmp(argv[i], "--no-numpy"))
-      numpy = 0;
-    else if (!strcmp(argv[i], "--trajectories") && i + 1 < argc)
-      B = atol(argv[++i]);
-    else if (!strcmp(argv[i], "--intervals") && i + 1 < argc)
-      T = atol(argv[++i]);
-    else if (!strcmp(argv[i], "--help")) {
-      usage(stdout);
-      return 0;
-    } else {
-      usage(stderr);
-      return 2;
-    }
-  }
-  if (B < 1 || B > 256 || T < 1 || T > 1000) {
-    usage(stderr);
-    return 2;
-  }
+  int json = 0, no_numpy = 0, first;
+  const cli_flag flags[] = {{"trajectories", CLI_LONG, &B, 1, 256, NULL},
+                            {"intervals", CLI_LONG, &T, 1, 1000, NULL},
+                            {"json", CLI_BOOL, &json, 0, 0, NULL},
+                            {"no-numpy", CLI_BOOL, &no_numpy, 0, 0, NULL},
+                            {NULL, 0, NULL, 0, 0, NULL}};
+  int rc0 = cli_parse(argc, argv, "sbida bench kolmogorov", flags, usage, 0, &first);
+  if (rc0) return rc0 < 0 ? 0 : rc0;
+  const int numpy = !no_numpy;
   kf_config c;
   kf_config_default(&c);
   c.cfl = 0; /* fixed 10 steps per interval, as the numpy side */

@@ -6,8 +6,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "cmd.h"
-#include "est.h"
+#include "tool/cmd.h"
+#include "util/cli.h"
+#include "catalog/catalog.h"
 
 static double mono(void) {
   struct timespec ts;
@@ -20,34 +21,30 @@ static int cmp_d(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+static void usage(FILE *f) {
+  fputs("usage: sbida bench sample --estimator SPEC [--preset P] [--samples S] [--reps R] [--threads T]\n"
+        "                          [--window W] [--time-index T] [--operator JSON] [--noise-std S] [--json]\n"
+        "  Median seconds of one estimator call drawing S samples (default 64) for one window.\n"
+        "  Operator and noise default to the ones a model was trained for, else identity and 1.\n",
+        f);
+}
+
 int bench_sample(int argc, char **argv) {
   const char *spec = NULL, *preset = NULL, *op_text = NULL;
-  int S = 64, reps = 3, threads = 1, window = 10, json = 0;
+  long lS = 64, lreps = 3, lthreads = 1, lwindow = 10;
+  int json = 0;
   double noise = 0; /* 0: the estimator's own noise, else 1 */
   long t_index = -1;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(a, "--json")) { json = 1; continue; }
-    if (!strcmp(a, "--help")) {
-      printf("usage: sbida bench sample --estimator SPEC [--preset P] [--samples S] [--reps R] [--threads T]\n"
-             "                          [--window W] [--time-index T] [--operator JSON] [--noise-std S] [--json]\n"
-             "  Median seconds of one estimator call drawing S samples (default 64) for one window.\n"
-             "  Operator and noise default to the ones a model was trained for, else identity and 1.\n");
-      return 0;
-    }
-    if (!v) { fprintf(stderr, "sbida bench sample: %s needs a value\n", a); return 2; }
-    i++;
-    if (!strcmp(a, "--estimator")) spec = v;
-    else if (!strcmp(a, "--preset")) preset = v;
-    else if (!strcmp(a, "--operator")) op_text = v;
-    else if (!strcmp(a, "--samples")) S = atoi(v);
-    else if (!strcmp(a, "--reps")) reps = atoi(v);
-    else if (!strcmp(a, "--threads")) threads = atoi(v);
-    else if (!strcmp(a, "--window")) window = atoi(v);
-    else if (!strcmp(a, "--time-index")) t_index = atol(v);
-    else if (!strcmp(a, "--noise-std")) noise = atof(v);
-    else { fprintf(stderr, "sbida bench sample: unknown flag %s\n", a); return 2; }
-  }
+  const cli_flag flags[] = {
+      {"estimator", CLI_STR, &spec, 0, 0, NULL},          {"preset", CLI_STR, &preset, 0, 0, NULL},
+      {"operator", CLI_STR, &op_text, 0, 0, NULL},        {"samples", CLI_LONG, &lS, 1, 1000000, NULL},
+      {"reps", CLI_LONG, &lreps, 1, 100, NULL},           {"threads", CLI_LONG, &lthreads, 1, SB_THREADS_MAX, NULL},
+      {"window", CLI_LONG, &lwindow, 1, 1024, NULL},      {"time-index", CLI_LONG, &t_index, 0, 1e9, NULL},
+      {"noise-std", CLI_DOUBLE, &noise, 0, 1e300, NULL},  {"json", CLI_BOOL, &json, 0, 0, NULL},
+      {NULL, 0, NULL, 0, 0, NULL}};
+  int first, rc0 = cli_parse(argc, argv, "sbida bench sample", flags, usage, 0, &first);
+  if (rc0) return rc0 < 0 ? 0 : rc0;
+  int S = (int)lS, reps = (int)lreps, threads = (int)lthreads, window = (int)lwindow;
   if (!spec || S < 1 || reps < 1 || reps > 100 || threads < 1 || window < 1 || noise < 0) {
     fprintf(stderr, "sbida bench sample: --estimator is required; samples, reps, threads, window, noise must be positive\n");
     return 2;
@@ -59,8 +56,7 @@ int bench_sample(int argc, char **argv) {
   obs_noise nz = {0};
   double *x = NULL, *y = NULL, *times = NULL;
   int status = 1;
-  size_t len = strlen(spec);
-  int is_model = len > 12 && !strcmp(spec + len - 12, ".safetensors");
+  int is_model = catalog_is_model_file(spec);
   if (est_open(&e, spec, preset ? preset : (is_model ? NULL : "l96-sakov"), 0, &err)) goto fail;
   if (e->window > 0) window = e->window;
   if (t_index < 0) t_index = e->sim->stationary ? window - 1 : 500;
@@ -85,6 +81,10 @@ int bench_sample(int argc, char **argv) {
   x = malloc(sizeof(double) * N);
   y = malloc(sizeof(double) * (size_t)window * op->n_obs);
   times = malloc(sizeof(double) * reps);
+  if (!x || !y || !times) {
+    sb_fail(&err, SB_ENOMEM, "out of memory");
+    goto fail;
+  }
   if (sim_sample_at(e->sim, x, 1, t_index - window + 1, 42, 0, &err)) goto fail;
   for (int w = 0; w < window; w++) {
     if (w && e->sim->advance(e->sim, x, 1, 1, &err)) goto fail;

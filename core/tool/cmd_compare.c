@@ -4,8 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cmd.h"
-#include "jansson.h"
+#include "tool/cmd.h"
+#include "util/cli.h"
+#include <jansson.h>
 
 static void compare_usage(FILE *f) {
   fprintf(f,
@@ -35,18 +36,15 @@ static double coverage_at(json_t *j, double level) {
 }
 
 int cmd_compare(int argc, char **argv) {
-  if (argc < 2) {
+  const cli_flag flags[] = {{NULL, 0, NULL, 0, 0, NULL}};
+  int first, rc0 = cli_parse(argc, argv, "sbida compare", flags, compare_usage, 1 << 20, &first);
+  if (rc0) return rc0 < 0 ? 0 : rc0;
+  if (first >= argc) {
     compare_usage(stderr);
     return 2;
   }
-  for (int i = 1; i < argc; i++)
-    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-      compare_usage(stdout);
-      return 0;
-    } else if (argv[i][0] == '-' && argv[i][1] == '-') {
-      fprintf(stderr, "sbida compare: unknown flag '%s' (see sbida compare --help)\n", argv[i]);
-      return 2;
-    }
+  argv += first - 1; /* the files are argv[1..n] below */
+  argc -= first - 1;
   int n = argc - 1;
   json_t *res[256];
   if (n > 256) {

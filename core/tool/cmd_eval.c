@@ -8,12 +8,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cmd.h"
-#include "eval.h"
+#include "tool/cmd.h"
+#include "util/cli.h"
+#include "util/version.h"
+#include "catalog/catalog.h"
+#include "eval/eval.h"
 
-#ifndef SBIDA_VERSION
-#define SBIDA_VERSION "0.1.0"
-#endif
 
 static void eval_usage(FILE *f) {
   fprintf(f,
@@ -74,24 +74,6 @@ static void show_progress(void *ctx, int done, int total) {
   fflush(stderr);
 }
 
-static int parse_long(const char *s, long lo, long hi, long *out) {
-  char *end;
-  errno = 0;
-  long v = strtol(s, &end, 10);
-  if (errno || end == s || *end || v < lo || v > hi) return -1;
-  *out = v;
-  return 0;
-}
-
-static int parse_double(const char *s, double *out) {
-  char *end;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (errno || end == s || *end || !isfinite(v)) return -1;
-  *out = v;
-  return 0;
-}
-
 static int bad(const char *msg, const char *val) {
   fprintf(stderr, "sbida eval: %s%s%s%s (see sbida eval --help)\n", msg, val ? " '" : "", val ? val : "",
           val ? "'" : "");
@@ -101,68 +83,31 @@ static int bad(const char *msg, const char *val) {
 int cmd_eval(int argc, char **argv) {
   const char *spec = NULL, *preset = NULL, *op_text = "{\"type\":\"identity\"}", *params_text = NULL;
   const char *json_path = NULL, *svg_dir = NULL;
-  long N = 0, window = 10, cases = 300, samples = 100, threads = 1, t_index = -1, t_lo = -1, t_hi = -1;
-  long long seed = 1;
+  long N = 0, window = 10, cases = 300, samples = 100, threads = 1, t_index = -1, t_lo = -1, t_hi = -1, seed = 1;
   double noise = 1.0;
   int quiet = 0, window_given = 0;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-      eval_usage(stdout);
-      return 0;
-    }
-    if (!strcmp(a, "--quiet")) {
-      quiet = 1;
-      continue;
-    }
-    if (strncmp(a, "--", 2) != 0) return bad("unexpected argument", a);
-    const char *v = NULL;
-    char name[64];
-    const char *eq = strchr(a, '=');
-    if (eq) {
-      snprintf(name, sizeof name, "%.*s", (int)(eq - a), a);
-      v = eq + 1;
-    } else {
-      snprintf(name, sizeof name, "%s", a);
-      if (i + 1 >= argc) return bad("missing value for", a);
-      v = argv[++i];
-    }
-    if (!strcmp(name, "--estimator")) spec = v;
-    else if (!strcmp(name, "--preset")) preset = v;
-    else if (!strcmp(name, "--operator")) op_text = v;
-    else if (!strcmp(name, "--params")) params_text = v;
-    else if (!strcmp(name, "--json")) json_path = v;
-    else if (!strcmp(name, "--svg-dir")) svg_dir = v;
-    else if (!strcmp(name, "--N")) {
-      if (parse_long(v, 4, 1024, &N)) return bad("--N must be an integer in 4..1024, got", v);
-    } else if (!strcmp(name, "--window")) {
-      if (parse_long(v, 1, 1024, &window)) return bad("--window must be an integer in 1..1024, got", v);
-      window_given = 1;
-    } else if (!strcmp(name, "--cases")) {
-      if (parse_long(v, 1, 10000000, &cases)) return bad("--cases must be an integer in 1..10000000, got", v);
-    } else if (!strcmp(name, "--samples")) {
-      if (parse_long(v, 1, 1000000, &samples)) return bad("--samples must be an integer in 1..1000000, got", v);
-    } else if (!strcmp(name, "--threads")) {
-      if (parse_long(v, 1, 256, &threads)) return bad("--threads must be an integer in 1..256, got", v);
-    } else if (!strcmp(name, "--seed")) {
-      long s;
-      if (parse_long(v, 0, 0x7fffffffffffffffL, &s)) return bad("--seed must be a non-negative integer, got", v);
-      seed = s;
-    } else if (!strcmp(name, "--time-index")) {
-      if (parse_long(v, 0, 1000000000L, &t_index)) return bad("--time-index must be a non-negative integer, got", v);
-    } else if (!strcmp(name, "--time-range")) {
-      char *end;
-      errno = 0;
-      t_lo = strtol(v, &end, 10);
-      if (errno || end == v || *end != ':' || t_lo < 0) return bad("--time-range must be A:B, got", v);
-      const char *b = end + 1;
-      t_hi = strtol(b, &end, 10);
-      if (errno || end == b || *end || t_hi < t_lo) return bad("--time-range must be A:B with A <= B, got", v);
-    } else if (!strcmp(name, "--noise-std")) {
-      if (parse_double(v, &noise) || !(noise > 0)) return bad("--noise-std must be a positive number, got", v);
-    } else {
-      return bad("unknown flag", name);
-    }
+  const char *trange = NULL;
+  const cli_flag flags[] = {
+      {"estimator", CLI_STR, &spec, 0, 0, NULL},      {"preset", CLI_STR, &preset, 0, 0, NULL},
+      {"operator", CLI_STR, &op_text, 0, 0, NULL},    {"params", CLI_STR, &params_text, 0, 0, NULL},
+      {"json", CLI_STR, &json_path, 0, 0, NULL},      {"svg-dir", CLI_STR, &svg_dir, 0, 0, NULL},
+      {"N", CLI_LONG, &N, 4, 1024, NULL},             {"window", CLI_LONG, &window, 1, 1024, &window_given},
+      {"cases", CLI_LONG, &cases, 1, 10000000, NULL}, {"samples", CLI_LONG, &samples, 1, 1000000, NULL},
+      {"threads", CLI_LONG, &threads, 1, 256, NULL},  {"seed", CLI_LONG, &seed, 0, 9e18, NULL},
+      {"time-index", CLI_LONG, &t_index, 0, 1e9, NULL}, {"time-range", CLI_STR, &trange, 0, 0, NULL},
+      {"noise-std", CLI_DOUBLE, &noise, 0, 1e300, NULL}, {"quiet", CLI_BOOL, &quiet, 0, 0, NULL},
+      {NULL, 0, NULL, 0, 0, NULL}};
+  int first, rc0 = cli_parse(argc, argv, "sbida eval", flags, eval_usage, 0, &first);
+  if (rc0) return rc0 < 0 ? 0 : rc0;
+  if (!(noise > 0)) return bad("--noise-std must be a positive number", NULL);
+  if (trange) {
+    char *end;
+    errno = 0;
+    t_lo = strtol(trange, &end, 10);
+    if (errno || end == trange || *end != ':' || t_lo < 0) return bad("--time-range must be A:B, got", trange);
+    const char *b = end + 1;
+    t_hi = strtol(b, &end, 10);
+    if (errno || end == b || *end || t_hi < t_lo) return bad("--time-range must be A:B with A <= B, got", trange);
   }
   if (!spec) return bad("--estimator is required", NULL);
   if (t_index >= 0 && t_lo >= 0) return bad("give either --time-index or --time-range, not both", NULL);
@@ -187,8 +132,7 @@ int cmd_eval(int argc, char **argv) {
   memset(&sum, 0, sizeof sum);
   int status = 1, rc;
   /* a model file knows its preset and window; baselines default to l96-sakov */
-  size_t slen = strlen(spec);
-  int is_model = slen > 12 && !strcmp(spec + slen - 12, ".safetensors");
+  int is_model = catalog_is_model_file(spec);
   if ((rc = est_open(&e, spec, preset ? preset : (is_model ? NULL : "l96-sakov"), (int)N, &err))) {
     fprintf(stderr, "sbida eval: %s\n", err.msg);
     status = rc == SB_EINVAL || rc == SB_ERANGE ? 2 : 1;

@@ -1,12 +1,13 @@
-/* sbida model: shows a model file's metadata, or changes its default sampler
- * settings (the weights are untouched). */
+/* sbida model: shows a model file's metadata, or changes the default sampler
+ * settings of a diffusion model (its sbida.sampler; the weights are untouched). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cmd.h"
-#include "est.h"
-#include "score_model.h"
+#include "tool/cmd.h"
+#include "util/cli.h"
+#include "catalog/catalog.h"
+#include "kinds/kinds.h"
 
 static void usage(FILE *f) {
   fprintf(f, "usage: sbida model PATH.safetensors                 print the estimator's metadata as JSON\n"
@@ -16,16 +17,15 @@ static void usage(FILE *f) {
 }
 
 int cmd_model(int argc, char **argv) {
-  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-    usage(argc < 2 ? stderr : stdout);
-    return argc < 2 ? 2 : 0;
-  }
-  const char *path = argv[1], *set = NULL;
-  if (argc == 4 && !strcmp(argv[2], "--set-sampler")) set = argv[3];
-  else if (argc != 2) {
+  const char *set = NULL;
+  const cli_flag flags[] = {{"set-sampler", CLI_STR, &set, 0, 0, NULL}, {NULL, 0, NULL, 0, 0, NULL}};
+  int first, rc0 = cli_parse(argc, argv, "sbida model", flags, usage, 1, &first);
+  if (rc0) return rc0 < 0 ? 0 : rc0;
+  if (first != argc - 1) {
     usage(stderr);
     return 2;
   }
+  const char *path = argv[first];
   sb_error err = {0};
   if (!set) {
     estimator *e;
@@ -48,40 +48,29 @@ int cmd_model(int argc, char **argv) {
     json_decref(s);
     return 2;
   }
-  score_model sm;
-  if (score_model_load(&sm, path, &err)) {
+  model sm;
+  if (model_load(&sm, path, &err)) {
     fprintf(stderr, "sbida model: %s\n", err.msg);
     json_decref(s);
     return 1;
   }
-  if (sm.kind == SCORE_NPE || sm.kind == SCORE_NRE) {
-    fprintf(stderr, "sbida model: %s is an %s model; it has no diffusion sampler to set\n", path, score_kind_name(sm.kind));
-    score_model_free(&sm);
+  if (!sm.kind->meta_key || strcmp(sm.kind->meta_key, "sbida.sampler")) {
+    fprintf(stderr, "sbida model: %s is an %s model; it has no diffusion sampler to set\n", path, sm.kind->name);
+    model_free(&sm);
     json_decref(s);
     return 2;
   }
   int status = 0;
-  const char *k;
-  json_t *v;
-  json_object_foreach(s, k, v) {
-    double x = json_number_value(v);
-    if (!json_is_number(v)) status = 2;
-    else if (!strcmp(k, "steps") && x >= 1 && x <= 4096) sm.sampler.steps = (int)x;
-    else if (!strcmp(k, "corrections") && x >= 0 && x <= 16) sm.sampler.corrections = (int)x;
-    else if (!strcmp(k, "tau_l") && x >= 0 && x <= 10) sm.sampler.tau_l = x;
-    else if (!strcmp(k, "gamma") && x >= 0 && x <= 1e6) sm.gamma = x;
-    else status = 2;
-    if (status) {
-      fprintf(stderr, "sbida model: sampler setting '%s' is unknown or out of range\n", k);
-      break;
-    }
+  if (params_check(s, sm.kind->config_params, "sampler setting ", &err) || sm.kind->from_config(&sm, s, NULL, &err)) {
+    fprintf(stderr, "sbida model: %s\n", err.msg);
+    status = 2;
   }
   /* the file holds the EMA weights as its parameters: write them back as they are */
-  if (!status && score_model_save(&sm, 0, path, &err)) {
+  if (!status && model_save(&sm, 0, path, &err)) {
     fprintf(stderr, "sbida model: %s\n", err.msg);
     status = 1;
   }
-  score_model_free(&sm);
+  model_free(&sm);
   json_decref(s);
   return status;
 }

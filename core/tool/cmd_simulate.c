@@ -1,15 +1,15 @@
 /* sbida simulate: trajectories (and observations) of a preset to .npy. */
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cmd.h"
-#include "npy.h"
-#include "obs.h"
-#include "sim.h"
+#include "tool/cmd.h"
+#include "util/cli.h"
+#include "util/npy.h"
+#include "obs/obs.h"
+#include "sim/sim.h"
 
 static void usage(FILE *f) {
   fprintf(f,
@@ -40,53 +40,18 @@ static void usage(FILE *f) {
           "  -h, --help           this text\n");
 }
 
-static int parse_long(const char *flag, const char *s, long lo, long hi, long *out) {
-  char *end;
-  errno = 0;
-  long v = strtol(s, &end, 10);
-  if (errno || end == s || *end || v < lo || v > hi) {
-    fprintf(stderr, "sbida simulate: %s expects an integer in %ld..%ld, got '%s'\n", flag, lo, hi, s);
-    return -1;
-  }
-  *out = v;
-  return 0;
-}
-
 int cmd_simulate(int argc, char **argv) {
-  static const struct option opts[] = {
-      {"preset", required_argument, 0, 'p'},   {"N", required_argument, 0, 'N'},
-      {"trajectories", required_argument, 0, 'b'}, {"length", required_argument, 0, 'l'},
-      {"seed", required_argument, 0, 's'},     {"out", required_argument, 0, 'o'},
-      {"operator", required_argument, 0, 'a'}, {"noise-std", required_argument, 0, 'n'},
-      {"obs-out", required_argument, 0, 'y'},  {"operator-out", required_argument, 0, 'O'},
-      {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
   const char *preset = NULL, *out = NULL, *op_text = NULL, *noise_text = NULL, *obs_out = NULL, *op_out = NULL;
   long N = 0, B = -1, T = -1, seed = -1;
-  optind = 1;
-  opterr = 0;
-  int c;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    switch (c) {
-    case 'p': preset = optarg; break;
-    case 'N': if (parse_long("--N", optarg, 4, 1024, &N)) return 2; break;
-    case 'b': if (parse_long("--trajectories", optarg, 1, 1000000, &B)) return 2; break;
-    case 'l': if (parse_long("--length", optarg, 1, 1000000, &T)) return 2; break;
-    case 's': if (parse_long("--seed", optarg, 0, LONG_MAX, &seed)) return 2; break;
-    case 'o': out = optarg; break;
-    case 'a': op_text = optarg; break;
-    case 'n': noise_text = optarg; break;
-    case 'y': obs_out = optarg; break;
-    case 'O': op_out = optarg; break;
-    case 'h': usage(stdout); return 0;
-    default:
-      fprintf(stderr, "sbida simulate: unknown or incomplete flag '%s' (see sbida simulate --help)\n", argv[optind - 1]);
-      return 2;
-    }
-  }
-  if (optind < argc) {
-    fprintf(stderr, "sbida simulate: unexpected argument '%s'\n", argv[optind]);
-    return 2;
-  }
+  const cli_flag flags[] = {
+      {"preset", CLI_STR, &preset, 0, 0, NULL},          {"N", CLI_LONG, &N, 4, 1024, NULL},
+      {"trajectories", CLI_LONG, &B, 1, 1000000, NULL},  {"length", CLI_LONG, &T, 1, 1000000, NULL},
+      {"seed", CLI_LONG, &seed, 0, 9e18, NULL},          {"out", CLI_STR, &out, 0, 0, NULL},
+      {"operator", CLI_STR, &op_text, 0, 0, NULL},       {"noise-std", CLI_STR, &noise_text, 0, 0, NULL},
+      {"obs-out", CLI_STR, &obs_out, 0, 0, NULL},        {"operator-out", CLI_STR, &op_out, 0, 0, NULL},
+      {NULL, 0, NULL, 0, 0, NULL}};
+  int first, rc0 = cli_parse(argc, argv, "sbida simulate", flags, usage, 0, &first);
+  if (rc0) return rc0 < 0 ? 0 : rc0;
   if (!preset || !out || B < 0 || T < 0 || seed < 0) {
     fprintf(stderr, "sbida simulate: --preset, --trajectories, --length, --seed and --out are required (see --help)\n");
     return 2;

@@ -1,19 +1,20 @@
-/* sbida train: trains a score-based model from a JSON config. */
+/* sbida train: trains a model of any kind from a JSON config. */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "cmd.h"
-#include "score_train.h"
+#include "tool/cmd.h"
+#include "util/cli.h"
+#include "util/par.h"
+#include "train/train.h"
 
 static void usage(FILE *f) {
   fprintf(f,
           "usage: sbida train --config CONFIG.json --out MODEL.safetensors [--steps N]\n"
           "                   [--time-budget DURATION] [--threads N] [--resume STATE] [--seed S]\n\n"
-          "Trains a posterior-score or composed-score model on fresh simulations (a pool of\n"
+          "Trains a model (posterior-score, composed-score, npe, nre) on fresh simulations (a pool of\n"
           "trajectories refreshed every batch), keeps an EMA of the weights, validates on a\n"
           "fixed held-out set and writes the EMA model to --out plus the training state to\n"
           "--out.state every train.ckpt_every steps (resume with --resume OUT.state).\n"
@@ -41,49 +42,19 @@ static int parse_duration(const char *s, double *out) {
 }
 
 int cmd_train(int argc, char **argv) {
-  static const struct option opts[] = {{"config", required_argument, 0, 'c'}, {"out", required_argument, 0, 'o'},
-                                       {"steps", required_argument, 0, 's'},  {"time-budget", required_argument, 0, 'b'},
-                                       {"threads", required_argument, 0, 't'}, {"resume", required_argument, 0, 'r'},
-                                       {"seed", required_argument, 0, 'S'},   {"help", no_argument, 0, 'h'},
-                                       {0, 0, 0, 0}};
-  const char *config = NULL;
-  score_train_opts o = {0};
-  long seed = -1;
-  optind = 1;
-  opterr = 0;
-  int c;
-  char *end;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    switch (c) {
-    case 'c': config = optarg; break;
-    case 'o': o.out = optarg; break;
-    case 's':
-      o.steps = strtol(optarg, &end, 10);
-      if (*end || o.steps < 1) { fprintf(stderr, "sbida train: --steps expects a positive integer\n"); return 2; }
-      break;
-    case 'b':
-      if (parse_duration(optarg, &o.time_budget_s)) {
-        fprintf(stderr, "sbida train: --time-budget expects a duration such as 600, 90s, 40m or 1h\n");
-        return 2;
-      }
-      break;
-    case 't':
-      o.threads = (int)strtol(optarg, &end, 10);
-      if (*end || o.threads < 1 || o.threads > 64) { fprintf(stderr, "sbida train: --threads expects 1..64\n"); return 2; }
-      break;
-    case 'S':
-      seed = strtol(optarg, &end, 10);
-      if (*end || seed < 0 || seed > 2147483647L) { fprintf(stderr, "sbida train: --seed expects 0..2147483647\n"); return 2; }
-      break;
-    case 'r': o.resume = optarg; break;
-    case 'h': usage(stdout); return 0;
-    default:
-      fprintf(stderr, "sbida train: unknown or incomplete flag '%s' (see sbida train --help)\n", argv[optind - 1]);
-      return 2;
-    }
-  }
-  if (optind < argc) {
-    fprintf(stderr, "sbida train: unexpected argument '%s'\n", argv[optind]);
+  const char *config = NULL, *budget = NULL;
+  train_opts o = {0};
+  long seed = -1, threads = 0;
+  const cli_flag flags[] = {
+      {"config", CLI_STR, &config, 0, 0, NULL},           {"out", CLI_STR, &o.out, 0, 0, NULL},
+      {"steps", CLI_LONG, &o.steps, 1, 1e9, NULL},        {"time-budget", CLI_STR, &budget, 0, 0, NULL},
+      {"threads", CLI_LONG, &threads, 1, SB_THREADS_MAX, NULL}, {"resume", CLI_STR, &o.resume, 0, 0, NULL},
+      {"seed", CLI_LONG, &seed, 0, 2147483647, NULL},     {NULL, 0, NULL, 0, 0, NULL}};
+  int first, rc0 = cli_parse(argc, argv, "sbida train", flags, usage, 0, &first);
+  if (rc0) return rc0 < 0 ? 0 : rc0;
+  o.threads = (int)threads;
+  if (budget && parse_duration(budget, &o.time_budget_s)) {
+    fprintf(stderr, "sbida train: --time-budget expects a duration such as 600, 90s, 40m or 1h\n");
     return 2;
   }
   if (!config || !o.out) {
@@ -104,7 +75,7 @@ int cmd_train(int argc, char **argv) {
   o.progress = stderr;
   o.progress_tty = isatty(fileno(stderr));
   sb_error err = {0};
-  int rc = score_train(cfg, &o, &err);
+  int rc = train_model(cfg, &o, &err);
   json_decref(cfg);
   if (rc) {
     fprintf(stderr, "sbida train: %s\n", err.msg);

@@ -2,15 +2,14 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cmd.h"
+#include "tool/cmd.h"
+#include "util/version.h"
+#include "util/par.h"
 
-#ifndef SBIDA_VERSION
-#define SBIDA_VERSION "0.1.0"
-#endif
 
 static const sb_command commands[] = {
     {"simulate", "simulate trajectories (and observations) of a preset to .npy", cmd_simulate},
-    {"train", "train a score-based estimator from a JSON config", cmd_train},
+    {"train", "train a model of any kind (score, npe, nre) from a JSON config", cmd_train},
     {"model", "show a model file's metadata or change its default sampler settings", cmd_model},
     {"eval", "score an estimator (etkf, letkf, pf, model) on a seeded test set -> JSON, SVG", cmd_eval},
     {"compare", "side-by-side markdown table of eval JSON files", cmd_compare},
@@ -29,6 +28,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+  sb_runtime_init();
   if (argc < 2) {
     usage(stderr);
     return 2;
@@ -42,7 +42,11 @@ int main(int argc, char **argv) {
     return 0;
   }
   for (int i = 0; i < n_commands; i++)
-    if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    if (!strcmp(argv[1], commands[i].name)) {
+      int rc = commands[i].run(argc - 1, argv + 1);
+      sb_pool_shutdown();
+      return rc;
+    }
   fprintf(stderr, "sbida: unknown command '%s' (see sbida --help)\n", argv[1]);
   return 2;
 }

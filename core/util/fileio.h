@@ -4,7 +4,7 @@
 
 #include <stddef.h>
 
-#include "sb_error.h"
+#include "util/sb_error.h"
 
 /* Reads the whole file into a malloc'd buffer (caller frees); fails when the
  * file is larger than max_bytes. */

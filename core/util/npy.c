@@ -1,4 +1,4 @@
-#include "npy.h"
+#include "util/npy.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fileio.h"
+#include "util/fileio.h"
 
 size_t npy_dtype_size(npy_dtype t) {
   switch (t) {

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "sb_error.h"
+#include "util/sb_error.h"
 
 #define NPY_MAX_DIMS 8
 

@@ -1,10 +1,10 @@
-#include "safetensors.h"
+#include "util/safetensors.h"
 
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "fileio.h"
+#include "util/fileio.h"
 
 #define ST_MAX_HEADER (100u * 1024u * 1024u)
 

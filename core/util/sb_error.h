@@ -35,6 +35,19 @@ int sb_fail(sb_error *err, int code, const char *fmt, ...)
 int sb_wrap(sb_error *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Programming errors (a misused API, a broken invariant) are reported with
+ * the file and line where they were found:
+ *   - code without an sb_error (hot paths) returns SB_BUG_RETURN(SB_EINVAL),
+ *     which notes its file and line;
+ *   - the caller turns the code into a message with SB_BUG(err, code, "what
+ *     failed"): "what failed: programming error at core/nn/nn_model.c:159"
+ *     (the last note, from any thread), or at the caller's own line. */
+#define SB_BUG_RETURN(code) return sb_bug_note(__FILE__, __LINE__, (code))
+#define SB_BUG(err, code, ...) sb_bug_at((err), (code), __FILE__, __LINE__, __VA_ARGS__)
+int sb_bug_note(const char *file, int line, int code);
+int sb_bug_at(sb_error *err, int code, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
 /* Short stable name of a code, e.g. "EINVAL". */
 const char *sb_strerror(int code);
 

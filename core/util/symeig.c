@@ -1,4 +1,4 @@
-#include "symeig.h"
+#include "util/symeig.h"
 
 #include <math.h>
 

@@ -7,7 +7,7 @@
 #ifndef SB_SYMEIG_H
 #define SB_SYMEIG_H
 
-#include "sb_error.h"
+#include "util/sb_error.h"
 
 /* Decomposes A = V diag(w) V^T. a [n][n] row-major holds A on entry (only
  * symmetric input is meaningful) and is overwritten with V: column j of V

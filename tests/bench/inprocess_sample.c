@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "est.h"
+#include "catalog/catalog.h"
 
 static double now_ms(void) {
   struct timespec ts;

@@ -88,13 +88,15 @@ def test_malformed_json(daemon, name, raw):
     assert r.json()["type"] == "urn:sbida:problem:malformed-json"
 
 
-def test_estimator_error_fails_the_job_not_the_request(daemon):
-    # etkf rejects unknown params when it runs: the job fails with a reason
-    r = daemon.post("/v1/assimilations?wait=20", small_request(params={"bogus": 1}))
-    assert r.status == 200
-    j = r.json()
-    validate(j, "Assimilation")
-    assert j["state"] == "failed" and "bogus" in j["error"]["detail"]
+def test_estimator_errors_are_refused_at_submission(daemon):
+    # the estimator's own rules (its parameters, its sample count) are checked
+    # when the job is submitted: a 422 with the reason, never a job that fails later
+    for extra, needle in [({"params": {"bogus": 1}}, "bogus"), ({"params": {"inflaton": 1.02}}, "inflaton"),
+                          ({"params": {"inflation": 0.5}}, "inflation"), ({"n_samples": 1}, "2 members")]:
+        r = daemon.post("/v1/assimilations?wait=20", small_request(**extra))
+        assert r.status == 422, (extra, r.data)
+        validate(r.json(), "Problem")
+        assert needle in r.json()["detail"], (extra, r.json())
 
 
 def test_media_type_method_path(daemon):

@@ -173,6 +173,6 @@ def test_nre_reports_its_effective_sample_size(served):
     assert diag["candidates"] == 128 and 1 <= diag["ess"] <= 128 and 1 <= diag["distinct_samples"] <= 16
     body["params"] = {"candidates": 0}
     r = served.post("/v1/assimilations?wait=60", body)
-    # estimator params are checked when the job runs: the job fails with the reason
-    assert r.status == 200 and r.json()["state"] == "failed"
-    assert "params.candidates" in r.json()["error"]["detail"]
+    # estimator params are checked at submission: a 422 with the reason
+    assert r.status == 422
+    assert "params.candidates" in r.json()["detail"]

@@ -76,9 +76,13 @@ def test_submit_wait_get_list_cancel(client):
     client.cancel(slow.id)
     end = client.wait(slow.id, timeout=60)
     assert end.state == "cancelled"
-    with pytest.raises(JobFailed) as ei:
+    with pytest.raises(ProblemError) as ei:    # estimator params are checked at submission
         client.assimilate("l96-sakov-pf", [[0.0] * 40], 0, operator={"type": "identity"}, noise_std=1.0,
                           n_samples=8, params={"particles": -5}, timeout=30)
+    assert ei.value.status == 422 and "particles" in ei.value.detail
+    with pytest.raises(JobFailed) as ei:       # a failure while running: jitter blows the particles up
+        client.assimilate("l96-sakov-pf", [[0.0] * 40, [0.0] * 40], 1, operator={"type": "identity"}, noise_std=1.0,
+                          n_samples=8, params={"jitter": 1e300}, timeout=30)
     assert ei.value.job.state == "failed" and ei.value.detail
 
 

@@ -21,8 +21,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "diff.h"
-#include "obs.h"
+#include "diff/diff.h"
+#include "obs/obs.h"
 
 #define D 6
 static const double prior_m[D] = {0.5, -1.0, 0.0, 2.0, 0.3, -0.7};
@@ -260,7 +260,7 @@ static void test_bad_config_and_cancel(void **state) {
   diff_sampler_config c = {0, 1, 0.25};
   assert_int_equal(diff_sample(&denoiser, NULL, &c, 1, 1, 0, x, NULL, NULL, NULL, &err), SB_EINVAL);
   c.steps = 16;
-  volatile int cancel = 1;
+  sb_cancel cancel = {1};
   assert_int_equal(diff_sample(&denoiser, NULL, &c, 1, 1, 0, x, &cancel, NULL, NULL, &err), SB_ECANCEL);
 }
 

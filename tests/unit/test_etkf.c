@@ -10,9 +10,10 @@
 
 #include <cmocka.h>
 
-#include "est_baseline.h"
-#include "rng.h"
-#include "symeig.h"
+#include "baselines/baselines.h"
+#include "catalog/catalog.h"
+#include "util/rng.h"
+#include "util/symeig.h"
 #include "testutil.h"
 
 static json_t *load(const char *path) {

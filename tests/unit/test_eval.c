@@ -11,8 +11,9 @@
 
 #include <cmocka.h>
 
-#include "eval.h"
-#include "rng.h"
+#include "catalog/catalog.h"
+#include "eval/eval.h"
+#include "util/rng.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define SANITIZED 1

@@ -9,8 +9,8 @@
 
 #include <cmocka.h>
 
-#include "eval_metrics.h"
-#include "rng.h"
+#include "eval/eval_metrics.h"
+#include "util/rng.h"
 
 static void test_gamma_q(void **state) {
   (void)state;

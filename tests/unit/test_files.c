@@ -12,9 +12,9 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "fileio.h"
-#include "npy.h"
-#include "safetensors.h"
+#include "util/fileio.h"
+#include "util/npy.h"
+#include "util/safetensors.h"
 #include "testutil.h"
 
 static char *path_in(const char *name) {

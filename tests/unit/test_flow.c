@@ -13,24 +13,26 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "est_score.h"
-#include "flow.h"
-#include "nn_optim.h"
-#include "rng.h"
-#include "score_model.h"
-#include "score_train.h"
+#include "catalog/catalog.h"
+#include "kinds/kinds.h"
+#include "kinds/npe/flow.h"
+#include "kinds/npe/npe.h"
+#include "nn/nn_optim.h"
+#include "util/rng.h"
+#include "model/model.h"
+#include "train/train.h"
 #include "testutil.h"
 
 enum { TN = 8, TW = 2 };
 
 /* A hand-built npe model over TN nodes with random weights scaled by wscale
  * (so that log-scales and shifts are far from zero). */
-static void tiny_model(score_model *sm, int K, int time_varying, float wscale, uint64_t seed) {
+static void tiny_model(model *sm, int K, int time_varying, float wscale, uint64_t seed) {
   memset(sm, 0, sizeof *sm);
-  sm->kind = SCORE_NPE;
+  sm->kind = &kind_npe;
   sm->N = TN, sm->W = TW, sm->time_varying = time_varying, sm->couplings = K, sm->clamp = 2.0;
-  nn_resnet_config rc = {.dims = 1, .h = 1, .w = TN, .cin = score_in_channels(SCORE_NPE, TW),
-                         .cout = score_out_channels(SCORE_NPE, TW), .width = 8, .blocks = 1, .groups = 2,
+  nn_resnet_config rc = {.dims = 1, .h = 1, .w = TN, .cin = kind_npe.in_channels(TW),
+                         .cout = kind_npe.out_channels(TW), .width = 8, .blocks = 1, .groups = 2,
                          .n_scalars = 1 + time_varying, .emb_dim = 4};
   sb_error err;
   assert_int_equal(nn_resnet_init(&sm->net, &rc, &err), 0);
@@ -57,7 +59,7 @@ static void test_masks(void **state) {
 
 static void test_inverse_and_logdet(void **state) {
   (void)state;
-  score_model sm;
+  model sm;
   tiny_model(&sm, 4, 1, 2.0f, 11);
   flow_buf fb;
   sb_error err;
@@ -122,7 +124,7 @@ static void test_inverse_and_logdet(void **state) {
 }
 
 /* mean -log q / N of a batch, gradients into sm->net.grads */
-static double batch_loss(score_model *sm, flow_buf *fb, int T, const float *x, const float *cond, const float *tsc,
+static double batch_loss(model *sm, flow_buf *fb, int T, const float *x, const float *cond, const float *tsc,
                          int B) {
   nn_zero_grad(&sm->net);
   double loss;
@@ -134,7 +136,7 @@ static double batch_loss(score_model *sm, flow_buf *fb, int T, const float *x, c
 static void test_gradients(void **state) {
   (void)state;
   enum { B = 6 };
-  score_model sm;
+  model sm;
   tiny_model(&sm, 4, 1, 2.0f, 5);
   flow_buf fb[2];
   sb_error err;
@@ -190,7 +192,7 @@ static void test_fits_a_gaussian(void **state) {
   (void)state;
   enum { B = 128, STEPS = 1500, S = 4000, CS = 2 * TW * TN };
   const double A = 0.3, Bc = 0.2, sdx = sqrt(A * A + Bc * Bc), rho = A * Bc / (A * A + Bc * Bc);
-  score_model sm;
+  model sm;
   tiny_model(&sm, 4, 0, 1.0f, 21);
   flow_buf fb[2], fs;
   sb_error err;
@@ -272,21 +274,21 @@ static void test_training_reduces_nll(void **state) {
   print_message("npe: validation NLL/dim %.4f after 1 step, %.4f after 200\n", v0, v1);
   assert_true(isfinite(v1) && v1 < v0 - 0.3);
   /* the file round trip */
-  score_model a, b;
+  model a, b;
   sb_error err;
-  assert_int_equal(score_model_load(&a, model_path, &err), 0);
-  assert_int_equal(a.kind, SCORE_NPE);
+  assert_int_equal(model_load(&a, model_path, &err), 0);
+  assert_string_equal(a.kind->name, "npe");
   assert_int_equal(a.couplings, 4);
   assert_true(a.clamp == 2.0);
   assert_int_equal(a.op->kind, OBS_KERNEL_STATIONS);
   char again[600];
   snprintf(again, sizeof again, "%s/again-npe.safetensors", tu_tmpdir());
-  assert_int_equal(score_model_save(&a, 0, again, &err), 0);
-  assert_int_equal(score_model_load(&b, again, &err), 0);
+  assert_int_equal(model_save(&a, 0, again, &err), 0);
+  assert_int_equal(model_load(&b, again, &err), 0);
   assert_int_equal(b.couplings, 4);
   assert_memory_equal(a.net.params, b.net.params, sizeof(float) * a.net.n_params);
-  score_model_free(&a);
-  score_model_free(&b);
+  model_free(&a);
+  model_free(&b);
 }
 
 static void npe_problem(estimator *e, const char *op_json, double noise, int threads, est_result *r, int expect) {

@@ -24,9 +24,9 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "kolmogorov.h"
-#include "npy.h"
-#include "sim.h"
+#include "sim/kolmogorov.h"
+#include "util/npy.h"
+#include "sim/sim.h"
 
 #define M 32
 #define D (2 * M * M)

@@ -13,8 +13,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "l96.h"
-#include "sim.h"
+#include "sim/l96.h"
+#include "sim/sim.h"
 #include "testutil.h"
 
 static void test_reference_tendency_and_rk4(void **state) {

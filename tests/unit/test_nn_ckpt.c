@@ -9,9 +9,9 @@
 
 #include <cmocka.h>
 
-#include "nn_ckpt.h"
-#include "nn_model.h"
-#include "nn_optim.h"
+#include "nn/nn_ckpt.h"
+#include "nn/nn_model.h"
+#include "nn/nn_optim.h"
 #include "testutil.h"
 
 static nn_resnet_config cfg1 = {.dims = 1, .w = 10, .cin = 3, .cout = 1, .width = 8, .blocks = 2,

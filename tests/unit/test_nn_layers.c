@@ -10,8 +10,8 @@
 #include <cmocka.h>
 
 #include "nn_gradcheck.h"
-#include "nn_layers.h"
-#include "rng.h"
+#include "nn/nn_layers.h"
+#include "util/rng.h"
 
 #define TOL 1e-2
 

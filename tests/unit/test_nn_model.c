@@ -10,9 +10,9 @@
 #include <cmocka.h>
 
 #include "nn_gradcheck.h"
-#include "nn_model.h"
-#include "nn_optim.h"
-#include "rng.h"
+#include "nn/nn_model.h"
+#include "nn/nn_optim.h"
+#include "util/rng.h"
 
 typedef struct mctx {
   nn_model m;

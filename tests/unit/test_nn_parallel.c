@@ -9,11 +9,11 @@
 
 #include <cmocka.h>
 
-#include "nn_layers.h"
-#include "nn_model.h"
-#include "nn_optim.h"
-#include "nn_parallel.h"
-#include "rng.h"
+#include "nn/nn_layers.h"
+#include "nn/nn_model.h"
+#include "nn/nn_optim.h"
+#include "nn/nn_parallel.h"
+#include "util/rng.h"
 
 typedef struct lctx {
   const float *target;

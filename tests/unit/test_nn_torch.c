@@ -13,11 +13,11 @@
 
 #include <cmocka.h>
 
-#include "nn_ckpt.h"
-#include "nn_layers.h"
-#include "nn_model.h"
-#include "nn_optim.h"
-#include "safetensors.h"
+#include "nn/nn_ckpt.h"
+#include "nn/nn_layers.h"
+#include "nn/nn_model.h"
+#include "nn/nn_optim.h"
+#include "util/safetensors.h"
 
 #define FIXTURE "tests/data/nn/resnet1d_fixture.safetensors"
 #define RTOL 1e-4

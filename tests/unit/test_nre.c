@@ -12,10 +12,11 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "est_nre.h"
-#include "est_score.h"
-#include "score_model.h"
-#include "score_train.h"
+#include "kinds/nre/nre.h"
+#include "catalog/catalog.h"
+#include "kinds/kinds.h"
+#include "model/model.h"
+#include "train/train.h"
 #include "testutil.h"
 
 static void test_normalize_and_resample(void **state) {
@@ -62,20 +63,20 @@ static void test_training_beats_chance(void **state) {
   double v0 = train_tiny(1), v1 = train_tiny(200);
   print_message("nre: validation BCE %.4f after 1 step, %.4f after 200 (chance %.4f)\n", v0, v1, log(2.0));
   assert_true(isfinite(v1) && v1 < log(2.0) - 0.1 && v1 < v0);
-  score_model a, b;
+  model a, b;
   sb_error err;
-  assert_int_equal(score_model_load(&a, model_path, &err), 0);
-  assert_int_equal(a.kind, SCORE_NRE);
+  assert_int_equal(model_load(&a, model_path, &err), 0);
+  assert_string_equal(a.kind->name, "nre");
   assert_int_equal(a.candidates, 300);
   assert_int_equal(a.net.rc.n_scalars, 1); /* t only */
   char again[600];
   snprintf(again, sizeof again, "%s/again-nre.safetensors", tu_tmpdir());
-  assert_int_equal(score_model_save(&a, 0, again, &err), 0);
-  assert_int_equal(score_model_load(&b, again, &err), 0);
+  assert_int_equal(model_save(&a, 0, again, &err), 0);
+  assert_int_equal(model_load(&b, again, &err), 0);
   assert_int_equal(b.candidates, 300);
   assert_memory_equal(a.net.params, b.net.params, sizeof(float) * a.net.n_params);
-  score_model_free(&a);
-  score_model_free(&b);
+  model_free(&a);
+  model_free(&b);
 }
 
 static int run(estimator *e, const char *op_json, double noise, int threads, const char *params, est_result *r) {

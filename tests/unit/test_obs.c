@@ -9,8 +9,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "obs.h"
-#include "rng.h"
+#include "obs/obs.h"
+#include "util/rng.h"
 
 static obs_op *make(const char *text, int C, int H, int W) {
   obs_op *op;

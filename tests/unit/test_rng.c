@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "rng.h"
+#include "util/rng.h"
 
 static void test_philox_known_answers(void **state) {
   (void)state;

@@ -12,10 +12,10 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "est_score.h"
-#include "score_model.h"
-#include "score_train.h"
-#include "safetensors.h"
+#include "kinds/kinds.h"
+#include "model/model.h"
+#include "train/train.h"
+#include "util/safetensors.h"
 #include "testutil.h"
 
 static json_t *tiny_config(const char *kind, long steps) {
@@ -54,10 +54,10 @@ static void test_training_reduces_validation_loss(void **state) {
 
 static void test_model_file_roundtrip(void **state) {
   (void)state;
-  score_model a, b;
+  model a, b;
   sb_error err;
-  assert_int_equal(score_model_load(&a, path_buf[1], &err), 0);
-  assert_int_equal(a.kind, SCORE_POSTERIOR);
+  assert_int_equal(model_load(&a, path_buf[1], &err), 0);
+  assert_string_equal(a.kind->name, "posterior-score");
   assert_int_equal(a.W, 3);
   assert_int_equal(a.N, 16);
   assert_true(a.time_varying);
@@ -89,17 +89,17 @@ static void test_model_file_roundtrip(void **state) {
   }
   char again[600];
   snprintf(again, sizeof again, "%s/again.safetensors", tu_tmpdir());
-  assert_int_equal(score_model_save(&a, 0, again, &err), 0);
-  assert_int_equal(score_model_load(&b, again, &err), 0);
+  assert_int_equal(model_save(&a, 0, again, &err), 0);
+  assert_int_equal(model_load(&b, again, &err), 0);
   assert_int_equal(a.net.n_params, b.net.n_params);
   assert_memory_equal(a.net.params, b.net.params, sizeof(float) * a.net.n_params);
   assert_memory_equal(a.mean, b.mean, sizeof(double) * a.N);
   assert_memory_equal(a.std, b.std, sizeof(double) * a.N);
   assert_memory_equal(a.op->idx, b.op->idx, sizeof(int) * a.op->n_idx);
-  score_model_free(&a);
-  score_model_free(&b);
+  model_free(&a);
+  model_free(&b);
   /* a file that is not a score model */
-  assert_int_not_equal(score_model_load(&a, "tests/data/numpy/f32_2x3.npy", &err), 0);
+  assert_int_not_equal(model_load(&a, "tests/data/numpy/f32_2x3.npy", &err), 0);
 }
 
 static int n_threads = 1;
@@ -115,7 +115,7 @@ static void test_estimators_sample(void **state) {
   (void)state;
   estimator *c, *p;
   sb_error err;
-  assert_int_equal(est_score_open(&c, path_buf[0], &err), 0);
+  assert_int_equal(model_open_estimator(&c, path_buf[0], &err), 0);
   assert_string_equal(c->name, "tiny-composed");
   assert_string_equal(c->kind, "composed-score");
   assert_null(c->fixed_op);
@@ -143,7 +143,7 @@ static void test_estimators_sample(void **state) {
   est_result_free(&r1);
   est_free(c);
 
-  assert_int_equal(est_score_open(&p, path_buf[1], &err), 0);
+  assert_int_equal(model_open_estimator(&p, path_buf[1], &err), 0);
   assert_non_null(p->fixed_op);
   assert_false(p->has_window);
   sample_problem(p, "{\"type\":\"kernel_stations\"}", 0.5, 0, 1, &r1, 0);
@@ -153,7 +153,7 @@ static void test_estimators_sample(void **state) {
   sample_problem(p, "{\"type\":\"kernel_stations\"}", 1.0, 0, 1, &r1, SB_EINVAL);
   sample_problem(p, "{\"type\":\"kernel_stations\"}", 0.5, 1, 1, &r1, SB_ENOTSUP);
   est_free(p);
-  assert_int_not_equal(est_score_open(&p, "/nonexistent.safetensors", &err), 0);
+  assert_int_not_equal(model_open_estimator(&p, "/nonexistent.safetensors", &err), 0);
 }
 
 /* Prior draws at time t (M of them, stream 0.. of seed 77): RMSE of their
@@ -211,7 +211,7 @@ static void test_composed_uses_observations_in_order(void **state) {
   (void)state;
   estimator *c;
   sb_error err;
-  assert_int_equal(est_score_open(&c, path_buf[0], &err), 0);
+  assert_int_equal(model_open_estimator(&c, path_buf[0], &err), 0);
   for (int keep = -1; keep < 3; keep += 1) {
     double acc[3] = {0}, spr[3] = {0}, pr = 0, ps = 0;
     for (int k = 0; k < 4; k++) {
@@ -283,7 +283,7 @@ static void test_posterior_score_learns(void **state) {
   (void)state;
   estimator *e;
   sb_error err;
-  assert_int_equal(est_score_open(&e, path_buf[1], &err), 0);
+  assert_int_equal(model_open_estimator(&e, path_buf[1], &err), 0);
   double rm, sp, prm, psp, orm, porm;
   learned_vs_prior(e, "{\"steps\": 32}", &rm, &sp, &prm, &psp, &orm, &porm);
   print_message("posterior-score: rmse %.3f spread %.3f (prior rmse %.3f spread %.3f); observed rmse %.3f (prior %.3f)\n",
@@ -294,13 +294,13 @@ static void test_posterior_score_learns(void **state) {
   est_free(e);
 }
 
-/* Observations lifted to the grid for the network (score_model.h): channel
+/* Observations lifted to the grid for the network (model/model.h): channel
  * w is A^T (y_w - A mean) / std with missing entries contributing 0, channel
  * W + w is A^T m_w with m = 1 where observed, 0 where missing. By hand for
  * stations at 1, 4, 6 of 8 nodes (A^T puts each value at its node). */
 static void test_lift_observations_by_hand(void **state) {
   (void)state;
-  score_model sm;
+  model sm;
   memset(&sm, 0, sizeof sm);
   double mean[8] = {1, 1, 1, 1, 2, 2, 2, 2}, sd[8] = {2, 2, 2, 2, 4, 4, 4, 4};
   sm.N = 8, sm.W = 2, sm.mean = mean, sm.std = sd;
@@ -309,7 +309,7 @@ static void test_lift_observations_by_hand(void **state) {
   assert_int_equal(obs_from_string(&op, "{\"type\":\"stations\",\"indices\":[1,4,6]}", 1, 1, 8, &err), 0);
   const double y[6] = {3.0, NAN, 0.0, NAN, 10.0, -2.0};
   float out[4 * 8];
-  score_lift_observations(&sm, op, y, out);
+  assert_int_equal(model_lift_observations(&sm, op, y, out, &err), 0);
   const float want[4 * 8] = {0, 1.0f, 0, 0, 0, 0, -0.5f, 0,      /* w 0: (3-1)/2 at 1, missing at 4, (0-2)/4 at 6 */
                              0, 0, 0, 0, 2.0f, 0, -1.0f, 0,      /* w 1: missing at 1, (10-2)/4 at 4, (-2-2)/4 at 6 */
                              0, 1, 0, 0, 0, 0, 1, 0,             /* mask w 0 */
@@ -332,15 +332,15 @@ static void test_missing_entries_change_training(void **state) {
   json_object_set_new(json_object_get(ca, "train"), "missing_entry", json_real(0.0));
   json_object_set_new(json_object_get(cb, "train"), "missing_entry", json_real(0.5));
   double va = tu_train(ca, pa), vb = tu_train(cb, pb);
-  score_model a, b;
+  model a, b;
   sb_error err;
-  assert_int_equal(score_model_load(&a, pa, &err), 0);
-  assert_int_equal(score_model_load(&b, pb, &err), 0);
+  assert_int_equal(model_load(&a, pa, &err), 0);
+  assert_int_equal(model_load(&b, pb, &err), 0);
   print_message("missing_entry 0: val loss %.5f; 0.5: %.5f\n", va, vb);
   assert_true(va != vb);
   assert_true(memcmp(a.net.params, b.net.params, sizeof(float) * a.net.n_params) != 0);
-  score_model_free(&a);
-  score_model_free(&b);
+  model_free(&a);
+  model_free(&b);
 }
 
 /* The learning-rate schedule reaches the optimizer in training. A state file
@@ -387,8 +387,8 @@ static void test_lr_schedule_reaches_training(void **state) {
     assert_int_equal(st_write(&w, st0, &err), 0);
     st_free(&w);
     json_t *cfg = tiny_config("composed-score", total);
-    score_train_opts o = {.out = out, .resume = st0};
-    if (score_train(cfg, &o, &err)) fail_msg("train: %s", err.msg);
+    train_opts o = {.out = out, .resume = st0};
+    if (train_model(cfg, &o, &err)) fail_msg("train: %s", err.msg);
     json_decref(cfg);
     json_decref(o.summary);
     assert_int_equal(st_read(sto, &f, &err), 0);

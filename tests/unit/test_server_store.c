@@ -12,8 +12,8 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
-#include "config.h"
-#include "store.h"
+#include "server/config.h"
+#include "server/store.h"
 #include "testutil.h"
 
 static store *open_fresh(const char *name) {

@@ -10,8 +10,8 @@
 #include <sys/stat.h>
 #include <cmocka.h>
 
-#include "rng.h"
-#include "score_train.h"
+#include "train/train.h"
+#include "util/rng.h"
 
 json_t *tu_load_json(const char *path) {
   json_error_t je;
@@ -60,10 +60,10 @@ const char *tu_tmpdir(void) {
 }
 
 double tu_train(json_t *cfg, const char *out) {
-  score_train_opts o = {0};
+  train_opts o = {0};
   o.out = out;
   sb_error err = {0};
-  if (score_train(cfg, &o, &err)) fail_msg("train: %s", err.msg);
+  if (train_model(cfg, &o, &err)) fail_msg("train: %s", err.msg);
   json_decref(cfg);
   double v = json_number_value(json_object_get(o.summary, "val_loss"));
   json_decref(o.summary);

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "est.h"
+#include "est/est.h"
 
 /* Loads a JSON file relative to the repository root; fails the test if absent. */
 json_t *tu_load_json(const char *path);

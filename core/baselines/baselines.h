@@ -1,0 +1,55 @@
+/* baselines.h: the classical baselines behind the estimator interface
+ * (no training; they run the simulator inside the window).
+ *
+ *   etkf   windowed ensemble transform Kalman filter (Hunt et al. 2007,
+ *          symmetric square root), multiplicative inflation of anomalies;
+ *   letkf  the same with a local analysis per grid node and Gaspari-Cohn
+ *          tapering of R^-1 (periodic 1D distance);
+ *   pf     bootstrap particle filter, systematic resampling, optional jitter.
+ *
+ * All three draw their ensemble from the prior at the window's first time
+ * t-W+1 (stationary presets: s->init, i.e. climatology; time-varying ones:
+ * sim_sample_at(t-W+1)), assimilate each observation of the window and
+ * forecast one interval between observations. The window states they return
+ * (want_window) are FILTERED: the state at window time w only used
+ * y_{0..w}, not the later observations (it is not a smoother).
+ *
+ * Parameters (est_options.params, JSON object; unknown keys are rejected):
+ *   etkf/letkf: "inflation" (>= 1, default 1.02), "ensemble_size" (default
+ *               n_samples; when it differs, the S returned samples are drawn
+ *               from the Gaussian N(mean, ensemble covariance)),
+ *               letkf only: "radius" (nodes where the taper reaches 0, default 10)
+ *   pf:         "particles" (default n_samples), "jitter" (std of Gaussian noise
+ *               added after each resampling, default 0), "resample_threshold"
+ *               (resample when ESS < threshold * particles, default 1 = always) */
+#ifndef SB_EST_BASELINE_H
+#define SB_EST_BASELINE_H
+
+#include "est/est.h"
+
+/* Creates an etkf (localize = 0) or letkf (localize = 1) estimator for the
+ * simulator s; takes ownership of s even on failure. */
+int est_etkf_create(estimator **out, sim *s, int localize, sb_error *err);
+/* Creates a bootstrap particle filter; takes ownership of s even on failure. */
+int est_pf_create(estimator **out, sim *s, sb_error *err);
+
+/* One ETKF analysis in place. X [K][n] members (rows); y [n_obs] one
+ * observation (NaN entries are dropped; all NaN leaves X unchanged, no
+ * inflation); std [n_obs] noise std; anomalies are multiplied by inflation
+ * before the update. radius > 0 selects the local (LETKF) analysis with a
+ * Gaspari-Cohn taper reaching 0 at `radius` nodes (1D periodic states only);
+ * radius <= 0 is the global ETKF. Allocates its own workspace. */
+int etkf_analysis(double *X, int K, int n, const obs_op *op, const double *y, const double *std,
+                  double inflation, double radius, sb_error *err);
+
+/* Test hook: 0 (default) picks the ensemble-space transform (O(K^3)) when
+ * the number of observations q >= K and the observation-space one
+ * (O(K q^2 + q^3)) when q < K; 1 forces ensemble space.
+ * Set it only while no analysis runs. */
+extern int etkf_path_override;
+
+/* Gaspari-Cohn (1999) fifth-order taper, r = distance / half-width;
+ * 1 at 0, 0 for r >= 2. */
+double gaspari_cohn(double r);
+
+#endif

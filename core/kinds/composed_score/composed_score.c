@@ -1,0 +1,21 @@
+/* composed_score.c: the composed-score kind (SDA), a diffusion prior
+ * v_hat(x_tau, tau | t) over the whole window (W states as channels),
+ * conditioned at sampling time on any linear-Gaussian operator by the
+ * likelihood guidance of diff.h; it can return the smoothed window.
+ * Everything but the channels is kinds/score/score_net.c. */
+#include "kinds/score/score_net.h"
+
+static int in_channels(int W) { return W; }
+static int out_channels(int W) { return W; }
+static int n_scalars(int time_varying) { return 1 + time_varying; }
+
+const model_kind kind_composed_score = {
+    .name = "composed-score",
+    .what = "diffusion prior over windows, any linear-Gaussian operator at request time",
+    .has_operator = 0,
+    .has_window = 1,
+    .in_channels = in_channels,
+    .out_channels = out_channels,
+    .n_scalars = n_scalars,
+    SCORE_NET_KIND_OPS,
+};

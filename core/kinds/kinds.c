@@ -1,0 +1,122 @@
+/* kinds.c: the registry of model kinds. Adding a kind: its folder
+ * core/kinds/<name>/ defining `const model_kind kind_<name>` and ONE line in
+ * KINDS below. */
+#include "kinds/kinds.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KINDS(X) X(posterior_score) X(composed_score) X(npe) X(nre)
+
+#define DECLARE(k) extern const model_kind kind_##k;
+KINDS(DECLARE)
+#define LIST(k) &kind_##k,
+static const model_kind *const kinds[] = {KINDS(LIST)};
+#define N_KINDS ((int)(sizeof kinds / sizeof kinds[0]))
+
+const model_kind *model_kind_at(int i) { return i >= 0 && i < N_KINDS ? kinds[i] : NULL; }
+
+const model_kind *model_kind_find(const char *name) {
+  for (int i = 0; name && i < N_KINDS; i++)
+    if (!strcmp(kinds[i]->name, name)) return kinds[i];
+  return NULL;
+}
+
+const char *model_kind_list(char *buf, size_t size) {
+  size_t n = 0;
+  buf[0] = 0;
+  for (int i = 0; i < N_KINDS && n < size; i++)
+    n += (size_t)snprintf(buf + n, size - n, "%s%s", i == 0 ? "" : i + 1 == N_KINDS ? " or " : ", ", kinds[i]->name);
+  return buf;
+}
+
+int model_kind_get(const char *name, const model_kind **out, sb_error *err) {
+  *out = model_kind_find(name);
+  if (*out) return SB_OK;
+  char list[256];
+  return sb_fail(err, SB_EINVAL, "must be %s, not '%s'", model_kind_list(list, sizeof list), name ? name : "(none)");
+}
+
+int model_load(model *m, const char *path, sb_error *err) { return model_read(m, path, model_kind_get, err); }
+
+static void destroy(estimator *e) {
+  model *m = e->impl;
+  if (m) {
+    m->sim = NULL; /* owned by the estimator */
+    model_free(m);
+    free(m);
+  }
+  e->impl = NULL;
+}
+
+static json_t *model_info(const model *m) {
+  json_t *info = json_object(), *settings = m->kind->meta_to_json(m);
+  if (!info || !settings) {
+    json_decref(info);
+    json_decref(settings);
+    return NULL;
+  }
+  json_object_set_new(info, m->kind->meta_key + strlen("sbida."), settings);
+  json_object_set_new(info, "n_params", json_integer((json_int_t)m->net.n_params));
+  json_object_set_new(info, "architecture",
+                      json_pack("{s:s, s:i, s:i, s:i, s:i}", "type", "resnet1d", "width", m->net.rc.width, "blocks",
+                                m->net.rc.blocks, "in_channels", m->net.rc.cin, "out_channels", m->net.rc.cout));
+  if (m->training) json_object_set(info, "training", m->training);
+  if (m->train_config) json_object_set(info, "train_config", m->train_config);
+  return info;
+}
+
+int model_open_estimator(estimator **out, const char *path, sb_error *err) {
+  *out = NULL;
+  model *m = calloc(1, sizeof *m);
+  estimator *e = calloc(1, sizeof *e);
+  if (!m || !e) {
+    free(m);
+    free(e);
+    return sb_fail(err, SB_ENOMEM, "out of memory");
+  }
+  int rc = model_load(m, path, err);
+  if (rc) {
+    free(m);
+    free(e);
+    return rc;
+  }
+  /* the estimator's name is the file stem */
+  const char *base = strrchr(path, '/');
+  base = base ? base + 1 : path;
+  snprintf(e->name, sizeof e->name, "%s", base);
+  char *dot = strstr(e->name, ".safetensors");
+  if (dot) *dot = 0;
+  snprintf(e->kind, sizeof e->kind, "%s", m->kind->name);
+  e->sim = m->sim;
+  e->window = m->W;
+  e->has_window = m->kind->has_window;
+  e->params = m->kind->request_params;
+  e->destroy = destroy;
+  e->impl = m;
+  e->info = model_info(m);
+  if (!e->info) rc = sb_fail(err, SB_ENOMEM, "out of memory");
+  if (!rc && m->kind->has_operator) {
+    /* the estimator owns copies of the trained operator and noise */
+    json_t *j = obs_to_json(m->op);
+    rc = obs_from_json(&e->fixed_op, j, m->sim->channels, m->sim->height, m->sim->width, err);
+    json_decref(j);
+    e->fixed_noise = calloc(1, sizeof *e->fixed_noise);
+    if (!rc && !e->fixed_noise) rc = sb_fail(err, SB_ENOMEM, "out of memory");
+    if (!rc) {
+      j = obs_noise_to_json(&m->noise);
+      rc = obs_noise_from_json(e->fixed_noise, j, m->op->n_obs, err);
+      json_decref(j);
+    }
+  }
+  e->sample = m->kind->sample;
+  e->log_prob = m->kind->log_prob;
+  e->has_density = m->kind->log_prob != NULL;
+  if (rc) {
+    est_free(e);
+    return rc;
+  }
+  *out = e;
+  return SB_OK;
+}

@@ -1,0 +1,340 @@
+/* score_net.c: the diffusion kinds' shared machinery (see score_net.h).
+ * Sampling runs all S samples of a call as one batch, in chunks of
+ * SCORE_CHUNK through the network on the thread pool; the weights are shared
+ * read-only, every call has its own workspaces, so calls may run on several
+ * threads at once. */
+#include "kinds/score/score_net.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/nn_layers.h"
+#include "nn/nn_parallel.h"
+#include "util/par.h"
+
+/* Samples go through the network in chunks of this size: every chunk is
+ * computed the same way for any thread count, so the samples are
+ * bit-identical whatever the number of threads. */
+#define SCORE_CHUNK 32
+
+/* One network worker's scratch: a workspace and buffers for one chunk. */
+typedef struct score_worker {
+  nn_workspace ws;
+  float *in, *scal, *dx;
+} score_worker;
+
+typedef struct score_ctx {
+  const model *sm;
+  int cin, cout, xch; /* network in/out channels, channels that are x */
+  const float *cond;  /* posterior: [2W][N] lifted observations */
+  double t_scaled;
+  int T;              /* workers */
+  score_worker w[SB_THREADS_MAX];
+  /* the current network call: v (and, when cot is set, the input VJP g) of B samples at tau */
+  const float *x, *cot;
+  float *v, *g;
+  double tau;
+  int B;
+} score_ctx;
+
+static void fill_inputs(const score_ctx *c, score_worker *w, int b0, int B) {
+  const int N = c->sm->N, ns = nn_n_scalars(&c->sm->net);
+  for (int b = 0; b < B; b++) {
+    float *ib = w->in + (size_t)b * c->cin * N;
+    memcpy(ib, c->x + (size_t)(b0 + b) * c->xch * N, sizeof(float) * (size_t)c->xch * N);
+    if (c->cond) memcpy(ib + (size_t)c->xch * N, c->cond, sizeof(float) * (size_t)(c->cin - c->xch) * N);
+    w->scal[(size_t)b * ns] = (float)c->tau;
+    if (ns > 1) w->scal[(size_t)b * ns + 1] = (float)c->t_scaled;
+  }
+}
+
+/* Samples [b0, b1) (at most SCORE_CHUNK) on worker wi's scratch. */
+static int chunk_run(void *arg, int b0, int b1, int wi) {
+  score_ctx *c = arg;
+  score_worker *w = &c->w[wi];
+  const int N = c->sm->N, nb = b1 - b0;
+  const size_t per = (size_t)c->cout * N, per_in = (size_t)c->cin * N;
+  fill_inputs(c, w, b0, nb);
+  int rc = nn_forward(&c->sm->net, &w->ws, w->in, w->scal, nb, c->v + (size_t)b0 * per);
+  if (!rc && c->cot) {
+    memset(w->dx, 0, sizeof(float) * per_in * (size_t)nb);
+    rc = nn_backward(&c->sm->net, &w->ws, c->cot + (size_t)b0 * per, NULL, w->dx);
+    for (int b = 0; !rc && b < nb; b++)
+      memcpy(c->g + (size_t)(b0 + b) * per, w->dx + (size_t)b * per_in, sizeof(float) * per);
+  }
+  return rc;
+}
+
+/* Splits B samples into chunks over the workers; results do not depend on the split. */
+static int run_workers(score_ctx *c, const float *x, double tau, int B, float *v, const float *cot, float *g,
+                       sb_error *err) {
+  c->x = x, c->cot = cot, c->v = v, c->g = g, c->tau = tau, c->B = B;
+  return sb_parallel_ranges(B, SCORE_CHUNK, c->T, NULL, chunk_run, c, "network evaluation", err);
+}
+
+static int ctx_v(void *ctx, const float *x, double tau, int B, float *v, sb_error *err) {
+  return run_workers(ctx, x, tau, B, v, NULL, NULL, err);
+}
+
+static int ctx_vjp(void *ctx, const float *x, double tau, int B, float *v, const float *cot, float *g,
+                   sb_error *err) {
+  return run_workers(ctx, x, tau, B, v, cot, g, err);
+}
+
+static void ctx_free(score_ctx *c) {
+  for (int t = 0; t < SB_THREADS_MAX; t++) {
+    nn_workspace_free(&c->w[t].ws);
+    free(c->w[t].in);
+    free(c->w[t].scal);
+    free(c->w[t].dx);
+  }
+}
+
+static int ctx_init(score_ctx *c, const model *sm, int S, int threads, int vjp, sb_error *err) {
+  memset(c, 0, sizeof *c);
+  c->sm = sm;
+  c->cin = sm->kind->in_channels(sm->W);
+  c->cout = sm->kind->out_channels(sm->W);
+  c->xch = c->cout;
+  c->T = sb_threads(threads, (S + SCORE_CHUNK - 1) / SCORE_CHUNK);
+  int chunk = S < SCORE_CHUNK ? S : SCORE_CHUNK;
+  for (int t = 0; t < c->T; t++) {
+    score_worker *w = &c->w[t];
+    int rc = nn_workspace_init(&w->ws, &sm->net, chunk, vjp, err);
+    if (rc) return rc;
+    w->in = malloc(sizeof(float) * (size_t)chunk * c->cin * sm->N);
+    w->scal = malloc(sizeof(float) * (size_t)chunk * 2);
+    w->dx = malloc(sizeof(float) * (size_t)chunk * c->cin * sm->N);
+    if (!w->in || !w->scal || !w->dx) return sb_fail(err, SB_ENOMEM, "out of memory for %d samples", S);
+  }
+  return SB_OK;
+}
+
+// ----------------------------------------------------------------------------
+// sampler settings: the file's sbida.sampler, the config's "sampler", request params
+
+const params_spec score_net_params[] = {
+    {"steps", PARAM_NUM, 1, 4096, 0},
+    {"corrections", PARAM_NUM, 0, 16, 0},
+    {"tau_l", PARAM_NUM, 0, 10, 0},
+    {"gamma", PARAM_NUM, 0, 1e6, 0},
+    {NULL, 0, 0, 0, 0},
+};
+
+void score_net_defaults(model *m) {
+  diff_sampler_defaults(&m->sampler);
+  m->gamma = 1e-2;
+}
+
+/* Settings from a checked object over the current ones. */
+static void read_settings(const json_t *o, diff_sampler_config *cfg, double *gamma) {
+  cfg->steps = (int)params_num(o, "steps", cfg->steps);
+  cfg->corrections = (int)params_num(o, "corrections", cfg->corrections);
+  cfg->tau_l = params_num(o, "tau_l", cfg->tau_l);
+  *gamma = params_num(o, "gamma", *gamma);
+}
+
+int score_net_from_config(model *m, const json_t *section, const json_t *arch, sb_error *err) {
+  (void)arch;
+  read_settings(section, &m->sampler, &m->gamma); /* checked by the trainer against score_net_params */
+  (void)err;
+  return SB_OK;
+}
+
+json_t *score_net_meta_to_json(const model *m) {
+  return json_pack("{s:i, s:i, s:f, s:f}", "steps", m->sampler.steps, "corrections", m->sampler.corrections, "tau_l",
+                   m->sampler.tau_l, "gamma", m->gamma);
+}
+
+int score_net_meta_from_json(model *m, const json_t *section, sb_error *err) {
+  /* optional; older files carry integers where numbers are expected, so only the kinds are checked */
+  if (section && !json_is_object(section)) return sb_fail(err, SB_EFORMAT, "model metadata sbida.sampler must be an object");
+  json_t *v;
+  if (section && (v = json_object_get(section, "steps"))) m->sampler.steps = (int)json_integer_value(v);
+  if (section && (v = json_object_get(section, "corrections"))) m->sampler.corrections = (int)json_integer_value(v);
+  if (section && (v = json_object_get(section, "tau_l"))) m->sampler.tau_l = json_number_value(v);
+  if (section && (v = json_object_get(section, "gamma"))) m->gamma = json_number_value(v);
+  return SB_OK;
+}
+
+// ----------------------------------------------------------------------------
+// sampling
+
+int score_net_sample(const model *sm, const est_problem *p, const est_options *o, const float *cond, int guided,
+                    est_result *r, sb_error *err) {
+  const int N = sm->N, W = sm->W, S = o->n_samples;
+  diff_sampler_config cfg = sm->sampler;
+  double gamma = sm->gamma;
+  int rc;
+  read_settings(o->params, &cfg, &gamma); /* checked by est_sample against score_net_params */
+
+  score_ctx c;
+  const int D = sm->kind->out_channels(W) * N;
+  float *x = NULL;
+  double *gmean = NULL, *gscale = NULL;
+  if ((rc = ctx_init(&c, sm, S, o->threads, guided, err))) goto done;
+  c.t_scaled = (double)p->time_index / (double)sm->sim->t_max;
+  c.cond = cond;
+  x = malloc(sizeof(float) * (size_t)S * D);
+  if (!x) {
+    rc = sb_fail(err, SB_ENOMEM, "out of memory for %d samples", S);
+    goto done;
+  }
+  diff_denoiser d = {D, &c, ctx_v, ctx_vjp};
+  diff_guidance g, *gp = NULL;
+  if (guided) {
+    gmean = malloc(sizeof(double) * (size_t)W * N);
+    gscale = malloc(sizeof(double) * (size_t)W * N);
+    if (!gmean || !gscale) {
+      rc = sb_fail(err, SB_ENOMEM, "out of memory");
+      goto done;
+    }
+    for (int w = 0; w < W; w++)
+      for (int n = 0; n < N; n++) gmean[w * N + n] = sm->mean[n], gscale[w * N + n] = sm->std[n];
+    g = (diff_guidance){p->op, W, p->y, p->noise->std, gmean, gscale, gamma};
+    gp = &g;
+  }
+  if ((rc = diff_sample(&d, gp, &cfg, S, o->seed, 0, x, o->cancel, o->progress, o->progress_ctx, err))) goto done;
+  if ((rc = est_result_alloc(r, S, N, W, o->want_window, 0, err))) goto done;
+  const int last = c.xch - 1; /* x_t is the last channel */
+  for (int s = 0; s < S; s++) {
+    for (int n = 0; n < N; n++)
+      r->samples[(size_t)s * N + n] = sm->mean[n] + sm->std[n] * x[((size_t)s * c.xch + last) * N + n];
+    if (o->want_window)
+      for (int w = 0; w < W; w++)
+        for (int n = 0; n < N; n++)
+          r->window_samples[((size_t)s * W + w) * N + n] = sm->mean[n] + sm->std[n] * x[((size_t)s * c.xch + w) * N + n];
+  }
+  json_object_set_new(r->diagnostics, "sampler",
+                      json_pack("{s:i, s:i, s:f, s:f}", "steps", cfg.steps, "corrections", cfg.corrections, "tau_l",
+                                cfg.tau_l, "gamma", gamma));
+done:
+  ctx_free(&c);
+  free(x); free(gmean); free(gscale);
+  return rc;
+}
+
+/* The estimator: a network with input channels beyond its x channels is
+ * conditioned on the lifted observations (posterior-score); one without is
+ * a prior guided by the request's operator and noise (composed-score). */
+int score_net_estimator_sample(estimator *e, const est_problem *p, const est_options *o, est_result *r, sb_error *err) {
+  const model *m = e->impl;
+  if (m->kind->in_channels(m->W) == m->kind->out_channels(m->W)) return score_net_sample(m, p, o, NULL, 1, r, err);
+  float *cond = malloc(sizeof(float) * 2 * (size_t)m->W * m->N);
+  if (!cond) return sb_fail(err, SB_ENOMEM, "out of memory");
+  int rc = model_lift_observations(m, p->op, p->y, cond, err);
+  if (!rc) rc = score_net_sample(m, p, o, cond, 0, r, err);
+  free(cond);
+  return rc;
+}
+
+// ----------------------------------------------------------------------------
+// training: v-prediction MSE on noised windows (x channels) and, when the
+// network has more input channels, the lifted observations of the window
+
+typedef struct dn_train {
+  model *m;
+  kind_train_setup s;
+  int cin, xch, ns, T;
+  nn_workspace ws;                    /* validation (forward only) */
+  nn_workspace tws[SB_THREADS_MAX];   /* one training workspace per thread */
+  kind_batch b[2];                    /* 0: training batch, 1: validation set */
+  float *out;                         /* validation outputs */
+  double *xs, *y;                     /* observation scratch */
+  float *lift;
+} dn_train;
+
+void score_net_train_free(void *state) {
+  dn_train *t = state;
+  if (!t) return;
+  nn_workspace_free(&t->ws);
+  for (int i = 0; i < SB_THREADS_MAX; i++) nn_workspace_free(&t->tws[i]);
+  kind_batch_free(&t->b[0]);
+  kind_batch_free(&t->b[1]);
+  free(t->out);
+  free(t->xs); free(t->y); free(t->lift);
+  free(t);
+}
+
+int score_net_train_init(void **state, model *m, const kind_train_setup *s, sb_error *err) {
+  dn_train *t = calloc(1, sizeof *t);
+  if (!t) return sb_fail(err, SB_ENOMEM, "out of memory");
+  *state = t;
+  const int N = m->N, W = m->W, B = s->batch, V = s->val_windows;
+  t->m = m, t->s = *s, t->T = s->threads;
+  t->cin = m->kind->in_channels(W);
+  t->xch = m->kind->out_channels(W);
+  t->ns = m->kind->n_scalars(m->time_varying);
+  int rc = nn_workspace_init(&t->ws, &m->net, B, 0, err);
+  for (int i = 0; !rc && i < t->T; i++) rc = nn_workspace_init(&t->tws[i], &m->net, (B + t->T - 1) / t->T, 1, err);
+  if (!rc) rc = kind_batch_alloc(&t->b[0], B, (size_t)t->cin * N, (size_t)t->ns, (size_t)t->xch * N, err);
+  if (!rc) rc = kind_batch_alloc(&t->b[1], V, (size_t)t->cin * N, (size_t)t->ns, (size_t)t->xch * N, err);
+  if (rc) return rc;
+  t->out = malloc(sizeof(float) * (size_t)B * t->xch * N);
+  t->xs = malloc(sizeof(double) * (size_t)N);
+  t->y = malloc(sizeof(double) * (size_t)W * (m->op ? m->op->n_obs : 1));
+  t->lift = malloc(sizeof(float) * 2 * (size_t)W * N);
+  if (!t->out || !t->xs || !t->y || !t->lift)
+    return sb_fail(err, SB_ENOMEM, "out of memory for a batch of %d windows", B);
+  return SB_OK;
+}
+
+int score_net_make_batch(void *state, rng *r, const float *win, const long *tix, int B, int val, sb_error *err) {
+  dn_train *t = state;
+  const model *m = t->m;
+  const int N = m->N, W = m->W;
+  float *in = t->b[val].in, *scal = t->b[val].scal, *target = t->b[val].target;
+  for (int b = 0; b < B; b++) {
+    const float *wb = win + (size_t)b * W * N;
+    float *ib = in + (size_t)b * t->cin * N, *tb = target + (size_t)b * t->xch * N;
+    double tau = rng_uniform(r), mu = diff_mu(tau), sg = diff_sigma(tau);
+    int first = W - t->xch; /* the x channels are the window's last xch states */
+    for (int c = 0; c < t->xch; c++)
+      for (int n = 0; n < N; n++) {
+        double z = (wb[(size_t)(first + c) * N + n] - m->mean[n]) / m->std[n];
+        double e = rng_normal(r);
+        ib[(size_t)c * N + n] = (float)(mu * z + sg * e);
+        tb[(size_t)c * N + n] = (float)(mu * e - sg * z);
+      }
+    if (t->cin > t->xch) {
+      int rc = model_observe_window(m, r, t->s.missing_time, t->s.missing_entry, wb, t->xs, t->y, t->lift, err);
+      if (rc) return rc;
+      memcpy(ib + (size_t)t->xch * N, t->lift, sizeof(float) * 2 * (size_t)W * N);
+    }
+    scal[(size_t)b * t->ns] = (float)tau;
+    if (t->ns > 1) scal[(size_t)b * t->ns + 1] = (float)((double)tix[b] / m->sim->t_max);
+  }
+  return SB_OK;
+}
+
+/* MSE against the v targets for samples [b0, b0+B) of the batch (nn_loss_fn). */
+static double slice_loss(void *ctx, int b0, int B, int n_total, const float *out, float *dout) {
+  dn_train *t = ctx;
+  size_t per = (size_t)t->xch * t->m->N, n = (size_t)B * per;
+  double scale = (double)B / n_total; /* slice mean -> share of the batch mean */
+  double l = nn_mse_loss(dout, out, t->b[0].target + (size_t)b0 * per, n, (float)scale);
+  return l * scale;
+}
+
+int score_net_grad(void *state, double *loss, sb_error *err) {
+  dn_train *t = state;
+  return nn_grad_mt(&t->m->net, t->tws, t->T, t->b[0].in, t->b[0].scal, t->s.batch, slice_loss, t, NULL, loss, err);
+}
+
+double score_net_val_loss(void *state) {
+  dn_train *t = state;
+  nn_model ema = t->m->net;
+  if (t->m->net.ema) ema.params = t->m->net.ema;
+  const int N = t->m->N, V = t->s.val_windows;
+  double acc = 0;
+  for (int done = 0; done < V;) {
+    int B = V - done < t->s.batch ? V - done : t->s.batch;
+    const kind_batch *v = &t->b[1];
+    if (nn_forward(&ema, &t->ws, v->in + (size_t)done * t->cin * N, v->scal + (size_t)done * t->ns, B, t->out))
+      return NAN;
+    acc += nn_mse_loss(NULL, t->out, v->target + (size_t)done * t->xch * N, (size_t)B * t->xch * N, 1.0f) * B;
+    done += B;
+  }
+  return acc / V;
+}

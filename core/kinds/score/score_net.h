@@ -1,0 +1,51 @@
+/* score_net.h: what the diffusion kinds (posterior-score, composed-score)
+ * share on top of the sampler core (diff.h): a denoiser backed by the
+ * model's network v_hat(x_tau, tau | conditioning, t), run in chunks on the
+ * thread pool; their sampler settings (the file's sbida.sampler, the
+ * config's "sampler" and the request parameters, all score_net_params); and
+ * their training batch (noised states, v targets) and MSE loss. The kinds
+ * differ only in channels: the network's x channels are its output
+ * channels (the window's last states); extra input channels are the lifted
+ * observations. */
+#ifndef SB_SCORE_NET_H
+#define SB_SCORE_NET_H
+
+#include "diff/diff.h"
+#include "model/kind.h"
+
+/* steps (1..4096), corrections (0..16), tau_l (0..10), gamma (0..1e6) */
+extern const params_spec score_net_params[];
+
+void score_net_defaults(model *m);
+int score_net_from_config(model *m, const json_t *section, const json_t *arch, sb_error *err);
+json_t *score_net_meta_to_json(const model *m);
+int score_net_meta_from_json(model *m, const json_t *section, sb_error *err);
+
+/* Draws o->n_samples samples for problem p: cond [2W][N] lifted
+ * observations (posterior) or NULL; guided = 1 conditions the prior on p's
+ * operator and noise (composed). Request params: score_net_params. */
+int score_net_sample(const model *m, const est_problem *p, const est_options *o, const float *cond, int guided,
+                    est_result *r, sb_error *err);
+
+/* The estimator of a diffusion model: conditioned on the lifted observations
+ * when its network has input channels beyond its x channels
+ * (posterior-score), else guided by the request's operator (composed-score). */
+int score_net_estimator_sample(estimator *e, const est_problem *p, const est_options *o, est_result *r,
+                               sb_error *err);
+
+/* The ops a diffusion kind takes from here; the kind adds its name, channels
+ * and has_operator/has_window. */
+#define SCORE_NET_KIND_OPS                                                                                     \
+  .meta_key = "sbida.sampler", .config_key = "sampler", .config_params = score_net_params,                     \
+  .request_params = score_net_params, .defaults = score_net_defaults, .from_config = score_net_from_config,    \
+  .meta_to_json = score_net_meta_to_json, .meta_from_json = score_net_meta_from_json,                          \
+  .train_init = score_net_train_init, .train_free = score_net_train_free, .make_batch = score_net_make_batch,  \
+  .grad = score_net_grad, .val_loss = score_net_val_loss, .sample = score_net_estimator_sample
+
+int score_net_train_init(void **state, model *m, const kind_train_setup *s, sb_error *err);
+void score_net_train_free(void *state);
+int score_net_make_batch(void *state, rng *r, const float *win, const long *t, int B, int val, sb_error *err);
+int score_net_grad(void *state, double *loss, sb_error *err);
+double score_net_val_loss(void *state);
+
+#endif

@@ -1,0 +1,71 @@
+/* model.h: a trained model as it lives in memory and in its model file, for
+ * every kind (safetensors: the network's tensors plus sbida.* metadata).
+ *
+ * The file holds the common metadata (sbida.version, kind, system, preset,
+ * N, window, time_varying, norm_mean, norm_std, operator and noise_std for
+ * kinds trained for one operator, train_config, training) and one section
+ * that belongs to the kind (kind->meta_key, e.g. sbida.sampler). What a kind
+ * is and does (its network shape, its training batch and loss, its
+ * estimator) is its model_kind ops table (model/kind.h); the registry of
+ * kinds is kinds/kinds.h, which also opens files of any kind.
+ *
+ * States are standardized per node: z = (x - mean[n]) / std[n]. For
+ * time-varying presets the time index enters the network as a scalar
+ * t / t_max. */
+#ifndef SB_MODEL_H
+#define SB_MODEL_H
+
+#include <jansson.h>
+
+#include "diff/diff.h"
+#include "nn/nn_model.h"
+#include "obs/obs.h"
+#include "sim/sim.h"
+#include "util/rng.h"
+
+typedef struct model_kind model_kind;
+
+typedef struct model {
+  const model_kind *kind;
+  sim *sim;              /* owned */
+  int N, W;
+  int time_varying;      /* 1: t is a network input */
+  double *mean, *std;    /* [N] normalization, owned */
+  obs_op *op;            /* kinds with has_operator: trained operator (owned), else NULL */
+  obs_noise noise;       /* kinds with has_operator: trained noise, else n = 0 */
+  /* kind settings: read, written and checked only by the kind's ops */
+  diff_sampler_config sampler; /* score kinds: default sampler settings */
+  double gamma;          /* composed-score: default guidance gamma */
+  int couplings;         /* npe: number of affine couplings */
+  double clamp;          /* npe: soft clamp of the log-scales */
+  int candidates;        /* nre: prior draws resampled per request (default) */
+  nn_model net;
+  json_t *train_config;  /* as trained (owned, may be NULL) */
+  json_t *training;      /* summary: steps, seconds, losses (owned, may be NULL) */
+} model;
+
+/* Writes the model (EMA weights when use_ema) and its metadata. */
+int model_save(const model *m, int use_ema, const char *path, sb_error *err);
+/* Reads a model file; find maps the file's sbida.kind to its ops table or
+ * fails saying which kinds exist (kinds/kinds.h: model_load passes the
+ * registry). err says what is wrong. */
+int model_read(model *m, const char *path, int (*find)(const char *name, const model_kind **k, sb_error *err),
+               sb_error *err);
+void model_free(model *m);
+
+/* Lifts a window of observations y [W][n_obs] (NaN = missing) to the grid as
+ * 2W channels of N values: (A^T y_w - A^T A mean) / std and A^T mask_w.
+ * out: [2W][N] floats. */
+int model_lift_observations(const model *m, const obs_op *op, const double *y, float *out, sb_error *err);
+
+/* Training: noisy observations y [W][n_obs] of one physical window wb
+ * [W][N] through the trained operator, with whole times missing with
+ * probability missing_time (never the last) and single entries with
+ * missing_entry, lifted into lift [2W][N]. xs: scratch of N doubles. */
+int model_observe_window(const model *m, rng *r, double missing_time, double missing_entry, const float *wb,
+                         double *xs, double *y, float *lift, sb_error *err);
+
+/* t / t_max for time-varying models, else 0 */
+double model_time_scaled(const model *m, long t);
+
+#endif

@@ -1,0 +1,37 @@
+/* train.h: trains a model of any registered kind from a JSON configuration
+ * (see models/configs/ for the shipped ones):
+ *   {"kind": "posterior-score" | "composed-score" | "npe" | "nre", "preset": "l96-sakov", "N": 40,
+ *    "window": 10, "operator": {...}, "noise_std": 1.0,   (kinds trained for one operator)
+ *    "arch": {"width": 64, "blocks": 6, "groups": 8, "emb_dim": 32, + the kind's fields (npe: couplings, clamp)},
+ *    "train": {"steps", "batch", "lr", "warmup", "schedule": "cosine"|"linear"|"constant",
+ *              "weight_decay", "ema", "clip", "seed", "pool", "refresh",
+ *              "val_windows", "val_every", "ckpt_every", "time_budget_s",
+ *              "missing_time", "missing_entry", "threads"},
+ *    + the kind's section: "sampler": {"steps", "corrections", "tau_l", "gamma"} (score kinds),
+ *                          "nre": {"candidates"}}
+ * Missing fields take the defaults in train.c and the kind's defaults;
+ * unknown fields are refused with the list of valid ones. */
+#ifndef SB_TRAIN_H
+#define SB_TRAIN_H
+
+#include <jansson.h>
+#include <stdio.h>
+
+#include "util/sb_error.h"
+
+typedef struct train_opts {
+  const char *out;        /* model file */
+  const char *resume;     /* training state file to resume from, or NULL */
+  long steps;             /* > 0 overrides train.steps */
+  double time_budget_s;   /* > 0 overrides train.time_budget_s */
+  int threads;            /* > 0 overrides train.threads */
+  FILE *progress;         /* where progress goes (NULL: silent) */
+  int progress_tty;       /* 1: a progress bar, 0: JSON lines */
+  json_t *summary;        /* out: training summary (caller decrefs) */
+} train_opts;
+
+/* Trains from cfg and writes the model (EMA weights) to opts->out, plus the
+ * training state to opts->out + ".state" every ckpt_every steps for resuming. */
+int train_model(const json_t *cfg, train_opts *opts, sb_error *err);
+
+#endif

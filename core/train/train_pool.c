@@ -1,0 +1,78 @@
+#include "train/train_pool.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int simulate_slot(train_pool *p, int slot, uint64_t stream, sb_error *err) {
+  double *x = malloc(sizeof(double) * (size_t)p->N);
+  if (!x) return sb_fail(err, SB_ENOMEM, "out of memory");
+  int rc = p->s->init(p->s, x, 1, p->seed, stream, err);
+  float *dst = p->x + (size_t)slot * p->T * p->N;
+  for (int t = 0; !rc && t < p->T; t++) {
+    if (t > 0) rc = p->s->advance(p->s, x, 1, 1, err);
+    for (int n = 0; n < p->N; n++) dst[(size_t)t * p->N + n] = (float)x[n];
+  }
+  free(x);
+  return rc;
+}
+
+int train_pool_init(train_pool *p, const sim *s, int P, int W, uint64_t seed, sb_error *err) {
+  memset(p, 0, sizeof *p);
+  long T = s->t_max + 1 < 1024 ? s->t_max + 1 : 1024;
+  if (P < 1 || W < 1 || W > T) return sb_fail(err, SB_EINVAL, "pool: need P >= 1 and 1 <= W <= %ld", T);
+  p->s = s;
+  p->P = P;
+  p->T = (int)T;
+  p->N = s->dim;
+  p->W = W;
+  p->seed = seed;
+  p->x = malloc(sizeof(float) * (size_t)P * p->T * p->N);
+  if (!p->x) return sb_fail(err, SB_ENOMEM, "pool: out of memory for %d trajectories", P);
+  for (int i = 0; i < P; i++) {
+    int rc = simulate_slot(p, i, p->next_stream++, err);
+    if (rc) return rc;
+  }
+  return SB_OK;
+}
+
+int train_pool_refresh(train_pool *p, int R, sb_error *err) {
+  for (int i = 0; i < R; i++) {
+    int rc = simulate_slot(p, p->next_slot, p->next_stream++, err);
+    if (rc) return rc;
+    p->next_slot = (p->next_slot + 1) % p->P;
+  }
+  return SB_OK;
+}
+
+void train_pool_draw(const train_pool *p, rng *r, int B, float *out, long *t) {
+  const size_t win = (size_t)p->W * p->N;
+  for (int b = 0; b < B; b++) {
+    int slot = (int)rng_below(r, (uint64_t)p->P);
+    long end = p->W - 1 + (long)rng_below(r, (uint64_t)(p->T - p->W + 1));
+    memcpy(out + (size_t)b * win, p->x + ((size_t)slot * p->T + (size_t)(end - p->W + 1)) * p->N, sizeof(float) * win);
+    if (t) t[b] = end;
+  }
+}
+
+void train_pool_moments(const train_pool *p, double *mean, double *std) {
+  for (int n = 0; n < p->N; n++) {
+    double s1 = 0, s2 = 0;
+    long cnt = 0;
+    for (int i = 0; i < p->P; i++)
+      for (int t = p->W - 1; t < p->T; t++) {
+        double v = p->x[((size_t)i * p->T + t) * p->N + n];
+        s1 += v;
+        s2 += v * v;
+        cnt++;
+      }
+    mean[n] = s1 / cnt;
+    double var = s2 / cnt - mean[n] * mean[n];
+    std[n] = sqrt(var > 1e-12 ? var : 1e-12);
+  }
+}
+
+void train_pool_free(train_pool *p) {
+  free(p->x);
+  memset(p, 0, sizeof *p);
+}

@@ -1,0 +1,31 @@
+/* train_pool.h: a pool of simulated trajectories that training draws windows
+ * from, refreshed continuously with new simulations (fresh data every batch
+ * at a fraction of the cost of simulating every window from scratch). */
+#ifndef SB_TRAIN_POOL_H
+#define SB_TRAIN_POOL_H
+
+#include <stdint.h>
+
+#include "sim/sim.h"
+#include "util/rng.h"
+
+typedef struct train_pool {
+  const sim *s;
+  int P, T, N, W;    /* trajectories, states per trajectory (times 0..T-1), nodes, window */
+  float *x;          /* [P][T][N] physical states */
+  uint64_t seed, next_stream;
+  int next_slot;     /* round-robin slot replaced next */
+} train_pool;
+
+/* Simulates P trajectories of T = min(t_max + 1, 1024) states. */
+int train_pool_init(train_pool *p, const sim *s, int P, int W, uint64_t seed, sb_error *err);
+/* Replaces R trajectories (round robin) by new simulations. */
+int train_pool_refresh(train_pool *p, int R, sb_error *err);
+/* Copies B random windows into out [B][W][N]; t[b] is the window's last time
+ * index (W-1..T-1). */
+void train_pool_draw(const train_pool *p, rng *r, int B, float *out, long *t);
+/* Per-node mean and std over every stored state with time >= W-1. */
+void train_pool_moments(const train_pool *p, double *mean, double *std);
+void train_pool_free(train_pool *p);
+
+#endif
