@@ -5,9 +5,10 @@
 #include <string.h>
 
 #include "l96.h"
+#include "lingauss.h"
 #include "rng.h"
 
-const char *const sim_presets[] = {"l96-sakov", "l96-thesis", NULL};
+const char *const sim_presets[] = {"l96-sakov", "l96-thesis", "linear-gauss", NULL};
 
 /* param layout for Lorenz96 presets */
 enum { P_F = 0, P_DT_INT = 1, P_STEPS = 2, P_SPINUP = 3 };
@@ -45,7 +46,8 @@ static void plain_free(sim *s) { free(s); }
 
 int sim_create(sim **out, const char *preset, int N, sb_error *err) {
   *out = NULL;
-  if (!preset) return sb_fail(err, SB_EINVAL, "no preset given (known: l96-sakov, l96-thesis)");
+  if (!preset) return sb_fail(err, SB_EINVAL, "no preset given (known: l96-sakov, l96-thesis, linear-gauss)");
+  if (strcmp(preset, "linear-gauss") == 0) return lingauss_create(out, N, err);
   sim *s = calloc(1, sizeof *s);
   if (!s) return sb_fail(err, SB_ENOMEM, "out of memory");
   snprintf(s->system, sizeof s->system, "lorenz96");
@@ -78,7 +80,7 @@ int sim_create(sim **out, const char *preset, int N, sb_error *err) {
     s->param[P_SPINUP] = 0; /* x_0 ~ N(0, I): the prior changes with t */
   } else {
     free(s);
-    return sb_fail(err, SB_EINVAL, "unknown preset '%s' (known: l96-sakov, l96-thesis)", preset);
+    return sb_fail(err, SB_EINVAL, "unknown preset '%s' (known: l96-sakov, l96-thesis, linear-gauss)", preset);
   }
   snprintf(s->preset, sizeof s->preset, "%s", preset);
   s->width = N;
