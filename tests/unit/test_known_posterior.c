@@ -196,13 +196,12 @@ static void test_system_and_exact_posterior(void **state) {
   sim_free(s);
 }
 
-/* A stated tolerance must reject every wrong answer run_cases measured:
- * the mean tolerance below half the mean error of the reversed window, of
- * the prior (no observations) and of the noise std doubled or halved, the
- * std band inside the std ratios of the prior and of the wrong noise. */
+/* A stated tolerance must reject every wrong answer run_cases measured: the
+ * mean tolerance below half the mean error of the reversed window and of the
+ * prior (no observations), the std band inside the std ratios of the prior
+ * and of the noise std doubled or halved. */
 static void tolerance_is_meaningful(const stats *st, double tol_mean, double lo, double hi) {
   assert_true(tol_mean < 0.5 * st->rev_merr && tol_mean < 0.5 * st->prior_merr);
-  assert_true(tol_mean < 0.5 * fmin(st->noise2_merr, st->noiseh_merr) || (hi < st->noise2_sratio && lo > st->noiseh_sratio));
   assert_true(hi < st->prior_sratio && hi < st->noise2_sratio && lo > st->noiseh_sratio);
 }
 
@@ -219,14 +218,16 @@ static void check(const char *what, const stats *st, double tol_mean, double lo,
  * whole window). Measured: mean error 0.029 posterior std (max 0.046), std
  * ratio 0.999 (0.998..1.001), sampling error of the 4000-member prior.
  * Asserted: 0.08 and 0.97..1.03 (the reversed window scores 1.21, the prior
- * 2.65 / x2.62, noise x2 0.69 / x1.47).
+ * 2.65 / x2.62, noise x2 0.69 / x1.47; an analysis weighting by 1/std
+ * instead of 1/std^2 scores 0.32 / x1.21).
  * pf, 100000 particles, importance sampling of x_{t-W+1} (no resampling:
  * the dynamics are deterministic, so resampling only loses particles). On
  * the 4-station problem its ESS is 5..150 of 100000, too few, so it runs on
  * a weaker one: stations 0 and 8, same noise (ESS 42..3700). Measured: mean
  * error 0.044 (max 0.097), std ratio 1.008 (0.994..1.022). Asserted: 0.12
  * and 0.95..1.05 (reversed window 1.27, prior 1.71 / x1.90, noise x2 0.51 /
- * x1.30, noise /2 0.40 / x0.78). */
+ * x1.30, noise /2 0.40 / x0.78; a likelihood not divided by the noise std
+ * scores 0.52 / x1.30). */
 static void test_baselines_match_exact(void **state) {
   (void)state;
   estimator *e;
