@@ -6,11 +6,12 @@
 
 #include "sim/kolmogorov.h"
 #include "sim/l96.h"
+#include "sim/lingauss.h"
 #include "util/rng.h"
 
-const char *const sim_presets[] = {"l96-sakov", "l96-thesis", "kolmogorov", "kolmogorov-t", NULL};
+const char *const sim_presets[] = {"l96-sakov", "l96-thesis", "kolmogorov", "kolmogorov-t", "linear-gauss", NULL};
 
-#define KNOWN "l96-sakov, l96-thesis, kolmogorov, kolmogorov-t"
+#define KNOWN "l96-sakov, l96-thesis, kolmogorov, kolmogorov-t, linear-gauss"
 
 /* kolmogorov: intervals of 0.2 from the random initial field onto the attractor
  * (docs/kolmogorov.md: the ensemble energy and enstrophy are stationary after it);
@@ -103,6 +104,7 @@ static int kolmo_create(sim *s, const char *preset, int N, sb_error *err) {
 int sim_create(sim **out, const char *preset, int N, sb_error *err) {
   *out = NULL;
   if (!preset) return sb_fail(err, SB_EINVAL, "no preset given (known: %s)", KNOWN);
+  if (strcmp(preset, "linear-gauss") == 0) return lingauss_create(out, N, err);
   sim *s = calloc(1, sizeof *s);
   if (!s) return sb_fail(err, SB_ENOMEM, "out of memory");
   if (strcmp(preset, "kolmogorov") == 0 || strcmp(preset, "kolmogorov-t") == 0) {

@@ -6,7 +6,11 @@
  * Time: index t counts observation intervals. For a stationary preset
  * (l96-sakov) the initial distribution is already the climatology, so t does
  * not matter; for a time-varying preset (l96-thesis) the state at index t is
- * x_0 ~ p_0 advanced t intervals and p(x_t) changes with t. */
+ * x_0 ~ p_0 advanced t intervals and p(x_t) changes with t.
+ *
+ * linear-gauss (lingauss.h) is a linear-Gaussian system with a known
+ * posterior: a smooth stationary Gaussian field advected one node per
+ * interval, for checking any estimator against the exact answer. */
 #ifndef SB_SIM_H
 #define SB_SIM_H
 
@@ -18,8 +22,8 @@
 typedef struct sim sim;
 
 struct sim {
-  char preset[32];   /* "l96-sakov", "l96-thesis", "kolmogorov", "kolmogorov-t" */
-  char system[32];   /* "lorenz96", "kolmogorov" */
+  char preset[32];   /* "l96-sakov", "l96-thesis", "kolmogorov", "kolmogorov-t", "linear-gauss" */
+  char system[32];   /* "lorenz96", "kolmogorov", "linear-gaussian" */
   int channels, height, width;
   int dim;           /* channels * height * width */
   double dt;         /* model time between two observations */
@@ -37,8 +41,9 @@ struct sim {
 };
 
 /* Creates the simulator for a preset name. N <= 0 picks the preset's default
- * (l96-sakov: 40, l96-thesis: 32; l96-thesis accepts 8..256). The Kolmogorov
- * presets (kolmogorov.h) have a fixed state of 2 x 32 x 32: N must be <= 0 or 32. */
+ * (l96-sakov: 40, l96-thesis: 32; l96-thesis accepts 8..256; linear-gauss:
+ * 16, accepts 4..1024). The Kolmogorov presets (kolmogorov.h) have a fixed
+ * state of 2 x 32 x 32: N must be <= 0 or 32. */
 int sim_create(sim **out, const char *preset, int N, sb_error *err);
 void sim_free(sim *s);
 

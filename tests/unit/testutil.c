@@ -222,3 +222,62 @@ double tu_rmse_of_mean(const double *x, int S, size_t stride, int dim, const dou
   if (spread) *spread = sqrt(var / dim);
   return sqrt(se / dim);
 }
+
+void tu_lingauss_cov(int N, double L, double nu, double *cov) {
+  double *c = malloc(sizeof(double) * N), ss = 0;
+  for (int d = 0; d < N; d++) {
+    int dd = d < N - d ? d : N - d;
+    c[d] = exp(-(double)dd * dd / (2 * L * L));
+    ss += c[d] * c[d];
+  }
+  for (int i = 0; i < N; i++)
+    for (int j = 0; j < N; j++) {
+      double v = 0; /* (C C^T)[i][j] = sum_m c(i - m) c(j - m) */
+      for (int m = 0; m < N; m++) v += c[((i - m) % N + N) % N] * c[((j - m) % N + N) % N];
+      cov[i * N + j] = (1 - nu) * v / ss + (i == j ? nu : 0.0);
+    }
+  free(c);
+}
+
+void tu_shift_posterior(const double *cov0, int N, int shift, const obs_op *op, const double *std, const double *y,
+                        int W, double *mean, double *cov) {
+  const int no = op->n_obs;
+  double *H = obs_dense(op);
+  assert_non_null(H);
+  /* rows of G (observed entries only): y_w,i = sum_j H[i][j] x_w[j] and
+   * x_w[j] = x_t[j + m], m = (W-1-w) shift, so G[r][j] = H[i][j - m] */
+  double *G = calloc((size_t)W * no * N, sizeof(double)), *yv = malloc(sizeof(double) * W * no),
+         *rv = malloc(sizeof(double) * W * no);
+  int q = 0;
+  for (int w = 0; w < W; w++) {
+    int m = (W - 1 - w) * shift;
+    for (int i = 0; i < no; i++) {
+      if (isnan(y[w * no + i])) continue;
+      for (int j = 0; j < N; j++) G[q * N + j] = H[i * N + ((j - m) % N + N) % N];
+      yv[q] = y[w * no + i];
+      rv[q] = std[i] * std[i];
+      q++;
+    }
+  }
+  double *SG = malloc(sizeof(double) * N * (q ? q : 1)), *Sy = malloc(sizeof(double) * (q ? q * q : 1)),
+         *K = malloc(sizeof(double) * N * (q ? q : 1));
+  /* SG = Sigma0 G^T [N][q]; Sy = G Sigma0 G^T + R [q][q]; K = SG Sy^-1 */
+  tu_matmul(cov0, G, SG, N, N, q, 0, 1);
+  tu_matmul(G, SG, Sy, q, N, q, 0, 0);
+  for (int r = 0; r < q; r++) Sy[r * q + r] += rv[r];
+  if (q) tu_spd_inverse(Sy, q);
+  tu_matmul(SG, Sy, K, N, q, q, 0, 0);
+  for (int i = 0; i < N; i++) {
+    double s = 0;
+    for (int r = 0; r < q; r++) s += K[i * q + r] * yv[r];
+    mean[i] = s;
+  }
+  if (cov) /* P = Sigma0 - K (Sigma0 G^T)^T */
+    for (int i = 0; i < N; i++)
+      for (int j = 0; j < N; j++) {
+        double s = cov0[i * N + j];
+        for (int r = 0; r < q; r++) s -= K[i * q + r] * SG[j * q + r];
+        cov[i * N + j] = s;
+      }
+  free(H), free(G), free(yv), free(rv), free(SG), free(Sy), free(K);
+}

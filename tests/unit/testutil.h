@@ -58,4 +58,18 @@ void tu_truth_problem(estimator *e, const char *op_json, double noise, int W, lo
  * of the samples (S - 1) into *spread when not NULL. */
 double tu_rmse_of_mean(const double *x, int S, size_t stride, int dim, const double *truth, double *spread);
 
+/* The linear-gauss preset (core/sim/lingauss.h), written out again here
+ * from its documented definition: the stationary covariance Sigma0 [N][N]
+ * of x_0 = sqrt(1 - nu) C z + sqrt(nu) z' with the circulant kernel
+ * c_d ~ exp(-d^2 / (2 L^2)) (periodic distance, sum c^2 = 1). */
+void tu_lingauss_cov(int N, double L, double nu, double *cov);
+/* The exact posterior N(mean, cov) of x_t given a window y [W][n_obs]
+ * (oldest first, NaN = missing) of y_k = H x_k + N(0, diag(std^2)) when the
+ * states move by a circular shift of `shift` nodes per interval
+ * (x_{k+1}[i] = x_k[i - shift]) and x_t ~ N(0, cov0): direct Gaussian
+ * conditioning on x_t with x_k = A^{k-t} x_t, in covariance form (only the
+ * observation-space matrix is inverted), double precision. cov may be NULL. */
+void tu_shift_posterior(const double *cov0, int N, int shift, const obs_op *op, const double *std, const double *y,
+                        int W, double *mean, double *cov);
+
 #endif
