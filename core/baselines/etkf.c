@@ -468,6 +468,17 @@ static void etkf_destroy(estimator *e) {
 
 int est_etkf_create(estimator **out, sim *s, int localize, sb_error *err) {
   *out = NULL;
+  if (localize && (s->channels != 1 || s->height != 1)) {
+    /* the taper uses distances along one ring of nodes; on a 2D field that
+     * would localize by column only, a plausible-looking wrong answer */
+    int c = s->channels, h = s->height, w = s->width;
+    char preset[sizeof s->preset];
+    snprintf(preset, sizeof preset, "%s", s->preset);
+    sim_free(s);
+    return sb_fail(err, SB_ENOTSUP,
+                   "letkf: localization is defined for 1D ring states only; %s has a %d x %d x %d state "
+                   "(use etkf, or pf)", preset, c, h, w);
+  }
   estimator *e = calloc(1, sizeof *e);
   etkf_cfg *cfg = calloc(1, sizeof *cfg);
   json_t *info = json_object();

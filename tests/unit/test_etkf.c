@@ -539,6 +539,14 @@ static void test_est_open(void **state) {
   assert_int_equal(est_open(&e, "enkf", "l96-sakov", 0, &err), SB_EINVAL);
   assert_int_equal(est_open(&e, "etkf", "nope", 0, &err), SB_EINVAL);
   assert_null(e);
+  /* LETKF's taper is along a ring: refused on a 2D field rather than
+   * localizing by column only; the ETKF serves it */
+  assert_int_equal(est_open(&e, "letkf", "kolmogorov", 0, &err), SB_ENOTSUP);
+  assert_null(e);
+  assert_non_null(strstr(err.msg, "1D"));
+  assert_int_equal(est_open(&e, "etkf", "kolmogorov", 0, &err), 0);
+  assert_int_equal(e->sim->dim, 2048);
+  est_free(e);
 }
 
 /* Runs one estimator on a thesis-preset window and checks the filter beats
