@@ -113,6 +113,42 @@ static void test_dense(void **state) {
   obs_free(op);
 }
 
+/* op_json on a C x H x W state round-trips through JSON (same operator, same
+ * values) and satisfies <Ax, r> = <x, A^T r>; batched float apply agrees with
+ * double. */
+static void check_roundtrip_and_adjoint(const char *op_json, int C, int H, int W, rng *r) {
+  const int D = C * H * W;
+  obs_op *a = make(op_json, C, H, W);
+  json_t *j = obs_to_json(a);
+  char *text = json_dumps(j, JSON_COMPACT);
+  obs_op *b = make(text, C, H, W);
+  json_t *j2 = obs_to_json(b);
+  if (!json_equal(j, j2)) fail_msg("%s does not round-trip (%s)", op_json, text);
+  double *x = malloc(sizeof(double) * 5 * D), *y1 = x + D, *y2 = x + 2 * D, *rr = x + 3 * D, *g = x + 4 * D;
+  float *xf = malloc(sizeof(float) * 4 * D), *yf = xf + 2 * D;
+  memset(g, 0, sizeof(double) * D);
+  rng_fill_normal(r, x, (size_t)D);
+  rng_fill_normal(r, rr, (size_t)a->n_obs);
+  obs_apply(a, x, y1, 1);
+  obs_apply(b, x, y2, 1);
+  assert_memory_equal(y1, y2, sizeof(double) * a->n_obs);
+  obs_apply_adjoint(a, rr, g, 1);
+  double lhs = 0, rhs = 0;
+  for (int k = 0; k < a->n_obs; k++) lhs += y1[k] * rr[k];
+  for (int k = 0; k < D; k++) rhs += x[k] * g[k];
+  assert_true(fabs(lhs - rhs) < 1e-12 * (1 + fabs(lhs)));
+  for (int k = 0; k < D; k++) xf[k] = xf[D + k] = (float)x[k];
+  obs_apply_f(a, xf, yf, 2);
+  for (int k = 0; k < a->n_obs; k++) assert_true(fabs(yf[a->n_obs + k] - y1[k]) < 1e-5);
+  free(x);
+  free(xf);
+  free(text);
+  json_decref(j);
+  json_decref(j2);
+  obs_free(a);
+  obs_free(b);
+}
+
 /* every operator round-trips through JSON and satisfies <Ax, r> = <x, A^T r> */
 static void test_roundtrip_and_adjoint(void **state) {
   (void)state;
@@ -124,35 +160,7 @@ static void test_roundtrip_and_adjoint(void **state) {
                        "{\"type\":\"dense\",\"matrix\":[[1,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0.25]]}"};
   rng r;
   rng_init(&r, 1, 1);
-  for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
-    obs_op *a = make(ops[i], 1, 1, 16);
-    json_t *j = obs_to_json(a);
-    char *text = json_dumps(j, JSON_COMPACT);
-    obs_op *b = make(text, 1, 1, 16);
-    json_t *j2 = obs_to_json(b);
-    assert_true(json_equal(j, j2));
-    double x[16], y1[16], y2[16], rr[16], g[16] = {0};
-    rng_fill_normal(&r, x, 16);
-    rng_fill_normal(&r, rr, (size_t)a->n_obs);
-    obs_apply(a, x, y1, 1);
-    obs_apply(b, x, y2, 1);
-    assert_memory_equal(y1, y2, sizeof(double) * a->n_obs);
-    obs_apply_adjoint(a, rr, g, 1);
-    double lhs = 0, rhs = 0;
-    for (int k = 0; k < a->n_obs; k++) lhs += y1[k] * rr[k];
-    for (int k = 0; k < 16; k++) rhs += x[k] * g[k];
-    assert_true(fabs(lhs - rhs) < 1e-12 * (1 + fabs(lhs)));
-    /* batched float apply agrees with double */
-    float xf[32], yf[32];
-    for (int k = 0; k < 16; k++) xf[k] = xf[16 + k] = (float)x[k];
-    obs_apply_f(a, xf, yf, 2);
-    for (int k = 0; k < a->n_obs; k++) assert_true(fabs(yf[a->n_obs + k] - y1[k]) < 1e-5);
-    free(text);
-    json_decref(j);
-    json_decref(j2);
-    obs_free(a);
-    obs_free(b);
-  }
+  for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) check_roundtrip_and_adjoint(ops[i], 1, 1, 16, &r);
 }
 
 static void test_malformed_rejected(void **state) {
@@ -326,33 +334,9 @@ static void test_2d_roundtrip_and_adjoint(void **state) {
                        "{\"type\":\"random_stations\",\"fraction\":0.1,\"seed\":9}",
                        "{\"type\":\"vorticity\",\"factor\":2}",
                        "{\"type\":\"vorticity\",\"method\":\"fd\"}"};
-  enum { D = 2 * 8 * 8 };
   rng r;
   rng_init(&r, 1, 2);
-  for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
-    obs_op *a = make(ops[i], 2, 8, 8);
-    json_t *j = obs_to_json(a);
-    char *text = json_dumps(j, JSON_COMPACT);
-    obs_op *b = make(text, 2, 8, 8);
-    json_t *j2 = obs_to_json(b);
-    if (!json_equal(j, j2)) fail_msg("%s does not round-trip (%s)", ops[i], text);
-    double x[D], y1[D], y2[D], rr[D], g[D] = {0};
-    rng_fill_normal(&r, x, D);
-    rng_fill_normal(&r, rr, (size_t)a->n_obs);
-    obs_apply(a, x, y1, 1);
-    obs_apply(b, x, y2, 1);
-    assert_memory_equal(y1, y2, sizeof(double) * a->n_obs);
-    obs_apply_adjoint(a, rr, g, 1);
-    double lhs = 0, rhs = 0;
-    for (int k = 0; k < a->n_obs; k++) lhs += y1[k] * rr[k];
-    for (int k = 0; k < D; k++) rhs += x[k] * g[k];
-    assert_true(fabs(lhs - rhs) < 1e-12 * (1 + fabs(lhs)));
-    free(text);
-    json_decref(j);
-    json_decref(j2);
-    obs_free(a);
-    obs_free(b);
-  }
+  for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) check_roundtrip_and_adjoint(ops[i], 2, 8, 8, &r);
 }
 
 static void test_2d_malformed_rejected(void **state) {
