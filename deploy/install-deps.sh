@@ -7,10 +7,12 @@ set -eu
 # Everything a test uses is listed: `make test` turns a skipped test into a failure
 # (SBIDA_NO_SKIP=1). systemd: systemd-analyze (test_deploy); python3-pip,
 # python3-setuptools, python3-wheel: the offline pip install of the client;
-# valgrind: the daemon memcheck run (test_slow_checks); shellcheck: the shell scripts.
+# valgrind: the daemon memcheck run (test_slow_checks); shellcheck: the shell scripts;
+# chromium, chromium-driver, python3-selenium: the web console in a real browser (test_web_console).
 PKGS="build-essential pkg-config libjansson-dev libopenblas-dev libsqlite3-dev libuv1-dev \
 libmicrohttpd-dev libcmocka-dev libfftw3-dev python3 python3-numpy python3-pytest python3-jsonschema \
-python3-yaml python3-pip python3-setuptools python3-wheel curl shellcheck systemd valgrind"
+python3-yaml python3-pip python3-setuptools python3-wheel curl shellcheck systemd valgrind \
+chromium chromium-driver python3-selenium"
 
 missing=""
 for p in $PKGS; do
