@@ -124,7 +124,9 @@ web-vendor:
 	     node_modules/uplot/LICENSE vendor/uplot/ && rm -rf node_modules && \
 	  echo "server/web/vendor/uplot: uplot $$(node -p "require('./package-lock.json').packages['node_modules/uplot'].version")"
 
-bench: deps-check
+# make bench installs what it compares against (PyTorch, wrk) or says what is missing.
+bench:
+	@deploy/install-deps.sh --if-missing --bench
 	@$(MAKE) --no-print-directory build
 	@BUILD=$(BUILD) tests/bench/run.sh
 
