@@ -107,3 +107,20 @@ def test_pip_installs_the_folder_offline(tmp_path):
                        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(target)), cwd=tmp_path)
     assert r.returncode == 0 and str(target) in r.stdout
     assert (target / "bin" / "sbida-client").exists()
+
+
+def test_submit_return_flag(url):
+    # --return asks for custom quantiles and the window means; a bad one is a usage error
+    obs = json.dumps(obs_window(5, n_obs=40, seed=2))
+    r = cli("submit", "--estimator", "l96-sakov-etkf", "--time-index", "4", "--observations", obs,
+            "--operator", '{"type":"identity"}', "--noise-std", "1", "--n-samples", "16", "--wait", "30", "--return", '{"quantiles":[0.25,0.75],"window":true}',
+            url=url, check=0)
+    job = json.loads(r.stdout)
+    if job["state"] != "succeeded":
+        job = json.loads(cli("wait", job["id"], "--timeout", "60", url=url, check=0).stdout)
+    res = job["result"]
+    assert sorted(res["quantiles"]) == ["0.25", "0.75"]
+    assert len(res["window_mean"]) == 5 and len(res["window_mean"][0]) == 40
+    bad = cli("submit", "--estimator", "l96-sakov-etkf", "--time-index", "4", "--observations", obs,
+              "--return", "{not json", url=url, check=2)
+    assert "--return" in bad.stderr
