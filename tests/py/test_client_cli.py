@@ -89,6 +89,21 @@ def test_bad_input_message_and_exit_code(url):
     assert r.returncode == 1 and "unreachable" in r.stderr
     r = cli("estimators", url="ftp://x")
     assert r.returncode == 2 and "url" in r.stderr
+    # one time's observations without the window dimension: a usage error naming the shape
+    r = cli("submit", "--estimator", "l96-sakov-etkf", "--time-index", "0", "--observations", "[1.0, 2.0]", url=url)
+    assert r.returncode == 2 and "row 0" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_list_into_a_closed_pipe_is_quiet(url):
+    # `python3 -m sbida_client list | head -1`: the reader goes away early
+    for i in range(3):
+        cli("submit", "--estimator", "l96-sakov-etkf", "--time-index", "4", "--observations",
+            json.dumps(obs_window(5, n_obs=40, seed=10 + i)), "--operator", '{"type":"identity"}',
+            "--noise-std", "1", "--n-samples", "8", url=url, check=0)
+    env = dict(os.environ, PYTHONPATH=str(CLIENT_DIR))
+    sh = "%s -m sbida_client --url %s list | true" % (sys.executable, url)  # reader gone before the write
+    r = subprocess.run(["bash", "-o", "pipefail", "-c", sh], capture_output=True, text=True, env=env, timeout=60)
+    assert "Traceback" not in r.stderr and "BrokenPipe" not in r.stderr, r.stderr
 
 
 def test_pip_installs_the_folder_offline(tmp_path):

@@ -123,8 +123,11 @@ def main(argv: Optional[List[str]] = None) -> int:
                 ret = _load_json_arg(a.return_, "--return") if a.return_ else None
             except (ValueError, OSError) as ex:
                 p.error(str(ex))
-            job = client.submit(a.estimator, obs, a.time_index, operator=op, noise_std=noise, n_samples=a.n_samples,
-                                seed=a.seed, params=params, return_=ret, wait=a.wait)
+            try:
+                job = client.submit(a.estimator, obs, a.time_index, operator=op, noise_std=noise,
+                                    n_samples=a.n_samples, seed=a.seed, params=params, return_=ret, wait=a.wait)
+            except ValueError as ex:  # the observations' shape, found before anything is sent
+                p.error(str(ex))
             _print(job.raw)
         elif a.command == "get":
             _print(client.get(a.id).raw)
