@@ -53,8 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--token", default=os.environ.get("SBIDA_TOKEN"),
                    help="bearer token (env SBIDA_TOKEN)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per HTTP request (default 30)")
-    p.add_argument("--retry-for", type=float, default=30.0,
-                   help="seconds to retry an unreachable or busy daemon (default 30)")
+    p.add_argument("--retry-for", type=float, default=60.0,
+                   help="seconds to retry an unreachable or busy daemon (default 60, as the library)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
