@@ -233,9 +233,10 @@ async function viewEstimator(name) {
     for (const s of ev.setups) {
       parts.push(h("h3", {}, s.setup + " — " + JSON.stringify(s.operator) + ", σ = " + s.noise_std +
         ", W = " + s.window + ", " + s.cases + " cases × " + s.samples + " samples"));
-      parts.push(h("table", {}, h("tr", {}, ["estimator", "RMSE", "spread", "CRPS", "coverage error"].map((t) => h("th", {}, t))),
+      parts.push(h("table", {}, h("tr", {}, ["estimator", "RMSE", "spread", "CRPS", "coverage error", "s / request (1 thread)", "settings"].map((t) => h("th", {}, t))),
         Object.entries(s.results).map(([n, r]) => h("tr", {}, h("td", {}, n),
-          ["rmse", "spread", "crps", "coverage_max_abs_error"].map((k) => h("td", { class: "num" }, fmt(r[k])))))));
+          ["rmse", "spread", "crps", "coverage_max_abs_error", "seconds_per_request"].map((k) => h("td", { class: "num" }, r[k] === null || r[k] === undefined ? "–" : fmt(r[k]))),
+          h("td", {}, r.params && Object.keys(r.params).length ? JSON.stringify(r.params) : "defaults")))));
     }
   }
   parts.push(h("h2", {}, "Everything the daemon says"), h("pre", {}, JSON.stringify(e, null, 2)),

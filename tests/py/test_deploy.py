@@ -160,3 +160,9 @@ def test_deployed_models_carry_their_evaluations(tmp_path):
     for name in evaluated:
         ev = items[name]["evaluation"]
         assert ev and ev["setups"] and name in ev["setups"][0]["results"], name
+    # the baselines show the setups the models were compared with them on
+    base = items["l96-sakov-etkf"]["evaluation"]
+    assert base and all("l96-sakov-etkf" in st["results"] and st["source"].startswith("eval/")
+                        for st in base["setups"])
+    assert len({json.dumps([st["operator"], st["noise_std"], st["window"]]) for st in base["setups"]}) == \
+        len(base["setups"])  # each shared setup once
