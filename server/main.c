@@ -20,33 +20,12 @@
 #include "log.h"
 #include "util/par.h"
 #include "metrics.h"
+#include "tokens.h"
 #include "util/version.h"
 
 static int main_load_tokens(app *a, sb_error *err) {
   if (!a->cfg.tokens_file[0]) return SB_OK;
-  FILE *f = fopen(a->cfg.tokens_file, "r");
-  if (!f) return sb_fail(err, SB_EIO, "cannot read tokens file %s: %s", a->cfg.tokens_file, strerror(errno));
-  char line[1024];
-  while (fgets(line, sizeof line, f)) {
-    char *s = line, *e;
-    while (*s == ' ' || *s == '\t') s++;
-    e = s + strlen(s);
-    while (e > s && (e[-1] == '\n' || e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t')) *--e = 0;
-    if (!*s || *s == '#') continue;
-    char **n = realloc(a->tokens, (size_t)(a->n_tokens + 1) * sizeof *n);
-    if (!n || !(n[a->n_tokens] = strdup(s))) {
-      if (n) a->tokens = n;
-      fclose(f);
-      return sb_fail(err, SB_ENOMEM, "out of memory");
-    }
-    a->tokens = n;
-    a->n_tokens++;
-  }
-  fclose(f);
-  if (!a->n_tokens)
-    return sb_fail(err, SB_EINVAL, "tokens file %s holds no token (one per line; '#' starts a comment)",
-                   a->cfg.tokens_file);
-  return SB_OK;
+  return tokens_load(a->cfg.tokens_file, &a->tokens, &a->n_tokens, err);
 }
 
 static void main_retention(app *a) {
@@ -71,8 +50,7 @@ static void main_free(app *a) {
   job_queue_free(a->jq);
   reg_free(&a->reg);
   store_close(a->store);
-  for (int i = 0; i < a->n_tokens; i++) free(a->tokens[i]);
-  free(a->tokens);
+  tokens_free(a->tokens, a->n_tokens);
 }
 
 int main(int argc, char **argv) {
