@@ -20,6 +20,7 @@ typedef struct app {
   int n_tokens;
   atomic_int stopping;     /* set by main at shutdown, read by the HTTP threads */
   long inflight;      /* requests begun and not yet completed (atomic) */
+  long body_bytes;    /* request body bytes buffered now, all requests (atomic) */
 } app;
 
 #endif

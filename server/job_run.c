@@ -31,7 +31,7 @@ static json_t *job_summary(const job_spec *s, const est_result *r) {
   json_t *qa[JOB_MAX_QUANTILES];
   for (int k = 0; k < s->n_quantiles; k++) {
     char key[32];
-    snprintf(key, sizeof key, "%g", s->quantiles[k]);
+    job_quantile_name(s->quantiles[k], key, sizeof key);
     qa[k] = json_array();
     json_object_set_new(qs, key, qa[k]);
   }

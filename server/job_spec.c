@@ -1,6 +1,7 @@
 #include "job_spec.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -109,6 +110,12 @@ int job_spec_parse(job_spec *s, const json_t *body, const registry *reg, long ma
           return job_bad(problem, problem_new(PROB_VALIDATION, 0, "return.quantiles[%d] must be a number strictly "
                                               "between 0 and 1", i));
         s->quantiles[i] = v;
+        char name[32], other[32];
+        job_quantile_name(v, name, sizeof name);
+        for (int k = 0; k < i; k++)
+          if (!strcmp(job_quantile_name(s->quantiles[k], other, sizeof other), name))
+            return job_bad(problem, problem_new(PROB_VALIDATION, 0, "return.quantiles[%d] repeats %s (as [%d]); "
+                                                "ask for each quantile once", i, name, k));
       }
     }
   }
@@ -169,6 +176,14 @@ int job_spec_parse(job_spec *s, const json_t *body, const registry *reg, long ma
   est_options o = {.n_samples = s->n_samples, .want_window = s->want_window, .params = s->params};
   if (est_check_options(e, &o, &err)) return job_bad(problem, problem_new(PROB_VALIDATION, 0, "%s", err.msg));
   return SB_OK;
+}
+
+const char *job_quantile_name(double q, char *buf, size_t size) {
+  for (int prec = 1; prec <= 17; prec++) {
+    snprintf(buf, size, "%.*g", prec, q);
+    if (strtod(buf, NULL) == q) break;
+  }
+  return buf;
 }
 
 json_t *job_spec_canonical(const job_spec *s, const json_t *body) {

@@ -34,6 +34,10 @@ typedef struct job_spec {
  * negative code and *problem (new reference) says what to fix; 0 on success
  * (free with job_spec_free either way). */
 int job_spec_parse(job_spec *s, const json_t *body, const registry *reg, long max_samples, json_t **problem);
+/* The key of quantile q in results: the shortest decimal that reads back as
+ * exactly q ("0.1", "0.1000000001"), so distinct quantiles never share a key.
+ * buf holds at least 32 bytes. */
+const char *job_quantile_name(double q, char *buf, size_t size);
 /* The canonical stored request: the body with "seed" filled in (new ref). */
 json_t *job_spec_canonical(const job_spec *s, const json_t *body);
 void job_spec_free(job_spec *s);

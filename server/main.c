@@ -41,6 +41,7 @@ static void main_tick(void *ctx) {
   static unsigned ticks;
   app *a = ctx;
   http_wait_tick(NULL);
+  http_deadline_tick(a);
   if (++ticks % 6000 == 0) main_retention(a); /* every 10 minutes at 100 ms ticks */
 }
 
