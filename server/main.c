@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "app.h"
 #include "clock.h"
@@ -84,7 +85,8 @@ int main(int argc, char **argv) {
    * this same value after its threaded sections. */
   openblas_set_num_threads(1);
 
-  if ((rc = main_load_tokens(&a, &err)) || (rc = store_open(&a.store, a.cfg.db, &err))) {
+  if ((rc = main_load_tokens(&a, &err)) || (rc = store_open(&a.store, a.cfg.db, &err)) ||
+      (rc = store_set_max_bytes(a.store, a.cfg.max_db_bytes, &err))) {
     log_event(LOG_ERROR, "startup_failed", json_pack("{s:s}", "reason", err.msg));
     main_free(&a);
     return 1;
@@ -137,7 +139,26 @@ int main(int argc, char **argv) {
                                             "grace_seconds", a.cfg.shutdown_grace));
   a.stopping = 1;
   http_quiesce(&a);
-  job_queue_stop(a.jq, a.cfg.shutdown_grace);
+  char stuck_ids[256][40];
+  int stuck = job_queue_stop(a.jq, a.cfg.shutdown_grace);
+  if (stuck) {
+    /* Bounded shutdown: workers that did not stop within the grace and the
+     * cancel wait are left behind. Their runs go back to queued now (the
+     * worker's own later write then finds them not running), and the process
+     * exits without freeing what those threads still use. */
+    int n_stuck = job_queue_running_ids(a.jq, stuck_ids, 256);
+    for (int i = 0; i < n_stuck; i++) {
+      sb_error e2 = {0};
+      store_requeue(a.store, stuck_ids[i], "daemon shutting down (worker did not stop in time)", &e2);
+    }
+    log_event(LOG_WARN, "workers_abandoned", json_pack("{s:i, s:f}", "workers", stuck, "waited_seconds",
+                                                       a.cfg.shutdown_grace + JOB_CANCEL_WAIT_S));
+    http_wait_shutdown();
+    http_stop(&a);
+    log_event(LOG_INFO, "stopped", NULL);
+    fflush(NULL);
+    _exit(0);
+  }
   http_wait_shutdown();
   long left = http_drain(&a, 5.0); /* resumed waiters send their answers */
   if (left) log_event(LOG_WARN, "requests_cut", json_pack("{s:I}", "in_flight", (json_int_t)left));

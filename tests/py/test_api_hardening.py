@@ -225,3 +225,33 @@ def test_per_client_connection_limit(fresh_daemon):
             refused += 1
         s.close()
     assert refused == 2, refused
+
+
+# -- 2 and 3. a full database: jobs are not stranded, readiness tells the truth
+def test_full_database(fresh_daemon):
+    d = fresh_daemon(["--max-db-bytes", str(256 * 1024), "--workers", "1"]).start()
+    assert d.get("/v1/health/ready").status == 200
+    # 10000 samples x 40 float32 = 1.6 MB: the result cannot be stored
+    big = d.post("/v1/assimilations?wait=30", small_request(n_samples=10000, params={"ensemble_size": 32}))
+    assert big.status in (200, 202), big.data[:300]
+    j = d.wait_state(big.json()["id"], timeout=30)
+    assert j["state"] == "failed", j
+    validate(j["error"], "Problem")
+    assert "could not be stored" in j["error"]["detail"]
+    # fill the database until a POST is refused: readiness must say so too
+    refused = None
+    for i in range(300):
+        r = d.post("/v1/assimilations", small_request(seed=1000 + i))
+        if r.status == 503:
+            refused = r
+            break
+    assert refused is not None, "the database never filled"
+    validate(refused.json(), "Problem")
+    r = d.get("/v1/health/ready")
+    assert r.status == 503, r.data[:300]
+    p = r.json()
+    assert p["checks"]["database_writable"] is False
+    # nothing is left running with no worker
+    time.sleep(2)
+    items = d.get("/v1/assimilations?state=running&page_size=100").json()["items"]
+    assert len(items) <= 1, items
