@@ -126,7 +126,8 @@ enum MHD_Result api_assim_create(http_req *q) {
                                              jerr.text), NULL, NULL);
   job_spec spec;
   json_t *problem = NULL;
-  if (job_spec_parse(&spec, body, &a->reg, a->cfg.max_samples, &problem)) {
+  job_limits lim = {a->cfg.max_samples, (double)a->cfg.max_job_memory, a->cfg.max_job_work};
+  if (job_spec_parse(&spec, body, &a->reg, &lim, (int)a->cfg.job_threads, &problem)) {
     job_spec_free(&spec);
     json_decref(body);
     return http_reply_problem(q, problem, NULL, NULL);

@@ -101,7 +101,7 @@ void job_run(const registry *reg, const char *request, int threads, const sb_can
   }
   job_spec s;
   json_t *problem = NULL;
-  if (job_spec_parse(&s, body, reg, INT_MAX, &problem)) {
+  if (job_spec_parse(&s, body, reg, NULL, threads, &problem)) {
     /* e.g. the estimator is no longer loaded after a restart */
     json_t *p = problem_new(PROB_JOB_FAILED, 0, "the request cannot run any more: %s",
                             json_string_value(json_object_get(problem, "detail")));

@@ -255,3 +255,59 @@ def test_full_database(fresh_daemon):
     time.sleep(2)
     items = d.get("/v1/assimilations?state=running&page_size=100").json()["items"]
     assert len(items) <= 1, items
+
+
+# -- 4. memory and work estimated before queueing
+@pytest.mark.parametrize("over, word", [
+    (dict(n_samples=10000, observations=[None] * 1023 + [[0.5] * 40], time_index=1023, **{"return": {"window": True}}),
+     "--max-job-memory"),
+    (dict(params={"ensemble_size": 100000}), "--max-job"),
+    (dict(estimator="l96-sakov-pf", params={"particles": 10000000}), "--max-job"),
+    (dict(estimator="kolmogorov-pf", n_samples=10000, operator={"type": "identity"}, noise_std=1.0,
+          observations=[[0.1] * 2048], time_index=0, **{"return": {"samples": True}}), "--max-job-memory"),
+])
+def test_job_estimates_refuse_huge_jobs(daemon, over, word):
+    r = daemon.post("/v1/assimilations", small_request(**over))
+    assert r.status == 422, r.data[:300]
+    p = r.json()
+    validate(p, "Problem")
+    assert word in p["detail"], p["detail"]
+
+
+def test_job_limits_are_flags(fresh_daemon):
+    d = fresh_daemon(["--max-job-memory", str(2 << 20)]).start()
+    r = d.post("/v1/assimilations", small_request(n_samples=5000, **{"return": {"samples": True}}))
+    assert r.status == 422 and "--max-job-memory" in r.json()["detail"]
+    assert d.post("/v1/assimilations?wait=30", small_request()).status == 200
+
+
+# -- 5. cancel and shutdown take effect within a bound
+def big_pf(**over):
+    return slow_request(params={"particles": 60000}, n_samples=100, **over)
+
+
+def test_cancel_during_prior_spin_up_is_prompt(fresh_daemon):
+    d = fresh_daemon(["--workers", "1"]).start()
+    r = d.post("/v1/assimilations", big_pf())
+    assert r.status == 202, r.data[:300]
+    jid = r.json()["id"]
+    d.wait_state(jid, states=("running",), timeout=20)
+    time.sleep(0.5)  # inside the spin-up of 60000 particles (1000 RK4 steps each)
+    t0 = time.time()
+    assert d.post("/v1/assimilations/%s/cancel" % jid).status in (200, 202)
+    assert d.wait_state(jid, timeout=20)["state"] == "cancelled"
+    assert time.time() - t0 < 2.0, time.time() - t0
+
+
+def test_shutdown_is_bounded(fresh_daemon):
+    d = fresh_daemon(["--workers", "1", "--shutdown-grace", "1"]).start()
+    r = d.post("/v1/assimilations", big_pf())
+    jid = r.json()["id"]
+    d.wait_state(jid, states=("running",), timeout=20)
+    t0 = time.time()
+    d.stop()
+    assert time.time() - t0 < 1 + 3 + 1.5, time.time() - t0
+    d.start()
+    j = d.get("/v1/assimilations/" + jid).json()
+    assert j["state"] in ("queued", "running")  # re-queued, runs again
+    d.post("/v1/assimilations/%s/cancel" % jid)
