@@ -3,6 +3,7 @@
 #   make            library, tools (build/sbida) and tests, release flags
 #   make test       installs missing Debian packages (when root), builds, runs every test
 #   make asan       the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make tsan       the daemon's tests (test_server_*, tests/py/test_api_*) under ThreadSanitizer
 #   make check-layers  the include rules of core/layers.txt (part of make test)
 #   make run        builds and starts the daemon on 127.0.0.1:$(PORT)
 #   make bench      benchmarks (C engine vs PyTorch, daemon throughput)
@@ -50,7 +51,7 @@ TOOL := $(BUILD)/sbida
 DAEMON := $(if $(SRV_SRC),$(BUILD)/sbidad)
 
 .SECONDARY:
-.PHONY: all build test test-run check-layers asan run bench mutation deps deps-check models clean help
+.PHONY: all build test test-run check-layers asan tsan tsan-run run bench mutation deps deps-check models clean help
 all: build
 build: $(LIB) $(TOOL) $(DAEMON) $(TEST_BIN)
 
@@ -111,6 +112,23 @@ asan: deps-check
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test-run
 
+# ThreadSanitizer: the daemon and its tests (unit tests of server/ and the
+# HTTP API tests, which start the daemon). tests/tsan.supp lists each
+# suppression with its reason; TSan's exit code (66) and any report in a
+# daemon's log fail the tests.
+TSAN_TESTS := $(filter $(BUILD)/tests/test_server_%,$(TEST_BIN))
+tsan: deps-check
+	@$(MAKE) --no-print-directory BUILD=build-tsan OPT=-O1 \
+	  SAN="-fsanitize=thread -fno-omit-frame-pointer" tsan-run
+
+tsan-run:
+	@$(MAKE) --no-print-directory $(LIB) $(DAEMON) $(TOOL) $(TSAN_TESTS)
+	@export TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=0 exitcode=66 second_deadlock_stack=1"; \
+	  fail=0; for t in $(TSAN_TESTS); do echo "  TSAN  $$t"; $$t >$$t.log 2>&1 || { cat $$t.log; fail=1; }; \
+	    if grep -q "ThreadSanitizer" $$t.log; then cat $$t.log; fail=1; fi; done; \
+	  BUILD=$(BUILD) /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/py/test_api_*.py || fail=1; \
+	  exit $$fail
+
 run: deps-check
 	@$(MAKE) --no-print-directory build
 	@PORT=$(PORT) deploy/run-local.sh
@@ -129,10 +147,10 @@ models: deps-check
 	@BUILD=$(BUILD) models/train-all.sh
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-tsan
 
 help:
-	@sed -n '1,13p' Makefile
+	@sed -n '1,14p' Makefile
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
