@@ -42,7 +42,7 @@ static const config_opt config_opts[] = {
     {"request-timeout", DBL(request_timeout), "30", "seconds a whole request (headers and body) may take to arrive"},
     {"idle-timeout", LNG(idle_timeout), "60", "seconds a connection may stay silent before it is closed"},
     {"max-connections", LNG(max_connections), "1024", "open HTTP connections at most"},
-    {"max-connections-per-ip", LNG(max_connections_per_ip), "64", "open HTTP connections from one client address at most"},
+    {"max-connections-per-ip", LNG(max_connections_per_ip), "256", "open HTTP connections from one client address at most (a reverse proxy is one address)"},
     {"max-body-total", LNG(max_body_total), "268435456", "request body bytes buffered across all requests (503 above)"},
     {"max-db-bytes", LNG(max_db_bytes), "0", "largest database file in bytes (0: no limit); full: POST 503, not ready"},
     {"log-level", STR(log_level), "info", "debug, info, warn or error"},

@@ -399,8 +399,10 @@ int http_start(app *a, sb_error *err) {
 
 void http_quiesce(app *a) {
   if (!a->mhd) return;
+  /* MHD's threads may still touch the socket until MHD_stop_daemon: it is
+   * closed there (closing it here raced with their epoll_ctl, TSan) */
   MHD_socket s = MHD_quiesce_daemon(a->mhd);
-  if (s != MHD_INVALID_SOCKET) close(s);
+  if (s != MHD_INVALID_SOCKET) a->listen_fd = s;
 }
 
 long http_drain(app *a, double timeout_s) {
@@ -413,4 +415,6 @@ long http_drain(app *a, double timeout_s) {
 void http_stop(app *a) {
   if (a->mhd) MHD_stop_daemon(a->mhd);
   a->mhd = NULL;
+  if (a->listen_fd > 0) close(a->listen_fd);
+  a->listen_fd = -1;
 }

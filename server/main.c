@@ -59,6 +59,7 @@ int main(int argc, char **argv) {
   sb_runtime_init();
   app a;
   memset(&a, 0, sizeof a);
+  a.listen_fd = -1;
   sb_error err = {0};
   int rc = config_load(&a.cfg, argc, argv, &err);
   if (rc == 1) return 0;

@@ -71,9 +71,13 @@ def test_long_token_is_one_token(fresh_daemon, tmp_path):
 def test_too_long_token_refuses_to_start(tmp_path):
     (tmp_path / "tokens").write_text("x" * 5000 + "\n")
     d = Daemon(tmp_path, args=["--tokens-file", str(tmp_path / "tokens")])
-    with pytest.raises(RuntimeError) as e:
-        d.start()
-    d.stop()
+    try:
+        with pytest.raises(RuntimeError) as e:
+            d.start()
+    finally:
+        if d.proc and d.proc.poll() is None:
+            d.proc.kill()
+        d.stop()
     assert "the limit is 4096" in str(e.value)
 
 

@@ -393,6 +393,30 @@ static void test_insert_synced_before_it_returns(void **state) {
   cnt_vfs_remove();
 }
 
+/* A damaged or hand-edited database: text columns that read as NULL (a
+ * zero-length blob in a NOT NULL column) come back as "", never as a NULL
+ * printed with %s. */
+static void test_null_columns_read_as_empty(void **state) {
+  (void)state;
+  store *s = open_fresh("nulls.db");
+  store_run a, g;
+  int rep;
+  sb_error err = {0};
+  insert(s, NULL, "h", &a, &rep, 0);
+  char path[600];
+  snprintf(path, sizeof path, "%s/nulls.db", tu_tmpdir());
+  sqlite3 *db;
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(db, "UPDATE runs SET estimator = x''", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+  assert_int_equal(store_get(s, a.id, &g, &err), 0);
+  assert_string_equal(g.estimator, "");
+  assert_string_equal(g.state, "queued");
+  store_run_free(&g);
+  store_run_free(&a);
+  store_close(s);
+}
+
 /* Readiness checks what a submission needs: on a disk that refuses writes
  * (or a full database) it fails, where an empty transaction succeeded. */
 static void test_check_writable_sees_a_failing_disk(void **state) {
@@ -498,6 +522,7 @@ int main(void) {
       cmocka_unit_test(test_recovery_and_attempts), cmocka_unit_test(test_list_and_retention),
       cmocka_unit_test(test_open_failures),       cmocka_unit_test(test_config),
       cmocka_unit_test(test_insert_synced_before_it_returns),
+      cmocka_unit_test(test_null_columns_read_as_empty),
       cmocka_unit_test(test_check_writable_sees_a_failing_disk),
       cmocka_unit_test(test_store_failure_never_strands_a_job),
   };
