@@ -261,13 +261,15 @@ enum MHD_Result api_assim_samples(http_req *q) {
     npy = !strcmp(fmt, "npy");
   } else {
     /* content negotiation by q-values: npy only when it is acceptable
-     * (q > 0) and not less so than JSON; neither acceptable: 406 */
-    double qn = http_accept_q(accept, "application/x-npy"), qj = http_accept_q(accept, "application/json");
+     * (q > 0) and preferred to JSON (a tie goes to JSON unless only npy is
+     * named, so "*\/\*" still gets JSON); neither acceptable: 406 */
+    int nn, nj;
+    double qn = http_accept_q(accept, "application/x-npy", &nn), qj = http_accept_q(accept, "application/json", &nj);
     if (!accept) qn = 0, qj = 1;
     if (qn <= 0 && qj <= 0)
       return http_reply_problem(q, problem_new(PROB_NOT_ACCEPTABLE, 0, "samples are served as application/json or "
                                                "application/x-npy; the Accept header allows neither"), NULL, NULL);
-    npy = qn > 0 && qn >= qj;
+    npy = qn > 0 && (qn > qj || (qn == qj && nn && !nj));
   }
   store_run r;
   sb_error err = {0};

@@ -188,7 +188,8 @@ static enum MHD_Result http_count_cl(void *cls, enum MHD_ValueKind kind, const c
   return MHD_YES;
 }
 
-double http_accept_q(const char *accept, const char *type) {
+double http_accept_q(const char *accept, const char *type, int *named) {
+  if (named) *named = 0;
   if (!accept) return -1;
   const char *slash = strchr(type, '/');
   size_t tlen = slash ? (size_t)(slash - type) : strlen(type);
@@ -223,6 +224,7 @@ double http_accept_q(const char *accept, const char *type) {
     else if (!strcmp(mt, "*/*")) spec = 0;
     else if (strlen(mt) == tlen + 2 && !strncasecmp(mt, type, tlen) && !strcmp(mt + tlen, "/*")) spec = 1;
     if (spec > best_spec) best_spec = spec, best = qv;
+    if (spec == 2 && named) *named = 1;
     if (!end) break;
     p = end + 1;
   }

@@ -42,9 +42,10 @@ void http_stop(app *a);
 /* Closes (shutdown) connections whose request has not fully arrived within
  * --request-timeout; called every tick from the loop thread. */
 void http_deadline_tick(app *a);
-/* q-value (0..1) the Accept header value gives the media type (exact type,
- * type/ wildcard or wildcard); -1 when accept is NULL (no preference). */
-double http_accept_q(const char *accept, const char *type);
+/* q-value (0..1) the Accept header value gives the media type (the most
+ * specific of exact type, type/ wildcard and wildcard); -1 when accept is
+ * NULL (no preference). *named (may be NULL): the type is named exactly. */
+double http_accept_q(const char *accept, const char *type, int *named);
 
 enum MHD_Result http_reply_json(http_req *q, int status, json_t *body, const char *location);
 /* problem (stolen) may carry extra header: name/value or NULLs. */

@@ -181,6 +181,8 @@ def test_accept_q0_not_npy(daemon):
     assert r.status == 200 and r.header("Content-Type") == "application/json"
     r = daemon.get(path, headers={"Accept": "application/json;q=0.5, application/x-npy;q=0.9"})
     assert r.header("Content-Type") == "application/x-npy"
+    for acc in ("*/*", "application/*", "application/json, application/x-npy"):
+        assert daemon.get(path, headers={"Accept": acc}).header("Content-Type") == "application/json", acc
 
 
 def test_retention_days_bounded(tmp_path):
