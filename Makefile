@@ -3,6 +3,7 @@
 #   make            library, tools (build/sbida) and tests, release flags
 #   make test       installs missing Debian packages (when root), builds, runs every test
 #   make asan       the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make tsan       the daemon's tests (test_server_*, tests/py/test_api_*) under ThreadSanitizer
 #   make check-layers  the include rules of core/layers.txt (part of make test)
 #   make run        builds and starts the daemon on 127.0.0.1:$(PORT)
 #   make bench      benchmarks (C engine vs PyTorch, daemon throughput)
@@ -51,14 +52,16 @@ TOOL := $(BUILD)/sbida
 DAEMON := $(if $(SRV_SRC),$(BUILD)/sbidad)
 
 .SECONDARY:
-.PHONY: web-vendor all build test test-run check-layers asan run bench mutation deps deps-check models clean help
+.PHONY: web-vendor all build test test-run check-layers asan tsan tsan-run run bench mutation deps deps-check models clean help
 all: build
 build: $(LIB) $(TOOL) $(DAEMON) $(TEST_BIN)
 
+# Sources compiled without $(SAN) (make tsan: see there).
+NOSAN ?=
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC    $<"
-	@$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+	@$(CC) $(CPPFLAGS) $(if $(filter $(NOSAN),$<),$(filter-out $(SAN),$(CFLAGS)),$(CFLAGS)) -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -112,6 +115,30 @@ asan: deps-check
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test-run
 
+# ThreadSanitizer: the daemon and its tests (unit tests of server/ and the
+# HTTP API tests, which start the daemon). tests/tsan.supp lists each
+# suppression with its reason; TSan's exit code (66) and any report in a
+# daemon's log fail the tests. Instrumented: server/, the thread runtime
+# (core/util/par.c), the estimator interface, catalog and model files. Left
+# plain (TSAN_PLAIN): the numeric kernels, whose loops run on per-call
+# buffers of one thread (or on disjoint chunks handed out by par.c);
+# instrumented, they made the API tests' jobs 20-50x slower than the tests'
+# deadlines (a PF spin-up of 3000 members took minutes).
+TSAN_TESTS := $(filter $(BUILD)/tests/test_server_%,$(TEST_BIN))
+TSAN_PLAIN := core/sim/% core/nn/% core/baselines/% core/kinds/% core/diff/% core/obs/% core/train/% \
+              core/eval/% core/util/rng.c core/util/symeig.c core/util/npy.c core/util/safetensors.c
+tsan: deps-check
+	@$(MAKE) --no-print-directory BUILD=build-tsan OPT=-O1 \
+	  SAN="-fsanitize=thread -fno-omit-frame-pointer" NOSAN="$(TSAN_PLAIN)" tsan-run
+
+tsan-run:
+	@$(MAKE) --no-print-directory $(LIB) $(DAEMON) $(TOOL) $(TSAN_TESTS)
+	@export TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=0 exitcode=66 second_deadlock_stack=1"; \
+	  fail=0; for t in $(TSAN_TESTS); do echo "  TSAN  $$t"; $$t >$$t.log 2>&1 || { cat $$t.log; fail=1; }; \
+	    if grep -q "ThreadSanitizer" $$t.log; then cat $$t.log; fail=1; fi; done; \
+	  BUILD=$(BUILD) /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/py/test_api_*.py || fail=1; \
+	  exit $$fail
+
 run: deps-check
 	@$(MAKE) --no-print-directory build
 	@PORT=$(PORT) deploy/run-local.sh
@@ -140,10 +167,10 @@ models: deps-check
 	@BUILD=$(BUILD) models/train-all.sh
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-tsan
 
 help:
-	@sed -n '1,13p' Makefile
+	@sed -n '1,14p' Makefile
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "util/npy.h"
+#include "page_token.h"
 #include "problem.h"
 
 #define API_MAX_WAIT 60.0
@@ -132,7 +133,8 @@ enum MHD_Result api_assim_create(http_req *q) {
                                              jerr.text), NULL, NULL);
   job_spec spec;
   json_t *problem = NULL;
-  if (job_spec_parse(&spec, body, &a->reg, a->cfg.max_samples, &problem)) {
+  job_limits lim = {a->cfg.max_samples, (double)a->cfg.max_job_memory, a->cfg.max_job_work};
+  if (job_spec_parse(&spec, body, &a->reg, &lim, (int)a->cfg.job_threads, &problem)) {
     job_spec_free(&spec);
     json_decref(body);
     return http_reply_problem(q, problem, NULL, NULL);
@@ -149,6 +151,24 @@ enum MHD_Result api_assim_create(http_req *q) {
     job_spec_free(&spec);
     json_decref(body);
     return http_reply_problem(q, problem_new(PROB_INTERNAL, 0, "out of memory"), NULL, NULL);
+  }
+  /* A replay answers with its run whatever the queue holds: look it up
+   * before asking the queue for a slot (store_insert checks again, for two
+   * first submissions racing). */
+  if (key) {
+    store_run prev;
+    sb_error ierr = {0};
+    int found = store_find_idem(a->store, key, hash, &prev, &ierr);
+    if (found) {
+      free(request);
+      job_spec_free(&spec);
+      json_decref(body);
+      if (found < 0) return api_store_problem(q, found, &ierr);
+      snprintf(q->wait_id, sizeof q->wait_id, "%s", prev.id);
+      store_run_free(&prev);
+      if (wait > 0 && !http_wait_suspend(q, q->wait_id, clock_mono_s() + wait, api_job_done)) return MHD_YES;
+      return api_reply_job(q, q->wait_id, 202);
+    }
   }
   if (job_queue_reserve(a->jq)) {
     free(request);
@@ -197,15 +217,6 @@ enum MHD_Result api_assim_get(http_req *q) {
   return api_reply_job(q, q->param, 200);
 }
 
-/* Page tokens: "p" + hex of the last seq seen, so clients treat them as opaque. */
-static long long api_token_decode(const char *t) {
-  if (!t || t[0] != 'p' || !t[1] || strlen(t) > 17) return -1;
-  char *end;
-  unsigned long long v = strtoull(t + 1, &end, 16);
-  if (*end || v == 0 || v > (1ULL << 62)) return -1;
-  return (long long)(v ^ 0x5bd1e995ULL);
-}
-
 enum MHD_Result api_assim_list(http_req *q) {
   const char *state = http_query(q, "state"), *est = http_query(q, "estimator");
   const char *ps = http_query(q, "page_size"), *tok = http_query(q, "page_token");
@@ -227,7 +238,7 @@ enum MHD_Result api_assim_list(http_req *q) {
                                 NULL, NULL);
   }
   long long before = 0;
-  if (tok && *tok && (before = api_token_decode(tok)) <= 0)
+  if (tok && *tok && (before = page_token_decode(store_secret(q->app->store), tok)) <= 0)
     return http_reply_problem(q, problem_new(PROB_BAD_REQUEST, 0, "page_token is not one this daemon issued; use the "
                                              "next_page_token of the previous page"), NULL, NULL);
   store_run *runs;
@@ -239,8 +250,8 @@ enum MHD_Result api_assim_list(http_req *q) {
   for (int i = 0; i < n && i < size; i++) json_array_append_new(items, api_job_json(q, &runs[i], 0));
   json_t *next = json_null();
   if (n > size) {
-    char t[24];
-    snprintf(t, sizeof t, "p%llx", (unsigned long long)runs[size - 1].seq ^ 0x5bd1e995ULL);
+    char t[PAGE_TOKEN_LEN + 1];
+    page_token_encode(store_secret(q->app->store), runs[size - 1].seq, t);
     next = json_string(t);
   }
   for (int i = 0; i < n; i++) store_run_free(&runs[i]);
@@ -256,7 +267,16 @@ enum MHD_Result api_assim_samples(http_req *q) {
       return http_reply_problem(q, problem_new(PROB_BAD_REQUEST, 0, "format must be npy or json"), NULL, NULL);
     npy = !strcmp(fmt, "npy");
   } else {
-    npy = accept && strcasestr(accept, "application/x-npy");
+    /* content negotiation by q-values: npy only when it is acceptable
+     * (q > 0) and preferred to JSON (a tie goes to JSON unless only npy is
+     * named, so "*\/\*" still gets JSON); neither acceptable: 406 */
+    int nn, nj;
+    double qn = http_accept_q(accept, "application/x-npy", &nn), qj = http_accept_q(accept, "application/json", &nj);
+    if (!accept) qn = 0, qj = 1;
+    if (qn <= 0 && qj <= 0)
+      return http_reply_problem(q, problem_new(PROB_NOT_ACCEPTABLE, 0, "samples are served as application/json or "
+                                               "application/x-npy; the Accept header allows neither"), NULL, NULL);
+    npy = qn > 0 && (qn > qj || (qn == qj && nn && !nj));
   }
   store_run r;
   sb_error err = {0};

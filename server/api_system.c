@@ -21,13 +21,16 @@ enum MHD_Result api_health_ready(http_req *q) {
   int db = store_check_writable(a->store, &err) == SB_OK;
   int queue = !job_queue_saturated(a->jq);
   int stopping = a->stopping;
-  json_t *checks = json_pack("{s:b, s:b, s:b, s:b}", "estimators_loaded", models, "database_writable", db,
-                             "queue_not_saturated", queue, "not_stopping", !stopping);
-  if (models && db && queue && !stopping)
+  long unsettled = job_queue_unsettled(a->jq);
+  json_t *checks = json_pack("{s:b, s:b, s:b, s:b, s:b}", "estimators_loaded", models, "database_writable", db,
+                             "queue_not_saturated", queue, "not_stopping", !stopping, "jobs_settled", !unsettled);
+  if (models && db && queue && !stopping && !unsettled)
     return http_reply_json(q, 200, json_pack("{s:s, s:o}", "status", "ready", "checks", checks), NULL);
-  json_t *p = problem_new(PROB_UNAVAILABLE, 503, "not ready:%s%s%s%s", models ? "" : " no estimator is loaded;",
-                          db ? "" : " the database is not writable;", queue ? "" : " the job queue is full;",
-                          stopping ? " the daemon is stopping;" : "");
+  json_t *p = problem_new(PROB_UNAVAILABLE, 503, "not ready:%s%s%s%s%s", models ? "" : " no estimator is loaded;",
+                          db ? "" : " the database cannot take a write (full, read-only or failing):",
+                          db ? "" : err.msg, queue ? "" : " the job queue is full;",
+                          stopping ? " the daemon is stopping;" : unsettled ? " jobs wait for the store to record "
+                          "their outcome;" : "");
   json_object_set_new(p, "checks", checks);
   return http_reply_problem(q, p, "Retry-After", "5");
 }

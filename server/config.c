@@ -37,6 +37,14 @@ static const config_opt config_opts[] = {
     {"retention-days", DBL(retention_days), "30", "delete finished runs older than this many days (0: keep)"},
     {"retention-max-runs", LNG(retention_max_runs), "100000", "keep at most this many finished runs (0: no limit)"},
     {"shutdown-grace", DBL(shutdown_grace), "10", "seconds running jobs get to finish on SIGTERM before re-queueing"},
+    {"max-job-memory", LNG(max_job_memory), "1073741824", "bytes one job may need, estimated before it is queued (422 above)"},
+    {"max-job-work", DBL(max_job_work), "1e12", "floating-point operations one job may need, estimated (422 above)"},
+    {"request-timeout", DBL(request_timeout), "30", "seconds a whole request (headers and body) may take to arrive"},
+    {"idle-timeout", LNG(idle_timeout), "60", "seconds a connection may stay silent before it is closed"},
+    {"max-connections", LNG(max_connections), "1024", "open HTTP connections at most"},
+    {"max-connections-per-ip", LNG(max_connections_per_ip), "256", "open HTTP connections from one client address at most (a reverse proxy is one address)"},
+    {"max-body-total", LNG(max_body_total), "268435456", "request body bytes buffered across all requests (503 above)"},
+    {"max-db-bytes", LNG(max_db_bytes), "0", "largest database file in bytes (0: no limit); full: POST 503, not ready"},
     {"log-level", STR(log_level), "info", "debug, info, warn or error"},
 };
 #define N_OPTS (sizeof config_opts / sizeof config_opts[0])
@@ -181,5 +189,19 @@ int config_load(config *c, int argc, char **argv, sb_error *err) {
   if (c->max_samples < 1 || c->max_samples > 1000000) return sb_fail(err, SB_EINVAL, "--max-samples must be 1..1000000");
   if (c->max_body_bytes < 1024) return sb_fail(err, SB_EINVAL, "--max-body-bytes must be at least 1024");
   if (c->max_attempts < 1) return sb_fail(err, SB_EINVAL, "--max-attempts must be at least 1");
+  if (c->retention_days > 36500) return sb_fail(err, SB_EINVAL, "--retention-days must be 0..36500 (100 years)");
+  if (c->shutdown_grace > 3600) return sb_fail(err, SB_EINVAL, "--shutdown-grace must be 0..3600 seconds");
+  if (c->max_job_memory < (1L << 20)) return sb_fail(err, SB_EINVAL, "--max-job-memory must be at least 1048576");
+  if (!(c->max_job_work >= 1e6 && c->max_job_work <= 1e18))
+    return sb_fail(err, SB_EINVAL, "--max-job-work must be 1e6..1e18");
+  if (!(c->request_timeout >= 1 && c->request_timeout <= 3600))
+    return sb_fail(err, SB_EINVAL, "--request-timeout must be 1..3600 seconds");
+  if (c->idle_timeout < 1 || c->idle_timeout > 3600) return sb_fail(err, SB_EINVAL, "--idle-timeout must be 1..3600");
+  if (c->max_connections < 1 || c->max_connections > 65536)
+    return sb_fail(err, SB_EINVAL, "--max-connections must be 1..65536");
+  if (c->max_connections_per_ip < 1) return sb_fail(err, SB_EINVAL, "--max-connections-per-ip must be at least 1");
+  if (c->max_body_total < c->max_body_bytes)
+    return sb_fail(err, SB_EINVAL, "--max-body-total must be at least --max-body-bytes");
+  if (c->max_db_bytes && c->max_db_bytes < 65536) return sb_fail(err, SB_EINVAL, "--max-db-bytes must be 0 or >= 65536");
   return SB_OK;
 }

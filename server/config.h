@@ -26,6 +26,14 @@ typedef struct config {
   double retention_days;  /* 0 = keep forever; fractions allowed */
   long retention_max_runs;/* 0 = no limit */
   double shutdown_grace;  /* seconds running jobs get to finish on SIGTERM */
+  long max_job_memory;    /* bytes one job may need (estimate before queueing) */
+  double max_job_work;    /* floating-point operations one job may need (estimate) */
+  double request_timeout; /* seconds a whole request (line, headers, body) may take to arrive */
+  long idle_timeout;      /* seconds a connection may stay silent */
+  long max_connections;
+  long max_connections_per_ip;
+  long max_body_total;    /* request body bytes buffered across all requests at once */
+  long max_db_bytes;      /* 0 = no limit; the database refuses to grow past it */
   /* derived */
   char host[256];
   int port;

@@ -13,6 +13,10 @@
 #include "log.h"
 #include "metrics.h"
 #include "problem.h"
+#include "text.h"
+
+#include <pthread.h>
+#include <sys/socket.h>
 
 const char *http_header(http_req *q, const char *name) {
   return MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, name);
@@ -29,8 +33,8 @@ static void http_log_answer(http_req *q, int status) {
   int quiet = http_routes[route].quiet && status < 400;
   if (log_enabled(quiet ? LOG_DEBUG : LOG_INFO))
     log_event(quiet ? LOG_DEBUG : LOG_INFO, "http_request",
-              json_pack("{s:s, s:s, s:i, s:f}", "method", q->method, "path", q->url, "status", status, "ms",
-                        1e3 * (clock_mono_s() - q->t0)));
+              json_pack("{s:o, s:o, s:i, s:f}", "method", text_json(q->method, 64), "path", text_json(q->url, 2048),
+                        "status", status, "ms", 1e3 * (clock_mono_s() - q->t0)));
 }
 
 enum MHD_Result http_reply_buffer(http_req *q, int status, const char *ctype, void *data, size_t len,
@@ -91,9 +95,10 @@ enum MHD_Result http_reply_json(http_req *q, int status, json_t *body, const cha
 }
 
 enum MHD_Result http_reply_problem(http_req *q, json_t *problem, const char *hname, const char *hvalue) {
-  int status = (int)json_integer_value(json_object_get(problem, "status"));
+  int status = problem ? (int)json_integer_value(json_object_get(problem, "status")) : 500;
   if (status < 400 || status > 599) status = 500;
-  if (q->url) json_object_set_new(problem, "instance", json_string(q->url));
+  if (!problem) problem = problem_new(PROB_INTERNAL, 0, "the error could not be described (out of memory)");
+  if (q->url) json_object_set_new(problem, "instance", text_json(q->url, 2048));
   return http_reply_json_h(q, status, problem, "application/problem+json", hname, hvalue, NULL, NULL);
 }
 
@@ -121,64 +126,232 @@ static int http_is_json_type(const char *ct) {
   return !strncasecmp(ct, "application/json", n) && (ct[n] == 0 || ct[n] == ';' || ct[n] == ' ');
 }
 
+/* ---- request deadline: requests whose line, headers and body have not all
+ * arrived within --request-timeout get their socket shut down by the tick.
+ * The list holds requests between the URI callback and their last upload
+ * call (or completion); a shut-down socket makes MHD close the connection. */
+static pthread_mutex_t dl_mu = PTHREAD_MUTEX_INITIALIZER;
+static http_req *dl_head;
+
+static void http_dl_remove(http_req *q) {
+  pthread_mutex_lock(&dl_mu);
+  if (q->receiving) {
+    if (q->dl_prev) q->dl_prev->dl_next = q->dl_next;
+    else dl_head = q->dl_next;
+    if (q->dl_next) q->dl_next->dl_prev = q->dl_prev;
+    q->receiving = 0;
+    q->dl_prev = q->dl_next = NULL;
+  }
+  pthread_mutex_unlock(&dl_mu);
+}
+
+void http_deadline_tick(app *a) {
+  double now = clock_mono_s(), limit = a->cfg.request_timeout;
+  pthread_mutex_lock(&dl_mu);
+  for (http_req *q = dl_head; q; q = q->dl_next)
+    if (now - q->t0 > limit && q->fd >= 0) {
+      shutdown(q->fd, SHUT_RDWR);
+      q->fd = -1; /* once */
+    }
+  pthread_mutex_unlock(&dl_mu);
+}
+
+/* Called by MHD with the raw request line's URI before it decodes it: the
+ * request's state starts here, so a %00 (which decoding would turn into an
+ * early end of the path) is still visible. */
+static void *http_uri_cb(void *cls, const char *uri, struct MHD_Connection *conn) {
+  app *a = cls;
+  http_req *q = calloc(1, sizeof *q);
+  if (!q) return NULL;
+  __atomic_fetch_add(&a->inflight, 1, __ATOMIC_RELAXED);
+  q->app = a;
+  q->conn = conn;
+  q->route = -1;
+  q->t0 = clock_mono_s();
+  dynbuf_init(&q->body, (size_t)a->cfg.max_body_bytes);
+  size_t plen = strcspn(uri, "?");
+  for (size_t i = 0; i < plen; i++) {
+    unsigned char c = (unsigned char)uri[i];
+    if (c < 0x20 || c == 0x7F) q->bad_path = 1;
+    if (c == '%' && i + 2 < plen) {
+      char hex[3] = {uri[i + 1], uri[i + 2], 0}, *end;
+      long v = strtol(hex, &end, 16);
+      if (!*end && (v < 0x20 || v == 0x7F)) q->bad_path = 1;
+    }
+  }
+  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+  q->fd = ci ? ci->connect_fd : -1;
+  pthread_mutex_lock(&dl_mu);
+  q->receiving = 1;
+  q->dl_next = dl_head;
+  if (dl_head) dl_head->dl_prev = q;
+  dl_head = q;
+  pthread_mutex_unlock(&dl_mu);
+  return q;
+}
+
+typedef struct {
+  int n;
+  char first[32];
+  int differ;
+} http_cl_count;
+
+static enum MHD_Result http_count_cl(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+  (void)kind;
+  http_cl_count *c = cls;
+  if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) return MHD_YES;
+  if (c->n++ == 0) snprintf(c->first, sizeof c->first, "%s", value ? value : "");
+  else if (!value || strcmp(value, c->first)) c->differ = 1;
+  return MHD_YES;
+}
+
+double http_accept_q(const char *accept, const char *type, int *named) {
+  if (named) *named = 0;
+  if (!accept) return -1;
+  const char *slash = strchr(type, '/');
+  size_t tlen = slash ? (size_t)(slash - type) : strlen(type);
+  double best = 0;
+  int best_spec = -1; /* 2 exact, 1 type/x, 0 x/x: the most specific match wins */
+  const char *p = accept;
+  while (*p) {
+    const char *end = strchr(p, ',');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    char item[256];
+    if (len >= sizeof item) len = sizeof item - 1;
+    memcpy(item, p, len);
+    item[len] = 0;
+    char *semi = strchr(item, ';'), *params = NULL;
+    if (semi) *semi = 0, params = semi + 1;
+    char *mt = item;
+    while (*mt == ' ' || *mt == '\t') mt++;
+    char *me = mt + strlen(mt);
+    while (me > mt && (me[-1] == ' ' || me[-1] == '\t')) *--me = 0;
+    double qv = 1;
+    for (char *t = params; t && *t;) {
+      while (*t == ' ' || *t == '\t' || *t == ';') t++;
+      if ((t[0] == 'q' || t[0] == 'Q') && t[1] == '=') {
+        char *qe;
+        double v = strtod(t + 2, &qe);
+        qv = qe == t + 2 || v < 0 ? 0 : v > 1 ? 1 : v;
+      }
+      t = strchr(t, ';');
+    }
+    int spec = -1;
+    if (!strcasecmp(mt, type)) spec = 2;
+    else if (!strcmp(mt, "*/*")) spec = 0;
+    else if (strlen(mt) == tlen + 2 && !strncasecmp(mt, type, tlen) && !strcmp(mt + tlen, "/*")) spec = 1;
+    if (spec > best_spec) best_spec = spec, best = qv;
+    if (spec == 2 && named) *named = 1;
+    if (!end) break;
+    p = end + 1;
+  }
+  return best_spec < 0 ? 0 : best;
+}
+
+/* Refuses what the request line and headers already show is wrong; NULL
+ * when they are fine. */
+static json_t *http_check_framing(http_req *q, const char *version, const char **hname, const char **hvalue) {
+  if (q->bad_path)
+    return problem_new(PROB_BAD_REQUEST, 0, "the path contains %%00 or another control character");
+  if (version && !strcmp(version, MHD_HTTP_VERSION_1_1) && !http_header(q, MHD_HTTP_HEADER_HOST))
+    return problem_new(PROB_BAD_REQUEST, 0, "an HTTP/1.1 request needs a Host header");
+  http_cl_count c = {0};
+  MHD_get_connection_values(q->conn, MHD_HEADER_KIND, http_count_cl, &c);
+  if (c.differ) return problem_new(PROB_BAD_REQUEST, 0, "the request has Content-Length headers that disagree");
+  const char *te = http_header(q, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+  if (te && strcasecmp(te, "chunked") && strcasecmp(te, "identity")) {
+    *hname = "Connection", *hvalue = "close";
+    return problem_new(PROB_NOT_IMPLEMENTED, 0, "Transfer-Encoding '%.40s' is not supported; send the body as is "
+                       "(Content-Length) or chunked", te);
+  }
+  if (te && c.n) return problem_new(PROB_BAD_REQUEST, 0, "the request has both Transfer-Encoding and Content-Length");
+  return NULL;
+}
+
+/* Takes n more bytes from the daemon-wide body budget (--max-body-total). */
+static int http_body_budget(http_req *q, size_t n) {
+  app *a = q->app;
+  long now = __atomic_add_fetch(&a->body_bytes, (long)n, __ATOMIC_RELAXED);
+  if (now > a->cfg.max_body_total) {
+    __atomic_sub_fetch(&a->body_bytes, (long)n, __ATOMIC_RELAXED);
+    return SB_ERANGE;
+  }
+  q->body_budget += n;
+  return SB_OK;
+}
+
 static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                    const char *version, const char *upload_data, size_t *upload_data_size,
                                    void **con_cls) {
-  (void)version;
   app *a = cls;
   http_req *q = *con_cls;
-  if (!q) {
-    q = calloc(1, sizeof *q);
-    if (!q) return MHD_NO;
-    *con_cls = q;
-    __atomic_fetch_add(&a->inflight, 1, __ATOMIC_RELAXED);
-    q->app = a;
+  if (!q) return MHD_NO; /* the URI callback ran out of memory */
+  if (!q->method) {
     q->conn = conn;
     q->method = method;
     q->url = url;
-    q->t0 = clock_mono_s();
-    dynbuf_init(&q->body, (size_t)a->cfg.max_body_bytes);
+    const char *hn = NULL, *hv = NULL;
+    json_t *bad = http_check_framing(q, version, &hn, &hv);
+    if (bad) {
+      http_dl_remove(q);
+      return http_reply_problem(q, bad, hn, hv);
+    }
     q->route = http_route_match(url, q->param, sizeof q->param);
-    if (q->route < 0)
+    if (q->route < 0) {
+      http_dl_remove(q);
       return http_reply_problem(q, problem_new(PROB_NOT_FOUND, 0, "no resource at %.200s; the API lives under /v1 "
                                                "(see /openapi.json)", url), NULL, NULL);
+    }
     const http_route *r = &http_routes[q->route];
-    if (!r->public && !http_token_ok(a, http_header(q, MHD_HTTP_HEADER_AUTHORIZATION)))
+    if (!r->public && !http_token_ok(a, http_header(q, MHD_HTTP_HEADER_AUTHORIZATION))) {
+      http_dl_remove(q);
       return http_reply_problem(q, problem_new(PROB_UNAUTHORIZED, 0, "send 'Authorization: Bearer <token>' with a "
                                                "token from the daemon's tokens file"),
                                 "WWW-Authenticate", "Bearer realm=\"sbida\"");
+    }
     int is_get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
     http_handler h = is_get ? r->get : !strcmp(method, "POST") ? r->post : !strcmp(method, "DELETE") ? r->del : NULL;
     if (!h) {
       char allow[64];
       http_route_allow(q->route, allow, sizeof allow);
+      http_dl_remove(q);
       return http_reply_problem(q, problem_new(PROB_METHOD, 0, "%.16s is not allowed on %.200s; allowed: %s", method,
                                                url, allow), "Allow", allow);
     }
     if (!strcmp(method, "POST") && r->json_body) {
-      if (!http_is_json_type(http_header(q, MHD_HTTP_HEADER_CONTENT_TYPE)))
+      if (!http_is_json_type(http_header(q, MHD_HTTP_HEADER_CONTENT_TYPE))) {
+        http_dl_remove(q);
         return http_reply_problem(q, problem_new(PROB_MEDIA_TYPE, 0, "send the body as JSON with 'Content-Type: "
                                                  "application/json'"), "Accept-Post", "application/json");
+      }
       const char *cl = http_header(q, MHD_HTTP_HEADER_CONTENT_LENGTH);
       if (cl) {
         char *end;
         unsigned long long n = strtoull(cl, &end, 10);
-        if (*end || n > (unsigned long long)a->cfg.max_body_bytes)
-          return http_reply_problem(q, problem_new(PROB_TOO_LARGE, 0, "the body has %s bytes, the limit is %ld "
+        if (*end || n > (unsigned long long)a->cfg.max_body_bytes) {
+          http_dl_remove(q);
+          return http_reply_problem(q, problem_new(PROB_TOO_LARGE, 0, "the body has %.30s bytes, the limit is %ld "
                                                    "(--max-body-bytes); send fewer observations per request", cl,
                                                    a->cfg.max_body_bytes), NULL, NULL);
+        }
       }
     }
     return MHD_YES;
   }
   if (*upload_data_size) {
-    if (!q->too_large && dynbuf_add(&q->body, upload_data, *upload_data_size)) {
-      q->too_large = 1;
-      dynbuf_free(&q->body);
+    if (!q->too_large) {
+      if (http_body_budget(q, *upload_data_size)) q->too_large = 2;
+      else if (dynbuf_add(&q->body, upload_data, *upload_data_size)) q->too_large = 1;
+      if (q->too_large) dynbuf_free(&q->body);
     }
     *upload_data_size = 0;
     return MHD_YES;
   }
+  http_dl_remove(q); /* the whole request is here */
+  if (q->too_large == 2)
+    return http_reply_problem(q, problem_new(PROB_UNAVAILABLE, 503, "the daemon is buffering %ld bytes of request "
+                                             "bodies already (--max-body-total); retry later", a->cfg.max_body_total),
+                              "Retry-After", "1");
   if (q->too_large)
     return http_reply_problem(q, problem_new(PROB_TOO_LARGE, 0, "the body is larger than %ld bytes "
                                              "(--max-body-bytes)", a->cfg.max_body_bytes), NULL, NULL);
@@ -196,7 +369,10 @@ static void http_completed(void *cls, struct MHD_Connection *conn, void **con_cl
   (void)conn, (void)toe;
   http_req *q = *con_cls;
   if (!q) return;
-  __atomic_fetch_sub(&((app *)cls)->inflight, 1, __ATOMIC_RELAXED);
+  app *a = cls;
+  http_dl_remove(q);
+  __atomic_fetch_sub(&a->inflight, 1, __ATOMIC_RELAXED);
+  if (q->body_budget) __atomic_sub_fetch(&a->body_bytes, (long)q->body_budget, __ATOMIC_RELAXED);
   dynbuf_free(&q->body);
   free(q);
   *con_cls = NULL;
@@ -208,7 +384,7 @@ static void http_mhd_log(void *cls, const char *fmt, va_list ap) {
   vsnprintf(buf, sizeof buf, fmt, ap);
   size_t n = strlen(buf);
   while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) buf[--n] = 0;
-  log_event(LOG_WARN, "libmicrohttpd", json_pack("{s:s}", "message", buf));
+  log_event(LOG_WARN, "libmicrohttpd", json_pack("{s:o}", "message", text_json(buf, 1024)));
 }
 
 int http_start(app *a, sb_error *err) {
@@ -227,8 +403,10 @@ int http_start(app *a, sb_error *err) {
                             MHD_OPTION_SOCK_ADDR, ai->ai_addr,
                             MHD_OPTION_THREAD_POOL_SIZE, (unsigned)a->cfg.http_threads,
                             MHD_OPTION_NOTIFY_COMPLETED, http_completed, a,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024,
+                            MHD_OPTION_URI_LOG_CALLBACK, http_uri_cb, a,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)a->cfg.idle_timeout,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)a->cfg.max_connections,
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)a->cfg.max_connections_per_ip,
                             MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
                             MHD_OPTION_END);
   freeaddrinfo(ai);
@@ -240,8 +418,10 @@ int http_start(app *a, sb_error *err) {
 
 void http_quiesce(app *a) {
   if (!a->mhd) return;
+  /* MHD's threads may still touch the socket until MHD_stop_daemon: it is
+   * closed there (closing it here raced with their epoll_ctl, TSan) */
   MHD_socket s = MHD_quiesce_daemon(a->mhd);
-  if (s != MHD_INVALID_SOCKET) close(s);
+  if (s != MHD_INVALID_SOCKET) a->listen_fd = s;
 }
 
 long http_drain(app *a, double timeout_s) {
@@ -254,4 +434,6 @@ long http_drain(app *a, double timeout_s) {
 void http_stop(app *a) {
   if (a->mhd) MHD_stop_daemon(a->mhd);
   a->mhd = NULL;
+  if (a->listen_fd > 0) close(a->listen_fd);
+  a->listen_fd = -1;
 }

@@ -24,6 +24,12 @@ typedef struct http_req {
   int suspended;
   char wait_id[40];     /* job a suspended request waits for */
   double t0;
+  /* set by the URI callback from the raw request line, before MHD decodes it */
+  int bad_path;         /* %00 or a control character in the path */
+  int fd;               /* the connection's socket (request deadline) */
+  int receiving;        /* in the deadline list: the request has not fully arrived */
+  struct http_req *dl_prev, *dl_next;
+  size_t body_budget;   /* bytes of --max-body-total this request holds */
 } http_req;
 
 int http_start(app *a, sb_error *err);
@@ -33,6 +39,13 @@ void http_quiesce(app *a);
  * finish sending their answers; returns how many were still in flight. */
 long http_drain(app *a, double timeout_s);
 void http_stop(app *a);
+/* Closes (shutdown) connections whose request has not fully arrived within
+ * --request-timeout; called every tick from the loop thread. */
+void http_deadline_tick(app *a);
+/* q-value (0..1) the Accept header value gives the media type (the most
+ * specific of exact type, type/ wildcard and wildcard); -1 when accept is
+ * NULL (no preference). *named (may be NULL): the type is named exactly. */
+double http_accept_q(const char *accept, const char *type, int *named);
 
 enum MHD_Result http_reply_json(http_req *q, int status, json_t *body, const char *location);
 /* problem (stolen) may carry extra header: name/value or NULLs. */

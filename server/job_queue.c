@@ -9,6 +9,7 @@
 #include "job_state.h"
 #include "log.h"
 #include "metrics.h"
+#include "problem.h"
 
 typedef struct job_node {
   char id[40];
@@ -16,12 +17,25 @@ typedef struct job_node {
   struct job_node *next;
 } job_node;
 
+/* A job whose store write failed past its retries: "requeue" ones are still
+ * queued in the store (the queued -> running mark failed) and go back to the
+ * queue once the store can write; "fail" ones are running in the store with
+ * no worker, and the tick writes them failed with error (a problem) until it
+ * succeeds. Nothing is left running with no one to finish it. */
+typedef struct job_unsettled {
+  char id[40];
+  int requeue;
+  char *error;
+  struct job_unsettled *next;
+} job_unsettled;
+
 typedef struct job_slot {
   job_queue *q;
   uv_thread_t thread;
   char id[40];        /* running id, "" when idle */
   sb_cancel cancel;
   int shutdown;       /* cancelled because the daemon stops */
+  int exited;         /* the thread has returned (joinable at once) */
   double progress;
 } job_slot;
 
@@ -33,6 +47,10 @@ struct job_queue {
   long depth, reserved;
   int stopping;
   job_slot *slots;
+  job_unsettled *unsettled;
+  long n_unsettled;
+  int abandoned;      /* workers left running at stop (job_queue_stop) */
+  unsigned ticks;
   /* loop thread */
   uv_loop_t loop;
   uv_timer_t timer;
@@ -47,19 +65,96 @@ static void job_progress_cb(void *ctx, double f) {
   uv_mutex_unlock(&s->q->mu);
 }
 
+/* Store writes of a job are retried: JOB_STORE_TRIES tries, JOB_STORE_WAIT_MS
+ * doubling between them (50 + 100 + 200 + 400 ms: under a second in all,
+ * on top of SQLite's own busy timeout for a locked database). */
+#define JOB_STORE_TRIES 5
+#define JOB_STORE_WAIT_MS 50
+
+static int job_retry_wait(int attempt) {
+  if (attempt + 1 >= JOB_STORE_TRIES) return 0;
+  uv_sleep((unsigned)(JOB_STORE_WAIT_MS << attempt));
+  return 1;
+}
+
+static void job_add_unsettled(job_queue *q, const char *id, int requeue, const char *error) {
+  job_unsettled *u = calloc(1, sizeof *u);
+  if (u) {
+    snprintf(u->id, sizeof u->id, "%s", id);
+    u->requeue = requeue;
+    u->error = error ? strdup(error) : NULL;
+  }
+  uv_mutex_lock(&q->mu);
+  if (u) {
+    u->next = q->unsettled;
+    q->unsettled = u;
+    q->n_unsettled++;
+  }
+  uv_mutex_unlock(&q->mu);
+  log_event(LOG_ERROR, "job_unsettled", json_pack("{s:s, s:s}", "id", id, "then", requeue ? "requeue" : "fail"));
+}
+
+/* The problem stored when a job's outcome could not be written. */
+static char *job_store_problem(const char *what, const sb_error *err) {
+  json_t *p = problem_new(PROB_UNAVAILABLE, 503, "%s could not be stored (%s); submit the job again later", what,
+                          err->msg);
+  char *s = json_dumps(p, JSON_COMPACT);
+  json_decref(p);
+  return s;
+}
+
+/* running -> final state, retried; when the result itself cannot be written
+ * (a large sample blob on a full database), the job fails with a small
+ * problem saying so; when nothing can be written, the tick finishes it. */
+static const char *job_settle(job_queue *q, const char *id, job_outcome *out) {
+  sb_error err = {0};
+  int rc = 0;
+  for (int i = 0;; i++) {
+    rc = store_finish(q->o.store, id, out->state, clock_now_ms(), out->result, out->samples, out->n_samples, out->dim,
+                      out->error, &err);
+    if (!rc || rc == STORE_ECONFLICT || rc == STORE_ENOTFOUND || !job_retry_wait(i)) break;
+  }
+  if (!rc || rc == STORE_ECONFLICT || rc == STORE_ENOTFOUND) {
+    if (rc) log_event(LOG_WARN, "job_store_conflict", json_pack("{s:s, s:s}", "id", id, "reason", err.msg));
+    return out->state;
+  }
+  log_event(LOG_ERROR, "job_store_error", json_pack("{s:s, s:s}", "id", id, "reason", err.msg));
+  char *problem = job_store_problem(job_state_is(out->state, JOB_SUCCEEDED) ? "the result" : "the outcome", &err);
+  for (int i = 0;; i++) {
+    rc = store_finish(q->o.store, id, job_state_name(JOB_FAILED), clock_now_ms(), NULL, NULL, 0, 0, problem, &err);
+    if (!rc || rc == STORE_ECONFLICT || rc == STORE_ENOTFOUND || !job_retry_wait(i)) break;
+  }
+  const char *state = job_state_name(JOB_FAILED);
+  if (rc && rc != STORE_ECONFLICT && rc != STORE_ENOTFOUND) job_add_unsettled(q, id, 0, problem), state = "unsettled";
+  free(problem);
+  return state;
+}
+
 static void job_execute(job_slot *slot, const char *id, double enq_mono) {
   job_queue *q = slot->q;
   sb_error err = {0};
-  int taken = 0;
-  if (store_mark_running(q->o.store, id, clock_now_ms(), &taken, &err)) {
+  int taken = 0, rc = 0;
+  for (int i = 0;; i++) {
+    if (!(rc = store_mark_running(q->o.store, id, clock_now_ms(), &taken, &err)) || !job_retry_wait(i)) break;
+  }
+  if (rc) {
+    /* still queued in the store: back to the queue once it can write */
     log_event(LOG_ERROR, "job_store_error", json_pack("{s:s, s:s}", "id", id, "reason", err.msg));
+    job_add_unsettled(q, id, 1, NULL);
     return;
   }
   if (!taken) return; /* cancelled or deleted while queued */
   metrics_observe(METRIC_QUEUE_WAIT_SECONDS, clock_mono_s() - enq_mono);
   store_run run;
-  if (store_get(q->o.store, id, &run, &err)) {
+  for (int i = 0;; i++) {
+    if (!(rc = store_get(q->o.store, id, &run, &err)) || !job_retry_wait(i)) break;
+  }
+  if (rc) {
     log_event(LOG_ERROR, "job_store_error", json_pack("{s:s, s:s}", "id", id, "reason", err.msg));
+    job_outcome out = {.state = job_state_name(JOB_FAILED)};
+    out.error = job_store_problem("the request could not be read back, so it", &err);
+    job_settle(q, id, &out);
+    job_outcome_free(&out);
     return;
   }
   log_event(LOG_INFO, "job_started", json_pack("{s:s, s:s, s:i, s:i}", "id", id, "estimator", run.estimator,
@@ -69,22 +164,83 @@ static void job_execute(job_slot *slot, const char *id, double enq_mono) {
   job_run(q->o.reg, run.request, q->o.job_threads, &slot->cancel, job_progress_cb, slot, &out);
   double dt = clock_mono_s() - t0;
   metrics_observe(METRIC_JOB_SECONDS, dt);
-  int rc;
-  if (job_state_is(out.state, JOB_CANCELLED) && slot->shutdown) {
-    rc = store_requeue(q->o.store, id, "daemon shutting down", &err);
+  uv_mutex_lock(&q->mu);
+  int shutdown = slot->shutdown;
+  uv_mutex_unlock(&q->mu);
+  if (job_state_is(out.state, JOB_CANCELLED) && shutdown) {
+    for (int i = 0;; i++) {
+      if (!(rc = store_requeue(q->o.store, id, "daemon shutting down", &err)) || !job_retry_wait(i)) break;
+    }
+    /* if even this fails the run stays 'running', and the next start's
+     * recovery re-queues it */
+    if (rc) log_event(LOG_ERROR, "job_store_error", json_pack("{s:s, s:s}", "id", id, "reason", err.msg));
     metrics_job_event("requeued");
     log_event(LOG_INFO, "job_requeued", json_pack("{s:s, s:s}", "id", id, "reason", "shutdown"));
   } else {
-    rc = store_finish(q->o.store, id, out.state, clock_now_ms(), out.result, out.samples, out.n_samples, out.dim,
-                      out.error, &err);
-    metrics_job_event(out.state);
-    json_t *f = json_pack("{s:s, s:s, s:f}", "id", id, "state", out.state, "seconds", dt);
+    const char *state = job_settle(q, id, &out);
+    json_t *f = json_pack("{s:s, s:s, s:f}", "id", id, "state", state, "seconds", dt);
     if (out.error) json_object_set_new(f, "error", json_loads(out.error, 0, NULL));
+    if (strcmp(state, "unsettled")) metrics_job_event(state);
     log_event(LOG_INFO, "job_finished", f);
   }
-  if (rc) log_event(LOG_ERROR, "job_store_error", json_pack("{s:s, s:s}", "id", id, "reason", err.msg));
   job_outcome_free(&out);
   store_run_free(&run);
+}
+
+/* On the loop thread about once a second: settles what job_execute could
+ * not (see job_unsettled). */
+static void job_settle_tick(job_queue *q) {
+  uv_mutex_lock(&q->mu);
+  job_unsettled *list = q->unsettled;
+  q->unsettled = NULL;
+  q->n_unsettled = 0;
+  uv_mutex_unlock(&q->mu);
+  if (!list) return;
+  sb_error err = {0};
+  int writable = store_check_writable(q->o.store, &err) == SB_OK;
+  job_unsettled *keep = NULL;
+  long kept = 0;
+  while (list) {
+    job_unsettled *u = list;
+    list = u->next;
+    int done = 0;
+    if (writable && u->requeue) {
+      job_queue_push(q, u->id, 0);
+      done = 1;
+    } else if (writable) {
+      int rc = store_finish(q->o.store, u->id, job_state_name(JOB_FAILED), clock_now_ms(), NULL, NULL, 0, 0,
+                            u->error, &err);
+      done = !rc || rc == STORE_ECONFLICT || rc == STORE_ENOTFOUND;
+      if (done) {
+        log_event(LOG_INFO, "job_settled", json_pack("{s:s, s:s}", "id", u->id, "state", "failed"));
+        metrics_job_event(job_state_name(JOB_FAILED));
+        if (q->o.on_done) q->o.on_done(q->o.on_done_ctx, u->id);
+      }
+    }
+    if (done) {
+      free(u->error);
+      free(u);
+    } else {
+      u->next = keep;
+      keep = u;
+      kept++;
+    }
+  }
+  if (!keep) return;
+  uv_mutex_lock(&q->mu);
+  job_unsettled **tail = &keep;
+  while (*tail) tail = &(*tail)->next;
+  *tail = q->unsettled;
+  q->unsettled = keep;
+  q->n_unsettled += kept;
+  uv_mutex_unlock(&q->mu);
+}
+
+long job_queue_unsettled(job_queue *q) {
+  uv_mutex_lock(&q->mu);
+  long n = q->n_unsettled;
+  uv_mutex_unlock(&q->mu);
+  return n;
 }
 
 static void job_worker(void *arg) {
@@ -94,6 +250,7 @@ static void job_worker(void *arg) {
     uv_mutex_lock(&q->mu);
     while (!q->head && !q->stopping) uv_cond_wait(&q->cv, &q->mu);
     if (q->stopping) {
+      slot->exited = 1;
       uv_mutex_unlock(&q->mu);
       return;
     }
@@ -119,6 +276,7 @@ static void job_worker(void *arg) {
 
 static void job_timer_cb(uv_timer_t *t) {
   job_queue *q = t->data;
+  if (++q->ticks % (unsigned)(1000 / (q->o.tick_ms > 0 ? q->o.tick_ms : 1000) + 1) == 0) job_settle_tick(q);
   if (q->o.tick) q->o.tick(q->o.tick_ctx);
 }
 
@@ -156,7 +314,8 @@ int job_queue_start(job_queue **out, const job_queue_opts *o, sb_error *err) {
   q->timer.data = q;
   uv_async_init(&q->loop, &q->stop_async, job_stop_cb);
   q->stop_async.data = q;
-  if (o->tick) uv_timer_start(&q->timer, job_timer_cb, (uint64_t)o->tick_ms, (uint64_t)o->tick_ms);
+  if (q->o.tick_ms <= 0) q->o.tick_ms = 100;
+  uv_timer_start(&q->timer, job_timer_cb, (uint64_t)q->o.tick_ms, (uint64_t)q->o.tick_ms);
   uv_thread_create(&q->loop_thread, job_loop_thread, q);
   for (int i = 0; i < o->workers; i++) {
     q->slots[i].q = q;
@@ -237,34 +396,66 @@ int job_queue_saturated(job_queue *q) {
   return s;
 }
 
-void job_queue_stop(job_queue *q, double grace_s) {
-  if (!q) return;
+int job_queue_stop(job_queue *q, double grace_s) {
+  if (!q) return 0;
   uv_mutex_lock(&q->mu);
   q->stopping = 1;
   uv_cond_broadcast(&q->cv);
   uv_mutex_unlock(&q->mu);
-  double deadline = clock_mono_s() + grace_s;
+  double deadline = clock_mono_s() + grace_s, cancel_deadline = 0;
+  int stuck = 0;
   for (;;) {
-    long depth, running;
-    job_queue_stats(q, &depth, &running);
-    if (!running) break;
-    if (clock_mono_s() >= deadline) {
+    uv_mutex_lock(&q->mu);
+    int alive = 0;
+    for (int i = 0; i < q->o.workers; i++) alive += !q->slots[i].exited;
+    uv_mutex_unlock(&q->mu);
+    if (!alive) break;
+    double now = clock_mono_s();
+    if (!cancel_deadline && now >= deadline) {
       uv_mutex_lock(&q->mu);
       for (int i = 0; i < q->o.workers; i++)
         if (q->slots[i].id[0]) q->slots[i].shutdown = 1, sb_cancel_request(&q->slots[i].cancel);
       uv_mutex_unlock(&q->mu);
+      cancel_deadline = now + JOB_CANCEL_WAIT_S;
+    }
+    if (cancel_deadline && now >= cancel_deadline) {
+      stuck = alive;
       break;
     }
     uv_sleep(20);
   }
-  for (int i = 0; i < q->o.workers; i++) uv_thread_join(&q->slots[i].thread);
-  uv_async_send(&q->stop_async);
-  uv_thread_join(&q->loop_thread);
-  uv_loop_close(&q->loop);
+  for (int i = 0; i < q->o.workers; i++) {
+    uv_mutex_lock(&q->mu);
+    int exited = q->slots[i].exited;
+    uv_mutex_unlock(&q->mu);
+    if (exited) uv_thread_join(&q->slots[i].thread);
+  }
+  q->abandoned = stuck;
+  if (!stuck) {
+    uv_async_send(&q->stop_async);
+    uv_thread_join(&q->loop_thread);
+    uv_loop_close(&q->loop);
+  }
+  return stuck;
+}
+
+int job_queue_running_ids(job_queue *q, char (*ids)[40], int max) {
+  int n = 0;
+  uv_mutex_lock(&q->mu);
+  for (int i = 0; i < q->o.workers && n < max; i++)
+    if (q->slots[i].id[0]) memcpy(ids[n++], q->slots[i].id, 40);
+  uv_mutex_unlock(&q->mu);
+  return n;
 }
 
 void job_queue_free(job_queue *q) {
-  if (!q) return;
+  if (!q || q->abandoned) return; /* threads still use it: the process is about to exit */
+  while (q->unsettled) {
+    job_unsettled *u = q->unsettled;
+    q->unsettled = u->next;
+    free(u->error);
+    free(u);
+  }
   while (q->head) {
     job_node *n = q->head;
     q->head = n->next;

@@ -41,10 +41,22 @@ int job_queue_cancel(job_queue *q, const char *id);
 int job_queue_progress(job_queue *q, const char *id, double *fraction);
 void job_queue_stats(job_queue *q, long *depth, long *running);
 int job_queue_saturated(job_queue *q);
+/* Seconds a worker gets to stop after its job was cancelled at shutdown;
+ * every estimator polls its cancel token at least once per chunk of work
+ * far shorter than this (see docs/daemon.md). */
+#define JOB_CANCEL_WAIT_S 3.0
 /* Stops taking jobs, gives running ones grace_s seconds, then cancels them
- * and puts them back to queued in the store; joins every thread. The other
- * calls stay valid (reserve fails) until job_queue_free. */
-void job_queue_stop(job_queue *q, double grace_s);
+ * (they go back to queued in the store) and waits at most
+ * JOB_CANCEL_WAIT_S more: shutdown is bounded by grace_s + 3 s. Returns
+ * the number of workers still running then: 0 when every thread was
+ * joined; otherwise they were left running, the queue must not be freed
+ * (job_queue_free does nothing) and the caller exits the process. */
+int job_queue_stop(job_queue *q, double grace_s);
+/* Ids of the running jobs (at most max); returns how many. */
+int job_queue_running_ids(job_queue *q, char (*ids)[40], int max);
+/* Jobs whose store write failed past its retries and that the loop thread
+ * settles once the store can write again (see job_queue.c). */
+long job_queue_unsettled(job_queue *q);
 void job_queue_free(job_queue *q);
 
 #endif

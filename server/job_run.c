@@ -31,7 +31,7 @@ static json_t *job_summary(const job_spec *s, const est_result *r) {
   json_t *qa[JOB_MAX_QUANTILES];
   for (int k = 0; k < s->n_quantiles; k++) {
     char key[32];
-    snprintf(key, sizeof key, "%g", s->quantiles[k]);
+    job_quantile_name(s->quantiles[k], key, sizeof key);
     qa[k] = json_array();
     json_object_set_new(qs, key, qa[k]);
   }
@@ -101,7 +101,7 @@ void job_run(const registry *reg, const char *request, int threads, const sb_can
   }
   job_spec s;
   json_t *problem = NULL;
-  if (job_spec_parse(&s, body, reg, INT_MAX, &problem)) {
+  if (job_spec_parse(&s, body, reg, NULL, threads, &problem)) {
     /* e.g. the estimator is no longer loaded after a restart */
     json_t *p = problem_new(PROB_JOB_FAILED, 0, "the request cannot run any more: %s",
                             json_string_value(json_object_get(problem, "detail")));

@@ -1,6 +1,7 @@
 #include "job_spec.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -28,7 +29,21 @@ static const char *job_unknown_key(const json_t *o, const char *const *known) {
   return NULL;
 }
 
-int job_spec_parse(job_spec *s, const json_t *body, const registry *reg, long max_samples, json_t **problem) {
+void job_spec_cost(const job_spec *s, int threads, est_cost *c) {
+  est_problem p = {s->est->sim, s->op_use, &s->noise, s->window, s->time_index, s->y};
+  est_options o = {.n_samples = s->n_samples, .want_window = s->want_window, .threads = threads, .params = s->params};
+  est_estimate(s->est, &p, &o, c);
+  double S = s->n_samples, n = s->est->sim->dim, W = s->window;
+  /* float copy; per component a sorted column, mean, std, quantiles as JSON
+   * values (about 64 bytes each) and their text (about 24) */
+  c->bytes += 4.0 * S * n + 8.0 * S + 88.0 * n * (2 + s->n_quantiles) + (s->want_window ? 88.0 * W * n : 0);
+  if (s->want_samples) c->bytes += 88.0 * S * n + (s->est->has_density ? 88.0 * S : 0);
+  c->flops += S * n * (log2(S + 1) + 4) + (s->want_window ? S * W * n : 0);
+}
+
+int job_spec_parse(job_spec *s, const json_t *body, const registry *reg, const job_limits *lim, int threads,
+                   json_t **problem) {
+  long max_samples = lim ? lim->max_samples : 1000000;
   memset(s, 0, sizeof *s);
   *problem = NULL;
   if (!json_is_object(body))
@@ -109,6 +124,12 @@ int job_spec_parse(job_spec *s, const json_t *body, const registry *reg, long ma
           return job_bad(problem, problem_new(PROB_VALIDATION, 0, "return.quantiles[%d] must be a number strictly "
                                               "between 0 and 1", i));
         s->quantiles[i] = v;
+        char name[32], other[32];
+        job_quantile_name(v, name, sizeof name);
+        for (int k = 0; k < i; k++)
+          if (!strcmp(job_quantile_name(s->quantiles[k], other, sizeof other), name))
+            return job_bad(problem, problem_new(PROB_VALIDATION, 0, "return.quantiles[%d] repeats %s (as [%d]); "
+                                                "ask for each quantile once", i, name, k));
       }
     }
   }
@@ -168,7 +189,29 @@ int job_spec_parse(job_spec *s, const json_t *body, const registry *reg, long ma
   /* the estimator's own rules (parameters, sample count) now, not when the job runs */
   est_options o = {.n_samples = s->n_samples, .want_window = s->want_window, .params = s->params};
   if (est_check_options(e, &o, &err)) return job_bad(problem, problem_new(PROB_VALIDATION, 0, "%s", err.msg));
+  /* what it would take, before it is queued */
+  if (lim) {
+    est_cost c;
+    job_spec_cost(s, threads, &c);
+    if (c.bytes > lim->max_bytes)
+      return job_bad(problem, problem_new(PROB_LIMIT, 0, "this job would need about %.3g MB of memory, the limit is "
+                                          "%.3g MB (--max-job-memory); ask for fewer samples, particles or members, a "
+                                          "shorter window, or leave out return.samples / return.window",
+                                          c.bytes / 1e6, lim->max_bytes / 1e6));
+    if (c.flops > lim->max_flops)
+      return job_bad(problem, problem_new(PROB_LIMIT, 0, "this job would need about %.3g floating-point operations, "
+                                          "the limit is %.3g (--max-job-work); ask for fewer samples, particles or "
+                                          "members, or a shorter window", c.flops, lim->max_flops));
+  }
   return SB_OK;
+}
+
+const char *job_quantile_name(double q, char *buf, size_t size) {
+  for (int prec = 1; prec <= 17; prec++) {
+    snprintf(buf, size, "%.*g", prec, q);
+    if (strtod(buf, NULL) == q) break;
+  }
+  return buf;
 }
 
 json_t *job_spec_canonical(const job_spec *s, const json_t *body) {

@@ -30,10 +30,27 @@ typedef struct job_spec {
   json_t *params;          /* estimator settings or NULL (own reference) */
 } job_spec;
 
+/* The daemon's limits on one job (--max-samples, --max-job-memory,
+ * --max-job-work); NULL: none (a stored request rebuilt by a worker). */
+typedef struct job_limits {
+  long max_samples;
+  double max_bytes, max_flops;
+} job_limits;
+
+/* Memory and work of the job: the estimator's estimate (est_estimate) plus
+ * what the daemon adds (the float copy stored, the summary, the JSON of
+ * every sample when return.samples). */
+void job_spec_cost(const job_spec *s, int threads, est_cost *c);
+
 /* Validates a request body against the registry. On failure returns a
  * negative code and *problem (new reference) says what to fix; 0 on success
  * (free with job_spec_free either way). */
-int job_spec_parse(job_spec *s, const json_t *body, const registry *reg, long max_samples, json_t **problem);
+int job_spec_parse(job_spec *s, const json_t *body, const registry *reg, const job_limits *lim, int threads,
+                   json_t **problem);
+/* The key of quantile q in results: the shortest decimal that reads back as
+ * exactly q ("0.1", "0.1000000001"), so distinct quantiles never share a key.
+ * buf holds at least 32 bytes. */
+const char *job_quantile_name(double q, char *buf, size_t size);
 /* The canonical stored request: the body with "seed" filled in (new ref). */
 json_t *job_spec_canonical(const job_spec *s, const json_t *body);
 void job_spec_free(job_spec *s);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "app.h"
 #include "clock.h"
@@ -20,33 +21,12 @@
 #include "log.h"
 #include "util/par.h"
 #include "metrics.h"
+#include "tokens.h"
 #include "util/version.h"
 
 static int main_load_tokens(app *a, sb_error *err) {
   if (!a->cfg.tokens_file[0]) return SB_OK;
-  FILE *f = fopen(a->cfg.tokens_file, "r");
-  if (!f) return sb_fail(err, SB_EIO, "cannot read tokens file %s: %s", a->cfg.tokens_file, strerror(errno));
-  char line[1024];
-  while (fgets(line, sizeof line, f)) {
-    char *s = line, *e;
-    while (*s == ' ' || *s == '\t') s++;
-    e = s + strlen(s);
-    while (e > s && (e[-1] == '\n' || e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t')) *--e = 0;
-    if (!*s || *s == '#') continue;
-    char **n = realloc(a->tokens, (size_t)(a->n_tokens + 1) * sizeof *n);
-    if (!n || !(n[a->n_tokens] = strdup(s))) {
-      if (n) a->tokens = n;
-      fclose(f);
-      return sb_fail(err, SB_ENOMEM, "out of memory");
-    }
-    a->tokens = n;
-    a->n_tokens++;
-  }
-  fclose(f);
-  if (!a->n_tokens)
-    return sb_fail(err, SB_EINVAL, "tokens file %s holds no token (one per line; '#' starts a comment)",
-                   a->cfg.tokens_file);
-  return SB_OK;
+  return tokens_load(a->cfg.tokens_file, &a->tokens, &a->n_tokens, err);
 }
 
 static void main_retention(app *a) {
@@ -62,6 +42,7 @@ static void main_tick(void *ctx) {
   static unsigned ticks;
   app *a = ctx;
   http_wait_tick(NULL);
+  http_deadline_tick(a);
   if (++ticks % 6000 == 0) main_retention(a); /* every 10 minutes at 100 ms ticks */
 }
 
@@ -71,14 +52,14 @@ static void main_free(app *a) {
   job_queue_free(a->jq);
   reg_free(&a->reg);
   store_close(a->store);
-  for (int i = 0; i < a->n_tokens; i++) free(a->tokens[i]);
-  free(a->tokens);
+  tokens_free(a->tokens, a->n_tokens);
 }
 
 int main(int argc, char **argv) {
   sb_runtime_init();
   app a;
   memset(&a, 0, sizeof a);
+  a.listen_fd = -1;
   sb_error err = {0};
   int rc = config_load(&a.cfg, argc, argv, &err);
   if (rc == 1) return 0;
@@ -105,7 +86,8 @@ int main(int argc, char **argv) {
    * this same value after its threaded sections. */
   openblas_set_num_threads(1);
 
-  if ((rc = main_load_tokens(&a, &err)) || (rc = store_open(&a.store, a.cfg.db, &err))) {
+  if ((rc = main_load_tokens(&a, &err)) || (rc = store_open(&a.store, a.cfg.db, &err)) ||
+      (rc = store_set_max_bytes(a.store, a.cfg.max_db_bytes, &err))) {
     log_event(LOG_ERROR, "startup_failed", json_pack("{s:s}", "reason", err.msg));
     main_free(&a);
     return 1;
@@ -158,7 +140,26 @@ int main(int argc, char **argv) {
                                             "grace_seconds", a.cfg.shutdown_grace));
   a.stopping = 1;
   http_quiesce(&a);
-  job_queue_stop(a.jq, a.cfg.shutdown_grace);
+  char stuck_ids[256][40];
+  int stuck = job_queue_stop(a.jq, a.cfg.shutdown_grace);
+  if (stuck) {
+    /* Bounded shutdown: workers that did not stop within the grace and the
+     * cancel wait are left behind. Their runs go back to queued now (the
+     * worker's own later write then finds them not running), and the process
+     * exits without freeing what those threads still use. */
+    int n_stuck = job_queue_running_ids(a.jq, stuck_ids, 256);
+    for (int i = 0; i < n_stuck; i++) {
+      sb_error e2 = {0};
+      store_requeue(a.store, stuck_ids[i], "daemon shutting down (worker did not stop in time)", &e2);
+    }
+    log_event(LOG_WARN, "workers_abandoned", json_pack("{s:i, s:f}", "workers", stuck, "waited_seconds",
+                                                       a.cfg.shutdown_grace + JOB_CANCEL_WAIT_S));
+    http_wait_shutdown();
+    http_stop(&a);
+    log_event(LOG_INFO, "stopped", NULL);
+    fflush(NULL);
+    _exit(0);
+  }
   http_wait_shutdown();
   long left = http_drain(&a, 5.0); /* resumed waiters send their answers */
   if (left) log_event(LOG_WARN, "requests_cut", json_pack("{s:I}", "in_flight", (json_int_t)left));

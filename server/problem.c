@@ -3,6 +3,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "text.h"
+
 static const struct {
   const char *slug, *title;
   int status;
@@ -22,6 +24,8 @@ static const struct {
     [PROB_UNAUTHORIZED] = {"unauthorized", "Missing or invalid bearer token", 401},
     [PROB_INTERNAL] = {"internal", "Internal server error", 500},
     [PROB_UNAVAILABLE] = {"unavailable", "Service unavailable", 503},
+    [PROB_NOT_IMPLEMENTED] = {"not-implemented", "Not implemented", 501},
+    [PROB_LIMIT] = {"limit-exceeded", "The job would exceed a limit of the daemon", 422},
     [PROB_JOB_FAILED] = {"estimator-failed", "The estimator failed", 500},
     [PROB_JOB_INTERRUPTED] = {"interrupted", "The job was interrupted by daemon restarts", 500},
 };
@@ -29,11 +33,14 @@ static const struct {
 int problem_default_status(problem_kind kind) { return problem_table[kind].status; }
 
 json_t *problem_new(problem_kind kind, int status, const char *fmt, ...) {
-  char detail[1024], type[96];
+  char raw[1024], detail[1024], type[96];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(detail, sizeof detail, fmt, ap);
+  vsnprintf(raw, sizeof raw, fmt, ap);
   va_end(ap);
+  /* names from the request may hold invalid UTF-8 or be cut inside a
+   * character by a %.Ns: JSON needs valid UTF-8, so such bytes are escaped */
+  text_escape(raw, detail, sizeof detail);
   snprintf(type, sizeof type, "urn:sbida:problem:%s", problem_table[kind].slug);
   return json_pack("{s:s, s:s, s:i, s:s}", "type", type, "title", problem_table[kind].title, "status",
                    status ? status : problem_table[kind].status, "detail", detail);

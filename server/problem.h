@@ -22,6 +22,8 @@ typedef enum {
   PROB_UNAUTHORIZED,      /* 401 */
   PROB_INTERNAL,          /* 500 */
   PROB_UNAVAILABLE,       /* 503 */
+  PROB_NOT_IMPLEMENTED,   /* 501 */
+  PROB_LIMIT,             /* 422: the job would exceed a daemon limit */
   PROB_JOB_FAILED,        /* stored in a failed job */
   PROB_JOB_INTERRUPTED,   /* stored in a job lost to a crash too often */
   PROB_COUNT

@@ -20,6 +20,8 @@ struct store {
   sqlite3 *w, *r;          /* writer and reader connections */
   pthread_mutex_t wmu, rmu;
   int lock_fd;             /* flock on PATH.lock while open, -1 for :memory: */
+  unsigned char key[16];   /* per-database secret (page tokens), from the meta table */
+  int write_failing;       /* the last write transaction failed in SQLite (under wmu) */
 };
 
 /* One daemon per database: an exclusive flock on PATH.lock, held for the
@@ -75,7 +77,11 @@ static const char *const store_schema =
     " at_ms INTEGER NOT NULL,"
     " state TEXT NOT NULL,"
     " reason TEXT);"
-    "CREATE INDEX IF NOT EXISTS transitions_run ON transitions(run_id);";
+    "CREATE INDEX IF NOT EXISTS transitions_run ON transitions(run_id);"
+    /* meta: the database's secret key (page tokens); health: what the readiness probe writes */
+    "CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS health(k INTEGER PRIMARY KEY, at_ms INTEGER, pad BLOB);"
+    "INSERT OR IGNORE INTO meta(name, value) VALUES('token_key', randomblob(16));";
 
 static int store_sqlfail(sb_error *err, sqlite3 *db, const char *what) {
   return sb_fail(err, SB_EIO, "database: %s: %s", what, sqlite3_errmsg(db));
@@ -116,7 +122,7 @@ int store_open(store **out, const char *path, sb_error *err) {
   }
   rc = store_conn(&s->w, path, err);
   if (!rc) {
-    char states[128], schema[2048];
+    char states[128], schema[4096];
     snprintf(schema, sizeof schema, store_schema, job_state_list(states, sizeof states, ",", "'"));
     rc = store_exec(s->w, schema, err);
   }
@@ -136,6 +142,18 @@ int store_open(store **out, const char *path, sb_error *err) {
   if (!wal) {
     store_close(s);
     return sb_fail(err, SB_EIO, "database %s cannot use WAL journaling (is it on a network filesystem?)", path);
+  }
+  int have_key = 0;
+  if (sqlite3_prepare_v2(s->w, "SELECT value FROM meta WHERE name = 'token_key'", -1, &st, NULL) == SQLITE_OK) {
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == (int)sizeof s->key) {
+      memcpy(s->key, sqlite3_column_blob(st, 0), sizeof s->key);
+      have_key = 1;
+    }
+    sqlite3_finalize(st);
+  }
+  if (!have_key) {
+    store_close(s);
+    return sb_fail(err, SB_EIO, "database %s: cannot read its secret key (table meta)", path);
   }
   *out = s;
   return SB_OK;
@@ -162,6 +180,11 @@ void store_run_free(store_run *r) {
   r->request = r->result = r->error = NULL;
 }
 
+static const char *store_col_text(sqlite3_stmt *st, int i) {
+  const unsigned char *t = sqlite3_column_text(st, i);
+  return t ? (const char *)t : "";
+}
+
 static char *store_dup_col(sqlite3_stmt *st, int i) {
   const unsigned char *t = sqlite3_column_text(st, i);
   return t ? strdup((const char *)t) : NULL;
@@ -174,9 +197,11 @@ static char *store_dup_col(sqlite3_stmt *st, int i) {
 static void store_read_run(sqlite3_stmt *st, store_run *r) {
   memset(r, 0, sizeof *r);
   r->seq = sqlite3_column_int64(st, 0);
-  snprintf(r->id, sizeof r->id, "%s", (const char *)sqlite3_column_text(st, 1));
-  snprintf(r->estimator, sizeof r->estimator, "%s", (const char *)sqlite3_column_text(st, 2));
-  snprintf(r->state, sizeof r->state, "%s", (const char *)sqlite3_column_text(st, 3));
+  /* NOT NULL columns, but a damaged or hand-edited database may still hold
+   * NULLs: they read as "" (never a NULL for %s) */
+  snprintf(r->id, sizeof r->id, "%s", store_col_text(st, 1));
+  snprintf(r->estimator, sizeof r->estimator, "%s", store_col_text(st, 2));
+  snprintf(r->state, sizeof r->state, "%s", store_col_text(st, 3));
   r->time_index = (long)sqlite3_column_int64(st, 4);
   r->n_samples = sqlite3_column_int(st, 5);
   r->created_ms = sqlite3_column_int64(st, 6);
@@ -228,6 +253,10 @@ static int store_write_txn_mode(store *s, int lazy, int (*fn)(store *s, void *ct
     if (rc && !sqlite3_get_autocommit(s->w)) sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
   }
   if (lazy) sqlite3_exec(s->w, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+  /* SQLite's own failures (full, read-only, I/O) make the store not ready;
+   * answers about runs (not found, conflict, mismatch) do not */
+  if (rc == SB_EIO || rc == SB_ENOMEM) s->write_failing = 1;
+  else if (!rc) s->write_failing = 0;
   pthread_mutex_unlock(&s->wmu);
   return rc;
 }
@@ -271,13 +300,14 @@ static int store_insert_fn(store *s, void *vctx, sb_error *err) {
     sqlite3_bind_text(st, 1, c->n->idem_key, -1, SQLITE_STATIC);
     if (sqlite3_step(st) == SQLITE_ROW) {
       char id[40];
-      snprintf(id, sizeof id, "%s", (const char *)sqlite3_column_text(st, 0));
+      snprintf(id, sizeof id, "%s", store_col_text(st, 0));
       const char *h = (const char *)sqlite3_column_text(st, 1);
-      int same = h && !strcmp(h, c->n->body_hash);
+      int same = h && c->n->body_hash && !strcmp(h, c->n->body_hash);
       sqlite3_finalize(st);
+      /* the other run's id stays private: the key may be guessed, the id is a capability */
       if (!same)
-        return sb_fail(err, STORE_EMISMATCH, "Idempotency-Key was already used for assimilation %s with a "
-                       "different body; send the same body or use a new key", id);
+        return sb_fail(err, STORE_EMISMATCH, "Idempotency-Key was already used with a different body; send the "
+                       "same body or use a new key");
       *c->replayed = 1;
       return store_get_on(db, id, c->out, err);
     }
@@ -547,7 +577,7 @@ static int store_recover_fn(store *s, void *vctx, sb_error *err) {
   int rc = SB_OK;
   while (!rc && sqlite3_step(st) == SQLITE_ROW) {
     char id[40];
-    snprintf(id, sizeof id, "%s", (const char *)sqlite3_column_text(st, 0));
+    snprintf(id, sizeof id, "%s", store_col_text(st, 0));
     int attempts = sqlite3_column_int(st, 1);
     store_upd_ctx w = {.id = id, .now = c->now};
     char perr[600];
@@ -588,7 +618,8 @@ int store_recover(store *s, int max_attempts, int64_t now_ms, void (*fn)(void *c
       SQLITE_OK) {
     rc = store_sqlfail(err, s->r, "prepare queued scan");
   } else {
-    while (sqlite3_step(st) == SQLITE_ROW) fn(ctx, (const char *)sqlite3_column_text(st, 0));
+    while (sqlite3_step(st) == SQLITE_ROW)
+      if (sqlite3_column_text(st, 0)) fn(ctx, (const char *)sqlite3_column_text(st, 0));
     sqlite3_finalize(st);
   }
   pthread_mutex_unlock(&s->rmu);
@@ -604,7 +635,7 @@ int store_count_states(store *s, long long counts[JOB_N_STATES], sb_error *err) 
     rc = store_sqlfail(err, s->r, "prepare count");
   } else {
     while (sqlite3_step(st) == SQLITE_ROW) {
-      const char *state = (const char *)sqlite3_column_text(st, 0);
+      const char *state = store_col_text(st, 0);
       int i = job_state_parse(state);
       if (i >= 0) counts[i] = sqlite3_column_int64(st, 1);
     }
@@ -657,11 +688,88 @@ int store_cleanup(store *s, int64_t now_ms, int64_t max_age_ms, long long max_ru
   return rc;
 }
 
-static int store_noop_fn(store *s, void *ctx, sb_error *err) {
-  (void)s;
+/* What a POST needs: a write that takes new pages (a 64 KiB row, rolled
+ * back: a full database or one at --max-db-bytes refuses it, a read-only one
+ * too), then a small committed write (a heartbeat row: on a full disk the
+ * WAL cannot grow and the commit fails). */
+static int store_probe_fn(store *s, void *ctx, sb_error *err) {
   (void)ctx;
-  (void)err;
-  return SB_OK;
+  sqlite3_stmt *st;
+  int rc = store_exec(s->w, "SAVEPOINT probe", err);
+  if (rc) return rc;
+  if (sqlite3_prepare_v2(s->w, "INSERT INTO health(k, at_ms, pad) VALUES(2, 0, zeroblob(65536))", -1, &st, NULL) !=
+      SQLITE_OK) {
+    rc = store_sqlfail(err, s->w, "prepare probe");
+  } else {
+    rc = sqlite3_step(st) == SQLITE_DONE ? SB_OK : store_sqlfail(err, s->w, "probe write");
+    sqlite3_finalize(st);
+  }
+  sqlite3_exec(s->w, "ROLLBACK TO probe; RELEASE probe", NULL, NULL, NULL);
+  if (rc) return rc;
+  if (sqlite3_prepare_v2(s->w, "INSERT OR REPLACE INTO health(k, at_ms) VALUES(1, ?)", -1, &st, NULL) != SQLITE_OK)
+    return store_sqlfail(err, s->w, "prepare heartbeat");
+  sqlite3_bind_int64(st, 1, clock_now_ms());
+  rc = sqlite3_step(st) == SQLITE_DONE ? SB_OK : store_sqlfail(err, s->w, "heartbeat write");
+  sqlite3_finalize(st);
+  return rc;
 }
 
-int store_check_writable(store *s, sb_error *err) { return store_write_txn(s, store_noop_fn, NULL, err); }
+int store_check_writable(store *s, sb_error *err) { return store_write_txn_mode(s, 1, store_probe_fn, NULL, err); }
+
+int store_write_failing(store *s) {
+  pthread_mutex_lock(&s->wmu);
+  int f = s->write_failing;
+  pthread_mutex_unlock(&s->wmu);
+  return f;
+}
+
+const unsigned char *store_secret(const store *s) { return s->key; }
+
+int store_set_max_bytes(store *s, long long bytes, sb_error *err) {
+  if (bytes <= 0) return SB_OK;
+  pthread_mutex_lock(&s->wmu);
+  sqlite3_stmt *st;
+  long long page = 4096;
+  if (sqlite3_prepare_v2(s->w, "PRAGMA page_size", -1, &st, NULL) == SQLITE_OK) {
+    if (sqlite3_step(st) == SQLITE_ROW) page = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+  }
+  char sql[96];
+  snprintf(sql, sizeof sql, "PRAGMA max_page_count = %lld", bytes / (page > 0 ? page : 4096));
+  int rc = store_exec(s->w, sql, err);
+  pthread_mutex_unlock(&s->wmu);
+  return rc;
+}
+
+/* The run that used key: 1 and *out when the body hash matches, 0 when the
+ * key is unused, STORE_EMISMATCH when it was used with another body. */
+int store_find_idem(store *s, const char *key, const char *hash, store_run *out, sb_error *err) {
+  memset(out, 0, sizeof *out);
+  pthread_mutex_lock(&s->rmu);
+  sqlite3_stmt *st;
+  int rc;
+  if (sqlite3_prepare_v2(s->r, "SELECT id, body_hash FROM runs WHERE idem_key = ?", -1, &st, NULL) != SQLITE_OK) {
+    rc = store_sqlfail(err, s->r, "prepare idempotency lookup");
+    pthread_mutex_unlock(&s->rmu);
+    return rc;
+  }
+  sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+  int step = sqlite3_step(st);
+  char id[40] = "";
+  if (step == SQLITE_ROW) {
+    const char *h = (const char *)sqlite3_column_text(st, 1);
+    snprintf(id, sizeof id, "%s", store_col_text(st, 0));
+    rc = h && hash && !strcmp(h, hash) ? 1
+         : sb_fail(err, STORE_EMISMATCH, "Idempotency-Key was already used with a different body; send the same "
+                   "body or use a new key");
+  } else {
+    rc = step == SQLITE_DONE ? 0 : store_sqlfail(err, s->r, "idempotency lookup");
+  }
+  sqlite3_finalize(st);
+  if (rc == 1) {
+    int g = store_get_on(s->r, id, out, err);
+    if (g) rc = g;
+  }
+  pthread_mutex_unlock(&s->rmu);
+  return rc;
+}

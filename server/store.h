@@ -94,8 +94,22 @@ int store_count_states(store *s, long long counts[JOB_N_STATES], sb_error *err);
  * finished ones beyond max_runs (0 = no limit). */
 int store_cleanup(store *s, int64_t now_ms, int64_t max_age_ms, long long max_runs, long long *deleted,
                   sb_error *err);
-/* Takes and releases the write lock: 0 when the database is writable. */
+/* 0 when the database can take what a submission writes: a 64 KiB row
+ * that needs new pages (rolled back; fails on a full or read-only database
+ * or one at store_set_max_bytes) and a committed heartbeat row (fails when
+ * the disk is full). A success clears store_write_failing. */
 int store_check_writable(store *s, sb_error *err);
+/* 1 while the last write transaction failed in SQLite (full, read-only,
+ * I/O error) and none has succeeded since. */
+int store_write_failing(store *s);
+/* The database's random 16-byte secret (created with it, kept in it). */
+const unsigned char *store_secret(const store *s);
+/* Caps the database file at bytes (0: no cap): writes past it fail as full. */
+int store_set_max_bytes(store *s, long long bytes, sb_error *err);
+/* The run submitted with Idempotency-Key key: 1 and *out (free it) when its
+ * body hash is hash, 0 when the key is unused, STORE_EMISMATCH when it was
+ * used with another body (the message does not name that run). */
+int store_find_idem(store *s, const char *key, const char *hash, store_run *out, sb_error *err);
 
 
 #endif

@@ -48,6 +48,20 @@ int etkf_analysis(double *X, int K, int n, const obs_op *op, const double *y, co
  * Set it only while no analysis runs. */
 extern int etkf_path_override;
 
+/* Cancellable pieces of the baselines: members are drawn or advanced in
+ * chunks of about EST_CHUNK_FLOPS floating-point operations (sim's
+ * flops_init, flops_step), with a cancel check before each chunk, so a
+ * cancel takes effect within one chunk (tens of milliseconds; one member
+ * when a single member costs more). Every member uses its own RNG stream,
+ * so chunking does not change any number. */
+#define EST_CHUNK_FLOPS 5e7
+/* Draws the K members of the prior at the window's first time t0 into X,
+ * member i from RNG stream i of seed. */
+int est_prior_ensemble(const sim *s, double *X, int K, long t0, uint64_t seed, const sb_cancel *cancel,
+                       sb_error *err);
+/* Advances the K members of X by one observation interval. */
+int est_advance_members(const sim *s, double *X, int K, const sb_cancel *cancel, sb_error *err);
+
 /* Gaspari-Cohn (1999) fifth-order taper, r = distance / half-width;
  * 1 at 0, 0 for r >= 2. */
 double gaspari_cohn(double r);

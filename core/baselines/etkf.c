@@ -370,12 +370,33 @@ static void parse_params(const estimator *e, const json_t *j, int S, etkf_params
   pp->radius = cfg->localize ? params_num(j, "radius", 10.0) : 0.0;
 }
 
-/* Draws the K members of the prior at the window's first time t0 into X,
- * member i from RNG stream i of seed. */
-int est_prior_ensemble(const sim *s, double *X, int K, long t0, uint64_t seed, sb_error *err);
-int est_prior_ensemble(const sim *s, double *X, int K, long t0, uint64_t seed, sb_error *err) {
-  if (s->stationary) return s->init(s, X, (size_t)K, seed, 0, err);
-  return sim_sample_at(s, X, (size_t)K, t0, seed, 0, err);
+static size_t est_chunk(double flops_per_member) {
+  double c = flops_per_member > 0 ? EST_CHUNK_FLOPS / flops_per_member : 1e9;
+  return c < 1 ? 1 : c > 1e9 ? (size_t)1e9 : (size_t)c;
+}
+
+int est_prior_ensemble(const sim *s, double *X, int K, long t0, uint64_t seed, const sb_cancel *cancel,
+                       sb_error *err) {
+  double per = s->flops_init + (s->stationary ? 0 : (double)t0 * s->flops_step);
+  size_t chunk = est_chunk(per), n = (size_t)s->dim;
+  for (size_t k = 0; k < (size_t)K; k += chunk) {
+    if (sb_cancelled(cancel)) return sb_fail(err, SB_ECANCEL, "cancelled");
+    size_t b = (size_t)K - k < chunk ? (size_t)K - k : chunk;
+    int rc = s->stationary ? s->init(s, X + k * n, b, seed, k, err) : sim_sample_at(s, X + k * n, b, t0, seed, k, err);
+    if (rc) return rc;
+  }
+  return SB_OK;
+}
+
+int est_advance_members(const sim *s, double *X, int K, const sb_cancel *cancel, sb_error *err) {
+  size_t chunk = est_chunk(s->flops_step), n = (size_t)s->dim;
+  for (size_t k = 0; k < (size_t)K; k += chunk) {
+    if (sb_cancelled(cancel)) return sb_fail(err, SB_ECANCEL, "cancelled");
+    size_t b = (size_t)K - k < chunk ? (size_t)K - k : chunk;
+    int rc = s->advance(s, X + k * n, b, 1, err);
+    if (rc) return rc;
+  }
+  return SB_OK;
 }
 
 /* Returns S samples from the K members: the members themselves when K == S,
@@ -408,6 +429,25 @@ static int etkf_check_options(const estimator *e, const est_options *o, sb_error
   return SB_OK;
 }
 
+/* Workspace (ws_init), members, the draws Z; per time: the forecast, the
+ * analysis (ensemble space when q >= K, else observation space; per node
+ * for letkf) and the emission of S samples from K members. */
+static void etkf_cost(const estimator *e, const est_problem *p, const est_options *o, est_cost *c) {
+  const etkf_cfg *cfg = e->impl;
+  etkf_params pp;
+  parse_params(e, o->params, o->n_samples, &pp);
+  double K = pp.ensemble_size, S = o->n_samples, n = p->sim->dim, q = p->op->n_obs, W = p->window;
+  double ws = n + K * n + 3 * K * q + 3 * q + 3 * K * K + 6 * K;
+  c->bytes += 8.0 * (K * n + (K != S ? S * K : 0) + ws) + 8.0 * q;
+  double r = q < K ? q : K;
+  double analysis = 2 * K * q * r + 10 * r * r * r + 2 * K * K * n + 4 * K * q;
+  if (cfg->localize) analysis *= n;
+  double t0 = (double)(p->time_index - p->window + 1);
+  double prior = K * (p->sim->flops_init + (p->sim->stationary ? 0 : t0 * p->sim->flops_step));
+  double emit = K != S ? 2 * S * n * K * (o->want_window ? W + 1 : 1) : S * n;
+  c->flops += prior + W * (K * p->sim->flops_step + analysis) + emit;
+}
+
 static int etkf_sample(estimator *e, const est_problem *p, const est_options *o, est_result *r, sb_error *err) {
   const etkf_cfg *cfg = e->impl;
   etkf_params pp;
@@ -437,13 +477,13 @@ static int etkf_sample(estimator *e, const est_problem *p, const est_options *o,
     rng_fill_normal(&g, Z, (size_t)S * (size_t)K);
   }
   if ((rc = ws_init(&w, K, n, p->op->n_obs, err))) goto done;
-  if ((rc = est_prior_ensemble(p->sim, X, K, p->time_index - W + 1, o->seed, err))) goto done;
+  if ((rc = est_prior_ensemble(p->sim, X, K, p->time_index - W + 1, o->seed, o->cancel, err))) goto done;
   for (int t = 0; t < W; t++) {
     if (sb_cancelled(o->cancel)) {
       rc = sb_fail(err, SB_ECANCEL, "cancelled");
       goto done;
     }
-    if (t > 0 && (rc = p->sim->advance(p->sim, X, (size_t)K, 1, err))) goto done;
+    if (t > 0 && (rc = est_advance_members(p->sim, X, K, o->cancel, err))) goto done;
     rc = analysis_ws(&w, X, p->op, p->y + (size_t)t * p->op->n_obs, p->noise->std, pp.inflation, pp.radius, err);
     if (rc) goto done;
     if (o->want_window) emit(X, K, n, r->window_samples + (size_t)t * n, S, (size_t)W * n, Z);
@@ -510,6 +550,7 @@ int est_etkf_create(estimator **out, sim *s, int localize, sb_error *err) {
   e->sample = etkf_sample;
   e->params = localize ? letkf_spec : letkf_spec + 1;
   e->check_options = etkf_check_options;
+  e->cost = etkf_cost;
   e->destroy = etkf_destroy;
   *out = e;
   return SB_OK;

@@ -7,7 +7,6 @@
 #include "baselines/baselines.h"
 #include "util/rng.h"
 
-int est_prior_ensemble(const sim *s, double *X, int K, long t0, uint64_t seed, sb_error *err);
 
 typedef struct pf_params {
   int particles;
@@ -41,6 +40,19 @@ static void systematic(const double *w, int P, int *idx, int m, rng *r) {
   }
 }
 
+/* Two particle arrays, observed particles, weights, resampling indices;
+ * per time: the forecast, the weights and a resampling. */
+static void pf_cost(const estimator *e, const est_problem *p, const est_options *o, est_cost *c) {
+  (void)e;
+  pf_params pp;
+  parse_params(o->params, o->n_samples, &pp);
+  double P = pp.particles, S = o->n_samples, n = p->sim->dim, no = p->op->n_obs, W = p->window;
+  c->bytes += 8.0 * (2 * P * n + P * no + 2 * P) + 4.0 * (P > S ? P : S) + 64.0 * W;
+  double t0 = (double)(p->time_index - p->window + 1);
+  double prior = P * (p->sim->flops_init + (p->sim->stationary ? 0 : t0 * p->sim->flops_step));
+  c->flops += prior + W * (P * p->sim->flops_step + P * (4 * no + 2 * n + 20));
+}
+
 static int pf_sample(estimator *e, const est_problem *p, const est_options *o, est_result *r, sb_error *err) {
   (void)e;
   pf_params pp;
@@ -61,7 +73,7 @@ static int pf_sample(estimator *e, const est_problem *p, const est_options *o, e
     rc = sb_fail(err, SB_ENOMEM, "out of memory for %d particles", P);
     goto done;
   }
-  if ((rc = est_prior_ensemble(p->sim, X, P, p->time_index - W + 1, o->seed, err))) goto done;
+  if ((rc = est_prior_ensemble(p->sim, X, P, p->time_index - W + 1, o->seed, o->cancel, err))) goto done;
   rng g;
   rng_init(&g, o->seed, (uint64_t)1 << 40);
   for (int i = 0; i < P; i++) lw[i] = 0.0;
@@ -72,7 +84,7 @@ static int pf_sample(estimator *e, const est_problem *p, const est_options *o, e
       rc = sb_fail(err, SB_ECANCEL, "cancelled");
       goto done;
     }
-    if (t > 0 && (rc = p->sim->advance(p->sim, X, (size_t)P, 1, err))) goto done;
+    if (t > 0 && (rc = est_advance_members(p->sim, X, P, o->cancel, err))) goto done;
     const double *y = p->y + (size_t)t * no;
     obs_apply(p->op, X, HX, (size_t)P);
     for (int i = 0; i < P; i++) {
@@ -157,6 +169,7 @@ int est_pf_create(estimator **out, sim *s, sb_error *err) {
                       json_string("bootstrap particle filter, systematic resampling, filtered window states"));
   e->info = info;
   e->sample = pf_sample;
+  e->cost = pf_cost;
   e->params = pf_spec;
   *out = e;
   return SB_OK;

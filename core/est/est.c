@@ -54,6 +54,13 @@ int est_check_options(const estimator *e, const est_options *o, sb_error *err) {
   return e->check_options ? e->check_options(e, o, err) : SB_OK;
 }
 
+void est_estimate(const estimator *e, const est_problem *p, const est_options *o, est_cost *c) {
+  double S = o->n_samples, n = p->sim->dim, W = p->window;
+  c->bytes = 8.0 * (S * n + (o->want_window ? S * W * n : 0) + (e->has_density ? S : 0));
+  c->flops = 0;
+  if (e->cost) e->cost(e, p, o, c);
+}
+
 int est_sample(estimator *e, const est_problem *p, const est_options *o, est_result *r, sb_error *err) {
   memset(r, 0, sizeof *r);
   int rc = est_check_problem(e, p, err);

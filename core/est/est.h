@@ -50,6 +50,13 @@ typedef struct est_result {
   json_t *diagnostics;     /* JSON object, owned (e.g. {"ess": 37.2}) */
 } est_result;
 
+/* What one call would need, estimated before it runs (the daemon refuses
+ * jobs above its limits before queueing them): peak bytes of memory and
+ * floating-point operations. Upper-bound estimates, not measurements. */
+typedef struct est_cost {
+  double bytes, flops;
+} est_cost;
+
 typedef struct estimator estimator;
 struct estimator {
   char name[128];          /* served name: model file stem, or <preset>-<kind> */
@@ -74,6 +81,9 @@ struct estimator {
    * evaluator uses it at the truth for HPD coverage. */
   int (*log_prob)(estimator *e, const est_problem *p, const est_options *o, const double *x, int n, double *out,
                   sb_error *err);
+  /* Optional: adds the estimator's own work and workspaces to c (the
+   * result arrays are counted by est_estimate); NULL: none beyond them. */
+  void (*cost)(const estimator *e, const est_problem *p, const est_options *o, est_cost *c);
 };
 
 /* Checks that a problem fits the estimator (system, window length, time
@@ -84,6 +94,9 @@ int est_check_problem(const estimator *e, const est_problem *p, sb_error *err);
  * with the valid ones, types, ranges) and e->check_options. The daemon calls
  * it at submission, so a job is refused (422) rather than failing later. */
 int est_check_options(const estimator *e, const est_options *o, sb_error *err);
+/* The memory and work of sampling p with o (after est_check_problem and
+ * est_check_options passed): the result arrays plus e->cost. */
+void est_estimate(const estimator *e, const est_problem *p, const est_options *o, est_cost *c);
 /* Calls e->sample after est_check_problem and est_check_options. */
 int est_sample(estimator *e, const est_problem *p, const est_options *o, est_result *r,
                sb_error *err);

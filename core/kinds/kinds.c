@@ -67,6 +67,19 @@ static json_t *model_info(const model *m) {
   return info;
 }
 
+/* Learned estimators: S states in double and float copies, the lifted
+ * observations, and the network evaluated in chunks (per-thread workspaces
+ * of about 64 states). Work: one forward pass costs about 2 n_params x N
+ * operations; how many per sample depends on the kind's sampler, so only
+ * memory is estimated here (the work is bounded by --max-samples and the
+ * model's fixed architecture). */
+static void model_cost(const estimator *e, const est_problem *p, const est_options *o, est_cost *c) {
+  const model *m = e->impl;
+  double S = o->n_samples, N = m->N, width = m->net.rc.width, blocks = m->net.rc.blocks;
+  double threads = o->threads > 0 ? o->threads : 1;
+  c->bytes += 8.0 * S * N * 6 + 4.0 * 2 * p->window * N + threads * 4.0 * 64 * N * width * (2 * blocks + 6);
+}
+
 int model_open_estimator(estimator **out, const char *path, sb_error *err) {
   *out = NULL;
   model *m = calloc(1, sizeof *m);
@@ -111,6 +124,7 @@ int model_open_estimator(estimator **out, const char *path, sb_error *err) {
     }
   }
   e->sample = m->kind->sample;
+  e->cost = model_cost;
   e->log_prob = m->kind->log_prob;
   e->has_density = m->kind->log_prob != NULL;
   if (rc) {

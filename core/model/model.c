@@ -103,8 +103,11 @@ static int norm_array(const st_file *f, const char *key, int N, double **out, sb
     return sb_fail(err, SB_ENOMEM, "out of memory");
   }
   for (int i = 0; i < N; i++) {
-    double v = json_number_value(json_array_get(j, (size_t)i));
+    json_t *x = json_array_get(j, (size_t)i);
+    double v = json_is_number(x) ? json_number_value(x) : NAN; /* a string is not a zero */
     if (!isfinite(v)) {
+      free(*out);
+      *out = NULL;
       json_decref(j);
       return sb_fail(err, SB_EFORMAT, "model metadata %s[%d] is not a finite number", key, i);
     }

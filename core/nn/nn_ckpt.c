@@ -1,5 +1,6 @@
 /* nn_ckpt.c: safetensors checkpoints of nn models (see nn_ckpt.h). */
 #include "nn/nn_ckpt.h"
+#include "nn/nn_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,14 +70,14 @@ static int parse_config(nn_model *m, const char *arch, const char *cfg, sb_error
                &c.dims, &c.h, &c.w, &c.cin, &c.cout, &c.width, &c.blocks, &c.groups,
                &c.n_scalars, &c.emb_dim) != 10)
       return sb_fail(err, SB_EFORMAT, "nn: cannot parse resnet nn.config '%s'", cfg);
-    return nn_resnet_init(m, &c, err);
+    return nn__resnet_plan(m, &c, err);
   }
   if (!strcmp(arch, "mlp")) {
     nn_mlp_config c = {0};
     if (sscanf(cfg, "in=%d out=%d hidden=%d layers=%d act=%d", &c.in, &c.out, &c.hidden,
                &c.layers, &c.act) != 5)
       return sb_fail(err, SB_EFORMAT, "nn: cannot parse mlp nn.config '%s'", cfg);
-    return nn_mlp_init(m, &c, err);
+    return nn__mlp_plan(m, &c, err);
   }
   return sb_fail(err, SB_EFORMAT, "nn: unknown architecture nn.arch = '%s'", arch);
 }
@@ -97,7 +98,17 @@ int nn_ckpt_load(const char *path, nn_model *m, st_file *meta, sb_error *err) {
   else if (strcmp(fmt, NN_CKPT_FORMAT))
     rc = sb_fail(err, SB_ENOTSUP, "checkpoint format %s, this build reads %s", fmt,
                  NN_CKPT_FORMAT);
+  /* The config is only a plan until every tensor it names is in the file
+   * with its shape: a damaged config (width 4000, 16 blocks) is refused
+   * before anything is allocated, so what is allocated is bounded by the
+   * file's own size. */
   if (!rc) rc = parse_config(m, arch, cfg, err);
+  for (int i = 0; !rc && i < m->n_tensors; i++) {
+    const nn_tensor *t = &m->tensors[i];
+    const st_tensor *s;
+    rc = st_get_checked(&f, t->name, ST_F32, t->ndim, t->shape, &s, err);
+  }
+  if (!rc) rc = nn__alloc(m, err);
   if (!rc) rc = nn_ckpt_copy_params(m, &f, NULL, err);
   if (!rc && step) m->step = atol(step);
   if (rc) {

@@ -9,6 +9,15 @@ int nn__add_tensor(nn_model *m, const char *name, int ndim, const int64_t *shape
                    int fan_in);
 /* Allocates params and grads after the table is complete. */
 int nn__alloc(nn_model *m, sb_error *err);
+/* The tensor table of a config without allocating anything (the config
+ * checked, sizes within NN_MAX_PARAMS): a loader compares it with a file
+ * before nn__alloc. */
+int nn__resnet_plan(nn_model *m, const nn_resnet_config *cfg, sb_error *err);
+int nn__mlp_plan(nn_model *m, const nn_mlp_config *cfg, sb_error *err);
+/* Upper bounds of a network this build accepts: parameters, and each of
+ * width, channels, spatial size, embedding, MLP sizes. */
+#define NN_MAX_PARAMS (1 << 28)
+#define NN_MAX_DIM 65536
 
 /* Workspace carving: with ws->mem == NULL only counts. */
 float *nn__carve(nn_workspace *ws, size_t *used, size_t n);

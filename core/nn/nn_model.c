@@ -41,7 +41,14 @@ int nn__alloc(nn_model *m, sb_error *err) {
   return SB_OK;
 }
 
-int nn_resnet_init(nn_model *m, const nn_resnet_config *cfg, sb_error *err) {
+static int nn__plan_bound(const nn_model *m, sb_error *err) {
+  if (m->n_params > NN_MAX_PARAMS)
+    return sb_fail(err, SB_ERANGE, "nn: %zu parameters, more than the %d this build accepts", m->n_params,
+                   NN_MAX_PARAMS);
+  return SB_OK;
+}
+
+int nn__resnet_plan(nn_model *m, const nn_resnet_config *cfg, sb_error *err) {
   memset(m, 0, sizeof *m);
   int rc = nn__resnet_check(cfg, err);
   if (rc) return rc;
@@ -49,20 +56,32 @@ int nn_resnet_init(nn_model *m, const nn_resnet_config *cfg, sb_error *err) {
   m->rc = *cfg;
   if (m->rc.dims == 1) m->rc.h = 1;
   if (nn__resnet_build(m)) return sb_fail(err, SB_ERANGE, "nn: too many tensors");
-  return nn__alloc(m, err);
+  return nn__plan_bound(m, err);
+}
+
+int nn_resnet_init(nn_model *m, const nn_resnet_config *cfg, sb_error *err) {
+  int rc = nn__resnet_plan(m, cfg, err);
+  return rc ? rc : nn__alloc(m, err);
 }
 
 int nn_mlp_init(nn_model *m, const nn_mlp_config *cfg, sb_error *err) {
+  int rc = nn__mlp_plan(m, cfg, err);
+  return rc ? rc : nn__alloc(m, err);
+}
+
+int nn__mlp_plan(nn_model *m, const nn_mlp_config *cfg, sb_error *err) {
   memset(m, 0, sizeof *m);
   if (cfg->in < 1 || cfg->out < 1 || cfg->hidden < 1 || cfg->layers < 1 ||
       cfg->layers > NN_MAX_BLOCKS || cfg->act < NN_ACT_SILU || cfg->act > NN_ACT_RELU)
     return sb_fail(err, SB_EINVAL,
                    "nn: mlp config needs in, out, hidden >= 1, 1 <= layers <= %d and a known act",
                    NN_MAX_BLOCKS);
+  if (cfg->in > NN_MAX_DIM || cfg->out > NN_MAX_DIM || cfg->hidden > NN_MAX_DIM)
+    return sb_fail(err, SB_ERANGE, "nn: mlp sizes must be at most %d", NN_MAX_DIM);
   m->kind = NN_MLP;
   m->mc = *cfg;
   if (nn__mlp_build(m)) return sb_fail(err, SB_ERANGE, "nn: too many tensors");
-  return nn__alloc(m, err);
+  return nn__plan_bound(m, err);
 }
 
 void nn_model_free(nn_model *m) {

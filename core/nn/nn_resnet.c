@@ -42,6 +42,10 @@ int nn__resnet_check(const nn_resnet_config *c, sb_error *err) {
     return sb_fail(err, SB_EINVAL,
                    "nn: resnet needs cin, cout, width, groups >= 1 and width %% groups == 0 "
                    "(width %d, groups %d)", c->width, c->groups);
+  if (c->w > NN_MAX_DIM || c->h > NN_MAX_DIM || c->cin > NN_MAX_DIM || c->cout > NN_MAX_DIM ||
+      c->width > NN_MAX_DIM || c->emb_dim > NN_MAX_DIM)
+    return sb_fail(err, SB_ERANGE, "nn: resnet sizes (w, h, cin, cout, width, emb_dim) must be at most %d",
+                   NN_MAX_DIM);
   if (c->blocks < 0 || c->blocks > NN_MAX_BLOCKS)
     return sb_fail(err, SB_EINVAL, "nn: resnet blocks must be in 0..%d", NN_MAX_BLOCKS);
   if (c->n_scalars < 0 || c->n_scalars > 2 ||

@@ -84,6 +84,8 @@ int lingauss_create(sim **out, int N, sb_error *err) {
   s->param[P_LEN] = 2.0;
   s->param[P_NUGGET] = 0.1;
   s->param[P_SHIFT] = 1;
+  s->flops_step = 2.0 * N;
+  s->flops_init = 2.0 * N * N + 20.0 * N; /* a circulant product */
   *out = s;
   return SB_OK;
 }

@@ -114,6 +114,10 @@ int sim_create(sim **out, const char *preset, int N, sb_error *err) {
       return rc;
     }
     snprintf(s->preset, sizeof s->preset, "%s", preset);
+    /* per IF-RK4 step about 4 stages of 6 FFTs of 64 x 64 (5 n log2 n each),
+     * at least 10 steps per interval */
+    s->flops_step = 10 * 4 * 6 * 5.0 * 4096 * 12;
+    s->flops_init = s->flops_step * s->param[P_KF_SPINUP] + 10.0 * s->dim;
     *out = s;
     return SB_OK;
   }
@@ -152,6 +156,9 @@ int sim_create(sim **out, const char *preset, int N, sb_error *err) {
   snprintf(s->preset, sizeof s->preset, "%s", preset);
   s->width = N;
   s->dim = N;
+  /* one RK4 step: 4 stages of about 10 operations per node */
+  s->flops_step = 40.0 * N * s->param[P_STEPS];
+  s->flops_init = 40.0 * N * s->param[P_SPINUP] + 10.0 * N;
   *out = s;
   return SB_OK;
 }

@@ -38,6 +38,11 @@ struct sim {
   void (*free)(sim *s);
   void *impl;
   double param[8];   /* system parameters, e.g. F, integration dt, spin-up */
+  /* Rough work of one state, in floating-point operations, for the work
+   * and memory estimates made before a job is accepted and for chunking
+   * work between cancel checks: one init (spin-up included) and one
+   * advance by one observation interval. */
+  double flops_init, flops_step;
 };
 
 /* Creates the simulator for a preset name. N <= 0 picks the preset's default

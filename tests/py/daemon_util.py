@@ -159,7 +159,7 @@ class Daemon:
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
         """Stops the daemon; after a clean SIGTERM the exit code must be 0 and
-        the log free of sanitizer reports (make asan runs these tests)."""
+        the log free of sanitizer reports (make asan and make tsan run these tests)."""
         if not self.proc:
             return None
         running = self.proc.poll() is None
@@ -175,7 +175,7 @@ class Daemon:
         rc = self.proc.returncode
         self.proc = None
         text = self.log_text()
-        for bad in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
+        for bad in ("AddressSanitizer", "LeakSanitizer", "runtime error:", "ThreadSanitizer"):
             assert bad not in text, "sanitizer report in %s:\n%s" % (self.log_path, text[-4000:])
         if running and sig == signal.SIGTERM:
             assert rc == 0, "sbidad exited %s after SIGTERM" % rc

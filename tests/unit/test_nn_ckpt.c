@@ -8,6 +8,9 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "nn/nn_ckpt.h"
 #include "nn/nn_model.h"
@@ -165,10 +168,71 @@ static void test_damaged(void **state) {
   nn_model_free(&m);
 }
 
+/* A damaged file whose config claims a huge network (width 1000, 16 blocks:
+ * about 96 million parameters, 770 MB for parameters and gradients) but
+ * holds the tensors of a small one: refused from the tensors present before
+ * anything is allocated. The load runs in a child so its peak resident
+ * memory can be read alone (getrusage of the children). */
+static void test_huge_config_refused_before_allocating(void **state) {
+  (void)state;
+  nn_model m, m2;
+  sb_error err = {0};
+  char p[512], q[512];
+  path_of(p, sizeof p, "nn_ckpt_small.safetensors");
+  path_of(q, sizeof q, "nn_ckpt_huge_cfg.safetensors");
+  assert_int_equal(nn_resnet_init(&m, &cfg1, &err), 0);
+  nn_model_init_params(&m, 3);
+  assert_int_equal(nn_ckpt_save(&m, 0, p, 0, NULL, NULL, &err), 0);
+  nn_model_free(&m);
+  st_file f, g;
+  assert_int_equal(st_read(p, &f, &err), 0);
+  st_init(&g);
+  for (int i = 0; i < f.n_meta; i++)
+    st_set_meta(&g, f.meta_keys[i],
+                strcmp(f.meta_keys[i], "nn.config") ? f.meta_vals[i]
+                                                    : "dims=1 h=1 w=10 cin=3 cout=1 width=1000 blocks=16 groups=4 "
+                                                      "n_scalars=1 emb_dim=4",
+                &err);
+  for (int i = 0; i < f.n_tensors; i++) {
+    st_tensor *t = &f.tensors[i];
+    assert_int_equal(st_add(&g, t->name, t->dtype, t->ndim, t->shape, t->data, &err), 0);
+  }
+  assert_int_equal(st_write(&g, q, &err), 0);
+  st_free(&g);
+  st_free(&f);
+  int fd[2];
+  assert_int_equal(pipe(fd), 0);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    sb_error e2 = {0};
+    int rc = nn_ckpt_load(q, &m2, NULL, &e2);
+    if (!rc) nn_model_free(&m2);
+    char msg[600];
+    snprintf(msg, sizeof msg, "%d %s", rc, e2.msg);
+    if (write(fd[1], msg, strlen(msg) + 1) < 0) _exit(3);
+    _exit(0);
+  }
+  close(fd[1]);
+  char msg[600] = "";
+  ssize_t got = read(fd[0], msg, sizeof msg - 1);
+  close(fd[0]);
+  int status;
+  waitpid(pid, &status, 0);
+  assert_true(got > 0);
+  struct rusage ru;
+  getrusage(RUSAGE_CHILDREN, &ru);
+  print_message("  huge config: %s (child peak %ld MB)\n", msg, ru.ru_maxrss / 1024);
+  assert_int_equal(atoi(msg), SB_EFORMAT);
+  assert_non_null(strstr(msg, "in_conv.weight"));
+  assert_true(ru.ru_maxrss < 300 * 1024); /* KB: far below the 770 MB the config asks for */
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_roundtrip),
       cmocka_unit_test(test_damaged),
+      cmocka_unit_test(test_huge_config_refused_before_allocating),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

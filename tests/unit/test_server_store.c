@@ -13,10 +13,15 @@
 #include <sqlite3.h>
 
 #include "server/config.h"
+#include "server/job_queue.h"
+#include "server/registry.h"
 #include "server/store.h"
 #include "testutil.h"
 
+static volatile int fail_writes, fail_syncs;
+
 static store *open_fresh(const char *name) {
+  fail_writes = fail_syncs = 0; /* a failed test may have left them set */
   char path[600];
   snprintf(path, sizeof path, "%s/%s", tu_tmpdir(), name);
   unlink(path);
@@ -266,6 +271,8 @@ typedef struct {
 static sqlite3_vfs *real_vfs;
 static sqlite3_vfs cnt_vfs;
 static int wal_syncs, db_syncs;
+/* failure injection (fail_writes, fail_syncs above): every write fails as a
+ * full disk; every WAL sync fails */
 
 #define REAL(f) (((cnt_file *)(f))->real)
 static int cnt_close(sqlite3_file *f) {
@@ -274,12 +281,14 @@ static int cnt_close(sqlite3_file *f) {
 }
 static int cnt_read(sqlite3_file *f, void *b, int n, sqlite3_int64 o) { return REAL(f)->pMethods->xRead(REAL(f), b, n, o); }
 static int cnt_write(sqlite3_file *f, const void *b, int n, sqlite3_int64 o) {
+  if (__atomic_load_n(&fail_writes, __ATOMIC_RELAXED)) return SQLITE_FULL;
   return REAL(f)->pMethods->xWrite(REAL(f), b, n, o);
 }
 static int cnt_truncate(sqlite3_file *f, sqlite3_int64 n) { return REAL(f)->pMethods->xTruncate(REAL(f), n); }
 static int cnt_sync(sqlite3_file *f, int flags) {
   if (((cnt_file *)f)->is_wal) wal_syncs++;
   else db_syncs++;
+  if (((cnt_file *)f)->is_wal && __atomic_load_n(&fail_syncs, __ATOMIC_RELAXED)) return SQLITE_IOERR_FSYNC;
   return REAL(f)->pMethods->xSync(REAL(f), flags);
 }
 static int cnt_size(sqlite3_file *f, sqlite3_int64 *n) { return REAL(f)->pMethods->xFileSize(REAL(f), n); }
@@ -387,12 +396,138 @@ static void test_insert_synced_before_it_returns(void **state) {
   cnt_vfs_remove();
 }
 
+/* A damaged or hand-edited database: text columns that read as NULL (a
+ * zero-length blob in a NOT NULL column) come back as "", never as a NULL
+ * printed with %s. */
+static void test_null_columns_read_as_empty(void **state) {
+  (void)state;
+  store *s = open_fresh("nulls.db");
+  store_run a, g;
+  int rep;
+  sb_error err = {0};
+  insert(s, NULL, "h", &a, &rep, 0);
+  char path[600];
+  snprintf(path, sizeof path, "%s/nulls.db", tu_tmpdir());
+  sqlite3 *db;
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(db, "UPDATE runs SET estimator = x''", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+  assert_int_equal(store_get(s, a.id, &g, &err), 0);
+  assert_string_equal(g.estimator, "");
+  assert_string_equal(g.state, "queued");
+  store_run_free(&g);
+  store_run_free(&a);
+  store_close(s);
+}
+
+/* Readiness checks what a submission needs: on a disk that refuses writes
+ * (or a full database) it fails, where an empty transaction succeeded. */
+static void test_check_writable_sees_a_failing_disk(void **state) {
+  (void)state;
+  cnt_vfs_install();
+  store *s = open_fresh("ready.db");
+  sb_error err = {0};
+  assert_int_equal(store_check_writable(s, &err), 0);
+  assert_int_equal(store_write_failing(s), 0);
+  fail_writes = 1;
+  assert_int_not_equal(store_check_writable(s, &err), 0);
+  assert_int_equal(store_write_failing(s), 1);
+  fail_writes = 0;
+  assert_int_equal(store_check_writable(s, &err), 0);
+  assert_int_equal(store_write_failing(s), 0);
+  /* a database at its size cap: the probe needs new pages and is refused */
+  assert_int_equal(store_set_max_bytes(s, 65536, &err), 0);
+  assert_int_not_equal(store_check_writable(s, &err), 0);
+  assert_non_null(strstr(err.msg, "full"));
+  store_close(s);
+  cnt_vfs_remove();
+}
+
+/* ---- A job whose store writes fail is never stranded */
+static void wait_state(store *s, const char *id, const char *want, double seconds) {
+  store_run r;
+  sb_error err = {0};
+  for (int i = 0; i < (int)(seconds * 20); i++) {
+    assert_int_equal(store_get(s, id, &r, &err), 0);
+    int ok = !strcmp(r.state, want);
+    store_run_free(&r);
+    if (ok) return;
+    usleep(50000);
+  }
+  assert_int_equal(store_get(s, id, &r, &err), 0);
+  fail_msg("run %s is %s, not %s, after %g s", id, r.state, want, seconds);
+}
+
+static const char *queue_request(char *buf, size_t size) {
+  int n = snprintf(buf, size, "{\"estimator\":\"l96-sakov-etkf\",\"time_index\":4,\"n_samples\":16,\"seed\":3,"
+                              "\"operator\":{\"type\":\"identity\"},\"noise_std\":1.0,\"observations\":[");
+  for (int w = 0; w < 5; w++) {
+    n += snprintf(buf + n, size - (size_t)n, "%s[", w ? "," : "");
+    for (int i = 0; i < 40; i++) n += snprintf(buf + n, size - (size_t)n, "%s%d.5", i ? "," : "", (i * 7 + w) % 5 - 2);
+    n += snprintf(buf + n, size - (size_t)n, "]");
+  }
+  snprintf(buf + n, size - (size_t)n, "]}");
+  return buf;
+}
+
+static void test_store_failure_never_strands_a_job(void **state) {
+  (void)state;
+  cnt_vfs_install();
+  store *s = open_fresh("strand.db");
+  registry reg;
+  memset(&reg, 0, sizeof reg);
+  sb_error err = {0};
+  assert_int_equal(reg_load(&reg, "/nonexistent-models-dir", &err), 0);
+  job_queue *q;
+  job_queue_opts o = {s, &reg, 1, 1, 16, NULL, NULL, NULL, NULL, 50};
+  assert_int_equal(job_queue_start(&q, &o, &err), 0);
+  char req[8192];
+  store_new_run n = {"l96-sakov-etkf", 4, 16, queue_request(req, sizeof req), NULL, "h"};
+  store_run a;
+  int rep;
+  /* 1. queued -> running cannot be written: the job is handed back, still
+   * queued, and runs once the store can write again */
+  assert_int_equal(store_insert(s, &n, &a, &rep, &err), 0);
+  fail_writes = 1;
+  job_queue_push(q, a.id, 0);
+  for (int i = 0; i < 100 && !job_queue_unsettled(q); i++) usleep(50000);
+  assert_int_equal(job_queue_unsettled(q), 1);
+  wait_state(s, a.id, "queued", 1);
+  fail_writes = 0;
+  wait_state(s, a.id, "succeeded", 30);
+  assert_int_equal(job_queue_unsettled(q), 0);
+  store_run_free(&a);
+  /* 2. the final write cannot be committed: not left running with no
+   * worker; once the store works the job is failed with a readable problem */
+  assert_int_equal(store_insert(s, &n, &a, &rep, &err), 0);
+  fail_syncs = 1;
+  job_queue_push(q, a.id, 0);
+  for (int i = 0; i < 200 && !job_queue_unsettled(q); i++) usleep(50000);
+  assert_int_equal(job_queue_unsettled(q), 1);
+  fail_syncs = 0;
+  wait_state(s, a.id, "failed", 10);
+  store_run g;
+  assert_int_equal(store_get(s, a.id, &g, &err), 0);
+  assert_non_null(g.error);
+  assert_non_null(strstr(g.error, "could not be stored"));
+  store_run_free(&g);
+  store_run_free(&a);
+  assert_int_equal(job_queue_stop(q, 1), 0);
+  job_queue_free(q);
+  reg_free(&reg);
+  store_close(s);
+  cnt_vfs_remove();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_idempotency),         cmocka_unit_test(test_state_machine),
       cmocka_unit_test(test_recovery_and_attempts), cmocka_unit_test(test_list_and_retention),
       cmocka_unit_test(test_open_failures),       cmocka_unit_test(test_config),
       cmocka_unit_test(test_insert_synced_before_it_returns),
+      cmocka_unit_test(test_null_columns_read_as_empty),
+      cmocka_unit_test(test_check_writable_sees_a_failing_disk),
+      cmocka_unit_test(test_store_failure_never_strands_a_job),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

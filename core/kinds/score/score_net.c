@@ -148,13 +148,31 @@ json_t *score_net_meta_to_json(const model *m) {
 }
 
 int score_net_meta_from_json(model *m, const json_t *section, sb_error *err) {
-  /* optional; older files carry integers where numbers are expected, so only the kinds are checked */
+  /* optional; every field present must be a number in the range a request
+   * may ask for (score_net_params): "x" or 9999999999 steps would load and
+   * then fail every job. Older files carry integers where numbers are
+   * expected, which params_check accepts. */
   if (section && !json_is_object(section)) return sb_fail(err, SB_EFORMAT, "model metadata sbida.sampler must be an object");
+  if (!section) return SB_OK;
+  static const params_spec meta_spec[] = {
+      {"steps", PARAM_INT, 1, 4096, 0}, {"corrections", PARAM_INT, 0, 16, 0}, {"tau_l", PARAM_NUM, 0, 10, 0},
+      {"gamma", PARAM_NUM, 0, 1e6, 0}, {NULL, 0, 0, 0, 0}};
+  const char *key;
   json_t *v;
-  if (section && (v = json_object_get(section, "steps"))) m->sampler.steps = (int)json_integer_value(v);
-  if (section && (v = json_object_get(section, "corrections"))) m->sampler.corrections = (int)json_integer_value(v);
-  if (section && (v = json_object_get(section, "tau_l"))) m->sampler.tau_l = json_number_value(v);
-  if (section && (v = json_object_get(section, "gamma"))) m->gamma = json_number_value(v);
+  json_object_foreach((json_t *)section, key, v) {
+    const params_spec *p = params_find(meta_spec, key);
+    if (!p) continue; /* fields of other versions are ignored, as before */
+    json_t *one = json_pack("{s:O}", key, v);
+    sb_error e2 = {0};
+    int rc = params_check(one, meta_spec, "model metadata sbida.sampler.", &e2);
+    json_decref(one);
+    if (rc) return sb_fail(err, SB_EFORMAT, "%s", e2.msg);
+  }
+  json_t *x;
+  if ((x = json_object_get(section, "steps"))) m->sampler.steps = (int)json_integer_value(x);
+  if ((x = json_object_get(section, "corrections"))) m->sampler.corrections = (int)json_integer_value(x);
+  if ((x = json_object_get(section, "tau_l"))) m->sampler.tau_l = json_number_value(x);
+  if ((x = json_object_get(section, "gamma"))) m->gamma = json_number_value(x);
   return SB_OK;
 }
 
