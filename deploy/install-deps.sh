@@ -9,7 +9,7 @@ set -eu
 # python3-setuptools, python3-wheel: the offline pip install of the client;
 # valgrind: the daemon memcheck run (test_slow_checks); shellcheck: the shell scripts.
 PKGS="build-essential pkg-config libjansson-dev libopenblas-dev libsqlite3-dev libuv1-dev \
-libmicrohttpd-dev libcmocka-dev libfftw3-dev python3 python3-numpy python3-pytest python3-jsonschema \
+libmicrohttpd-dev libcmocka-dev libfftw3-dev libpng-dev python3 python3-numpy python3-pytest python3-jsonschema \
 python3-yaml python3-pip python3-setuptools python3-wheel curl shellcheck systemd valgrind"
 
 missing=""

@@ -48,6 +48,14 @@ int etkf_analysis(double *X, int K, int n, const obs_op *op, const double *y, co
  * Set it only while no analysis runs. */
 extern int etkf_path_override;
 
+/* Draws the K members of the prior at the window's first time t0 into X
+ * [K][dim]: time-varying presets sim_sample_at(t0) (member i from stream i of
+ * seed), stationary ones s->init, except the stationary Kolmogorov preset
+ * (est_prior_uses_pool), whose members are K distinct states of a climatology
+ * pool built once per process (prior_pool.c; SBIDA_POOL_DIR caches it). */
+int est_prior_ensemble(const sim *s, double *X, int K, long t0, uint64_t seed, sb_error *err);
+int est_prior_uses_pool(const sim *s);
+
 /* Gaspari-Cohn (1999) fifth-order taper, r = distance / half-width;
  * 1 at 0, 0 for r >= 2. */
 double gaspari_cohn(double r);

@@ -363,14 +363,6 @@ static void parse_params(const estimator *e, const json_t *j, int S, etkf_params
   pp->radius = cfg->localize ? params_num(j, "radius", cfg->radius) : 0.0;
 }
 
-/* Draws the K members of the prior at the window's first time t0 into X,
- * member i from RNG stream i of seed. */
-int est_prior_ensemble(const sim *s, double *X, int K, long t0, uint64_t seed, sb_error *err);
-int est_prior_ensemble(const sim *s, double *X, int K, long t0, uint64_t seed, sb_error *err) {
-  if (s->stationary) return s->init(s, X, (size_t)K, seed, 0, err);
-  return sim_sample_at(s, X, (size_t)K, t0, seed, 0, err);
-}
-
 /* Returns S samples from the K members: the members themselves when K == S,
  * else draws from N(mean, anomalies^T anomalies / (K-1)) with coefficients z
  * shared across the window times (stream 2^40 of seed). */

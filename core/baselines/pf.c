@@ -7,7 +7,6 @@
 #include "baselines/baselines.h"
 #include "util/rng.h"
 
-int est_prior_ensemble(const sim *s, double *X, int K, long t0, uint64_t seed, sb_error *err);
 
 typedef struct pf_params {
   int particles;

@@ -293,7 +293,7 @@ MUTANTS = [
          tests=['unit:test_known_posterior']),
     # ---- issue #12: LETKF on the 2D torus ------------------------------------
     dict(id="torus-no-wrap", what="localization distance does not wrap around the periodic grid",
-         edits=[("core/obs/obs.c", "  return period - d < d ? period - d : d;", "  return d;")],
+         edits=[("core/obs/obs.c", "  return period - d < d ? period - d : d;", "  return period < 0 ? period - d : d;")],
          tests=U_EST),
     dict(id="letkf-2d-columns-only", what="2D localization by column distance only (rows ignored)",
          edits=[("core/obs/obs.c", "double dh = wrap(a[0] - b[0], op->H), dw", "double dh = 0.0 * wrap(a[0] - b[0], op->H), dw")],
@@ -305,6 +305,12 @@ MUTANTS = [
     dict(id="letkf-2d-one-channel", what="2D LETKF updates only the first channel of each grid point",
          edits=[("core/baselines/etkf.c", "    for (int c = g; c < n; c += G) {", "    for (int c = g; c < G; c += G) {")],
          tests=U_EST),
+    dict(id="png-error-sign", what="2D pictures: the error panel shows truth - mean",
+         edits=[("core/eval/eval_png.c", "else diverging((mv[g] - tv[g]) / vmax, col);", "else diverging((tv[g] - mv[g]) / vmax, col);")],
+         tests=["unit:test_eval_png"]),
+    dict(id="spectrum-half-norm", what="energy spectrum without the 1/2 of E = <u^2 + v^2> / 2",
+         edits=[("core/eval/eval_png.c", "double norm = 0.5 / ((double)H * W * (double)H * W);", "double norm = 1.0 / ((double)H * W * (double)H * W);")],
+         tests=["unit:test_eval_png"]),
     # ---- equivalent on purpose (see EQUIVALENT) -----------------------------
     dict(id="pf-resample-boundary", what="PF systematic resampling: > becomes >= at a cumulative-weight boundary",
          edits=[("core/baselines/pf.c", "while (target > c && j < P - 1) c += w[++j];", "while (target >= c && j < P - 1) c += w[++j];")],

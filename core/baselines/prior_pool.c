@@ -1,0 +1,122 @@
+/* prior_pool.c: the baselines' prior ensemble at the window's first time, and
+ * the climatology pool that makes it cheap for the Kolmogorov flow.
+ *
+ * A stationary Kolmogorov draw costs 64 intervals of spin-up (about 0.3 s), so
+ * an ensemble of 32 straight from s->init costs ~9 s per window, 80% of a W = 5
+ * LETKF case (docs/kolmogorov.md, "Climatology pool"). For that preset the
+ * members are instead K distinct states of a pool drawn once per process:
+ * POOL_TRAJ trajectories from s->init (seed POOL_SEED, streams 0..), each
+ * kept at POOL_PER states POOL_GAP intervals apart, i.e. POOL_TRAJ * POOL_PER
+ * climatological states (correlated within a trajectory, 0.8 time units
+ * apart). Which states a window gets depends only on its seed (stream 2^41),
+ * so results do not depend on threads. With SBIDA_POOL_DIR set, the pool is
+ * read from / written to DIR/<preset>-pool.npy (float64, so a cached pool
+ * gives bit-identical results to a fresh one). */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "baselines/baselines.h"
+#include "util/npy.h"
+#include "util/rng.h"
+
+enum { POOL_TRAJ = 64, POOL_PER = 16, POOL_GAP = 4, POOL_N = POOL_TRAJ * POOL_PER };
+#define POOL_SEED 0xC11A7Eu
+
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static double *pool_x;      /* [POOL_N][dim], built once, never freed */
+static char pool_preset[32];
+static int pool_dim;
+
+int est_prior_uses_pool(const sim *s) { return s->stationary && !strcmp(s->system, "kolmogorov"); }
+
+static int pool_build(const sim *s, double *x, sb_error *err) {
+  size_t n = (size_t)s->dim;
+  double *traj = malloc(sizeof(double) * POOL_TRAJ * n);
+  if (!traj) return sb_fail(err, SB_ENOMEM, "out of memory for the climatology pool");
+  int rc = s->init(s, traj, POOL_TRAJ, POOL_SEED, 0, err);
+  for (int k = 0; !rc && k < POOL_PER; k++) {
+    if (k > 0) rc = s->advance(s, traj, POOL_TRAJ, POOL_GAP, err);
+    for (int b = 0; !rc && b < POOL_TRAJ; b++)
+      memcpy(x + ((size_t)b * POOL_PER + k) * n, traj + (size_t)b * n, sizeof(double) * n);
+  }
+  free(traj);
+  return rc;
+}
+
+/* The pool for s, built (or read from SBIDA_POOL_DIR) on first use; call
+ * with pool_lock held (the pool may be replaced when another preset asks). */
+static int pool_get(const sim *s, const double **out, sb_error *err) {
+  int rc = SB_OK;
+  if (pool_x && (strcmp(pool_preset, s->preset) || pool_dim != s->dim)) {
+    free(pool_x); /* another preset: only one pool is kept */
+    pool_x = NULL;
+  }
+  if (!pool_x) {
+    size_t n = (size_t)s->dim, shape[2] = {POOL_N, n};
+    double *x = malloc(sizeof(double) * POOL_N * n);
+    if (!x) rc = sb_fail(err, SB_ENOMEM, "out of memory for the climatology pool");
+    const char *dir = getenv("SBIDA_POOL_DIR");
+    char path[4096] = "";
+    if (dir && *dir) snprintf(path, sizeof path, "%s/%s-pool.npy", dir, s->preset);
+    int loaded = 0;
+    npy_array a;
+    if (!rc && *path && !npy_read(path, &a, &(sb_error){0})) {
+      if (a.dtype == NPY_F64 && a.ndim == 2 && a.shape[0] == POOL_N && a.shape[1] == n) {
+        memcpy(x, a.data, sizeof(double) * POOL_N * n);
+        loaded = 1;
+      }
+      npy_free(&a);
+    }
+    if (!rc && !loaded) {
+      rc = pool_build(s, x, err);
+      if (!rc && *path) npy_write(path, NPY_F64, 2, shape, x, &(sb_error){0}); /* a cache: failure is harmless */
+    }
+    if (rc) {
+      free(x);
+    } else {
+      pool_x = x;
+      pool_dim = s->dim;
+      snprintf(pool_preset, sizeof pool_preset, "%s", s->preset);
+    }
+  }
+  *out = pool_x;
+  return rc;
+}
+
+int est_prior_ensemble(const sim *s, double *X, int K, long t0, uint64_t seed, sb_error *err) {
+  if (!s->stationary) return sim_sample_at(s, X, (size_t)K, t0, seed, 0, err);
+  if (!est_prior_uses_pool(s)) return s->init(s, X, (size_t)K, seed, 0, err);
+  int *perm = malloc(sizeof(int) * POOL_N);
+  if (!perm) return sb_fail(err, SB_ENOMEM, "out of memory");
+  const double *pool;
+  pthread_mutex_lock(&pool_lock);
+  int rc = pool_get(s, &pool, err);
+  if (rc) {
+    pthread_mutex_unlock(&pool_lock);
+    free(perm);
+    return rc;
+  }
+  /* K distinct pool states (partial Fisher-Yates); with replacement beyond the pool */
+  for (int i = 0; i < POOL_N; i++) perm[i] = i;
+  rng r;
+  rng_init(&r, seed, (uint64_t)1 << 41);
+  size_t n = (size_t)s->dim;
+  for (int i = 0; i < K; i++) {
+    int pick;
+    if (i < POOL_N) {
+      int k = i + (int)rng_below(&r, (uint64_t)(POOL_N - i));
+      int t = perm[i];
+      perm[i] = perm[k];
+      perm[k] = t;
+      pick = perm[i];
+    } else {
+      pick = (int)rng_below(&r, POOL_N);
+    }
+    memcpy(X + (size_t)i * n, pool + (size_t)pick * n, sizeof(double) * n);
+  }
+  pthread_mutex_unlock(&pool_lock);
+  free(perm);
+  return SB_OK;
+}
