@@ -341,7 +341,7 @@ typedef struct etkf_cfg {
 /* 2D defaults (Kolmogorov flow, 2 x 32 x 32): the best of the search in
  * docs/kolmogorov.md ("Choosing radius and inflation") for coarsen 4, sigma 0.1. */
 #define LETKF_2D_RADIUS 8.0
-#define LETKF_2D_INFLATION 1.05
+#define LETKF_2D_INFLATION 1.1
 
 typedef struct etkf_params {
   double inflation;
