@@ -55,6 +55,9 @@ extern int etkf_path_override;
  * pool built once per process (prior_pool.c; SBIDA_POOL_DIR caches it). */
 int est_prior_ensemble(const sim *s, double *X, int K, long t0, uint64_t seed, sb_error *err);
 int est_prior_uses_pool(const sim *s);
+/* Test hook: drops the pool; the next one has traj trajectories of per states
+ * (<= 0: the defaults 64 and 16). Call only while no estimator runs. */
+void est_prior_pool_reset(int traj, int per);
 
 /* Gaspari-Cohn (1999) fifth-order taper, r = distance / half-width;
  * 1 at 0, 0 for r >= 2. */

@@ -10,7 +10,7 @@
  * climatological states (correlated within a trajectory, 0.8 time units
  * apart). Which states a window gets depends only on its seed (stream 2^41),
  * so results do not depend on threads. With SBIDA_POOL_DIR set, the pool is
- * read from / written to DIR/<preset>-pool.npy (float64, so a cached pool
+ * read from / written to DIR/<preset>-pool-64x16.npy (float64, so a cached pool
  * gives bit-identical results to a fresh one). */
 #include <pthread.h>
 #include <stdio.h>
@@ -21,11 +21,13 @@
 #include "util/npy.h"
 #include "util/rng.h"
 
-enum { POOL_TRAJ = 64, POOL_PER = 16, POOL_GAP = 4, POOL_N = POOL_TRAJ * POOL_PER };
+enum { POOL_GAP = 4 };
 #define POOL_SEED 0xC11A7Eu
 
+static int POOL_TRAJ = 64, POOL_PER = 16, POOL_N = 64 * 16; /* est_prior_pool_reset changes them (tests) */
+
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
-static double *pool_x;      /* [POOL_N][dim], built once, never freed */
+static double *pool_x;      /* [POOL_N][dim], built once (per preset asking) */
 static char pool_preset[32];
 static int pool_dim;
 
@@ -54,16 +56,16 @@ static int pool_get(const sim *s, const double **out, sb_error *err) {
     pool_x = NULL;
   }
   if (!pool_x) {
-    size_t n = (size_t)s->dim, shape[2] = {POOL_N, n};
+    size_t n = (size_t)s->dim, shape[2] = {(size_t)POOL_N, n};
     double *x = malloc(sizeof(double) * POOL_N * n);
     if (!x) rc = sb_fail(err, SB_ENOMEM, "out of memory for the climatology pool");
     const char *dir = getenv("SBIDA_POOL_DIR");
     char path[4096] = "";
-    if (dir && *dir) snprintf(path, sizeof path, "%s/%s-pool.npy", dir, s->preset);
+    if (dir && *dir) snprintf(path, sizeof path, "%s/%s-pool-%dx%d.npy", dir, s->preset, POOL_TRAJ, POOL_PER);
     int loaded = 0;
     npy_array a;
     if (!rc && *path && !npy_read(path, &a, &(sb_error){0})) {
-      if (a.dtype == NPY_F64 && a.ndim == 2 && a.shape[0] == POOL_N && a.shape[1] == n) {
+      if (a.dtype == NPY_F64 && a.ndim == 2 && a.shape[0] == (size_t)POOL_N && a.shape[1] == n) {
         memcpy(x, a.data, sizeof(double) * POOL_N * n);
         loaded = 1;
       }
@@ -85,14 +87,23 @@ static int pool_get(const sim *s, const double **out, sb_error *err) {
   return rc;
 }
 
+void est_prior_pool_reset(int traj, int per) {
+  pthread_mutex_lock(&pool_lock);
+  free(pool_x);
+  pool_x = NULL;
+  POOL_TRAJ = traj > 0 ? traj : 64;
+  POOL_PER = per > 0 ? per : 16;
+  POOL_N = POOL_TRAJ * POOL_PER;
+  pthread_mutex_unlock(&pool_lock);
+}
+
 int est_prior_ensemble(const sim *s, double *X, int K, long t0, uint64_t seed, sb_error *err) {
   if (!s->stationary) return sim_sample_at(s, X, (size_t)K, t0, seed, 0, err);
   if (!est_prior_uses_pool(s)) return s->init(s, X, (size_t)K, seed, 0, err);
-  int *perm = malloc(sizeof(int) * POOL_N);
-  if (!perm) return sb_fail(err, SB_ENOMEM, "out of memory");
   const double *pool;
   pthread_mutex_lock(&pool_lock);
-  int rc = pool_get(s, &pool, err);
+  int *perm = malloc(sizeof(int) * (size_t)POOL_N);
+  int rc = perm ? pool_get(s, &pool, err) : sb_fail(err, SB_ENOMEM, "out of memory");
   if (rc) {
     pthread_mutex_unlock(&pool_lock);
     free(perm);

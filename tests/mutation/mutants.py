@@ -311,6 +311,10 @@ MUTANTS = [
     dict(id="spectrum-half-norm", what="energy spectrum without the 1/2 of E = <u^2 + v^2> / 2",
          edits=[("core/eval/eval_png.c", "double norm = 0.5 / ((double)H * W * (double)H * W);", "double norm = 1.0 / ((double)H * W * (double)H * W);")],
          tests=["unit:test_eval_png"]),
+    dict(id="pool-with-replacement", what="Kolmogorov prior ensemble: pool states drawn with replacement (repeated members)",
+         edits=[("core/baselines/prior_pool.c", "int k = i + (int)rng_below(&r, (uint64_t)(POOL_N - i));",
+                 "int k = (int)rng_below(&r, (uint64_t)POOL_N);")],
+         tests=["unit:test_prior_pool"]),
     # ---- equivalent on purpose (see EQUIVALENT) -----------------------------
     dict(id="pf-resample-boundary", what="PF systematic resampling: > becomes >= at a cumulative-weight boundary",
          edits=[("core/baselines/pf.c", "while (target > c && j < P - 1) c += w[++j];", "while (target >= c && j < P - 1) c += w[++j];")],
