@@ -13,7 +13,7 @@
 FROM debian:bookworm-slim AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends build-essential pkg-config libjansson-dev \
-      libopenblas-dev libsqlite3-dev libuv1-dev libmicrohttpd-dev libfftw3-dev \
+      libopenblas-dev libsqlite3-dev libuv1-dev libmicrohttpd-dev libfftw3-dev libpng-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Makefile ./
@@ -31,7 +31,7 @@ FROM debian:bookworm-slim
 # curl only serves the HEALTHCHECK.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libjansson4 libopenblas0-pthread libsqlite3-0 libuv1 \
-      libmicrohttpd12 libfftw3-double3 curl \
+      libmicrohttpd12 libfftw3-double3 libpng16-16 curl \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 sbida \
  && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/sbida --shell /usr/sbin/nologin sbida \

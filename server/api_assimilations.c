@@ -285,6 +285,10 @@ enum MHD_Result api_assim_samples(http_req *q) {
   int ok = job_state_is(r.state, JOB_SUCCEEDED);
   char state[16];
   memcpy(state, r.state, sizeof state);
+  /* the state's shape, so 2D samples come as [S, C, H, W] */
+  const estimator *est = reg_find(&q->app->reg, r.estimator);
+  size_t sshape[3];
+  int snd = est ? sim_state_shape(est->sim, sshape) : 0;
   store_run_free(&r);
   if (!ok)
     return http_reply_problem(q, problem_new(PROB_CONFLICT, 0, "assimilation %s is %s; samples exist once it has "
@@ -294,9 +298,14 @@ enum MHD_Result api_assim_samples(http_req *q) {
   rc = store_samples(q->app->store, q->param, &data, &S, &d, &err);
   if (rc) return api_store_problem(q, rc, &err);
   if (npy) {
-    size_t shape[2] = {(size_t)S, (size_t)d}, len;
+    size_t shape[4] = {(size_t)S, (size_t)d, 0, 0}, len;
+    int nd = 2;
+    if (snd > 0 && (size_t)d == sshape[0] * (snd > 1 ? sshape[1] : 1) * (snd > 2 ? sshape[2] : 1)) {
+      for (int k = 0; k < snd; k++) shape[1 + k] = sshape[k];
+      nd = 1 + snd;
+    }
     unsigned char *buf;
-    rc = npy_encode(NPY_F32, 2, shape, data, &buf, &len, &err);
+    rc = npy_encode(NPY_F32, nd, shape, data, &buf, &len, &err);
     free(data);
     if (rc) return http_reply_problem(q, problem_new(PROB_INTERNAL, 0, "%s", err.msg), NULL, NULL);
     return http_reply_buffer(q, 200, "application/x-npy", buf, len, MHD_RESPMEM_MUST_FREE);

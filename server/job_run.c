@@ -53,6 +53,13 @@ static json_t *job_summary(const job_spec *s, const est_result *r) {
   }
   free(col);
   json_t *o = json_pack("{s:o, s:o, s:o}", "mean", mean, "std", std, "quantiles", qs);
+  /* mean, std, quantiles and samples are flat (state_dim values, channel-first);
+   * state_shape says how to reshape them ([2, 32, 32] for the Kolmogorov flow) */
+  size_t shape[3];
+  int nd = sim_state_shape(s->est->sim, shape);
+  json_t *js = json_array();
+  for (int k = 0; k < nd; k++) json_array_append_new(js, json_integer((json_int_t)shape[k]));
+  json_object_set_new(o, "state_shape", js);
   if (s->want_window && r->window_samples) {
     json_t *wm = json_array();
     for (int w = 0; w < r->window; w++) {

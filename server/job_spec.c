@@ -181,8 +181,16 @@ int job_spec_parse(job_spec *s, const json_t *body, const registry *reg, const j
                                         e->name, e->window, s->window));
   s->y = malloc((size_t)s->window * (size_t)(n_obs > 0 ? n_obs : 1) * sizeof(double));
   if (!s->y) return job_bad(problem, problem_new(PROB_INTERNAL, 0, "out of memory"));
-  if (obs_window_from_json(j, s->window, n_obs, s->y, &err))
-    return job_bad(problem, problem_new(PROB_VALIDATION, 0, "observations: %s", err.msg));
+  if (obs_window_from_json(j, s->window, n_obs, s->y, &err)) {
+    size_t sh[3];
+    int nd = sim_state_shape(sm, sh);
+    char st[64];
+    snprintf(st, sizeof st, nd == 1 ? "[%zu]" : nd == 2 ? "[%zu, %zu]" : "[%zu, %zu, %zu]", sh[0], sh[1], sh[2]);
+    return job_bad(problem, problem_new(PROB_VALIDATION, 0, "observations: %s; expected shape [%d, %d]: %d rows (oldest "
+                                        "first) of the %d values that operator %s observes on the state %s, "
+                                        "each null or numbers and nulls", err.msg, s->window, n_obs, s->window, n_obs,
+                                        obs_kind_name(s->op_use->kind), st));
+  }
 
   est_problem p = {sm, s->op_use, &s->noise, s->window, s->time_index, s->y};
   if (est_check_problem(e, &p, &err)) return job_bad(problem, problem_new(PROB_VALIDATION, 0, "%s", err.msg));

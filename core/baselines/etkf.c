@@ -42,7 +42,7 @@ typedef struct etkf_ws {
   double *fv;    /* (K) low-rank transform factors */
   int rank;      /* low-rank path: number of columns of U in use, -1 = full path */
   int *valid;    /* (p) indices of observed rows */
-  int *loc;      /* (p) node of each observation (letkf) */
+  double *loc;   /* (p,2) grid location of each observation (letkf) */
 } etkf_ws;
 
 static void ws_free(etkf_ws *w) {
@@ -61,7 +61,7 @@ static int ws_init(etkf_ws *w, int K, int n, int p, sb_error *err) {
   size_t total = N + k * N + k * P + P + k * P + k * P + P + P + k * k + k + k + k * k + k * k + k + k + k;
   w->mem = malloc(total * sizeof(double));
   w->valid = malloc((P ? P : 1) * sizeof(int));
-  w->loc = malloc((P ? P : 1) * sizeof(int));
+  w->loc = malloc((P ? P : 1) * 2 * sizeof(double));
   if (!w->mem || !w->valid || !w->loc) {
     ws_free(w);
     return sb_fail(err, SB_ENOMEM, "out of memory for an ensemble of %d members of %d values", K, n);
@@ -238,17 +238,6 @@ static void transform_col(etkf_ws *w, int q, const double *a, double xb, double 
   }
 }
 
-static int node_of(const obs_op *op, int row) {
-  int best = -1;
-  double bv = -1.0;
-  for (int e = op->row_ptr[row]; e < op->row_ptr[row + 1]; e++)
-    if (fabs(op->val[e]) > bv) {
-      bv = fabs(op->val[e]);
-      best = op->col[e];
-    }
-  return best < 0 ? 0 : best % op->W;
-}
-
 static int analysis_ws(etkf_ws *w, double *X, const obs_op *op, const double *y, const double *std,
                        double infl, double radius, sb_error *err) {
   int K = w->K, n = w->n, p = w->p;
@@ -293,30 +282,26 @@ static int analysis_ws(etkf_ws *w, double *X, const obs_op *op, const double *y,
     return SB_OK;
   }
 
-  /* LETKF: one local analysis per node g; X column g depends only on column
-   * g of A and xb, so X can be overwritten as we go. */
-  if (op->H != 1) return sb_fail(err, SB_ENOTSUP, "LETKF localization supports 1D states only");
-  for (int k = 0; k < q; k++) w->loc[k] = node_of(op, w->valid[k]);
-  int width = op->W;
+  /* LETKF: one local analysis per grid point g (obs.h's locations and torus
+   * distance; a 1D state is a ring). Column c of X depends only on column c
+   * of A and xb, so X can be overwritten as we go; every channel of a point
+   * shares its location and therefore its transform. */
+  for (int k = 0; k < q; k++) obs_location(op, w->valid[k], w->loc + 2 * k);
+  int G = op->H * op->W;
   double half = radius / 2.0;
-  for (int g = 0; g < n; g++) {
-    int node = g % width;
+  for (int g = 0; g < G; g++) {
+    double at[2];
+    obs_state_location(op, g, at);
     int ql = 0;
-    /* reuse w->valid order; build the local arrays compactly with stride q_local
-     * unknown in advance: first count */
-    for (int k = 0; k < q; k++) {
-      int dd = abs(w->loc[k] - node);
-      if (width - dd < dd) dd = width - dd;
-      if (dd < radius) ql++;
-    }
+    for (int k = 0; k < q; k++)
+      if (obs_distance(op, w->loc + 2 * k, at) < radius) ql++;
     if (ql == 0) continue;
     int kk = 0;
     for (int k = 0; k < q; k++) {
-      int dd = abs(w->loc[k] - node);
-      if (width - dd < dd) dd = width - dd;
+      double dd = obs_distance(op, w->loc + 2 * k, at);
       if (!(dd < radius)) continue;
       int v = w->valid[k];
-      double taper = gaspari_cohn((double)dd / half);
+      double taper = gaspari_cohn(dd / half);
       for (int i = 0; i < K; i++) w->Y[(size_t)i * ql + kk] = infl * (w->HX[(size_t)i * p + v] - w->hb[v]);
       w->d[kk] = y[v] - w->hb[v];
       w->rinv[kk] = taper / (std[v] * std[v]);
@@ -324,9 +309,11 @@ static int analysis_ws(etkf_ws *w, double *X, const obs_op *op, const double *y,
     }
     int rc = etkf_transform(w, ql, 0, err);
     if (rc) return rc;
-    for (int j = 0; j < K; j++) w->bv[j] = w->A[(size_t)j * n + g];
-    transform_col(w, ql, w->bv, w->xb[g], w->work);
-    for (int i = 0; i < K; i++) X[(size_t)i * n + g] = w->work[i];
+    for (int c = g; c < n; c += G) {
+      for (int j = 0; j < K; j++) w->bv[j] = w->A[(size_t)j * n + c];
+      transform_col(w, ql, w->bv, w->xb[c], w->work);
+      for (int i = 0; i < K; i++) X[(size_t)i * n + c] = w->work[i];
+    }
   }
   return SB_OK;
 }
@@ -348,7 +335,13 @@ int etkf_analysis(double *X, int K, int n, const obs_op *op, const double *y, co
 
 typedef struct etkf_cfg {
   int localize;
+  double radius, inflation; /* defaults: per system (ETKF_2D_* for 2D states) */
 } etkf_cfg;
+
+/* 2D defaults (Kolmogorov flow, 2 x 32 x 32): the best of the search in
+ * docs/kolmogorov.md ("Choosing radius and inflation") for coarsen 4, sigma 0.1. */
+#define LETKF_2D_RADIUS 8.0
+#define LETKF_2D_INFLATION 1.1
 
 typedef struct etkf_params {
   double inflation;
@@ -365,38 +358,9 @@ static const params_spec letkf_spec[] = {
 /* j was checked against e->params by est_sample */
 static void parse_params(const estimator *e, const json_t *j, int S, etkf_params *pp) {
   const etkf_cfg *cfg = e->impl;
-  pp->inflation = params_num(j, "inflation", 1.02);
+  pp->inflation = params_num(j, "inflation", cfg->inflation);
   pp->ensemble_size = (int)params_int(j, "ensemble_size", S);
-  pp->radius = cfg->localize ? params_num(j, "radius", 10.0) : 0.0;
-}
-
-static size_t est_chunk(double flops_per_member) {
-  double c = flops_per_member > 0 ? EST_CHUNK_FLOPS / flops_per_member : 1e9;
-  return c < 1 ? 1 : c > 1e9 ? (size_t)1e9 : (size_t)c;
-}
-
-int est_prior_ensemble(const sim *s, double *X, int K, long t0, uint64_t seed, const sb_cancel *cancel,
-                       sb_error *err) {
-  double per = s->flops_init + (s->stationary ? 0 : (double)t0 * s->flops_step);
-  size_t chunk = est_chunk(per), n = (size_t)s->dim;
-  for (size_t k = 0; k < (size_t)K; k += chunk) {
-    if (sb_cancelled(cancel)) return sb_fail(err, SB_ECANCEL, "cancelled");
-    size_t b = (size_t)K - k < chunk ? (size_t)K - k : chunk;
-    int rc = s->stationary ? s->init(s, X + k * n, b, seed, k, err) : sim_sample_at(s, X + k * n, b, t0, seed, k, err);
-    if (rc) return rc;
-  }
-  return SB_OK;
-}
-
-int est_advance_members(const sim *s, double *X, int K, const sb_cancel *cancel, sb_error *err) {
-  size_t chunk = est_chunk(s->flops_step), n = (size_t)s->dim;
-  for (size_t k = 0; k < (size_t)K; k += chunk) {
-    if (sb_cancelled(cancel)) return sb_fail(err, SB_ECANCEL, "cancelled");
-    size_t b = (size_t)K - k < chunk ? (size_t)K - k : chunk;
-    int rc = s->advance(s, X + k * n, b, 1, err);
-    if (rc) return rc;
-  }
-  return SB_OK;
+  pp->radius = cfg->localize ? params_num(j, "radius", cfg->radius) : 0.0;
 }
 
 /* Returns S samples from the K members: the members themselves when K == S,
@@ -508,17 +472,6 @@ static void etkf_destroy(estimator *e) {
 
 int est_etkf_create(estimator **out, sim *s, int localize, sb_error *err) {
   *out = NULL;
-  if (localize && (s->channels != 1 || s->height != 1)) {
-    /* the taper uses distances along one ring of nodes; on a 2D field that
-     * would localize by column only, a plausible-looking wrong answer */
-    int c = s->channels, h = s->height, w = s->width;
-    char preset[sizeof s->preset];
-    snprintf(preset, sizeof preset, "%s", s->preset);
-    sim_free(s);
-    return sb_fail(err, SB_ENOTSUP,
-                   "letkf: localization is defined for 1D ring states only; %s has a %d x %d x %d state "
-                   "(use etkf, or pf)", preset, c, h, w);
-  }
   estimator *e = calloc(1, sizeof *e);
   etkf_cfg *cfg = calloc(1, sizeof *cfg);
   json_t *info = json_object();
@@ -530,6 +483,9 @@ int est_etkf_create(estimator **out, sim *s, int localize, sb_error *err) {
     return sb_fail(err, SB_ENOMEM, "out of memory");
   }
   cfg->localize = localize;
+  int is2d = s->height > 1;
+  cfg->radius = is2d ? LETKF_2D_RADIUS : 10.0;
+  cfg->inflation = is2d && localize ? LETKF_2D_INFLATION : 1.02;
   const char *kind = localize ? "letkf" : "etkf";
   snprintf(e->kind, sizeof e->kind, "%s", kind);
   snprintf(e->name, sizeof e->name, "%s-%s", s->preset, kind);
@@ -541,9 +497,9 @@ int est_etkf_create(estimator **out, sim *s, int localize, sb_error *err) {
                       json_string(localize ? "windowed LETKF (Gaspari-Cohn localization), filtered window states"
                                            : "windowed ETKF (symmetric square root), filtered window states"));
   json_t *defaults = json_object();
-  json_object_set_new(defaults, "inflation", json_real(1.02));
+  json_object_set_new(defaults, "inflation", json_real(cfg->inflation));
   json_object_set_new(defaults, "ensemble_size", json_string("n_samples"));
-  if (localize) json_object_set_new(defaults, "radius", json_real(10.0));
+  if (localize) json_object_set_new(defaults, "radius", json_real(cfg->radius));
   json_object_set_new(info, "params", defaults);
   e->info = info;
   e->impl = cfg;

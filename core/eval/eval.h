@@ -46,6 +46,9 @@ typedef struct eval_config {
   /* called under a lock after each finished case */
   void (*progress)(void *ctx, int done, int total);
   void *progress_ctx;
+  /* 2D velocity states ([2][H][W], H > 1): keep the vorticity fields and the
+   * energy spectra of the first plot_cases cases for eval_write_plots (0: none) */
+  int plot_cases;
 } eval_config;
 
 typedef struct eval_summary {
@@ -65,6 +68,15 @@ typedef struct eval_summary {
   double *ex_truth, *ex_mean, *ex_std; /* [dim] */
   double *ex_y;                /* [n_obs], NaN = missing */
   double *ex_rmse_by_case;     /* [C] per-case RMSE (for plots) */
+  /* 2D pictures (eval_config.plot_cases): for the first n_plot cases, on the
+   * plot_h x plot_w grid, the vorticity (spectral curl) of the truth, of the
+   * posterior mean (the mean of the samples' vorticity) and its std over the
+   * samples, and the energy spectra E(k), k = 0..plot_kmax (shells of |k|
+   * rounded, sum_k E(k) = <u^2 + v^2> / 2) of the truth, of the posterior
+   * mean field and the mean of the samples' spectra. */
+  int n_plot, plot_h, plot_w, plot_kmax;
+  double *plot_vort;           /* [n_plot][3][plot_h * plot_w]: truth, mean, std */
+  double *plot_spec;           /* [n_plot][3][plot_kmax + 1]: truth, mean field, samples */
 } eval_summary;
 
 /* Runs estimator e on every case. */
@@ -81,6 +93,19 @@ json_t *eval_to_json(const eval_summary *s, const estimator *e, const obs_op *op
 /* Writes the three SVG plots (coverage.svg, ranks.svg, example.svg) into
  * dir (created if missing); title is a label such as the estimator name. */
 int eval_write_svgs(const eval_summary *s, const obs_op *op, const char *dir, const char *title, sb_error *err);
+
+/* Writes the 2D pictures of eval_config.plot_cases into dir (created if
+ * missing): per case c, case<c>-vorticity.png (truth, posterior mean,
+ * posterior std, error = mean - truth, side by side; libpng) and
+ * case<c>-spectrum.svg. SB_EINVAL when the summary has no 2D pictures. */
+int eval_write_plots(const eval_summary *s, const char *dir, const char *title, sb_error *err);
+/* The vorticity picture of case c as an 8-bit RGB image [h][w][3] (malloc'd),
+ * its size in *w, *h: four panels of plot_h x plot_w cells, `cell` pixels each. */
+unsigned char *eval_vorticity_image(const eval_summary *s, int c, int cell, int *w, int *h);
+/* Writes an 8-bit RGB image as PNG. */
+int eval_png_write(const char *path, const unsigned char *rgb, int w, int h, sb_error *err);
+/* Energy spectrum E(k), k = 0..min(H, W)/2, of a [2][H][W] velocity field. */
+void eval_energy_spectrum(const double *x, int H, int W, double *E);
 
 /* SVG documents as malloc'd strings (for the writer and the tests). */
 char *eval_svg_coverage(const eval_summary *s, const char *title);

@@ -115,7 +115,42 @@ typedef struct run_ctx {
   diag_fold fold;
   atomic_int rc;
   sb_error err;
+  obs_op *vort;   /* 2D pictures: the spectral curl, or NULL */
 } run_ctx;
+
+/* Vorticity and spectra of case c's truth and samples into the plot arrays. */
+static int plot_case(run_ctx *x, int c, const double *truth, const double *samples, int S) {
+  eval_summary *sm = x->sum;
+  int G = sm->plot_h * sm->plot_w, n = x->cs->dim, nk = sm->plot_kmax + 1;
+  double *v = sm->plot_vort + (size_t)c * 3 * G, *sp = sm->plot_spec + (size_t)c * 3 * nk;
+  double *w = malloc(sizeof(double) * ((size_t)S * G + n + nk));
+  if (!w) return SB_ENOMEM;
+  double *mean = w + (size_t)S * G, *ek = mean + n;
+  obs_apply(x->vort, truth, v, 1);
+  obs_apply(x->vort, samples, w, (size_t)S);
+  for (int g = 0; g < G; g++) {
+    double m = 0, q = 0;
+    for (int s = 0; s < S; s++) m += w[(size_t)s * G + g];
+    m /= S;
+    for (int s = 0; s < S; s++) q += (w[(size_t)s * G + g] - m) * (w[(size_t)s * G + g] - m);
+    v[G + g] = m;
+    v[2 * G + g] = S > 1 ? sqrt(q / (S - 1)) : 0.0;
+  }
+  eval_energy_spectrum(truth, sm->plot_h, sm->plot_w, sp);
+  for (int i = 0; i < n; i++) {
+    double m = 0;
+    for (int s = 0; s < S; s++) m += samples[(size_t)s * n + i];
+    mean[i] = m / S;
+  }
+  eval_energy_spectrum(mean, sm->plot_h, sm->plot_w, sp + nk);
+  for (int k = 0; k < nk; k++) sp[2 * nk + k] = 0;
+  for (int s = 0; s < S; s++) {
+    eval_energy_spectrum(samples + (size_t)s * n, sm->plot_h, sm->plot_w, ek);
+    for (int k = 0; k < nk; k++) sp[2 * nk + k] += ek[k] / S;
+  }
+  free(w);
+  return SB_OK;
+}
 
 static void fold_free(diag_fold *f) {
   for (int k = 0; k < f->n_keys; k++) free(f->sums ? f->sums[k] : NULL);
@@ -230,6 +265,11 @@ static void run_case(void *arg, int c, int wi) {
     for (int s = 0; s < S; s++) above += r.log_density[s] >= lq;
     x->out[c].hpd_level = (double)above / S;
   }
+  if (c < x->sum->n_plot && (rc = plot_case(x, c, truth, r.samples, S))) {
+    est_result_free(&r);
+    fail_case(x, rc, &(sb_error){rc, "out of memory for the pictures"}, c, "");
+    return;
+  }
   long *hist = x->hist + (size_t)wi * (S + 1);
   memset(hist, 0, sizeof(long) * (size_t)(S + 1));
   eval_score_case(r.samples, S, n, truth, &x->out[c].st, hist, c == 0 ? x->sum->ex_mean : NULL,
@@ -260,6 +300,8 @@ void eval_summary_free(eval_summary *s) {
   free(s->ex_std);
   free(s->ex_y);
   free(s->ex_rmse_by_case);
+  free(s->plot_vort);
+  free(s->plot_spec);
   memset(s, 0, sizeof *s);
 }
 
@@ -305,11 +347,30 @@ int eval_run(estimator *e, const eval_cases *cs, const obs_op *op, const obs_noi
     return sb_fail(err, SB_ENOMEM, "out of memory for %d cases of %d samples", C, S);
   }
   sum->has_hpd = e->has_density && e->log_prob != NULL;
+  if (cfg->plot_cases > 0 && e->sim->channels == 2 && e->sim->height > 2) {
+    const sim *sm = e->sim;
+    sum->n_plot = cfg->plot_cases < C ? cfg->plot_cases : C;
+    sum->plot_h = sm->height;
+    sum->plot_w = sm->width;
+    sum->plot_kmax = (sm->height < sm->width ? sm->height : sm->width) / 2;
+    sum->plot_vort = malloc(sizeof(double) * (size_t)sum->n_plot * 3 * sm->height * sm->width);
+    sum->plot_spec = malloc(sizeof(double) * (size_t)sum->n_plot * 3 * (sum->plot_kmax + 1));
+    int prc = !sum->plot_vort || !sum->plot_spec
+                  ? sb_fail(err, SB_ENOMEM, "out of memory for the pictures")
+                  : obs_from_string(&x.vort, "{\"type\":\"vorticity\"}", 2, sm->height, sm->width, err);
+    if (prc) {
+      free(x.out);
+      free(x.hist);
+      eval_summary_free(sum);
+      return prc;
+    }
+  }
   memcpy(sum->ex_truth, cs->truth + (size_t)(W - 1) * n, sizeof(double) * n);
   memcpy(sum->ex_y, cs->y + (size_t)(W - 1) * p, sizeof(double) * p);
   pthread_mutex_init(&x.lock, NULL);
   x.work = malloc(sizeof(double) * (size_t)T * S);
   if (!x.work) {
+    obs_free(x.vort);
     free(x.out);
     free(x.hist);
     eval_summary_free(sum);
@@ -359,6 +420,7 @@ int eval_run(estimator *e, const eval_cases *cs, const obs_op *op, const obs_noi
   }
   for (int c = 0; c < C; c++) json_decref(x.out[c].diag); /* cases after a failure, never folded */
   fold_free(&x.fold);
+  obs_free(x.vort);
   free(x.out);
   free(x.hist);
   if (rc) eval_summary_free(sum);

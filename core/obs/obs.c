@@ -675,6 +675,42 @@ double *obs_dense(const obs_op *op) {
   return A;
 }
 
+static void grid_point(const obs_op *op, int c, double loc[2]) {
+  int g = c % (op->H * op->W);
+  loc[0] = (double)(g / op->W);
+  loc[1] = (double)(g % op->W);
+}
+
+void obs_state_location(const obs_op *op, int c, double loc[2]) { grid_point(op, c, loc); }
+
+void obs_location(const obs_op *op, int row, double loc[2]) {
+  if (op->H > 1 && (op->kind == OBS_COARSEN || op->kind == OBS_VORTICITY)) {
+    int fh = op->factor_h, fw = op->factor, Ho = op->H / fh, Wo = op->W / fw;
+    int b = row % (Ho * Wo); /* coarsen: channel by channel; vorticity: one channel */
+    loc[0] = (b / Wo) * fh + (fh - 1) / 2.0;
+    loc[1] = (b % Wo) * fw + (fw - 1) / 2.0;
+    return;
+  }
+  int best = -1;
+  double bv = -1.0;
+  for (int e = op->row_ptr[row]; e < op->row_ptr[row + 1]; e++)
+    if (fabs(op->val[e]) > bv) {
+      bv = fabs(op->val[e]);
+      best = op->col[e];
+    }
+  grid_point(op, best < 0 ? 0 : best, loc);
+}
+
+static double wrap(double d, int period) {
+  d = fabs(d);
+  return period - d < d ? period - d : d;
+}
+
+double obs_distance(const obs_op *op, const double a[2], const double b[2]) {
+  double dh = wrap(a[0] - b[0], op->H), dw = wrap(a[1] - b[1], op->W);
+  return sqrt(dh * dh + dw * dw);
+}
+
 int obs_noise_scalar(obs_noise *out, double std, int n_obs, sb_error *err) {
   out->n = 0;
   out->std = NULL;

@@ -88,6 +88,21 @@ void obs_apply_adjoint_f(const obs_op *op, const float *r, float *g, size_t B);
 /* Dense copy of A, row-major [n_obs][state_dim], caller frees. */
 double *obs_dense(const obs_op *op);
 
+/* Where things are, for localization (LETKF). Locations are (row, col) in grid
+ * units of the bound [C][H][W] state; the grid is periodic in both axes (a
+ * torus; a 1D state is a ring of W nodes with row 0).
+ *   state component c: the grid point of c (every channel of a point shares it);
+ *   observation row i: 2D coarsen and vorticity: the centre of its block
+ *   ((fh-1)/2, (fw-1)/2 past the block's first point; a grid point at factor 1);
+ *   every other case (stations, subsample, random_stations, 1D operators,
+ *   dense): the grid point of its largest |weight| entry (the first of ties),
+ *   which for 1D coarsen is the block's first node. */
+void obs_location(const obs_op *op, int row, double loc[2]);
+void obs_state_location(const obs_op *op, int c, double loc[2]);
+/* Euclidean distance on the periodic H x W grid: each axis wraps (|d| or
+ * period - |d|, the smaller). */
+double obs_distance(const obs_op *op, const double a[2], const double b[2]);
+
 /* Observation noise: one std per observed component (a scalar is broadcast). */
 typedef struct obs_noise {
   int n;

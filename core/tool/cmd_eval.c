@@ -45,6 +45,9 @@ static void eval_usage(FILE *f) {
           "  --json FILE         write the result as JSON (schema/eval.schema.json); without it\n"
           "                      the JSON goes to stdout\n"
           "  --svg-dir DIR       write coverage.svg, ranks.svg and example.svg into DIR\n"
+          "  --plots-dir DIR     2D states: per case caseNN-vorticity.png (vorticity of truth, posterior\n"
+          "                      mean, posterior std, error) and caseNN-spectrum.svg into DIR\n"
+          "  --plot-cases N      how many cases --plots-dir draws (default 4, the first N)\n"
           "  --quiet             no progress line on a terminal\n"
           "  --help              this text\n");
 }
@@ -82,7 +85,8 @@ static int bad(const char *msg, const char *val) {
 
 int cmd_eval(int argc, char **argv) {
   const char *spec = NULL, *preset = NULL, *op_text = "{\"type\":\"identity\"}", *params_text = NULL;
-  const char *json_path = NULL, *svg_dir = NULL;
+  const char *json_path = NULL, *svg_dir = NULL, *plots_dir = NULL;
+  long plot_cases = 4;
   long N = 0, window = 10, cases = 300, samples = 100, threads = 1, t_index = -1, t_lo = -1, t_hi = -1, seed = 1;
   double noise = 1.0;
   int quiet = 0, window_given = 0;
@@ -96,6 +100,7 @@ int cmd_eval(int argc, char **argv) {
       {"threads", CLI_LONG, &threads, 1, 256, NULL},  {"seed", CLI_LONG, &seed, 0, 9e18, NULL},
       {"time-index", CLI_LONG, &t_index, 0, 1e9, NULL}, {"time-range", CLI_STR, &trange, 0, 0, NULL},
       {"noise-std", CLI_DOUBLE, &noise, 0, 1e300, NULL}, {"quiet", CLI_BOOL, &quiet, 0, 0, NULL},
+      {"plots-dir", CLI_STR, &plots_dir, 0, 0, NULL},  {"plot-cases", CLI_LONG, &plot_cases, 1, 1000, NULL},
       {NULL, 0, NULL, 0, 0, NULL}};
   int first, rc0 = cli_parse(argc, argv, "sbida eval", flags, eval_usage, 0, &first);
   if (rc0) return rc0 < 0 ? 0 : rc0;
@@ -139,6 +144,12 @@ int cmd_eval(int argc, char **argv) {
     goto done;
   }
   if (!window_given && e->window > 0) window = e->window;
+  if (plots_dir && (e->sim->channels != 2 || e->sim->height < 3)) {
+    fprintf(stderr, "sbida eval: --plots-dir draws 2D velocity fields (the kolmogorov presets); %s has a %d x %d x %d "
+            "state (use --svg-dir)\n", e->sim->preset, e->sim->channels, e->sim->height, e->sim->width);
+    status = 2;
+    goto done;
+  }
   if ((rc = obs_from_string(&op, op_text, e->sim->channels, e->sim->height, e->sim->width, &err))) {
     fprintf(stderr, "sbida eval: --operator: %s\n", err.msg);
     status = 2;
@@ -159,7 +170,7 @@ int cmd_eval(int argc, char **argv) {
   if (threads > 1) openblas_set_num_threads(1);
   progress_state ps = {.enabled = !quiet && isatty(2), .t0 = mono(), .last = 0, .name = e->name};
   eval_config cfg = {.n_samples = (int)samples, .threads = (int)threads, .seed = (uint64_t)seed, .params = params,
-                     .progress = show_progress, .progress_ctx = &ps};
+                     .progress = show_progress, .progress_ctx = &ps, .plot_cases = plots_dir ? (int)plot_cases : 0};
   if ((rc = eval_run(e, &cs, op, &nz, &cfg, &sum, &err))) {
     fprintf(stderr, "sbida eval: %s\n", err.msg);
     status = rc == SB_EINVAL || rc == SB_ERANGE ? 2 : 1;
@@ -186,6 +197,10 @@ int cmd_eval(int argc, char **argv) {
   }
   json_decref(j);
   if (svg_dir && (rc = eval_write_svgs(&sum, op, svg_dir, e->name, &err))) {
+    fprintf(stderr, "sbida eval: %s\n", err.msg);
+    goto done;
+  }
+  if (plots_dir && (rc = eval_write_plots(&sum, plots_dir, e->name, &err))) {
     fprintf(stderr, "sbida eval: %s\n", err.msg);
     goto done;
   }

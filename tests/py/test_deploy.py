@@ -118,6 +118,9 @@ def test_compose_and_dockerfile():
                      ("libuv", "libuv1"), ("libmicrohttpd", "libmicrohttpd12"),
                      ("libfftw3", "libfftw3-double3")):
         assert lib in ldd and pkg in df
+    # the sbida tool, copied too, also draws PNG pictures (sbida eval --plots-dir)
+    ldd_tool = subprocess.run(["ldd", str(BUILD / "sbida")], capture_output=True, text=True).stdout
+    assert "libpng16" in ldd_tool and "libpng16-16" in df and "libpng-dev" in df
     # what the build stage copies is what `make build/sbidad` needs
     for d in ("core/", "server/", "schema/"):
         assert "COPY %s %s" % (d, d) in df

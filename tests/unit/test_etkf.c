@@ -396,6 +396,135 @@ static void test_letkf_equals_tapered_kalman(void **state) {
   obs_free(op);
 }
 
+/* Distance on the periodic H x W grid, written out independently of obs.c. */
+static double torus_dist(double r1, double c1, double r2, double c2, int H, int W) {
+  double dh = fmod(fabs(r1 - r2), H), dw = fmod(fabs(c1 - c2), W);
+  if (dh > H / 2.0) dh = H - dh;
+  if (dw > W / 2.0) dw = W - dw;
+  return hypot(dh, dw);
+}
+
+/* obs.h's locations and torus distance: both velocity components of a grid
+ * point share its location, a coarsen block sits at its centre, a vorticity
+ * observation at its grid point, a station at its point; distances wrap on
+ * both axes (0 and 31 are neighbours on 32). */
+static void test_torus_locations(void **state) {
+  (void)state;
+  obs_op *op;
+  sb_error err;
+  double a[2], b[2];
+  assert_int_equal(obs_from_string(&op, "{\"type\":\"coarsen\",\"factor\":4}", 2, 32, 32, &err), 0);
+  obs_state_location(op, 0, a);
+  obs_state_location(op, 32 * 32 + 31 * 32 + 31, b); /* v at (31, 31) */
+  assert_true(a[0] == 0 && a[1] == 0 && b[0] == 31 && b[1] == 31);
+  assert_true(fabs(obs_distance(op, a, b) - sqrt(2.0)) < 1e-15);
+  obs_state_location(op, 32 * 32 + 5 * 32 + 7, a);
+  obs_state_location(op, 5 * 32 + 7, b);
+  assert_true(obs_distance(op, a, b) == 0.0); /* u and v of one point */
+  a[0] = 3, a[1] = 30, b[0] = 29, b[1] = 2;
+  assert_true(fabs(obs_distance(op, a, b) - hypot(6, 4)) < 1e-15);
+  a[0] = 0, a[1] = 16, b[0] = 0, b[1] = 0;
+  assert_true(obs_distance(op, a, b) == 16.0);
+  /* coarsen 4: block (I, J) of channel c is row c*64 + I*8 + J, centre 4I+1.5, 4J+1.5 */
+  obs_location(op, 64 + 2 * 8 + 7, a);
+  assert_true(a[0] == 9.5 && a[1] == 29.5);
+  obs_free(op);
+  assert_int_equal(obs_from_string(&op, "{\"type\":\"vorticity\"}", 2, 32, 32, &err), 0);
+  obs_location(op, 3 * 32 + 17, a);
+  assert_true(a[0] == 3 && a[1] == 17);
+  obs_free(op);
+  assert_int_equal(obs_from_string(&op, "{\"type\":\"stations\",\"points\":[[4,9],[30,1]],\"channels\":[1,0]}", 2, 32, 32,
+                                   &err), 0);
+  obs_location(op, 3, a); /* channel 0, point 2 */
+  assert_true(a[0] == 30 && a[1] == 1);
+  obs_free(op);
+  /* 1D: a ring of W nodes, row 0 */
+  assert_int_equal(obs_from_string(&op, "{\"type\":\"stations\",\"indices\":[1,38]}", 1, 1, 40, &err), 0);
+  obs_location(op, 1, a);
+  obs_state_location(op, 1, b);
+  assert_true(a[0] == 0 && a[1] == 38 && obs_distance(op, a, b) == 3.0);
+  obs_free(op);
+}
+
+/* LETKF on a 2D state [2][4][6] with coarsen 2 x 2 (12 block means at block
+ * centres, half-integer locations): grid point g's analysis (both channels)
+ * is the global ETKF with R^-1 tapered by GC(torus distance / (radius / 2)),
+ * checked member by member, and its mean and variance equal the tapered
+ * Kalman filter (tolerance 1e-9 as in 1D). With a huge radius it equals the
+ * global ETKF (1e-7). Distances use torus_dist above, not obs.c. */
+static void test_letkf_2d_equals_tapered_kalman(void **state) {
+  (void)state;
+  enum { Cc = 2, Hh = 4, Ww = 6, n = Cc * Hh * Ww, G = Hh * Ww, K = 60, p = 12 };
+  obs_op *op;
+  sb_error err;
+  assert_int_equal(obs_from_string(&op, "{\"type\":\"coarsen\",\"factor\":2}", Cc, Hh, Ww, &err), 0);
+  assert_int_equal(op->n_obs, p);
+  double *Hd = obs_dense(op);
+  double P[n * n], m[n], std[p], y[p];
+  prior_cov(P, n, 16);
+  for (int c = 0; c < n; c++) m[c] = 0.1 * c - 2.0;
+  double hm[p];
+  obs_apply(op, m, hm, 1);
+  for (int k = 0; k < p; k++) {
+    std[k] = 0.4 + 0.05 * k;
+    y[k] = hm[k] + (k % 3 ? 1.2 : -0.9);
+  }
+  y[5] = NAN;
+  double *X0 = malloc(sizeof(double) * K * n), *XL = malloc(sizeof(double) * K * n), *XG = malloc(sizeof(double) * K * n);
+  tu_exact_ensemble(X0, K, n, m, P, 79, 0);
+  const double radii[2] = {2.5, 1e6};
+  for (int ri = 0; ri < 2; ri++) {
+    double radius = radii[ri];
+    for (int path = 0; path < 2; path++) {
+      memcpy(XL, X0, sizeof(double) * K * n);
+      etkf_path_override = path;
+      assert_int_equal(etkf_analysis(XL, K, n, op, y, std, 1.0, radius, &err), 0);
+      etkf_path_override = 0;
+      double worst_col = 0, worst_mean = 0, worst_var = 0, moved = 0;
+      int partial = 0;
+      for (int g = 0; g < G; g++) {
+        double sl[p], yl[p], ma[n], Pa[n * n];
+        for (int k = 0; k < p; k++) {
+          int b = k % 6;
+          double dd = torus_dist(g / Ww, g % Ww, (b / 3) * 2 + 0.5, (b % 3) * 2 + 0.5, Hh, Ww);
+          double taper = dd < radius ? gc_ref(dd / (radius / 2)) : 0.0;
+          if (taper == 0.0) partial = 1;
+          sl[k] = taper > 0 ? std[k] / sqrt(taper) : INFINITY;
+          yl[k] = taper > 0 ? y[k] : NAN;
+        }
+        memcpy(XG, X0, sizeof(double) * K * n);
+        assert_int_equal(etkf_analysis(XG, K, n, op, yl, sl, 1.0, 0.0, &err), 0);
+        kalman(m, P, n, Hd, yl, sl, p, ma, Pa);
+        for (int c = g; c < n; c += G) {
+          double mg = 0, vg = 0;
+          for (int i = 0; i < K; i++) {
+            worst_col = fmax(worst_col, fabs(XL[i * n + c] - XG[i * n + c]));
+            mg += XL[i * n + c] / K;
+          }
+          for (int i = 0; i < K; i++) vg += (XL[i * n + c] - mg) * (XL[i * n + c] - mg) / (K - 1);
+          worst_mean = fmax(worst_mean, fabs(mg - ma[c]));
+          worst_var = fmax(worst_var, fabs(vg - Pa[c * n + c]));
+          moved = fmax(moved, fabs(mg - m[c]));
+        }
+      }
+      print_message("letkf 2D radius %g path %d: max |member - tapered etkf| %.2g, |mean - kalman| %.2g, |var - kalman| %.2g\n",
+                    radius, path, worst_col, worst_mean, worst_var);
+      double tol = radius > 100 ? 1e-7 : 1e-9;
+      assert_true(worst_col < tol && worst_mean < tol && worst_var < tol);
+      assert_true(moved > 0.1);
+      assert_int_equal(partial, radius < 100); /* the small radius really drops observations */
+    }
+  }
+  memcpy(XG, X0, sizeof(double) * K * n);
+  assert_int_equal(etkf_analysis(XG, K, n, op, y, std, 1.0, 0.0, &err), 0);
+  assert_true(max_abs_diff(XL, XG, K * n) < 1e-7);
+  memcpy(XL, X0, sizeof(double) * K * n);
+  assert_int_equal(etkf_analysis(XL, K, n, op, y, std, 1.0, 2.5, &err), 0);
+  assert_true(max_abs_diff(XL, XG, K * n) > 1e-3); /* and a small radius does not */
+  free(Hd), free(X0), free(XL), free(XG);
+  obs_free(op);
+}
+
 // ----------------------------------------------------------------------------
 // The bootstrap PF against hand-computed importance weights: particles are
 // the documented prior draws (sim_sample_at at the window's first time,
@@ -539,11 +668,12 @@ static void test_est_open(void **state) {
   assert_int_equal(est_open(&e, "enkf", "l96-sakov", 0, &err), SB_EINVAL);
   assert_int_equal(est_open(&e, "etkf", "nope", 0, &err), SB_EINVAL);
   assert_null(e);
-  /* LETKF's taper is along a ring: refused on a 2D field rather than
-   * localizing by column only; the ETKF serves it */
-  assert_int_equal(est_open(&e, "letkf", "kolmogorov", 0, &err), SB_ENOTSUP);
-  assert_null(e);
-  assert_non_null(strstr(err.msg, "1D"));
+  /* LETKF localizes on the torus of a 2D field, with its own defaults */
+  assert_int_equal(est_open(&e, "letkf", "kolmogorov", 0, &err), 0);
+  assert_int_equal(e->sim->dim, 2048);
+  json_t *defs = json_object_get(e->info, "params");
+  assert_true(json_real_value(json_object_get(defs, "radius")) < 10.0);
+  est_free(e);
   assert_int_equal(est_open(&e, "etkf", "kolmogorov", 0, &err), 0);
   assert_int_equal(e->sim->dim, 2048);
   est_free(e);
@@ -618,6 +748,8 @@ int main(void) {
       cmocka_unit_test(test_gaspari_cohn),
       cmocka_unit_test(test_etkf_equals_kalman),
       cmocka_unit_test(test_letkf_equals_tapered_kalman),
+      cmocka_unit_test(test_torus_locations),
+      cmocka_unit_test(test_letkf_2d_equals_tapered_kalman),
       cmocka_unit_test(test_pf_exact_weights),
       cmocka_unit_test(test_etkf_resampled_moments),
       cmocka_unit_test(test_est_open),

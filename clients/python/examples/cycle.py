@@ -3,6 +3,7 @@
 
     cycle.py --server http://127.0.0.1:8080 --estimator l96-sakov-etkf --cycles 200 \
         [--operator JSON --noise-std S] [--window W] [--out DIR]
+    cycle.py --preset kolmogorov --cycles 20          # the 2D flow: kolmogorov-letkf vs -etkf
 
 A truth is simulated here with an independent numpy Lorenz96 (l96-sakov: N = 40, F = 8,
 RK4, dt = 0.05 per observation, started on the attractor after 1000 spin-up steps from a
@@ -12,6 +13,13 @@ the daemon, for the chosen estimator and for the windowed ETKF `<preset>-etkf` o
 window. The posterior mean and spread are recorded; at the end it prints RMSE and spread
 over the cycles for both, and writes DIR/cycle.png (matplotlib) or DIR/cycle.svg (plain
 SVG when matplotlib is absent), DIR/cycle.json (metrics) and DIR/cycle.npz (arrays).
+
+The 2D Kolmogorov flow (--preset kolmogorov or kolmogorov-t, or a kolmogorov-* estimator):
+the truth is kolmogorov_np.py (numpy, the same scheme as sbida's solver), states are
+[2, 32, 32] velocities, the default operator coarsen 4 (128 block means) with noise std
+0.1, and at the last cycle DIR/vorticity.svg shows the vorticity of the truth, of the
+posterior mean and its std (from the samples, fetched as .npy [S, 2, 32, 32]) and the
+error; arrays in cycle.npz keep the state shape ([cycles, 2, 32, 32]).
 
 The default operator is every second node observed with noise std 1.5, unless the
 estimator was trained for a fixed operator (then that one). The window length comes from
@@ -30,11 +38,15 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # run from a source checkout
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from sbida_client import Client, SbidaError  # noqa: E402
+import kolmogorov_np  # noqa: E402
 
 DEFAULT_OPERATOR = {"type": "subsample", "stride": 2}
 DEFAULT_NOISE = 1.5
 DEFAULT_WINDOW = 10
+DEFAULT_OPERATOR_2D = {"type": "coarsen", "factor": 4}
+DEFAULT_NOISE_2D = 0.1
 
 
 # ---- Lorenz96 (numpy), the truth simulator of the twin experiment
@@ -93,6 +105,38 @@ def operator_matrix(op: Dict[str, Any], n: int) -> np.ndarray:
             rows.append(w / w.sum())
         return np.array(rows)
     raise ValueError("operator %r is not supported by this example (kernel_stations needs explicit positions)" % t)
+
+
+def _pair(v: Any) -> tuple:
+    return (v, v) if isinstance(v, int) else (v[0], v[1])
+
+
+def operator_matrix_2d(op: Dict[str, Any], shape: List[int]) -> np.ndarray:
+    """The 2D operators of the API ([C, H, W] states; observations channel by channel,
+    then row-major) as a matrix [n_obs, C*H*W]."""
+    C, H, W = shape
+    t = op["type"]
+    n = C * H * W
+    eye = np.eye(n).reshape(n, C, H, W)          # basis states; an operator is applied to each
+    chans = op.get("channels", list(range(C)))
+    if t == "identity":
+        return np.eye(n)
+    if t == "coarsen":
+        fh, fw = _pair(op["factor"])
+        rows = eye[:, chans].reshape(n, len(chans), H // fh, fh, W // fw, fw).mean(axis=(3, 5))
+        return rows.reshape(n, -1).T
+    if t == "subsample":
+        (sh, sw), (oh, ow) = _pair(op["stride"]), _pair(op.get("offset", 0))
+        return eye[:, chans, oh::sh, ow::sw].reshape(n, -1).T
+    if t in ("stations", "random_stations") and "points" in op:
+        pts = np.asarray(op["points"])
+        return eye[:, chans][:, :, pts[:, 0], pts[:, 1]].reshape(n, -1).T
+    if t == "vorticity" and op.get("method", "spectral") == "spectral":
+        fh, fw = _pair(op.get("factor", 1))
+        w = kolmogorov_np.vorticity(eye).reshape(n, H // fh, fh, W // fw, fw).mean(axis=(2, 4))
+        return w.reshape(n, -1).T
+    raise ValueError("operator %r is not supported for 2D states by this example (random_stations needs "
+                     "explicit points)" % t)
 
 
 # ---- plots
@@ -178,13 +222,44 @@ def plot_svg(path: pathlib.Path, r: Dict[str, Any], nodes: List[int]) -> None:
     path.write_text("\n".join(out) + "\n")
 
 
+def plot_vorticity_svg(path: pathlib.Path, fields: List[tuple], title: str) -> None:
+    """Panels of [H, W] fields side by side as plain SVG (one rect per grid point): a diverging
+    blue-white-red scale shared by the signed fields, white-green for the std; row 0 at the bottom."""
+    cell, gap, top = 8, 16, 40
+    H, W = fields[0][1].shape
+    vmax = max(float(np.abs(f).max()) for name, f, signed in fields if signed) or 1.0
+    smax = max([float(np.abs(f).max()) for name, f, signed in fields if not signed] + [1e-12])
+    width = len(fields) * (W * cell + gap) + gap
+    out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">'
+           % (width, top + H * cell + gap), '<rect width="100%" height="100%" fill="white"/>',
+           '<text x="%d" y="16" font-size="13">%s</text>' % (gap, title)]
+    for p, (name, f, signed) in enumerate(fields):
+        x0 = gap + p * (W * cell + gap)
+        out.append('<text x="%d" y="%d">%s</text>' % (x0, top - 6, name))
+        for i in range(H):
+            for j in range(W):
+                v = float(f[i, j])
+                if signed:
+                    t = min(1.0, abs(v) / vmax)
+                    lo = int(round(255 * (1 - t)))
+                    rgb = (255, lo, lo) if v >= 0 else (lo, lo, 255)
+                else:
+                    t = min(1.0, v / smax)
+                    rgb = (int(round(255 * (1 - t))), int(round(255 - 155 * t)), int(round(255 * (1 - t))))
+                out.append('<rect x="%d" y="%d" width="%d" height="%d" fill="#%02x%02x%02x"/>'
+                           % (x0 + j * cell, top + (H - 1 - i) * cell, cell, cell, *rgb))
+    out.append("</svg>")
+    path.write_text("\n".join(out) + "\n")
+
+
 # ---- the loop
 
 def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--server", default=os.environ.get("SBIDA_URL", "http://127.0.0.1:8080"), help="daemon URL")
     p.add_argument("--token", default=os.environ.get("SBIDA_TOKEN"), help="bearer token (env SBIDA_TOKEN)")
-    p.add_argument("--estimator", required=True, help="estimator to run (GET /v1/estimators)")
+    p.add_argument("--estimator", help="estimator to run (GET /v1/estimators); default <preset>-letkf")
+    p.add_argument("--preset", help="system, when --estimator is not given: kolmogorov, kolmogorov-t, l96-sakov, ...")
     p.add_argument("--cycles", type=int, default=200, help="assimilation cycles (default 200)")
     p.add_argument("--operator", help="operator JSON (default: the estimator's, else every second node)")
     p.add_argument("--noise-std", type=float, help="observation noise std (default: the estimator's, else 1.5)")
@@ -199,6 +274,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     a = p.parse_args(argv)
     if a.cycles < 1 or a.samples < 2:
         p.error("--cycles must be >= 1 and --samples >= 2")
+    if not a.estimator:
+        if not a.preset:
+            p.error("give --estimator or --preset")
+        a.estimator = a.preset + "-letkf"
 
     state = {"down": False, "outages": 0}
 
@@ -216,19 +295,22 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 1
     preset, n = meta["preset"], int(meta["state_dim"])
     baseline = preset + "-etkf"
+    is2d = meta.get("system") == "kolmogorov"
+    shape = [int(v) for v in meta["state_shape"]]            # [C, H, W]
+    default_op, default_noise = (DEFAULT_OPERATOR_2D, DEFAULT_NOISE_2D) if is2d else (DEFAULT_OPERATOR, DEFAULT_NOISE)
 
     W = a.window or (meta["window"] if isinstance(meta["window"], int) else DEFAULT_WINDOW)
     if isinstance(meta["window"], int) and W != meta["window"]:
         p.error("%s was trained for windows of %d, not %d" % (a.estimator, meta["window"], W))
     fixed_op = meta["operator"] if isinstance(meta["operator"], dict) else None
     try:
-        op = json.loads(a.operator) if a.operator else (fixed_op or DEFAULT_OPERATOR)
+        op = json.loads(a.operator) if a.operator else (fixed_op or default_op)
     except ValueError as e:
         p.error("--operator is not valid JSON: %s" % e)
     noise = a.noise_std if a.noise_std is not None else (
-        meta["noise_std"] if isinstance(meta["noise_std"], (int, float)) else DEFAULT_NOISE)
+        meta["noise_std"] if isinstance(meta["noise_std"], (int, float)) else default_noise)
     try:
-        H = operator_matrix(op, n)
+        H = operator_matrix_2d(op, shape) if is2d else operator_matrix(op, n)
     except (ValueError, KeyError, TypeError) as e:
         p.error(str(e))
     steps = W - 1 + a.cycles
@@ -236,7 +318,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         p.error("%s serves time indices up to %d: at most %d cycles with W = %d"
                 % (a.estimator, meta["time_index"]["max"], meta["time_index"]["max"] + 2 - W, W))
 
-    truth = truth_run(preset, n, steps, a.seed)
+    truth = kolmogorov_np.truth_run(preset, steps, a.seed).reshape(steps, n) if is2d else truth_run(preset, n, steps, a.seed)
     rng = np.random.default_rng([a.seed, 1])
     obs = truth @ H.T + noise * rng.standard_normal((steps, H.shape[0]))
     observed = np.abs(H).sum(0) > 0
@@ -248,6 +330,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if baseline != a.estimator:
         runs[baseline] = send_op
     res = {name: (np.empty((a.cycles, n)), np.empty((a.cycles, n))) for name in runs}
+    last_job = None
     t_start = time.monotonic()
     for c in range(a.cycles):
         k = W - 1 + c                                   # time index of the window's last observation
@@ -258,7 +341,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             except SbidaError as e:
                 print("error at cycle %d (%s): %s" % (c, name, e), file=sys.stderr)
                 return 1
-            res[name][0][c], res[name][1][c] = job.mean, job.std
+            res[name][0][c], res[name][1][c] = job.mean.reshape(-1), job.std.reshape(-1)
+            if name == a.estimator:
+                last_job = job
         if state["down"]:
             state["down"] = False
             print("daemon back, continuing at cycle %d" % c, flush=True)
@@ -285,8 +370,24 @@ def main(argv: Optional[List[str]] = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "cycle.json").write_text(json.dumps(dict(summary, rmse_per_cycle=rmse.tolist(),
                                                     etkf_rmse_per_cycle=ermse.tolist()), indent=1) + "\n")
-    np.savez(out / "cycle.npz", truth=tt, observations=obs[W - 1:], mean=mean, std=std, etkf_mean=emean,
-             etkf_std=estd, time=np.arange(W - 1, steps))
+    sh = (-1,) + tuple(shape) if is2d else (a.cycles, n)
+    np.savez(out / "cycle.npz", truth=tt.reshape(sh), observations=obs[W - 1:], mean=mean.reshape(sh),
+             std=std.reshape(sh), etkf_mean=emean.reshape(sh), etkf_std=estd.reshape(sh), time=np.arange(W - 1, steps))
+    pictures = []
+    if is2d and last_job is not None:
+        # the last cycle: vorticity of truth, posterior mean and std over the samples ([S, 2, 32, 32]), error
+        smp = client.samples(last_job.id)
+        if tuple(smp.shape[1:]) != tuple(shape):
+            print("error: samples of shape %s, expected [S, %s]" % (smp.shape, shape), file=sys.stderr)
+            return 1
+        vs = kolmogorov_np.vorticity(smp.astype(np.float64))
+        vt = kolmogorov_np.vorticity(tt[-1].reshape(shape))
+        vm = vs.mean(axis=0)
+        pic = out / "vorticity.svg"
+        plot_vorticity_svg(pic, [("truth", vt, True), ("posterior mean", vm, True), ("posterior std", vs.std(axis=0, ddof=1), False),
+                                 ("error (mean - truth)", vm - vt, True)],
+                           "%s, vorticity at t = %d (cycle %d, %d samples)" % (a.estimator, steps - 1, a.cycles, smp.shape[0]))
+        pictures.append(pic)
     r = {"name": a.estimator, "time": np.arange(W - 1, steps), "truth": tt, "mean": mean, "std": std,
          "etkf_mean": emean, "rmse": rmse, "spread": spread, "etkf_rmse": ermse, "etkf_spread": espread,
          "observed": observed}
@@ -309,7 +410,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if state["outages"]:
         print("the daemon was unreachable %d time(s); the client retried and every cycle completed"
               % state["outages"])
-    print("%d cycles in %.1f s; wrote %s, %s, %s" % (a.cycles, seconds, plot, out / "cycle.json", out / "cycle.npz"))
+    print("%d cycles in %.1f s; wrote %s" % (a.cycles, seconds, ", ".join(
+        str(f) for f in [plot] + pictures + [out / "cycle.json", out / "cycle.npz"])))
     return 0
 
 

@@ -14,7 +14,7 @@ import socket
 import time
 import urllib.parse
 import uuid
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from .errors import JobFailed, ProblemError, SbidaError, Unreachable, WaitTimeout
 
@@ -33,7 +33,9 @@ def _array(x: Any) -> Any:
 
 class Job:
     """One assimilation run as the daemon returns it. `raw` is the JSON object;
-    mean, std and quantiles are numpy arrays when numpy is installed."""
+    mean, std and quantiles are numpy arrays when numpy is installed, shaped like
+    one state (result["state_shape"]: [N] for Lorenz96, [2, 32, 32] for the
+    Kolmogorov flow); window_mean is [W, *state_shape]."""
 
     def __init__(self, raw: Dict[str, Any]):
         self.raw = raw
@@ -65,17 +67,34 @@ class Job:
         return self.raw.get("error")
 
     @property
+    def state_shape(self) -> Optional[List[int]]:
+        """The shape of one state, or None before a result exists."""
+        return (self.result or {}).get("state_shape")
+
+    def _shaped(self, x: Any, lead: Tuple[int, ...] = ()) -> Any:
+        a = _array(x)
+        shape = self.state_shape
+        if np is None or a is None or not shape:
+            return a
+        return a.reshape(tuple(lead) + tuple(shape))
+
+    @property
     def mean(self) -> Any:
-        return _array(self.result["mean"]) if self.result else None
+        return self._shaped(self.result["mean"]) if self.result else None
 
     @property
     def std(self) -> Any:
-        return _array(self.result["std"]) if self.result else None
+        return self._shaped(self.result["std"]) if self.result else None
 
     @property
     def quantiles(self) -> Dict[str, Any]:
         q = (self.result or {}).get("quantiles", {})
-        return {k: _array(v) for k, v in q.items()}
+        return {k: self._shaped(v) for k, v in q.items()}
+
+    @property
+    def window_mean(self) -> Any:
+        wm = (self.result or {}).get("window_mean")
+        return self._shaped(wm, (len(wm),)) if wm is not None else None
 
     def __repr__(self) -> str:
         return "Job(id=%r, state=%r, estimator=%r)" % (self.raw.get("id"), self.raw.get("state"),
@@ -84,11 +103,16 @@ class Job:
 
 def _jsonable_rows(observations: Any) -> List[Optional[List[Optional[float]]]]:
     """W rows, oldest first. NaN or None is a missing value; a row that is None or
-    all missing becomes null (nothing observed at that time)."""
+    all missing becomes null (nothing observed at that time). An array of more than
+    two dimensions ([W, 2, 8, 8] for a 2D coarsen) is flattened per row, in the
+    daemon's order (channel by channel, then row-major)."""
     if np is not None and isinstance(observations, np.ndarray):
-        if observations.ndim != 2:
-            raise ValueError("observations must be 2-D [window, n_obs] (one row per time, oldest first); got "
-                             "shape %s: for one time use obs[None, :] or [obs]" % (observations.shape,))
+        if observations.ndim < 2:
+            raise ValueError("observations must be [window, n_obs] (one row per time, oldest first; a row may "
+                             "be any array, e.g. [2, 8, 8]); got shape %s: for one time use obs[None, :] or [obs]"
+                             % (observations.shape,))
+        if observations.ndim > 2:
+            observations = observations.reshape(observations.shape[0], -1)
         observations = observations.tolist()
     if isinstance(observations, (str, bytes)) or not hasattr(observations, "__iter__"):
         raise ValueError("observations must be a list of rows (one per time, oldest first)")
@@ -98,7 +122,7 @@ def _jsonable_rows(observations: Any) -> List[Optional[List[Optional[float]]]]:
             rows.append(None)
             continue
         if np is not None and isinstance(row, np.ndarray):
-            row = row.tolist()
+            row = row.ravel().tolist()
         if isinstance(row, (str, bytes)) or not hasattr(row, "__iter__"):
             raise ValueError("observations row %d is %r, not a list of values: observations are rows "
                              "[window][n_obs] (for one time use [obs])" % (i, row))
@@ -293,8 +317,9 @@ class Client:
         return job
 
     def samples(self, job_id: str) -> Any:
-        """The samples of a succeeded job, float32 [n_samples, dim]: a numpy array
-        (fetched as .npy) with numpy, else a nested list (the JSON form)."""
+        """The samples of a succeeded job, float32 [n_samples, *state_shape] ([S, 40]
+        for l96-sakov, [S, 2, 32, 32] for kolmogorov): a numpy array (fetched as
+        .npy) with numpy, else a nested list [n_samples][dim] (the JSON form)."""
         path = "/v1/assimilations/%s/samples" % job_id
         if np is not None:
             _, _, raw = self._request("GET", path, accept="application/x-npy")
