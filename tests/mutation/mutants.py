@@ -316,7 +316,7 @@ MUTANTS = [
          tests=["py:tests/py/test_api_hardening.py::test_job_limits_are_flags"]),
     dict(id="h18-prior-no-cancel", what="the prior ensemble no longer checks the cancel token",
          edits=[("core/baselines/etkf.c", "    if (sb_cancelled(cancel)) return sb_fail(err, SB_ECANCEL, \"cancelled\");\n    size_t b = (size_t)K - k < chunk ? (size_t)K - k : chunk;\n    int rc = s->stationary",
-                 "    size_t b = (size_t)K - k < chunk ? (size_t)K - k : chunk;\n    int rc = s->stationary")],
+                 "    if (0 && sb_cancelled(cancel)) return sb_fail(err, SB_ECANCEL, \"cancelled\");\n    size_t b = (size_t)K - k < chunk ? (size_t)K - k : chunk;\n    int rc = s->stationary")],
          tests=["py:tests/py/test_api_hardening.py::test_cancel_during_prior_spin_up_is_prompt"]),
     dict(id="h18-ckpt-alloc-first", what="a checkpoint's network is allocated before its tensors are checked",
          edits=[("core/nn/nn_ckpt.c", "  if (!rc) rc = parse_config(m, arch, cfg, err);\n", "  if (!rc) rc = parse_config(m, arch, cfg, err);\n  if (!rc) rc = nn__alloc(m, err);\n")],
