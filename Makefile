@@ -9,6 +9,8 @@
 #   make bench      benchmarks (C engine vs PyTorch, daemon throughput)
 #   make web-vendor refresh the console's charting library (uPlot) from npm; the build uses the committed copy
 #   make mutation   mutation testing: deliberate bugs the tests must catch (slow, not in CI)
+#   make models     retrains the shipped models (long; models/train-all.sh)
+#   make clean      removes build directories
 #   make deps       installs the Debian packages the project needs (root), or prints the line
 #   NATIVE=1        compile for this CPU (-march=native) instead of portable x86-64
 
@@ -170,7 +172,7 @@ clean:
 	rm -rf build build-asan build-tsan
 
 help:
-	@sed -n '1,14p' Makefile
+	@sed -n '/^$$/q;p' Makefile
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 

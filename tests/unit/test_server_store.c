@@ -338,6 +338,8 @@ static int cnt_lasterr(sqlite3_vfs *v, int n, char *b) {
 static int cnt_time64(sqlite3_vfs *v, sqlite3_int64 *t) { (void)v; return real_vfs->xCurrentTimeInt64(real_vfs, t); }
 
 static void cnt_vfs_install(void) {
+  /* already the default (a failed test did not remove it): keep the real one */
+  if (sqlite3_vfs_find(NULL) == &cnt_vfs) return;
   real_vfs = sqlite3_vfs_find(NULL);
   assert_non_null(real_vfs);
   memset(&cnt_vfs, 0, sizeof cnt_vfs);
