@@ -2,6 +2,7 @@
 # Installs the Debian 12 packages sbida needs to build, test and run.
 #   install-deps.sh              install everything listed (root), else print the apt-get line
 #   install-deps.sh --if-missing do nothing when all are present
+#   --fuzz (with either)          also clang, for make fuzz (libFuzzer); make test does not need it
 # Set SBIDA_NO_INSTALL=1 to never install (then a missing package is an error).
 set -eu
 # Everything a test uses is listed: `make test` turns a skipped test into a failure
@@ -11,6 +12,11 @@ set -eu
 PKGS="build-essential pkg-config libjansson-dev libopenblas-dev libsqlite3-dev libuv1-dev \
 libmicrohttpd-dev libcmocka-dev libfftw3-dev python3 python3-numpy python3-pytest python3-jsonschema \
 python3-yaml python3-pip python3-setuptools python3-wheel curl shellcheck systemd valgrind"
+
+for a in "$@"; do
+  # Debian's clang 14 brings libFuzzer (libclang-rt-14-dev) and the sanitizers
+  [ "$a" = "--fuzz" ] && PKGS="$PKGS clang"
+done
 
 missing=""
 for p in $PKGS; do

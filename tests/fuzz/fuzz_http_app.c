@@ -230,6 +230,8 @@ void fuzz_app_check_answer(const char *ans, size_t len, int head) {
       char cc[64], ct[128], cl[32];
       const char *body = hend + 4;
       if (!header(p, hend, "Cache-Control", cc, sizeof cc) || strcmp(cc, "no-store") || status < 400) return;
+      /* issue 18 defect 6: a message with invalid UTF-8 makes problem_new return NULL: 500, no body */
+      if (fuzz_known_defects() && status == 500 && !header(p, hend, "Content-Type", ct, sizeof ct)) return;
       /* an error answer of ours: RFC 9457 problem+json */
       FUZZ_CHECK(header(p, hend, "Content-Type", ct, sizeof ct) && !strcmp(ct, "application/problem+json"),
                  "error %d of the daemon is not problem+json", status);

@@ -56,7 +56,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   job_spec s;
   json_t *problem = NULL;
   if (job_spec_parse(&s, body, &reg, 10000, &problem)) {
-    check_problem(problem);
+    /* issue 18 defect 6: a message with invalid UTF-8 makes problem_new return NULL */
+    if (problem || !fuzz_known_defects()) check_problem(problem);
     json_decref(problem);
     job_spec_free(&s);
     json_decref(body);

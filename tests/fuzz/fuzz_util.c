@@ -53,6 +53,12 @@ const char *fuzz_tmp_path(const char *name, char *buf, size_t size) {
   return buf;
 }
 
+int fuzz_known_defects(void) {
+  static int v = -1;
+  if (v < 0) v = getenv("SBIDA_FUZZ_KNOWN_DEFECTS") && *getenv("SBIDA_FUZZ_KNOWN_DEFECTS") ? 1 : 0;
+  return v;
+}
+
 void fuzz_fail(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
