@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static unsigned calls;
   if (++calls % 256 == 0) fuzz_app_housekeeping();
   size_t n;
-  char *ans = fuzz_app_exchange(data, size, 500, &n);
+  char *ans = fuzz_app_exchange(data, size, 250, &n);
   if (getenv("FUZZ_VERBOSE")) /* the answer's status line, to see what a corpus reaches */
     fprintf(stderr, "%.*s\n", ans ? (int)strcspn(ans, "\r\n") : 9, ans ? ans : "(timeout)");
   if (!ans) return 0;

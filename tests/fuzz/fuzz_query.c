@@ -41,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   p += sprintf(p, "Connection: close\r\n\r\n");
   size_t n;
-  char *ans = fuzz_app_exchange((const uint8_t *)req, (size_t)(p - req), 500, &n);
+  char *ans = fuzz_app_exchange((const uint8_t *)req, (size_t)(p - req), 250, &n);
   free(req);
   if (getenv("FUZZ_VERBOSE")) /* the answer's status line, to see what a corpus reaches */
     fprintf(stderr, "%.*s\n", ans ? (int)strcspn(ans, "\r\n") : 9, ans ? ans : "(timeout)");

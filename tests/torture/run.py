@@ -235,6 +235,9 @@ def check_jobs(port, acked, deadline_s, label):
             out["examples"].append("%s: lost (404)" % jid)
             continue
         out[j["state"]] += 1
+        if j["state"] == "failed" and isinstance(j.get("error"), dict):
+            t = str(j["error"].get("type", "?")).rsplit(":", 1)[-1]
+            out.setdefault("failed_types", {})[t] = out.setdefault("failed_types", {}).get(t, 0) + 1
         if j.get("attempts", 0) > MAX_ATTEMPTS:
             out["over_attempts"] += 1
             out["examples"].append("%s: %d attempts" % (jid, j["attempts"]))
@@ -531,7 +534,7 @@ def main():
     print()
     for name, r in summary.items():
         keys = ["runs", "kills", "acknowledged", "succeeded", "failed", "cancelled", "lost", "stranded_running",
-                "stranded_queued", "unreadable", "over_attempts", "integrity_failures"]
+                "stranded_queued", "unreadable", "over_attempts", "integrity_failures", "failed_types"]
         keys += ["ready_status_while_full", "post_status_while_full", "started", "exit_code", "message", "get_job",
                  "post", "post_is_problem", "ready", "post_after_rw", "ready_after", "rude_clients", "live_after",
                  "post_after", "sigterm_exit", "sigterm_seconds"]
