@@ -8,6 +8,9 @@
 #   make run        builds and starts the daemon on 127.0.0.1:$(PORT)
 #   make bench      benchmarks (C engine vs PyTorch, daemon throughput)
 #   make web-vendor refresh the console's charting library (uPlot) from npm; the build uses the committed copy
+#   make fuzz       libFuzzer (clang, ASan+UBSan) on every parser, FUZZ_SECONDS=60 each
+#   make fuzz-replay  replays the fuzz corpora and regression inputs (part of make test)
+#   make torture    kill -9, full disk, read-only db, SIGSTOP under 32 clients (slow, not in CI)
 #   make mutation   mutation testing: deliberate bugs the tests must catch (slow, not in CI)
 #   make models     retrains the shipped models (long; models/train-all.sh)
 #   make clean      removes build directories
@@ -49,14 +52,28 @@ TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TEST_HELPERS := $(filter-out tests/unit/test_%,$(wildcard tests/unit/*.c))
 TEST_HELPER_OBJ := $(TEST_HELPERS:%.c=$(BUILD)/obj/%.o)
 
+# Fuzz harnesses (tests/fuzz/): each fuzz_<target>.c is linked twice, with
+# libFuzzer into build-fuzz/fuzz_<target> (make fuzz) and with replay_main.c
+# into $(BUILD)/tests/test_fuzz_<target>, which make test runs on the corpus.
+FUZZ_TARGETS := npy safetensors obs config job_spec model query http
+FUZZ_HTTP    := query http
+FUZZ_COMMON  := $(BUILD)/obj/tests/fuzz/fuzz_util.o
+FUZZ_REPLAY_BIN := $(FUZZ_TARGETS:%=$(BUILD)/tests/test_fuzz_%)
+FUZZ_BIN := $(FUZZ_TARGETS:%=$(BUILD)/fuzz_%)
+FUZZ_SECONDS ?= 60
+# clang 14 with glibc lacks CMPLX (glibc only defines it for GCC >= 4.7)
+FUZZ_SAN := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all \
+            '-DCMPLX(x,y)=__builtin_complex((double)(x),(double)(y))'
+
 LIB := $(BUILD)/libsbida.a
 TOOL := $(BUILD)/sbida
 DAEMON := $(if $(SRV_SRC),$(BUILD)/sbidad)
 
 .SECONDARY:
-.PHONY: web-vendor all build test test-run check-layers asan tsan tsan-run run bench mutation deps deps-check models clean help
+.PHONY: web-vendor all build test test-run check-layers asan tsan tsan-run run bench mutation deps deps-check models clean help \
+        fuzz fuzz-bins fuzz-replay torture
 all: build
-build: $(LIB) $(TOOL) $(DAEMON) $(TEST_BIN)
+build: $(LIB) $(TOOL) $(DAEMON) $(TEST_BIN) $(FUZZ_REPLAY_BIN)
 
 # Sources compiled without $(SAN) (make tsan: see there).
 NOSAN ?=
@@ -89,6 +106,18 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TEST_HELPER_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LINK  $@"
 	@$(CC) $(LDFLAGS) -o $@ $< $(TEST_HELPER_OBJ) $(LIB) $(LDLIBS) -lcmocka
+
+$(BUILD)/obj/tests/fuzz/%.o: CPPFLAGS += -DFUZZ_SRCDIR='"$(CURDIR)"'
+
+$(BUILD)/tests/test_fuzz_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(BUILD)/obj/tests/fuzz/replay_main.o $(FUZZ_COMMON) \
+                            $(BUILD)/obj/tests/fuzz/fuzz_http_app.o $(SRV_LIB_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LINK  $@"
+	@$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIB) $(LDLIBS) -lcmocka
+
+$(BUILD)/fuzz_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(FUZZ_COMMON) $(BUILD)/obj/tests/fuzz/fuzz_http_app.o $(SRV_LIB_OBJ) $(LIB)
+	@echo "  LINK  $@"
+	@$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $(filter %.o,$^) $(LIB) $(LDLIBS)
 
 # The two README commands install what is missing first (deploy/install-deps.sh).
 deps:
@@ -164,12 +193,27 @@ bench:
 mutation: deps-check
 	@tests/mutation/run.py $(if $(MUTANTS),--only $(MUTANTS))
 
+# libFuzzer needs clang (Debian's clang 14 ships it): install-deps.sh --fuzz.
+fuzz-bins: $(FUZZ_BIN)
+
+fuzz:
+	@deploy/install-deps.sh --if-missing --fuzz
+	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang OPT=-O1 SAN="$(FUZZ_SAN)" fuzz-bins
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(if $(FUZZ_ONLY),$(FUZZ_ONLY),$(FUZZ_TARGETS))
+
+fuzz-replay: $(FUZZ_REPLAY_BIN)
+	@for t in $(FUZZ_REPLAY_BIN); do $$t || exit 1; done
+
+# 100 kill -9 under 32 clients and the rest (tests/torture/README.md); KILLS=N for a shorter run.
+torture: build
+	@BUILD=$(BUILD) python3 tests/torture/run.py $(if $(KILLS),--kills $(KILLS))
+
 models: deps-check
 	@$(MAKE) --no-print-directory build
 	@BUILD=$(BUILD) models/train-all.sh
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-fuzz
 
 help:
 	@sed -n '/^$$/q;p' Makefile

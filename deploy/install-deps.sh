@@ -3,6 +3,7 @@
 #   install-deps.sh              install everything listed (root), else print the apt-get line
 #   install-deps.sh --if-missing do nothing when all are present
 #   install-deps.sh --bench      also what `make bench` compares against (PyTorch, numpy, wrk)
+#   install-deps.sh --fuzz       also clang, for make fuzz (libFuzzer); make test does not need it
 # Set SBIDA_NO_INSTALL=1 to never install (then a missing package is an error).
 set -eu
 # Everything a test uses is listed: `make test` turns a skipped test into a failure
@@ -20,6 +21,7 @@ for a in "$@"; do
   case "$a" in
     --if-missing) if_missing=1 ;;
     --bench) PKGS="$PKGS python3-torch wrk" ;;
+    --fuzz) PKGS="$PKGS clang" ;;  # Debian's clang 14 brings libFuzzer and the sanitizers
     *) echo "install-deps: unknown option $a" >&2; exit 2 ;;
   esac
 done
