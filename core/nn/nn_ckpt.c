@@ -2,6 +2,7 @@
 #include "nn/nn_ckpt.h"
 #include "nn/nn_internal.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,25 +62,47 @@ int nn_ckpt_copy_params(nn_model *m, const st_file *f, const char *prefix, sb_er
   return SB_OK;
 }
 
+/* Reads "k1=v1 k2=v2 ..." with exactly the keys given, in order, into out:
+ * decimal ints within [-2^30, 2^30] (sscanf's %d is undefined on overflow;
+ * the plans check the real bounds). 0 or -1. */
+static int parse_ints(const char *cfg, const char *const *keys, int n, int *out) {
+  const char *p = cfg;
+  for (int i = 0; i < n; i++) {
+    while (*p == ' ') p++;
+    size_t kl = strlen(keys[i]);
+    if (strncmp(p, keys[i], kl) || p[kl] != '=') return -1;
+    p += kl + 1;
+    char *end;
+    errno = 0;
+    long v = strtol(p, &end, 10);
+    if (end == p || errno || v < -(1L << 30) || v > (1L << 30) || (*end && *end != ' ')) return -1;
+    out[i] = (int)v;
+    p = end;
+  }
+  while (*p == ' ') p++;
+  return *p ? -1 : 0;
+}
+
 static int parse_config(nn_model *m, const char *arch, const char *cfg, sb_error *err) {
   if (!strcmp(arch, "resnet")) {
-    nn_resnet_config c = {0};
-    if (sscanf(cfg,
-               "dims=%d h=%d w=%d cin=%d cout=%d width=%d blocks=%d groups=%d n_scalars=%d "
-               "emb_dim=%d",
-               &c.dims, &c.h, &c.w, &c.cin, &c.cout, &c.width, &c.blocks, &c.groups,
-               &c.n_scalars, &c.emb_dim) != 10)
-      return sb_fail(err, SB_EFORMAT, "nn: cannot parse resnet nn.config '%s'", cfg);
+    static const char *const keys[] = {"dims", "h", "w", "cin", "cout", "width", "blocks", "groups",
+                                       "n_scalars", "emb_dim"};
+    int v[10];
+    if (parse_ints(cfg, keys, 10, v))
+      return sb_fail(err, SB_EFORMAT, "nn: cannot parse resnet nn.config '%.200s'", cfg);
+    nn_resnet_config c = {.dims = v[0], .h = v[1], .w = v[2], .cin = v[3], .cout = v[4], .width = v[5],
+                          .blocks = v[6], .groups = v[7], .n_scalars = v[8], .emb_dim = v[9]};
     return nn__resnet_plan(m, &c, err);
   }
   if (!strcmp(arch, "mlp")) {
-    nn_mlp_config c = {0};
-    if (sscanf(cfg, "in=%d out=%d hidden=%d layers=%d act=%d", &c.in, &c.out, &c.hidden,
-               &c.layers, &c.act) != 5)
-      return sb_fail(err, SB_EFORMAT, "nn: cannot parse mlp nn.config '%s'", cfg);
+    static const char *const keys[] = {"in", "out", "hidden", "layers", "act"};
+    int v[5];
+    if (parse_ints(cfg, keys, 5, v))
+      return sb_fail(err, SB_EFORMAT, "nn: cannot parse mlp nn.config '%.200s'", cfg);
+    nn_mlp_config c = {.in = v[0], .out = v[1], .hidden = v[2], .layers = v[3], .act = v[4]};
     return nn__mlp_plan(m, &c, err);
   }
-  return sb_fail(err, SB_EFORMAT, "nn: unknown architecture nn.arch = '%s'", arch);
+  return sb_fail(err, SB_EFORMAT, "nn: unknown architecture nn.arch = '%.100s'", arch);
 }
 
 int nn_ckpt_load(const char *path, nn_model *m, st_file *meta, sb_error *err) {

@@ -55,7 +55,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (!body) return 0;
   job_spec s;
   json_t *problem = NULL;
-  if (job_spec_parse(&s, body, &reg, 10000, &problem)) {
+  /* the daemon's default limits (--max-samples, --max-job-memory, --max-job-work) */
+  const job_limits lim = {10000, 1024.0 * 1024 * 1024, 1e12};
+  if (job_spec_parse(&s, body, &reg, &lim, 1, &problem)) {
     /* issue 18 defect 6: a message with invalid UTF-8 makes problem_new return NULL */
     if (problem || !fuzz_known_defects()) check_problem(problem);
     json_decref(problem);
@@ -71,7 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   json_t *again = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
   FUZZ_CHECK(again, "the stored canonical request is not valid JSON: %.200s", text);
   job_spec s2;
-  if (job_spec_parse(&s2, again, &reg, 10000, &problem)) {
+  if (job_spec_parse(&s2, again, &reg, &lim, 1, &problem)) {
     char *pt = problem ? json_dumps(problem, JSON_COMPACT) : NULL;
     fuzz_fail("the canonical request is refused: %s", pt ? pt : "(no problem)");
   }
