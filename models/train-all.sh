@@ -3,7 +3,8 @@
 # <stem> then evaluates one. Each model has the time budget of its config (at most
 # 40 minutes on a 2-core machine); set ONLY=<stem> to train one. Outputs:
 # models/<stem>.safetensors, the training log models/<stem>.train.jsonl and the
-# summary models/<stem>.train.out.
+# summary models/<stem>.train.out. The local-score config trains on ONE thread ("threads": 1)
+# and is resumed by models/configs/resume/ (EMA decay 0.9 for the last 52 steps).
 set -eu
 BUILD=${BUILD:-build}
 cd "$(dirname "$0")/.."
@@ -13,5 +14,10 @@ for cfg in models/configs/*.json; do
   echo "== training $stem"
   "$BUILD/sbida" train --config "$cfg" --out "models/$stem.safetensors" \
     > "models/$stem.train.out" 2> "models/$stem.train.jsonl"
+  # a resume config (models/configs/resume/<stem>.json) continues the run from its state
+  if [ -f "models/configs/resume/$stem.json" ]; then
+    "$BUILD/sbida" train --config "models/configs/resume/$stem.json" --resume "models/$stem.safetensors.state" \
+      --out "models/$stem.safetensors" >> "models/$stem.train.out" 2>> "models/$stem.train.jsonl"
+  fi
   cat "models/$stem.train.out"
 done

@@ -15,7 +15,7 @@ static int job_bad(json_t **problem, json_t *p) {
 }
 
 static const char *const job_fields[] = {"estimator", "time_index", "observations", "operator", "noise_std",
-                                         "n_samples", "seed", "return", "params", NULL};
+                                         "n_samples", "seed", "return", "params", "state_dim", NULL};
 static const char *const job_return_fields[] = {"samples", "quantiles", "window", NULL};
 
 static const char *job_unknown_key(const json_t *o, const char *const *known) {
@@ -52,7 +52,7 @@ int job_spec_parse(job_spec *s, const json_t *body, const registry *reg, const j
   const char *unk = job_unknown_key(body, job_fields);
   if (unk)
     return job_bad(problem, problem_new(PROB_VALIDATION, 0, "unknown field '%.100s'; allowed: estimator, time_index, "
-                                        "observations, operator, noise_std, n_samples, seed, return, params", unk));
+                                        "observations, operator, noise_std, n_samples, seed, return, params, state_dim", unk));
   json_t *j = json_object_get(body, "estimator");
   if (!json_is_string(j))
     return job_bad(problem, problem_new(PROB_VALIDATION, 0, "'estimator' must be a string naming an estimator "
@@ -63,6 +63,28 @@ int job_spec_parse(job_spec *s, const json_t *body, const registry *reg, const j
                                         "lists the served ones", json_string_value(j)));
   const estimator *e = s->est;
   const sim *sm = e->sim;
+
+  /* state_dim: estimators that run at any state size (e.g. local-score) take it from the request */
+  j = json_object_get(body, "state_dim");
+  if (j) {
+    if (!json_is_integer(j))
+      return job_bad(problem, problem_new(PROB_VALIDATION, 0, "'state_dim' must be an integer (the number of nodes)"));
+    json_int_t N = json_integer_value(j);
+    if (e->dim_max > 0 ? N < e->dim_min || N > e->dim_max : N != sm->dim) {
+      if (e->dim_max > 0)
+        return job_bad(problem, problem_new(PROB_VALIDATION, 0, "estimator %s serves %s with %d..%d nodes, not "
+                                            "state_dim %lld", e->name, sm->preset, e->dim_min, e->dim_max, (long long)N));
+      return job_bad(problem, problem_new(PROB_VALIDATION, 0, "estimator %s serves %s with exactly %d nodes, not "
+                                          "state_dim %lld", e->name, sm->preset, sm->dim, (long long)N));
+    }
+    if (N != sm->dim) {
+      sb_error e0 = {0};
+      if (sim_create(&s->sim, sm->preset, (int)N, &e0))
+        return job_bad(problem, problem_new(PROB_VALIDATION, 0, "state_dim: %s", e0.msg));
+      sm = s->sim;
+    }
+  }
+  s->sim_use = sm;
 
   j = json_object_get(body, "time_index");
   if (!json_is_integer(j))
@@ -229,6 +251,7 @@ json_t *job_spec_canonical(const job_spec *s, const json_t *body) {
 }
 
 void job_spec_free(job_spec *s) {
+  sim_free(s->sim);
   obs_free(s->op);
   obs_noise_free(&s->noise);
   free(s->y);

@@ -15,6 +15,8 @@
 
 typedef struct job_spec {
   estimator *est;          /* borrowed from the registry */
+  sim *sim;                /* owned when the request's state_dim differs from est->sim's */
+  const sim *sim_use;      /* sim or est->sim: the system of the problem */
   obs_op *op;              /* owned when the request gave one */
   const obs_op *op_use;    /* op or est->fixed_op */
   obs_noise noise;         /* owned */

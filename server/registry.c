@@ -109,13 +109,19 @@ int reg_load(registry *r, const char *models_dir, sb_error *err) {
 
 json_t *reg_describe(const estimator *e) {
   const sim *s = e->sim;
-  int wmin = e->window > 0 ? e->window : 1;
+  int wmin = e->window > 0 ? e->window : e->window_max > 0 ? e->window_min : 1;
   json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:[i,i,i], s:i, s:b, s:b, s:b}", "name", e->name, "kind", e->kind,
                         "preset", s->preset, "system", s->system, "state_shape", s->channels, s->height, s->width,
                         "state_dim", s->dim, "stationary", s->stationary, "has_density", e->has_density,
                         "has_window", e->has_window);
   if (!o) return NULL;
   json_object_set_new(o, "window", e->window > 0 ? json_integer(e->window) : json_string("any"));
+  /* what a request may ask for: state_dim (a request field) and the number of observation rows */
+  int dmin = e->dim_max > 0 ? e->dim_min : s->dim, dmax = e->dim_max > 0 ? e->dim_max : s->dim;
+  int wlo = e->window > 0 ? e->window : e->window_max > 0 ? e->window_min : 1;
+  int whi = e->window > 0 ? e->window : e->window_max > 0 ? e->window_max : 1024;
+  json_object_set_new(o, "state_dim_range", json_pack("{s:i, s:i}", "min", dmin, "max", dmax));
+  json_object_set_new(o, "window_range", json_pack("{s:i, s:i}", "min", wlo, "max", whi));
   json_object_set_new(o, "operator", e->fixed_op ? obs_to_json(e->fixed_op) : json_string("any"));
   json_object_set_new(o, "noise_std", e->fixed_noise ? obs_noise_to_json(e->fixed_noise) : json_string("any"));
   json_object_set_new(o, "time_index", json_pack("{s:i, s:I}", "min", wmin - 1, "max", (json_int_t)s->t_max));

@@ -28,6 +28,13 @@ int est_open(estimator **out, const char *spec, const char *preset, int N, sb_er
   if (catalog_is_model_file(spec)) {
     int rc = model_open_estimator(out, spec, err);
     if (rc) return rc;
+    /* a model that runs at any state size (local-score) serves N */
+    if (N > 0 && (*out)->dim_max > 0 && (!preset || !*preset || !strcmp(preset, (*out)->sim->preset)) &&
+        (rc = est_set_dim(*out, N, err))) {
+      est_free(*out);
+      *out = NULL;
+      return rc;
+    }
     if (preset && *preset && (strcmp(preset, (*out)->sim->preset) || (N > 0 && N != (*out)->sim->dim))) {
       rc = sb_fail(err, SB_EINVAL, "model %s is for %s with %d nodes, not %s", spec, (*out)->sim->preset,
                    (*out)->sim->dim, preset);

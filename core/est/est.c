@@ -7,19 +7,26 @@
 int est_check_problem(const estimator *e, const est_problem *p, sb_error *err) {
   if (!p || !p->sim || !p->op || !p->noise || !p->y)
     return sb_fail(err, SB_EINVAL, "incomplete problem: system, operator, noise and observations are required");
-  if (strcmp(p->sim->preset, e->sim->preset) != 0 || p->sim->dim != e->sim->dim)
+  if (e->dim_max > 0) {
+    if (strcmp(p->sim->preset, e->sim->preset) != 0 || p->sim->dim < e->dim_min || p->sim->dim > e->dim_max)
+      return sb_fail(err, SB_EINVAL, "estimator %s serves %s with %d..%d nodes, not %s with %d", e->name,
+                     e->sim->preset, e->dim_min, e->dim_max, p->sim->preset, p->sim->dim);
+  } else if (strcmp(p->sim->preset, e->sim->preset) != 0 || p->sim->dim != e->sim->dim)
     return sb_fail(err, SB_EINVAL, "estimator %s serves %s with %d nodes, not %s with %d", e->name, e->sim->preset,
                    e->sim->dim, p->sim->preset, p->sim->dim);
   if (p->window < 1 || p->window > 1024) return sb_fail(err, SB_ERANGE, "window length %d outside 1..1024", p->window);
   if (e->window > 0 && p->window != e->window)
     return sb_fail(err, SB_EINVAL, "estimator %s needs a window of exactly %d observations, got %d", e->name,
                    e->window, p->window);
+  if (e->window == 0 && e->window_max > 0 && (p->window < e->window_min || p->window > e->window_max))
+    return sb_fail(err, SB_EINVAL, "estimator %s needs a window of %d..%d observations, got %d", e->name,
+                   e->window_min, e->window_max, p->window);
   if (p->time_index < p->window - 1 || p->time_index > e->sim->t_max)
     return sb_fail(err, SB_ERANGE, "time_index %ld outside %d..%ld for a window of %d", p->time_index,
                    p->window - 1, e->sim->t_max, p->window);
-  if (p->op->state_dim != e->sim->dim)
+  if (p->op->state_dim != p->sim->dim)
     return sb_fail(err, SB_EINVAL, "operator is built for %d state components, the system has %d",
-                   p->op->state_dim, e->sim->dim);
+                   p->op->state_dim, p->sim->dim);
   if (p->noise->n != p->op->n_obs)
     return sb_fail(err, SB_EINVAL, "noise has %d entries, the operator observes %d", p->noise->n, p->op->n_obs);
   if (e->fixed_op) {
@@ -41,6 +48,21 @@ int est_check_problem(const estimator *e, const est_problem *p, sb_error *err) {
   size_t n = (size_t)p->window * (size_t)p->op->n_obs;
   for (size_t i = 0; i < n; i++)
     if (isinf(p->y[i])) return sb_fail(err, SB_EINVAL, "observation %zu is infinite", i);
+  return e->check_problem ? e->check_problem(e, p, err) : SB_OK;
+}
+
+int est_set_dim(estimator *e, int N, sb_error *err) {
+  if (N == e->sim->dim) return SB_OK;
+  if (e->dim_max <= 0 || N < e->dim_min || N > e->dim_max)
+    return e->dim_max > 0 ? sb_fail(err, SB_EINVAL, "estimator %s serves %s with %d..%d nodes, not %d", e->name,
+                                    e->sim->preset, e->dim_min, e->dim_max, N)
+                          : sb_fail(err, SB_EINVAL, "estimator %s serves %s with %d nodes, not %d", e->name,
+                                    e->sim->preset, e->sim->dim, N);
+  sim *s;
+  int rc = sim_create(&s, e->sim->preset, N, err);
+  if (rc) return rc;
+  sim_free(e->sim);
+  e->sim = s;
   return SB_OK;
 }
 

@@ -63,6 +63,13 @@ struct estimator {
   char kind[32];           /* etkf, letkf, pf, posterior-score, composed-score, ... */
   sim *sim;                /* owned */
   int window;              /* required window length, 0 = any */
+  /* Estimators whose network runs at any window and state size (local-score):
+   * with window == 0, window_max > 0 limits W to window_min..window_max; with
+   * dim_max > 0 the estimator serves any state size dim_min..dim_max of its
+   * preset (1D systems), sim being the default one (est_set_dim changes it).
+   * Zero: any window 1..1024, exactly sim->dim. */
+  int window_min, window_max;
+  int dim_min, dim_max;
   obs_op *fixed_op;        /* operator it was trained for; NULL = any */
   obs_noise *fixed_noise;  /* noise it was trained for; NULL = any */
   int has_density;         /* fills log_density */
@@ -72,6 +79,9 @@ struct estimator {
   /* Optional: checks of the options beyond e->params (e.g. the ETKF needs
    * two members); NULL when there are none. */
   int (*check_options)(const estimator *e, const est_options *o, sb_error *err);
+  /* Optional: rules on the problem beyond the generic ones of
+   * est_check_problem (e.g. a cap on W x N); NULL when there are none. */
+  int (*check_problem)(const estimator *e, const est_problem *p, sb_error *err);
   int (*sample)(estimator *e, const est_problem *p, const est_options *o, est_result *r,
                 sb_error *err);
   void (*destroy)(estimator *e); /* frees impl only */
@@ -97,6 +107,10 @@ int est_check_options(const estimator *e, const est_options *o, sb_error *err);
 /* The memory and work of sampling p with o (after est_check_problem and
  * est_check_options passed): the result arrays plus e->cost. */
 void est_estimate(const estimator *e, const est_problem *p, const est_options *o, est_cost *c);
+/* Makes an estimator with dim_max > 0 serve state size N by default:
+ * replaces e->sim by the same preset at N (N in dim_min..dim_max), so that
+ * tools which build their problems from e->sim (sbida eval) use N. */
+int est_set_dim(estimator *e, int N, sb_error *err);
 /* Calls e->sample after est_check_problem and est_check_options. */
 int est_sample(estimator *e, const est_problem *p, const est_options *o, est_result *r,
                sb_error *err);

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define KINDS(X) X(posterior_score) X(composed_score) X(npe) X(nre)
+#define KINDS(X) X(posterior_score) X(composed_score) X(npe) X(nre) X(local_score)
 
 #define DECLARE(k) extern const model_kind kind_##k;
 KINDS(DECLARE)
@@ -43,7 +43,7 @@ int model_load(model *m, const char *path, sb_error *err) { return model_read(m,
 static void destroy(estimator *e) {
   model *m = e->impl;
   if (m) {
-    m->sim = NULL; /* owned by the estimator */
+    if (m->sim == e->sim) m->sim = NULL; /* owned by the estimator */
     model_free(m);
     free(m);
   }
@@ -108,8 +108,19 @@ int model_open_estimator(estimator **out, const char *path, sb_error *err) {
   e->params = m->kind->request_params;
   e->destroy = destroy;
   e->impl = m;
-  e->info = model_info(m);
-  if (!e->info) rc = sb_fail(err, SB_ENOMEM, "out of memory");
+  if (m->kind->serve_ranges) m->kind->serve_ranges(m, e);
+  /* an estimator that may change its state size (est_set_dim) owns a
+   * simulator of its own; the model keeps the one it was trained for */
+  if (e->dim_max > 0) {
+    e->sim = NULL;
+    rc = sim_create(&e->sim, m->sim->preset, m->N, err);
+  }
+  e->info = rc ? NULL : model_info(m);
+  if (!rc && e->dim_max > 0 && e->info)
+    json_object_set_new(e->info, "accepts",
+                        json_pack("{s:{s:i, s:i}, s:{s:i, s:i}}", "state_dim", "min", e->dim_min, "max", e->dim_max,
+                                  "window", "min", e->window_min, "max", e->window_max));
+  if (!rc && !e->info) rc = sb_fail(err, SB_ENOMEM, "out of memory");
   if (!rc && m->kind->has_operator) {
     /* the estimator owns copies of the trained operator and noise */
     json_t *j = obs_to_json(m->op);

@@ -75,6 +75,10 @@ struct model_kind {
   int (*sample)(estimator *e, const est_problem *p, const est_options *o, est_result *r, sb_error *err);
   int (*log_prob)(estimator *e, const est_problem *p, const est_options *o, const double *x, int n, double *out,
                   sb_error *err);
+  /* optional: a kind whose network runs at any window or state size sets
+   * what a loaded model accepts (e->window = 0 with window_min/max,
+   * dim_min/max, check_problem); NULL: exactly the file's window and N */
+  void (*serve_ranges)(const model *m, estimator *e);
 };
 
 /* The function ops of a kind whose static functions carry the ops' names

@@ -22,16 +22,19 @@ static int cmp_d(const void *a, const void *b) {
 }
 
 static void usage(FILE *f) {
-  fputs("usage: sbida bench sample --estimator SPEC [--preset P] [--samples S] [--reps R] [--threads T]\n"
-        "                          [--window W] [--time-index T] [--operator JSON] [--noise-std S] [--json]\n"
+  fputs("usage: sbida bench sample --estimator SPEC [--preset P] [--N N] [--samples S] [--reps R] [--threads T]\n"
+        "                          [--window W] [--time-index T] [--operator JSON] [--noise-std S]\n"
+        "                          [--params JSON] [--json]\n"
         "  Median seconds of one estimator call drawing S samples (default 64) for one window.\n"
-        "  Operator and noise default to the ones a model was trained for, else identity and 1.\n",
+        "  Operator and noise default to the ones a model was trained for, else identity and 1.\n"
+        "  --N: the state size (baselines; models that run at any size, e.g. local-score);\n"
+        "  --params: the estimator's parameters, e.g. '{\"steps\": 32}'.\n",
         f);
 }
 
 int bench_sample(int argc, char **argv) {
-  const char *spec = NULL, *preset = NULL, *op_text = NULL;
-  long lS = 64, lreps = 3, lthreads = 1, lwindow = 10;
+  const char *spec = NULL, *preset = NULL, *op_text = NULL, *params_text = NULL;
+  long lN = 0, lS = 64, lreps = 3, lthreads = 1, lwindow = 10;
   int json = 0;
   double noise = 0; /* 0: the estimator's own noise, else 1 */
   long t_index = -1;
@@ -41,6 +44,7 @@ int bench_sample(int argc, char **argv) {
       {"reps", CLI_LONG, &lreps, 1, 100, NULL},           {"threads", CLI_LONG, &lthreads, 1, SB_THREADS_MAX, NULL},
       {"window", CLI_LONG, &lwindow, 1, 1024, NULL},      {"time-index", CLI_LONG, &t_index, 0, 1e9, NULL},
       {"noise-std", CLI_DOUBLE, &noise, 0, 1e300, NULL},  {"json", CLI_BOOL, &json, 0, 0, NULL},
+      {"N", CLI_LONG, &lN, 4, 1024, NULL},                {"params", CLI_STR, &params_text, 0, 0, NULL},
       {NULL, 0, NULL, 0, 0, NULL}};
   int first, rc0 = cli_parse(argc, argv, "sbida bench sample", flags, usage, 0, &first);
   if (rc0) return rc0 < 0 ? 0 : rc0;
@@ -48,6 +52,16 @@ int bench_sample(int argc, char **argv) {
   if (!spec || S < 1 || reps < 1 || reps > 100 || threads < 1 || window < 1 || noise < 0) {
     fprintf(stderr, "sbida bench sample: --estimator is required; samples, reps, threads, window, noise must be positive\n");
     return 2;
+  }
+  json_t *params = NULL;
+  if (params_text) {
+    json_error_t je;
+    params = json_loads(params_text, 0, &je);
+    if (!json_is_object(params)) {
+      json_decref(params);
+      fprintf(stderr, "sbida bench sample: --params must be a JSON object\n");
+      return 2;
+    }
   }
   openblas_set_num_threads(1);
   sb_error err = {0};
@@ -57,7 +71,7 @@ int bench_sample(int argc, char **argv) {
   double *x = NULL, *y = NULL, *times = NULL;
   int status = 1;
   int is_model = catalog_is_model_file(spec);
-  if (est_open(&e, spec, preset ? preset : (is_model ? NULL : "l96-sakov"), 0, &err)) goto fail;
+  if (est_open(&e, spec, preset ? preset : (is_model ? NULL : "l96-sakov"), (int)lN, &err)) goto fail;
   if (e->window > 0) window = e->window;
   if (t_index < 0) t_index = e->sim->stationary ? window - 1 : 500;
   if (!op_text && e->fixed_op) { /* the operator the model was trained for */
@@ -93,7 +107,7 @@ int bench_sample(int argc, char **argv) {
   obs_add_noise(&nz, y, window, 43, 0);
   est_problem p = {e->sim, op, &nz, window, t_index, y};
   for (int r = 0; r < reps; r++) {
-    est_options o = {.n_samples = S, .seed = (uint64_t)r, .threads = threads};
+    est_options o = {.n_samples = S, .seed = (uint64_t)r, .threads = threads, .params = params};
     est_result res;
     double t0 = mono();
     if (est_sample(e, &p, &o, &res, &err)) goto fail;
@@ -103,7 +117,8 @@ int bench_sample(int argc, char **argv) {
   qsort(times, reps, sizeof *times, cmp_d);
   if (json)
     printf("{\"bench\": \"sample\", \"estimator\": \"%s\", \"kind\": \"%s\", \"samples\": %d, \"threads\": %d, "
-           "\"reps\": %d, \"median_s\": %.4f, \"min_s\": %.4f}\n", e->name, e->kind, S, threads, reps, times[reps / 2], times[0]);
+           "\"reps\": %d, \"N\": %d, \"window\": %d, \"median_s\": %.4f, \"min_s\": %.4f}\n", e->name, e->kind, S, threads,
+           reps, N, window, times[reps / 2], times[0]);
   else
     printf("%s (%s): %d samples in %.3f s (median of %d, %d thread%s)\n", e->name, e->kind, S, times[reps / 2], reps,
            threads, threads > 1 ? "s" : "");
@@ -116,5 +131,6 @@ done:
   obs_free(op);
   obs_noise_free(&nz);
   est_free(e);
+  json_decref(params);
   return status;
 }

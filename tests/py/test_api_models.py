@@ -1,6 +1,7 @@
 """Model files in --models are served under their file stem: tiny
-posterior-score (one operator), composed-score (any operator) and npe
-(one operator, with densities) models are trained here in a fraction of a
+posterior-score (one operator), composed-score (any operator), npe
+(one operator, with densities), nre and local-score (any operator, window
+and state size) models are trained here in a fraction of a
 second with `sbida train`."""
 import io
 import json
@@ -39,6 +40,7 @@ def served(tmp_path_factory):
     train(tmp, "tiny-comp", "composed-score")
     train(tmp, "tiny-npe", "npe", operator={"type": "kernel_stations"}, noise_std=0.5)
     train(tmp, "tiny-nre", "nre", operator={"type": "kernel_stations"}, noise_std=0.5)
+    train(tmp, "tiny-local", "local-score", preset="l96-sakov")  # runs of 3 states (k = 1), trained at N = 16
     # an evaluation next to tiny-post, as models/evaluate.sh writes it, plus a damaged file
     setup = tmp / "models" / "eval" / "tiny-post" / "stations-t20"
     setup.mkdir(parents=True)
@@ -254,3 +256,52 @@ def test_npe_rejects_unknown_params(served):
     r = served.post("/v1/assimilations", body)
     assert r.status == 422, r.data[:300]
     assert "steps" in r.json()["detail"]
+
+
+def test_local_score_lists_what_it_accepts(served):
+    e = served.get("/v1/estimators/tiny-local").json()
+    validate(e, "Estimator")
+    assert e["kind"] == "local-score" and e["window"] == "any" and e["operator"] == "any"
+    assert e["state_dim"] == 16  # trained at 16, serves any state_dim in the range
+    assert e["state_dim_range"] == {"min": 8, "max": 1024}
+    assert e["window_range"] == {"min": 3, "max": 256}
+    assert e["time_index"]["min"] == 2
+    assert e["info"]["accepts"]["window"] == {"min": 3, "max": 256}
+    etkf = served.get("/v1/estimators/l96-sakov-etkf").json()
+    assert etkf["state_dim_range"] == {"min": 40, "max": 40} and etkf["window_range"] == {"min": 1, "max": 1024}
+
+
+@pytest.mark.parametrize("N,W", [(40, 10), (64, 20)])
+def test_local_score_any_state_dim_and_window(served, N, W):
+    rows = [[2.0 + 0.1 * ((r * 7 + i) % 13) for i in range(N // 2)] for r in range(W)]
+    rows[3] = None  # a missing time
+    body = {"estimator": "tiny-local", "state_dim": N, "time_index": 500, "observations": rows,
+            "operator": {"type": "subsample", "stride": 2}, "noise_std": 1.5, "n_samples": 8, "seed": 4,
+            "params": {"steps": 6}, "return": {"window": True, "samples": True}}
+    r = served.post("/v1/assimilations?wait=60", body)
+    assert r.status == 200, r.data
+    j = r.json()
+    validate(j, "Assimilation")
+    assert j["state"] == "succeeded", j
+    res = j["result"]
+    assert len(res["mean"]) == N and len(res["window_mean"]) == W and len(res["window_mean"][0]) == N
+    assert np.all(np.isfinite(res["mean"])) and len(res["samples"]) == 8 and len(res["samples"][0]) == N
+    npy = served.get("/v1/assimilations/%s/samples?format=npy" % j["id"])
+    assert np.load(io.BytesIO(npy.data)).shape == (8, N)
+
+
+@pytest.mark.parametrize("change,says", [
+    ({"state_dim": 4}, "8..1024 nodes, not state_dim 4"),
+    ({"state_dim": 40, "observations": [[1.0] * 20] * 2}, "window of 3..256 observations, got 2"),
+    ({"state_dim": 512, "observations": [[1.0] * 256] * 200}, "more than the 65536"),
+    ({"state_dim": "40"}, "'state_dim' must be an integer"),
+    ({"estimator": "tiny-comp"}, "exactly 16 nodes, not state_dim 40"),
+])
+def test_local_score_refuses_with_reason(served, change, says):
+    body = {"estimator": "tiny-local", "state_dim": 40, "time_index": 500, "observations": [[1.0] * 20] * 5,
+            "operator": {"type": "subsample", "stride": 2}, "noise_std": 1.5, "n_samples": 4}
+    body.update(change)
+    r = served.post("/v1/assimilations", body)
+    assert r.status == 422, r.data
+    validate(r.json(), "Problem")
+    assert says in r.json()["detail"], r.json()["detail"]

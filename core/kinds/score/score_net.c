@@ -135,6 +135,12 @@ static void read_settings(const json_t *o, diff_sampler_config *cfg, double *gam
   *gamma = params_num(o, "gamma", *gamma);
 }
 
+void score_net_settings(const model *m, const json_t *params, diff_sampler_config *cfg, double *gamma) {
+  *cfg = m->sampler;
+  *gamma = m->gamma;
+  read_settings(params, cfg, gamma);
+}
+
 int score_net_from_config(model *m, const json_t *section, const json_t *arch, sb_error *err) {
   (void)arch;
   read_settings(section, &m->sampler, &m->gamma); /* checked by the trainer against score_net_params */

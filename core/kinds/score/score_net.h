@@ -17,6 +17,9 @@
 extern const params_spec score_net_params[];
 
 void score_net_defaults(model *m);
+/* The sampler settings and guidance gamma of one call: the model's, with
+ * the request's params (checked against score_net_params) over them. */
+void score_net_settings(const model *m, const json_t *params, diff_sampler_config *cfg, double *gamma);
 int score_net_from_config(model *m, const json_t *section, const json_t *arch, sb_error *err);
 json_t *score_net_meta_to_json(const model *m);
 int score_net_meta_from_json(model *m, const json_t *section, sb_error *err);

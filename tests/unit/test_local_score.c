@@ -1,0 +1,426 @@
+/* The local-score kind: the assembly of per-run outputs into the score of a
+ * window (a synthetic per-run "network" whose output says which run and
+ * position it came from), its VJP against finite differences, the
+ * independence of the thread count, the same weights at several N, and the
+ * ranges a model accepts (errors that say why). No trained model: the
+ * model file comes from a few training steps, and only shapes, finiteness
+ * and the rules are checked. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "catalog/catalog.h"
+#include "kinds/kinds.h"
+#include "kinds/local_score/local_score.h"
+#include "nn/nn_model.h"
+#include "util/rng.h"
+#include "testutil.h"
+
+/* Which run state w of a window of W takes its output from, written out by
+ * hand from the rule (first k from run 0, middle state w from run w - k,
+ * last k from run W - L). */
+static const int RUN_W10_L7[10] = {0, 0, 0, 0, 1, 2, 3, 3, 3, 3};
+static const int RUN_W5_L3[5] = {0, 0, 1, 2, 2};
+static const int RUN_W9_L5[9] = {0, 0, 0, 1, 2, 3, 4, 4, 4};
+
+static void test_run_of_by_hand(void **state) {
+  (void)state;
+  for (int w = 0; w < 10; w++) assert_int_equal(local_score_run_of(w, 10, 7), RUN_W10_L7[w]);
+  for (int w = 0; w < 5; w++) assert_int_equal(local_score_run_of(w, 5, 3), RUN_W5_L3[w]);
+  for (int w = 0; w < 9; w++) assert_int_equal(local_score_run_of(w, 9, 5), RUN_W9_L5[w]);
+  for (int w = 0; w < 7; w++) assert_int_equal(local_score_run_of(w, 7, 7), 0); /* one run */
+}
+
+/* The synthetic network: out[l][n] = in[l][n] + mark * (100 l + t_mark * t)
+ *   + curv * sin(in[l+1][n]) * in[l][n+1]      (l + 1 < L; n + 1 circular)
+ * so an assembled output says which position (and run time) it came from,
+ * and with curv != 0 it mixes neighbouring states and nodes (for the VJP). */
+typedef struct synth {
+  int L, N;
+  double mark, t_mark, curv;
+  int calls;
+} synth;
+
+static void synth_fwd(const synth *s, const float *in, const long *t, int n, float *out) {
+  const int L = s->L, N = s->N;
+  for (int b = 0; b < n; b++)
+    for (int l = 0; l < L; l++)
+      for (int i = 0; i < N; i++) {
+        const float *x = in + (size_t)b * L * N;
+        double v = x[l * N + i] + s->mark * (100.0 * l + s->t_mark * (double)t[b]);
+        if (l + 1 < L) v += s->curv * sin(x[(l + 1) * N + i]) * x[l * N + (i + 1) % N];
+        out[((size_t)b * L + l) * N + i] = (float)v;
+      }
+}
+
+static int synth_v(void *ctx, int worker, const float *in, const long *t, int n, double tau, float *out,
+                   sb_error *err) {
+  (void)worker, (void)tau, (void)err;
+  synth *s = ctx;
+  assert_true(n >= 1 && n <= 32);
+  synth_fwd(s, in, t, n, out);
+  return SB_OK;
+}
+
+/* Exact input VJP of the synthetic network. */
+static int synth_vjp(void *ctx, int worker, const float *in, const long *t, int n, double tau, float *out,
+                     const float *cot, float *dx, sb_error *err) {
+  (void)worker, (void)tau, (void)err;
+  synth *s = ctx;
+  const int L = s->L, N = s->N;
+  synth_fwd(s, in, t, n, out);
+  memset(dx, 0, sizeof(float) * (size_t)n * L * N);
+  for (int b = 0; b < n; b++) {
+    const float *x = in + (size_t)b * L * N, *c = cot + (size_t)b * L * N;
+    float *g = dx + (size_t)b * L * N;
+    for (int l = 0; l < L; l++)
+      for (int i = 0; i < N; i++) {
+        double ci = c[l * N + i];
+        g[l * N + i] += (float)ci;
+        if (l + 1 < L) {
+          int i1 = (i + 1) % N;
+          g[(l + 1) * N + i] += (float)(ci * s->curv * cos(x[(l + 1) * N + i]) * x[l * N + i1]);
+          g[l * N + i1] += (float)(ci * s->curv * sin(x[(l + 1) * N + i]));
+        }
+      }
+  }
+  return SB_OK;
+}
+
+static void fill_normal(float *x, size_t n, uint64_t stream) {
+  rng r;
+  rng_init(&r, 77, stream);
+  for (size_t i = 0; i < n; i++) x[i] = (float)rng_normal(&r);
+}
+
+/* Every assembled state is its own input plus the mark of the position (and
+ * the run's time) it was taken from, for every sample of the batch. */
+static void check_assembly(int W, int L, int N, const int *run_of) {
+  synth s = {L, N, 1.0, 0.001, 0.0, 0};
+  local_score_net net = {L, N, &s, synth_v, synth_vjp};
+  const int B = 5, D = W * N;
+  const long T = 500;
+  local_score_denoiser *den;
+  diff_denoiser d;
+  sb_error err;
+  assert_int_equal(local_score_denoiser_init(&den, &net, W, T, B, 2, &d, &err), 0);
+  assert_int_equal(d.dim, D);
+  float *x = malloc(sizeof(float) * B * D), *v = malloc(sizeof(float) * B * D);
+  fill_normal(x, (size_t)B * D, 1);
+  assert_int_equal(d.v(d.ctx, x, 0.5, B, v, &err), 0);
+  const int R = W - L + 1;
+  for (int b = 0; b < B; b++)
+    for (int w = 0; w < W; w++) {
+      int r = run_of[w], pos = w - r;
+      long t_run = T - (R - 1 - r); /* time index of the run's last state */
+      for (int n = 0; n < N; n++) {
+        double want = x[(size_t)b * D + w * N + n] + 100.0 * pos + 0.001 * (double)t_run;
+        assert_float_equal(v[(size_t)b * D + w * N + n], want, 1e-3);
+      }
+    }
+  free(x);
+  free(v);
+  local_score_denoiser_free(den);
+}
+
+static void test_assembly_synthetic(void **state) {
+  (void)state;
+  check_assembly(10, 7, 6, RUN_W10_L7);
+  check_assembly(5, 3, 4, RUN_W5_L3);
+  check_assembly(9, 5, 8, RUN_W9_L5);
+  int one[7] = {0};
+  check_assembly(7, 7, 5, one);
+  /* many runs per sample: more than one network batch per task */
+  int run40[40];
+  for (int w = 0; w < 40; w++) run40[w] = w < 1 ? 0 : w > 38 ? 37 : w - 1;
+  check_assembly(40, 3, 4, run40);
+}
+
+/* The two adjoints are the transposes of gather and assemble:
+ * <assemble(a), c> = <a, assemble_adjoint(c)>, <gather(x), r> = <x, gather_adjoint(r)>. */
+static void test_adjoints_are_transposes(void **state) {
+  (void)state;
+  const int W = 11, L = 5, N = 6, R = W - L + 1;
+  size_t nw = (size_t)W * N, nr = (size_t)R * L * N;
+  float *x = malloc(sizeof(float) * nw), *c = malloc(sizeof(float) * nw), *a = malloc(sizeof(float) * nr),
+        *r = malloc(sizeof(float) * nr), *t1 = malloc(sizeof(float) * nr), *t2 = malloc(sizeof(float) * nw);
+  fill_normal(x, nw, 2), fill_normal(c, nw, 3), fill_normal(a, nr, 4), fill_normal(r, nr, 5);
+  local_score_assemble(W, L, N, a, t2);
+  local_score_assemble_adjoint(W, L, N, c, t1);
+  double lhs = 0, rhs = 0;
+  for (size_t i = 0; i < nw; i++) lhs += (double)t2[i] * c[i];
+  for (size_t i = 0; i < nr; i++) rhs += (double)a[i] * t1[i];
+  assert_true(fabs(lhs - rhs) < 1e-4 * (1 + fabs(lhs)));
+  local_score_gather(W, L, N, x, t1);
+  local_score_gather_adjoint(W, L, N, r, t2);
+  lhs = rhs = 0;
+  for (size_t i = 0; i < nr; i++) lhs += (double)t1[i] * r[i];
+  for (size_t i = 0; i < nw; i++) rhs += (double)x[i] * t2[i];
+  assert_true(fabs(lhs - rhs) < 1e-4 * (1 + fabs(lhs)));
+  /* every state appears in min(w + 1, R, W - w, L) runs: gather_adjoint of ones counts them */
+  for (size_t i = 0; i < nr; i++) r[i] = 1;
+  local_score_gather_adjoint(W, L, N, r, t2);
+  for (int w = 0; w < W; w++) {
+    int cnt = 0;
+    for (int j = 0; j < R; j++) cnt += w >= j && w < j + L;
+    assert_float_equal(t2[w * N], cnt, 0);
+  }
+  free(x), free(c), free(a), free(r), free(t1), free(t2);
+}
+
+/* The window VJP against central finite differences of the assembled
+ * window function, along random directions. */
+static void test_vjp_finite_differences(void **state) {
+  (void)state;
+  const int W = 9, L = 5, N = 7, B = 3, D = W * N;
+  synth s = {L, N, 0.0, 0.0, 0.7, 0};
+  local_score_net net = {L, N, &s, synth_v, synth_vjp};
+  local_score_denoiser *den;
+  diff_denoiser d;
+  sb_error err;
+  assert_int_equal(local_score_denoiser_init(&den, &net, W, 20, B, 1, &d, &err), 0);
+  size_t n = (size_t)B * D;
+  float *x = malloc(sizeof(float) * n), *cot = malloc(sizeof(float) * n), *dir = malloc(sizeof(float) * n),
+        *v = malloc(sizeof(float) * n), *g = malloc(sizeof(float) * n), *xp = malloc(sizeof(float) * n),
+        *vp = malloc(sizeof(float) * n), *vm = malloc(sizeof(float) * n);
+  fill_normal(x, n, 10), fill_normal(cot, n, 11);
+  assert_int_equal(d.v_vjp(d.ctx, x, 0.3, B, v, cot, g, &err), 0);
+  for (int trial = 0; trial < 4; trial++) {
+    fill_normal(dir, n, 20 + (uint64_t)trial);
+    const double h = 1e-2;
+    for (size_t i = 0; i < n; i++) xp[i] = (float)(x[i] + h * dir[i]);
+    assert_int_equal(d.v(d.ctx, xp, 0.3, B, vp, &err), 0);
+    for (size_t i = 0; i < n; i++) xp[i] = (float)(x[i] - h * dir[i]);
+    assert_int_equal(d.v(d.ctx, xp, 0.3, B, vm, &err), 0);
+    double fd = 0, an = 0;
+    for (size_t i = 0; i < n; i++) fd += cot[i] * ((double)vp[i] - vm[i]) / (2 * h), an += (double)g[i] * dir[i];
+    print_message("vjp direction %d: finite differences %.5f, vjp %.5f\n", trial, fd, an);
+    assert_true(fabs(fd - an) < 2e-3 * (1 + fabs(an)));
+  }
+  /* single coordinates: a state in the overlap of several runs, the first and the last */
+  int coords[3] = {4 * N + 2, 0, (W - 1) * N + N - 1};
+  for (int c = 0; c < 3; c++) {
+    const double h = 1e-2;
+    memcpy(xp, x, sizeof(float) * n);
+    xp[coords[c]] += (float)h;
+    assert_int_equal(d.v(d.ctx, xp, 0.3, B, vp, &err), 0);
+    xp[coords[c]] -= (float)(2 * h);
+    assert_int_equal(d.v(d.ctx, xp, 0.3, B, vm, &err), 0);
+    double fd = 0;
+    for (size_t i = 0; i < n; i++) fd += cot[i] * ((double)vp[i] - vm[i]) / (2 * h);
+    assert_true(fabs(fd - g[coords[c]]) < 2e-3 * (1 + fabs(fd)));
+  }
+  free(x), free(cot), free(dir), free(v), free(g), free(xp), free(vp), free(vm);
+  local_score_denoiser_free(den);
+}
+
+/* The result does not depend on the number of threads (tasks by index). */
+static void test_threads_bit_identical(void **state) {
+  (void)state;
+  const int W = 12, L = 3, N = 5, B = 37, D = W * N;
+  synth s = {L, N, 1.0, 0.0, 0.4, 0};
+  local_score_net net = {L, N, &s, synth_v, synth_vjp};
+  size_t n = (size_t)B * D;
+  float *x = malloc(sizeof(float) * n), *cot = malloc(sizeof(float) * n), *v[2], *g[2];
+  fill_normal(x, n, 30), fill_normal(cot, n, 31);
+  for (int k = 0; k < 2; k++) {
+    local_score_denoiser *den;
+    diff_denoiser d;
+    sb_error err;
+    v[k] = malloc(sizeof(float) * n), g[k] = malloc(sizeof(float) * n);
+    assert_int_equal(local_score_denoiser_init(&den, &net, W, 40, B, k ? 3 : 1, &d, &err), 0);
+    assert_int_equal(d.v_vjp(d.ctx, x, 0.5, B, v[k], cot, g[k], &err), 0);
+    local_score_denoiser_free(den);
+  }
+  assert_memory_equal(v[0], v[1], sizeof(float) * n);
+  assert_memory_equal(g[0], g[1], sizeof(float) * n);
+  free(x), free(cot), free(v[0]), free(v[1]), free(g[0]), free(g[1]);
+}
+
+/* The network's weights at another N: on a state made of two copies of an
+ * N = 16 state, the network at N = 32 returns two copies of its output at
+ * N = 16 (circular convolutions, GroupNorm over space, no dense layer). */
+static void test_network_any_n(void **state) {
+  (void)state;
+  nn_resnet_config rc = {.dims = 1, .h = 1, .w = 16, .cin = 5, .cout = 5, .width = 16, .blocks = 2, .groups = 4,
+                         .n_scalars = 1, .emb_dim = 8};
+  nn_model m;
+  sb_error err;
+  assert_int_equal(nn_resnet_init(&m, &rc, &err), 0);
+  nn_model_init_params(&m, 3);
+  nn_model m2 = m;
+  m2.rc.w = 32;
+  nn_workspace w1, w2;
+  assert_int_equal(nn_workspace_init(&w1, &m, 2, 0, &err), 0);
+  assert_int_equal(nn_workspace_init(&w2, &m2, 2, 0, &err), 0);
+  float x1[2 * 5 * 16], x2[2 * 5 * 32], o1[2 * 5 * 16], o2[2 * 5 * 32], tau[2] = {0.3f, 0.8f};
+  fill_normal(x1, 2 * 5 * 16, 40);
+  for (int b = 0; b < 2; b++)
+    for (int c = 0; c < 5; c++)
+      for (int i = 0; i < 32; i++) x2[(b * 5 + c) * 32 + i] = x1[(b * 5 + c) * 16 + i % 16];
+  assert_int_equal(nn_forward(&m, &w1, x1, tau, 2, o1), 0);
+  assert_int_equal(nn_forward(&m2, &w2, x2, tau, 2, o2), 0);
+  double maxabs = 0;
+  for (int b = 0; b < 2; b++)
+    for (int c = 0; c < 5; c++)
+      for (int i = 0; i < 32; i++) {
+        double a = o2[(b * 5 + c) * 32 + i], e = o1[(b * 5 + c) * 16 + i % 16];
+        assert_true(fabs(a - e) < 1e-4 * (1 + fabs(e)));
+        if (fabs(e) > maxabs) maxabs = fabs(e);
+      }
+  assert_true(maxabs > 1e-3); /* not trivially zero */
+  nn_workspace_free(&w1);
+  nn_workspace_free(&w2);
+  nn_model_free(&m);
+}
+
+static char model_path[512];
+
+static int setup_model(void **state) {
+  (void)state;
+  snprintf(model_path, sizeof model_path, "%s/tiny-local.safetensors", tu_tmpdir());
+  json_t *c = json_pack("{s:s, s:s, s:i, s:i, s:{s:i, s:i, s:i, s:i}, s:{s:i, s:i, s:f, s:i, s:i, s:i, s:i, s:i}, "
+                        "s:{s:i}}",
+                        "kind", "local-score", "preset", "l96-sakov", "N", 16, "window", 5, "arch", "width", 16,
+                        "blocks", 2, "groups", 4, "emb_dim", 8, "train", "steps", 20, "batch", 16, "lr", 3e-3,
+                        "warmup", 2, "pool", 8, "refresh", 1, "val_windows", 16, "val_every", 1000, "sampler",
+                        "steps", 6);
+  double v = tu_train(c, model_path);
+  return isfinite(v) ? 0 : -1;
+}
+
+/* A problem at state size N and window W: every second node observed. */
+static void problem_at(estimator *e, int N, int W, sim **s, obs_op **op, obs_noise *nz, double **y,
+                       est_problem *p) {
+  sb_error err;
+  assert_int_equal(sim_create(s, "l96-sakov", N, &err), 0);
+  assert_int_equal(obs_from_string(op, "{\"type\":\"subsample\",\"stride\":2}", 1, 1, N, &err), 0);
+  assert_int_equal(obs_noise_scalar(nz, 1.5, (*op)->n_obs, &err), 0);
+  *y = malloc(sizeof(double) * (size_t)W * (*op)->n_obs);
+  for (int i = 0; i < W * (*op)->n_obs; i++) (*y)[i] = 2.0 + 3.0 * sin(0.7 * i);
+  *p = (est_problem){*s, *op, nz, W, W - 1 + 100, *y};
+  (void)e;
+}
+
+/* The same weights at N = 8, 32 and 64 (trained at 16) and windows 5..20:
+ * finite samples of the right shape; a longer window changes the answer. */
+static void test_model_any_n_and_window(void **state) {
+  (void)state;
+  estimator *e;
+  sb_error err;
+  assert_int_equal(est_open(&e, model_path, NULL, 0, &err), 0);
+  assert_string_equal(e->kind, "local-score");
+  assert_int_equal(e->window, 0);
+  assert_int_equal(e->window_min, 5);
+  assert_int_equal(e->window_max, LOCAL_SCORE_MAX_WINDOW);
+  assert_int_equal(e->dim_min, LOCAL_SCORE_MIN_N);
+  assert_int_equal(e->dim_max, LOCAL_SCORE_MAX_N);
+  const int Ns[3] = {8, 32, 64}, Ws[3] = {5, 9, 20};
+  for (int a = 0; a < 3; a++) {
+    int N = Ns[a], W = Ws[a];
+    sim *s;
+    obs_op *op;
+    obs_noise nz;
+    double *y;
+    est_problem p;
+    problem_at(e, N, W, &s, &op, &nz, &y, &p);
+    json_t *params = json_pack("{s:i}", "steps", 4);
+    est_options o = {.n_samples = 6, .seed = 5, .want_window = 1, .threads = 2, .params = params};
+    est_result r;
+    assert_int_equal(est_sample(e, &p, &o, &r, &err), 0);
+    assert_int_equal(r.dim, N);
+    assert_int_equal(r.window, W);
+    assert_int_equal(r.n_samples, 6);
+    for (int i = 0; i < 6 * N; i++) assert_true(isfinite(r.samples[i]));
+    for (int i = 0; i < 6 * W * N; i++) assert_true(isfinite(r.window_samples[i]));
+    /* x_t is the window's last state */
+    for (int sI = 0; sI < 6; sI++)
+      for (int n = 0; n < N; n++)
+        assert_float_equal(r.samples[sI * N + n], r.window_samples[((size_t)sI * W + W - 1) * N + n], 1e-9);
+    json_t *loc = json_object_get(r.diagnostics, "local");
+    assert_int_equal(json_integer_value(json_object_get(loc, "runs")), W - 5 + 1);
+    est_result_free(&r);
+    json_decref(params);
+    free(y);
+    obs_noise_free(&nz);
+    obs_free(op);
+    sim_free(s);
+  }
+  est_free(e);
+}
+
+static void expect_refused(estimator *e, int N, int W, const char *says) {
+  sim *s;
+  obs_op *op;
+  obs_noise nz;
+  double *y;
+  est_problem p;
+  sb_error err = {0};
+  problem_at(e, N, W, &s, &op, &nz, &y, &p);
+  assert_int_not_equal(est_check_problem(e, &p, &err), 0);
+  print_message("N = %d, W = %d: %s\n", N, W, err.msg);
+  assert_non_null(strstr(err.msg, says));
+  free(y);
+  obs_noise_free(&nz);
+  obs_free(op);
+  sim_free(s);
+}
+
+/* What a model does not accept, each with a reason. */
+static void test_ranges_refused_with_reason(void **state) {
+  (void)state;
+  estimator *e;
+  sb_error err = {0};
+  assert_int_equal(est_open(&e, model_path, NULL, 0, &err), 0);
+  expect_refused(e, 32, 4, "needs a window of 5..256 observations, got 4");
+  expect_refused(e, 32, 257, "got 257");
+  expect_refused(e, 1024, 100, "more than the 65536");
+  expect_refused(e, 6, 10, "8..1024 nodes, not l96-sakov with 6");
+  est_free(e);
+  /* est_open at an N: the estimator's default system becomes that N */
+  assert_int_equal(est_open(&e, model_path, NULL, 48, &err), 0);
+  assert_int_equal(e->sim->dim, 48);
+  est_free(e);
+  assert_int_not_equal(est_open(&e, model_path, NULL, 2000, &err), 0);
+  assert_null(e);
+  assert_int_not_equal(est_open(&e, model_path, "l96-sakov", 6, &err), 0);
+  assert_non_null(strstr(err.msg, "8..1024"));
+}
+
+/* A local-score model file whose nodes have different normalizations is
+ * refused: per-node values would not carry over to another N. */
+static void test_per_node_normalization_refused(void **state) {
+  (void)state;
+  model m;
+  sb_error err;
+  assert_int_equal(model_load(&m, model_path, &err), 0);
+  assert_float_equal(m.mean[0], m.mean[7], 0);
+  m.std[3] *= 1.5;
+  char bad[600];
+  snprintf(bad, sizeof bad, "%s/tiny-local-pernode.safetensors", tu_tmpdir());
+  assert_int_equal(model_save(&m, 0, bad, &err), 0);
+  model_free(&m);
+  assert_int_not_equal(model_load(&m, bad, &err), 0);
+  assert_non_null(strstr(err.msg, "one normalization for every node"));
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_run_of_by_hand),
+      cmocka_unit_test(test_assembly_synthetic),
+      cmocka_unit_test(test_adjoints_are_transposes),
+      cmocka_unit_test(test_vjp_finite_differences),
+      cmocka_unit_test(test_threads_bit_identical),
+      cmocka_unit_test(test_network_any_n),
+      cmocka_unit_test(test_model_any_n_and_window),
+      cmocka_unit_test(test_ranges_refused_with_reason),
+      cmocka_unit_test(test_per_node_normalization_refused),
+  };
+  return cmocka_run_group_tests(tests, setup_model, NULL);
+}
