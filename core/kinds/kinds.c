@@ -93,6 +93,7 @@ int model_open_estimator(estimator **out, const char *path, sb_error *err) {
   e->window = m->W;
   e->has_window = m->kind->has_window;
   e->params = m->kind->request_params;
+  e->check_options = m->kind->check_options;
   e->destroy = destroy;
   e->impl = m;
   e->info = model_info(m);

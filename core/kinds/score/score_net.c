@@ -31,9 +31,12 @@ typedef struct score_ctx {
   double t_scaled;
   int T;              /* workers */
   score_worker w[SB_THREADS_MAX];
-  /* the current network call: v (and, when cot is set, the input VJP g) of B samples at tau */
-  const float *x, *cot;
-  float *v, *g;
+  /* the current network call: v (and, when g is set, the input VJP g of
+   * cot, which cot_fn fills after the forward pass when set) of B samples at tau */
+  const float *x;
+  float *v, *g, *cot;
+  diff_cot_fn cot_fn;
+  void *cot_ctx;
   double tau;
   int B;
 } score_ctx;
@@ -57,7 +60,8 @@ static int chunk_run(void *arg, int b0, int b1, int wi) {
   const size_t per = (size_t)c->cout * N, per_in = (size_t)c->cin * N;
   fill_inputs(c, w, b0, nb);
   int rc = nn_forward(&c->sm->net, &w->ws, w->in, w->scal, nb, c->v + (size_t)b0 * per);
-  if (!rc && c->cot) {
+  if (!rc && c->g) {
+    if (c->cot_fn) c->cot_fn(c->cot_ctx, b0, b1); /* needs this chunk's v: no second forward */
     memset(w->dx, 0, sizeof(float) * per_in * (size_t)nb);
     rc = nn_backward(&c->sm->net, &w->ws, c->cot + (size_t)b0 * per, NULL, w->dx);
     for (int b = 0; !rc && b < nb; b++)
@@ -67,19 +71,19 @@ static int chunk_run(void *arg, int b0, int b1, int wi) {
 }
 
 /* Splits B samples into chunks over the workers; results do not depend on the split. */
-static int run_workers(score_ctx *c, const float *x, double tau, int B, float *v, const float *cot, float *g,
-                       sb_error *err) {
-  c->x = x, c->cot = cot, c->v = v, c->g = g, c->tau = tau, c->B = B;
+static int run_workers(score_ctx *c, const float *x, double tau, int B, float *v, diff_cot_fn cot_fn, void *cot_ctx,
+                       float *cot, float *g, sb_error *err) {
+  c->x = x, c->cot = cot, c->v = v, c->g = g, c->tau = tau, c->B = B, c->cot_fn = cot_fn, c->cot_ctx = cot_ctx;
   return sb_parallel_ranges(B, SCORE_CHUNK, c->T, NULL, chunk_run, c, "network evaluation", err);
 }
 
 static int ctx_v(void *ctx, const float *x, double tau, int B, float *v, sb_error *err) {
-  return run_workers(ctx, x, tau, B, v, NULL, NULL, err);
+  return run_workers(ctx, x, tau, B, v, NULL, NULL, NULL, NULL, err);
 }
 
-static int ctx_vjp(void *ctx, const float *x, double tau, int B, float *v, const float *cot, float *g,
-                   sb_error *err) {
-  return run_workers(ctx, x, tau, B, v, cot, g, err);
+static int ctx_vjp(void *ctx, const float *x, double tau, int B, float *v, diff_cot_fn cot_fn, void *cot_ctx,
+                   float *cot, float *g, sb_error *err) {
+  return run_workers(ctx, x, tau, B, v, cot_fn, cot_ctx, cot, g, err);
 }
 
 static void ctx_free(score_ctx *c) {
@@ -115,9 +119,12 @@ static int ctx_init(score_ctx *c, const model *sm, int S, int threads, int vjp, 
 // sampler settings: the file's sbida.sampler, the config's "sampler", request params
 
 const params_spec score_net_params[] = {
+    {"sampler", PARAM_STR, 0, 0, 0},
     {"steps", PARAM_NUM, 1, 4096, 0},
     {"corrections", PARAM_NUM, 0, 16, 0},
     {"tau_l", PARAM_NUM, 0, 10, 0},
+    {"schedule", PARAM_STR, 0, 0, 0},
+    {"rho", PARAM_NUM, 0, 100, 1},
     {"gamma", PARAM_NUM, 0, 1e6, 0},
     {NULL, 0, 0, 0, 0},
 };
@@ -127,33 +134,88 @@ void score_net_defaults(model *m) {
   m->gamma = 1e-2;
 }
 
-/* Settings from a checked object over the current ones. */
+/* The network evaluations a sampler gets when a request names it without
+ * steps (and it is not the file's default sampler): pc 64 (its steps are
+ * predictor steps), the others 16. */
+static int default_steps(int method) { return method == DIFF_PC ? 64 : 16; }
+
+/* The names in a params-checked object: an unknown sampler or schedule -> SB_EINVAL naming the valid ones. */
+static int check_names(const json_t *o, const char *what, sb_error *err) {
+  const char *name = params_str(o, "sampler", NULL);
+  if (name && diff_method_parse(name) < 0)
+    return sb_fail(err, SB_EINVAL, "%ssampler must be one of " DIFF_METHOD_NAMES " (got '%s')", what, name);
+  name = params_str(o, "schedule", NULL);
+  if (name && diff_schedule_parse(name) < 0)
+    return sb_fail(err, SB_EINVAL, "%sschedule must be one of " DIFF_SCHEDULE_NAMES " (got '%s')", what, name);
+  return SB_OK;
+}
+
+int score_net_check_options(const estimator *e, const est_options *o, sb_error *err) {
+  int rc = check_names(o->params, "params.", err);
+  return rc ? sb_wrap(err, "%s", e->name) : SB_OK;
+}
+
+/* Settings from a checked object (names checked too) over the current ones;
+ * naming another sampler without steps gives that sampler's default steps. */
 static void read_settings(const json_t *o, diff_sampler_config *cfg, double *gamma) {
+  const char *name = params_str(o, "sampler", NULL);
+  int method = name ? diff_method_parse(name) : cfg->method;
+  if (method >= 0 && method != cfg->method) {
+    cfg->method = method;
+    cfg->steps = default_steps(method);
+  }
+  name = params_str(o, "schedule", NULL);
+  if (name && diff_schedule_parse(name) >= 0) cfg->schedule = diff_schedule_parse(name);
   cfg->steps = (int)params_num(o, "steps", cfg->steps);
   cfg->corrections = (int)params_num(o, "corrections", cfg->corrections);
   cfg->tau_l = params_num(o, "tau_l", cfg->tau_l);
+  cfg->rho = params_num(o, "rho", cfg->rho);
   *gamma = params_num(o, "gamma", *gamma);
 }
 
 int score_net_from_config(model *m, const json_t *section, const json_t *arch, sb_error *err) {
   (void)arch;
-  read_settings(section, &m->sampler, &m->gamma); /* checked by the trainer against score_net_params */
-  (void)err;
+  int rc = check_names(section, "sampler.", err); /* the rest is checked against score_net_params */
+  if (rc) return rc;
+  read_settings(section, &m->sampler, &m->gamma);
   return SB_OK;
 }
 
-json_t *score_net_meta_to_json(const model *m) {
-  return json_pack("{s:i, s:i, s:f, s:f}", "steps", m->sampler.steps, "corrections", m->sampler.corrections, "tau_l",
-                   m->sampler.tau_l, "gamma", m->gamma);
+/* The settings as files and diagnostics show them: pc's as before the other
+ * samplers existed (steps, corrections, tau_l, gamma), the others' with
+ * their name, schedule (and rho) instead of the corrector's. */
+static json_t *settings_json(const diff_sampler_config *c, double gamma) {
+  if (c->method == DIFF_PC)
+    return json_pack("{s:i, s:i, s:f, s:f}", "steps", c->steps, "corrections", c->corrections, "tau_l", c->tau_l,
+                     "gamma", gamma);
+  json_t *j = json_pack("{s:s, s:i, s:s, s:f}", "sampler", diff_method_name(c->method), "steps", c->steps,
+                        "schedule", diff_schedule_name(c->schedule), "gamma", gamma);
+  if (j && c->schedule == DIFF_SCHED_EDM) json_object_set_new(j, "rho", json_real(c->rho));
+  return j;
 }
+
+json_t *score_net_meta_to_json(const model *m) { return settings_json(&m->sampler, m->gamma); }
 
 int score_net_meta_from_json(model *m, const json_t *section, sb_error *err) {
   /* optional; older files carry integers where numbers are expected, so only the kinds are checked */
   if (section && !json_is_object(section)) return sb_fail(err, SB_EFORMAT, "model metadata sbida.sampler must be an object");
   json_t *v;
+  if (section && (v = json_object_get(section, "sampler"))) {
+    int method = diff_method_parse(json_string_value(v));
+    if (method < 0)
+      return sb_fail(err, SB_EFORMAT, "model metadata sbida.sampler.sampler must be one of " DIFF_METHOD_NAMES);
+    m->sampler.method = method;
+  }
+  if (section && (v = json_object_get(section, "schedule"))) {
+    int sched = diff_schedule_parse(json_string_value(v));
+    if (sched < 0)
+      return sb_fail(err, SB_EFORMAT, "model metadata sbida.sampler.schedule must be one of " DIFF_SCHEDULE_NAMES);
+    m->sampler.schedule = sched;
+  }
   if (section && (v = json_object_get(section, "steps"))) m->sampler.steps = (int)json_integer_value(v);
   if (section && (v = json_object_get(section, "corrections"))) m->sampler.corrections = (int)json_integer_value(v);
   if (section && (v = json_object_get(section, "tau_l"))) m->sampler.tau_l = json_number_value(v);
+  if (section && (v = json_object_get(section, "rho"))) m->sampler.rho = json_number_value(v);
   if (section && (v = json_object_get(section, "gamma"))) m->gamma = json_number_value(v);
   return SB_OK;
 }
@@ -206,9 +268,7 @@ int score_net_sample(const model *sm, const est_problem *p, const est_options *o
         for (int n = 0; n < N; n++)
           r->window_samples[((size_t)s * W + w) * N + n] = sm->mean[n] + sm->std[n] * x[((size_t)s * c.xch + w) * N + n];
   }
-  json_object_set_new(r->diagnostics, "sampler",
-                      json_pack("{s:i, s:i, s:f, s:f}", "steps", cfg.steps, "corrections", cfg.corrections, "tau_l",
-                                cfg.tau_l, "gamma", gamma));
+  json_object_set_new(r->diagnostics, "sampler", settings_json(&cfg, gamma));
 done:
   ctx_free(&c);
   free(x); free(gmean); free(gscale);
