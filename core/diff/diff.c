@@ -24,6 +24,15 @@ void diff_sampler_defaults(diff_sampler_config *c) {
   c->method = DIFF_PC;
   c->schedule = DIFF_SCHED_LAMBDA;
   c->rho = 7.0;
+  c->sigma_max = 0.0;
+}
+
+void diff_method_defaults(diff_sampler_config *c, int method) {
+  c->method = method;
+  c->steps = method == DIFF_PC ? 64 : 16;
+  c->schedule = method == DIFF_HEUN ? DIFF_SCHED_TAU : DIFF_SCHED_LAMBDA;
+  c->rho = 7.0;
+  c->sigma_max = method == DIFF_HEUN ? 80.0 : 0.0;
 }
 
 static const char *const method_names[DIFF_N_METHODS] = {"pc", "dpm2m", "dpm2m-sde", "heun"};
@@ -64,13 +73,15 @@ double diff_tau_of_ratio(double s) {
   return tau < 0 ? 0 : tau > 1 ? 1 : tau;
 }
 
-void diff_grid(int schedule, double rho, int n, double *tau) {
-  const double l0 = diff_lambda(1.0), l1 = diff_lambda(0.0);
+void diff_grid(const diff_sampler_config *c, int n, double *tau) {
+  const int schedule = c->schedule;
+  const double rho = c->rho;
+  tau[0] = c->sigma_max > 0 && c->sigma_max < 1 / DIFF_ETA ? diff_tau_of_ratio(c->sigma_max) : 1.0;
+  const double l0 = diff_lambda(tau[0]), l1 = diff_lambda(0.0);
   const double a = pow(exp(-l0), 1 / rho), b = pow(exp(-l1), 1 / rho);
-  tau[0] = 1.0;
   for (int i = 1; i < n; i++) {
     double f = (double)i / n;
-    if (schedule == DIFF_SCHED_TAU) tau[i] = 1.0 - f;
+    if (schedule == DIFF_SCHED_TAU) tau[i] = tau[0] * (1.0 - f);
     else if (schedule == DIFF_SCHED_EDM) tau[i] = diff_tau_of_ratio(pow(a + f * (b - a), rho));
     else tau[i] = diff_tau_of_ratio(exp(-(l0 + f * (l1 - l0))));
   }
@@ -281,7 +292,8 @@ static int sample_dpm(run *q, int sde, sb_error *err) {
     rc = sb_fail(err, SB_ENOMEM, "sampler: out of memory for %d samples", B);
     goto done;
   }
-  diff_grid(q->c->schedule, q->c->rho, K, tau);
+  diff_grid(q->c, K, tau);
+  for (size_t k = 0; k < n; k++) x[k] = (float)(x[k] * diff_sigma(tau[0]));
   double h_prev = 0;
   for (int i = 0; i < K; i++) {
     if ((rc = diff_predict(q->d, q->g, x, tau[i], B, xh, NULL, q->scratch, err))) goto done;
@@ -327,9 +339,12 @@ static int sample_heun(run *q, sb_error *err) {
     rc = sb_fail(err, SB_ENOMEM, "sampler: out of memory for %d samples", B);
     goto done;
   }
-  diff_grid(q->c->schedule, q->c->rho, M, tau);
-  double mu0 = diff_mu(1.0);
-  for (size_t k = 0; k < n; k++) z[k] = x[k] / mu0;
+  diff_grid(q->c, M, tau);
+  const double mu0 = diff_mu(tau[0]), sg0 = diff_sigma(tau[0]);
+  for (size_t k = 0; k < n; k++) {
+    z[k] = (double)x[k] * sg0 / mu0;
+    x[k] = (float)(mu0 * z[k]);
+  }
   for (int i = 0; i < M; i++) {
     const double t0 = tau[i], t1 = tau[i + 1];
     const double m0 = diff_mu(t0), m1 = diff_mu(t1), s0 = diff_sigma(t0) / m0, s1 = diff_sigma(t1) / m1;
@@ -368,9 +383,9 @@ int diff_sample(const diff_denoiser *d, const diff_guidance *g, const diff_sampl
   if (c->steps < 1 || c->steps > 100000 || c->corrections < 0 || c->corrections > 100 || !(c->tau_l >= 0))
     return sb_fail(err, SB_EINVAL, "sampler: steps must be 1..100000, corrections 0..100, tau_l >= 0");
   if (c->method < 0 || c->method >= DIFF_N_METHODS || c->schedule < 0 || c->schedule >= DIFF_N_SCHEDULES ||
-      !(c->rho > 0 && c->rho <= 100))
+      !(c->rho > 0 && c->rho <= 100) || !(c->sigma_max >= 0))
     return sb_fail(err, SB_EINVAL, "sampler: method must be one of " DIFF_METHOD_NAMES ", schedule one of "
-                   DIFF_SCHEDULE_NAMES ", rho in (0, 100]");
+                   DIFF_SCHEDULE_NAMES ", rho in (0, 100], sigma_max >= 0");
   if (g && (!d->v_vjp || g->n_blocks * g->op->state_dim != d->dim))
     return sb_fail(err, SB_EINVAL, "sampler: guidance needs a denoiser with a VJP over %d values",
                    g->n_blocks * g->op->state_dim);

@@ -82,7 +82,8 @@ typedef struct diff_guidance {
  *    one Euler evaluation plus one Heun correction, except the last interval
  *    when K is odd (Euler only, as EDM's last step).
  * The grids of the new samplers (schedule): DIFF_SCHED_LAMBDA uniform in
- * lambda = log(mu/sigma) between tau = 1 and tau = 0; DIFF_SCHED_EDM uniform
+ * lambda = log(mu/sigma) between the start (tau = 1, or sigma/mu =
+ * sigma_max) and tau = 0; DIFF_SCHED_EDM uniform
  * in (sigma/mu)^(1/rho) (EDM's rho schedule); DIFF_SCHED_TAU uniform in tau.
  * Guidance enters them through the guided x_hat (diff_predict). */
 enum { DIFF_PC = 0, DIFF_DPM2M, DIFF_DPM2M_SDE, DIFF_HEUN, DIFF_N_METHODS };
@@ -95,9 +96,16 @@ typedef struct diff_sampler_config {
   int method;       /* DIFF_PC, ... */
   int schedule;     /* the others: DIFF_SCHED_* */
   double rho;       /* DIFF_SCHED_EDM: rho (> 0, EDM uses 7) */
+  double sigma_max; /* the others: start at sigma/mu = sigma_max (EDM's sigma; 0: tau = 1, i.e. 1/eta) */
 } diff_sampler_config;
 
 void diff_sampler_defaults(diff_sampler_config *c);
+/* Switches c to method with that method's defaults for steps and grid
+ * (measured on tests/unit/test_samplers.c's exact Gaussian flow): pc 64
+ * steps (corrections and tau_l kept); dpm2m and dpm2m-sde 16 evaluations
+ * uniform in lambda from tau = 1; heun 16 evaluations uniform in tau from
+ * sigma_max = 80. */
+void diff_method_defaults(diff_sampler_config *c, int method);
 
 /* Names as in params and files: "pc", "dpm2m", "dpm2m-sde", "heun";
  * "lambda", "edm", "tau". parse: the index or -1. */
@@ -111,9 +119,10 @@ int diff_schedule_parse(const char *name);
 /* Network evaluations of one diff_sample call with config c. */
 int diff_evaluations(const diff_sampler_config *c);
 
-/* The grid of the new samplers: tau[0] = 1 > tau[1] > ... > tau[n] = 0 for
- * n intervals (schedule, rho as in diff_sampler_config). */
-void diff_grid(int schedule, double rho, int n, double *tau);
+/* The grid of the new samplers: tau[0] > tau[1] > ... > tau[n] = 0 for n
+ * intervals, tau[0] = 1 or where sigma/mu = sigma_max (c's schedule, rho,
+ * sigma_max). Their start is x = sigma(tau[0]) z, z ~ N(0, I). */
+void diff_grid(const diff_sampler_config *c, int n, double *tau);
 /* lambda(tau) = log(mu/sigma), and tau from sigma/mu */
 double diff_lambda(double tau);
 double diff_tau_of_ratio(double s);

@@ -125,6 +125,7 @@ const params_spec score_net_params[] = {
     {"tau_l", PARAM_NUM, 0, 10, 0},
     {"schedule", PARAM_STR, 0, 0, 0},
     {"rho", PARAM_NUM, 0, 100, 1},
+    {"sigma_max", PARAM_NUM, 0, 1e4, 0},
     {"gamma", PARAM_NUM, 0, 1e6, 0},
     {NULL, 0, 0, 0, 0},
 };
@@ -133,11 +134,6 @@ void score_net_defaults(model *m) {
   diff_sampler_defaults(&m->sampler);
   m->gamma = 1e-2;
 }
-
-/* The network evaluations a sampler gets when a request names it without
- * steps (and it is not the file's default sampler): pc 64 (its steps are
- * predictor steps), the others 16. */
-static int default_steps(int method) { return method == DIFF_PC ? 64 : 16; }
 
 /* The names in a params-checked object: an unknown sampler or schedule -> SB_EINVAL naming the valid ones. */
 static int check_names(const json_t *o, const char *what, sb_error *err) {
@@ -156,20 +152,19 @@ int score_net_check_options(const estimator *e, const est_options *o, sb_error *
 }
 
 /* Settings from a checked object (names checked too) over the current ones;
- * naming another sampler without steps gives that sampler's default steps. */
+ * naming another sampler than the current one starts from that sampler's
+ * defaults (diff_method_defaults: steps and grid). */
 static void read_settings(const json_t *o, diff_sampler_config *cfg, double *gamma) {
   const char *name = params_str(o, "sampler", NULL);
   int method = name ? diff_method_parse(name) : cfg->method;
-  if (method >= 0 && method != cfg->method) {
-    cfg->method = method;
-    cfg->steps = default_steps(method);
-  }
+  if (method >= 0 && method != cfg->method) diff_method_defaults(cfg, method);
   name = params_str(o, "schedule", NULL);
   if (name && diff_schedule_parse(name) >= 0) cfg->schedule = diff_schedule_parse(name);
   cfg->steps = (int)params_num(o, "steps", cfg->steps);
   cfg->corrections = (int)params_num(o, "corrections", cfg->corrections);
   cfg->tau_l = params_num(o, "tau_l", cfg->tau_l);
   cfg->rho = params_num(o, "rho", cfg->rho);
+  cfg->sigma_max = params_num(o, "sigma_max", cfg->sigma_max);
   *gamma = params_num(o, "gamma", *gamma);
 }
 
@@ -191,6 +186,7 @@ static json_t *settings_json(const diff_sampler_config *c, double gamma) {
   json_t *j = json_pack("{s:s, s:i, s:s, s:f}", "sampler", diff_method_name(c->method), "steps", c->steps,
                         "schedule", diff_schedule_name(c->schedule), "gamma", gamma);
   if (j && c->schedule == DIFF_SCHED_EDM) json_object_set_new(j, "rho", json_real(c->rho));
+  if (j) json_object_set_new(j, "sigma_max", json_real(c->sigma_max));
   return j;
 }
 
@@ -204,7 +200,7 @@ int score_net_meta_from_json(model *m, const json_t *section, sb_error *err) {
     int method = diff_method_parse(json_string_value(v));
     if (method < 0)
       return sb_fail(err, SB_EFORMAT, "model metadata sbida.sampler.sampler must be one of " DIFF_METHOD_NAMES);
-    m->sampler.method = method;
+    diff_method_defaults(&m->sampler, method);
   }
   if (section && (v = json_object_get(section, "schedule"))) {
     int sched = diff_schedule_parse(json_string_value(v));
@@ -216,6 +212,7 @@ int score_net_meta_from_json(model *m, const json_t *section, sb_error *err) {
   if (section && (v = json_object_get(section, "corrections"))) m->sampler.corrections = (int)json_integer_value(v);
   if (section && (v = json_object_get(section, "tau_l"))) m->sampler.tau_l = json_number_value(v);
   if (section && (v = json_object_get(section, "rho"))) m->sampler.rho = json_number_value(v);
+  if (section && (v = json_object_get(section, "sigma_max"))) m->sampler.sigma_max = json_number_value(v);
   if (section && (v = json_object_get(section, "gamma"))) m->gamma = json_number_value(v);
   return SB_OK;
 }
