@@ -30,7 +30,7 @@ void diff_sampler_defaults(diff_sampler_config *c) {
 void diff_method_defaults(diff_sampler_config *c, int method) {
   c->method = method;
   c->steps = method == DIFF_PC ? 64 : 16;
-  c->schedule = method == DIFF_HEUN ? DIFF_SCHED_TAU : DIFF_SCHED_LAMBDA;
+  c->schedule = method == DIFF_HEUN ? DIFF_SCHED_EDM : DIFF_SCHED_LAMBDA;
   c->rho = 7.0;
   c->sigma_max = method == DIFF_HEUN ? 80.0 : 0.0;
 }
@@ -324,11 +324,15 @@ done:
   return rc;
 }
 
-/* EDM's Heun on dz/ds = (z - x_hat)/s, z = x/mu, s = sigma/mu: ceil(K/2)
- * intervals of the grid, each an Euler step and its trapezoidal correction,
- * the correction dropped on the last interval when K is odd. */
+/* EDM's Heun on dz/ds = (z - x_hat)/s, z = x/mu, s = sigma/mu, over M
+ * intervals of the grid: an Euler step and its trapezoidal correction on
+ * each, except the last interval (EDM's Euler step to the end: a
+ * correction there would evaluate the network at tau = 0, where its v_hat
+ * is least accurate and is divided by sigma/mu = eta) and, when K is even,
+ * the first (at sigma_max, where x_hat is nearly constant). M = (K + 1)/2
+ * for odd K, K/2 + 1 for even K: K evaluations. */
 static int sample_heun(run *q, sb_error *err) {
-  const int K = q->c->steps, M = (K + 1) / 2, B = q->B;
+  const int K = q->c->steps, M = K % 2 ? (K + 1) / 2 : K / 2 + 1, B = q->B;
   const size_t n = q->n;
   float *x = q->x;
   double *tau = malloc(sizeof(double) * (size_t)(M + 1));
@@ -348,6 +352,7 @@ static int sample_heun(run *q, sb_error *err) {
   for (int i = 0; i < M; i++) {
     const double t0 = tau[i], t1 = tau[i + 1];
     const double m0 = diff_mu(t0), m1 = diff_mu(t1), s0 = diff_sigma(t0) / m0, s1 = diff_sigma(t1) / m1;
+    const int euler_only = i == M - 1 || (i == 0 && K % 2 == 0);
     /* Euler: z1 = z + (s1 - s0) d0, d0 = (z - x_hat)/s0; x holds mu0 z */
     if ((rc = diff_predict(q->d, q->g, x, t0, B, xh, NULL, q->scratch, err))) goto done;
     for (size_t k = 0; k < n; k++) {
@@ -355,9 +360,9 @@ static int sample_heun(run *q, sb_error *err) {
       x[k] = (float)(m1 * (z[k] + (s1 - s0) * dz[k]));
     }
     if ((rc = tick(q, err))) goto done;
-    if (i == M - 1 && K % 2) { /* last interval of an odd K: Euler only */
+    if (euler_only) {
       for (size_t k = 0; k < n; k++) z[k] += (s1 - s0) * dz[k];
-      break;
+      continue;
     }
     /* Heun: z1 = z + (s1 - s0) (d0 + d1)/2, d1 = (z1_euler - x_hat(z1_euler))/s1 */
     if ((rc = diff_predict(q->d, q->g, x, t1, B, xh, NULL, q->scratch, err))) goto done;

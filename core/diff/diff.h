@@ -103,8 +103,8 @@ void diff_sampler_defaults(diff_sampler_config *c);
 /* Switches c to method with that method's defaults for steps and grid
  * (measured on tests/unit/test_samplers.c's exact Gaussian flow): pc 64
  * steps (corrections and tau_l kept); dpm2m and dpm2m-sde 16 evaluations
- * uniform in lambda from tau = 1; heun 16 evaluations uniform in tau from
- * sigma_max = 80. */
+ * uniform in lambda from tau = 1; heun 16 evaluations on EDM's grid (rho 7)
+ * from sigma_max = 80. */
 void diff_method_defaults(diff_sampler_config *c, int method);
 
 /* Names as in params and files: "pc", "dpm2m", "dpm2m-sde", "heun";
