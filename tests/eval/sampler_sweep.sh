@@ -44,6 +44,13 @@ run_setup() { # name operator noise [time-index]
       one "$out/$s-$e.json" "$p"
     done
   done
+  # composed score: the deterministic dpm2m also with gamma 0.1 (test_samplers.c: with
+  # the SDA likelihood approximation the guided ODE needs a larger gamma than pc)
+  case $stem in *composed*)
+    for e in $evals; do
+      if [ "$e" -le 32 ]; then one "$out/dpm2m_g0.1-$e.json" "{\"sampler\":\"dpm2m\",\"steps\":$e,\"gamma\":0.1}"; fi
+    done ;;
+  esac
 }
 
 case $stem in
