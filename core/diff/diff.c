@@ -179,9 +179,10 @@ static int denoise(const diff_denoiser *d, const diff_guidance *g, const float *
     double score_y = (mu * cot[i] - sg * grad[i]) / den;
     double e = (sg * x[i] + mu * v[i]) / den;
     double xh = (mu * x[i] - sg * v[i]) / den;
-    if (eps) eps[i] = (float)(e - sg * score_y);
     if (x_hat) x_hat[i] = (float)xh;
     if (x_post) x_post[i] = (float)(xh + sg * sg / mu * score_y);
+    if (!eps) continue;
+    eps[i] = (float)(e - sg * score_y);
   }
   return SB_OK;
 }
@@ -241,7 +242,8 @@ static int sample_pc(run *q, sb_error *err) {
   float *eps = malloc(sizeof(float) * n);
   if (!eps) return sb_fail(err, SB_ENOMEM, "sampler: out of memory for %d samples", B);
   int rc = SB_OK;
-  const int K = q->c->steps;
+  const diff_sampler_config *c = q->c;
+  const int K = c->steps;
   for (int i = 0; i < K; i++) {
     if (sb_cancelled(q->cancel)) {
       rc = sb_fail(err, SB_ECANCEL, "cancelled");
@@ -254,7 +256,7 @@ static int sample_pc(run *q, sb_error *err) {
     for (size_t k = 0; k < n; k++) x[k] = (float)(r * x[k] + (s1 - r * s0) * eps[k]);
     /* corrector (Langevin) at t1, skipped at the last step (x_hat is returned) */
     if (i + 1 < K) {
-      for (int cc = 0; cc < q->c->corrections; cc++) {
+      for (int cc = 0; cc < c->corrections; cc++) {
         if ((rc = diff_eps(d, g, x, t1, B, eps, NULL, scratch, err))) goto done;
         /* step size from the mean squared eps over the whole batch (SDA uses
          * the per-sample mean, which is noisy for small states and can blow
@@ -262,7 +264,7 @@ static int sample_pc(run *q, sb_error *err) {
         double m2 = 0;
         for (size_t k = 0; k < n; k++) m2 += (double)eps[k] * eps[k];
         m2 /= (double)n;
-        double delta = q->c->tau_l / (m2 > 1e-6 ? m2 : 1e-6);
+        double delta = c->tau_l / (m2 > 1e-6 ? m2 : 1e-6);
         double sq = sqrt(2 * delta);
         for (int b = 0; b < B; b++) {
           float *xb = x + (size_t)b * D, *eb = eps + (size_t)b * D;
