@@ -371,12 +371,51 @@ static void test_guided_moments(void **state) {
   free(x);
 }
 
+/* The guided samplers' network cost: every evaluation is one v_vjp call
+ * (the network's forward and backward for the samples, the cotangent
+ * formed in between) and no separate v call (a second forward), and the
+ * number of evaluations is diff_evaluations(): pc K + C (K - 1) + 1,
+ * the others K (heun with K odd and even). */
+static int n_v, n_vjp;
+static int count_v(void *ctx, const float *x, double tau, int B, float *v, sb_error *err) {
+  n_v++;
+  return gauss_v(ctx, x, tau, B, v, err);
+}
+static int count_vjp(void *ctx, const float *x, double tau, int B, float *v, diff_cot_fn cot_fn, void *cot_ctx,
+                     float *cot, float *g, sb_error *err) {
+  n_vjp++;
+  return gauss_vjp(ctx, x, tau, B, v, cot_fn, cot_ctx, cot, g, err);
+}
+
+static void test_guided_evaluations(void **state) {
+  (void)state;
+  const diff_denoiser d = {N, &prior, count_v, count_vjp};
+  double std[NOBS];
+  for (int i = 0; i < NOBS; i++) std[i] = NOISE;
+  diff_guidance g = {op, 1, Y, std, NULL, NULL, 0.1};
+  float x[4 * N];
+  sb_error err;
+  const int methods[5] = {DIFF_PC, DIFF_DPM2M, DIFF_DPM2M_SDE, DIFF_HEUN, DIFF_HEUN}, steps[5] = {6, 12, 9, 12, 9};
+  const int want[5] = {6 + 5 + 1, 12, 9, 12, 9};
+  for (int i = 0; i < 5; i++) {
+    diff_sampler_config c = config(methods[i], steps[i]);
+    n_v = n_vjp = 0;
+    assert_int_equal(diff_sample(&d, &g, &c, 4, 1, 0, x, NULL, NULL, NULL, &err), 0);
+    print_message("%-9s %2d steps: %d VJP calls, %d forward-only calls\n", diff_method_name(methods[i]), steps[i], n_vjp,
+                  n_v);
+    assert_int_equal(n_v, 0);
+    assert_int_equal(n_vjp, want[i]);
+    assert_int_equal(diff_evaluations(&c), want[i]);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_dpm2m_step_by_hand),
       cmocka_unit_test(test_flow_order),
       cmocka_unit_test(test_posterior_moments),
       cmocka_unit_test(test_guided_moments),
+      cmocka_unit_test(test_guided_evaluations),
   };
   return cmocka_run_group_tests_name("samplers", tests, setup, teardown);
 }
