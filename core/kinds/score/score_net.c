@@ -178,8 +178,10 @@ int score_net_from_config(model *m, const json_t *section, const json_t *arch, s
 
 /* The settings as files and diagnostics show them: pc's as before the other
  * samplers existed (steps, corrections, tau_l, gamma), the others' with
- * their name, schedule (and rho) instead of the corrector's. */
-static json_t *settings_json(const diff_sampler_config *c, double gamma) {
+ * their name and grid (schedule, rho, sigma_max) instead of the
+ * corrector's; in a file (file = 1) the corrector's settings are kept too,
+ * for a later switch back to pc. */
+static json_t *settings_json(const diff_sampler_config *c, double gamma, int file) {
   if (c->method == DIFF_PC)
     return json_pack("{s:i, s:i, s:f, s:f}", "steps", c->steps, "corrections", c->corrections, "tau_l", c->tau_l,
                      "gamma", gamma);
@@ -187,10 +189,14 @@ static json_t *settings_json(const diff_sampler_config *c, double gamma) {
                         "schedule", diff_schedule_name(c->schedule), "gamma", gamma);
   if (j && c->schedule == DIFF_SCHED_EDM) json_object_set_new(j, "rho", json_real(c->rho));
   if (j) json_object_set_new(j, "sigma_max", json_real(c->sigma_max));
+  if (j && file) {
+    json_object_set_new(j, "corrections", json_integer(c->corrections));
+    json_object_set_new(j, "tau_l", json_real(c->tau_l));
+  }
   return j;
 }
 
-json_t *score_net_meta_to_json(const model *m) { return settings_json(&m->sampler, m->gamma); }
+json_t *score_net_meta_to_json(const model *m) { return settings_json(&m->sampler, m->gamma, 1); }
 
 int score_net_meta_from_json(model *m, const json_t *section, sb_error *err) {
   /* optional; older files carry integers where numbers are expected, so only the kinds are checked */
@@ -265,7 +271,7 @@ int score_net_sample(const model *sm, const est_problem *p, const est_options *o
         for (int n = 0; n < N; n++)
           r->window_samples[((size_t)s * W + w) * N + n] = sm->mean[n] + sm->std[n] * x[((size_t)s * c.xch + w) * N + n];
   }
-  json_object_set_new(r->diagnostics, "sampler", settings_json(&cfg, gamma));
+  json_object_set_new(r->diagnostics, "sampler", settings_json(&cfg, gamma, 0));
 done:
   ctx_free(&c);
   free(x); free(gmean); free(gscale);
