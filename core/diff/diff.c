@@ -21,16 +21,122 @@ void diff_sampler_defaults(diff_sampler_config *c) {
   c->steps = 64;
   c->corrections = 1;
   c->tau_l = 0.25;
+  c->method = DIFF_PC;
+  c->schedule = DIFF_SCHED_LAMBDA;
+  c->rho = 7.0;
+  c->sigma_max = 0.0;
+}
+
+void diff_method_defaults(diff_sampler_config *c, int method) {
+  c->method = method;
+  c->steps = method == DIFF_PC ? 64 : 16;
+  c->schedule = method == DIFF_HEUN ? DIFF_SCHED_EDM : DIFF_SCHED_LAMBDA;
+  c->rho = 7.0;
+  c->sigma_max = method == DIFF_HEUN ? 80.0 : 0.0;
+}
+
+static const char *const method_names[DIFF_N_METHODS] = {"pc", "dpm2m", "dpm2m-sde", "heun"};
+static const char *const schedule_names[DIFF_N_SCHEDULES] = {"lambda", "edm", "tau"};
+
+const char *diff_method_name(int method) {
+  return method >= 0 && method < DIFF_N_METHODS ? method_names[method] : "?";
+}
+
+int diff_method_parse(const char *name) {
+  for (int i = 0; name && i < DIFF_N_METHODS; i++)
+    if (!strcmp(name, method_names[i])) return i;
+  return -1;
+}
+
+const char *diff_schedule_name(int schedule) {
+  return schedule >= 0 && schedule < DIFF_N_SCHEDULES ? schedule_names[schedule] : "?";
+}
+
+int diff_schedule_parse(const char *name) {
+  for (int i = 0; name && i < DIFF_N_SCHEDULES; i++)
+    if (!strcmp(name, schedule_names[i])) return i;
+  return -1;
+}
+
+int diff_evaluations(const diff_sampler_config *c) {
+  if (c->method == DIFF_PC) return c->steps + c->corrections * (c->steps - 1) + 1;
+  return c->steps;
+}
+
+double diff_lambda(double tau) { return log(diff_mu(tau) / diff_sigma(tau)); }
+
+/* sigma/mu = s  <=>  mu^2 (1 + s^2) = 1 + eta^2 (since mu^2 + sigma^2 = 1 + eta^2) */
+double diff_tau_of_ratio(double s) {
+  double mu = sqrt((1 + DIFF_ETA * DIFF_ETA) / (1 + s * s));
+  double c = sqrt(mu > 1 ? 1 : mu);
+  double tau = acos(c) / acos(sqrt(DIFF_ETA));
+  return tau < 0 ? 0 : tau > 1 ? 1 : tau;
+}
+
+void diff_grid(const diff_sampler_config *c, int n, double *tau) {
+  const int schedule = c->schedule;
+  const double rho = c->rho;
+  tau[0] = c->sigma_max > 0 && c->sigma_max < 1 / DIFF_ETA ? diff_tau_of_ratio(c->sigma_max) : 1.0;
+  const double l0 = diff_lambda(tau[0]), l1 = diff_lambda(0.0);
+  const double a = pow(exp(-l0), 1 / rho), b = pow(exp(-l1), 1 / rho);
+  for (int i = 1; i < n; i++) {
+    double f = (double)i / n;
+    if (schedule == DIFF_SCHED_TAU) tau[i] = tau[0] * (1.0 - f);
+    else if (schedule == DIFF_SCHED_EDM) tau[i] = diff_tau_of_ratio(pow(a + f * (b - a), rho));
+    else tau[i] = diff_tau_of_ratio(exp(-(l0 + f * (l1 - l0))));
+  }
+  tau[n] = 0.0;
 }
 
 size_t diff_eps_scratch(const diff_denoiser *d, const diff_guidance *g, int B) {
   size_t n = (size_t)B * d->dim;
   if (!g) return n; /* v */
-  return 3 * n + (size_t)B * g->n_blocks * g->op->n_obs; /* v, cot, grad, residuals */
+  return 3 * n; /* v, cot, grad */
 }
 
-int diff_eps(const diff_denoiser *d, const diff_guidance *g, const float *x, double tau, int B, float *eps,
-             float *x_hat, float *scratch, sb_error *err) {
+/* The cotangent of the guidance for a group of samples (diff_cot_fn): per
+ * sample, cot = S A^T w with residual weights w = (y - A x_hat_phys) / var,
+ * the gradient of log N(y | A x_hat_phys, .) with respect to x_hat. Each
+ * sample has its own double scratch, so groups may run on several threads. */
+typedef struct cot_job {
+  const diff_guidance *g;
+  const float *x, *v;
+  float *cot;
+  const double *var; /* [n_blocks][n_obs] */
+  double *dscr;      /* [B][2 ns + no] */
+  int D;
+  double mu, sg, den;
+} cot_job;
+
+static void cot_rows(void *ctx, int b0, int b1) {
+  const cot_job *j = ctx;
+  const diff_guidance *g = j->g;
+  const obs_op *op = g->op;
+  const int D = j->D, ns = op->state_dim, no = op->n_obs, nb = g->n_blocks;
+  const double mu = j->mu, sg = j->sg, den = j->den;
+  for (int b = b0; b < b1; b++) {
+    double *xp = j->dscr + (size_t)b * (2 * ns + no), *gp = xp + ns, *yp = gp + ns;
+    const float *xb = j->x + (size_t)b * D, *vb = j->v + (size_t)b * D;
+    float *cb = j->cot + (size_t)b * D;
+    for (int k = 0; k < nb; k++) {
+      for (int i = 0; i < ns; i++) {
+        int idx = k * ns + i;
+        double xh = (mu * xb[idx] - sg * vb[idx]) / den;
+        xp[i] = (g->mean ? g->mean[idx] : 0.0) + (g->scale ? g->scale[idx] : 1.0) * xh;
+      }
+      obs_apply(op, xp, yp, 1);
+      const double *yk = g->y + (size_t)k * no;
+      for (int i = 0; i < no; i++) yp[i] = isnan(yk[i]) ? 0.0 : (yk[i] - yp[i]) / j->var[k * no + i];
+      memset(gp, 0, sizeof(double) * (size_t)ns);
+      obs_apply_adjoint(op, yp, gp, 1);
+      for (int i = 0; i < ns; i++) cb[k * ns + i] = (float)(gp[i] * (g->scale ? g->scale[k * ns + i] : 1.0));
+    }
+  }
+}
+
+/* eps_post, the prior's x_hat and the guided x_hat (each may be NULL) */
+static int denoise(const diff_denoiser *d, const diff_guidance *g, const float *x, double tau, int B, float *eps,
+                   float *x_hat, float *x_post, float *scratch, sb_error *err) {
   const size_t n = (size_t)B * d->dim;
   const double mu = diff_mu(tau), sg = diff_sigma(tau), den = mu * mu + sg * sg;
   float *v = scratch;
@@ -38,25 +144,22 @@ int diff_eps(const diff_denoiser *d, const diff_guidance *g, const float *x, dou
   if (!g) {
     if ((rc = d->v(d->ctx, x, tau, B, v, err))) return rc;
     for (size_t i = 0; i < n; i++) {
-      eps[i] = (float)((sg * x[i] + mu * v[i]) / den);
-      if (x_hat) x_hat[i] = (float)((mu * x[i] - sg * v[i]) / den);
+      if (eps) eps[i] = (float)((sg * x[i] + mu * v[i]) / den);
+      float xh = (float)((mu * x[i] - sg * v[i]) / den);
+      if (x_hat) x_hat[i] = xh;
+      if (x_post) x_post[i] = xh;
     }
     return SB_OK;
   }
-  /* guided: need x_hat first (forward), then the VJP of v at x with cot */
+  /* guided: the VJP's forward gives v, from which the cotangent (it needs
+   * x_hat) is formed before the backward pass of the same samples */
   const obs_op *op = g->op;
-  const int D = d->dim, ns = op->state_dim, no = op->n_obs, nb = g->n_blocks;
-  float *cot = scratch + n, *grad = scratch + 2 * n, *res = scratch + 3 * n;
-  if ((rc = d->v(d->ctx, x, tau, B, v, err))) return rc;
-  /* residual weights w = (y - A x_hat_phys) / (sy^2 + gamma (sigma/mu)^2 diag(A S^2 A^T)),
-   * then cot = S A^T w = gradient of log N(y | A x_hat_phys, .) w.r.t. x_hat */
+  const int ns = op->state_dim, no = op->n_obs, nb = g->n_blocks;
+  float *cot = scratch + n, *grad = scratch + 2 * n;
+  /* var = sy^2 + gamma (sigma/mu)^2 diag(A S^2 A^T) per block and observation */
   const double ratio2 = (sg / mu) * (sg / mu);
-  double *xp = malloc(sizeof(double) * (size_t)ns), *yp = malloc(sizeof(double) * (size_t)no),
-         *gp = malloc(sizeof(double) * (size_t)ns), *var = malloc(sizeof(double) * (size_t)nb * no);
-  if (!xp || !yp || !gp || !var) {
-    free(xp); free(yp); free(gp); free(var);
-    return sb_fail(err, SB_ENOMEM, "out of memory");
-  }
+  double *var = malloc(sizeof(double) * ((size_t)nb * no + (size_t)B * (2 * ns + no)));
+  if (!var) return sb_fail(err, SB_ENOMEM, "out of memory");
   for (int k = 0; k < nb; k++)
     for (int i = 0; i < no; i++) {
       double dd = 0;
@@ -66,60 +169,83 @@ int diff_eps(const diff_denoiser *d, const diff_guidance *g, const float *x, dou
       }
       var[k * no + i] = g->noise_std[i] * g->noise_std[i] + g->gamma * ratio2 * dd;
     }
-  for (int b = 0; b < B; b++) {
-    const float *xb = x + (size_t)b * D, *vb = v + (size_t)b * D;
-    float *cb = cot + (size_t)b * D;
-    for (int k = 0; k < nb; k++) {
-      for (int j = 0; j < ns; j++) {
-        int idx = k * ns + j;
-        double xh = (mu * xb[idx] - sg * vb[idx]) / den;
-        xp[j] = (g->mean ? g->mean[idx] : 0.0) + (g->scale ? g->scale[idx] : 1.0) * xh;
-      }
-      obs_apply(op, xp, yp, 1);
-      const double *yk = g->y + (size_t)k * no;
-      for (int i = 0; i < no; i++) yp[i] = isnan(yk[i]) ? 0.0 : (yk[i] - yp[i]) / var[k * no + i];
-      memset(gp, 0, sizeof(double) * (size_t)ns);
-      obs_apply_adjoint(op, yp, gp, 1);
-      for (int j = 0; j < ns; j++) cb[k * ns + j] = (float)(gp[j] * (g->scale ? g->scale[k * ns + j] : 1.0));
-      for (int i = 0; i < no; i++) res[((size_t)b * nb + k) * no + i] = (float)yp[i];
-    }
-  }
-  free(xp); free(yp); free(gp); free(var);
-  /* grad log p wrt x_tau = (d x_hat/d x_tau)^T cot = (mu cot - sigma J_v^T cot) / den */
-  if ((rc = d->v_vjp(d->ctx, x, tau, B, v, cot, grad, err))) return rc;
+  cot_job job = {g, x, v, cot, var, var + (size_t)nb * no, d->dim, mu, sg, den};
+  rc = d->v_vjp(d->ctx, x, tau, B, v, cot_rows, &job, cot, grad, err);
+  free(var);
+  if (rc) return rc;
+  /* grad log p wrt x_tau = (d x_hat/d x_tau)^T cot = (mu cot - sigma J_v^T cot) / den;
+   * eps_post = eps_hat - sigma grad, x_hat_post = x_hat + (sigma^2/mu) grad */
   for (size_t i = 0; i < n; i++) {
     double score_y = (mu * cot[i] - sg * grad[i]) / den;
     double e = (sg * x[i] + mu * v[i]) / den;
+    double xh = (mu * x[i] - sg * v[i]) / den;
+    if (x_hat) x_hat[i] = (float)xh;
+    if (x_post) x_post[i] = (float)(xh + sg * sg / mu * score_y);
+    if (!eps) continue;
     eps[i] = (float)(e - sg * score_y);
-    if (x_hat) x_hat[i] = (float)((mu * x[i] - sg * v[i]) / den);
   }
   return SB_OK;
 }
 
-int diff_sample(const diff_denoiser *d, const diff_guidance *g, const diff_sampler_config *c, int B,
-                uint64_t seed, uint64_t stream0, float *x, const sb_cancel *cancel,
-                void (*progress)(void *ctx, double frac), void *progress_ctx, sb_error *err) {
-  if (c->steps < 1 || c->steps > 100000 || c->corrections < 0 || c->corrections > 100 || !(c->tau_l >= 0))
-    return sb_fail(err, SB_EINVAL, "sampler: steps must be 1..100000, corrections 0..100, tau_l >= 0");
-  if (g && (!d->v_vjp || g->n_blocks * g->op->state_dim != d->dim))
-    return sb_fail(err, SB_EINVAL, "sampler: guidance needs a denoiser with a VJP over %d values",
-                   g->n_blocks * g->op->state_dim);
-  const size_t n = (size_t)B * d->dim;
-  const int D = d->dim;
-  float *eps = malloc(sizeof(float) * n), *scratch = malloc(sizeof(float) * diff_eps_scratch(d, g, B));
-  rng *streams = malloc(sizeof(rng) * (size_t)B);
+int diff_eps(const diff_denoiser *d, const diff_guidance *g, const float *x, double tau, int B, float *eps,
+             float *x_hat, float *scratch, sb_error *err) {
+  return denoise(d, g, x, tau, B, eps, x_hat, NULL, scratch, err);
+}
+
+int diff_predict(const diff_denoiser *d, const diff_guidance *g, const float *x, double tau, int B, float *x_hat,
+                 float *eps, float *scratch, sb_error *err) {
+  return denoise(d, g, x, tau, B, eps, NULL, x_hat, scratch, err);
+}
+
+double diff_dpm2m_step(float *x, const float *xh, const float *xh_prev, double h_prev, double tau0, double tau1,
+                       size_t n) {
+  const double h = diff_lambda(tau1) - diff_lambda(tau0);
+  const double a = diff_sigma(tau1) / diff_sigma(tau0), b = -diff_mu(tau1) * expm1(-h);
+  if (!xh_prev || !(h_prev > 0)) {
+    for (size_t i = 0; i < n; i++) x[i] = (float)(a * x[i] + b * xh[i]);
+  } else {
+    const double r = h_prev / h, c1 = 1 + 1 / (2 * r), c2 = 1 / (2 * r);
+    for (size_t i = 0; i < n; i++) x[i] = (float)(a * x[i] + b * (c1 * xh[i] - c2 * xh_prev[i]));
+  }
+  return h;
+}
+
+/* What every sampler of one diff_sample call shares. */
+typedef struct run {
+  const diff_denoiser *d;
+  const diff_guidance *g;
+  const diff_sampler_config *c;
+  int B, D;
+  size_t n;
+  float *x, *scratch;
+  rng *streams;
+  const sb_cancel *cancel;
+  void (*progress)(void *ctx, double frac);
+  void *progress_ctx;
+  int evals, done; /* network evaluations planned and made (progress) */
+} run;
+
+static int tick(run *r, sb_error *err) {
+  r->done++;
+  if (r->progress) r->progress(r->progress_ctx, (double)r->done / r->evals);
+  return sb_cancelled(r->cancel) ? sb_fail(err, SB_ECANCEL, "cancelled") : SB_OK;
+}
+
+/* SDA's predictor-corrector: K DDIM predictor steps uniform in tau, C
+ * Langevin corrector steps after each but the last, x_hat at tau = 0. */
+static int sample_pc(run *q, sb_error *err) {
+  const diff_denoiser *d = q->d;
+  const diff_guidance *g = q->g;
+  const size_t n = q->n;
+  const int D = q->D, B = q->B;
+  float *x = q->x, *scratch = q->scratch;
+  float *eps = malloc(sizeof(float) * n);
+  if (!eps) return sb_fail(err, SB_ENOMEM, "sampler: out of memory for %d samples", B);
   int rc = SB_OK;
-  if (!eps || !scratch || !streams) {
-    rc = sb_fail(err, SB_ENOMEM, "sampler: out of memory for %d samples", B);
-    goto done;
-  }
-  for (int b = 0; b < B; b++) {
-    rng_init(&streams[b], seed, stream0 + (uint64_t)b);
-    for (int j = 0; j < D; j++) x[(size_t)b * D + j] = (float)(diff_sigma(1.0) * rng_normal(&streams[b]));
-  }
+  const diff_sampler_config *c = q->c;
   const int K = c->steps;
   for (int i = 0; i < K; i++) {
-    if (sb_cancelled(cancel)) {
+    if (sb_cancelled(q->cancel)) {
       rc = sb_fail(err, SB_ECANCEL, "cancelled");
       goto done;
     }
@@ -142,22 +268,155 @@ int diff_sample(const diff_denoiser *d, const diff_guidance *g, const diff_sampl
         double sq = sqrt(2 * delta);
         for (int b = 0; b < B; b++) {
           float *xb = x + (size_t)b * D, *eb = eps + (size_t)b * D;
-          for (int j = 0; j < D; j++) xb[j] = (float)(xb[j] - (delta * eb[j] + sq * rng_normal(&streams[b])) * s1);
+          for (int j = 0; j < D; j++) xb[j] = (float)(xb[j] - (delta * eb[j] + sq * rng_normal(&q->streams[b])) * s1);
         }
       }
     }
-    if (progress) progress(progress_ctx, (double)(i + 1) / K);
+    if (q->progress) q->progress(q->progress_ctx, (double)(i + 1) / K);
   }
   /* return the denoised estimate x_hat at tau = 0 */
-  if ((rc = diff_eps(d, g, x, 0.0, B, eps, x, scratch, err))) goto done;
-  for (size_t k = 0; k < n; k++)
-    if (!isfinite(x[k])) {
-      rc = sb_fail(err, SB_ENUMERIC, "sampler produced a non-finite value");
-      break;
-    }
+  rc = diff_eps(d, g, x, 0.0, B, eps, x, scratch, err);
 done:
   free(eps);
-  free(scratch);
-  free(streams);
+  return rc;
+}
+
+/* DPM-Solver++(2M), deterministic or SDE: K steps on the grid, one guided
+ * x_hat each; ends at tau = 0 (sigma = eta), returning x there. */
+static int sample_dpm(run *q, int sde, sb_error *err) {
+  const int K = q->c->steps, D = q->D, B = q->B;
+  const size_t n = q->n;
+  float *x = q->x;
+  double *tau = malloc(sizeof(double) * (size_t)(K + 1));
+  float *xh = malloc(sizeof(float) * n), *xh_prev = malloc(sizeof(float) * n);
+  int rc = SB_OK;
+  if (!tau || !xh || !xh_prev) {
+    rc = sb_fail(err, SB_ENOMEM, "sampler: out of memory for %d samples", B);
+    goto done;
+  }
+  diff_grid(q->c, K, tau);
+  for (size_t k = 0; k < n; k++) x[k] = (float)(x[k] * diff_sigma(tau[0]));
+  double h_prev = 0;
+  for (int i = 0; i < K; i++) {
+    if ((rc = diff_predict(q->d, q->g, x, tau[i], B, xh, NULL, q->scratch, err))) goto done;
+    if (!sde) {
+      h_prev = diff_dpm2m_step(x, xh, i ? xh_prev : NULL, h_prev, tau[i], tau[i + 1], n);
+    } else {
+      /* x <- (s1/s0) e^{-h} x + mu1 (1 - e^{-2h}) D + s1 sqrt(1 - e^{-2h}) z */
+      const double h = diff_lambda(tau[i + 1]) - diff_lambda(tau[i]);
+      const double s0 = diff_sigma(tau[i]), s1 = diff_sigma(tau[i + 1]), mu1 = diff_mu(tau[i + 1]);
+      const double a = s1 / s0 * exp(-h), b = -mu1 * expm1(-2 * h), sn = s1 * sqrt(-expm1(-2 * h));
+      const double c2 = i ? 1 / (2 * (h_prev / h)) : 0, c1 = 1 + c2;
+      for (int bb = 0; bb < B; bb++)
+        for (int j = 0; j < D; j++) {
+          size_t k = (size_t)bb * D + j;
+          double dk = i ? c1 * xh[k] - c2 * xh_prev[k] : xh[k];
+          x[k] = (float)(a * x[k] + b * dk + sn * rng_normal(&q->streams[bb]));
+        }
+      h_prev = h;
+    }
+    float *t = xh_prev;
+    xh_prev = xh, xh = t;
+    if ((rc = tick(q, err))) goto done;
+  }
+done:
+  free(tau);
+  free(xh);
+  free(xh_prev);
+  return rc;
+}
+
+/* EDM's Heun on dz/ds = (z - x_hat)/s, z = x/mu, s = sigma/mu, over M
+ * intervals of the grid: an Euler step and its trapezoidal correction on
+ * each, except the last interval (EDM's Euler step to the end: a
+ * correction there would evaluate the network at tau = 0, where its v_hat
+ * is least accurate and is divided by sigma/mu = eta) and, when K is even,
+ * the first (at sigma_max, where x_hat is nearly constant). M = (K + 1)/2
+ * for odd K, K/2 + 1 for even K: K evaluations. */
+static int sample_heun(run *q, sb_error *err) {
+  const int K = q->c->steps, M = K % 2 ? (K + 1) / 2 : K / 2 + 1, B = q->B;
+  const size_t n = q->n;
+  float *x = q->x;
+  double *tau = malloc(sizeof(double) * (size_t)(M + 1));
+  double *z = malloc(sizeof(double) * n), *dz = malloc(sizeof(double) * n);
+  float *xh = malloc(sizeof(float) * n);
+  int rc = SB_OK;
+  if (!tau || !z || !dz || !xh) {
+    rc = sb_fail(err, SB_ENOMEM, "sampler: out of memory for %d samples", B);
+    goto done;
+  }
+  diff_grid(q->c, M, tau);
+  const double mu0 = diff_mu(tau[0]), sg0 = diff_sigma(tau[0]);
+  for (size_t k = 0; k < n; k++) {
+    z[k] = (double)x[k] * sg0 / mu0;
+    x[k] = (float)(mu0 * z[k]);
+  }
+  for (int i = 0; i < M; i++) {
+    const double t0 = tau[i], t1 = tau[i + 1];
+    const double m0 = diff_mu(t0), m1 = diff_mu(t1), s0 = diff_sigma(t0) / m0, s1 = diff_sigma(t1) / m1;
+    const int euler_only = i == M - 1 || (i == 0 && K % 2 == 0);
+    /* Euler: z1 = z + (s1 - s0) d0, d0 = (z - x_hat)/s0; x holds mu0 z */
+    if ((rc = diff_predict(q->d, q->g, x, t0, B, xh, NULL, q->scratch, err))) goto done;
+    for (size_t k = 0; k < n; k++) {
+      dz[k] = (z[k] - xh[k]) / s0;
+      x[k] = (float)(m1 * (z[k] + (s1 - s0) * dz[k]));
+    }
+    if ((rc = tick(q, err))) goto done;
+    if (euler_only) {
+      for (size_t k = 0; k < n; k++) z[k] += (s1 - s0) * dz[k];
+      continue;
+    }
+    /* Heun: z1 = z + (s1 - s0) (d0 + d1)/2, d1 = (z1_euler - x_hat(z1_euler))/s1 */
+    if ((rc = diff_predict(q->d, q->g, x, t1, B, xh, NULL, q->scratch, err))) goto done;
+    for (size_t k = 0; k < n; k++) {
+      double d1 = (z[k] + (s1 - s0) * dz[k] - xh[k]) / s1;
+      z[k] += (s1 - s0) * 0.5 * (dz[k] + d1);
+      x[k] = (float)(m1 * z[k]);
+    }
+    if ((rc = tick(q, err))) goto done;
+  }
+  for (size_t k = 0; k < n; k++) x[k] = (float)(diff_mu(0.0) * z[k]);
+done:
+  free(tau);
+  free(z);
+  free(dz);
+  free(xh);
+  return rc;
+}
+
+int diff_sample(const diff_denoiser *d, const diff_guidance *g, const diff_sampler_config *c, int B,
+                uint64_t seed, uint64_t stream0, float *x, const sb_cancel *cancel,
+                void (*progress)(void *ctx, double frac), void *progress_ctx, sb_error *err) {
+  if (c->steps < 1 || c->steps > 100000 || c->corrections < 0 || c->corrections > 100 || !(c->tau_l >= 0))
+    return sb_fail(err, SB_EINVAL, "sampler: steps must be 1..100000, corrections 0..100, tau_l >= 0");
+  if (c->method < 0 || c->method >= DIFF_N_METHODS || c->schedule < 0 || c->schedule >= DIFF_N_SCHEDULES ||
+      !(c->rho > 0 && c->rho <= 100) || !(c->sigma_max >= 0))
+    return sb_fail(err, SB_EINVAL, "sampler: method must be one of " DIFF_METHOD_NAMES ", schedule one of "
+                   DIFF_SCHEDULE_NAMES ", rho in (0, 100], sigma_max >= 0");
+  if (g && (!d->v_vjp || g->n_blocks * g->op->state_dim != d->dim))
+    return sb_fail(err, SB_EINVAL, "sampler: guidance needs a denoiser with a VJP over %d values",
+                   g->n_blocks * g->op->state_dim);
+  run q = {d, g, c, B, d->dim, (size_t)B * d->dim, x, NULL, NULL, cancel, progress, progress_ctx,
+           diff_evaluations(c), 0};
+  const int D = d->dim;
+  q.scratch = malloc(sizeof(float) * diff_eps_scratch(d, g, B));
+  q.streams = malloc(sizeof(rng) * (size_t)B);
+  int rc = SB_OK;
+  if (!q.scratch || !q.streams) {
+    rc = sb_fail(err, SB_ENOMEM, "sampler: out of memory for %d samples", B);
+    goto done;
+  }
+  for (int b = 0; b < B; b++) {
+    rng_init(&q.streams[b], seed, stream0 + (uint64_t)b);
+    for (int j = 0; j < D; j++) x[(size_t)b * D + j] = (float)(diff_sigma(1.0) * rng_normal(&q.streams[b]));
+  }
+  if (c->method == DIFF_PC) rc = sample_pc(&q, err);
+  else if (c->method == DIFF_HEUN) rc = sample_heun(&q, err);
+  else rc = sample_dpm(&q, c->method == DIFF_DPM2M_SDE, err);
+  for (size_t k = 0; !rc && k < q.n; k++)
+    if (!isfinite(x[k])) rc = sb_fail(err, SB_ENUMERIC, "sampler produced a non-finite value");
+done:
+  free(q.scratch);
+  free(q.streams);
   return rc;
 }

@@ -1,6 +1,8 @@
 /* diff.h: score-based diffusion with the SDA cosine VP schedule, the
- * v-parametrisation, and the predictor-corrector sampler, optionally guided
- * by a linear-Gaussian likelihood (the composed score of Rozet & Louppe).
+ * v-parametrisation, and its samplers (the predictor-corrector of SDA,
+ * DPM-Solver++(2M) deterministic and stochastic, EDM's Heun), optionally
+ * guided by a linear-Gaussian likelihood (the composed score of Rozet &
+ * Louppe).
  *
  *   mu(tau) = cos(omega tau)^2, omega = arccos(sqrt(eta)), eta = 1e-3
  *   sigma(tau) = sqrt(1 - mu^2 + eta^2),  x_tau = mu x + sigma eps
@@ -24,16 +26,26 @@
 double diff_mu(double tau);
 double diff_sigma(double tau);
 
+/* The cotangent of samples [b0, b1) from their x and v_hat (rows b0..b1-1
+ * of the arrays the caller of v_vjp passed); called by v_vjp between the
+ * forward and the backward pass of those samples, possibly on several
+ * threads at once for disjoint ranges. */
+typedef void (*diff_cot_fn)(void *cot_ctx, int b0, int b1);
+
 /* The learned (or exact) denoiser. v() fills v [B][dim] = v_hat(x, tau);
  * v_vjp() also fills g [B][dim] = (d v_hat / d x)^T cot, the vector-Jacobian
- * product with respect to the input (needed only for guidance). Both must be
- * callable for any B up to the batch the sampler uses. */
+ * product with respect to the input (needed only for guidance). When cot_fn
+ * is set, v_vjp calls it for each group of samples once their v is known
+ * and before their backward pass, so that the cotangent (which depends on
+ * v) costs no second forward pass: one forward and one backward per
+ * evaluation. Both must be callable for any B up to the batch the sampler
+ * uses. */
 typedef struct diff_denoiser {
   int dim;
   void *ctx;
   int (*v)(void *ctx, const float *x, double tau, int B, float *v, sb_error *err);
-  int (*v_vjp)(void *ctx, const float *x, double tau, int B, float *v, const float *cot, float *g,
-               sb_error *err);
+  int (*v_vjp)(void *ctx, const float *x, double tau, int B, float *v, diff_cot_fn cot_fn, void *cot_ctx,
+               float *cot, float *g, sb_error *err);
 } diff_denoiser;
 
 /* Linear-Gaussian likelihood over the physical state: the sample (dim values)
@@ -51,13 +63,76 @@ typedef struct diff_guidance {
   double gamma;         /* Tweedie covariance factor, ~1e-2 */
 } diff_guidance;
 
+/* Samplers:
+ *  - DIFF_PC: SDA's predictor-corrector. K = steps predictor (DDIM) steps at
+ *    tau_i = 1 - i/K, each but the last followed by C = corrections Langevin
+ *    steps of scale tau_l, then x_hat at tau = 0: K + C (K - 1) + 1 network
+ *    evaluations.
+ *  - DIFF_DPM2M: DPM-Solver++(2M) (Lu et al. 2022), the deterministic
+ *    second-order multistep exponential integrator of the probability-flow
+ *    ODE in the data prediction x_hat: K = steps evaluations, one per step
+ *    from tau = 1 to tau = 0 on the schedule's grid (the first step is first
+ *    order, DDIM).
+ *  - DIFF_DPM2M_SDE: its stochastic variant (DPM-Solver++(2M) SDE, midpoint
+ *    form): x_i = (s_i/s_{i-1}) e^{-h} x + mu_i (1 - e^{-2h}) D
+ *    + s_i sqrt(1 - e^{-2h}) z, same D and K evaluations.
+ *  - DIFF_HEUN: EDM's second-order Heun (Karras et al. 2022) on the
+ *    probability-flow ODE of this VP schedule in z = x/mu, s = sigma/mu:
+ *    dz/ds = (z - x_hat)/s. K = steps evaluations: ceil(K/2) intervals, each
+ *    one Euler evaluation plus one Heun correction, except the last interval
+ *    when K is odd (Euler only, as EDM's last step).
+ * The grids of the new samplers (schedule): DIFF_SCHED_LAMBDA uniform in
+ * lambda = log(mu/sigma) between the start (tau = 1, or sigma/mu =
+ * sigma_max) and tau = 0; DIFF_SCHED_EDM uniform
+ * in (sigma/mu)^(1/rho) (EDM's rho schedule); DIFF_SCHED_TAU uniform in tau.
+ * Guidance enters them through the guided x_hat (diff_predict). */
+enum { DIFF_PC = 0, DIFF_DPM2M, DIFF_DPM2M_SDE, DIFF_HEUN, DIFF_N_METHODS };
+enum { DIFF_SCHED_LAMBDA = 0, DIFF_SCHED_EDM, DIFF_SCHED_TAU, DIFF_N_SCHEDULES };
+
 typedef struct diff_sampler_config {
-  int steps;        /* K >= 1 */
-  int corrections;  /* Langevin corrector steps per predictor step, C >= 0 */
-  double tau_l;     /* corrector step scale (0.25..0.5) */
+  int steps;        /* K >= 1: predictor steps (pc) or network evaluations (the others) */
+  int corrections;  /* pc: Langevin corrector steps per predictor step, C >= 0 */
+  double tau_l;     /* pc: corrector step scale (0.25..0.5) */
+  int method;       /* DIFF_PC, ... */
+  int schedule;     /* the others: DIFF_SCHED_* */
+  double rho;       /* DIFF_SCHED_EDM: rho (> 0, EDM uses 7) */
+  double sigma_max; /* the others: start at sigma/mu = sigma_max (EDM's sigma; 0: tau = 1, i.e. 1/eta) */
 } diff_sampler_config;
 
 void diff_sampler_defaults(diff_sampler_config *c);
+/* Switches c to method with that method's defaults for steps and grid
+ * (measured on tests/unit/test_samplers.c's exact Gaussian flow): pc 64
+ * steps (corrections and tau_l kept); dpm2m and dpm2m-sde 16 evaluations
+ * uniform in lambda from tau = 1; heun 16 evaluations on EDM's grid (rho 7)
+ * from sigma_max = 80. */
+void diff_method_defaults(diff_sampler_config *c, int method);
+
+/* Names as in params and files: "pc", "dpm2m", "dpm2m-sde", "heun";
+ * "lambda", "edm", "tau". parse: the index or -1. */
+const char *diff_method_name(int method);
+int diff_method_parse(const char *name);
+const char *diff_schedule_name(int schedule);
+int diff_schedule_parse(const char *name);
+#define DIFF_METHOD_NAMES "pc, dpm2m, dpm2m-sde, heun"
+#define DIFF_SCHEDULE_NAMES "lambda, edm, tau"
+
+/* Network evaluations of one diff_sample call with config c. */
+int diff_evaluations(const diff_sampler_config *c);
+
+/* The grid of the new samplers: tau[0] > tau[1] > ... > tau[n] = 0 for n
+ * intervals, tau[0] = 1 or where sigma/mu = sigma_max (c's schedule, rho,
+ * sigma_max). Their start is x = sigma(tau[0]) z, z ~ N(0, I). */
+void diff_grid(const diff_sampler_config *c, int n, double *tau);
+/* lambda(tau) = log(mu/sigma), and tau from sigma/mu */
+double diff_lambda(double tau);
+double diff_tau_of_ratio(double s);
+
+/* One DPM-Solver++(2M) step (deterministic) from tau0 to tau1 for n values:
+ * x <- (sigma1/sigma0) x - mu1 (e^{-h} - 1) D with h = lambda1 - lambda0,
+ * D = (1 + 1/(2r)) xh - 1/(2r) xh_prev, r = h_prev/h (h_prev <= 0 or
+ * xh_prev == NULL: D = xh, first order). Returns h. Exposed for tests. */
+double diff_dpm2m_step(float *x, const float *xh, const float *xh_prev, double h_prev, double tau0, double tau1,
+                       size_t n);
 
 /* Draws B samples into x [B][dim]. Sample b uses RNG stream (seed, stream0 + b).
  * With g != NULL the score is guided by the likelihood (composed score).
@@ -68,9 +143,17 @@ int diff_sample(const diff_denoiser *d, const diff_guidance *g, const diff_sampl
                 void (*progress)(void *ctx, double frac), void *progress_ctx, sb_error *err);
 
 /* eps_post for B samples at tau: eps_hat, or eps_hat - sigma * grad log p(y | x_tau)
- * when g != NULL; x_hat optionally returned ([B][dim] or NULL). Exposed for tests. */
+ * when g != NULL; x_hat optionally returned ([B][dim] or NULL): the prior's
+ * (unguided) Tweedie estimate (mu x - sigma v_hat)/(mu^2 + sigma^2), as the
+ * pc sampler returns at tau = 0. Exposed for tests. */
 int diff_eps(const diff_denoiser *d, const diff_guidance *g, const float *x, double tau, int B, float *eps,
              float *x_hat, float *scratch, sb_error *err);
+/* The guided data prediction x_hat_post = x_hat + (sigma^2/mu) grad log p(y | x_tau)
+ * (Tweedie's formula with the posterior score; = x_hat when g == NULL), the
+ * one consistent with eps_post: x = mu x_hat_post + sigma eps_post. eps may
+ * be NULL. Same scratch as diff_eps. */
+int diff_predict(const diff_denoiser *d, const diff_guidance *g, const float *x, double tau, int B, float *x_hat,
+                 float *eps, float *scratch, sb_error *err);
 /* floats of scratch diff_eps needs */
 size_t diff_eps_scratch(const diff_denoiser *d, const diff_guidance *g, int B);
 

@@ -106,6 +106,7 @@ int model_open_estimator(estimator **out, const char *path, sb_error *err) {
   e->window = m->W;
   e->has_window = m->kind->has_window;
   e->params = m->kind->request_params;
+  e->check_options = m->kind->check_options;
   e->destroy = destroy;
   e->impl = m;
   if (m->kind->serve_ranges) m->kind->serve_ranges(m, e);

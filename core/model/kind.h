@@ -56,8 +56,10 @@ struct model_kind {
   /* kind settings from the file's section (NULL when absent); validates */
   int (*meta_from_json)(model *m, const json_t *section, sb_error *err);
 
-  /* request parameters its estimator accepts (est_options.params) */
+  /* request parameters its estimator accepts (est_options.params), and
+   * checks beyond the spec (may be NULL; becomes e->check_options) */
   const params_spec *request_params;
+  int (*check_options)(const estimator *e, const est_options *o, sb_error *err);
 
   /* training */
   int (*train_init)(void **state, model *m, const kind_train_setup *s, sb_error *err);

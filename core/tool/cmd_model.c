@@ -12,8 +12,9 @@
 static void usage(FILE *f) {
   fprintf(f, "usage: sbida model PATH.safetensors                 print the estimator's metadata as JSON\n"
              "       sbida model PATH.safetensors --set-sampler JSON\n"
-             "             change the default sampler settings stored in the file, e.g.\n"
-             "             '{\"steps\": 64, \"corrections\": 1, \"tau_l\": 1.0, \"gamma\": 0.01}'\n");
+             "             change the default sampler settings stored in the file (the request params\n"
+             "             of docs/score-models.md), e.g. '{\"sampler\": \"dpm2m\", \"steps\": 12}' or\n"
+             "             '{\"sampler\": \"pc\", \"steps\": 64, \"corrections\": 1, \"tau_l\": 1.0, \"gamma\": 0.01}'\n");
 }
 
 int cmd_model(int argc, char **argv) {

@@ -11,6 +11,7 @@ If a file moves, run.py finds the one source file that holds the text.
 U_EST = ["unit:test_etkf", "unit:test_eval"]
 U_METRICS = ["unit:test_eval_metrics", "unit:test_eval"]
 U_DIFF = ["unit:test_diff", "unit:test_score"]
+U_SAMP = ["unit:test_samplers"]
 U_FLOW = ["unit:test_nn_layers", "unit:test_flow"]
 U_NN = ["unit:test_nn_layers", "unit:test_nn_model", "unit:test_nn_torch", "unit:test_nn_parallel"]
 PY_RESULT = ["py:tests/py/test_api_models.py", "py:tests/py/test_api_core.py"]
@@ -380,6 +381,35 @@ MUTANTS = [
          edits=[('core/est/est.c', '(p->window < e->window_min || p->window > e->window_max)',
                  '(p->window > e->window_max)')],
          tests=['unit:test_local_score']),
+    # ---- the few-step samplers (issue #14; test_samplers: exact Gaussian flow and posterior) ----
+    dict(id="dpm2m-r-inverted", what="DPM-Solver++(2M): r = h/h_prev instead of h_prev/h",
+         edits=[("core/diff/diff.c", "const double r = h_prev / h, c1", "const double r = h / h_prev, c1")],
+         tests=U_SAMP),
+    dict(id="dpm2m-h-sign", what="DPM-Solver++(2M): h = lambda0 - lambda1 (sign of h flipped)",
+         edits=[("core/diff/diff.c", "const double h = diff_lambda(tau1) - diff_lambda(tau0);",
+                 "const double h = diff_lambda(tau0) - diff_lambda(tau1);")],
+         tests=U_SAMP),
+    dict(id="dpm2m-first-order", what="DPM-Solver++(2M) falls back to first order (DDIM) on every step",
+         edits=[("core/diff/diff.c", "if (!xh_prev || !(h_prev > 0)) {", "if (1) {")],
+         tests=U_SAMP),
+    dict(id="heun-no-correction", what="Heun: the trapezoidal correction replaced by the Euler step",
+         edits=[("core/diff/diff.c", "z[k] += (s1 - s0) * 0.5 * (dz[k] + d1);", "z[k] += (s1 - s0) * dz[k] + 0 * d1;")],
+         tests=U_SAMP),
+    dict(id="guided-xhat-sign", what="guided x_hat: the likelihood score subtracted instead of added",
+         edits=[("core/diff/diff.c", "x_post[i] = (float)(xh + sg * sg / mu * score_y);",
+                 "x_post[i] = (float)(xh - sg * sg / mu * score_y);")],
+         tests=U_SAMP),
+    dict(id="dpm2m-sde-no-noise", what="DPM-Solver++(2M) SDE: the injected noise dropped",
+         edits=[("core/diff/diff.c", "sn = s1 * sqrt(-expm1(-2 * h));", "sn = 0 * s1 * sqrt(-expm1(-2 * h));")],
+         tests=U_SAMP),
+    dict(id="guided-second-forward", what="guidance: a forward pass for the prediction before the VJP's own (two per evaluation)",
+         edits=[("core/diff/diff.c", "  rc = d->v_vjp(d->ctx, x, tau, B, v, cot_rows, &job, cot, grad, err);",
+                 "  rc = d->v(d->ctx, x, tau, B, v, err);\n  if (!rc) rc = d->v_vjp(d->ctx, x, tau, B, v, cot_rows, &job, cot, grad, err);")],
+         tests=U_SAMP),
+    dict(id="sampler-name-unchecked", what="an unknown sampler name is accepted at request time (runs pc)",
+         edits=[("core/kinds/score/score_net.c", "  if (name && diff_method_parse(name) < 0)\n",
+                 "  if (0 && name && diff_method_parse(name) < 0)\n")],
+         tests=["unit:test_score"]),
     # ---- equivalent on purpose (see EQUIVALENT) -----------------------------
     dict(id="pf-resample-boundary", what="PF systematic resampling: > becomes >= at a cumulative-weight boundary",
          edits=[("core/baselines/pf.c", "while (target > c && j < P - 1) c += w[++j];", "while (target >= c && j < P - 1) c += w[++j];")],

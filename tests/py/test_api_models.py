@@ -305,3 +305,22 @@ def test_local_score_refuses_with_reason(served, change, says):
     assert r.status == 422, r.data
     validate(r.json(), "Problem")
     assert says in r.json()["detail"], r.json()["detail"]
+
+
+def test_sampler_param_is_checked_and_used(served):
+    body = {"estimator": "tiny-comp", "time_index": 10, "observations": [[0.5] * 8, None, [0.1] * 8],
+            "operator": {"type": "subsample", "stride": 2}, "noise_std": 1.0, "n_samples": 8, "seed": 2,
+            "params": {"sampler": "dpm2m", "steps": 6}}
+    j = served.post("/v1/assimilations?wait=60", body).json()
+    assert j["state"] == "succeeded", j
+    assert j["result"]["diagnostics"]["sampler"]["sampler"] == "dpm2m"
+    assert j["result"]["diagnostics"]["sampler"]["steps"] == 6
+    # an unknown sampler or bad steps: 422 at submission, naming the allowed values
+    for params, words in [({"sampler": "ddim"}, ["pc", "dpm2m", "dpm2m-sde", "heun"]),
+                          ({"sampler": "heun", "steps": 0}, ["params.steps", "1..4096"]),
+                          ({"sampler": "dpm2m", "schedule": "cosine"}, ["lambda", "edm", "tau"])]:
+        body["params"] = params
+        r = served.post("/v1/assimilations", body)
+        assert r.status == 422, (params, r.data)
+        validate(r.json(), "Problem")
+        assert all(w in r.json()["detail"] for w in words), r.json()["detail"]

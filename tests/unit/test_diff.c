@@ -48,14 +48,14 @@ static int exact_v(void *ctx, const float *x, double tau, int B, float *v, sb_er
   return 0;
 }
 
-static int exact_vjp(void *ctx, const float *x, double tau, int B, float *v, const float *cot, float *g,
-                     sb_error *err) {
-  (void)ctx; (void)err;
+static int exact_vjp(void *ctx, const float *x, double tau, int B, float *v, diff_cot_fn cot_fn, void *cot_ctx,
+                     float *cot, float *g, sb_error *err) {
+  exact_v(ctx, x, tau, B, v, err);
+  if (cot_fn) cot_fn(cot_ctx, 0, B);
   for (int b = 0; b < B; b++)
     for (int j = 0; j < D; j++) {
       double vv, jv;
       exact_terms(tau, j, x[b * D + j], &vv, &jv);
-      v[b * D + j] = (float)vv;
       g[b * D + j] = (float)(jv * cot[b * D + j]);
     }
   return 0;
@@ -76,7 +76,9 @@ static void test_unconditional_moments(void **state) {
   (void)state;
   const int B = 4000;
   float *x = malloc(sizeof(float) * B * D);
-  diff_sampler_config c = {256, 0, 0.0}; /* plain DDIM: exact score, small discretisation error */
+  diff_sampler_config c;
+  diff_sampler_defaults(&c);
+  c.steps = 256, c.corrections = 0, c.tau_l = 0.0; /* plain DDIM: exact score, small discretisation error */
   sb_error err;
   assert_int_equal(diff_sample(&denoiser, NULL, &c, B, 1, 0, x, NULL, NULL, NULL, &err), 0);
   for (int j = 0; j < D; j++) {
@@ -133,7 +135,9 @@ static void test_guided_matches_exact_posterior(void **state) {
   diff_guidance g = {op, 1, y, noise, M, S, 1e-2};
   const int B = 3000;
   float *x = malloc(sizeof(float) * B * D);
-  diff_sampler_config c = {128, 1, 0.25};
+  diff_sampler_config c;
+  diff_sampler_defaults(&c);
+  c.steps = 128, c.corrections = 1, c.tau_l = 0.25;
   assert_int_equal(diff_sample(&denoiser, &g, &c, B, 7, 0, x, NULL, NULL, NULL, &err), 0);
 
   /* exact posterior in physical space: prior N(M + S m, S C S) */
@@ -257,7 +261,9 @@ static void test_bad_config_and_cancel(void **state) {
   (void)state;
   float x[D];
   sb_error err;
-  diff_sampler_config c = {0, 1, 0.25};
+  diff_sampler_config c;
+  diff_sampler_defaults(&c);
+  c.steps = 0, c.corrections = 1, c.tau_l = 0.25;
   assert_int_equal(diff_sample(&denoiser, NULL, &c, 1, 1, 0, x, NULL, NULL, NULL, &err), SB_EINVAL);
   c.steps = 16;
   sb_cancel cancel = {1};

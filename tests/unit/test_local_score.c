@@ -190,7 +190,7 @@ static void test_vjp_finite_differences(void **state) {
         *v = malloc(sizeof(float) * n), *g = malloc(sizeof(float) * n), *xp = malloc(sizeof(float) * n),
         *vp = malloc(sizeof(float) * n), *vm = malloc(sizeof(float) * n);
   fill_normal(x, n, 10), fill_normal(cot, n, 11);
-  assert_int_equal(d.v_vjp(d.ctx, x, 0.3, B, v, cot, g, &err), 0);
+  assert_int_equal(d.v_vjp(d.ctx, x, 0.3, B, v, NULL, NULL, cot, g, &err), 0);
   for (int trial = 0; trial < 4; trial++) {
     fill_normal(dir, n, 20 + (uint64_t)trial);
     const double h = 1e-2;
@@ -220,6 +220,47 @@ static void test_vjp_finite_differences(void **state) {
   local_score_denoiser_free(den);
 }
 
+/* The guided path: a cotangent computed from v by cot_fn between the forward
+ * and the VJP (as the samplers do) gives the same v and g as a cotangent
+ * known in advance (here cot = 0.5 v + x, formed from the first call's v). */
+typedef struct cot_from_v {
+  const float *x, *v;
+  float *cot;
+  int D, calls;
+} cot_from_v;
+
+static void fill_cot(void *ctx, int b0, int b1) {
+  cot_from_v *c = ctx;
+  for (size_t i = (size_t)b0 * c->D; i < (size_t)b1 * c->D; i++) c->cot[i] = 0.5f * c->v[i] + c->x[i];
+  c->calls++;
+}
+
+static void test_vjp_with_cotangent_callback(void **state) {
+  (void)state;
+  const int W = 10, L = 3, N = 6, B = 5, D = W * N;
+  synth s = {L, N, 0.0, 0.0, 0.6, 0};
+  local_score_net net = {L, N, &s, synth_v, synth_vjp};
+  local_score_denoiser *den;
+  diff_denoiser d;
+  sb_error err;
+  assert_int_equal(local_score_denoiser_init(&den, &net, W, 30, B, 2, &d, &err), 0);
+  size_t n = (size_t)B * D;
+  float *x = malloc(sizeof(float) * n), *v1 = malloc(sizeof(float) * n), *g1 = malloc(sizeof(float) * n),
+        *cot1 = malloc(sizeof(float) * n), *v2 = malloc(sizeof(float) * n), *g2 = malloc(sizeof(float) * n),
+        *cot2 = malloc(sizeof(float) * n);
+  fill_normal(x, n, 40);
+  cot_from_v c = {x, v1, cot1, D, 0};
+  assert_int_equal(d.v_vjp(d.ctx, x, 0.4, B, v1, fill_cot, &c, cot1, g1, &err), 0);
+  assert_true(c.calls >= 1);
+  for (size_t i = 0; i < n; i++) cot2[i] = 0.5f * v1[i] + x[i];
+  assert_int_equal(d.v_vjp(d.ctx, x, 0.4, B, v2, NULL, NULL, cot2, g2, &err), 0);
+  assert_memory_equal(v1, v2, sizeof(float) * n);
+  assert_memory_equal(cot1, cot2, sizeof(float) * n);
+  assert_memory_equal(g1, g2, sizeof(float) * n);
+  free(x), free(v1), free(g1), free(cot1), free(v2), free(g2), free(cot2);
+  local_score_denoiser_free(den);
+}
+
 /* The result does not depend on the number of threads (tasks by index). */
 static void test_threads_bit_identical(void **state) {
   (void)state;
@@ -235,7 +276,7 @@ static void test_threads_bit_identical(void **state) {
     sb_error err;
     v[k] = malloc(sizeof(float) * n), g[k] = malloc(sizeof(float) * n);
     assert_int_equal(local_score_denoiser_init(&den, &net, W, 40, B, k ? 3 : 1, &d, &err), 0);
-    assert_int_equal(d.v_vjp(d.ctx, x, 0.5, B, v[k], cot, g[k], &err), 0);
+    assert_int_equal(d.v_vjp(d.ctx, x, 0.5, B, v[k], NULL, NULL, cot, g[k], &err), 0);
     local_score_denoiser_free(den);
   }
   assert_memory_equal(v[0], v[1], sizeof(float) * n);
@@ -416,6 +457,7 @@ int main(void) {
       cmocka_unit_test(test_assembly_synthetic),
       cmocka_unit_test(test_adjoints_are_transposes),
       cmocka_unit_test(test_vjp_finite_differences),
+      cmocka_unit_test(test_vjp_with_cotangent_callback),
       cmocka_unit_test(test_threads_bit_identical),
       cmocka_unit_test(test_network_any_n),
       cmocka_unit_test(test_model_any_n_and_window),

@@ -156,6 +156,84 @@ static void test_estimators_sample(void **state) {
   assert_int_not_equal(model_open_estimator(&p, "/nonexistent.safetensors", &err), 0);
 }
 
+/* The sampler parameter: unknown names and bad steps are refused before
+ * sampling with the allowed values named (the daemon's 422); a request
+ * naming another sampler than the file's gets that sampler's defaults and
+ * the diagnostics say what ran; the file's default sampler round-trips
+ * through sbida.sampler. */
+static void check_params(estimator *e, const char *params, int expect_rc, const char *msg_part) {
+  json_t *pj = json_loads(params, 0, NULL);
+  est_options o = {.n_samples = 4, .seed = 1, .params = pj};
+  sb_error err = {0};
+  int rc = est_check_options(e, &o, &err);
+  json_decref(pj);
+  if (rc != expect_rc) fail_msg("%s: rc %d, expected %d (%s)", params, rc, expect_rc, err.msg);
+  if (msg_part && !strstr(err.msg, msg_part)) fail_msg("%s: message '%s' lacks '%s'", params, err.msg, msg_part);
+}
+
+static json_t *sampler_diag(estimator *e, const char *params, double *first) {
+  json_t *pj = json_loads(params, 0, NULL);
+  est_options o = {.n_samples = 8, .seed = 2, .params = pj};
+  est_result r;
+  if (tu_sample(e, "{\"type\":\"subsample\",\"stride\":2}", 1.0, 3, 200, &o, &r)) fail_msg("%s: sampling failed", params);
+  json_t *d = json_incref(json_object_get(r.diagnostics, "sampler"));
+  *first = r.samples[0];
+  est_result_free(&r);
+  json_decref(pj);
+  return d;
+}
+
+static void test_sampler_params(void **state) {
+  (void)state;
+  estimator *c;
+  sb_error err;
+  assert_int_equal(model_open_estimator(&c, path_buf[0], &err), 0);
+  check_params(c, "{\"sampler\":\"dpm2m\",\"steps\":12}", 0, NULL);
+  check_params(c, "{\"sampler\":\"euler\"}", SB_EINVAL, "pc, dpm2m, dpm2m-sde, heun");
+  check_params(c, "{\"sampler\":\"dpm2m\",\"schedule\":\"cosine\"}", SB_EINVAL, "lambda, edm, tau");
+  check_params(c, "{\"sampler\":\"heun\",\"steps\":0}", SB_EINVAL, "1..4096");
+  check_params(c, "{\"sampler\":3}", SB_EINVAL, "string");
+  double x_pc, x_dpm, x_heun;
+  json_t *d = sampler_diag(c, "{}", &x_pc); /* the file's default: pc, 8 steps */
+  assert_null(json_object_get(d, "sampler"));
+  assert_int_equal(json_integer_value(json_object_get(d, "steps")), 8);
+  json_decref(d);
+  d = sampler_diag(c, "{\"sampler\":\"dpm2m\",\"steps\":6}", &x_dpm);
+  assert_string_equal(json_string_value(json_object_get(d, "sampler")), "dpm2m");
+  assert_int_equal(json_integer_value(json_object_get(d, "steps")), 6);
+  assert_string_equal(json_string_value(json_object_get(d, "schedule")), "lambda");
+  json_decref(d);
+  d = sampler_diag(c, "{\"sampler\":\"heun\"}", &x_heun); /* heun's own defaults, not the file's 8 steps */
+  assert_int_equal(json_integer_value(json_object_get(d, "steps")), 16);
+  assert_string_equal(json_string_value(json_object_get(d, "schedule")), "edm");
+  json_decref(d);
+  assert_true(x_pc != x_dpm && x_dpm != x_heun);
+  est_free(c);
+  /* a file whose default is dpm2m: stored, loaded, used */
+  model m;
+  char out[600];
+  snprintf(out, sizeof out, "%s/sampler-default.safetensors", tu_tmpdir());
+  assert_int_equal(model_load(&m, path_buf[0], &err), 0);
+  json_t *set = json_loads("{\"sampler\":\"dpm2m\",\"steps\":12}", 0, NULL);
+  assert_int_equal(m.kind->from_config(&m, set, NULL, &err), 0);
+  json_decref(set);
+  set = json_loads("{\"sampler\":\"nope\"}", 0, NULL);
+  assert_int_equal(m.kind->from_config(&m, set, NULL, &err), SB_EINVAL);
+  json_decref(set);
+  assert_int_equal(model_save(&m, 0, out, &err), 0);
+  model_free(&m);
+  assert_int_equal(model_open_estimator(&c, out, &err), 0);
+  d = sampler_diag(c, "{}", &x_dpm);
+  assert_string_equal(json_string_value(json_object_get(d, "sampler")), "dpm2m");
+  assert_int_equal(json_integer_value(json_object_get(d, "steps")), 12);
+  json_decref(d);
+  d = sampler_diag(c, "{\"sampler\":\"pc\"}", &x_heun); /* back to pc: its 64 steps */
+  assert_null(json_object_get(d, "sampler"));
+  assert_int_equal(json_integer_value(json_object_get(d, "steps")), 64);
+  json_decref(d);
+  est_free(c);
+}
+
 /* Prior draws at time t (M of them, stream 0.. of seed 77): RMSE of their
  * mean against truth and their spread, the yardstick for "the posterior
  * used the observations". */
@@ -416,6 +494,7 @@ int main(void) {
       cmocka_unit_test(test_training_reduces_validation_loss),
       cmocka_unit_test(test_model_file_roundtrip),
       cmocka_unit_test(test_estimators_sample),
+      cmocka_unit_test(test_sampler_params),
       cmocka_unit_test(test_composed_uses_observations_in_order),
       cmocka_unit_test(test_posterior_score_learns),
       cmocka_unit_test(test_lift_observations_by_hand),

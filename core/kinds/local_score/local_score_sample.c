@@ -76,6 +76,8 @@ struct local_score_denoiser {
   const float *x, *cot;
   float *v, *g;
   double tau;
+  diff_cot_fn cot_fn; /* fills cot from v (guidance): called between a forward and the VJP */
+  void *cot_ctx;
 };
 
 static int task_run(void *arg, int s0, int s1, int wi) {
@@ -86,10 +88,27 @@ static int task_run(void *arg, int s0, int s1, int wi) {
   const int n_runs = (s1 - s0) * R;
   for (int s = s0; s < s1; s++) {
     local_score_gather(W, L, N, c->x + (size_t)s * win, w->in + (size_t)(s - s0) * R * run);
-    if (c->cot) local_score_assemble_adjoint(W, L, N, c->cot + (size_t)s * win, w->cot + (size_t)(s - s0) * R * run);
     for (int j = 0; j < R; j++) w->t[(s - s0) * R + j] = c->time_index - (R - 1 - j);
   }
   sb_error err = {0};
+  if (c->cot_fn) {
+    /* the cotangent depends on these samples' v: a forward pass first (the
+     * per-run network has no split forward/backward, so the VJP below runs
+     * the forward again: two forwards per guided evaluation here, where the
+     * window score kinds need one) */
+    for (int q = 0; q < n_runs; q += LOCAL_RUN_CHUNK) {
+      int nq = n_runs - q < LOCAL_RUN_CHUNK ? n_runs - q : LOCAL_RUN_CHUNK;
+      size_t off = (size_t)q * run;
+      int rc = c->net.run_v(c->net.ctx, wi, w->in + off, w->t + q, nq, c->tau, w->out + off, &err);
+      if (rc) return rc;
+    }
+    for (int s = s0; s < s1; s++)
+      local_score_assemble(W, L, N, w->out + (size_t)(s - s0) * R * run, c->v + (size_t)s * win);
+    c->cot_fn(c->cot_ctx, s0, s1);
+  }
+  if (c->cot)
+    for (int s = s0; s < s1; s++)
+      local_score_assemble_adjoint(W, L, N, c->cot + (size_t)s * win, w->cot + (size_t)(s - s0) * R * run);
   for (int q = 0; q < n_runs; q += LOCAL_RUN_CHUNK) {
     int nq = n_runs - q < LOCAL_RUN_CHUNK ? n_runs - q : LOCAL_RUN_CHUNK;
     size_t off = (size_t)q * run;
@@ -105,19 +124,19 @@ static int task_run(void *arg, int s0, int s1, int wi) {
   return SB_OK;
 }
 
-static int den_call(local_score_denoiser *c, const float *x, double tau, int B, float *v, const float *cot, float *g,
-                    sb_error *err) {
-  c->x = x, c->tau = tau, c->v = v, c->cot = cot, c->g = g;
+static int den_call(local_score_denoiser *c, const float *x, double tau, int B, float *v, diff_cot_fn cot_fn,
+                    void *cot_ctx, const float *cot, float *g, sb_error *err) {
+  c->x = x, c->tau = tau, c->v = v, c->cot = cot, c->g = g, c->cot_fn = cot_fn, c->cot_ctx = cot_ctx;
   return sb_parallel_ranges(B, c->per_task, c->T, NULL, task_run, c, "local score network", err);
 }
 
 static int den_v(void *ctx, const float *x, double tau, int B, float *v, sb_error *err) {
-  return den_call(ctx, x, tau, B, v, NULL, NULL, err);
+  return den_call(ctx, x, tau, B, v, NULL, NULL, NULL, NULL, err);
 }
 
-static int den_vjp(void *ctx, const float *x, double tau, int B, float *v, const float *cot, float *g,
-                   sb_error *err) {
-  return den_call(ctx, x, tau, B, v, cot, g, err);
+static int den_vjp(void *ctx, const float *x, double tau, int B, float *v, diff_cot_fn cot_fn, void *cot_ctx,
+                   float *cot, float *g, sb_error *err) {
+  return den_call(ctx, x, tau, B, v, cot_fn, cot_ctx, cot, g, err);
 }
 
 void local_score_denoiser_free(local_score_denoiser *c) {

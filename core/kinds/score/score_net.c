@@ -31,9 +31,12 @@ typedef struct score_ctx {
   double t_scaled;
   int T;              /* workers */
   score_worker w[SB_THREADS_MAX];
-  /* the current network call: v (and, when cot is set, the input VJP g) of B samples at tau */
-  const float *x, *cot;
-  float *v, *g;
+  /* the current network call: v (and, when g is set, the input VJP g of
+   * cot, which cot_fn fills after the forward pass when set) of B samples at tau */
+  const float *x;
+  float *v, *g, *cot;
+  diff_cot_fn cot_fn;
+  void *cot_ctx;
   double tau;
   int B;
 } score_ctx;
@@ -57,7 +60,8 @@ static int chunk_run(void *arg, int b0, int b1, int wi) {
   const size_t per = (size_t)c->cout * N, per_in = (size_t)c->cin * N;
   fill_inputs(c, w, b0, nb);
   int rc = nn_forward(&c->sm->net, &w->ws, w->in, w->scal, nb, c->v + (size_t)b0 * per);
-  if (!rc && c->cot) {
+  if (!rc && c->g) {
+    if (c->cot_fn) c->cot_fn(c->cot_ctx, b0, b1); /* needs this chunk's v: no second forward */
     memset(w->dx, 0, sizeof(float) * per_in * (size_t)nb);
     rc = nn_backward(&c->sm->net, &w->ws, c->cot + (size_t)b0 * per, NULL, w->dx);
     for (int b = 0; !rc && b < nb; b++)
@@ -67,19 +71,19 @@ static int chunk_run(void *arg, int b0, int b1, int wi) {
 }
 
 /* Splits B samples into chunks over the workers; results do not depend on the split. */
-static int run_workers(score_ctx *c, const float *x, double tau, int B, float *v, const float *cot, float *g,
-                       sb_error *err) {
-  c->x = x, c->cot = cot, c->v = v, c->g = g, c->tau = tau, c->B = B;
+static int run_workers(score_ctx *c, const float *x, double tau, int B, float *v, diff_cot_fn cot_fn, void *cot_ctx,
+                       float *cot, float *g, sb_error *err) {
+  c->x = x, c->cot = cot, c->v = v, c->g = g, c->tau = tau, c->B = B, c->cot_fn = cot_fn, c->cot_ctx = cot_ctx;
   return sb_parallel_ranges(B, SCORE_CHUNK, c->T, NULL, chunk_run, c, "network evaluation", err);
 }
 
 static int ctx_v(void *ctx, const float *x, double tau, int B, float *v, sb_error *err) {
-  return run_workers(ctx, x, tau, B, v, NULL, NULL, err);
+  return run_workers(ctx, x, tau, B, v, NULL, NULL, NULL, NULL, err);
 }
 
-static int ctx_vjp(void *ctx, const float *x, double tau, int B, float *v, const float *cot, float *g,
-                   sb_error *err) {
-  return run_workers(ctx, x, tau, B, v, cot, g, err);
+static int ctx_vjp(void *ctx, const float *x, double tau, int B, float *v, diff_cot_fn cot_fn, void *cot_ctx,
+                   float *cot, float *g, sb_error *err) {
+  return run_workers(ctx, x, tau, B, v, cot_fn, cot_ctx, cot, g, err);
 }
 
 static void ctx_free(score_ctx *c) {
@@ -115,9 +119,13 @@ static int ctx_init(score_ctx *c, const model *sm, int S, int threads, int vjp, 
 // sampler settings: the file's sbida.sampler, the config's "sampler", request params
 
 const params_spec score_net_params[] = {
+    {"sampler", PARAM_STR, 0, 0, 0},
     {"steps", PARAM_NUM, 1, 4096, 0},
     {"corrections", PARAM_NUM, 0, 16, 0},
     {"tau_l", PARAM_NUM, 0, 10, 0},
+    {"schedule", PARAM_STR, 0, 0, 0},
+    {"rho", PARAM_NUM, 0, 100, 1},
+    {"sigma_max", PARAM_NUM, 0, 1e4, 0},
     {"gamma", PARAM_NUM, 0, 1e6, 0},
     {NULL, 0, 0, 0, 0},
 };
@@ -127,11 +135,36 @@ void score_net_defaults(model *m) {
   m->gamma = 1e-2;
 }
 
-/* Settings from a checked object over the current ones. */
+/* The names in a params-checked object: an unknown sampler or schedule -> SB_EINVAL naming the valid ones. */
+static int check_names(const json_t *o, const char *what, sb_error *err) {
+  const char *name = params_str(o, "sampler", NULL);
+  if (name && diff_method_parse(name) < 0)
+    return sb_fail(err, SB_EINVAL, "%ssampler must be one of " DIFF_METHOD_NAMES " (got '%s')", what, name);
+  name = params_str(o, "schedule", NULL);
+  if (name && diff_schedule_parse(name) < 0)
+    return sb_fail(err, SB_EINVAL, "%sschedule must be one of " DIFF_SCHEDULE_NAMES " (got '%s')", what, name);
+  return SB_OK;
+}
+
+int score_net_check_options(const estimator *e, const est_options *o, sb_error *err) {
+  int rc = check_names(o->params, "params.", err);
+  return rc ? sb_wrap(err, "%s", e->name) : SB_OK;
+}
+
+/* Settings from a checked object (names checked too) over the current ones;
+ * naming another sampler than the current one starts from that sampler's
+ * defaults (diff_method_defaults: steps and grid). */
 static void read_settings(const json_t *o, diff_sampler_config *cfg, double *gamma) {
+  const char *name = params_str(o, "sampler", NULL);
+  int method = name ? diff_method_parse(name) : cfg->method;
+  if (method >= 0 && method != cfg->method) diff_method_defaults(cfg, method);
+  name = params_str(o, "schedule", NULL);
+  if (name && diff_schedule_parse(name) >= 0) cfg->schedule = diff_schedule_parse(name);
   cfg->steps = (int)params_num(o, "steps", cfg->steps);
   cfg->corrections = (int)params_num(o, "corrections", cfg->corrections);
   cfg->tau_l = params_num(o, "tau_l", cfg->tau_l);
+  cfg->rho = params_num(o, "rho", cfg->rho);
+  cfg->sigma_max = params_num(o, "sigma_max", cfg->sigma_max);
   *gamma = params_num(o, "gamma", *gamma);
 }
 
@@ -143,15 +176,33 @@ void score_net_settings(const model *m, const json_t *params, diff_sampler_confi
 
 int score_net_from_config(model *m, const json_t *section, const json_t *arch, sb_error *err) {
   (void)arch;
-  read_settings(section, &m->sampler, &m->gamma); /* checked by the trainer against score_net_params */
-  (void)err;
+  int rc = check_names(section, "sampler.", err); /* the rest is checked against score_net_params */
+  if (rc) return rc;
+  read_settings(section, &m->sampler, &m->gamma);
   return SB_OK;
 }
 
-json_t *score_net_meta_to_json(const model *m) {
-  return json_pack("{s:i, s:i, s:f, s:f}", "steps", m->sampler.steps, "corrections", m->sampler.corrections, "tau_l",
-                   m->sampler.tau_l, "gamma", m->gamma);
+/* The settings as files and diagnostics show them: pc's as before the other
+ * samplers existed (steps, corrections, tau_l, gamma), the others' with
+ * their name and grid (schedule, rho, sigma_max) instead of the
+ * corrector's; in a file (file = 1) the corrector's settings are kept too,
+ * for a later switch back to pc. */
+static json_t *settings_json(const diff_sampler_config *c, double gamma, int file) {
+  if (c->method == DIFF_PC)
+    return json_pack("{s:i, s:i, s:f, s:f}", "steps", c->steps, "corrections", c->corrections, "tau_l", c->tau_l,
+                     "gamma", gamma);
+  json_t *j = json_pack("{s:s, s:i, s:s, s:f}", "sampler", diff_method_name(c->method), "steps", c->steps,
+                        "schedule", diff_schedule_name(c->schedule), "gamma", gamma);
+  if (j && c->schedule == DIFF_SCHED_EDM) json_object_set_new(j, "rho", json_real(c->rho));
+  if (j) json_object_set_new(j, "sigma_max", json_real(c->sigma_max));
+  if (j && file) {
+    json_object_set_new(j, "corrections", json_integer(c->corrections));
+    json_object_set_new(j, "tau_l", json_real(c->tau_l));
+  }
+  return j;
 }
+
+json_t *score_net_meta_to_json(const model *m) { return settings_json(&m->sampler, m->gamma, 1); }
 
 int score_net_meta_from_json(model *m, const json_t *section, sb_error *err) {
   /* optional; every field present must be a number in the range a request
@@ -161,8 +212,9 @@ int score_net_meta_from_json(model *m, const json_t *section, sb_error *err) {
   if (section && !json_is_object(section)) return sb_fail(err, SB_EFORMAT, "model metadata sbida.sampler must be an object");
   if (!section) return SB_OK;
   static const params_spec meta_spec[] = {
-      {"steps", PARAM_INT, 1, 4096, 0}, {"corrections", PARAM_INT, 0, 16, 0}, {"tau_l", PARAM_NUM, 0, 10, 0},
-      {"gamma", PARAM_NUM, 0, 1e6, 0}, {NULL, 0, 0, 0, 0}};
+      {"sampler", PARAM_STR, 0, 0, 0},     {"schedule", PARAM_STR, 0, 0, 0},  {"steps", PARAM_INT, 1, 4096, 0},
+      {"corrections", PARAM_INT, 0, 16, 0}, {"tau_l", PARAM_NUM, 0, 10, 0},  {"rho", PARAM_NUM, 0, 100, 1},
+      {"sigma_max", PARAM_NUM, 0, 1e4, 0},  {"gamma", PARAM_NUM, 0, 1e6, 0}, {NULL, 0, 0, 0, 0}};
   const char *key;
   json_t *v;
   json_object_foreach((json_t *)section, key, v) {
@@ -174,11 +226,25 @@ int score_net_meta_from_json(model *m, const json_t *section, sb_error *err) {
     json_decref(one);
     if (rc) return sb_fail(err, SB_EFORMAT, "%s", e2.msg);
   }
-  json_t *x;
-  if ((x = json_object_get(section, "steps"))) m->sampler.steps = (int)json_integer_value(x);
-  if ((x = json_object_get(section, "corrections"))) m->sampler.corrections = (int)json_integer_value(x);
-  if ((x = json_object_get(section, "tau_l"))) m->sampler.tau_l = json_number_value(x);
-  if ((x = json_object_get(section, "gamma"))) m->gamma = json_number_value(x);
+  /* the sampler first: its defaults, then the fields given */
+  if ((v = json_object_get(section, "sampler"))) {
+    int method = diff_method_parse(json_string_value(v));
+    if (method < 0)
+      return sb_fail(err, SB_EFORMAT, "model metadata sbida.sampler.sampler must be one of " DIFF_METHOD_NAMES);
+    diff_method_defaults(&m->sampler, method);
+  }
+  if ((v = json_object_get(section, "schedule"))) {
+    int sched = diff_schedule_parse(json_string_value(v));
+    if (sched < 0)
+      return sb_fail(err, SB_EFORMAT, "model metadata sbida.sampler.schedule must be one of " DIFF_SCHEDULE_NAMES);
+    m->sampler.schedule = sched;
+  }
+  if ((v = json_object_get(section, "steps"))) m->sampler.steps = (int)json_integer_value(v);
+  if ((v = json_object_get(section, "corrections"))) m->sampler.corrections = (int)json_integer_value(v);
+  if ((v = json_object_get(section, "tau_l"))) m->sampler.tau_l = json_number_value(v);
+  if ((v = json_object_get(section, "rho"))) m->sampler.rho = json_number_value(v);
+  if ((v = json_object_get(section, "sigma_max"))) m->sampler.sigma_max = json_number_value(v);
+  if ((v = json_object_get(section, "gamma"))) m->gamma = json_number_value(v);
   return SB_OK;
 }
 
@@ -230,9 +296,7 @@ int score_net_sample(const model *sm, const est_problem *p, const est_options *o
         for (int n = 0; n < N; n++)
           r->window_samples[((size_t)s * W + w) * N + n] = sm->mean[n] + sm->std[n] * x[((size_t)s * c.xch + w) * N + n];
   }
-  json_object_set_new(r->diagnostics, "sampler",
-                      json_pack("{s:i, s:i, s:f, s:f}", "steps", cfg.steps, "corrections", cfg.corrections, "tau_l",
-                                cfg.tau_l, "gamma", gamma));
+  json_object_set_new(r->diagnostics, "sampler", settings_json(&cfg, gamma, 0));
 done:
   ctx_free(&c);
   free(x); free(gmean); free(gscale);

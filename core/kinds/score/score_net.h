@@ -13,8 +13,12 @@
 #include "diff/diff.h"
 #include "model/kind.h"
 
-/* steps (1..4096), corrections (0..16), tau_l (0..10), gamma (0..1e6) */
+/* sampler (pc, dpm2m, dpm2m-sde, heun), steps (1..4096), corrections
+ * (0..16), tau_l (0..10), schedule (lambda, edm, tau), rho (> 0), gamma
+ * (0..1e6); the names are checked by score_net_check_options (requests) and
+ * score_net_from_config (configs, sbida model --set-sampler) */
 extern const params_spec score_net_params[];
+int score_net_check_options(const estimator *e, const est_options *o, sb_error *err);
 
 void score_net_defaults(model *m);
 /* The sampler settings and guidance gamma of one call: the model's, with
@@ -40,7 +44,7 @@ int score_net_estimator_sample(estimator *e, const est_problem *p, const est_opt
  * and has_operator/has_window. */
 #define SCORE_NET_KIND_OPS                                                                                     \
   .meta_key = "sbida.sampler", .config_key = "sampler", .config_params = score_net_params,                     \
-  .request_params = score_net_params, .defaults = score_net_defaults, .from_config = score_net_from_config,    \
+  .request_params = score_net_params, .check_options = score_net_check_options, .defaults = score_net_defaults, .from_config = score_net_from_config,    \
   .meta_to_json = score_net_meta_to_json, .meta_from_json = score_net_meta_from_json,                          \
   .train_init = score_net_train_init, .train_free = score_net_train_free, .make_batch = score_net_make_batch,  \
   .grad = score_net_grad, .val_loss = score_net_val_loss, .sample = score_net_estimator_sample

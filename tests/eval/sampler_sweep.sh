@@ -1,0 +1,70 @@
+#!/bin/sh
+# Quality against cost of the diffusion samplers (docs/samplers.md): for a
+# shipped score model, `sbida eval` at 8, 12, 16, 24, 32, 64 network
+# evaluations for each sampler (pc with one corrector: steps = evaluations/2,
+# dpm2m, dpm2m-sde, heun: steps = evaluations), plus today's default
+# (pc, 64 steps, 128 evaluations), all on the same seeded cases as
+# models/evaluate.sh (seed 2026, 64 samples, W = 10). Writes
+# models/eval/samplers/<stem>/<setup>/<sampler>-<evals>.json; then
+# tests/eval/sampler_table.py makes the table and the SVG plots.
+# Usage: tests/eval/sampler_sweep.sh <stem> [cases] [samplers] [evals]
+#   (defaults: 200 cases, "pc dpm2m dpm2m-sde heun", "8 12 16 24 32 64"; THREADS=2, SETUPS to pick setups)
+set -eu
+BUILD=${BUILD:-build}
+THREADS=${THREADS:-2}
+cd "$(dirname "$0")/../.."
+stem=$1
+cases=${2:-200}
+samplers=${3:-pc dpm2m dpm2m-sde heun}
+evals=${4:-8 12 16 24 32 64}
+model=models/$stem.safetensors
+[ -f "$model" ] || { echo "sampler_sweep: $model not found" >&2; exit 2; }
+
+one() { # out params
+  [ -f "$1" ] && return 0   # finished before: keep (delete to redo)
+  # shellcheck disable=SC2086
+  "$BUILD/sbida" eval --estimator "$model" --preset "$preset" --N "$N" --window 10 --operator "$op" \
+    --noise-std "$noise" --cases "$cases" --samples 64 --seed 2026 --threads "$THREADS" \
+    --params "$2" $targs --json "$1.tmp" --quiet
+  mv "$1.tmp" "$1"
+}
+
+run_setup() { # name operator noise [time-index]
+  name=$1 op=$2 noise=$3 t=${4:-}
+  case " ${SETUPS:-$name} " in *" $name "*) ;; *) return 0 ;; esac
+  out=models/eval/samplers/$stem/$name
+  mkdir -p "$out"
+  targs=""
+  [ -n "$t" ] && targs="--time-index $t"
+  one "$out/default-128.json" '{"sampler":"pc","steps":64}'
+  for s in $samplers; do
+    for e in $evals; do
+      if [ "$s" = pc ]; then p="{\"sampler\":\"pc\",\"steps\":$((e / 2)),\"corrections\":1}"
+      else p="{\"sampler\":\"$s\",\"steps\":$e}"; fi
+      one "$out/$s-$e.json" "$p"
+    done
+  done
+  # composed score: the deterministic dpm2m also with gamma 0.1 (test_samplers.c: with
+  # the SDA likelihood approximation the guided ODE needs a larger gamma than pc)
+  case $stem in *composed*)
+    for e in $evals; do
+      if [ "$e" -le 32 ]; then one "$out/dpm2m_g0.1-$e.json" "{\"sampler\":\"dpm2m\",\"steps\":$e,\"gamma\":0.1}"; fi
+    done ;;
+  esac
+}
+
+case $stem in
+  l96-sakov-*) preset=l96-sakov N=40 ;;
+  l96-thesis-n32-*) preset=l96-thesis N=32 ;;
+  *) echo "sampler_sweep: unknown model stem $stem" >&2; exit 2 ;;
+esac
+case $stem in
+  l96-sakov-w10-posterior-score)
+    run_setup identity-s1 '{"type":"identity"}' 1.0 ;;
+  l96-sakov-w10-composed-score)
+    run_setup half-s1.5 '{"type":"subsample","stride":2}' 1.5
+    run_setup identity-s1 '{"type":"identity"}' 1.0 ;;
+  l96-thesis-n32-w10-*)
+    run_setup kernel-s0.5-t10 '{"type":"kernel_stations","seed":0}' 0.5 10
+    run_setup kernel-s0.5-t1000 '{"type":"kernel_stations","seed":0}' 0.5 1000 ;;
+esac
