@@ -4,7 +4,7 @@
 #   docker run -p 127.0.0.1:8080:8080 -v sbida-data:/var/lib/sbida sbida
 #
 # Inside the container sbidad listens on 0.0.0.0:8080, serves the models baked in from
-# models/*.safetensors (plus the always-available ETKF/LETKF/PF baselines) and keeps its
+# models/*.safetensors with their evaluations models/eval (plus the always-available ETKF/LETKF/PF baselines) and keeps its
 # SQLite database on the volume /var/lib/sbida. Anything beyond loopback should use bearer
 # tokens: mount a file with one token per line and set SBIDA_TOKENS_FILE (see
 # docker-compose.yml and deploy/README.md). Every flag is also an SBIDA_* variable
@@ -21,10 +21,11 @@ COPY core/ core/
 COPY server/ server/
 COPY schema/ schema/
 COPY models/ models/
+COPY deploy/install-models.sh deploy/
 # Portable x86-64 code (NATIVE=0): the image may run on another CPU than the builder's.
+# The models go with their evaluations (models/eval), which GET /v1/estimators shows.
 RUN make -j"$(nproc)" build/sbidad build/sbida \
- && mkdir -p /out/models \
- && find models -maxdepth 1 -name '*.safetensors' -exec cp {} /out/models/ \;
+ && deploy/install-models.sh /out/models models
 
 FROM debian:bookworm-slim
 # curl only serves the HEALTHCHECK.

@@ -7,6 +7,7 @@
 #   make check-layers  the include rules of core/layers.txt (part of make test)
 #   make run        builds and starts the daemon on 127.0.0.1:$(PORT)
 #   make bench      benchmarks (C engine vs PyTorch, daemon throughput)
+#   make web-vendor refresh the console's charting library (uPlot) from npm; the build uses the committed copy
 #   make mutation   mutation testing: deliberate bugs the tests must catch (slow, not in CI)
 #   make deps       installs the Debian packages the project needs (root), or prints the line
 #   NATIVE=1        compile for this CPU (-march=native) instead of portable x86-64
@@ -51,7 +52,7 @@ TOOL := $(BUILD)/sbida
 DAEMON := $(if $(SRV_SRC),$(BUILD)/sbidad)
 
 .SECONDARY:
-.PHONY: all build test test-run check-layers asan tsan tsan-run run bench mutation deps deps-check models clean help
+.PHONY: web-vendor all build test test-run check-layers asan tsan tsan-run run bench mutation deps deps-check models clean help
 all: build
 build: $(LIB) $(TOOL) $(DAEMON) $(TEST_BIN)
 
@@ -142,7 +143,17 @@ run: deps-check
 	@$(MAKE) --no-print-directory build
 	@PORT=$(PORT) deploy/run-local.sh
 
-bench: deps-check
+# Refreshes the web console's vendored charting library from npm (needs the
+# registry; the build itself never does: server/web/vendor/ is committed).
+web-vendor:
+	@cd server/web && rm -rf node_modules && npm ci --no-audit --no-fund && \
+	  cp node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css \
+	     node_modules/uplot/LICENSE vendor/uplot/ && rm -rf node_modules && \
+	  echo "server/web/vendor/uplot: uplot $$(node -p "require('./package-lock.json').packages['node_modules/uplot'].version")"
+
+# make bench installs what it compares against (PyTorch, wrk) or says what is missing.
+bench:
+	@deploy/install-deps.sh --if-missing --bench
 	@$(MAKE) --no-print-directory build
 	@BUILD=$(BUILD) tests/bench/run.sh
 
@@ -165,3 +176,5 @@ help:
 
 # The daemon embeds schema/openapi.json (.incbin), which -MMD does not track.
 $(BUILD)/obj/server/openapi_embed.o: schema/openapi.json
+# ... and the web console's files (server/web/, uPlot vendored from npm).
+$(BUILD)/obj/server/web_embed.o: $(wildcard server/web/*.html server/web/*.js server/web/*.css server/web/vendor/*/*)

@@ -2,22 +2,34 @@
 # Installs the Debian 12 packages sbida needs to build, test and run.
 #   install-deps.sh              install everything listed (root), else print the apt-get line
 #   install-deps.sh --if-missing do nothing when all are present
+#   install-deps.sh --bench      also what `make bench` compares against (PyTorch, numpy, wrk)
 # Set SBIDA_NO_INSTALL=1 to never install (then a missing package is an error).
 set -eu
 # Everything a test uses is listed: `make test` turns a skipped test into a failure
 # (SBIDA_NO_SKIP=1). systemd: systemd-analyze (test_deploy); python3-pip,
 # python3-setuptools, python3-wheel: the offline pip install of the client;
-# valgrind: the daemon memcheck run (test_slow_checks); shellcheck: the shell scripts.
+# valgrind: the daemon memcheck run (test_slow_checks); shellcheck: the shell scripts;
+# chromium, chromium-driver, python3-selenium: the web console in a real browser (test_web_console).
 PKGS="build-essential pkg-config libjansson-dev libopenblas-dev libsqlite3-dev libuv1-dev \
 libmicrohttpd-dev libcmocka-dev libfftw3-dev python3 python3-numpy python3-pytest python3-jsonschema \
-python3-yaml python3-pip python3-setuptools python3-wheel curl shellcheck systemd valgrind"
+python3-yaml python3-pip python3-setuptools python3-wheel curl shellcheck systemd valgrind \
+chromium chromium-driver python3-selenium"
+
+if_missing=0
+for a in "$@"; do
+  case "$a" in
+    --if-missing) if_missing=1 ;;
+    --bench) PKGS="$PKGS python3-torch wrk" ;;
+    *) echo "install-deps: unknown option $a" >&2; exit 2 ;;
+  esac
+done
 
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
 
-if [ "${1:-}" = "--if-missing" ] && [ -z "$missing" ]; then
+if [ "$if_missing" = 1 ] && [ -z "$missing" ]; then
   exit 0
 fi
 if [ -z "$missing" ]; then

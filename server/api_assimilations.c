@@ -44,6 +44,13 @@ static json_t *api_job_json(http_req *q, const store_run *r, int with_result) {
   if (with_result) {
     json_t *res = r->result ? json_loads(r->result, 0, NULL) : NULL;
     json_object_set_new(o, "result", res ? res : json_null());
+    /* ?include=request: the request as stored (canonical form), e.g. for
+     * the console to draw the observations next to the posterior */
+    const char *inc = http_query(q, "include");
+    if (inc && !strcmp(inc, "request") && r->request) {
+      json_t *req = json_loads(r->request, 0, NULL);
+      if (req) json_object_set_new(o, "request", req);
+    }
   }
   if (r->error) {
     json_t *e = json_loads(r->error, 0, NULL);

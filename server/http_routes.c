@@ -13,6 +13,8 @@ const http_route http_routes[] = {
     {"/v1/health/live", "/v1/health/live", api_health_live, NULL, NULL, 0, 1, 1},
     {"/v1/health/ready", "/v1/health/ready", api_health_ready, NULL, NULL, 0, 1, 1},
     {"/metrics", "/metrics", api_metrics, NULL, NULL, 0, 0, 1},
+    {"/", "/", api_web_index, NULL, NULL, 0, 1, 0},
+    {"/ui/*", "/ui/{file}", api_web_asset, NULL, NULL, 0, 1, 0},
     {"/openapi.json", "/openapi.json", api_openapi, NULL, NULL, 0, 1, 1},
     {NULL, "other", NULL, NULL, NULL, 0, 1, 0},
 };

@@ -37,5 +37,7 @@ enum MHD_Result api_health_live(http_req *q);
 enum MHD_Result api_health_ready(http_req *q);
 enum MHD_Result api_metrics(http_req *q);
 enum MHD_Result api_openapi(http_req *q);
+enum MHD_Result api_web_index(http_req *q);
+enum MHD_Result api_web_asset(http_req *q);
 
 #endif

@@ -52,6 +52,23 @@ enum MHD_Result http_reply_buffer(http_req *q, int status, const char *ctype, vo
   return ok;
 }
 
+enum MHD_Result http_reply_static(http_req *q, const char *ctype, const char *data, size_t len) {
+  struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_PERSISTENT);
+  if (!r) return MHD_NO;
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+  /* the files change only with the binary; revalidate rather than guess */
+  MHD_add_response_header(r, "Cache-Control", "no-cache");
+  MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+  MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+  MHD_add_response_header(r, "Content-Security-Policy",
+                          "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; "
+                          "frame-ancestors 'none'; base-uri 'none'; form-action 'self'");
+  enum MHD_Result ok = MHD_queue_response(q->conn, 200, r);
+  MHD_destroy_response(r);
+  http_log_answer(q, 200);
+  return ok;
+}
+
 static enum MHD_Result http_reply_json_h(http_req *q, int status, json_t *body, const char *ctype,
                                          const char *h1, const char *v1, const char *h2, const char *v2) {
   char *text = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;

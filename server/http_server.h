@@ -52,6 +52,8 @@ enum MHD_Result http_reply_json(http_req *q, int status, json_t *body, const cha
 enum MHD_Result http_reply_problem(http_req *q, json_t *problem, const char *hname, const char *hvalue);
 enum MHD_Result http_reply_buffer(http_req *q, int status, const char *ctype, void *data, size_t len,
                                   enum MHD_ResponseMemoryMode mode);
+/* 200 with a constant buffer (the web console's files) and browser security headers. */
+enum MHD_Result http_reply_static(http_req *q, const char *ctype, const char *data, size_t len);
 const char *http_header(http_req *q, const char *name);
 const char *http_query(http_req *q, const char *name);
 

@@ -55,16 +55,22 @@ static json_t *reg_eval_setup(const char *dir, const char *setup) {
       continue;
     }
     if (!out)
-      out = json_pack("{s:s, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?}", "setup", setup, "operator",
+      out = json_pack("{s:s, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?}", "setup", setup, "preset",
+                      json_object_get(j, "preset"), "N", json_object_get(j, "N"), "operator",
                       json_object_get(j, "operator"), "noise_std", json_object_get(j, "noise_std"), "window",
                       json_object_get(j, "window"), "time_index", json_object_get(j, "time_index"), "cases",
                       json_object_get(j, "cases"), "samples", json_object_get(j, "samples"), "seed",
                       json_object_get(j, "seed"));
+    /* cost: one request on one thread as the evaluation ran it (files before
+     * "seconds_per_request" existed give null), with the settings it ran with */
+    json_t *spr = json_object_get(j, "seconds_per_request");
     json_object_set_new(results, name,
-                        json_pack("{s:O?, s:O?, s:O?, s:O?, s:O?}", "kind", json_object_get(j, "kind"), "rmse",
-                                  json_object_get(j, "rmse"), "spread", json_object_get(j, "spread"), "crps",
+                        json_pack("{s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?}", "kind", json_object_get(j, "kind"),
+                                  "rmse", json_object_get(j, "rmse"), "spread", json_object_get(j, "spread"), "crps",
                                   json_object_get(j, "crps"), "coverage_max_abs_error",
-                                  json_object_get(json_object_get(j, "coverage"), "max_abs_error")));
+                                  json_object_get(json_object_get(j, "coverage"), "max_abs_error"),
+                                  "seconds_per_request", spr ? spr : json_null(), "threads",
+                                  json_object_get(j, "threads"), "params", json_object_get(j, "params")));
     json_decref(j);
   }
   reg_eval_free_list(files, n);

@@ -9,6 +9,7 @@
 #include "catalog/catalog.h"
 #include "log.h"
 #include "reg_eval.h"
+#include "reg_match.h"
 
 int reg_add(registry *r, estimator *e, sb_error *err) {
   if (reg_find(r, e->name)) {
@@ -102,6 +103,7 @@ int reg_load(registry *r, const char *models_dir, sb_error *err) {
     free(names[i]);
   }
   free(names);
+  reg_share_evaluations(r);
   return SB_OK;
 }
 

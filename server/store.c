@@ -6,8 +6,12 @@
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "clock.h"
 
@@ -17,7 +21,34 @@ struct store {
   pthread_mutex_t wmu, rmu;
   unsigned char key[16];   /* per-database secret (page tokens), from the meta table */
   int write_failing;       /* the last write transaction failed in SQLite (under wmu) */
+  int lock_fd;             /* flock on PATH.lock while open, -1 for :memory: */
 };
+
+/* One daemon per database: an exclusive flock on PATH.lock, held for the
+ * store's life and released by the kernel when the process dies (kill -9
+ * included), so a second sbidad on the same file refuses to start instead of
+ * re-running the first one's jobs as if they had been interrupted. */
+static int store_lock(store *s, const char *path, sb_error *err) {
+  s->lock_fd = -1;
+  if (!strcmp(path, ":memory:") || !strncmp(path, "file:", 5)) return SB_OK;
+  char lp[4096];
+  if ((size_t)snprintf(lp, sizeof lp, "%s.lock", path) >= sizeof lp)
+    return sb_fail(err, SB_EINVAL, "database path too long");
+  int fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return sb_fail(err, SB_EIO, "cannot open lock file %s: %s", lp, strerror(errno));
+  if (flock(fd, LOCK_EX | LOCK_NB)) {
+    int e = errno;
+    close(fd);
+    if (e == EWOULDBLOCK)
+      return sb_fail(err, SB_EIO,
+                     "database %s is in use by another running sbidad (lock %s held); "
+                     "stop it or give this daemon its own --db",
+                     path, lp);
+    return sb_fail(err, SB_EIO, "cannot lock %s: %s", lp, strerror(e));
+  }
+  s->lock_fd = fd;
+  return SB_OK;
+}
 
 static const char *const store_schema =
     "CREATE TABLE IF NOT EXISTS runs("
@@ -84,7 +115,12 @@ int store_open(store **out, const char *path, sb_error *err) {
   if (!s) return sb_fail(err, SB_ENOMEM, "out of memory");
   pthread_mutex_init(&s->wmu, NULL);
   pthread_mutex_init(&s->rmu, NULL);
-  int rc = store_conn(&s->w, path, err);
+  int rc = store_lock(s, path, err);
+  if (rc) {
+    store_close(s);
+    return rc;
+  }
+  rc = store_conn(&s->w, path, err);
   if (!rc) {
     char states[128], schema[4096];
     snprintf(schema, sizeof schema, store_schema, job_state_list(states, sizeof states, ",", "'"));
@@ -132,6 +168,7 @@ void store_close(store *s) {
   }
   pthread_mutex_destroy(&s->wmu);
   pthread_mutex_destroy(&s->rmu);
+  if (s->lock_fd >= 0) close(s->lock_fd);
   free(s);
 }
 

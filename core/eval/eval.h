@@ -60,6 +60,7 @@ typedef struct eval_summary {
   double hpd_coverage[EVAL_N_LEVELS];
   json_t *diagnostics;         /* mean over cases of the estimator's numeric diagnostics */
   double seconds, samples_per_second;
+  int threads;   /* cases run in parallel, one thread each: cost of one request ~ seconds * threads / cases */
   /* example: case 0 at time t */
   double *ex_truth, *ex_mean, *ex_std; /* [dim] */
   double *ex_y;                /* [n_obs], NaN = missing */

@@ -62,6 +62,9 @@ json_t *eval_to_json(const eval_summary *s, const estimator *e, const obs_op *op
   json_object_set_new(j, "diagnostics", s->diagnostics ? json_deep_copy(s->diagnostics) : json_object());
   json_object_set_new(j, "seconds", num(s->seconds));
   json_object_set_new(j, "samples_per_second", num(s->samples_per_second));
+  json_object_set_new(j, "threads", json_integer(s->threads));
+  /* one request (all samples of one case) on one thread, as the evaluation ran it */
+  json_object_set_new(j, "seconds_per_request", num(s->n_cases > 0 ? s->seconds * s->threads / s->n_cases : 0.0));
   json_object_set_new(j, "version", json_string(version));
   return j;
 }

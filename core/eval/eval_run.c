@@ -288,6 +288,7 @@ int eval_run(estimator *e, const eval_cases *cs, const obs_op *op, const obs_noi
   x.cfg = cfg;
   x.sum = sum;
   int T = sb_threads(cfg->threads, C);
+  sum->threads = T;
   x.out = calloc((size_t)C, sizeof(case_out));
   x.hist = calloc((size_t)T * (S + 1), sizeof(long));
   sum->rank_hist = calloc((size_t)S + 1, sizeof(long));

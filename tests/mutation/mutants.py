@@ -333,6 +333,9 @@ MUTANTS = [
     dict(id="pf-resample-boundary", what="PF systematic resampling: > becomes >= at a cumulative-weight boundary",
          edits=[("core/baselines/pf.c", "while (target > c && j < P - 1) c += w[++j];", "while (target >= c && j < P - 1) c += w[++j];")],
          tests=U_EST),
+    dict(id="store-no-db-lock", what="a second daemon may open a database another live daemon holds",
+         edits=[("server/store.c", "  if (flock(fd, LOCK_EX | LOCK_NB)) {", "  if (0) {")],
+         tests=["py:tests/py/test_api_recovery.py"]),
 ]
 
 # Survivors left on purpose: id -> why the mutant cannot change any observable.

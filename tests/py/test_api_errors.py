@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from daemon_util import Daemon, check_submit_status, daemon, fresh_daemon, slow_request, small_request, validate  # noqa: F401,E501
+from daemon_util import ROOT, Daemon, check_submit_status, daemon, fresh_daemon, slow_request, small_request, validate  # noqa: F401,E501
 
 
 def with_(**over):
@@ -112,7 +112,7 @@ def test_media_type_method_path(daemon):
     assert r.status == 405 and r.header("Allow") == "GET, HEAD"
     r = daemon.get("/v1/assimilations/abc/cancel")
     assert r.status == 405 and r.header("Allow") == "POST"
-    for path in ("/", "/v2/assimilations", "/v1/assimilations/x/y", "/v1/assimilations//samples", "/metricsx"):
+    for path in ("/ui/nope.js", "/ui/", "/ui/a/b", "/v2/assimilations", "/v1/assimilations/x/y", "/v1/assimilations//samples", "/metricsx"):
         r = daemon.get(path)
         assert r.status == 404, path
         validate(r.json(), "Problem")
@@ -257,3 +257,23 @@ def test_fuzzed_bodies_never_break_the_daemon(daemon):
         seen.add(r.status)
     assert {400, 422} <= seen
     assert daemon.get("/v1/health/live").status == 200
+
+
+def test_console_files_are_served_with_browser_headers(daemon):
+    # / is the web console; its files come from the binary with a content type,
+    # a content-security policy and no sniffing, without a token
+    r = daemon.get("/")
+    assert r.status == 200 and r.header("Content-Type").startswith("text/html")
+    assert b"/ui/app.js" in r.data and b"<title>sbida console</title>" in r.data
+    csp = r.header("Content-Security-Policy")
+    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert r.header("X-Content-Type-Options") == "nosniff"
+    for name, ctype in (("app.js", "text/javascript"), ("app.css", "text/css"), ("uplot.js", "text/javascript"),
+                        ("uplot.css", "text/css"), ("uplot-LICENSE.txt", "text/plain")):
+        r = daemon.get("/ui/" + name)
+        assert r.status == 200 and r.header("Content-Type").startswith(ctype), name
+        src = (ROOT / "server" / "web" / {"uplot.js": "vendor/uplot/uPlot.iife.min.js",
+                                          "uplot.css": "vendor/uplot/uPlot.min.css",
+                                          "uplot-LICENSE.txt": "vendor/uplot/LICENSE"}.get(name, name)).read_bytes()
+        assert r.data == src, name
+    assert daemon.post("/", {}).status == 405

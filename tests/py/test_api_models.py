@@ -159,6 +159,40 @@ def test_model_evaluation_is_served(served):
     assert s["results"]["tiny-post"]["kind"] == "posterior-score" and s["results"]["tiny-post"]["rmse"] > 0
     # a model without an evaluation has null
     assert served.get("/v1/estimators/tiny-comp").json()["evaluation"] is None
+    # the cost of one request and the settings the evaluation ran with
+    r = s["results"]["tiny-post"]
+    assert r["threads"] >= 1 and r["seconds_per_request"] > 0 and isinstance(r["params"], dict)
+    # the served l96-thesis ETKF has N = 32, the evaluation ran at N = 16: not its evidence
+    assert served.get("/v1/estimators/l96-thesis-etkf").json()["evaluation"] is None
+
+
+def test_estimators_matching_a_request_ranked_by_evidence(served, tmp_path):
+    import urllib.parse
+    op = json.dumps({"type": "kernel_stations"})
+    q = urllib.parse.urlencode({"preset": "l96-thesis", "operator": op, "noise_std": "0.5", "window": "3"})
+    m = served.get("/v1/estimators?" + q).json()
+    validate(m, "EstimatorMatch")
+    names = [i["name"] for i in m["items"]]
+    # tiny-post (kernel stations, 0.5) and tiny-comp (any operator) can answer; tiny-post has
+    # evidence at N = 16 and comes first, ranked; the N = 32 baselines have none
+    assert names[0] == "tiny-post" and m["items"][0]["rank"] == 1
+    ev = m["items"][0]["evidence"]
+    assert ev["setup"] == "stations-t20" and ev["source"] == "eval/tiny-post" and ev["crps"] > 0
+    assert "tiny-comp" in names and all("rank" not in i for i in m["items"][1:])
+    assert all(i["preset"] == "l96-thesis" for i in m["items"])
+    # another noise level: the operator-specific models are near misses with the reason
+    q = urllib.parse.urlencode({"preset": "l96-thesis", "operator": op, "noise_std": "2", "window": "3"})
+    m = served.get("/v1/estimators?" + q).json()
+    refused = {c["name"]: c["reason"] for c in m["cannot_answer"]}
+    assert refused["tiny-post"] == "trained for another noise level" and "tiny-post" not in \
+        [i["name"] for i in m["items"]]
+    # spelling does not matter: the canonical operator matches the evaluation's
+    q = urllib.parse.urlencode({"preset": "l96-thesis", "operator": json.dumps({"type": "kernel_stations", "seed": 0}),
+                                "noise_std": "0.5", "window": "3"})
+    assert served.get("/v1/estimators?" + q).json()["items"][0]["name"] == "tiny-post"
+    for bad in ({"operator": "{nope"}, {"noise_std": "-1"}, {"window": "0"}):
+        r = served.get("/v1/estimators?" + urllib.parse.urlencode(bad))
+        assert r.status == 400 and r.json()["status"] == 400
 
 
 def test_nre_reports_its_effective_sample_size(served):

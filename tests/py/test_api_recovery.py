@@ -130,3 +130,27 @@ def test_retention_by_age(fresh_daemon):
     d2 = fresh_daemon(["--retention-days", "0.00001"]).start()  # 0.864 s
     assert d2.get("/v1/assimilations/" + old).status == 404
     assert "retention" in [x.get("event") for x in d2.log_lines()]
+
+
+def test_second_daemon_on_the_same_database_refuses_to_start(fresh_daemon):
+    # Two sbidad on one SQLite file would each think the other's running jobs
+    # were interrupted and run them again; the second must refuse, and the
+    # lock must die with the first process (kill -9 included).
+    a = fresh_daemon(["--workers", "1"]).start()
+    job = a.post("/v1/assimilations", small_request(seed=3)).json()
+    b = fresh_daemon(["--workers", "1"])
+    try:
+        b.start(timeout=20)
+        started = True
+    except RuntimeError as e:
+        started = False
+        msg = str(e)
+    assert not started, "a second daemon started on a database another daemon holds"
+    assert b.proc.returncode != 0
+    assert "in use by another running sbidad" in msg
+    final = a.wait_state(job["id"])
+    assert final["state"] == "succeeded" and final["attempts"] == 1
+    a.kill9()
+    c = fresh_daemon(["--workers", "1"]).start()
+    again = c.get("/v1/assimilations/" + job["id"]).json()
+    assert again["state"] == "succeeded" and again["attempts"] == 1

@@ -92,6 +92,14 @@ def test_idempotency_key_returns_same_job(client):
     assert a.id == b.id
 
 
+def test_one_dimensional_observations_are_refused_with_the_shape(client):
+    # a common slip: one time's vector instead of [window][n_obs]
+    with pytest.raises(ValueError, match=r"shape \(40,\)"):
+        client.submit("l96-sakov-etkf", np.zeros(40), 0, operator={"type": "identity"}, noise_std=1.0)
+    with pytest.raises(ValueError, match="row 0"):
+        client.submit("l96-sakov-etkf", [0.5] * 40, 0, operator={"type": "identity"}, noise_std=1.0)
+
+
 def test_samples_without_numpy_is_nested_list(client, monkeypatch):
     job = client.assimilate("l96-sakov-etkf", window().tolist(), 4, operator=OP, noise_std=1.5, n_samples=8)
     monkeypatch.setattr(client_mod, "np", None)

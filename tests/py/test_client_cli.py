@@ -89,6 +89,21 @@ def test_bad_input_message_and_exit_code(url):
     assert r.returncode == 1 and "unreachable" in r.stderr
     r = cli("estimators", url="ftp://x")
     assert r.returncode == 2 and "url" in r.stderr
+    # one time's observations without the window dimension: a usage error naming the shape
+    r = cli("submit", "--estimator", "l96-sakov-etkf", "--time-index", "0", "--observations", "[1.0, 2.0]", url=url)
+    assert r.returncode == 2 and "row 0" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_list_into_a_closed_pipe_is_quiet(url):
+    # `python3 -m sbida_client list | head -1`: the reader goes away early
+    for i in range(3):
+        cli("submit", "--estimator", "l96-sakov-etkf", "--time-index", "4", "--observations",
+            json.dumps(obs_window(5, n_obs=40, seed=10 + i)), "--operator", '{"type":"identity"}',
+            "--noise-std", "1", "--n-samples", "8", url=url, check=0)
+    env = dict(os.environ, PYTHONPATH=str(CLIENT_DIR))
+    sh = "%s -m sbida_client --url %s list | true" % (sys.executable, url)  # reader gone before the write
+    r = subprocess.run(["bash", "-o", "pipefail", "-c", sh], capture_output=True, text=True, env=env, timeout=60)
+    assert "Traceback" not in r.stderr and "BrokenPipe" not in r.stderr, r.stderr
 
 
 def test_pip_installs_the_folder_offline(tmp_path):
@@ -107,3 +122,20 @@ def test_pip_installs_the_folder_offline(tmp_path):
                        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(target)), cwd=tmp_path)
     assert r.returncode == 0 and str(target) in r.stdout
     assert (target / "bin" / "sbida-client").exists()
+
+
+def test_submit_return_flag(url):
+    # --return asks for custom quantiles and the window means; a bad one is a usage error
+    obs = json.dumps(obs_window(5, n_obs=40, seed=2))
+    r = cli("submit", "--estimator", "l96-sakov-etkf", "--time-index", "4", "--observations", obs,
+            "--operator", '{"type":"identity"}', "--noise-std", "1", "--n-samples", "16", "--wait", "30", "--return", '{"quantiles":[0.25,0.75],"window":true}',
+            url=url, check=0)
+    job = json.loads(r.stdout)
+    if job["state"] != "succeeded":
+        job = json.loads(cli("wait", job["id"], "--timeout", "60", url=url, check=0).stdout)
+    res = job["result"]
+    assert sorted(res["quantiles"]) == ["0.25", "0.75"]
+    assert len(res["window_mean"]) == 5 and len(res["window_mean"][0]) == 40
+    bad = cli("submit", "--estimator", "l96-sakov-etkf", "--time-index", "4", "--observations", obs,
+              "--return", "{not json", url=url, check=2)
+    assert "--return" in bad.stderr

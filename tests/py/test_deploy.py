@@ -130,3 +130,39 @@ def test_shellcheck():
     r = subprocess.run(["shellcheck", "--severity=warning"] + [str(s) for s in scripts], capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_deployed_models_carry_their_evaluations(tmp_path):
+    # The Dockerfile and the systemd install lines install models with
+    # deploy/install-models.sh; run the very command each one names and check a
+    # daemon on the result shows the shipped evaluations (not "evaluation": null).
+    df = (ROOT / "Dockerfile").read_text()
+    assert "COPY deploy/install-models.sh deploy/" in df
+    m = re.search(r"deploy/install-models\.sh (\S+) (\S+)", df)
+    assert m and m.group(1) == "/out/models" and "COPY --from=build /out/models/ /opt/sbida/models/" in df
+    unit = (DEPLOY / "systemd" / "sbidad.service").read_text()
+    u = re.search(r"^#\s+deploy/install-models\.sh (\S+)", unit, re.M)
+    conf = (DEPLOY / "systemd" / "sbidad.conf").read_text()
+    assert u and re.search(r"^models = %s$" % re.escape(u.group(1)), conf, re.M)
+    dest = tmp_path / "models"
+    r = subprocess.run([str(DEPLOY / "install-models.sh"), str(dest), m.group(2)], cwd=ROOT, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    shipped = sorted(p.name for p in (ROOT / "models").glob("*.safetensors"))
+    assert sorted(p.name for p in dest.glob("*.safetensors")) == shipped and shipped
+    d = Daemon(tmp_path, args=["--models", str(dest)]).start()
+    try:
+        items = {e["name"]: e for e in d.get("/v1/estimators").json()["items"]}
+    finally:
+        d.stop()
+    evaluated = [n for n in (p[:-len(".safetensors")] for p in shipped) if (ROOT / "models" / "eval" / n).is_dir()]
+    assert evaluated
+    for name in evaluated:
+        ev = items[name]["evaluation"]
+        assert ev and ev["setups"] and name in ev["setups"][0]["results"], name
+    # the baselines show the setups the models were compared with them on
+    base = items["l96-sakov-etkf"]["evaluation"]
+    assert base and all("l96-sakov-etkf" in st["results"] and st["source"].startswith("eval/")
+                        for st in base["setups"])
+    assert len({json.dumps([st["operator"], st["noise_std"], st["window"]]) for st in base["setups"]}) == \
+        len(base["setups"])  # each shared setup once

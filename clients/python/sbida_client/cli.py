@@ -53,8 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--token", default=os.environ.get("SBIDA_TOKEN"),
                    help="bearer token (env SBIDA_TOKEN)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per HTTP request (default 30)")
-    p.add_argument("--retry-for", type=float, default=30.0,
-                   help="seconds to retry an unreachable or busy daemon (default 30)")
+    p.add_argument("--retry-for", type=float, default=60.0,
+                   help="seconds to retry an unreachable or busy daemon (default 60, as the library)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -70,6 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--n-samples", type=int, help="number of posterior samples (daemon default 100)")
     s.add_argument("--seed", type=int, help="random seed (the daemon picks and stores one if absent)")
     s.add_argument("--params", help="estimator settings as JSON, e.g. '{\"inflation\":1.05}'")
+    s.add_argument("--return", dest="return_", metavar="JSON",
+                   help='what the result carries besides mean/std, e.g. \'{"quantiles":[0.1,0.9],"window":true}\'')
     s.add_argument("--wait", type=float, default=0.0,
                    help="wait up to this many seconds for the result (0: return at once)")
 
@@ -118,10 +120,14 @@ def main(argv: Optional[List[str]] = None) -> int:
                 op = _load_json_arg(a.operator, "--operator") if a.operator else None
                 noise = _noise(a.noise_std) if a.noise_std else None
                 params = _load_json_arg(a.params, "--params") if a.params else None
+                ret = _load_json_arg(a.return_, "--return") if a.return_ else None
             except (ValueError, OSError) as ex:
                 p.error(str(ex))
-            job = client.submit(a.estimator, obs, a.time_index, operator=op, noise_std=noise, n_samples=a.n_samples,
-                                seed=a.seed, params=params, wait=a.wait)
+            try:
+                job = client.submit(a.estimator, obs, a.time_index, operator=op, noise_std=noise,
+                                    n_samples=a.n_samples, seed=a.seed, params=params, return_=ret, wait=a.wait)
+            except ValueError as ex:  # the observations' shape, found before anything is sent
+                p.error(str(ex))
             _print(job.raw)
         elif a.command == "get":
             _print(client.get(a.id).raw)

@@ -86,14 +86,22 @@ def _jsonable_rows(observations: Any) -> List[Optional[List[Optional[float]]]]:
     """W rows, oldest first. NaN or None is a missing value; a row that is None or
     all missing becomes null (nothing observed at that time)."""
     if np is not None and isinstance(observations, np.ndarray):
+        if observations.ndim != 2:
+            raise ValueError("observations must be 2-D [window, n_obs] (one row per time, oldest first); got "
+                             "shape %s: for one time use obs[None, :] or [obs]" % (observations.shape,))
         observations = observations.tolist()
+    if isinstance(observations, (str, bytes)) or not hasattr(observations, "__iter__"):
+        raise ValueError("observations must be a list of rows (one per time, oldest first)")
     rows: List[Optional[List[Optional[float]]]] = []
-    for row in observations:
+    for i, row in enumerate(observations):
         if row is None:
             rows.append(None)
             continue
         if np is not None and isinstance(row, np.ndarray):
             row = row.tolist()
+        if isinstance(row, (str, bytes)) or not hasattr(row, "__iter__"):
+            raise ValueError("observations row %d is %r, not a list of values: observations are rows "
+                             "[window][n_obs] (for one time use [obs])" % (i, row))
         vals = [None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v) for v in row]
         rows.append(None if vals and all(v is None for v in vals) else vals)
     return rows

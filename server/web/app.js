@@ -1,0 +1,495 @@
+/* sbida console: a single page over the daemon's public API (/v1). No build
+ * step and no framework: hash routes (#/estimators, #/jobs, #/jobs/ID,
+ * #/submit), fetch with the tab's bearer token, uPlot for line charts and a
+ * canvas for 2D fields. Everything shown comes from the API; nothing is
+ * computed here that the daemon did not return, except colour scales. */
+"use strict";
+
+const TOKEN_KEY = "sbida.token";
+const FINAL = new Set(["succeeded", "failed", "cancelled"]);
+let timer = null;          // the current view's refresh timer
+let charts = [];           // uPlot instances of the current view
+
+const $ = (sel, root = document) => root.querySelector(sel);
+
+function h(tag, attrs = {}, ...kids) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === "class") e.className = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v === true ? "" : v);
+  }
+  for (const k of kids.flat()) {
+    if (k === null || k === undefined || k === false) continue;
+    e.append(k instanceof Node ? k : document.createTextNode(String(k)));
+  }
+  return e;
+}
+
+function fmt(x, digits = 3) {
+  if (x === null || x === undefined) return "";
+  if (typeof x !== "number") return String(x);
+  if (x !== 0 && (Math.abs(x) < 1e-3 || Math.abs(x) >= 1e5)) return x.toExponential(2);
+  return Number(x.toFixed(digits)).toString();
+}
+
+function when(iso) {
+  return iso ? new Date(iso).toLocaleString() : "";
+}
+
+/* ---- API ---------------------------------------------------------------- */
+
+class ApiError extends Error {
+  constructor(status, problem) {
+    super((problem && (problem.detail || problem.title)) || ("HTTP " + status));
+    this.status = status;
+    this.problem = problem;
+  }
+}
+
+let tokenWaiters = null;
+
+function askToken(reason) {
+  const dlg = $("#token-dialog");
+  $("#token-reason").textContent = reason ||
+    "This daemon asks for a bearer token (a line of its tokens file).";
+  $("#token-input").value = sessionStorage.getItem(TOKEN_KEY) || "";
+  if (!tokenWaiters) {
+    tokenWaiters = [];
+    if (!dlg.open) dlg.showModal();
+  }
+  return new Promise((resolve) => tokenWaiters.push(resolve));
+}
+
+function tokenDone(saved) {
+  const waiters = tokenWaiters || [];
+  tokenWaiters = null;
+  waiters.forEach((w) => w(saved));
+}
+
+async function api(path, opts = {}) {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const headers = Object.assign({ Accept: "application/json" }, opts.headers || {});
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    if (token) headers.Authorization = "Bearer " + token;
+    const res = await fetch(path, Object.assign({}, opts, { headers }));
+    if (res.status === 401) {
+      const saved = await askToken(token ? "The daemon refused this token; enter another." : null);
+      if (!saved) throw new ApiError(401, { title: "Unauthorized", detail: "no token given" });
+      continue;
+    }
+    if (opts.raw) {
+      if (!res.ok) throw new ApiError(res.status, await res.json().catch(() => null));
+      return res;
+    }
+    const body = res.status === 204 ? null : await res.json().catch(() => null);
+    if (!res.ok) throw new ApiError(res.status, body);
+    return body;
+  }
+  throw new ApiError(401, { title: "Unauthorized", detail: "token refused" });
+}
+
+function problemBox(err) {
+  const p = err.problem || {};
+  return h("div", { class: "problem", role: "alert" },
+    h("strong", {}, p.title || "Error", err.status ? " (" + err.status + ")" : ""), " ",
+    p.detail || err.message,
+    p.errors ? h("ul", {}, p.errors.map((e) => h("li", {}, typeof e === "string" ? e : JSON.stringify(e)))) : null);
+}
+
+/* ---- .npy (the daemon's sample format, and uploads) -------------------- */
+
+function parseNpy(buf) {
+  const u8 = new Uint8Array(buf);
+  if (u8[0] !== 0x93 || String.fromCharCode(...u8.slice(1, 6)) !== "NUMPY") throw new Error("not a .npy file");
+  const major = u8[6];
+  const dv = new DataView(buf);
+  const hlen = major === 1 ? dv.getUint16(8, true) : dv.getUint32(8, true);
+  const start = major === 1 ? 10 : 12;
+  const header = new TextDecoder().decode(u8.slice(start, start + hlen));
+  const descr = /'descr':\s*'([^']+)'/.exec(header);
+  const fortran = /'fortran_order':\s*(True|False)/.exec(header);
+  const shape = /'shape':\s*\(([^)]*)\)/.exec(header);
+  if (!descr || !fortran || !shape) throw new Error("unreadable .npy header");
+  if (fortran[1] === "True") throw new Error(".npy in Fortran order is not supported; save with C order");
+  const dims = shape[1].split(",").map((s) => s.trim()).filter((s) => s).map(Number);
+  const n = dims.reduce((a, b) => a * b, 1);
+  const off = start + hlen;
+  let data;
+  if (descr[1] === "<f4") data = new Float32Array(buf.slice(off, off + 4 * n));
+  else if (descr[1] === "<f8") data = new Float64Array(buf.slice(off, off + 8 * n));
+  else throw new Error("dtype " + descr[1] + " is not supported; use float32 or float64");
+  if (data.length !== n) throw new Error(".npy data is shorter than its shape says");
+  return { shape: dims, data };
+}
+
+/* ---- colour scale and 2D fields --------------------------------------- */
+
+function colour(t, diverging) {
+  t = Math.min(1, Math.max(0, t));
+  if (diverging) {             // blue - white - red
+    const a = Math.abs(t - 0.5) * 2;
+    const r = t > 0.5 ? 255 : Math.round(255 * (1 - a));
+    const b = t < 0.5 ? 255 : Math.round(255 * (1 - a));
+    const g = Math.round(255 * (1 - a));
+    return [r, g, b];
+  }
+  return [Math.round(255 * t), Math.round(255 * (0.15 + 0.7 * t * (1 - t) * 2)), Math.round(255 * (1 - t))];
+}
+
+function heatmap(values, H, W, caption, diverging) {
+  const c = h("canvas", { width: W, height: H, "data-kind": "heatmap" });
+  const ctx = c.getContext("2d");
+  const img = ctx.createImageData(W, H);
+  let lo = Infinity, hi = -Infinity;
+  for (const v of values) { if (v < lo) lo = v; if (v > hi) hi = v; }
+  if (diverging) { const m = Math.max(Math.abs(lo), Math.abs(hi)) || 1; lo = -m; hi = m; }
+  const span = hi - lo || 1;
+  for (let i = 0; i < H * W; i++) {
+    const [r, g, b] = colour((values[i] - lo) / span, diverging);
+    img.data.set([r, g, b, 255], 4 * i);
+  }
+  ctx.putImageData(img, 0, 0);
+  return h("figure", {}, c, h("figcaption", {}, caption + " [" + fmt(lo) + ", " + fmt(hi) + "]"));
+}
+
+/* ---- line chart --------------------------------------------------------- */
+
+function lineChart(target, title, xs, series, width = 900) {
+  // series: [{label, values, stroke, band: [loIdx, hiIdx]?, points?: true}]
+  const data = [xs, ...series.map((s) => s.values)];
+  const opts = {
+    title, width: Math.min(width, window.innerWidth - 60), height: 320,
+    scales: { x: { time: false } },
+    axes: [{ label: "state component" }, { label: "value" }],
+    series: [{ label: "component" }].concat(series.map((s) => ({
+      label: s.label, stroke: s.stroke, width: s.points ? 0 : 1.5,
+      points: s.points ? { show: true, size: 6, stroke: s.stroke, fill: s.stroke } : { show: false },
+      spanGaps: false,
+    }))),
+    bands: series.flatMap((s, i) => (s.band ? [{ series: s.band, fill: "rgba(31,95,191,0.15)" }] : [])),
+  };
+  const wrap = h("div", { class: "chart", "data-kind": "chart" });
+  target.append(wrap);
+  charts.push(new uPlot(opts, data, wrap));
+}
+
+/* ---- views -------------------------------------------------------------- */
+
+function setView(...kids) {
+  const v = $("#view");
+  v.replaceChildren(...kids);
+  return v;
+}
+
+function leaveView() {
+  if (timer) clearTimeout(timer);
+  timer = null;
+  charts.forEach((c) => c.destroy());
+  charts = [];
+}
+
+function shapeText(e) {
+  return e.state_shape ? e.state_shape.filter((d, i) => !(i < 2 && d === 1 && e.state_shape.length === 3 && e.state_shape[1] === 1)).join(" × ") : String(e.state_dim);
+}
+
+function evalSummary(e) {
+  const ev = e.evaluation;
+  if (!ev || !ev.setups) return h("span", { class: "muted" }, "none shipped");
+  return h("span", {}, ev.setups.map((s) => {
+    const mine = s.results && s.results[e.name];
+    return mine ? s.setup + ": RMSE " + fmt(mine.rmse) + ", cov.err " + fmt(mine.coverage_max_abs_error) : s.setup;
+  }).join("; "));
+}
+
+async function viewEstimators() {
+  const list = await api("/v1/estimators");
+  const rows = list.items.map((e) => h("tr", {},
+    h("td", {}, h("a", { href: "#/estimators/" + encodeURIComponent(e.name) }, e.name)),
+    h("td", {}, e.kind), h("td", {}, e.system), h("td", {}, shapeText(e)),
+    h("td", {}, String(e.window)), h("td", {}, typeof e.operator === "string" ? e.operator : JSON.stringify(e.operator)),
+    h("td", {}, typeof e.noise_std === "string" ? e.noise_std : JSON.stringify(e.noise_std)),
+    h("td", {}, evalSummary(e)),
+    h("td", {}, h("a", { href: "#/submit/" + encodeURIComponent(e.name) }, "submit"))));
+  setView(h("h1", {}, "Estimators"),
+    h("p", { class: "muted" }, list.items.length + " served. Accuracy is the shipped evaluation (RMSE and the largest coverage error over the credible levels; lower is better)."),
+    h("table", { id: "estimators" },
+      h("tr", {}, ["name", "kind", "system", "state", "window", "operator", "noise", "evaluation", ""].map((t) => h("th", {}, t))),
+      rows));
+}
+
+async function viewEstimator(name) {
+  const e = await api("/v1/estimators/" + encodeURIComponent(name));
+  const parts = [h("h1", {}, e.name), h("p", {}, (e.info && e.info.description) || e.kind + " on " + e.preset),
+    h("table", {}, [["kind", e.kind], ["preset", e.preset], ["system", e.system], ["state", shapeText(e)],
+      ["window", e.window], ["operator", JSON.stringify(e.operator)], ["noise_std", JSON.stringify(e.noise_std)],
+      ["time index", e.time_index ? e.time_index.min + " … " + e.time_index.max : ""],
+      ["training", e.training ? fmt(e.training.seconds, 0) + " s, " + e.training.steps + " steps" : "none (classical)"]]
+      .map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", {}, String(v)))))];
+  const ev = e.evaluation;
+  if (ev && ev.setups) {
+    parts.push(h("h2", {}, "Shipped evaluation"));
+    for (const s of ev.setups) {
+      parts.push(h("h3", {}, s.setup + " — " + JSON.stringify(s.operator) + ", σ = " + s.noise_std +
+        ", W = " + s.window + ", " + s.cases + " cases × " + s.samples + " samples"));
+      parts.push(h("table", {}, h("tr", {}, ["estimator", "RMSE", "spread", "CRPS", "coverage error", "s / request (1 thread)", "settings"].map((t) => h("th", {}, t))),
+        Object.entries(s.results).map(([n, r]) => h("tr", {}, h("td", {}, n),
+          ["rmse", "spread", "crps", "coverage_max_abs_error", "seconds_per_request"].map((k) => h("td", { class: "num" }, r[k] === null || r[k] === undefined ? "–" : fmt(r[k]))),
+          h("td", {}, r.params && Object.keys(r.params).length ? JSON.stringify(r.params) : "defaults")))));
+    }
+  }
+  parts.push(h("h2", {}, "Everything the daemon says"), h("pre", {}, JSON.stringify(e, null, 2)),
+    h("p", {}, h("a", { href: "#/submit/" + encodeURIComponent(e.name) }, "Submit a window to " + e.name)));
+  setView(...parts);
+}
+
+function jobRow(j) {
+  return h("tr", { "data-id": j.id },
+    h("td", {}, h("a", { href: "#/jobs/" + j.id }, j.id.slice(0, 12))),
+    h("td", {}, j.estimator), h("td", { class: "state-" + j.state }, j.state),
+    h("td", { class: "num" }, j.state === "running" ? Math.round(100 * (j.progress || 0)) + "%" : ""),
+    h("td", { class: "num" }, j.time_index), h("td", { class: "num" }, j.n_samples),
+    h("td", {}, when(j.created_at)), h("td", { class: "num" }, j.attempts));
+}
+
+async function viewJobs(query) {
+  const state = query.get("state") || "";
+  const estimator = query.get("estimator") || "";
+  const page = query.get("page") || "";
+  const ests = await api("/v1/estimators");
+  const sel = (id, options, value) => h("select", { id, onchange: () => go() },
+    options.map(([v, t]) => h("option", { value: v, selected: v === value }, t)));
+  const go = (pageToken) => {
+    const q = new URLSearchParams();
+    const s = $("#f-state").value, e = $("#f-estimator").value;
+    if (s) q.set("state", s);
+    if (e) q.set("estimator", e);
+    if (pageToken) q.set("page", pageToken);
+    location.hash = "#/jobs" + (q.toString() ? "?" + q : "");
+  };
+  const table = h("table", { id: "jobs" });
+  const pager = h("p", {});
+  setView(h("h1", {}, "Jobs"),
+    h("div", { class: "filters" },
+      h("label", {}, "state", sel("f-state", [["", "any"], ["queued", "queued"], ["running", "running"],
+        ["succeeded", "succeeded"], ["failed", "failed"], ["cancelled", "cancelled"]], state)),
+      h("label", {}, "estimator", sel("f-estimator", [["", "any"]].concat(ests.items.map((e) => [e.name, e.name])), estimator)),
+      h("span", { class: "muted", id: "jobs-updated" }, "")),
+    table, pager);
+  const refresh = async () => {
+    const q = new URLSearchParams({ limit: "50" });
+    if (state) q.set("state", state);
+    if (estimator) q.set("estimator", estimator);
+    if (page) q.set("page_token", page);
+    try {
+      const list = await api("/v1/assimilations?" + q);
+      table.replaceChildren(
+        h("tr", {}, ["job", "estimator", "state", "progress", "time", "samples", "created", "attempts"].map((t) => h("th", {}, t))),
+        ...(list.items.length ? list.items.map(jobRow) : [h("tr", {}, h("td", { colspan: 8, class: "muted" }, "no jobs"))]));
+      pager.replaceChildren(page ? h("a", { href: "#/jobs" }, "first page") : "", " ",
+        list.next_page_token ? h("button", { type: "button", onclick: () => go(list.next_page_token) }, "next page") : "");
+      $("#jobs-updated").textContent = "updated " + new Date().toLocaleTimeString();
+    } catch (err) {
+      table.replaceChildren(h("tr", {}, h("td", {}, problemBox(err))));
+    }
+    timer = setTimeout(refresh, 2000);
+  };
+  await refresh();
+}
+
+function obsPositions(op, n) {
+  // state components the observations of a 1D operator sit on, or null
+  if (!op || op.type === "identity") return [...Array(n).keys()];
+  if (op.type === "subsample") return [...Array(n).keys()].map((i) => (op.offset || 0) + i * (op.stride || 1));
+  if (op.type === "stations" && Array.isArray(op.indices)) return op.indices;
+  return null;
+}
+
+async function downloadSamples(id) {
+  const res = await api("/v1/assimilations/" + id + "/samples", { raw: true, headers: { Accept: "application/x-npy" } });
+  const blob = await res.blob();
+  const a = h("a", { href: URL.createObjectURL(blob), download: id + ".npy" });
+  document.body.append(a);
+  a.click();
+  a.remove();
+}
+
+async function renderResult(container, job, est) {
+  const r = job.result;
+  const shape = est && est.state_shape ? est.state_shape : [1, 1, r.mean.length];
+  const [C, H, W] = shape.length === 3 ? shape : [1, 1, r.mean.length];
+  const qs = Object.keys(r.quantiles || {}).map(Number).sort((a, b) => a - b);
+  if (H === 1) {
+    const xs = [...Array(r.mean.length).keys()];
+    const series = [];
+    let band = "mean ± 2 std";
+    if (qs.length >= 2) {
+      const lo = qs[0], hi = qs[qs.length - 1];
+      band = "quantiles " + lo + "–" + hi;
+      series.push({ label: "q" + lo, values: r.quantiles[String(lo)] || r.quantiles[Object.keys(r.quantiles).find((k) => Number(k) === lo)], stroke: "rgba(31,95,191,0.45)" });
+      series.push({ label: "q" + hi, values: r.quantiles[String(hi)] || r.quantiles[Object.keys(r.quantiles).find((k) => Number(k) === hi)], stroke: "rgba(31,95,191,0.45)" });
+    } else {
+      series.push({ label: "mean - 2 std", values: r.mean.map((m, i) => m - 2 * r.std[i]), stroke: "rgba(31,95,191,0.45)" });
+      series.push({ label: "mean + 2 std", values: r.mean.map((m, i) => m + 2 * r.std[i]), stroke: "rgba(31,95,191,0.45)" });
+    }
+    series[1].band = [2, 1];
+    series.push({ label: "posterior mean", values: r.mean, stroke: "#1f5fbf" });
+    const req = job.request;
+    if (req && Array.isArray(req.observations)) {
+      const last = req.observations[req.observations.length - 1];
+      const pos = Array.isArray(last) ? obsPositions(req.operator, last.length) : null;
+      if (pos) {
+        const y = xs.map(() => null);
+        pos.forEach((p, i) => { if (p >= 0 && p < y.length && last[i] !== null) y[p] = last[i]; });
+        series.push({ label: "observations (last time)", values: y, stroke: "#b3261e", points: true });
+      }
+    }
+    container.append(h("h2", {}, "Posterior at time " + job.time_index),
+      h("p", { class: "muted" }, "Band: " + band + ". Observations are drawn when the operator maps them to components (identity, subsample, stations)."));
+    lineChart(container, job.estimator + " — " + band, xs, series);
+  } else {
+    container.append(h("h2", {}, "Posterior fields at time " + job.time_index));
+    let sample = null;
+    try {
+      const res = await api("/v1/assimilations/" + job.id + "/samples", { raw: true, headers: { Accept: "application/x-npy" } });
+      sample = parseNpy(await res.arrayBuffer());
+    } catch (err) {
+      container.append(problemBox(err));
+    }
+    const HW = H * W;
+    for (let c = 0; c < C; c++) {
+      const figs = [heatmap(r.mean.slice(c * HW, (c + 1) * HW), H, W, "mean, channel " + c, true),
+        heatmap(r.std.slice(c * HW, (c + 1) * HW), H, W, "std, channel " + c, false)];
+      if (sample) figs.push(heatmap(Array.from(sample.data.slice(c * HW, (c + 1) * HW)), H, W, "sample 0, channel " + c, true));
+      container.append(h("div", { class: "heatmaps" }, figs));
+    }
+  }
+  const rest = Object.assign({}, r);
+  delete rest.mean; delete rest.std; delete rest.quantiles;
+  container.append(h("h2", {}, "Diagnostics"), h("pre", { id: "diagnostics" }, JSON.stringify(rest, null, 2)),
+    h("button", { type: "button", id: "download", onclick: () => downloadSamples(job.id).catch((e) => container.append(problemBox(e))) },
+      "Download samples (.npy)"));
+}
+
+async function viewJob(id) {
+  const head = h("div", {});
+  const body = h("div", {});
+  setView(h("h1", {}, "Job ", h("code", {}, id)), head, body);
+  let est = null;
+  const refresh = async () => {
+    let job;
+    try {
+      job = await api("/v1/assimilations/" + encodeURIComponent(id) + "?include=request");
+    } catch (err) {
+      head.replaceChildren(problemBox(err));
+      return;
+    }
+    head.replaceChildren(h("table", {}, [["state", h("span", { id: "job-state", class: "state-" + job.state }, job.state)],
+      ["estimator", h("a", { href: "#/estimators/" + encodeURIComponent(job.estimator) }, job.estimator)],
+      ["progress", Math.round(100 * (job.progress || 0)) + "%"], ["time index", job.time_index],
+      ["samples", job.n_samples], ["created", when(job.created_at)], ["started", when(job.started_at)],
+      ["finished", when(job.finished_at)], ["attempts", job.attempts]]
+      .map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", {}, v)))),
+      FINAL.has(job.state) ? "" : h("button", { type: "button", onclick: () => api("/v1/assimilations/" + id + "/cancel", { method: "POST" }).then(refresh, (e) => head.append(problemBox(e))) }, "Cancel"));
+    if (job.error) body.replaceChildren(problemBox(new ApiError(0, job.error)));
+    if (!FINAL.has(job.state)) { timer = setTimeout(refresh, 1000); return; }
+    if (job.state === "succeeded" && job.result) {
+      if (!est) est = await api("/v1/estimators/" + encodeURIComponent(job.estimator)).catch(() => null);
+      body.replaceChildren();
+      await renderResult(body, job, est);
+    }
+  };
+  await refresh();
+}
+
+function template(e) {
+  const n = e.state_dim;
+  const W = typeof e.window === "number" ? e.window : 5;
+  const obs = [...Array(W)].map(() => [...Array(n)].map(() => 0.0));
+  return {
+    estimator: e.name, time_index: Math.max(W - 1, e.time_index ? e.time_index.min : 0),
+    observations: obs, operator: e.operator && typeof e.operator === "object" ? e.operator : { type: "identity" },
+    noise_std: typeof e.noise_std === "number" ? e.noise_std : 1.0, n_samples: 64, seed: 1,
+  };
+}
+
+async function viewSubmit(name) {
+  const ests = await api("/v1/estimators");
+  const chosen = ests.items.find((e) => e.name === name) || ests.items[0];
+  const ta = h("textarea", { id: "request", spellcheck: "false" });
+  const out = h("div", { id: "submit-result" });
+  const pick = h("select", { id: "s-estimator", onchange: () => { location.hash = "#/submit/" + encodeURIComponent(pick.value); } },
+    ests.items.map((e) => h("option", { value: e.name, selected: e === chosen }, e.name)));
+  const file = h("input", { type: "file", id: "npy-file", accept: ".npy" });
+  file.addEventListener("change", async () => {
+    out.replaceChildren();
+    try {
+      const arr = parseNpy(await file.files[0].arrayBuffer());
+      if (arr.shape.length !== 2) throw new Error("expected a 2D array [window][observations], got shape (" + arr.shape + ")");
+      const [Wn, m] = arr.shape;
+      const req = JSON.parse(ta.value);
+      req.observations = [...Array(Wn)].map((_, w) => Array.from(arr.data.slice(w * m, (w + 1) * m), (v) => (Number.isNaN(v) ? null : v)));
+      ta.value = JSON.stringify(req, null, 1);
+    } catch (err) {
+      out.replaceChildren(problemBox(err));
+    }
+  });
+  ta.value = JSON.stringify(template(chosen), null, 1);
+  const send = async () => {
+    out.replaceChildren();
+    let body;
+    try { body = JSON.parse(ta.value); } catch (err) { out.replaceChildren(problemBox(new Error("not JSON: " + err.message))); return; }
+    try {
+      const job = await api("/v1/assimilations", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+      location.hash = "#/jobs/" + job.id;
+    } catch (err) {
+      out.replaceChildren(problemBox(err));
+    }
+  };
+  setView(h("h1", {}, "Submit a window"),
+    h("div", { class: "filters" }, h("label", {}, "estimator", pick), h("label", {}, "observations from .npy [W, n_obs] (NaN = missing)", file)),
+    h("p", { class: "muted" }, "The request as JSON (see /openapi.json, AssimilationRequest). The template observes zeros; paste your window or load a .npy."),
+    ta, h("p", {}, h("button", { type: "button", id: "submit", onclick: send }, "Submit")), out);
+}
+
+async function route() {
+  leaveView();
+  const [path, qs] = (location.hash.slice(1) || "/estimators").split("?");
+  const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
+  const query = new URLSearchParams(qs || "");
+  document.querySelectorAll("[data-nav]").forEach((a) => a.classList.toggle("active", a.dataset.nav === parts[0]));
+  try {
+    if (parts[0] === "jobs" && parts[1]) await viewJob(parts[1]);
+    else if (parts[0] === "jobs") await viewJobs(query);
+    else if (parts[0] === "submit") await viewSubmit(parts[1]);
+    else if (parts[0] === "estimators" && parts[1]) await viewEstimator(parts[1]);
+    else await viewEstimators();
+  } catch (err) {
+    setView(problemBox(err));
+  }
+}
+
+function init() {
+  // the current view's charts, for tests and the curious (read-only use)
+  window.sbida = { get charts() { return charts; } };
+  $("#token-form").addEventListener("submit", () => {
+    const t = $("#token-input").value.trim();
+    if (t) sessionStorage.setItem(TOKEN_KEY, t);
+    tokenDone(!!t);
+  });
+  $("#token-dialog").addEventListener("cancel", () => tokenDone(false));
+  $("#token-clear").addEventListener("click", () => {
+    sessionStorage.removeItem(TOKEN_KEY);
+    $("#token-dialog").close();
+    tokenDone(false);
+  });
+  $("#token-button").addEventListener("click", () => askToken().then((ok) => ok && route()));
+  fetch("/openapi.json").then((r) => r.json()).then((b) => {
+    if (b && b.info && b.info.version) $("#version").textContent = "API " + b.info.version;
+  }).catch(() => {});
+  window.addEventListener("hashchange", route);
+  route();
+}
+
+init();

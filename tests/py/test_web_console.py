@@ -1,0 +1,186 @@
+"""The web console in a real browser: headless Chromium (Debian's chromium and
+chromium-driver) driven by selenium against a real daemon with tokens. The page
+loads with no console errors beyond the expected 401 of the token prompt, the
+token prompt works (a wrong token is asked again, the right one lists the
+estimators), a job submitted from the form appears and reaches succeeded, and
+its chart is drawn (uPlot's canvas has ink, its legend names the series).
+Screenshots go to $BUILD/screenshots/ for a person to look at."""
+import json
+import os
+import shutil
+import time
+
+import pytest
+
+from daemon_util import BUILD, fresh_daemon  # noqa: F401
+
+selenium = pytest.importorskip("selenium", reason="python3-selenium is installed by make deps")
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+SHOTS = BUILD / "screenshots"
+
+
+@pytest.fixture
+def browser():
+    chromium = shutil.which("chromium")
+    driver_bin = shutil.which("chromedriver")
+    if not chromium or not driver_bin:
+        pytest.skip("chromium and chromium-driver are installed by make deps")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+              "--window-size=1280,1000", "--no-first-run", "--disable-extensions"):
+        opts.add_argument(a)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    from selenium.webdriver.chrome.service import Service
+    service = Service(executable_path=driver_bin)
+    d = webdriver.Chrome(options=opts, service=service)
+    d.set_page_load_timeout(30)
+    yield d
+    d.quit()
+
+
+def console_errors(driver):
+    """Browser console entries at SEVERE, without the 401 answers the token
+    prompt is built on (Chromium logs every non-2xx fetch as an error)."""
+    out = []
+    for e in driver.get_log("browser"):
+        if e["level"] != "SEVERE":
+            continue
+        if "status of 401" in e["message"]:
+            continue
+        out.append(e["message"])
+    return out
+
+
+def shot(driver, name):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / (name + ".png")
+    driver.save_screenshot(str(path))
+    return path
+
+
+def answer_token(driver, token):
+    wait = WebDriverWait(driver, 15)
+    wait.until(lambda d: d.execute_script("return document.getElementById('token-dialog').open"))
+    box = driver.find_element(By.ID, "token-input")
+    box.clear()
+    box.send_keys(token)
+    driver.find_element(By.ID, "token-save").click()
+
+
+def canvas_ink(driver, css):
+    """Fraction of pixels of the first canvas under css that are not background."""
+    return driver.execute_script("""
+        const c = document.querySelector(arguments[0]);
+        if (!c) return -1;
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let ink = 0;
+        for (let i = 0; i < d.length; i += 4)
+            if (d[i + 3] > 0 && (d[i] < 240 || d[i + 1] < 240 || d[i + 2] < 240)) ink++;
+        return ink / (c.width * c.height);""", css)
+
+
+def test_console_token_submit_and_plot(fresh_daemon, tmp_path, browser):
+    tokens = tmp_path / "tokens"
+    tokens.write_text("console-secret\n")
+    d = fresh_daemon(["--tokens-file", str(tokens), "--workers", "1"]).start()
+    base = "http://127.0.0.1:%d" % d.port
+    wait = WebDriverWait(browser, 30)
+
+    # the page itself is public (it holds no data); the API behind it is not
+    browser.get(base + "/")
+    assert browser.title == "sbida console"
+    answer_token(browser, "wrong-token")
+    # the refused token brings the prompt back, saying so
+    wait.until(lambda b: b.execute_script("return document.getElementById('token-dialog').open"))
+    wait.until(EC.text_to_be_present_in_element((By.ID, "token-reason"), "refused"))
+    shot(browser, "01-token-prompt")
+    answer_token(browser, "console-secret")
+    table = wait.until(EC.presence_of_element_located((By.ID, "estimators")))
+    names = [a.text for a in table.find_elements(By.CSS_SELECTOR, "td:first-child a")]
+    served = [e["name"] for e in d.get("/v1/estimators", headers={"Authorization": "Bearer console-secret"})
+              .json()["items"]]
+    assert names == served and "l96-sakov-etkf" in names
+    shot(browser, "02-estimators")
+
+    # submit a window from the form: a Lorenz96 state observed at every node
+    browser.get(base + "/#/submit/l96-sakov-etkf")
+    area = wait.until(EC.presence_of_element_located((By.ID, "request")))
+    template = json.loads(area.get_attribute("value"))
+    assert template["estimator"] == "l96-sakov-etkf" and len(template["observations"][0]) == 40
+    obs = [[(2.5 if (i + w) % 5 == 0 else 0.3) for i in range(40)] for w in range(5)]
+    req = dict(template, observations=obs, time_index=4, n_samples=48, seed=11)
+    browser.execute_script("document.getElementById('request').value = arguments[0]", json.dumps(req))
+    browser.find_element(By.ID, "submit").click()
+    wait.until(lambda b: "#/jobs/" in b.current_url)
+    job_id = browser.current_url.rsplit("/", 1)[1]
+    wait.until(EC.text_to_be_present_in_element((By.ID, "job-state"), "succeeded"))
+    # the job exists in the API with what the form sent
+    j = d.get("/v1/assimilations/%s?include=request" % job_id,
+              headers={"Authorization": "Bearer console-secret"}).json()
+    assert j["state"] == "succeeded" and j["request"]["observations"][-1] == obs[-1]
+
+    # the chart: uPlot drew lines (ink on its canvas) and its legend names the mean,
+    # the band and the observations
+    wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, ".uplot canvas")))
+    time.sleep(0.3)
+    assert canvas_ink(browser, ".uplot canvas") > 0.01
+    legend = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".u-legend .u-label")]
+    assert "posterior mean" in legend and "observations (last time)" in legend
+    assert any(t.startswith("q") for t in legend), legend
+    # the drawn mean is the job's mean (uPlot keeps the data it plotted)
+    series = browser.execute_script(
+        "const u = window.sbida.charts[0]; return u.series.map((s, i) => [s.label, u.data[i]]);")
+    drawn = dict((label, data) for label, data in series)
+    assert drawn["posterior mean"] == pytest.approx(j["result"]["mean"], rel=1e-6)
+    diag = json.loads(browser.find_element(By.ID, "diagnostics").text)
+    assert "mean" not in diag  # the diagnostics are what is not plotted
+    shot(browser, "03-job")
+
+    # the job list shows it, with its state, and updates without reload
+    browser.get(base + "/#/jobs")
+    try:
+        row = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "tr[data-id='%s']" % job_id)))
+    except Exception:
+        shot(browser, "99-failure")
+        print(browser.find_element(By.ID, "view").text, browser.get_log("browser"))
+        raise
+    assert "succeeded" in row.text
+    shot(browser, "04-jobs")
+    stamp = browser.find_element(By.ID, "jobs-updated").text
+    wait.until(lambda b: b.find_element(By.ID, "jobs-updated").text != stamp)
+
+    errors = console_errors(browser)
+    assert not errors, errors
+
+
+def test_console_draws_2d_fields(fresh_daemon, browser):
+    # a Kolmogorov-flow job (state 2 x 32 x 32): the job page shows heatmaps of
+    # the mean, the std and one sample per velocity channel, each with structure
+    d = fresh_daemon(["--workers", "1"]).start()
+    body = {"estimator": "kolmogorov-etkf", "time_index": 0,
+            "observations": [[0.4 * ((i * 7) % 5 - 2) for i in range(128)]],
+            "operator": {"type": "coarsen", "factor": 4}, "noise_std": 0.1, "n_samples": 16, "seed": 5}
+    job = d.post("/v1/assimilations", body).json()
+    assert d.wait_state(job["id"], timeout=120)["state"] == "succeeded"
+    browser.get("http://127.0.0.1:%d/#/jobs/%s" % (d.port, job["id"]))
+    wait = WebDriverWait(browser, 60)
+    wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "canvas[data-kind=heatmap]")) == 6)
+    shot(browser, "05-job-2d")
+    captions = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".heatmaps figcaption")]
+    assert [c.split(" [")[0] for c in captions] == [
+        "mean, channel 0", "std, channel 0", "sample 0, channel 0",
+        "mean, channel 1", "std, channel 1", "sample 0, channel 1"]
+    for i in range(6):
+        distinct = browser.execute_script("""
+            const c = document.querySelectorAll('canvas[data-kind=heatmap]')[arguments[0]];
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            const seen = new Set();
+            for (let k = 0; k < d.length; k += 4) seen.add(d[k] + ',' + d[k + 1] + ',' + d[k + 2]);
+            return [c.width, c.height, seen.size];""", i)
+        assert distinct[:2] == [32, 32] and distinct[2] > 20, (i, distinct)
+    assert not console_errors(browser), console_errors(browser)
