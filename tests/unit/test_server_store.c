@@ -476,7 +476,7 @@ static void test_store_failure_never_strands_a_job(void **state) {
   sb_error err = {0};
   assert_int_equal(reg_load(&reg, "/nonexistent-models-dir", &err), 0);
   job_queue *q;
-  job_queue_opts o = {s, &reg, 1, 1, 16, NULL, NULL, NULL, NULL, 50};
+  job_queue_opts o = {s, &reg, 1, 1, 16, NULL, NULL, NULL, NULL, 50, "test", 30, 10, 3};
   assert_int_equal(job_queue_start(&q, &o, &err), 0);
   char req[8192];
   store_new_run n = {"l96-sakov-etkf", 4, 16, queue_request(req, sizeof req), NULL, "h"};
