@@ -39,7 +39,7 @@ struct job_queue {
   job_queue_opts o;
   uv_mutex_t mu;
   uv_cond_t cv;
-  long wake;          /* hints that queued runs may wait in the store */
+  long wake;          /* claims to try before sleeping (at most workers): queued runs may wait in the store */
   long reserved;      /* queue slots held by submissions being stored */
   int claim_failing;  /* the last claim could not be written */
   int stopping;
@@ -275,7 +275,7 @@ static void job_worker(void *arg) {
     uv_mutex_lock(&q->mu);
     memcpy(id, slot->id, sizeof id);
     slot->id[0] = 0;
-    q->wake++; /* more may be queued: the next claim finds out */
+    if (q->wake < q->o.workers) q->wake++; /* more may be queued: the next claim finds out */
     uv_mutex_unlock(&q->mu);
     if (q->o.on_done) q->o.on_done(q->o.on_done_ctx, id);
   }
@@ -323,7 +323,7 @@ static void job_lease_tick(job_queue *q) {
 
 void job_queue_wake(job_queue *q) {
   uv_mutex_lock(&q->mu);
-  q->wake += q->o.workers;
+  q->wake = q->o.workers; /* pending claims start after this call: one per worker is enough */
   uv_cond_broadcast(&q->cv);
   uv_mutex_unlock(&q->mu);
 }
@@ -414,7 +414,7 @@ void job_queue_push(job_queue *q, const char *id, int reserved) {
   (void)id; /* the run is in the store; a worker claims it (the oldest first) */
   uv_mutex_lock(&q->mu);
   if (reserved) q->reserved--;
-  q->wake++;
+  if (q->wake < q->o.workers) q->wake++; /* a pending wake is a claim that starts after this commit */
   uv_cond_signal(&q->cv);
   uv_mutex_unlock(&q->mu);
 }

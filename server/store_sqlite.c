@@ -756,7 +756,9 @@ static int store_recover_fn(sq *s, void *vctx, sb_error *err) {
 
 static int sq_sweep(store *base, int max_attempts, int64_t now_ms, int *requeued, int *failed, sb_error *err) {
   store_recover_ctx c = {max_attempts, now_ms, 1, 0, 0};
-  int rc = store_write_txn((sq *)base, store_recover_fn, &c, err);
+  /* lazy: runs every heartbeat, mostly finding nothing; a sweep lost to a
+   * power cut leaves the runs running with an expired lease, swept again */
+  int rc = store_write_txn_mode((sq *)base, 1, store_recover_fn, &c, err);
   *requeued = c.requeued;
   *failed = c.failed;
   return rc;

@@ -51,14 +51,21 @@ class PgServer:
         for attempt in range(5):
             self.port = _free_port()
             try:
-                self._run([PG_BIN / "pg_ctl", "-D", data, "-l", self.dir / "server.log", "-w", "-t", "30", "-o",
-                           "-p %d -k %s -h 127.0.0.1 -c fsync=off -c max_connections=200" % (self.port, self.dir),
-                           "start"])
+                self.start_server()
                 return self
             except subprocess.CalledProcessError:
                 if attempt == 4:
                     raise RuntimeError("PostgreSQL did not start:\n" + self.log())
         return self
+
+    def start_server(self):
+        """(Re)starts the server on its port (start() chose it)."""
+        self._run([PG_BIN / "pg_ctl", "-D", self.dir / "data", "-l", self.dir / "server.log", "-w", "-t", "30", "-o",
+                   "-p %d -k %s -h 127.0.0.1 -c fsync=off -c max_connections=200" % (self.port, self.dir), "start"])
+
+    def stop_server(self):
+        """Stops the server (fast: clients are disconnected), keeping its data."""
+        self._run([PG_BIN / "pg_ctl", "-D", self.dir / "data", "-m", "fast", "-w", "stop"])
 
     def log(self):
         try:

@@ -335,6 +335,8 @@ static int cnt_lasterr(sqlite3_vfs *v, int n, char *b) {
 static int cnt_time64(sqlite3_vfs *v, sqlite3_int64 *t) { (void)v; return real_vfs->xCurrentTimeInt64(real_vfs, t); }
 
 static void cnt_vfs_install(void) {
+  /* a failed test may have left it installed: never wrap it in itself */
+  if (sqlite3_vfs_find(NULL) == &cnt_vfs) return;
   real_vfs = sqlite3_vfs_find(NULL);
   assert_non_null(real_vfs);
   memset(&cnt_vfs, 0, sizeof cnt_vfs);
