@@ -18,7 +18,10 @@
 #include "server/store.h"
 #include "testutil.h"
 
+static volatile int fail_writes, fail_syncs;
+
 static store *open_fresh(const char *name) {
+  fail_writes = fail_syncs = 0; /* a failed test may have left them set */
   char path[600];
   snprintf(path, sizeof path, "%s/%s", tu_tmpdir(), name);
   unlink(path);
@@ -268,8 +271,8 @@ typedef struct {
 static sqlite3_vfs *real_vfs;
 static sqlite3_vfs cnt_vfs;
 static int wal_syncs, db_syncs;
-/* failure injection: every write fails as a full disk; every WAL sync fails */
-static volatile int fail_writes, fail_syncs;
+/* failure injection (fail_writes, fail_syncs above): every write fails as a
+ * full disk; every WAL sync fails */
 
 #define REAL(f) (((cnt_file *)(f))->real)
 static int cnt_close(sqlite3_file *f) {
@@ -335,7 +338,7 @@ static int cnt_lasterr(sqlite3_vfs *v, int n, char *b) {
 static int cnt_time64(sqlite3_vfs *v, sqlite3_int64 *t) { (void)v; return real_vfs->xCurrentTimeInt64(real_vfs, t); }
 
 static void cnt_vfs_install(void) {
-  /* a failed test may have left it installed: never wrap it in itself */
+  /* already the default (a failed test did not remove it): keep the real one */
   if (sqlite3_vfs_find(NULL) == &cnt_vfs) return;
   real_vfs = sqlite3_vfs_find(NULL);
   assert_non_null(real_vfs);
