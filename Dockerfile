@@ -5,7 +5,8 @@
 #
 # Inside the container sbidad listens on 0.0.0.0:8080, serves the models baked in from
 # models/*.safetensors with their evaluations models/eval (plus the always-available ETKF/LETKF/PF baselines) and keeps its
-# SQLite database on the volume /var/lib/sbida. Anything beyond loopback should use bearer
+# SQLite database on the volume /var/lib/sbida (or, with SBIDA_DB=postgresql://..., shares a
+# PostgreSQL database with other replicas: deploy/README.md). Anything beyond loopback should use bearer
 # tokens: mount a file with one token per line and set SBIDA_TOKENS_FILE (see
 # docker-compose.yml and deploy/README.md). Every flag is also an SBIDA_* variable
 # (docs/daemon.md).
@@ -13,7 +14,7 @@
 FROM debian:bookworm-slim AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends build-essential pkg-config libjansson-dev \
-      libopenblas-dev libsqlite3-dev libuv1-dev libmicrohttpd-dev libfftw3-dev libpng-dev \
+      libopenblas-dev libsqlite3-dev libuv1-dev libmicrohttpd-dev libfftw3-dev libpng-dev libpq-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Makefile ./
@@ -31,7 +32,7 @@ FROM debian:bookworm-slim
 # curl only serves the HEALTHCHECK.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libjansson4 libopenblas0-pthread libsqlite3-0 libuv1 \
-      libmicrohttpd12 libfftw3-double3 libpng16-16 curl \
+      libmicrohttpd12 libfftw3-double3 libpng16-16 libpq5 curl \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 sbida \
  && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/sbida --shell /usr/sbin/nologin sbida \

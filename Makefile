@@ -30,7 +30,7 @@ else
 ARCH := -march=x86-64 -mtune=generic
 endif
 
-PKGS     := jansson openblas sqlite3 libuv libmicrohttpd fftw3 libpng
+PKGS     := jansson openblas sqlite3 libuv libmicrohttpd fftw3 libpng libpq
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 # One include root: library headers are named by their module ("est/est.h"),

@@ -24,7 +24,7 @@ typedef struct {
 static const config_opt config_opts[] = {
     {"listen", STR(listen), "127.0.0.1:8080", "HOST:PORT to listen on (loopback by default; use tokens elsewhere)"},
     {"models", STR(models), "models", "directory scanned for *.safetensors model files"},
-    {"db", STR(db), "var/sbida.db", "SQLite database file (created, WAL mode)"},
+    {"db", STR(db), "var/sbida.db", "SQLite database file (created, WAL mode), or postgresql://... shared by replicas"},
     {"workers", LNG(workers), "2", "worker threads running assimilation jobs"},
     {"max-queue", LNG(max_queue), "256", "queued jobs before POST answers 429"},
     {"max-body-bytes", LNG(max_body_bytes), "8388608", "largest request body accepted (413 above)"},
@@ -45,6 +45,8 @@ static const config_opt config_opts[] = {
     {"max-connections-per-ip", LNG(max_connections_per_ip), "256", "open HTTP connections from one client address at most (a reverse proxy is one address)"},
     {"max-body-total", LNG(max_body_total), "268435456", "request body bytes buffered across all requests (503 above)"},
     {"max-db-bytes", LNG(max_db_bytes), "0", "largest database file in bytes (0: no limit); full: POST 503, not ready"},
+    {"lease-seconds", DBL(lease_seconds), "30", "a running job stays this daemon's this long after each heartbeat; then another takes it over"},
+    {"heartbeat-seconds", DBL(heartbeat_seconds), "0", "lease renewal and expiry sweep period (0: lease-seconds / 3)"},
     {"log-level", STR(log_level), "info", "debug, info, warn or error"},
 };
 #define N_OPTS (sizeof config_opts / sizeof config_opts[0])
@@ -202,6 +204,12 @@ int config_load(config *c, int argc, char **argv, sb_error *err) {
   if (c->max_connections_per_ip < 1) return sb_fail(err, SB_EINVAL, "--max-connections-per-ip must be at least 1");
   if (c->max_body_total < c->max_body_bytes)
     return sb_fail(err, SB_EINVAL, "--max-body-total must be at least --max-body-bytes");
+  if (!(c->lease_seconds >= 1 && c->lease_seconds <= 3600))
+    return sb_fail(err, SB_EINVAL, "--lease-seconds must be 1..3600");
+  if (c->heartbeat_seconds == 0) c->heartbeat_seconds = c->lease_seconds / 3;
+  if (!(c->heartbeat_seconds >= 0.1 && c->heartbeat_seconds <= c->lease_seconds / 2))
+    return sb_fail(err, SB_EINVAL, "--heartbeat-seconds must be 0.1..lease-seconds/2 (a lease survives one missed "
+                   "heartbeat)");
   if (c->max_db_bytes && c->max_db_bytes < 65536) return sb_fail(err, SB_EINVAL, "--max-db-bytes must be 0 or >= 65536");
   return SB_OK;
 }

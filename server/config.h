@@ -34,6 +34,8 @@ typedef struct config {
   long max_connections_per_ip;
   long max_body_total;    /* request body bytes buffered across all requests at once */
   long max_db_bytes;      /* 0 = no limit; the database refuses to grow past it */
+  double lease_seconds;   /* a claimed job's lease, renewed every heartbeat_seconds */
+  double heartbeat_seconds;
   /* derived */
   char host[256];
   int port;

@@ -11,20 +11,15 @@
 #include "metrics.h"
 #include "problem.h"
 
-typedef struct job_node {
-  char id[40];
-  double enq_mono;
-  struct job_node *next;
-} job_node;
-
-/* A job whose store write failed past its retries: "requeue" ones are still
- * queued in the store (the queued -> running mark failed) and go back to the
- * queue once the store can write; "fail" ones are running in the store with
- * no worker, and the tick writes them failed with error (a problem) until it
- * succeeds. Nothing is left running with no one to finish it. */
+/* A job whose final store write failed past its retries: it is running in
+ * the store with no worker, and the tick writes it failed with error (a
+ * problem) until it succeeds. Nothing is left running with no one to finish
+ * it. (A claim that cannot be written leaves the job queued in the store:
+ * claim_failing, and the workers claim again once the store writes.) */
 typedef struct job_unsettled {
   char id[40];
   int requeue;
+  int attempt;
   char *error;
   struct job_unsettled *next;
 } job_unsettled;
@@ -33,6 +28,7 @@ typedef struct job_slot {
   job_queue *q;
   uv_thread_t thread;
   char id[40];        /* running id, "" when idle */
+  int attempt;        /* its attempt (store_claim), the lease's key */
   sb_cancel cancel;
   int shutdown;       /* cancelled because the daemon stops */
   int exited;         /* the thread has returned (joinable at once) */
@@ -43,14 +39,16 @@ struct job_queue {
   job_queue_opts o;
   uv_mutex_t mu;
   uv_cond_t cv;
-  job_node *head, *tail;
-  long depth, reserved;
+  long wake;          /* claims to try before sleeping (at most workers): queued runs may wait in the store */
+  long reserved;      /* queue slots held by submissions being stored */
+  int claim_failing;  /* the last claim could not be written */
   int stopping;
   job_slot *slots;
   job_unsettled *unsettled;
   long n_unsettled;
   int abandoned;      /* workers left running at stop (job_queue_stop) */
   unsigned ticks;
+  double next_beat, next_sweep; /* loop thread: clock_mono_s of the next heartbeat and sweep */
   /* loop thread */
   uv_loop_t loop;
   uv_timer_t timer;
@@ -77,11 +75,12 @@ static int job_retry_wait(int attempt) {
   return 1;
 }
 
-static void job_add_unsettled(job_queue *q, const char *id, int requeue, const char *error) {
+static void job_add_unsettled(job_queue *q, const char *id, int attempt, int requeue, const char *error) {
   job_unsettled *u = calloc(1, sizeof *u);
   if (u) {
     snprintf(u->id, sizeof u->id, "%s", id);
     u->requeue = requeue;
+    u->attempt = attempt;
     u->error = error ? strdup(error) : NULL;
   }
   uv_mutex_lock(&q->mu);
@@ -106,12 +105,12 @@ static char *job_store_problem(const char *what, const sb_error *err) {
 /* running -> final state, retried; when the result itself cannot be written
  * (a large sample blob on a full database), the job fails with a small
  * problem saying so; when nothing can be written, the tick finishes it. */
-static const char *job_settle(job_queue *q, const char *id, job_outcome *out) {
+static const char *job_settle(job_queue *q, const char *id, int attempt, job_outcome *out) {
   sb_error err = {0};
   int rc = 0;
   for (int i = 0;; i++) {
-    rc = store_finish(q->o.store, id, out->state, clock_now_ms(), out->result, out->samples, out->n_samples, out->dim,
-                      out->error, &err);
+    rc = store_finish_attempt(q->o.store, id, attempt, out->state, clock_now_ms(), out->result, out->samples,
+                              out->n_samples, out->dim, out->error, &err);
     if (!rc || rc == STORE_ECONFLICT || rc == STORE_ENOTFOUND || !job_retry_wait(i)) break;
   }
   if (!rc || rc == STORE_ECONFLICT || rc == STORE_ENOTFOUND) {
@@ -121,30 +120,40 @@ static const char *job_settle(job_queue *q, const char *id, job_outcome *out) {
   log_event(LOG_ERROR, "job_store_error", json_pack("{s:s, s:s}", "id", id, "reason", err.msg));
   char *problem = job_store_problem(job_state_is(out->state, JOB_SUCCEEDED) ? "the result" : "the outcome", &err);
   for (int i = 0;; i++) {
-    rc = store_finish(q->o.store, id, job_state_name(JOB_FAILED), clock_now_ms(), NULL, NULL, 0, 0, problem, &err);
+    rc = store_finish_attempt(q->o.store, id, attempt, job_state_name(JOB_FAILED), clock_now_ms(), NULL, NULL, 0, 0,
+                              problem, &err);
     if (!rc || rc == STORE_ECONFLICT || rc == STORE_ENOTFOUND || !job_retry_wait(i)) break;
   }
   const char *state = job_state_name(JOB_FAILED);
-  if (rc && rc != STORE_ECONFLICT && rc != STORE_ENOTFOUND) job_add_unsettled(q, id, 0, problem), state = "unsettled";
+  if (rc && rc != STORE_ECONFLICT && rc != STORE_ENOTFOUND) job_add_unsettled(q, id, attempt, 0, problem), state = "unsettled";
   free(problem);
   return state;
 }
 
-static void job_execute(job_slot *slot, const char *id, double enq_mono) {
+/* Claims the oldest queued run and runs it. Returns 1 when one was run. */
+static int job_execute(job_slot *slot) {
   job_queue *q = slot->q;
   sb_error err = {0};
-  int taken = 0, rc = 0;
+  int claimed = 0, attempt = 0, rc = 0;
+  char id[40] = "";
   for (int i = 0;; i++) {
-    if (!(rc = store_mark_running(q->o.store, id, clock_now_ms(), &taken, &err)) || !job_retry_wait(i)) break;
+    if (!(rc = store_claim(q->o.store, q->o.owner, clock_now_ms(), (int64_t)(q->o.lease_s * 1000), id, &attempt,
+                           &claimed, &err)) ||
+        !job_retry_wait(i))
+      break;
   }
-  if (rc) {
-    /* still queued in the store: back to the queue once it can write */
-    log_event(LOG_ERROR, "job_store_error", json_pack("{s:s, s:s}", "id", id, "reason", err.msg));
-    job_add_unsettled(q, id, 1, NULL);
-    return;
+  uv_mutex_lock(&q->mu);
+  if (rc && !q->claim_failing) log_event(LOG_ERROR, "job_store_error", json_pack("{s:s}", "reason", err.msg));
+  q->claim_failing = rc != 0; /* the run stays queued in the store; the tick wakes us once it writes */
+  if (claimed) {
+    memcpy(slot->id, id, sizeof slot->id);
+    slot->attempt = attempt;
+    sb_cancel_init(&slot->cancel);
+    slot->shutdown = 0;
+    slot->progress = 0;
   }
-  if (!taken) return; /* cancelled or deleted while queued */
-  metrics_observe(METRIC_QUEUE_WAIT_SECONDS, clock_mono_s() - enq_mono);
+  uv_mutex_unlock(&q->mu);
+  if (rc || !claimed) return 0;
   store_run run;
   for (int i = 0;; i++) {
     if (!(rc = store_get(q->o.store, id, &run, &err)) || !job_retry_wait(i)) break;
@@ -153,10 +162,12 @@ static void job_execute(job_slot *slot, const char *id, double enq_mono) {
     log_event(LOG_ERROR, "job_store_error", json_pack("{s:s, s:s}", "id", id, "reason", err.msg));
     job_outcome out = {.state = job_state_name(JOB_FAILED)};
     out.error = job_store_problem("the request could not be read back, so it", &err);
-    job_settle(q, id, &out);
+    job_settle(q, id, attempt, &out);
     job_outcome_free(&out);
-    return;
+    return 1;
   }
+  if (run.created_ms > 0) metrics_observe(METRIC_QUEUE_WAIT_SECONDS, (double)(clock_now_ms() - run.created_ms) / 1000);
+  if (run.cancel_requested) sb_cancel_request(&slot->cancel); /* cancelled between the claim and here */
   log_event(LOG_INFO, "job_started", json_pack("{s:s, s:s, s:i, s:i}", "id", id, "estimator", run.estimator,
                                                "n_samples", run.n_samples, "attempt", run.attempts));
   double t0 = clock_mono_s();
@@ -169,15 +180,16 @@ static void job_execute(job_slot *slot, const char *id, double enq_mono) {
   uv_mutex_unlock(&q->mu);
   if (job_state_is(out.state, JOB_CANCELLED) && shutdown) {
     for (int i = 0;; i++) {
-      if (!(rc = store_requeue(q->o.store, id, "daemon shutting down", &err)) || !job_retry_wait(i)) break;
+      if (!(rc = store_requeue_attempt(q->o.store, id, attempt, "daemon shutting down", &err)) || !job_retry_wait(i))
+        break;
     }
     /* if even this fails the run stays 'running', and the next start's
-     * recovery re-queues it */
+     * recovery (or another daemon's sweep, once the lease expires) re-queues it */
     if (rc) log_event(LOG_ERROR, "job_store_error", json_pack("{s:s, s:s}", "id", id, "reason", err.msg));
     metrics_job_event("requeued");
     log_event(LOG_INFO, "job_requeued", json_pack("{s:s, s:s}", "id", id, "reason", "shutdown"));
   } else {
-    const char *state = job_settle(q, id, &out);
+    const char *state = job_settle(q, id, attempt, &out);
     json_t *f = json_pack("{s:s, s:s, s:f}", "id", id, "state", state, "seconds", dt);
     if (out.error) json_object_set_new(f, "error", json_loads(out.error, 0, NULL));
     if (strcmp(state, "unsettled")) metrics_job_event(state);
@@ -185,6 +197,7 @@ static void job_execute(job_slot *slot, const char *id, double enq_mono) {
   }
   job_outcome_free(&out);
   store_run_free(&run);
+  return 1;
 }
 
 /* On the loop thread about once a second: settles what job_execute could
@@ -204,12 +217,9 @@ static void job_settle_tick(job_queue *q) {
     job_unsettled *u = list;
     list = u->next;
     int done = 0;
-    if (writable && u->requeue) {
-      job_queue_push(q, u->id, 0);
-      done = 1;
-    } else if (writable) {
-      int rc = store_finish(q->o.store, u->id, job_state_name(JOB_FAILED), clock_now_ms(), NULL, NULL, 0, 0,
-                            u->error, &err);
+    if (writable) {
+      int rc = store_finish_attempt(q->o.store, u->id, u->attempt, job_state_name(JOB_FAILED), clock_now_ms(), NULL,
+                                    NULL, 0, 0, u->error, &err);
       done = !rc || rc == STORE_ECONFLICT || rc == STORE_ENOTFOUND;
       if (done) {
         log_event(LOG_INFO, "job_settled", json_pack("{s:s, s:s}", "id", u->id, "state", "failed"));
@@ -238,45 +248,92 @@ static void job_settle_tick(job_queue *q) {
 
 long job_queue_unsettled(job_queue *q) {
   uv_mutex_lock(&q->mu);
-  long n = q->n_unsettled;
+  long n = q->n_unsettled + q->claim_failing;
   uv_mutex_unlock(&q->mu);
   return n;
 }
+
+/* Safety poll: an idle worker claims at least this often even when no
+ * wake-up came (a NOTIFY lost with a dropped listener connection). */
+#define JOB_POLL_S 5.0
 
 static void job_worker(void *arg) {
   job_slot *slot = arg;
   job_queue *q = slot->q;
   for (;;) {
     uv_mutex_lock(&q->mu);
-    while (!q->head && !q->stopping) uv_cond_wait(&q->cv, &q->mu);
+    if (!q->wake && !q->stopping) uv_cond_timedwait(&q->cv, &q->mu, (uint64_t)(JOB_POLL_S * 1e9));
     if (q->stopping) {
       slot->exited = 1;
       uv_mutex_unlock(&q->mu);
       return;
     }
-    job_node *n = q->head;
-    q->head = n->next;
-    if (!q->head) q->tail = NULL;
-    q->depth--;
-    memcpy(slot->id, n->id, sizeof slot->id);
-    sb_cancel_init(&slot->cancel);
-    slot->shutdown = 0;
-    slot->progress = 0;
+    if (q->wake > 0) q->wake--;
     uv_mutex_unlock(&q->mu);
+    if (!job_execute(slot)) continue;
     char id[40];
-    memcpy(id, n->id, sizeof id);
-    job_execute(slot, id, n->enq_mono);
-    free(n);
     uv_mutex_lock(&q->mu);
+    memcpy(id, slot->id, sizeof id);
     slot->id[0] = 0;
+    if (q->wake < q->o.workers) q->wake++; /* more may be queued: the next claim finds out */
     uv_mutex_unlock(&q->mu);
     if (q->o.on_done) q->o.on_done(q->o.on_done_ctx, id);
   }
 }
 
+/* On the loop thread: renews the leases of the jobs running here (and
+ * stops those cancelled through another daemon, or whose lease was lost),
+ * and re-queues runs whose lease expired (their daemon died). */
+static void job_lease_tick(job_queue *q) {
+  double now = clock_mono_s();
+  sb_error err = {0};
+  if (now >= q->next_beat) {
+    q->next_beat = now + q->o.heartbeat_s;
+    char ids[64][40];
+    int attempts[64], state[64], n = 0;
+    uv_mutex_lock(&q->mu);
+    for (int i = 0; i < q->o.workers && n < 64; i++)
+      if (q->slots[i].id[0]) memcpy(ids[n], q->slots[i].id, 40), attempts[n++] = q->slots[i].attempt;
+    uv_mutex_unlock(&q->mu);
+    if (n && store_renew(q->o.store, n, (const char(*)[40])ids, attempts, clock_now_ms(),
+                         (int64_t)(q->o.lease_s * 1000), state, &err))
+      log_event(LOG_WARN, "lease_renew_failed", json_pack("{s:s}", "reason", err.msg));
+    else
+      for (int k = 0; k < n; k++)
+        if (state[k]) {
+          if (state[k] < 0)
+            log_event(LOG_WARN, "lease_lost", json_pack("{s:s, s:i}", "id", ids[k], "attempt", attempts[k]));
+          job_queue_cancel(q, ids[k]);
+        }
+  }
+  if (now >= q->next_sweep) {
+    q->next_sweep = now + q->o.heartbeat_s;
+    int requeued = 0, failed = 0;
+    if (store_sweep(q->o.store, q->o.max_attempts, clock_now_ms(), &requeued, &failed, &err))
+      log_event(LOG_WARN, "lease_sweep_failed", json_pack("{s:s}", "reason", err.msg));
+    else if (requeued || failed)
+      log_event(LOG_INFO, "lease_expired", json_pack("{s:i, s:i}", "requeued", requeued, "failed", failed));
+    if (requeued) job_queue_wake(q);
+  }
+  uv_mutex_lock(&q->mu);
+  int failing = q->claim_failing;
+  uv_mutex_unlock(&q->mu);
+  if (failing && store_check_writable(q->o.store, &err) == SB_OK) job_queue_wake(q);
+}
+
+void job_queue_wake(job_queue *q) {
+  uv_mutex_lock(&q->mu);
+  q->wake = q->o.workers; /* pending claims start after this call: one per worker is enough */
+  uv_cond_broadcast(&q->cv);
+  uv_mutex_unlock(&q->mu);
+}
+
 static void job_timer_cb(uv_timer_t *t) {
   job_queue *q = t->data;
-  if (++q->ticks % (unsigned)(1000 / (q->o.tick_ms > 0 ? q->o.tick_ms : 1000) + 1) == 0) job_settle_tick(q);
+  if (++q->ticks % (unsigned)(1000 / (q->o.tick_ms > 0 ? q->o.tick_ms : 1000) + 1) == 0) {
+    job_settle_tick(q);
+  }
+  job_lease_tick(q);
   if (q->o.tick) q->o.tick(q->o.tick_ctx);
 }
 
@@ -315,6 +372,11 @@ int job_queue_start(job_queue **out, const job_queue_opts *o, sb_error *err) {
   uv_async_init(&q->loop, &q->stop_async, job_stop_cb);
   q->stop_async.data = q;
   if (q->o.tick_ms <= 0) q->o.tick_ms = 100;
+  if (!q->o.owner) q->o.owner = "sbidad";
+  if (q->o.lease_s <= 0) q->o.lease_s = JOB_LEASE_S;
+  if (q->o.heartbeat_s <= 0) q->o.heartbeat_s = q->o.lease_s / 3;
+  if (q->o.max_attempts <= 0) q->o.max_attempts = 3;
+  q->wake = o->workers; /* queued runs may be waiting in the store */
   uv_timer_start(&q->timer, job_timer_cb, (uint64_t)q->o.tick_ms, (uint64_t)q->o.tick_ms);
   uv_thread_create(&q->loop_thread, job_loop_thread, q);
   for (int i = 0; i < o->workers; i++) {
@@ -325,9 +387,18 @@ int job_queue_start(job_queue **out, const job_queue_opts *o, sb_error *err) {
   return SB_OK;
 }
 
+/* The depth is the store's: queued runs of every daemon on the database. */
+static long long job_queued_in_store(job_queue *q) {
+  long long n = 0;
+  sb_error err = {0};
+  if (store_count_queued(q->o.store, &n, &err)) n = 0; /* the insert will report a failing store */
+  return n;
+}
+
 int job_queue_reserve(job_queue *q) {
+  long long queued = job_queued_in_store(q);
   uv_mutex_lock(&q->mu);
-  int ok = !q->stopping && q->depth + q->reserved < q->o.max_queue;
+  int ok = !q->stopping && queued + q->reserved < q->o.max_queue;
   if (ok) q->reserved++;
   uv_mutex_unlock(&q->mu);
   return ok ? SB_OK : SB_ERANGE;
@@ -340,20 +411,12 @@ void job_queue_release(job_queue *q) {
 }
 
 void job_queue_push(job_queue *q, const char *id, int reserved) {
-  job_node *n = calloc(1, sizeof *n);
+  (void)id; /* the run is in the store; a worker claims it (the oldest first) */
   uv_mutex_lock(&q->mu);
   if (reserved) q->reserved--;
-  if (n) {
-    snprintf(n->id, sizeof n->id, "%s", id);
-    n->enq_mono = clock_mono_s();
-    if (q->tail) q->tail->next = n;
-    else q->head = n;
-    q->tail = n;
-    q->depth++;
-    uv_cond_signal(&q->cv);
-  }
+  if (q->wake < q->o.workers) q->wake++; /* a pending wake is a claim that starts after this commit */
+  uv_cond_signal(&q->cv);
   uv_mutex_unlock(&q->mu);
-  if (!n) log_event(LOG_ERROR, "queue_oom", json_pack("{s:s}", "id", id)); /* stays queued in the store */
 }
 
 int job_queue_cancel(job_queue *q, const char *id) {
@@ -381,8 +444,8 @@ int job_queue_progress(job_queue *q, const char *id, double *fraction) {
 }
 
 void job_queue_stats(job_queue *q, long *depth, long *running) {
+  *depth = (long)job_queued_in_store(q);
   uv_mutex_lock(&q->mu);
-  *depth = q->depth;
   long r = 0;
   for (int i = 0; i < q->o.workers; i++) r += q->slots[i].id[0] != 0;
   *running = r;
@@ -390,8 +453,9 @@ void job_queue_stats(job_queue *q, long *depth, long *running) {
 }
 
 int job_queue_saturated(job_queue *q) {
+  long long queued = job_queued_in_store(q);
   uv_mutex_lock(&q->mu);
-  int s = q->depth + q->reserved >= q->o.max_queue;
+  int s = queued + q->reserved >= q->o.max_queue;
   uv_mutex_unlock(&q->mu);
   return s;
 }
@@ -439,11 +503,14 @@ int job_queue_stop(job_queue *q, double grace_s) {
   return stuck;
 }
 
-int job_queue_running_ids(job_queue *q, char (*ids)[40], int max) {
+int job_queue_running_ids(job_queue *q, char (*ids)[40], int *attempts, int max) {
   int n = 0;
   uv_mutex_lock(&q->mu);
   for (int i = 0; i < q->o.workers && n < max; i++)
-    if (q->slots[i].id[0]) memcpy(ids[n++], q->slots[i].id, 40);
+    if (q->slots[i].id[0]) {
+      if (attempts) attempts[n] = q->slots[i].attempt;
+      memcpy(ids[n++], q->slots[i].id, 40);
+    }
   uv_mutex_unlock(&q->mu);
   return n;
 }
@@ -455,11 +522,6 @@ void job_queue_free(job_queue *q) {
     q->unsettled = u->next;
     free(u->error);
     free(u);
-  }
-  while (q->head) {
-    job_node *n = q->head;
-    q->head = n->next;
-    free(n);
   }
   uv_mutex_destroy(&q->mu);
   uv_cond_destroy(&q->cv);

@@ -48,7 +48,26 @@ static void main_tick(void *ctx) {
 
 static void main_recover_push(void *ctx, const char *id) { job_queue_push(((app *)ctx)->jq, id, 0); }
 
+/* Wake-ups from the other daemons on a shared database (store_watch). */
+static void main_on_job(void *ctx) { job_queue_wake(((app *)ctx)->jq); }
+static void main_on_cancel(void *ctx, const char *id) { job_queue_cancel(((app *)ctx)->jq, id); }
+static void main_on_done(void *ctx, const char *id) {
+  (void)ctx;
+  http_wait_notify(NULL, id);
+}
+
+/* This daemon's id in the store's owner column: host, pid and 4 random bytes. */
+static void main_owner(char *buf, size_t size) {
+  char host[64] = "host";
+  gethostname(host, sizeof host - 1);
+  host[sizeof host - 1] = 0;
+  unsigned char r[4] = {0};
+  if (getentropy(r, sizeof r)) memset(r, 0, sizeof r);
+  snprintf(buf, size, "%s-%ld-%02x%02x%02x%02x", host, (long)getpid(), r[0], r[1], r[2], r[3]);
+}
+
 static void main_free(app *a) {
+  if (a->store) store_unwatch(a->store);
   job_queue_free(a->jq);
   reg_free(&a->reg);
   store_close(a->store);
@@ -102,8 +121,11 @@ int main(int argc, char **argv) {
   log_event(LOG_INFO, "estimators_loaded", json_pack("{s:o, s:i}", "names", names, "failed", a.reg.failed));
   main_retention(&a);
 
+  static char owner[128];
+  main_owner(owner, sizeof owner);
   job_queue_opts qo = {a.store, &a.reg, (int)a.cfg.workers, (int)a.cfg.job_threads, a.cfg.max_queue,
-                       http_wait_notify, NULL, main_tick, &a, 100};
+                       http_wait_notify, NULL, main_tick, &a, 100, owner, a.cfg.lease_seconds,
+                       a.cfg.heartbeat_seconds, (int)a.cfg.max_attempts};
   if ((rc = job_queue_start(&a.jq, &qo, &err))) {
     log_event(LOG_ERROR, "startup_failed", json_pack("{s:s}", "reason", err.msg));
     main_free(&a);
@@ -113,6 +135,13 @@ int main(int argc, char **argv) {
   rc = store_recover(a.store, (int)a.cfg.max_attempts, clock_now_ms(), main_recover_push, &a, &requeued, &failed,
                      &err);
   if (rc) {
+    log_event(LOG_ERROR, "startup_failed", json_pack("{s:s}", "reason", err.msg));
+    job_queue_stop(a.jq, 0);
+    main_free(&a);
+    return 1;
+  }
+  store_watch_fns wf = {main_on_job, main_on_cancel, main_on_done, &a};
+  if ((rc = store_watch(a.store, &wf, &err))) {
     log_event(LOG_ERROR, "startup_failed", json_pack("{s:s}", "reason", err.msg));
     job_queue_stop(a.jq, 0);
     main_free(&a);
@@ -129,9 +158,10 @@ int main(int argc, char **argv) {
     return 1;
   }
   log_event(LOG_INFO, "listening",
-            json_pack("{s:s, s:i, s:s, s:i, s:i, s:b, s:s}", "host", a.cfg.host, "port", a.cfg.port, "db", a.cfg.db,
-                      "workers", (int)a.cfg.workers, "http_threads", (int)a.cfg.http_threads, "auth",
-                      a.tokens != NULL, "version", SBIDA_VERSION));
+            json_pack("{s:s, s:i, s:s, s:i, s:i, s:b, s:s, s:s, s:s}", "host", a.cfg.host, "port", a.cfg.port, "db",
+                      store_shared(a.store) ? "postgresql" : a.cfg.db, "workers", (int)a.cfg.workers,
+                      "http_threads", (int)a.cfg.http_threads, "auth", a.tokens != NULL, "version", SBIDA_VERSION,
+                      "backend", store_shared(a.store) ? "postgresql" : "sqlite", "replica", owner));
 
   int sig = 0;
   while (sigwait(&sigs, &sig) != 0) {
@@ -147,10 +177,12 @@ int main(int argc, char **argv) {
      * cancel wait are left behind. Their runs go back to queued now (the
      * worker's own later write then finds them not running), and the process
      * exits without freeing what those threads still use. */
-    int n_stuck = job_queue_running_ids(a.jq, stuck_ids, 256);
+    int stuck_attempts[256];
+    int n_stuck = job_queue_running_ids(a.jq, stuck_ids, stuck_attempts, 256);
     for (int i = 0; i < n_stuck; i++) {
       sb_error e2 = {0};
-      store_requeue(a.store, stuck_ids[i], "daemon shutting down (worker did not stop in time)", &e2);
+      store_requeue_attempt(a.store, stuck_ids[i], stuck_attempts[i],
+                            "daemon shutting down (worker did not stop in time)", &e2);
     }
     log_event(LOG_WARN, "workers_abandoned", json_pack("{s:i, s:f}", "workers", stuck, "waited_seconds",
                                                        a.cfg.shutdown_grace + JOB_CANCEL_WAIT_S));

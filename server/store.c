@@ -1,176 +1,25 @@
+/* store.c: the store interface (store.h) over its two backends: a
+ * postgresql:// or postgres:// URI opens PostgreSQL, anything else SQLite. */
 #include "store.h"
 
-#include "job_state.h"
-
-#include <pthread.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/random.h>
-#include <unistd.h>
 
-#include "clock.h"
-
-
-struct store {
-  sqlite3 *w, *r;          /* writer and reader connections */
-  pthread_mutex_t wmu, rmu;
-  int lock_fd;             /* flock on PATH.lock while open, -1 for :memory: */
-  unsigned char key[16];   /* per-database secret (page tokens), from the meta table */
-  int write_failing;       /* the last write transaction failed in SQLite (under wmu) */
-};
-
-/* One daemon per database: an exclusive flock on PATH.lock, held for the
- * store's life and released by the kernel when the process dies (kill -9
- * included), so a second sbidad on the same file refuses to start instead of
- * re-running the first one's jobs as if they had been interrupted. */
-static int store_lock(store *s, const char *path, sb_error *err) {
-  s->lock_fd = -1;
-  if (!strcmp(path, ":memory:") || !strncmp(path, "file:", 5)) return SB_OK;
-  char lp[4096];
-  if ((size_t)snprintf(lp, sizeof lp, "%s.lock", path) >= sizeof lp)
-    return sb_fail(err, SB_EINVAL, "database path too long");
-  int fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) return sb_fail(err, SB_EIO, "cannot open lock file %s: %s", lp, strerror(errno));
-  if (flock(fd, LOCK_EX | LOCK_NB)) {
-    int e = errno;
-    close(fd);
-    if (e == EWOULDBLOCK)
-      return sb_fail(err, SB_EIO,
-                     "database %s is in use by another running sbidad (lock %s held); "
-                     "stop it or give this daemon its own --db",
-                     path, lp);
-    return sb_fail(err, SB_EIO, "cannot lock %s: %s", lp, strerror(e));
-  }
-  s->lock_fd = fd;
-  return SB_OK;
-}
-
-static const char *const store_schema =
-    "CREATE TABLE IF NOT EXISTS runs("
-    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-    " id TEXT NOT NULL UNIQUE,"
-    " estimator TEXT NOT NULL,"
-    " state TEXT NOT NULL CHECK(state IN (%s))," /* job_state.h's list */
-    " time_index INTEGER NOT NULL,"
-    " n_samples INTEGER NOT NULL,"
-    " request TEXT NOT NULL,"
-    " created_ms INTEGER NOT NULL,"
-    " started_ms INTEGER,"
-    " finished_ms INTEGER,"
-    " attempts INTEGER NOT NULL DEFAULT 0,"
-    " cancel_requested INTEGER NOT NULL DEFAULT 0,"
-    " result TEXT,"
-    " error TEXT,"
-    " samples BLOB,"
-    " samples_dim INTEGER NOT NULL DEFAULT 0,"
-    " idem_key TEXT UNIQUE,"
-    " body_hash TEXT);"
-    "CREATE INDEX IF NOT EXISTS runs_state ON runs(state, seq);"
-    "CREATE INDEX IF NOT EXISTS runs_estimator ON runs(estimator, seq);"
-    "CREATE TABLE IF NOT EXISTS transitions("
-    " run_id TEXT NOT NULL,"
-    " at_ms INTEGER NOT NULL,"
-    " state TEXT NOT NULL,"
-    " reason TEXT);"
-    "CREATE INDEX IF NOT EXISTS transitions_run ON transitions(run_id);"
-    /* meta: the database's secret key (page tokens); health: what the readiness probe writes */
-    "CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value BLOB NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS health(k INTEGER PRIMARY KEY, at_ms INTEGER, pad BLOB);"
-    "INSERT OR IGNORE INTO meta(name, value) VALUES('token_key', randomblob(16));";
-
-static int store_sqlfail(sb_error *err, sqlite3 *db, const char *what) {
-  return sb_fail(err, SB_EIO, "database: %s: %s", what, sqlite3_errmsg(db));
-}
-
-static int store_exec(sqlite3 *db, const char *sql, sb_error *err) {
-  char *msg = NULL;
-  if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-    sb_fail(err, SB_EIO, "database: %s", msg ? msg : sqlite3_errmsg(db));
-    sqlite3_free(msg);
-    return SB_EIO;
-  }
-  return SB_OK;
-}
-
-static int store_conn(sqlite3 **db, const char *path, sb_error *err) {
-  if (sqlite3_open_v2(path, db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
-      SQLITE_OK) {
-    int rc = sb_fail(err, SB_EIO, "cannot open database %s: %s", path, *db ? sqlite3_errmsg(*db) : "out of memory");
-    sqlite3_close(*db);
-    *db = NULL;
-    return rc;
-  }
-  sqlite3_busy_timeout(*db, 10000);
-  return store_exec(*db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;", err);
-}
+#include "store_impl.h"
 
 int store_open(store **out, const char *path, sb_error *err) {
   *out = NULL;
-  store *s = calloc(1, sizeof *s);
-  if (!s) return sb_fail(err, SB_ENOMEM, "out of memory");
-  pthread_mutex_init(&s->wmu, NULL);
-  pthread_mutex_init(&s->rmu, NULL);
-  int rc = store_lock(s, path, err);
-  if (rc) {
-    store_close(s);
-    return rc;
-  }
-  rc = store_conn(&s->w, path, err);
-  if (!rc) {
-    char states[128], schema[4096];
-    snprintf(schema, sizeof schema, store_schema, job_state_list(states, sizeof states, ",", "'"));
-    rc = store_exec(s->w, schema, err);
-  }
-  if (!rc) rc = store_conn(&s->r, path, err);
-  if (rc) {
-    store_close(s);
-    return rc;
-  }
-  char *jm = NULL;
-  sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(s->w, "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK) {
-    if (sqlite3_step(st) == SQLITE_ROW) jm = strdup((const char *)sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
-  }
-  int wal = jm && !strcmp(jm, "wal");
-  free(jm);
-  if (!wal) {
-    store_close(s);
-    return sb_fail(err, SB_EIO, "database %s cannot use WAL journaling (is it on a network filesystem?)", path);
-  }
-  int have_key = 0;
-  if (sqlite3_prepare_v2(s->w, "SELECT value FROM meta WHERE name = 'token_key'", -1, &st, NULL) == SQLITE_OK) {
-    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == (int)sizeof s->key) {
-      memcpy(s->key, sqlite3_column_blob(st, 0), sizeof s->key);
-      have_key = 1;
-    }
-    sqlite3_finalize(st);
-  }
-  if (!have_key) {
-    store_close(s);
-    return sb_fail(err, SB_EIO, "database %s: cannot read its secret key (table meta)", path);
-  }
-  *out = s;
-  return SB_OK;
+  if (!strncmp(path, "postgresql://", 13) || !strncmp(path, "postgres://", 11)) return store_pg_open(out, path, err);
+  return store_sqlite_open(out, path, err);
 }
 
 void store_close(store *s) {
-  if (!s) return;
-  if (s->r) sqlite3_close(s->r);
-  if (s->w) {
-    sqlite3_exec(s->w, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
-    sqlite3_close(s->w);
-  }
-  pthread_mutex_destroy(&s->wmu);
-  pthread_mutex_destroy(&s->rmu);
-  if (s->lock_fd >= 0) close(s->lock_fd);
-  free(s);
+  if (s) s->ops->close(s);
 }
+
+int store_shared(const store *s) { return s->ops->shared; }
 
 void store_run_free(store_run *r) {
   if (!r) return;
@@ -180,596 +29,85 @@ void store_run_free(store_run *r) {
   r->request = r->result = r->error = NULL;
 }
 
-static const char *store_col_text(sqlite3_stmt *st, int i) {
-  const unsigned char *t = sqlite3_column_text(st, i);
-  return t ? (const char *)t : "";
-}
-
-static char *store_dup_col(sqlite3_stmt *st, int i) {
-  const unsigned char *t = sqlite3_column_text(st, i);
-  return t ? strdup((const char *)t) : NULL;
-}
-
-#define STORE_RUN_COLS                                                                                  \
-  "seq, id, estimator, state, time_index, n_samples, created_ms, started_ms, finished_ms, attempts, " \
-  "cancel_requested, samples_dim, request, result, error"
-
-static void store_read_run(sqlite3_stmt *st, store_run *r) {
-  memset(r, 0, sizeof *r);
-  r->seq = sqlite3_column_int64(st, 0);
-  /* NOT NULL columns, but a damaged or hand-edited database may still hold
-   * NULLs: they read as "" (never a NULL for %s) */
-  snprintf(r->id, sizeof r->id, "%s", store_col_text(st, 1));
-  snprintf(r->estimator, sizeof r->estimator, "%s", store_col_text(st, 2));
-  snprintf(r->state, sizeof r->state, "%s", store_col_text(st, 3));
-  r->time_index = (long)sqlite3_column_int64(st, 4);
-  r->n_samples = sqlite3_column_int(st, 5);
-  r->created_ms = sqlite3_column_int64(st, 6);
-  r->started_ms = sqlite3_column_int64(st, 7);
-  r->finished_ms = sqlite3_column_int64(st, 8);
-  r->attempts = sqlite3_column_int(st, 9);
-  r->cancel_requested = sqlite3_column_int(st, 10);
-  r->samples_dim = sqlite3_column_int(st, 11);
-  r->request = store_dup_col(st, 12);
-  r->result = store_dup_col(st, 13);
-  r->error = store_dup_col(st, 14);
-  r->progress = job_state_is(r->state, JOB_SUCCEEDED) ? 1.0 : 0.0;
-}
-
-static int store_transition(sqlite3 *db, const char *id, int64_t now_ms, const char *state, const char *reason,
-                            sb_error *err) {
-  sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(db, "INSERT INTO transitions(run_id, at_ms, state, reason) VALUES(?,?,?,?)", -1, &st,
-                         NULL) != SQLITE_OK)
-    return store_sqlfail(err, db, "prepare transition");
-  sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(st, 2, now_ms);
-  sqlite3_bind_text(st, 3, state, -1, SQLITE_STATIC);
-  if (reason) sqlite3_bind_text(st, 4, reason, -1, SQLITE_STATIC);
-  int rc = sqlite3_step(st) == SQLITE_DONE ? SB_OK : store_sqlfail(err, db, "insert transition");
-  sqlite3_finalize(st);
-  return rc;
-}
-
-static int store_new_id(char id[40], sb_error *err) {
+int store_new_id(char id[40], sb_error *err) {
   unsigned char b[16];
   if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b) return sb_fail(err, SB_EIO, "getrandom failed");
   for (int i = 0; i < 16; i++) snprintf(id + 2 * i, 3, "%02x", b[i]);
   return SB_OK;
 }
 
-/* Runs fn inside BEGIN IMMEDIATE .. COMMIT on the writer, under its mutex.
- * The commit is fsynced (synchronous=FULL) unless lazy: then it reaches the
- * OS (it survives kill -9) but not necessarily the disk. */
-static int store_write_txn_mode(store *s, int lazy, int (*fn)(store *s, void *ctx, sb_error *err), void *ctx,
-                                sb_error *err) {
-  pthread_mutex_lock(&s->wmu);
-  if (lazy) sqlite3_exec(s->w, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
-  int rc = store_exec(s->w, "BEGIN IMMEDIATE", err);
-  if (!rc) {
-    rc = fn(s, ctx, err);
-    if (rc) sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
-    else rc = store_exec(s->w, "COMMIT", err);
-    if (rc && !sqlite3_get_autocommit(s->w)) sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
-  }
-  if (lazy) sqlite3_exec(s->w, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
-  /* SQLite's own failures (full, read-only, I/O) make the store not ready;
-   * answers about runs (not found, conflict, mismatch) do not */
-  if (rc == SB_EIO || rc == SB_ENOMEM) s->write_failing = 1;
-  else if (!rc) s->write_failing = 0;
-  pthread_mutex_unlock(&s->wmu);
-  return rc;
-}
-
-static int store_write_txn(store *s, int (*fn)(store *s, void *ctx, sb_error *err), void *ctx, sb_error *err) {
-  return store_write_txn_mode(s, 0, fn, ctx, err);
-}
-
-static int store_get_on(sqlite3 *db, const char *id, store_run *out, sb_error *err) {
-  sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(db, "SELECT " STORE_RUN_COLS " FROM runs WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
-    return store_sqlfail(err, db, "prepare get");
-  sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-  int step = sqlite3_step(st), rc;
-  if (step == SQLITE_ROW) {
-    store_read_run(st, out);
-    rc = SB_OK;
-  } else if (step == SQLITE_DONE) {
-    rc = sb_fail(err, STORE_ENOTFOUND, "no assimilation with id %.40s", id);
-  } else {
-    rc = store_sqlfail(err, db, "get run");
-  }
-  sqlite3_finalize(st);
-  return rc;
-}
-
-typedef struct {
-  const store_new_run *n;
-  store_run *out;
-  int *replayed;
-} store_insert_ctx;
-
-static int store_insert_fn(store *s, void *vctx, sb_error *err) {
-  store_insert_ctx *c = vctx;
-  sqlite3 *db = s->w;
-  sqlite3_stmt *st;
-  *c->replayed = 0;
-  if (c->n->idem_key) {
-    if (sqlite3_prepare_v2(db, "SELECT id, body_hash FROM runs WHERE idem_key = ?", -1, &st, NULL) != SQLITE_OK)
-      return store_sqlfail(err, db, "prepare idempotency lookup");
-    sqlite3_bind_text(st, 1, c->n->idem_key, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-      char id[40];
-      snprintf(id, sizeof id, "%s", store_col_text(st, 0));
-      const char *h = (const char *)sqlite3_column_text(st, 1);
-      int same = h && c->n->body_hash && !strcmp(h, c->n->body_hash);
-      sqlite3_finalize(st);
-      /* the other run's id stays private: the key may be guessed, the id is a capability */
-      if (!same)
-        return sb_fail(err, STORE_EMISMATCH, "Idempotency-Key was already used with a different body; send the "
-                       "same body or use a new key");
-      *c->replayed = 1;
-      return store_get_on(db, id, c->out, err);
-    }
-    sqlite3_finalize(st);
-  }
-  char id[40];
-  int rc = store_new_id(id, err);
-  if (rc) return rc;
-  int64_t now = clock_now_ms();
-  if (sqlite3_prepare_v2(db,
-                         "INSERT INTO runs(id, estimator, state, time_index, n_samples, request, created_ms, "
-                         "idem_key, body_hash) VALUES(?,?,'queued',?,?,?,?,?,?)",
-                         -1, &st, NULL) != SQLITE_OK)
-    return store_sqlfail(err, db, "prepare insert");
-  sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 2, c->n->estimator, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(st, 3, c->n->time_index);
-  sqlite3_bind_int(st, 4, c->n->n_samples);
-  sqlite3_bind_text(st, 5, c->n->request, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(st, 6, now);
-  if (c->n->idem_key) sqlite3_bind_text(st, 7, c->n->idem_key, -1, SQLITE_STATIC);
-  if (c->n->body_hash) sqlite3_bind_text(st, 8, c->n->body_hash, -1, SQLITE_STATIC);
-  rc = sqlite3_step(st) == SQLITE_DONE ? SB_OK : store_sqlfail(err, db, "insert run");
-  sqlite3_finalize(st);
-  if (!rc) rc = store_transition(db, id, now, job_state_name(JOB_QUEUED), NULL, err);
-  if (!rc) rc = store_get_on(db, id, c->out, err);
-  return rc;
+void store_interrupted_problem(char *buf, size_t size, int attempts) {
+  snprintf(buf, size,
+           "{\"type\":\"urn:sbida:problem:interrupted\",\"title\":\"The job was interrupted by daemon restarts\","
+           "\"status\":500,\"detail\":\"the daemon died (crash or kill) while this job ran, in each of its %d "
+           "attempt(s); a restart does not retry it again (--max-attempts). Submit it anew, perhaps with fewer "
+           "samples.\"}",
+           attempts);
 }
 
 int store_insert(store *s, const store_new_run *n, store_run *out, int *replayed, sb_error *err) {
-  memset(out, 0, sizeof *out);
-  store_insert_ctx c = {n, out, replayed};
-  int rc = store_write_txn(s, store_insert_fn, &c, err);
-  if (rc) store_run_free(out);
-  return rc;
+  return s->ops->insert(s, n, out, replayed, err);
 }
-
-int store_get(store *s, const char *id, store_run *out, sb_error *err) {
-  memset(out, 0, sizeof *out);
-  pthread_mutex_lock(&s->rmu);
-  int rc = store_get_on(s->r, id, out, err);
-  pthread_mutex_unlock(&s->rmu);
-  return rc;
-}
-
-/* Runs one UPDATE with text/int64 arguments on the writer in a transaction,
- * records a transition when it changed a row. */
-typedef struct {
-  const char *sql;
-  const char *id;
-  int64_t now;
-  const char *state, *reason;
-  int changed;
-  /* finish extras */
-  const char *result, *error;
-  const float *samples;
-  int n_samples, dim;
-} store_upd_ctx;
-
-static int store_upd_fn(store *s, void *vctx, sb_error *err) {
-  store_upd_ctx *c = vctx;
-  sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(s->w, c->sql, -1, &st, NULL) != SQLITE_OK) return store_sqlfail(err, s->w, "prepare update");
-  int np = sqlite3_bind_parameter_count(st);
-  for (int i = 1; i <= np; i++) {
-    const char *name = sqlite3_bind_parameter_name(st, i);
-    if (!name) continue;
-    if (!strcmp(name, ":id")) sqlite3_bind_text(st, i, c->id, -1, SQLITE_STATIC);
-    else if (!strcmp(name, ":now")) sqlite3_bind_int64(st, i, c->now);
-    else if (!strcmp(name, ":state")) sqlite3_bind_text(st, i, c->state, -1, SQLITE_STATIC);
-    else if (!strcmp(name, ":result") && c->result) sqlite3_bind_text(st, i, c->result, -1, SQLITE_STATIC);
-    else if (!strcmp(name, ":error") && c->error) sqlite3_bind_text(st, i, c->error, -1, SQLITE_STATIC);
-    else if (!strcmp(name, ":dim")) sqlite3_bind_int(st, i, c->samples ? c->dim : 0);
-    else if (!strcmp(name, ":samples") && c->samples)
-      sqlite3_bind_blob64(st, i, c->samples, (sqlite3_uint64)c->n_samples * (sqlite3_uint64)c->dim * sizeof(float),
-                          SQLITE_STATIC);
-  }
-  int rc = sqlite3_step(st) == SQLITE_DONE ? SB_OK : store_sqlfail(err, s->w, "update run");
-  sqlite3_finalize(st);
-  if (rc) return rc;
-  c->changed = sqlite3_changes(s->w);
-  if (c->changed && c->state) rc = store_transition(s->w, c->id, c->now, c->state, c->reason, err);
-  return rc;
-}
-
+int store_get(store *s, const char *id, store_run *out, sb_error *err) { return s->ops->get(s, id, out, err); }
 int store_mark_running(store *s, const char *id, int64_t now_ms, int *taken, sb_error *err) {
-  store_upd_ctx c = {.sql = "UPDATE runs SET state = 'running', started_ms = :now, attempts = attempts + 1 "
-                            "WHERE id = :id AND state = 'queued'",
-                     .id = id, .now = now_ms, .state = job_state_name(JOB_RUNNING)};
-  /* Lazy: if this mark is lost to a power cut, the run is still 'queued' and
-   * simply runs again, which is what recovery does with 'running' anyway. */
-  int rc = store_write_txn_mode(s, 1, store_upd_fn, &c, err);
-  *taken = !rc && c.changed;
-  return rc;
+  return s->ops->mark_running(s, id, now_ms, taken, err);
 }
-
 int store_finish(store *s, const char *id, const char *state, int64_t now_ms, const char *result,
                  const float *samples, int n_samples, int dim, const char *error, sb_error *err) {
-  store_upd_ctx c = {.sql = "UPDATE runs SET state = :state, finished_ms = :now, result = :result, error = :error, "
-                            "samples = :samples, samples_dim = :dim WHERE id = :id AND state = 'running'",
-                     .id = id, .now = now_ms, .state = state, .result = result, .error = error,
-                     .samples = samples, .n_samples = n_samples, .dim = dim};
-  int rc = store_write_txn(s, store_upd_fn, &c, err);
-  if (!rc && !c.changed) rc = sb_fail(err, STORE_ECONFLICT, "run %s was not running", id);
-  return rc;
+  return s->ops->finish(s, id, 0, state, now_ms, result, samples, n_samples, dim, error, err);
 }
-
+int store_finish_attempt(store *s, const char *id, int attempt, const char *state, int64_t now_ms,
+                         const char *result, const float *samples, int n_samples, int dim, const char *error,
+                         sb_error *err) {
+  return s->ops->finish(s, id, attempt, state, now_ms, result, samples, n_samples, dim, error, err);
+}
 int store_requeue(store *s, const char *id, const char *reason, sb_error *err) {
-  store_upd_ctx c = {.sql = "UPDATE runs SET state = 'queued', started_ms = NULL WHERE id = :id AND state = 'running'",
-                     .id = id, .state = job_state_name(JOB_QUEUED), .reason = reason};
-  c.now = clock_now_ms();
-  return store_write_txn(s, store_upd_fn, &c, err);
+  return s->ops->requeue(s, id, 0, reason, err);
 }
-
-typedef struct {
-  const char *id;
-  int64_t now;
-  int was_running;
-} store_cancel_ctx;
-
-static int store_cancel_fn(store *s, void *vctx, sb_error *err) {
-  store_cancel_ctx *c = vctx;
-  store_run r;
-  int rc = store_get_on(s->w, c->id, &r, err);
-  if (rc) return rc;
-  char state[16];
-  memcpy(state, r.state, sizeof state);
-  store_run_free(&r);
-  store_upd_ctx u = {.id = c->id, .now = c->now};
-  if (job_state_is(state, JOB_QUEUED)) {
-    u.sql = "UPDATE runs SET state = 'cancelled', finished_ms = :now WHERE id = :id AND state = 'queued'";
-    u.state = job_state_name(JOB_CANCELLED);
-    u.reason = "cancelled by the client while queued";
-    c->was_running = 0;
-  } else if (job_state_is(state, JOB_RUNNING)) {
-    u.sql = "UPDATE runs SET cancel_requested = 1 WHERE id = :id AND state = 'running'";
-    c->was_running = 1;
-  } else {
-    return sb_fail(err, STORE_ECONFLICT, "assimilation %s already finished (%s); only queued or running ones can "
-                   "be cancelled", c->id, state);
-  }
-  return store_upd_fn(s, &u, err);
+int store_requeue_attempt(store *s, const char *id, int attempt, const char *reason, sb_error *err) {
+  return s->ops->requeue(s, id, attempt, reason, err);
 }
-
 int store_cancel(store *s, const char *id, int64_t now_ms, int *was_running, sb_error *err) {
-  store_cancel_ctx c = {id, now_ms, 0};
-  int rc = store_write_txn(s, store_cancel_fn, &c, err);
-  *was_running = c.was_running;
-  return rc;
+  return s->ops->cancel(s, id, now_ms, was_running, err);
 }
-
-static int store_delete_fn(store *s, void *vctx, sb_error *err) {
-  const char *id = vctx;
-  store_run r;
-  int rc = store_get_on(s->w, id, &r, err);
-  if (rc) return rc;
-  int active = !job_state_finished(r.state);
-  if (active) {
-    rc = sb_fail(err, STORE_ECONFLICT, "assimilation %s is %s; cancel it and wait until it is cancelled before "
-                 "deleting it", id, r.state);
-    store_run_free(&r);
-    return rc;
-  }
-  store_run_free(&r);
-  store_upd_ctx u = {.sql = "DELETE FROM runs WHERE id = :id", .id = id};
-  rc = store_upd_fn(s, &u, err);
-  if (!rc) {
-    store_upd_ctx t = {.sql = "DELETE FROM transitions WHERE run_id = :id", .id = id};
-    rc = store_upd_fn(s, &t, err);
-  }
-  return rc;
-}
-
-int store_delete(store *s, const char *id, sb_error *err) {
-  return store_write_txn(s, store_delete_fn, (void *)id, err);
-}
-
+int store_delete(store *s, const char *id, sb_error *err) { return s->ops->del(s, id, err); }
 int store_samples(store *s, const char *id, float **data, int *n_samples, int *dim, sb_error *err) {
-  *data = NULL;
-  *n_samples = *dim = 0;
-  pthread_mutex_lock(&s->rmu);
-  sqlite3_stmt *st;
-  int rc;
-  if (sqlite3_prepare_v2(s->r, "SELECT samples, samples_dim FROM runs WHERE id = ?", -1, &st, NULL) !=
-      SQLITE_OK) {
-    rc = store_sqlfail(err, s->r, "prepare samples");
-    pthread_mutex_unlock(&s->rmu);
-    return rc;
-  }
-  sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-  int step = sqlite3_step(st);
-  if (step == SQLITE_ROW) {
-    const void *b = sqlite3_column_blob(st, 0);
-    size_t len = (size_t)sqlite3_column_bytes(st, 0);
-    int d = sqlite3_column_int(st, 1);
-    size_t row = (size_t)(d > 0 ? d : 1) * sizeof(float);
-    int n = (int)(len / row);
-    if (!b || d <= 0 || len % row) {
-      rc = sb_fail(err, STORE_ECONFLICT, "assimilation %s has no samples (it has not succeeded)", id);
-    } else if (!(*data = malloc(len))) {
-      rc = sb_fail(err, SB_ENOMEM, "out of memory for %zu bytes of samples", len);
-    } else {
-      memcpy(*data, b, len);
-      *n_samples = n;
-      *dim = d;
-      rc = SB_OK;
-    }
-  } else if (step == SQLITE_DONE) {
-    rc = sb_fail(err, STORE_ENOTFOUND, "no assimilation with id %.40s", id);
-  } else {
-    rc = store_sqlfail(err, s->r, "read samples");
-  }
-  sqlite3_finalize(st);
-  pthread_mutex_unlock(&s->rmu);
-  return rc;
+  return s->ops->samples(s, id, data, n_samples, dim, err);
 }
-
 int store_list(store *s, const char *state, const char *estimator, long long before_seq, int limit,
                store_run **out, int *count, sb_error *err) {
-  *out = NULL;
-  *count = 0;
-  store_run *runs = calloc((size_t)(limit > 0 ? limit : 1), sizeof *runs);
-  if (!runs) return sb_fail(err, SB_ENOMEM, "out of memory");
-  pthread_mutex_lock(&s->rmu);
-  sqlite3_stmt *st;
-  int rc = SB_OK;
-  if (sqlite3_prepare_v2(s->r,
-                         "SELECT " STORE_RUN_COLS " FROM runs WHERE (?1 IS NULL OR state = ?1) AND "
-                         "(?2 IS NULL OR estimator = ?2) AND (?3 = 0 OR seq < ?3) ORDER BY seq DESC LIMIT ?4",
-                         -1, &st, NULL) != SQLITE_OK) {
-    rc = store_sqlfail(err, s->r, "prepare list");
-  } else {
-    if (state) sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
-    if (estimator) sqlite3_bind_text(st, 2, estimator, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, before_seq);
-    sqlite3_bind_int(st, 4, limit);
-    int step;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW && *count < limit) store_read_run(st, &runs[(*count)++]);
-    if (step != SQLITE_ROW && step != SQLITE_DONE) rc = store_sqlfail(err, s->r, "list runs");
-    sqlite3_finalize(st);
-  }
-  pthread_mutex_unlock(&s->rmu);
-  if (rc) {
-    for (int i = 0; i < *count; i++) store_run_free(&runs[i]);
-    free(runs);
-    *count = 0;
-    return rc;
-  }
-  *out = runs;
-  return SB_OK;
+  return s->ops->list(s, state, estimator, before_seq, limit, out, count, err);
 }
-
-typedef struct {
-  int max_attempts;
-  int64_t now;
-  int requeued, failed;
-} store_recover_ctx;
-
-static int store_recover_fn(store *s, void *vctx, sb_error *err) {
-  store_recover_ctx *c = vctx;
-  char reason[256];
-  snprintf(reason, sizeof reason, "interrupted by a daemon restart; re-queued");
-  /* Collect the running ones first: each gets its own decision. */
-  sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(s->w, "SELECT id, attempts FROM runs WHERE state = 'running'", -1, &st, NULL) != SQLITE_OK)
-    return store_sqlfail(err, s->w, "prepare recovery");
-  int rc = SB_OK;
-  while (!rc && sqlite3_step(st) == SQLITE_ROW) {
-    char id[40];
-    snprintf(id, sizeof id, "%s", store_col_text(st, 0));
-    int attempts = sqlite3_column_int(st, 1);
-    store_upd_ctx w = {.id = id, .now = c->now};
-    char perr[600];
-    if (attempts < c->max_attempts) {
-      w.sql = "UPDATE runs SET state = 'queued', started_ms = NULL WHERE id = :id";
-      w.state = job_state_name(JOB_QUEUED);
-      w.reason = reason;
-      c->requeued++;
-    } else {
-      snprintf(perr, sizeof perr,
-               "{\"type\":\"urn:sbida:problem:interrupted\",\"title\":\"The job was interrupted by daemon restarts\","
-               "\"status\":500,\"detail\":\"the daemon died (crash or kill) while this job ran, in each of its %d "
-               "attempt(s); a restart does not retry it again (--max-attempts). Submit it anew, perhaps with fewer "
-               "samples.\"}",
-               attempts);
-      w.sql = "UPDATE runs SET state = 'failed', finished_ms = :now, error = :error WHERE id = :id";
-      w.state = job_state_name(JOB_FAILED);
-      w.error = perr;
-      w.reason = "interrupted too often";
-      c->failed++;
-    }
-    rc = store_upd_fn(s, &w, err);
-  }
-  sqlite3_finalize(st);
-  return rc;
-}
-
 int store_recover(store *s, int max_attempts, int64_t now_ms, void (*fn)(void *ctx, const char *id), void *ctx,
                   int *requeued, int *failed, sb_error *err) {
-  store_recover_ctx c = {max_attempts, now_ms, 0, 0};
-  int rc = store_write_txn(s, store_recover_fn, &c, err);
-  *requeued = c.requeued;
-  *failed = c.failed;
-  if (rc) return rc;
-  pthread_mutex_lock(&s->rmu);
-  sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(s->r, "SELECT id FROM runs WHERE state = 'queued' ORDER BY seq", -1, &st, NULL) !=
-      SQLITE_OK) {
-    rc = store_sqlfail(err, s->r, "prepare queued scan");
-  } else {
-    while (sqlite3_step(st) == SQLITE_ROW)
-      if (sqlite3_column_text(st, 0)) fn(ctx, (const char *)sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
-  }
-  pthread_mutex_unlock(&s->rmu);
-  return rc;
+  return s->ops->recover(s, max_attempts, now_ms, fn, ctx, requeued, failed, err);
 }
-
 int store_count_states(store *s, long long counts[JOB_N_STATES], sb_error *err) {
-  memset(counts, 0, JOB_N_STATES * sizeof counts[0]);
-  pthread_mutex_lock(&s->rmu);
-  sqlite3_stmt *st;
-  int rc = SB_OK;
-  if (sqlite3_prepare_v2(s->r, "SELECT state, count(*) FROM runs GROUP BY state", -1, &st, NULL) != SQLITE_OK) {
-    rc = store_sqlfail(err, s->r, "prepare count");
-  } else {
-    while (sqlite3_step(st) == SQLITE_ROW) {
-      const char *state = store_col_text(st, 0);
-      int i = job_state_parse(state);
-      if (i >= 0) counts[i] = sqlite3_column_int64(st, 1);
-    }
-    sqlite3_finalize(st);
-  }
-  pthread_mutex_unlock(&s->rmu);
-  return rc;
+  return s->ops->count_states(s, counts, err);
 }
-
-typedef struct {
-  int64_t cutoff;
-  long long max_runs, deleted;
-} store_cleanup_ctx;
-
-static int store_cleanup_fn(store *s, void *vctx, sb_error *err) {
-  store_cleanup_ctx *c = vctx;
-  const char *fin = "state IN ('succeeded','failed','cancelled')";
-  char sql[512];
-  c->deleted = 0;
-  if (c->cutoff > 0) {
-    snprintf(sql, sizeof sql,
-             "DELETE FROM transitions WHERE run_id IN (SELECT id FROM runs WHERE %s AND finished_ms < %lld);"
-             "DELETE FROM runs WHERE %s AND finished_ms < %lld;",
-             fin, (long long)c->cutoff, fin, (long long)c->cutoff);
-    int rc = store_exec(s->w, sql, err);
-    if (rc) return rc;
-    c->deleted += sqlite3_changes(s->w);
-  }
-  if (c->max_runs > 0) {
-    snprintf(sql, sizeof sql,
-             "CREATE TEMP TABLE IF NOT EXISTS doomed(id TEXT); DELETE FROM doomed;"
-             "INSERT INTO doomed SELECT id FROM runs WHERE %s ORDER BY seq DESC LIMIT -1 OFFSET %lld;"
-             "DELETE FROM transitions WHERE run_id IN (SELECT id FROM doomed);"
-             "DELETE FROM runs WHERE id IN (SELECT id FROM doomed);",
-             fin, c->max_runs);
-    int rc = store_exec(s->w, sql, err);
-    if (rc) return rc;
-    c->deleted += sqlite3_changes(s->w);
-  }
-  return SB_OK;
-}
-
 int store_cleanup(store *s, int64_t now_ms, int64_t max_age_ms, long long max_runs, long long *deleted,
                   sb_error *err) {
-  store_cleanup_ctx c = {max_age_ms > 0 ? now_ms - max_age_ms : 0, max_runs, 0};
-  *deleted = 0;
-  if (c.cutoff <= 0 && max_runs <= 0) return SB_OK;
-  int rc = store_write_txn(s, store_cleanup_fn, &c, err);
-  if (!rc) *deleted = c.deleted;
-  return rc;
+  return s->ops->cleanup(s, now_ms, max_age_ms, max_runs, deleted, err);
 }
-
-/* What a POST needs: a write that takes new pages (a 64 KiB row, rolled
- * back: a full database or one at --max-db-bytes refuses it, a read-only one
- * too), then a small committed write (a heartbeat row: on a full disk the
- * WAL cannot grow and the commit fails). */
-static int store_probe_fn(store *s, void *ctx, sb_error *err) {
-  (void)ctx;
-  sqlite3_stmt *st;
-  int rc = store_exec(s->w, "SAVEPOINT probe", err);
-  if (rc) return rc;
-  if (sqlite3_prepare_v2(s->w, "INSERT INTO health(k, at_ms, pad) VALUES(2, 0, zeroblob(65536))", -1, &st, NULL) !=
-      SQLITE_OK) {
-    rc = store_sqlfail(err, s->w, "prepare probe");
-  } else {
-    rc = sqlite3_step(st) == SQLITE_DONE ? SB_OK : store_sqlfail(err, s->w, "probe write");
-    sqlite3_finalize(st);
-  }
-  sqlite3_exec(s->w, "ROLLBACK TO probe; RELEASE probe", NULL, NULL, NULL);
-  if (rc) return rc;
-  if (sqlite3_prepare_v2(s->w, "INSERT OR REPLACE INTO health(k, at_ms) VALUES(1, ?)", -1, &st, NULL) != SQLITE_OK)
-    return store_sqlfail(err, s->w, "prepare heartbeat");
-  sqlite3_bind_int64(st, 1, clock_now_ms());
-  rc = sqlite3_step(st) == SQLITE_DONE ? SB_OK : store_sqlfail(err, s->w, "heartbeat write");
-  sqlite3_finalize(st);
-  return rc;
-}
-
-int store_check_writable(store *s, sb_error *err) { return store_write_txn_mode(s, 1, store_probe_fn, NULL, err); }
-
-int store_write_failing(store *s) {
-  pthread_mutex_lock(&s->wmu);
-  int f = s->write_failing;
-  pthread_mutex_unlock(&s->wmu);
-  return f;
-}
-
-const unsigned char *store_secret(const store *s) { return s->key; }
-
-int store_set_max_bytes(store *s, long long bytes, sb_error *err) {
-  if (bytes <= 0) return SB_OK;
-  pthread_mutex_lock(&s->wmu);
-  sqlite3_stmt *st;
-  long long page = 4096;
-  if (sqlite3_prepare_v2(s->w, "PRAGMA page_size", -1, &st, NULL) == SQLITE_OK) {
-    if (sqlite3_step(st) == SQLITE_ROW) page = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-  }
-  char sql[96];
-  snprintf(sql, sizeof sql, "PRAGMA max_page_count = %lld", bytes / (page > 0 ? page : 4096));
-  int rc = store_exec(s->w, sql, err);
-  pthread_mutex_unlock(&s->wmu);
-  return rc;
-}
-
-/* The run that used key: 1 and *out when the body hash matches, 0 when the
- * key is unused, STORE_EMISMATCH when it was used with another body. */
+int store_check_writable(store *s, sb_error *err) { return s->ops->check_writable(s, err); }
+int store_write_failing(store *s) { return s->ops->write_failing(s); }
+const unsigned char *store_secret(const store *s) { return s->ops->secret(s); }
+int store_set_max_bytes(store *s, long long bytes, sb_error *err) { return s->ops->set_max_bytes(s, bytes, err); }
 int store_find_idem(store *s, const char *key, const char *hash, store_run *out, sb_error *err) {
-  memset(out, 0, sizeof *out);
-  pthread_mutex_lock(&s->rmu);
-  sqlite3_stmt *st;
-  int rc;
-  if (sqlite3_prepare_v2(s->r, "SELECT id, body_hash FROM runs WHERE idem_key = ?", -1, &st, NULL) != SQLITE_OK) {
-    rc = store_sqlfail(err, s->r, "prepare idempotency lookup");
-    pthread_mutex_unlock(&s->rmu);
-    return rc;
-  }
-  sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-  int step = sqlite3_step(st);
-  char id[40] = "";
-  if (step == SQLITE_ROW) {
-    const char *h = (const char *)sqlite3_column_text(st, 1);
-    snprintf(id, sizeof id, "%s", store_col_text(st, 0));
-    rc = h && hash && !strcmp(h, hash) ? 1
-         : sb_fail(err, STORE_EMISMATCH, "Idempotency-Key was already used with a different body; send the same "
-                   "body or use a new key");
-  } else {
-    rc = step == SQLITE_DONE ? 0 : store_sqlfail(err, s->r, "idempotency lookup");
-  }
-  sqlite3_finalize(st);
-  if (rc == 1) {
-    int g = store_get_on(s->r, id, out, err);
-    if (g) rc = g;
-  }
-  pthread_mutex_unlock(&s->rmu);
-  return rc;
+  return s->ops->find_idem(s, key, hash, out, err);
 }
+int store_claim(store *s, const char *owner, int64_t now_ms, int64_t lease_ms, char id[40], int *attempt,
+                int *claimed, sb_error *err) {
+  return s->ops->claim(s, owner, now_ms, lease_ms, id, attempt, claimed, err);
+}
+int store_renew(store *s, int n, const char (*ids)[40], const int *attempts, int64_t now_ms, int64_t lease_ms,
+                int *state, sb_error *err) {
+  return s->ops->renew(s, n, ids, attempts, now_ms, lease_ms, state, err);
+}
+int store_sweep(store *s, int max_attempts, int64_t now_ms, int *requeued, int *failed, sb_error *err) {
+  return s->ops->sweep(s, max_attempts, now_ms, requeued, failed, err);
+}
+int store_watch(store *s, const store_watch_fns *fns, sb_error *err) { return s->ops->watch(s, fns, err); }
+void store_unwatch(store *s) { s->ops->unwatch(s); }
+int store_count_queued(store *s, long long *n, sb_error *err) { return s->ops->count_queued(s, n, err); }
+int store_schema_version(store *s, int *version, sb_error *err) { return s->ops->schema_version(s, version, err); }

@@ -1,6 +1,18 @@
-/* store.h: every run in SQLite (WAL, synchronous=FULL).
+/* store.h: every run, and the job queue, in a database: one interface, two
+ * backends. --db postgresql://... (or postgres://) opens PostgreSQL
+ * (store_pg.c, libpq), anything else is a SQLite file (store_sqlite.c). The
+ * daemon calls only these functions. Both backends apply versioned schema
+ * migrations at open (table schema_version; store_migrations.h).
  *
- * Durability: a run is acknowledged to the client only after store_insert's
+ * The queue is the runs table: a worker claims the oldest queued run
+ * (store_claim: PostgreSQL SELECT ... FOR UPDATE SKIP LOCKED, SQLite one
+ * write transaction), holds a lease on it (lease_until, renewed by
+ * store_renew), and writes its outcome only while it still owns that attempt
+ * (store_finish_attempt). store_sweep re-queues runs whose lease expired (the
+ * replica that ran them died). So a job runs at least once and its result is
+ * recorded exactly once.
+ *
+ * SQLite durability: a run is acknowledged to the client only after store_insert's
  * transaction has committed; with WAL and synchronous=FULL the commit fsyncs
  * the WAL, so the run survives kill -9 and power loss. Finishing, cancelling,
  * deleting and recovery commit the same way. Only queued -> running is
@@ -9,6 +21,9 @@
  *
  * Threads: one writer connection and one reader connection, each behind its
  * own mutex; WAL lets readers run while a write is in progress.
+ * PostgreSQL: every commit is durable (synchronous_commit on) except the
+ * claim (SET LOCAL synchronous_commit = off, the same trade as SQLite's);
+ * a small pool of connections, one more LISTENing for wake-ups.
  * Strings in store_run are owned by the struct (store_run_free). */
 #ifndef SB_STORE_H
 #define SB_STORE_H
@@ -36,7 +51,7 @@ typedef struct store_run {
   int n_samples;
   int64_t created_ms, started_ms, finished_ms; /* 0 = not yet */
   double progress;
-  int attempts;
+  int attempts;    /* claims so far; the current attempt's number while running */
   int cancel_requested;
   int samples_dim;  /* 0 when no samples are stored */
   char *request;    /* canonical request JSON */
@@ -53,7 +68,10 @@ typedef struct store_new_run {
   const char *body_hash; /* hash of the canonical body (with the key) */
 } store_new_run;
 
+/* path: a SQLite file, or a postgresql:// / postgres:// connection URI. */
 int store_open(store **out, const char *path, sb_error *err);
+/* 1 for a database several daemons share (PostgreSQL), 0 for SQLite. */
+int store_shared(const store *s);
 void store_close(store *s);
 void store_run_free(store_run *r);
 
@@ -68,8 +86,46 @@ int store_mark_running(store *s, const char *id, int64_t now_ms, int *taken, sb_
  * n_samples x dim, may be NULL) and error problem (may be NULL). */
 int store_finish(store *s, const char *id, const char *state, int64_t now_ms, const char *result,
                  const float *samples, int n_samples, int dim, const char *error, sb_error *err);
-/* running -> queued (shutdown before the job finished). */
+/* The same, only while attempt (store_claim's) still owns the run: a worker
+ * whose lease expired and whose run was claimed again (or swept) gets
+ * STORE_ECONFLICT and writes nothing. attempt 0: any attempt. */
+int store_finish_attempt(store *s, const char *id, int attempt, const char *state, int64_t now_ms,
+                         const char *result, const float *samples, int n_samples, int dim, const char *error,
+                         sb_error *err);
+/* running -> queued (shutdown before the job finished); attempt 0: any. */
 int store_requeue(store *s, const char *id, const char *reason, sb_error *err);
+int store_requeue_attempt(store *s, const char *id, int attempt, const char *reason, sb_error *err);
+
+/* The queue. Claims the oldest queued run for owner (this replica's id):
+ * running, attempts + 1, started_ms = now_ms, lease_until = now_ms +
+ * lease_ms. *claimed = 0 when nothing is queued; else id and *attempt. */
+int store_claim(store *s, const char *owner, int64_t now_ms, int64_t lease_ms, char id[40], int *attempt,
+                int *claimed, sb_error *err);
+/* Heartbeat: extends to now_ms + lease_ms the lease of each (ids[i],
+ * attempts[i]) still running. state[i]: 0 renewed, 1 renewed and
+ * cancel_requested, -1 lost (swept or finished: the worker should stop). */
+int store_renew(store *s, int n, const char (*ids)[40], const int *attempts, int64_t now_ms, int64_t lease_ms,
+                int *state, sb_error *err);
+/* Runs whose lease expired before now_ms go back to queued (attempts <
+ * max_attempts) or to failed with the interrupted problem. */
+int store_sweep(store *s, int max_attempts, int64_t now_ms, int *requeued, int *failed, sb_error *err);
+/* Wake-ups from other daemons on the same database (PostgreSQL LISTEN/NOTIFY
+ * on a connection of its own, read by a thread): on_job when a run was
+ * queued, on_cancel(id) when a running one was asked to stop, on_done(id)
+ * when one finished. SQLite has one daemon: nothing to listen to (SB_OK). */
+typedef struct store_watch_fns {
+  void (*on_job)(void *ctx);
+  void (*on_cancel)(void *ctx, const char *id);
+  void (*on_done)(void *ctx, const char *id);
+  void *ctx;
+} store_watch_fns;
+int store_watch(store *s, const store_watch_fns *fns, sb_error *err);
+/* Stops the listener (before the callbacks' context goes away). */
+void store_unwatch(store *s);
+/* Number of queued runs (the queue depth, all daemons). */
+int store_count_queued(store *s, long long *n, sb_error *err);
+/* The schema version the database is at (store_migrations.h). */
+int store_schema_version(store *s, int *version, sb_error *err);
 /* Cancels: queued -> cancelled (*was_running = 0); running -> cancel_requested
  * (*was_running = 1); finished -> STORE_ECONFLICT. */
 int store_cancel(store *s, const char *id, int64_t now_ms, int *was_running, sb_error *err);
@@ -83,9 +139,11 @@ int store_samples(store *s, const char *id, float **data, int *n_samples, int *d
 int store_list(store *s, const char *state, const char *estimator, long long before_seq, int limit,
                store_run **out, int *count, sb_error *err);
 
-/* Startup recovery: runs left 'running' by a crash go back to 'queued' or,
- * after max_attempts starts, to 'failed' with a reason. Then calls fn for
- * every queued run, oldest first. Returns counts in *requeued, *failed. */
+/* Startup recovery: SQLite (one daemon per file, flock): runs left 'running'
+ * by a crash go back to 'queued' or, after max_attempts starts, to 'failed'
+ * with a reason. PostgreSQL (other daemons may be running them): only runs
+ * whose lease expired (store_sweep). Then calls fn for every queued run,
+ * oldest first. Returns counts in *requeued, *failed. */
 int store_recover(store *s, int max_attempts, int64_t now_ms, void (*fn)(void *ctx, const char *id),
                   void *ctx, int *requeued, int *failed, sb_error *err);
 /* Counts runs per state, indexed by job_state (job_state.h). */
@@ -99,12 +157,13 @@ int store_cleanup(store *s, int64_t now_ms, int64_t max_age_ms, long long max_ru
  * or one at store_set_max_bytes) and a committed heartbeat row (fails when
  * the disk is full). A success clears store_write_failing. */
 int store_check_writable(store *s, sb_error *err);
-/* 1 while the last write transaction failed in SQLite (full, read-only,
- * I/O error) and none has succeeded since. */
+/* 1 while the last write transaction failed in the database (full,
+ * read-only, I/O error, connection lost) and none has succeeded since. */
 int store_write_failing(store *s);
 /* The database's random 16-byte secret (created with it, kept in it). */
 const unsigned char *store_secret(const store *s);
-/* Caps the database file at bytes (0: no cap): writes past it fail as full. */
+/* Caps the database file at bytes (0: no cap): writes past it fail as full.
+ * SQLite only: PostgreSQL refuses a cap (set quotas in the server). */
 int store_set_max_bytes(store *s, long long bytes, sb_error *err);
 /* The run submitted with Idempotency-Key key: 1 and *out (free it) when its
  * body hash is hash, 0 when the key is unused, STORE_EMISMATCH when it was

@@ -2,7 +2,7 @@
 # Benchmarks (make bench): the C nn engine vs PyTorch on the L96 score network,
 # the Kolmogorov-flow solver vs numpy (same scheme, grid and states; 16 states,
 # 10 intervals), then the daemon (tests/bench/daemon.sh: wrk on /v1/health/live, synchronous
-# assimilation end to end vs in-process).
+# assimilation end to end vs in-process), and replicas on PostgreSQL (tests/bench/replicas.py).
 # Prints one JSON object per benchmark. Run from the repository root.
 set -eu
 BUILD=${BUILD:-build}
@@ -15,3 +15,5 @@ for m in models/*.safetensors; do
 done
 "$BUILD"/sbida bench sample --estimator etkf --samples 64 --threads 1 --json
 BUILD="$BUILD" tests/bench/daemon.sh
+# jobs per second through 1, 2, 3 replicas on one PostgreSQL (and SQLite for reference)
+BUILD="$BUILD" /usr/bin/python3 tests/bench/replicas.py

@@ -90,9 +90,9 @@ class Response:
 
 
 class Daemon:
-    def __init__(self, tmp, args=(), env=None):
+    def __init__(self, tmp, args=(), env=None, db=None):
         self.tmp = pathlib.Path(tmp)
-        self.db = str(self.tmp / "sbida.db")
+        self.db = db or str(self.tmp / "sbida.db")  # a SQLite file, or a postgresql:// url
         self.models = self.tmp / "models"
         self.models.mkdir(exist_ok=True)
         self.args = list(args)
@@ -231,8 +231,8 @@ def fresh_daemon(tmp_path):
     """A factory: daemons made with it are stopped after the test."""
     made = []
 
-    def make(args=(), env=None, tmp=None):
-        d = Daemon(tmp or tmp_path, args=args, env=env)
+    def make(args=(), env=None, tmp=None, db=None):
+        d = Daemon(tmp or tmp_path, args=args, env=env, db=db)
         made.append(d)
         return d
 

@@ -1,18 +1,27 @@
 """64 clients submitting and polling at once: no error, no lost and no
-duplicated job (counted against the list endpoint and the database)."""
+duplicated job (counted against the list endpoint and the database), on a
+SQLite file and on PostgreSQL."""
 import os
 import sqlite3
 import threading
 import time
 
+import pytest
+
 from daemon_util import FINISHED, fresh_daemon, small_request  # noqa: F401
+from pg_util import BACKENDS, backend_db, db_rows, pg_server  # noqa: F401
 
 CLIENTS = 64
 SECONDS = int(os.environ.get("SBIDA_CONCURRENCY_SECONDS", "8"))  # longer soak: set it
 
 
-def test_64_clients_submit_and_poll(fresh_daemon):
-    d = fresh_daemon(["--workers", "2", "--http-threads", "4", "--max-queue", "1024"]).start()
+@pytest.fixture(params=BACKENDS)
+def db(request, tmp_path):
+    return backend_db(request, tmp_path)
+
+
+def test_64_clients_submit_and_poll(fresh_daemon, db):
+    d = fresh_daemon(["--workers", "2", "--http-threads", "4", "--max-queue", "1024"], db=db).start()
     lock = threading.Lock()
     acked, errors, finished = [], [], []
     stop_at = time.time() + SECONDS
@@ -73,8 +82,11 @@ def test_64_clients_submit_and_poll(fresh_daemon):
     assert len(listed) == len(set(listed)) == len(acked)
     assert set(listed) == set(acked)
     d.stop()
-    con = sqlite3.connect(d.db)
-    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    assert con.execute("SELECT count(*) FROM runs WHERE state = 'succeeded'").fetchone()[0] == len(acked)
-    con.close()
+    if not db.startswith("postgresql://"):
+        con = sqlite3.connect(d.db)
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        con.close()
+    assert int(db_rows(db, "SELECT count(*) FROM runs WHERE state = 'succeeded'")[0][0]) == len(acked)
+    # each job ran once: one claim, one transition to running
+    assert db_rows(db, "SELECT count(*) FROM runs WHERE attempts <> 1") == [("0",)]
     print("concurrency: %d clients, %d jobs in %ds" % (CLIENTS, len(acked), SECONDS))

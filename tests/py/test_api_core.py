@@ -1,5 +1,6 @@
 """API v1 against a real sbidad: every endpoint, answers checked against
-schema/openapi.json."""
+schema/openapi.json. Every test runs on both stores: a SQLite file and a
+PostgreSQL database (tests/py/pg_util.py starts the server)."""
 import copy
 import io
 import json
@@ -9,8 +10,17 @@ import jsonschema
 import numpy as np
 import pytest
 
-from daemon_util import (FINISHED, FORMATS, OPENAPI, ROOT, check_submit_status, daemon, slow_request,  # noqa: F401
+from daemon_util import (FINISHED, FORMATS, OPENAPI, ROOT, Daemon, check_submit_status, slow_request,  # noqa: F401
                          small_request, validate)
+from pg_util import BACKENDS, backend_db, pg_server  # noqa: F401
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def daemon(request, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("sbidad")
+    d = Daemon(tmp, args=["--workers", "2"], db=backend_db(request, tmp)).start()
+    yield d
+    d.stop()
 
 # The OpenAPI 3.1 meta-schema (tests/data/README.md says where it comes from).
 OAS31 = json.loads((ROOT / "tests" / "data" / "openapi-3.1-schema.json").read_text())

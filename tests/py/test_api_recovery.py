@@ -1,13 +1,35 @@
 """Durability: kill -9 in the middle of running jobs loses no acknowledged
-job and leaves the database intact; SIGTERM re-queues what it cannot finish."""
+job and leaves the database intact; SIGTERM re-queues what it cannot finish.
+On both stores (SQLite file, PostgreSQL database): on PostgreSQL other
+daemons may share the database, so a restarted daemon takes over a killed
+one's running jobs only when their lease expired (--lease-seconds 2 here)."""
 import io
 import sqlite3
 import threading
 import time
 
 import numpy as np
+import pytest
 
 from daemon_util import fresh_daemon, small_request, validate  # noqa: F401
+from pg_util import BACKENDS, backend_db, db_rows, pg_server  # noqa: F401
+
+LEASE = 2.0
+
+
+@pytest.fixture(params=BACKENDS)
+def db(request, tmp_path):
+    return backend_db(request, tmp_path)
+
+
+def lease_args(db):
+    return ["--lease-seconds", str(LEASE)] if db.startswith("postgresql://") else []
+
+
+def after_kill(db):
+    """On a shared database the killed daemon's leases must run out first."""
+    if db.startswith("postgresql://"):
+        time.sleep(LEASE + 0.5)
 
 
 def medium_request(seed):
@@ -18,6 +40,8 @@ def medium_request(seed):
 
 
 def integrity(db):
+    if db.startswith("postgresql://"):
+        return {row[0]: row[1] for row in db_rows(db, "SELECT id, state FROM runs")}
     con = sqlite3.connect(db)
     try:
         assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -26,8 +50,8 @@ def integrity(db):
         con.close()
 
 
-def test_kill9_loses_no_acknowledged_job(fresh_daemon, tmp_path):
-    d = fresh_daemon(["--workers", "2"]).start()
+def test_kill9_loses_no_acknowledged_job(fresh_daemon, tmp_path, db):
+    d = fresh_daemon(["--workers", "2"] + lease_args(db), db=db).start()
     fast = d.post("/v1/assimilations?wait=30", small_request()).json()
     assert fast["state"] == "succeeded"
     acked = {}
@@ -44,7 +68,8 @@ def test_kill9_loses_no_acknowledged_job(fresh_daemon, tmp_path):
     assert set(acked) <= set(states)
     assert "running" in states.values()  # the kill really hit running jobs
 
-    d2 = fresh_daemon(["--workers", "2"]).start()
+    after_kill(db)
+    d2 = fresh_daemon(["--workers", "2"] + lease_args(db), db=db).start()
     rec = [x for x in d2.log_lines() if x.get("event") == "recovered"][0]
     assert rec["requeued_running"] >= 1
     for j in acked:
@@ -70,20 +95,21 @@ def test_kill9_loses_no_acknowledged_job(fresh_daemon, tmp_path):
     assert all(states[j] == "succeeded" for j in acked)
 
 
-def test_job_interrupted_too_often_fails_with_reason(fresh_daemon):
-    d = fresh_daemon(["--workers", "1", "--max-attempts", "1"]).start()
+def test_job_interrupted_too_often_fails_with_reason(fresh_daemon, db):
+    d = fresh_daemon(["--workers", "1", "--max-attempts", "1"] + lease_args(db), db=db).start()
     j = d.post("/v1/assimilations", medium_request(1)).json()
     d.wait_state(j["id"], states=("running",), timeout=20)
     d.kill9()
-    d2 = fresh_daemon(["--workers", "1", "--max-attempts", "1"]).start()
+    after_kill(db)
+    d2 = fresh_daemon(["--workers", "1", "--max-attempts", "1"] + lease_args(db), db=db).start()
     done = d2.get("/v1/assimilations/" + j["id"]).json()
     validate(done, "Assimilation")
     assert done["state"] == "failed"
     assert done["error"]["type"] == "urn:sbida:problem:interrupted" and "restart" in done["error"]["detail"]
 
 
-def test_sigterm_requeues_unfinished_jobs(fresh_daemon):
-    d = fresh_daemon(["--workers", "1", "--shutdown-grace", "0.2"]).start()
+def test_sigterm_requeues_unfinished_jobs(fresh_daemon, db):
+    d = fresh_daemon(["--workers", "1", "--shutdown-grace", "0.2"], db=db).start()
     W = 1000
     slow = {"estimator": "l96-sakov-pf", "time_index": W - 1, "observations": [None] * (W - 1) + [[0.5] * 40],
             "operator": {"type": "identity"}, "noise_std": 1.0, "n_samples": 3000, "seed": 3}
@@ -107,27 +133,27 @@ def test_sigterm_requeues_unfinished_jobs(fresh_daemon):
     assert states[a["id"]] == "queued" and states[b["id"]] == "queued"
     events = [x["event"] for x in d.log_lines()]
     assert "job_requeued" in events and events[-1] == "stopped"
-    d2 = fresh_daemon(["--workers", "1"]).start()
+    d2 = fresh_daemon(["--workers", "1"], db=db).start()
     d2.post("/v1/assimilations/%s/cancel" % a["id"])
     assert d2.wait_state(b["id"], timeout=60)["state"] == "succeeded"
     assert d2.wait_state(a["id"], timeout=60)["state"] == "cancelled"
 
 
-def test_retention_by_count(fresh_daemon):
-    d = fresh_daemon(["--retention-max-runs", "3"]).start()
+def test_retention_by_count(fresh_daemon, db):
+    d = fresh_daemon(["--retention-max-runs", "3"], db=db).start()
     ids = [d.post("/v1/assimilations?wait=20", small_request(seed=i)).json()["id"] for i in range(5)]
     d.stop()
-    d2 = fresh_daemon(["--retention-max-runs", "3"]).start()  # cleanup runs at start
+    d2 = fresh_daemon(["--retention-max-runs", "3"], db=db).start()  # cleanup runs at start
     kept = [i for i in ids if d2.get("/v1/assimilations/" + i).status == 200]
     assert kept == ids[2:]
 
 
-def test_retention_by_age(fresh_daemon):
-    d = fresh_daemon().start()
+def test_retention_by_age(fresh_daemon, db):
+    d = fresh_daemon(db=db).start()
     old = d.post("/v1/assimilations?wait=20", small_request(seed=1)).json()["id"]
     d.stop()
     time.sleep(1.0)
-    d2 = fresh_daemon(["--retention-days", "0.00001"]).start()  # 0.864 s
+    d2 = fresh_daemon(["--retention-days", "0.00001"], db=db).start()  # 0.864 s
     assert d2.get("/v1/assimilations/" + old).status == 404
     assert "retention" in [x.get("event") for x in d2.log_lines()]
 

@@ -116,7 +116,7 @@ def test_compose_and_dockerfile():
     ldd = subprocess.run(["ldd", str(BUILD / "sbidad")], capture_output=True, text=True).stdout
     for lib, pkg in (("libjansson", "libjansson4"), ("libopenblas", "libopenblas0"), ("libsqlite3", "libsqlite3-0"),
                      ("libuv", "libuv1"), ("libmicrohttpd", "libmicrohttpd12"),
-                     ("libfftw3", "libfftw3-double3")):
+                     ("libfftw3", "libfftw3-double3"), ("libpq", "libpq5")):
         assert lib in ldd and pkg in df
     # the sbida tool, copied too, also draws PNG pictures (sbida eval --plots-dir)
     ldd_tool = subprocess.run(["ldd", str(BUILD / "sbida")], capture_output=True, text=True).stdout

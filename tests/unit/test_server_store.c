@@ -481,16 +481,17 @@ static void test_store_failure_never_strands_a_job(void **state) {
   sb_error err = {0};
   assert_int_equal(reg_load(&reg, "/nonexistent-models-dir", &err), 0);
   job_queue *q;
-  job_queue_opts o = {s, &reg, 1, 1, 16, NULL, NULL, NULL, NULL, 50};
-  assert_int_equal(job_queue_start(&q, &o, &err), 0);
+  job_queue_opts o = {s, &reg, 1, 1, 16, NULL, NULL, NULL, NULL, 50, "test", 30, 10, 3};
   char req[8192];
   store_new_run n = {"l96-sakov-etkf", 4, 16, queue_request(req, sizeof req), NULL, "h"};
   store_run a;
   int rep;
-  /* 1. queued -> running cannot be written: the job is handed back, still
-   * queued, and runs once the store can write again */
+  /* 1. queued -> running (the claim) cannot be written: the job stays
+   * queued, the queue reports it unsettled, and it runs once the store can
+   * write again (the workers start claiming at once: fail first) */
   assert_int_equal(store_insert(s, &n, &a, &rep, &err), 0);
   fail_writes = 1;
+  assert_int_equal(job_queue_start(&q, &o, &err), 0);
   job_queue_push(q, a.id, 0);
   for (int i = 0; i < 100 && !job_queue_unsettled(q); i++) usleep(50000);
   assert_int_equal(job_queue_unsettled(q), 1);
@@ -521,8 +522,108 @@ static void test_store_failure_never_strands_a_job(void **state) {
   cnt_vfs_remove();
 }
 
+/* ---- The lease: a superseded worker cannot overwrite the result.
+ * Runs on SQLite, and on PostgreSQL when SBIDA_TEST_PG_URL names a fresh
+ * database (tests/py/test_api_replicas.py starts a server and runs this
+ * binary so, filtered to the test_lease* tests). */
+static store *open_lease_store(const char *name) {
+  const char *url = getenv("SBIDA_TEST_PG_URL");
+  if (!url || !*url) return open_fresh(name);
+  store *s = NULL;
+  sb_error err = {0};
+  if (store_open(&s, url, &err)) fail_msg("store_open %s: %s", url, err.msg);
+  return s;
+}
+
+static void test_lease_superseded_write_refused(void **state) {
+  (void)state;
+  store *s = open_lease_store("lease.db");
+  sb_error err = {0};
+  int version = 0;
+  assert_int_equal(store_schema_version(s, &version, &err), 0);
+  assert_int_equal(version, 2);
+  store_run a;
+  int rep, claimed, attempt, requeued, failed;
+  char id[40];
+  insert(s, NULL, "h", &a, &rep, 0);
+  long long queued = 0;
+  assert_int_equal(store_count_queued(s, &queued, &err), 0);
+  assert_int_equal(queued, 1);
+  /* worker 1 claims it: lease until 1000 + 500 */
+  assert_int_equal(store_claim(s, "w1", 1000, 500, id, &attempt, &claimed, &err), 0);
+  assert_int_equal(claimed, 1);
+  assert_string_equal(id, a.id);
+  assert_int_equal(attempt, 1);
+  assert_int_equal(store_claim(s, "w2", 1000, 500, id, &attempt, &claimed, &err), 0);
+  assert_int_equal(claimed, 0); /* nothing else queued */
+  /* a heartbeat at 1400 extends it to 1900: a sweep at 1600 leaves it */
+  const char ids[1][40] = {0};
+  memcpy((char *)ids[0], a.id, 40);
+  int attempts[1] = {1}, st[1] = {9};
+  assert_int_equal(store_renew(s, 1, ids, attempts, 1400, 500, st, &err), 0);
+  assert_int_equal(st[0], 0);
+  assert_int_equal(store_sweep(s, 3, 1600, &requeued, &failed, &err), 0);
+  assert_int_equal(requeued, 0);
+  /* worker 1 goes silent: at 2000 the lease has expired and the run is queued again */
+  assert_int_equal(store_sweep(s, 3, 2000, &requeued, &failed, &err), 0);
+  assert_int_equal(requeued, 1);
+  assert_int_equal(failed, 0);
+  assert_int_equal(store_claim(s, "w2", 2001, 500, id, &attempt, &claimed, &err), 0);
+  assert_int_equal(claimed, 1);
+  assert_int_equal(attempt, 2);
+  /* worker 1's late heartbeat learns it lost the run; its late write is refused */
+  assert_int_equal(store_renew(s, 1, ids, attempts, 2100, 500, st, &err), 0);
+  assert_int_equal(st[0], -1);
+  assert_int_equal(store_finish_attempt(s, a.id, 1, "succeeded", 2200, "{\"late\":1}", NULL, 0, 0, NULL, &err),
+                   STORE_ECONFLICT);
+  assert_int_equal(store_requeue_attempt(s, a.id, 1, "late", &err), 0);
+  store_run g;
+  assert_int_equal(store_get(s, a.id, &g, &err), 0);
+  assert_string_equal(g.state, "running"); /* the stale requeue changed nothing */
+  store_run_free(&g);
+  /* worker 2's write is the one recorded */
+  float smp[2] = {1, 2};
+  assert_int_equal(store_finish_attempt(s, a.id, 2, "succeeded", 2300, "{\"w\":2}", smp, 1, 2, NULL, &err), 0);
+  assert_int_equal(store_finish_attempt(s, a.id, 2, "succeeded", 2301, "{\"w\":2}", smp, 1, 2, NULL, &err),
+                   STORE_ECONFLICT);
+  assert_int_equal(store_get(s, a.id, &g, &err), 0);
+  assert_string_equal(g.state, "succeeded");
+  assert_string_equal(g.result, "{\"w\":2}");
+  assert_int_equal(g.attempts, 2);
+  store_run_free(&g);
+  /* a run whose lease expired on its last attempt fails with the interrupted problem */
+  store_run b;
+  insert(s, NULL, "h", &b, &rep, 0);
+  assert_int_equal(store_claim(s, "w1", 3000, 100, id, &attempt, &claimed, &err), 0);
+  assert_string_equal(id, b.id);
+  assert_int_equal(store_sweep(s, 1, 3200, &requeued, &failed, &err), 0);
+  assert_int_equal(failed, 1);
+  assert_int_equal(store_get(s, b.id, &g, &err), 0);
+  assert_string_equal(g.state, "failed");
+  assert_non_null(strstr(g.error, "interrupted"));
+  store_run_free(&g);
+  /* a cancel reaches the heartbeat of the worker running the run */
+  store_run c;
+  int was_running = 0;
+  insert(s, NULL, "h", &c, &rep, 0);
+  assert_int_equal(store_claim(s, "w1", 4000, 1000, id, &attempt, &claimed, &err), 0);
+  assert_string_equal(id, c.id);
+  assert_int_equal(store_cancel(s, c.id, 4100, &was_running, &err), 0);
+  assert_int_equal(was_running, 1);
+  memcpy((char *)ids[0], c.id, 40);
+  attempts[0] = attempt;
+  assert_int_equal(store_renew(s, 1, ids, attempts, 4200, 1000, st, &err), 0);
+  assert_int_equal(st[0], 1);
+  store_run_free(&a);
+  store_run_free(&b);
+  store_run_free(&c);
+  store_close(s);
+}
+
 int main(void) {
+  if (getenv("SBIDA_TEST_PG_URL") && *getenv("SBIDA_TEST_PG_URL")) cmocka_set_test_filter("test_lease*");
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_lease_superseded_write_refused),
       cmocka_unit_test(test_idempotency),         cmocka_unit_test(test_state_machine),
       cmocka_unit_test(test_recovery_and_attempts), cmocka_unit_test(test_list_and_retention),
       cmocka_unit_test(test_open_failures),       cmocka_unit_test(test_config),
