@@ -71,8 +71,9 @@ void fuzz_app_start(void) {
   A.n_tokens = 1;
   if (store_open(&A.store, A.cfg.db, &err)) fuzz_fail("store: %s", err.msg);
   if (reg_load(&A.reg, A.cfg.models, &err)) fuzz_fail("registry: %s", err.msg);
-  job_queue_opts qo = {A.store,   job_queue_opts qo = {A.store, &A.reg, 0, 1, A.cfg.max_queue, http_wait_notify, NULL, tick, NULL, 50};A.reg, 0, 1, A.cfg.max_queue, http_wait_notify, NULL, tick, NULL, 50,
-                       "fuzz", 0, 0, 0}; /* no workers: jobs are stored, never run */
+  /* no workers: jobs are stored, never run */
+  job_queue_opts qo = {A.store, &A.reg, 0, 1, A.cfg.max_queue, http_wait_notify, NULL, tick, NULL, 50,
+                       "fuzz", 0, 0, 0};
   if (job_queue_start(&A.jq, &qo, &err)) fuzz_fail("queue: %s", err.msg);
   if (http_start(&A, &err)) fuzz_fail("http: %s", err.msg);
   /* 24 finished runs to page through, then the two fixtures */
