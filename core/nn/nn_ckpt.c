@@ -5,6 +5,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+const char *nn_ckpt_arch_name(const nn_model *m) {
+  return m->kind == NN_RESNET ? "resnet" : m->kind == NN_UNET ? "unet" : "mlp";
+}
+
+/* "dims=.. levels=L widths=a,b,c blocks=.." -> c; returns 0 or -1 */
+static int parse_unet(const char *cfg, nn_unet_config *c) {
+  int used = 0;
+  if (sscanf(cfg, "dims=%d h=%d w=%d cin=%d cout=%d levels=%d widths=%n", &c->dims, &c->h, &c->w,
+             &c->cin, &c->cout, &c->levels, &used) != 6 || !used)
+    return -1;
+  if (c->levels < 1 || c->levels > NN_UNET_MAX_LEVELS) return -1;
+  const char *s = cfg + used;
+  for (int l = 0; l < c->levels; l++) {
+    int k = 0;
+    if (sscanf(s, l ? ",%d%n" : "%d%n", &c->widths[l], &k) != 1) return -1;
+    s += k;
+  }
+  return sscanf(s, " blocks=%d mid=%d groups=%d n_scalars=%d emb_dim=%d", &c->blocks, &c->mid,
+                &c->groups, &c->n_scalars, &c->emb_dim) == 5 ? 0 : -1;
+}
+
 void nn_ckpt_config_string(const nn_model *m, char *buf, size_t n) {
   if (m->kind == NN_RESNET) {
     const nn_resnet_config *c = &m->rc;
@@ -13,6 +34,16 @@ void nn_ckpt_config_string(const nn_model *m, char *buf, size_t n) {
              "emb_dim=%d",
              c->dims, c->h, c->w, c->cin, c->cout, c->width, c->blocks, c->groups, c->n_scalars,
              c->emb_dim);
+  } else if (m->kind == NN_UNET) {
+    const nn_unet_config *c = &m->uc;
+    char wl[NN_UNET_MAX_LEVELS * 12] = "";
+    for (int l = 0, o = 0; l < c->levels; l++)
+      o += snprintf(wl + o, sizeof wl - (size_t)o, "%s%d", l ? "," : "", c->widths[l]);
+    snprintf(buf, n,
+             "dims=%d h=%d w=%d cin=%d cout=%d levels=%d widths=%s blocks=%d mid=%d groups=%d "
+             "n_scalars=%d emb_dim=%d",
+             c->dims, c->h, c->w, c->cin, c->cout, c->levels, wl, c->blocks, c->mid, c->groups,
+             c->n_scalars, c->emb_dim);
   } else {
     const nn_mlp_config *c = &m->mc;
     snprintf(buf, n, "in=%d out=%d hidden=%d layers=%d act=%d", c->in, c->out, c->hidden,
@@ -31,7 +62,7 @@ int nn_ckpt_save(const nn_model *m, int use_ema, const char *path, int n_meta,
   snprintf(num, sizeof num, "%zu", m->n_params);
   snprintf(step, sizeof step, "%ld", m->step);
   int rc = st_set_meta(&f, "nn.format", NN_CKPT_FORMAT, err);
-  if (!rc) rc = st_set_meta(&f, "nn.arch", m->kind == NN_RESNET ? "resnet" : "mlp", err);
+  if (!rc) rc = st_set_meta(&f, "nn.arch", nn_ckpt_arch_name(m), err);
   if (!rc) rc = st_set_meta(&f, "nn.config", cfg, err);
   if (!rc) rc = st_set_meta(&f, "nn.n_params", num, err);
   if (!rc) rc = st_set_meta(&f, "nn.step", step, err);
@@ -70,6 +101,11 @@ static int parse_config(nn_model *m, const char *arch, const char *cfg, sb_error
                &c.n_scalars, &c.emb_dim) != 10)
       return sb_fail(err, SB_EFORMAT, "nn: cannot parse resnet nn.config '%s'", cfg);
     return nn_resnet_init(m, &c, err);
+  }
+  if (!strcmp(arch, "unet")) {
+    nn_unet_config c = {0};
+    if (parse_unet(cfg, &c)) return sb_fail(err, SB_EFORMAT, "nn: cannot parse unet nn.config '%s'", cfg);
+    return nn_unet_init(m, &c, err);
   }
   if (!strcmp(arch, "mlp")) {
     nn_mlp_config c = {0};

@@ -21,6 +21,14 @@ int nn__resnet_forward(const nn_model *m, nn_workspace *ws, const float *x, cons
 int nn__resnet_backward(const nn_model *m, nn_workspace *ws, const float *dout, float *grads,
                         float *dx);
 
+int nn__unet_check(const nn_unet_config *c, sb_error *err);
+int nn__unet_build(nn_model *m);
+int nn__unet_ws(nn_workspace *ws, const nn_model *m, size_t *used);
+int nn__unet_forward(const nn_model *m, nn_workspace *ws, const float *x, const float *scalars,
+                     int B, float *out);
+int nn__unet_backward(const nn_model *m, nn_workspace *ws, const float *dout, float *grads,
+                      float *dx);
+
 int nn__mlp_build(nn_model *m);
 int nn__mlp_ws(nn_workspace *ws, const nn_model *m, size_t *used);
 int nn__mlp_forward(const nn_model *m, nn_workspace *ws, const float *x, int B, float *out);

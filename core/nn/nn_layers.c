@@ -107,6 +107,12 @@ static int conv_tile(int B, int HoWo) {
   return t < 1 ? 1 : (t > B ? B : t);
 }
 
+size_t nn_conv_col_size(int Cin, int B, int H, int W, int kh, int kw, int stride) {
+  if (kh == 1 && kw == 1 && stride == 1) return 0;
+  int HoWo = nn_conv_out_size(H, stride) * nn_conv_out_size(W, stride);
+  return (size_t)Cin * kh * kw * conv_tile(B, HoWo) * HoWo;
+}
+
 /* col (Cin*kh*kw, nb*Ho*Wo) <- samples b0..b0+nb-1 of x (Cin, B, H, W) */
 static void im2col(float *col, const float *x, int Cin, int B, int b0, int nb, int H, int W,
                    int kh, int kw, int s) {
@@ -166,12 +172,18 @@ static void conv_fwd(float *out, float *col, const float *x, const float *w, con
                      int Cin, int Cout, int B, int H, int W, int kh, int kw, int stride, int add) {
   int Ho = nn_conv_out_size(H, stride), Wo = nn_conv_out_size(W, stride), HoWo = Ho * Wo;
   int P = B * HoWo, K = Cin * kh * kw, tile = conv_tile(B, HoWo);
+  int pointwise = kh == 1 && kw == 1 && stride == 1; /* x is already the col matrix */
   for (int co = 0; co < Cout; co++) {
     float v = bias ? bias[co] : 0.0f, *o = out + (size_t)co * P;
     if (add)
       for (int p = 0; p < P; p++) o[p] += v;
     else
       for (int p = 0; p < P; p++) o[p] = v;
+  }
+  if (pointwise) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cout, P, K, 1.0f, w, K, x, P, 1.0f,
+                out, P);
+    return;
   }
   for (int b0 = 0; b0 < B; b0 += tile) {
     int nb = B - b0 < tile ? B - b0 : tile, Pt = nb * HoWo;
@@ -204,6 +216,15 @@ void nn_conv_backward(float *dx, float *dw, float *dbias, float *col, float *dco
       for (int p = 0; p < P; p++) acc += d[p];
       dbias[co] += acc;
     }
+  if (kh == 1 && kw == 1 && stride == 1) { /* pointwise: x and dx are the col matrices */
+    if (dw)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Cout, K, P, 1.0f, dout, P, x, P, 1.0f,
+                  dw, K);
+    if (dx)
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, Cout, 1.0f, w, K, dout, P, 1.0f,
+                  dx, P);
+    return;
+  }
   for (int b0 = 0; b0 < B; b0 += tile) {
     int nb = B - b0 < tile ? B - b0 : tile, Pt = nb * HoWo;
     const float *dt = dout + (size_t)b0 * HoWo;

@@ -158,15 +158,15 @@ static void test_linear(void **state) {
   }
 }
 
-static void conv_case_sized(int dims, int stride, int B, int H, int W) {
+static void conv_case_k(int dims, int stride, int B, int H, int W, int k) {
   lctx c = {.op = OP_CONV, .B = B, .C = 3, .C2 = 4, .H = H, .W = W,
-            .kh = dims == 2 ? 3 : 1, .kw = 3, .stride = stride};
+            .kh = dims == 2 ? k : 1, .kw = k, .stride = stride};
   int Ho = nn_conv_out_size(c.H, stride), Wo = nn_conv_out_size(c.W, stride);
   size_t nx = (size_t)c.C * c.B * c.H * c.W, K = (size_t)c.C * c.kh * c.kw, P = (size_t)c.B * Ho * Wo;
   c.n_out = c.C2 * P;
   c.a = rnd(nx, 1, 1.0f), c.w = rnd(c.C2 * K, 2, 0.5f), c.bias = rnd(c.C2, 3, 0.5f);
   c.da = zeros(nx), c.dw = zeros(c.C2 * K), c.dbias = zeros(c.C2);
-  c.col = zeros(K * P), c.dcol = zeros(K * P);
+  c.col = k == 1 ? NULL : zeros(K * P), c.dcol = k == 1 ? NULL : zeros(K * P); /* 1x1: no col */
   gc g;
   gc_setup(&g, &c);
   g.max_checks = nx > 400 ? 97 : 0;
@@ -175,6 +175,10 @@ static void conv_case_sized(int dims, int stride, int B, int H, int W) {
   gc_add(&g, "b", c.bias, c.dbias, c.C2);
   assert_true(gc_run(&g, TOL) <= TOL);
   lctx_free(&c);
+}
+
+static void conv_case_sized(int dims, int stride, int B, int H, int W) {
+  conv_case_k(dims, stride, B, H, W, 3);
 }
 
 static void conv_case(int dims, int stride) {
@@ -213,6 +217,26 @@ static void test_conv_tiled(void **state) {
       free(x), free(w), free(bias), free(out), free(col);
       conv_case_sized(dims, s, B, H, W); /* gradients across tiles too */
     }
+}
+
+/* pointwise (1x1) convolutions multiply x directly (no col scratch): the
+ * forward against a direct sum, and finite differences in 1D and 2D */
+static void test_conv_pointwise(void **state) {
+  (void)state;
+  int B = 3, Ci = 5, Co = 4, S = 7;
+  float *x = rnd((size_t)Ci * B * S, 1, 1.0f), *w = rnd((size_t)Co * Ci, 2, 1.0f);
+  float *bias = rnd(Co, 3, 1.0f), *out = zeros((size_t)Co * B * S);
+  assert_int_equal(nn_conv_col_size(Ci, B, 1, S, 1, 1, 1), 0);
+  nn_conv_forward(out, NULL, x, w, bias, Ci, Co, B, 1, S, 1, 1, 1);
+  for (int co = 0; co < Co; co++)
+    for (int p = 0; p < B * S; p++) {
+      double acc = bias[co];
+      for (int ci = 0; ci < Ci; ci++) acc += (double)w[co * Ci + ci] * x[(size_t)ci * B * S + p];
+      assert_true(fabs(out[(size_t)co * B * S + p] - acc) < 1e-5);
+    }
+  free(x), free(w), free(bias), free(out);
+  conv_case_k(1, 1, 3, 1, 9, 1);
+  conv_case_k(2, 1, 2, 4, 5, 1);
 }
 
 static void test_conv1d(void **state) {
@@ -519,7 +543,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_linear),       cmocka_unit_test(test_conv1d),
       cmocka_unit_test(test_conv2d),       cmocka_unit_test(test_conv_circular),
-      cmocka_unit_test(test_conv_tiled),
+      cmocka_unit_test(test_conv_tiled),   cmocka_unit_test(test_conv_pointwise),
       cmocka_unit_test(test_upsample),     cmocka_unit_test(test_groupnorm),
       cmocka_unit_test(test_layernorm),    cmocka_unit_test(test_gn_silu_fused),
       cmocka_unit_test(test_activations),  cmocka_unit_test(test_add_chanbias_concat),
