@@ -91,7 +91,7 @@ int nn_ckpt_copy_params(nn_model *m, const st_file *f, const char *prefix, sb_er
   return SB_OK;
 }
 
-static int parse_config(nn_model *m, const char *arch, const char *cfg, sb_error *err) {
+int nn_ckpt_model_from_config(nn_model *m, const char *arch, const char *cfg, sb_error *err) {
   if (!strcmp(arch, "resnet")) {
     nn_resnet_config c = {0};
     if (sscanf(cfg,
@@ -133,7 +133,7 @@ int nn_ckpt_load(const char *path, nn_model *m, st_file *meta, sb_error *err) {
   else if (strcmp(fmt, NN_CKPT_FORMAT))
     rc = sb_fail(err, SB_ENOTSUP, "checkpoint format %s, this build reads %s", fmt,
                  NN_CKPT_FORMAT);
-  if (!rc) rc = parse_config(m, arch, cfg, err);
+  if (!rc) rc = nn_ckpt_model_from_config(m, arch, cfg, err);
   if (!rc) rc = nn_ckpt_copy_params(m, &f, NULL, err);
   if (!rc && step) m->step = atol(step);
   if (rc) {

@@ -29,6 +29,9 @@ int nn_ckpt_load(const char *path, nn_model *m, st_file *meta, sb_error *err);
  * checking dtype and shape (for files produced elsewhere, e.g. by PyTorch). */
 int nn_ckpt_copy_params(nn_model *m, const st_file *f, const char *prefix, sb_error *err);
 
+/* A new model *m (zero-initialized parameters) from an nn.arch and nn.config
+ * pair as a checkpoint stores them; SB_EFORMAT if they cannot be parsed. */
+int nn_ckpt_model_from_config(nn_model *m, const char *arch, const char *cfg, sb_error *err);
 /* "resnet", "unet" or "mlp": the nn.arch of m. */
 const char *nn_ckpt_arch_name(const nn_model *m);
 /* The "nn.config" string of m (buf of n bytes). */
