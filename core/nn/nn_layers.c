@@ -114,10 +114,22 @@ size_t nn_conv_col_size(int Cin, int B, int H, int W, int kh, int kw, int stride
 }
 
 /* col (Cin*kh*kw, nb*Ho*Wo) <- samples b0..b0+nb-1 of x (Cin, B, H, W) */
+/* Strided convolutions gather columns (wo * s + j - kw/2) mod W: a table per
+ * tap j, built once per call, keeps the modulo out of the inner loop. */
+#define NN_WRAP_TAB 4096
+static const int *wrap_table(int *tab, int W, int Wo, int kw, int s) {
+  if (s == 1 || (size_t)kw * Wo > NN_WRAP_TAB) return NULL;
+  for (int j = 0; j < kw; j++)
+    for (int wo = 0; wo < Wo; wo++) tab[j * Wo + wo] = wrap(wo * s + j - kw / 2, W);
+  return tab;
+}
+
 static void im2col(float *col, const float *x, int Cin, int B, int b0, int nb, int H, int W,
                    int kh, int kw, int s) {
   int Ho = nn_conv_out_size(H, s), Wo = nn_conv_out_size(W, s);
   size_t P = (size_t)nb * Ho * Wo;
+  int tabmem[NN_WRAP_TAB];
+  const int *tab = wrap_table(tabmem, W, Wo, kw, s);
   for (int ci = 0; ci < Cin; ci++)
     for (int i = 0; i < kh; i++)
       for (int j = 0; j < kw; j++) {
@@ -133,6 +145,9 @@ static void im2col(float *col, const float *x, int Cin, int B, int b0, int nb, i
               int sh = wrap(dj, W);
               memcpy(d, row + sh, sizeof(float) * (W - sh));
               memcpy(d + (W - sh), row, sizeof(float) * sh);
+            } else if (tab) {
+              const int *ix = tab + (size_t)j * Wo;
+              for (int wo = 0; wo < Wo; wo++) d[wo] = row[ix[wo]];
             } else {
               for (int wo = 0; wo < Wo; wo++) d[wo] = row[wrap(wo * s + dj, W)];
             }
@@ -146,6 +161,8 @@ static void col2im_add(float *dx, const float *dcol, int Cin, int B, int b0, int
                        int kh, int kw, int s) {
   int Ho = nn_conv_out_size(H, s), Wo = nn_conv_out_size(W, s);
   size_t P = (size_t)nb * Ho * Wo;
+  int tabmem[NN_WRAP_TAB];
+  const int *tab = wrap_table(tabmem, W, Wo, kw, s);
   for (int ci = 0; ci < Cin; ci++)
     for (int i = 0; i < kh; i++)
       for (int j = 0; j < kw; j++) {
@@ -160,6 +177,9 @@ static void col2im_add(float *dx, const float *dcol, int Cin, int B, int b0, int
               int sh = wrap(dj, W);
               for (int w = 0; w < W - sh; w++) row[sh + w] += d[w];
               for (int w = 0; w < sh; w++) row[w] += d[W - sh + w];
+            } else if (tab) {
+              const int *ix = tab + (size_t)j * Wo;
+              for (int wo = 0; wo < Wo; wo++) row[ix[wo]] += d[wo];
             } else {
               for (int wo = 0; wo < Wo; wo++) row[wrap(wo * s + dj, W)] += d[wo];
             }
