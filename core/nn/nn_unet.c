@@ -382,6 +382,7 @@ int nn__unet_forward(const nn_model *m, nn_workspace *ws, const float *x, const 
   int k = 0;
   for (int l = 0; l < L; l++) {
     if (l > 0) {
+      if (ws->prof) t0_ = now(); /* blk_fwd timed itself */
       nn_conv_forward(a[U_DOWN0 + l], a[U_COL], h, NN_P(m, p.t_down[l]), NN_P(m, p.t_down[l] + 1),
                       c->widths[l - 1], c->widths[l], B, p.H[l - 1], p.W[l - 1], kh, 3, 2);
       PROF_ADD(NN_PROF_DOWN, 0, conv_flop(c->widths[l - 1], c->widths[l], k2, B, p.S[l]));

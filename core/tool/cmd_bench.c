@@ -150,11 +150,16 @@ static double profile_c(nn_model *m, nn_workspace *wt, nn_workspace *wi, int T, 
     tot_i += si.fwd_s[k];
     ff += si.fwd_flop[k];
   }
-  double pk = peak / T; /* per-thread sgemm peak, GFLOP/s */
+  /* per-thread sgemm peak, GFLOP/s: one BLAS thread, as the workers run */
+  int blas = openblas_get_num_threads();
+  openblas_set_num_threads(1);
+  double pk = sgemm_peak();
+  openblas_set_num_threads(blas);
+  (void)peak;
   if (json) printf("{\"bench\": \"nn-profile\", \"threads\": %d, \"layers\": [", T);
   else
     printf("per-layer profile (%d threads; time summed over threads; GEMM rate per thread vs "
-           "the per-thread sgemm peak %.1f GFLOP/s)\n  %-16s %22s %22s %22s\n", T, pk, "layer",
+           "the 1-thread sgemm peak %.1f GFLOP/s)\n  %-16s %22s %22s %22s\n", T, pk, "layer",
            "train fwd", "train bwd", "inference");
   for (int k = 0; k < NN_PROF_N; k++) {
     double r[3] = {st.fwd_s[k] > 0 ? st.fwd_flop[k] / st.fwd_s[k] * 1e-9 : 0,
