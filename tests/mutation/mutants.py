@@ -294,7 +294,7 @@ MUTANTS = [
     # ---- U-Net (core/nn/nn_unet.c): skip/concat and down/up paths ----------
     dict(id='unet-concat-skip-lost', what='U-Net: the encoder writes its skip into the up half of the cat buffer (the up conv overwrites it)',
          edits=[('core/nn/nn_unet.c', '  if (b->to_cat) return ws->act[U_CAT0 + l] + (size_t)c->widths[l] * B * p->S[l];',
-                 '  if (b->to_cat) return ws->act[U_CAT0 + l];')],
+                 '  if (b->to_cat) return ws->act[U_CAT0 + l] + 0 * (size_t)c->widths[l] * B * p->S[l];')],
          tests=['unit:test_nn_model', 'unit:test_nn_torch']),
     dict(id='unet-skip-grad-dropped', what="U-Net backward: the concat's skip-half gradient not passed to the encoder",
          edits=[('core/nn/nn_unet.c', '    memcpy(other, a[U_DCAT0 + l - 1] + wd * Pd, sizeof(float) * wd * Pd);',
