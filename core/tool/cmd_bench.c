@@ -323,6 +323,8 @@ static int bench_nn(int argc, char **argv) {
     snprintf(ctr2, sizeof ctr2, "%.6f", c_train2);
     snprintf(cin2, sizeof cin2, "%.6f", c_infer2);
   }
+  size_t n_weights = 0; /* m.n_params includes the 16-float alignment padding */
+  for (int i = 0; i < m.n_tensors; i++) n_weights += m.tensors[i].numel;
   const char *netdesc = unet ? "unet2d 32x32 cin=4 cout=2 widths=64,128,256 blocks=2 mid=2 "
                                "groups=8 tau-embedding"
                              : "resnet1d width=64 blocks=6 groups=8 N=40 cin=11 cout=1 tau-embedding";
@@ -343,12 +345,12 @@ static int bench_nn(int argc, char **argv) {
            "\"c_train_step_s_before_after\": [%.6f, %s], \"c_infer_s_before_after\": [%.6f, %s], "
            "\"loadavg_start_end\": [%.2f, %.2f], "
            "\"torch_version\": %s%s%s, \"note\": \"%s\"}\n",
-           T, netdesc, m.n_params, BT, BI, c_train, ttr, str, c_infer, tin, sin_, peak, train_gf, infer_gf, c_train1,
+           T, netdesc, n_weights, BT, BI, c_train, ttr, str, c_infer, tin, sin_, peak, train_gf, infer_gf, c_train1,
            ctr2, c_infer1, cin2, load0, load1,
            tver[0] ? "\"" : "", tver[0] ? tver : "null", tver[0] ? "\"" : "", note);
   } else {
     printf("nn bench %s, %zu parameters (%d threads): sgemm peak %.1f GFLOP/s, load average "
-           "%.2f -> %.2f\n", netdesc, m.n_params, T, peak, load0, load1);
+           "%.2f -> %.2f\n", netdesc, n_weights, T, peak, load0, load1);
     printf("  train step B=%d: C %.4f s (%.1f GFLOP/s), torch %s s, speedup %s\n", BT, c_train,
            train_gf, ttr, str);
     printf("  inference  B=%d: C %.4f s (%.1f GFLOP/s), torch %s s, speedup %s\n", BI, c_infer,
