@@ -261,6 +261,39 @@ void nn_conv_backward(float *dx, float *dw, float *dbias, float *col, float *dco
   }
 }
 
+size_t nn_conv_dcol_size(int Cin, int Cout, int B, int H, int W, int kh, int kw, int stride) {
+  size_t c = nn_conv_col_size(Cin, B, H, W, kh, kw, stride);
+  if (stride != 1 || (kh == 1 && kw == 1)) return c;
+  size_t t = nn_conv_col_size(Cout, B, H, W, kh, kw, 1) + (size_t)Cin * Cout * kh * kw;
+  return c > t ? c : t;
+}
+
+/* Stride 1: d/dx of a circular convolution is the circular convolution of
+ * dout with the flipped, transposed kernel w'[ci][co][i][j] = w[co][ci][kh-1-i][kw-1-j],
+ * so dx is one well-shaped GEMM per tile (M = Cin, K = Cout*kh*kw) on im2col(dout)
+ * accumulating straight into dx, instead of a K = Cout GEMM and a col2im scatter. */
+void nn_conv_backward_t(float *dx, float *dw, float *dbias, float *col, float *dcol,
+                        const float *dout, const float *x, const float *w, int Cin, int Cout,
+                        int B, int H, int W, int kh, int kw, int stride) {
+  if (stride != 1 || (kh == 1 && kw == 1) || !dx) {
+    nn_conv_backward(dx, dw, dbias, col, dcol, dout, x, w, Cin, Cout, B, H, W, kh, kw, stride);
+    return;
+  }
+  nn_conv_backward(NULL, dw, dbias, col, dcol, dout, x, w, Cin, Cout, B, H, W, kh, kw, stride);
+  int HW = H * W, P = B * HW, kk = kh * kw, K2 = Cout * kk, tile = conv_tile(B, HW);
+  float *wf = dcol + nn_conv_col_size(Cout, B, H, W, kh, kw, 1);
+  for (int ci = 0; ci < Cin; ci++)
+    for (int co = 0; co < Cout; co++)
+      for (int t = 0; t < kk; t++)
+        wf[((size_t)ci * Cout + co) * kk + t] = w[((size_t)co * Cin + ci) * kk + (kk - 1 - t)];
+  for (int b0 = 0; b0 < B; b0 += tile) {
+    int nb = B - b0 < tile ? B - b0 : tile, Pt = nb * HW;
+    im2col(dcol, dout, Cout, B, b0, nb, H, W, kh, kw, 1);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cin, Pt, K2, 1.0f, wf, K2, dcol, Pt,
+                1.0f, dx + (size_t)b0 * HW, P);
+  }
+}
+
 // ----------------------------------------------------------------------------
 // nearest upsampling
 

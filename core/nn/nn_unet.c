@@ -209,6 +209,9 @@ int nn__unet_ws(nn_workspace *ws, const nn_model *m, size_t *used) {
   /* the largest scratch any layer needs */
   size_t col = nn_conv_col_size(c->cin, Bm, p.H[0], p.W[0], kh, 3, 1);
   col = zmax(col, nn_conv_col_size(c->widths[0], Bm, p.H[0], p.W[0], kh, 3, 1));
+  /* dcol: nn_conv_backward_t's scratch of every stride-1 conv (col covers the rest) */
+  size_t dcol = zmax(nn_conv_dcol_size(c->cin, c->widths[0], Bm, p.H[0], p.W[0], kh, 3, 1),
+                     nn_conv_dcol_size(c->widths[0], c->cout, Bm, p.H[0], p.W[0], kh, 3, 1));
   size_t stream = 0, dt1 = 0, dt2 = 0, du = 0;
   for (int l = 0; l < L; l++) {
     size_t Pl = (size_t)Bm * p.S[l];
@@ -216,6 +219,7 @@ int nn__unet_ws(nn_workspace *ws, const nn_model *m, size_t *used) {
     if (l > 0) col = zmax(col, nn_conv_col_size(c->widths[l - 1], Bm, p.H[l - 1], p.W[l - 1], kh, 3, 2));
     if (l < L - 1) {
       col = zmax(col, nn_conv_col_size(c->widths[l + 1], Bm, p.H[l], p.W[l], kh, 3, 1));
+      dcol = zmax(dcol, nn_conv_dcol_size(c->widths[l + 1], c->widths[l], Bm, p.H[l], p.W[l], kh, 3, 1));
       du = zmax(du, c->widths[l + 1] * Pl);
     }
   }
@@ -224,6 +228,8 @@ int nn__unet_ws(nn_workspace *ws, const nn_model *m, size_t *used) {
     size_t Pl = (size_t)Bm * p.S[b->level];
     col = zmax(col, nn_conv_col_size(b->cin, Bm, p.H[b->level], p.W[b->level], kh, 3, 1));
     col = zmax(col, nn_conv_col_size(b->cout, Bm, p.H[b->level], p.W[b->level], kh, 3, 1));
+    dcol = zmax(dcol, nn_conv_dcol_size(b->cin, b->cout, Bm, p.H[b->level], p.W[b->level], kh, 3, 1));
+    dcol = zmax(dcol, nn_conv_dcol_size(b->cout, b->cout, Bm, p.H[b->level], p.W[b->level], kh, 3, 1));
     dt1 = zmax(dt1, zmax(b->cin, b->cout) * Pl);
     dt2 = zmax(dt2, b->cout * Pl);
   }
@@ -231,7 +237,7 @@ int nn__unet_ws(nn_workspace *ws, const nn_model *m, size_t *used) {
   a[U_X0] = nn__carve(ws, used, c->cin * P0);
   a[U_Y] = nn__carve(ws, used, c->cout * P0);
   a[U_COL] = nn__carve(ws, used, col);
-  a[U_DCOL] = nn__carve(ws, used, tr * col);
+  a[U_DCOL] = nn__carve(ws, used, tr * zmax(col, dcol));
   a[U_GA] = nn__carve(ws, used, tr * stream);
   a[U_GB] = nn__carve(ws, used, tr * stream);
   a[U_DT1] = nn__carve(ws, used, tr * dt1);
@@ -445,7 +451,7 @@ static void blk_bwd(const nn_model *m, nn_workspace *ws, const uplan *p, int k, 
   double wf = g ? 2.0 : 1.0; /* dx and (with g) dw GEMMs */
   PROF_T0();
   memset(dt1, 0, sizeof(float) * b->cout * P);
-  nn_conv_backward(dt1, NN_G(g, m, t + TB_C2_W), NN_G(g, m, t + TB_C2_B), col, dcol, dio,
+  nn_conv_backward_t(dt1, NN_G(g, m, t + TB_C2_W), NN_G(g, m, t + TB_C2_B), col, dcol, dio,
                    a[SLOT(k, K_A2)], NN_P(m, t + TB_C2_W), b->cout, b->cout, B, H, Wd, p->kh, 3, 1);
   PROF_ADD(NN_PROF_CONV3, 1, wf * conv_flop(b->cout, b->cout, k2, B, S));
   memset(dt2, 0, sizeof(float) * b->cout * P);
@@ -456,7 +462,7 @@ static void blk_bwd(const nn_model *m, nn_workspace *ws, const uplan *p, int k, 
   if (c->n_scalars) nn_chanbias_backward(a[U_DE2] + b->emb_off, dt2, p->emb_total, b->cout, B, S);
   memset(dt1, 0, sizeof(float) * b->cin * P);
   PROF_ADD(NN_PROF_OTHER, 1, 0);
-  nn_conv_backward(dt1, NN_G(g, m, t + TB_C1_W), NN_G(g, m, t + TB_C1_B), col, dcol, dt2,
+  nn_conv_backward_t(dt1, NN_G(g, m, t + TB_C1_W), NN_G(g, m, t + TB_C1_B), col, dcol, dt2,
                    a[SLOT(k, K_A1)], NN_P(m, t + TB_C1_W), b->cin, b->cout, B, H, Wd, p->kh, 3, 1);
   PROF_ADD(NN_PROF_CONV3, 1, wf * conv_flop(b->cin, b->cout, k2, B, S));
   float *target = dio;
@@ -487,7 +493,7 @@ int nn__unet_backward(const nn_model *m, nn_workspace *ws, const float *dout, fl
   if (c->n_scalars) memset(a[U_DE2], 0, sizeof(float) * B * p.emb_total);
   memset(a[U_DT1], 0, sizeof(float) * w0 * P0);
   PROF_ADD(NN_PROF_OTHER, 1, 0);
-  nn_conv_backward(a[U_DT1], NN_G(g, m, p.t_out + 2), NN_G(g, m, p.t_out + 3), col, dcol,
+  nn_conv_backward_t(a[U_DT1], NN_G(g, m, p.t_out + 2), NN_G(g, m, p.t_out + 3), col, dcol,
                    a[U_DY], a[U_AO], NN_P(m, p.t_out + 2), w0, c->cout, B, p.H[0], p.W[0], kh, 3,
                    1);
   PROF_ADD(NN_PROF_IO, 1, wf * conv_flop(w0, c->cout, k2, B, p.S[0]));
@@ -506,7 +512,7 @@ int nn__unet_backward(const nn_model *m, nn_workspace *ws, const float *dout, fl
     }
     if (ws->prof) t0_ = now();
     memset(a[U_DU], 0, sizeof(float) * wn * Pl);
-    nn_conv_backward(a[U_DU], NN_G(g, m, p.t_up[l]), NN_G(g, m, p.t_up[l] + 1), col, dcol, dcat,
+    nn_conv_backward_t(a[U_DU], NN_G(g, m, p.t_up[l]), NN_G(g, m, p.t_up[l] + 1), col, dcol, dcat,
                      a[U_UP0 + l], NN_P(m, p.t_up[l]), (int)wn, (int)wl, B, p.H[l], p.W[l], kh,
                      3, 1);
     memset(cur, 0, sizeof(float) * wn * B * p.S[l + 1]);
@@ -538,7 +544,7 @@ int nn__unet_backward(const nn_model *m, nn_workspace *ws, const float *dout, fl
     memset(dx0, 0, sizeof(float) * c->cin * P0);
   }
   if (dx || g)
-    nn_conv_backward(dx0, NN_G(g, m, p.t_in), NN_G(g, m, p.t_in + 1), col, dcol, cur, a[U_X0],
+    nn_conv_backward_t(dx0, NN_G(g, m, p.t_in), NN_G(g, m, p.t_in + 1), col, dcol, cur, a[U_X0],
                      NN_P(m, p.t_in), c->cin, w0, B, p.H[0], p.W[0], kh, 3, 1);
   PROF_ADD(NN_PROF_IO, 1, wf * conv_flop(c->cin, w0, k2, B, p.S[0]));
   if (dx) nn_transpose_cbs_to_bcs(dx, dx0, B, c->cin, p.S[0], 1);

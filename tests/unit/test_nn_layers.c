@@ -239,6 +239,35 @@ static void test_conv_pointwise(void **state) {
   conv_case_k(2, 1, 2, 4, 5, 1);
 }
 
+/* nn_conv_backward_t (dx as a convolution with the flipped kernel) gives the
+ * finite-difference-checked nn_conv_backward's gradients, in 1D and 2D, over
+ * several sample tiles, with more and with fewer output than input channels */
+static void test_conv_backward_t(void **state) {
+  (void)state;
+  for (int dims = 1; dims <= 2; dims++)
+    for (int wide = 0; wide < 2; wide++) {
+      int B = 5, Ci = wide ? 3 : 6, Co = wide ? 7 : 2, H = dims == 2 ? 20 : 1, W = dims == 2 ? 21 : 401;
+      int kh = dims == 2 ? 3 : 1;
+      size_t nx = (size_t)Ci * B * H * W, ny = (size_t)Co * B * H * W, nw = (size_t)Co * Ci * kh * 3;
+      size_t nc = nn_conv_col_size(Ci, B, H, W, kh, 3, 1), nd = nn_conv_dcol_size(Ci, Co, B, H, W, kh, 3, 1);
+      assert_true(nd >= nc);
+      float *x = rnd(nx, 1, 1.0f), *w = rnd(nw, 2, 1.0f), *dy = rnd(ny, 3, 1.0f);
+      float *col = zeros(nc), *dcol = zeros(nd > nc ? nd : nc);
+      float *dx1 = zeros(nx), *dx2 = rnd(nx, 4, 1.0f), *dw1 = zeros(nw), *dw2 = zeros(nw);
+      float *db1 = zeros(Co), *db2 = zeros(Co);
+      memcpy(dx1, dx2, nx * sizeof(float)); /* both accumulate onto the same values */
+      nn_conv_backward(dx1, dw1, db1, col, dcol, dy, x, w, Ci, Co, B, H, W, kh, 3, 1);
+      nn_conv_backward_t(dx2, dw2, db2, col, dcol, dy, x, w, Ci, Co, B, H, W, kh, 3, 1);
+      double e = 0, mx = 0;
+      for (size_t i = 0; i < nx; i++) e = fmax(e, fabs(dx1[i] - dx2[i])), mx = fmax(mx, fabs(dx1[i]));
+      assert_true(mx > 1.0 && e <= 1e-5 * mx);
+      assert_memory_equal(dw1, dw2, nw * sizeof(float));
+      assert_memory_equal(db1, db2, Co * sizeof(float));
+      free(x), free(w), free(dy), free(col), free(dcol), free(dx1), free(dx2), free(dw1), free(dw2),
+          free(db1), free(db2);
+    }
+}
+
 static void test_conv1d(void **state) {
   (void)state;
   conv_case(1, 1);
@@ -544,6 +573,7 @@ int main(void) {
       cmocka_unit_test(test_linear),       cmocka_unit_test(test_conv1d),
       cmocka_unit_test(test_conv2d),       cmocka_unit_test(test_conv_circular),
       cmocka_unit_test(test_conv_tiled),   cmocka_unit_test(test_conv_pointwise),
+      cmocka_unit_test(test_conv_backward_t),
       cmocka_unit_test(test_upsample),     cmocka_unit_test(test_groupnorm),
       cmocka_unit_test(test_layernorm),    cmocka_unit_test(test_gn_silu_fused),
       cmocka_unit_test(test_activations),  cmocka_unit_test(test_add_chanbias_concat),
