@@ -7,6 +7,51 @@
 #include <stdlib.h>
 #include <string.h>
 
+const char *nn_ckpt_arch_name(const nn_model *m) {
+  return m->kind == NN_RESNET ? "resnet" : m->kind == NN_UNET ? "unet" : "mlp";
+}
+
+/* "dims=.. levels=L widths=a,b,c blocks=.." -> c; returns 0 or -1 */
+/* one "key=" then a decimal int within [-2^30, 2^30] (no sscanf %d: undefined
+ * on overflow); advances *p. 0 or -1. */
+static int parse_kv(const char **p, const char *key, int *out) {
+  while (**p == ' ') (*p)++;
+  size_t kl = strlen(key);
+  if (strncmp(*p, key, kl) || (*p)[kl] != '=') return -1;
+  *p += kl + 1;
+  char *end;
+  errno = 0;
+  long v = strtol(*p, &end, 10);
+  if (end == *p || errno || v < -(1L << 30) || v > (1L << 30)) return -1;
+  *out = (int)v;
+  *p = end;
+  return 0;
+}
+
+static int parse_unet(const char *cfg, nn_unet_config *c) {
+  const char *p = cfg;
+  if (parse_kv(&p, "dims", &c->dims) || parse_kv(&p, "h", &c->h) || parse_kv(&p, "w", &c->w) ||
+      parse_kv(&p, "cin", &c->cin) || parse_kv(&p, "cout", &c->cout) || parse_kv(&p, "levels", &c->levels))
+    return -1;
+  if (c->levels < 1 || c->levels > NN_UNET_MAX_LEVELS) return -1;
+  if (parse_kv(&p, "widths", &c->widths[0])) return -1;
+  for (int l = 1; l < c->levels; l++) {
+    if (*p != ',') return -1;
+    p++;
+    char *end;
+    errno = 0;
+    long v = strtol(p, &end, 10);
+    if (end == p || errno || v < -(1L << 30) || v > (1L << 30)) return -1;
+    c->widths[l] = (int)v;
+    p = end;
+  }
+  if (parse_kv(&p, "blocks", &c->blocks) || parse_kv(&p, "mid", &c->mid) || parse_kv(&p, "groups", &c->groups) ||
+      parse_kv(&p, "n_scalars", &c->n_scalars) || parse_kv(&p, "emb_dim", &c->emb_dim))
+    return -1;
+  while (*p == ' ') p++;
+  return *p ? -1 : 0;
+}
+
 void nn_ckpt_config_string(const nn_model *m, char *buf, size_t n) {
   if (m->kind == NN_RESNET) {
     const nn_resnet_config *c = &m->rc;
@@ -15,6 +60,16 @@ void nn_ckpt_config_string(const nn_model *m, char *buf, size_t n) {
              "emb_dim=%d",
              c->dims, c->h, c->w, c->cin, c->cout, c->width, c->blocks, c->groups, c->n_scalars,
              c->emb_dim);
+  } else if (m->kind == NN_UNET) {
+    const nn_unet_config *c = &m->uc;
+    char wl[NN_UNET_MAX_LEVELS * 12] = "";
+    for (int l = 0, o = 0; l < c->levels; l++)
+      o += snprintf(wl + o, sizeof wl - (size_t)o, "%s%d", l ? "," : "", c->widths[l]);
+    snprintf(buf, n,
+             "dims=%d h=%d w=%d cin=%d cout=%d levels=%d widths=%s blocks=%d mid=%d groups=%d "
+             "n_scalars=%d emb_dim=%d",
+             c->dims, c->h, c->w, c->cin, c->cout, c->levels, wl, c->blocks, c->mid, c->groups,
+             c->n_scalars, c->emb_dim);
   } else {
     const nn_mlp_config *c = &m->mc;
     snprintf(buf, n, "in=%d out=%d hidden=%d layers=%d act=%d", c->in, c->out, c->hidden,
@@ -33,7 +88,7 @@ int nn_ckpt_save(const nn_model *m, int use_ema, const char *path, int n_meta,
   snprintf(num, sizeof num, "%zu", m->n_params);
   snprintf(step, sizeof step, "%ld", m->step);
   int rc = st_set_meta(&f, "nn.format", NN_CKPT_FORMAT, err);
-  if (!rc) rc = st_set_meta(&f, "nn.arch", m->kind == NN_RESNET ? "resnet" : "mlp", err);
+  if (!rc) rc = st_set_meta(&f, "nn.arch", nn_ckpt_arch_name(m), err);
   if (!rc) rc = st_set_meta(&f, "nn.config", cfg, err);
   if (!rc) rc = st_set_meta(&f, "nn.n_params", num, err);
   if (!rc) rc = st_set_meta(&f, "nn.step", step, err);
@@ -94,6 +149,11 @@ static int parse_config(nn_model *m, const char *arch, const char *cfg, sb_error
                           .blocks = v[6], .groups = v[7], .n_scalars = v[8], .emb_dim = v[9]};
     return nn__resnet_plan(m, &c, err);
   }
+  if (!strcmp(arch, "unet")) {
+    nn_unet_config c = {0};
+    if (parse_unet(cfg, &c)) return sb_fail(err, SB_EFORMAT, "nn: cannot parse unet nn.config '%.200s'", cfg);
+    return nn__unet_plan(m, &c, err);
+  }
   if (!strcmp(arch, "mlp")) {
     static const char *const keys[] = {"in", "out", "hidden", "layers", "act"};
     int v[5];
@@ -103,6 +163,11 @@ static int parse_config(nn_model *m, const char *arch, const char *cfg, sb_error
     return nn__mlp_plan(m, &c, err);
   }
   return sb_fail(err, SB_EFORMAT, "nn: unknown architecture nn.arch = '%.100s'", arch);
+}
+
+int nn_ckpt_model_from_config(nn_model *m, const char *arch, const char *cfg, sb_error *err) {
+  int rc = parse_config(m, arch, cfg, err);
+  return rc ? rc : nn__alloc(m, err);
 }
 
 int nn_ckpt_load(const char *path, nn_model *m, st_file *meta, sb_error *err) {

@@ -2,7 +2,7 @@
  *
  * A checkpoint holds every named tensor of the model (F32, PyTorch names and
  * shapes, so torch/numpy can open it) and metadata: "nn.format" (version),
- * "nn.arch" ("resnet" | "mlp"), "nn.config" (the sizes as key=value pairs),
+ * "nn.arch" ("resnet" | "unet" | "mlp"), "nn.config" (the sizes as key=value pairs),
  * "nn.n_params", "nn.step", plus any caller keys (system, operator,
  * normalization, training config, ...). Loading rebuilds the model from the
  * metadata and checks every tensor's dtype and shape; a missing tensor, wrong
@@ -29,6 +29,11 @@ int nn_ckpt_load(const char *path, nn_model *m, st_file *meta, sb_error *err);
  * checking dtype and shape (for files produced elsewhere, e.g. by PyTorch). */
 int nn_ckpt_copy_params(nn_model *m, const st_file *f, const char *prefix, sb_error *err);
 
+/* A new model *m (zero-initialized parameters) from an nn.arch and nn.config
+ * pair as a checkpoint stores them; SB_EFORMAT if they cannot be parsed. */
+int nn_ckpt_model_from_config(nn_model *m, const char *arch, const char *cfg, sb_error *err);
+/* "resnet", "unet" or "mlp": the nn.arch of m. */
+const char *nn_ckpt_arch_name(const nn_model *m);
 /* The "nn.config" string of m (buf of n bytes). */
 void nn_ckpt_config_string(const nn_model *m, char *buf, size_t n);
 

@@ -14,6 +14,7 @@ int nn__alloc(nn_model *m, sb_error *err);
  * before nn__alloc. */
 int nn__resnet_plan(nn_model *m, const nn_resnet_config *cfg, sb_error *err);
 int nn__mlp_plan(nn_model *m, const nn_mlp_config *cfg, sb_error *err);
+int nn__unet_plan(nn_model *m, const nn_unet_config *cfg, sb_error *err);
 /* Upper bounds of a network this build accepts: parameters, and each of
  * width, channels, spatial size, embedding, MLP sizes. */
 #define NN_MAX_PARAMS (1 << 28)
@@ -29,6 +30,14 @@ int nn__resnet_forward(const nn_model *m, nn_workspace *ws, const float *x, cons
                        int B, float *out);
 int nn__resnet_backward(const nn_model *m, nn_workspace *ws, const float *dout, float *grads,
                         float *dx);
+
+int nn__unet_check(const nn_unet_config *c, sb_error *err);
+int nn__unet_build(nn_model *m);
+int nn__unet_ws(nn_workspace *ws, const nn_model *m, size_t *used);
+int nn__unet_forward(const nn_model *m, nn_workspace *ws, const float *x, const float *scalars,
+                     int B, float *out);
+int nn__unet_backward(const nn_model *m, nn_workspace *ws, const float *dout, float *grads,
+                      float *dx);
 
 int nn__mlp_build(nn_model *m);
 int nn__mlp_ws(nn_workspace *ws, const nn_model *m, size_t *used);

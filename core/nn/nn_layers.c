@@ -110,11 +110,29 @@ static int conv_tile(int B, int HoWo) {
   return t < 1 ? 1 : (t > B ? B : t);
 }
 
+size_t nn_conv_col_size(int Cin, int B, int H, int W, int kh, int kw, int stride) {
+  if (kh == 1 && kw == 1 && stride == 1) return 0;
+  int HoWo = nn_conv_out_size(H, stride) * nn_conv_out_size(W, stride);
+  return (size_t)Cin * kh * kw * conv_tile(B, HoWo) * HoWo;
+}
+
 /* col (Cin*kh*kw, nb*Ho*Wo) <- samples b0..b0+nb-1 of x (Cin, B, H, W) */
+/* Strided convolutions gather columns (wo * s + j - kw/2) mod W: a table per
+ * tap j, built once per call, keeps the modulo out of the inner loop. */
+#define NN_WRAP_TAB 4096
+static const int *wrap_table(int *tab, int W, int Wo, int kw, int s) {
+  if (s == 1 || (size_t)kw * Wo > NN_WRAP_TAB) return NULL;
+  for (int j = 0; j < kw; j++)
+    for (int wo = 0; wo < Wo; wo++) tab[j * Wo + wo] = wrap(wo * s + j - kw / 2, W);
+  return tab;
+}
+
 static void im2col(float *col, const float *x, int Cin, int B, int b0, int nb, int H, int W,
                    int kh, int kw, int s) {
   int Ho = nn_conv_out_size(H, s), Wo = nn_conv_out_size(W, s);
   size_t P = (size_t)nb * Ho * Wo;
+  int tabmem[NN_WRAP_TAB];
+  const int *tab = wrap_table(tabmem, W, Wo, kw, s);
   for (int ci = 0; ci < Cin; ci++)
     for (int i = 0; i < kh; i++)
       for (int j = 0; j < kw; j++) {
@@ -130,6 +148,9 @@ static void im2col(float *col, const float *x, int Cin, int B, int b0, int nb, i
               int sh = wrap(dj, W);
               memcpy(d, row + sh, sizeof(float) * (W - sh));
               memcpy(d + (W - sh), row, sizeof(float) * sh);
+            } else if (tab) {
+              const int *ix = tab + (size_t)j * Wo;
+              for (int wo = 0; wo < Wo; wo++) d[wo] = row[ix[wo]];
             } else {
               for (int wo = 0; wo < Wo; wo++) d[wo] = row[wrap(wo * s + dj, W)];
             }
@@ -143,6 +164,8 @@ static void col2im_add(float *dx, const float *dcol, int Cin, int B, int b0, int
                        int kh, int kw, int s) {
   int Ho = nn_conv_out_size(H, s), Wo = nn_conv_out_size(W, s);
   size_t P = (size_t)nb * Ho * Wo;
+  int tabmem[NN_WRAP_TAB];
+  const int *tab = wrap_table(tabmem, W, Wo, kw, s);
   for (int ci = 0; ci < Cin; ci++)
     for (int i = 0; i < kh; i++)
       for (int j = 0; j < kw; j++) {
@@ -157,6 +180,9 @@ static void col2im_add(float *dx, const float *dcol, int Cin, int B, int b0, int
               int sh = wrap(dj, W);
               for (int w = 0; w < W - sh; w++) row[sh + w] += d[w];
               for (int w = 0; w < sh; w++) row[w] += d[W - sh + w];
+            } else if (tab) {
+              const int *ix = tab + (size_t)j * Wo;
+              for (int wo = 0; wo < Wo; wo++) row[ix[wo]] += d[wo];
             } else {
               for (int wo = 0; wo < Wo; wo++) row[wrap(wo * s + dj, W)] += d[wo];
             }
@@ -169,12 +195,18 @@ static void conv_fwd(float *out, float *col, const float *x, const float *w, con
                      int Cin, int Cout, int B, int H, int W, int kh, int kw, int stride, int add) {
   int Ho = nn_conv_out_size(H, stride), Wo = nn_conv_out_size(W, stride), HoWo = Ho * Wo;
   int P = B * HoWo, K = Cin * kh * kw, tile = conv_tile(B, HoWo);
+  int pointwise = kh == 1 && kw == 1 && stride == 1; /* x is already the col matrix */
   for (int co = 0; co < Cout; co++) {
     float v = bias ? bias[co] : 0.0f, *o = out + (size_t)co * P;
     if (add)
       for (int p = 0; p < P; p++) o[p] += v;
     else
       for (int p = 0; p < P; p++) o[p] = v;
+  }
+  if (pointwise) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cout, P, K, 1.0f, w, K, x, P, 1.0f,
+                out, P);
+    return;
   }
   for (int b0 = 0; b0 < B; b0 += tile) {
     int nb = B - b0 < tile ? B - b0 : tile, Pt = nb * HoWo;
@@ -207,6 +239,15 @@ void nn_conv_backward(float *dx, float *dw, float *dbias, float *col, float *dco
       for (int p = 0; p < P; p++) acc += d[p];
       dbias[co] += acc;
     }
+  if (kh == 1 && kw == 1 && stride == 1) { /* pointwise: x and dx are the col matrices */
+    if (dw)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Cout, K, P, 1.0f, dout, P, x, P, 1.0f,
+                  dw, K);
+    if (dx)
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, Cout, 1.0f, w, K, dout, P, 1.0f,
+                  dx, P);
+    return;
+  }
   for (int b0 = 0; b0 < B; b0 += tile) {
     int nb = B - b0 < tile ? B - b0 : tile, Pt = nb * HoWo;
     const float *dt = dout + (size_t)b0 * HoWo;
@@ -220,6 +261,39 @@ void nn_conv_backward(float *dx, float *dw, float *dbias, float *col, float *dco
                   dcol, Pt);
       col2im_add(dx, dcol, Cin, B, b0, nb, H, W, kh, kw, stride);
     }
+  }
+}
+
+size_t nn_conv_dcol_size(int Cin, int Cout, int B, int H, int W, int kh, int kw, int stride) {
+  size_t c = nn_conv_col_size(Cin, B, H, W, kh, kw, stride);
+  if (stride != 1 || (kh == 1 && kw == 1)) return c;
+  size_t t = nn_conv_col_size(Cout, B, H, W, kh, kw, 1) + (size_t)Cin * Cout * kh * kw;
+  return c > t ? c : t;
+}
+
+/* Stride 1: d/dx of a circular convolution is the circular convolution of
+ * dout with the flipped, transposed kernel w'[ci][co][i][j] = w[co][ci][kh-1-i][kw-1-j],
+ * so dx is one well-shaped GEMM per tile (M = Cin, K = Cout*kh*kw) on im2col(dout)
+ * accumulating straight into dx, instead of a K = Cout GEMM and a col2im scatter. */
+void nn_conv_backward_t(float *dx, float *dw, float *dbias, float *col, float *dcol,
+                        const float *dout, const float *x, const float *w, int Cin, int Cout,
+                        int B, int H, int W, int kh, int kw, int stride) {
+  if (stride != 1 || (kh == 1 && kw == 1) || !dx) {
+    nn_conv_backward(dx, dw, dbias, col, dcol, dout, x, w, Cin, Cout, B, H, W, kh, kw, stride);
+    return;
+  }
+  nn_conv_backward(NULL, dw, dbias, col, dcol, dout, x, w, Cin, Cout, B, H, W, kh, kw, stride);
+  int HW = H * W, P = B * HW, kk = kh * kw, K2 = Cout * kk, tile = conv_tile(B, HW);
+  float *wf = dcol + nn_conv_col_size(Cout, B, H, W, kh, kw, 1);
+  for (int ci = 0; ci < Cin; ci++)
+    for (int co = 0; co < Cout; co++)
+      for (int t = 0; t < kk; t++)
+        wf[((size_t)ci * Cout + co) * kk + t] = w[((size_t)co * Cin + ci) * kk + (kk - 1 - t)];
+  for (int b0 = 0; b0 < B; b0 += tile) {
+    int nb = B - b0 < tile ? B - b0 : tile, Pt = nb * HW;
+    im2col(dcol, dout, Cout, B, b0, nb, H, W, kh, kw, 1);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cin, Pt, K2, 1.0f, wf, K2, dcol, Pt,
+                1.0f, dx + (size_t)b0 * HW, P);
   }
 }
 

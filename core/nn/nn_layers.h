@@ -51,6 +51,17 @@ void nn_conv_backward(float *dx, float *dw, float *dbias, float *col, float *dco
                       const float *dout, const float *x, const float *w, int Cin, int Cout,
                       int B, int H, int W, int kh, int kw, int stride);
 int nn_conv_out_size(int n, int stride);
+/* The same backward with a faster input gradient for stride 1 (a convolution of
+ * dout with the flipped kernel instead of col2im); dcol must hold
+ * nn_conv_dcol_size floats. Other strides and 1x1 fall back to nn_conv_backward. */
+void nn_conv_backward_t(float *dx, float *dw, float *dbias, float *col, float *dcol,
+                        const float *dout, const float *x, const float *w, int Cin, int Cout,
+                        int B, int H, int W, int kh, int kw, int stride);
+size_t nn_conv_dcol_size(int Cin, int Cout, int B, int H, int W, int kh, int kw, int stride);
+/* Floats of col (and dcol) scratch a convolution of B samples needs (the batch
+ * is processed in tiles); 0 for a pointwise (1x1, stride 1) convolution, which
+ * multiplies x directly. */
+size_t nn_conv_col_size(int Cin, int B, int H, int W, int kh, int kw, int stride);
 
 /* ---- nearest upsampling by factor f: x (C*B, H, W) -> out (C*B, H*fh, W*fw) ---- */
 void nn_upsample_forward(float *out, const float *x, int CB, int H, int W, int fh, int fw);

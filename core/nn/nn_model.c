@@ -64,6 +64,25 @@ int nn_resnet_init(nn_model *m, const nn_resnet_config *cfg, sb_error *err) {
   return rc ? rc : nn__alloc(m, err);
 }
 
+int nn__unet_plan(nn_model *m, const nn_unet_config *cfg, sb_error *err) {
+  memset(m, 0, sizeof *m);
+  int rc = nn__unet_check(cfg, err);
+  if (rc) return rc;
+  m->kind = NN_UNET;
+  m->uc = *cfg;
+  if (m->uc.dims == 1) m->uc.h = 1;
+  for (int l = m->uc.levels; l < NN_UNET_MAX_LEVELS; l++) m->uc.widths[l] = 0;
+  if (nn__unet_build(m))
+    return sb_fail(err, SB_ERANGE, "nn: unet has more than %d tensors (fewer levels or blocks)",
+                   NN_MAX_TENSORS);
+  return nn__plan_bound(m, err);
+}
+
+int nn_unet_init(nn_model *m, const nn_unet_config *cfg, sb_error *err) {
+  int rc = nn__unet_plan(m, cfg, err);
+  return rc ? rc : nn__alloc(m, err);
+}
+
 int nn_mlp_init(nn_model *m, const nn_mlp_config *cfg, sb_error *err) {
   int rc = nn__mlp_plan(m, cfg, err);
   return rc ? rc : nn__alloc(m, err);
@@ -119,14 +138,19 @@ const nn_tensor *nn_model_find(const nn_model *m, const char *name) {
 void nn_zero_grad(nn_model *m) { memset(m->grads, 0, m->n_params * sizeof(float)); }
 
 int nn_in_size(const nn_model *m) {
+  if (m->kind == NN_UNET) return m->uc.cin * m->uc.h * m->uc.w;
   return m->kind == NN_RESNET ? m->rc.cin * m->rc.h * m->rc.w : m->mc.in;
 }
 
 int nn_out_size(const nn_model *m) {
+  if (m->kind == NN_UNET) return m->uc.cout * m->uc.h * m->uc.w;
   return m->kind == NN_RESNET ? m->rc.cout * m->rc.h * m->rc.w : m->mc.out;
 }
 
-int nn_n_scalars(const nn_model *m) { return m->kind == NN_RESNET ? m->rc.n_scalars : 0; }
+int nn_n_scalars(const nn_model *m) {
+  if (m->kind == NN_UNET) return m->uc.n_scalars;
+  return m->kind == NN_RESNET ? m->rc.n_scalars : 0;
+}
 
 float *nn__carve(nn_workspace *ws, size_t *used, size_t n) {
   float *p = ws->mem ? ws->mem + *used : NULL;
@@ -138,6 +162,7 @@ static int ws_layout(nn_workspace *ws, const nn_model *m, size_t *used) {
   *used = 0;
   ws->out = nn__carve(ws, used, (size_t)ws->max_batch * nn_out_size(m));
   ws->dout = nn__carve(ws, used, (size_t)ws->train * ws->max_batch * nn_out_size(m));
+  if (m->kind == NN_UNET) return nn__unet_ws(ws, m, used);
   return m->kind == NN_RESNET ? nn__resnet_ws(ws, m, used) : nn__mlp_ws(ws, m, used);
 }
 
@@ -179,12 +204,14 @@ int nn_forward(const nn_model *m, nn_workspace *ws, const float *x, const float 
   if (nn_n_scalars(m) > 0 && !scalars) SB_BUG_RETURN(SB_EINVAL);
   ws->B = B;
   if (m->kind == NN_RESNET) return nn__resnet_forward(m, ws, x, scalars, B, out);
+  if (m->kind == NN_UNET) return nn__unet_forward(m, ws, x, scalars, B, out);
   return nn__mlp_forward(m, ws, x, B, out);
 }
 
 int nn_backward(const nn_model *m, nn_workspace *ws, const float *dout, float *grads, float *dx) {
   if (!ws->train || ws->B < 1 || !dout) SB_BUG_RETURN(SB_EINVAL);
   if (m->kind == NN_RESNET) return nn__resnet_backward(m, ws, dout, grads, dx);
+  if (m->kind == NN_UNET) return nn__unet_backward(m, ws, dout, grads, dx);
   return nn__mlp_backward(m, ws, dout, grads, dx);
 }
 

@@ -32,10 +32,13 @@
 
 #define NN_MAX_TENSORS 256
 #define NN_NAME_MAX 48
-#define NN_MAX_ACT 512
+#define NN_MAX_ACT 1024
 #define NN_MAX_BLOCKS 32
 
-enum { NN_RESNET = 1, NN_MLP = 2 };
+#define NN_UNET_MAX_LEVELS 6
+#define NN_UNET_MAX_BLOCKS 64
+
+enum { NN_RESNET = 1, NN_MLP = 2, NN_UNET = 3 };
 enum { NN_ACT_SILU = 0, NN_ACT_TANH = 1, NN_ACT_RELU = 2 };
 
 /* Residual conv net: conv_in (cin -> width, k=3 circular), `blocks` residual
@@ -50,6 +53,31 @@ typedef struct nn_resnet_config {
   int n_scalars;  /* 0, 1 or 2 */
   int emb_dim;    /* even; ignored when n_scalars == 0 */
 } nn_resnet_config;
+
+/* Multi-scale U-Net, circular padding everywhere, layouts as the resnet's.
+ * Level l (0 = full resolution) has widths[l] channels at spatial size
+ * (h, w) / 2^l (2D) or w / 2^l (1D); h and w must be divisible by 2^(levels-1).
+ *   in_conv (cin -> widths[0], conv3)
+ *   encoder, level l: [l > 0: down = conv3 stride 2, widths[l-1] -> widths[l]]
+ *                     `blocks` residual blocks widths[l] -> widths[l]
+ *                     (the output of level l < levels-1 is its skip)
+ *   mid: `mid` residual blocks at the coarsest level (attention-free; 0 = none)
+ *   decoder, level l = levels-2 .. 0: up = nearest x2 then conv3
+ *                     (widths[l+1] -> widths[l]); concat [up, skip] (2 widths[l]);
+ *                     `blocks` residual blocks, the first 2 widths[l] -> widths[l]
+ *   out: GN -> SiLU -> conv3 (widths[0] -> cout)
+ * Residual block cin -> cout: GN -> SiLU -> conv3 -> + emb bias -> GN -> SiLU ->
+ * conv3, plus the input (cin == cout) or a 1x1 conv of it (cin != cout).
+ * The scalar embedding is the resnet's: linear -> SiLU -> linear(emb_dim ->
+ * sum of every block's cout), one per-channel bias per block. */
+typedef struct nn_unet_config {
+  int dims, h, w, cin, cout;
+  int levels;                     /* 1..NN_UNET_MAX_LEVELS */
+  int widths[NN_UNET_MAX_LEVELS]; /* channels per level, multiples of groups */
+  int blocks;                     /* residual blocks per level, encoder and decoder, >= 1 */
+  int mid;                        /* mid residual blocks, >= 0 */
+  int groups, n_scalars, emb_dim;
+} nn_unet_config;
 
 /* MLP: in -> [hidden -> act] x layers -> out (layers >= 1 hidden layers). */
 typedef struct nn_mlp_config {
@@ -71,6 +99,7 @@ typedef struct nn_model {
   int kind;
   nn_resnet_config rc;
   nn_mlp_config mc;
+  nn_unet_config uc;
   size_t n_params;
   float *params, *grads; /* allocated by nn_*_init */
   float *m, *v, *ema;    /* NULL until the optimizer / EMA first needs them */
@@ -88,11 +117,24 @@ typedef struct nn_workspace {
   float *grads;       /* optional private gradient buffer (nn_workspace_alloc_grads) */
   float *out, *dout;  /* (max_batch, out) scratch for callers, e.g. nn_parallel's loss */
   float *act[NN_MAX_ACT]; /* activation pointers into mem (model specific) */
+  struct nn_profile *prof; /* optional per-layer timing (nn_unet only), NULL = off */
 } nn_workspace;
+
+/* Per-layer time of the U-Net's passes, accumulated when ws->prof points here
+ * (seconds and GEMM FLOPs per layer class; see NN_PROF_*). */
+enum { NN_PROF_CONV3, NN_PROF_DOWN, NN_PROF_UP, NN_PROF_SKIP1, NN_PROF_IO, NN_PROF_GN,
+       NN_PROF_OTHER, NN_PROF_N };
+typedef struct nn_profile {
+  double fwd_s[NN_PROF_N], bwd_s[NN_PROF_N], fwd_flop[NN_PROF_N], bwd_flop[NN_PROF_N];
+} nn_profile;
+extern const char *const nn_profile_names[NN_PROF_N];
 
 /* Allocates params and grads (zeroed) for the config; checks the config. */
 int nn_resnet_init(nn_model *m, const nn_resnet_config *cfg, sb_error *err);
 int nn_mlp_init(nn_model *m, const nn_mlp_config *cfg, sb_error *err);
+/* Checks the config (spatial sizes divisible by 2^(levels-1), widths multiples
+ * of groups, ...) with a message that names the field. */
+int nn_unet_init(nn_model *m, const nn_unet_config *cfg, sb_error *err);
 /* Frees every buffer of m (safe on a zeroed or failed model). */
 void nn_model_free(nn_model *m);
 /* Deterministic init from (seed): PyTorch-style uniform(-1/sqrt(fan_in), +) for

@@ -1,7 +1,11 @@
 /* cmd_bench.c: `sbida bench nn`: the C nn engine against PyTorch on the same
- * residual conv1d net (width 64, 6 blocks, N = 40, 11 -> 1 channels, τ
- * embedding): one training step (forward + backward + AdamW) at batch 256 and
- * inference at batch 4096, plus the machine's sgemm peak in the same run. */
+ * network: by default the residual conv1d net (width 64, 6 blocks, N = 40,
+ * 11 -> 1 channels, τ embedding), one training step (forward + backward +
+ * AdamW) at batch 256 and inference at batch 4096; with --arch unet2d the 2D
+ * U-Net sized for the Kolmogorov state (4 x 32 x 32 in, 2 out, widths
+ * 64/128/256, 2 blocks per level, 2 mid blocks), training at batch 32 and
+ * inference at batch 128, with a per-layer profile. The machine's sgemm peak
+ * is measured in the same run. */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,10 +94,9 @@ static double loadavg(void) {
 
 /* Median seconds of one training step (zero grads, forward, loss, backward,
  * AdamW) at batch BT and of one inference pass at batch BI, over reps. */
-static int measure_c(nn_model *m, nn_workspace *wt, nn_workspace *wi, int T, const float *x,
-                     const float *s, float *y, mse_ctx *mc, int reps, double *train,
-                     double *infer, sb_error *err) {
-  const int BT = 256, BI = 4096;
+static int measure_c(nn_model *m, nn_workspace *wt, nn_workspace *wi, int T, int BT, int BI,
+                     const float *x, const float *s, float *y, mse_ctx *mc, int reps,
+                     double *train, double *infer, sb_error *err) {
   nn_adamw opt = nn_adamw_default();
   opt.lr = 1e-4f;
   double tt[1002], ti[1002], loss = 0.0;
@@ -118,36 +121,119 @@ static int measure_c(nn_model *m, nn_workspace *wt, nn_workspace *wi, int T, con
   return 0;
 }
 
+/* The per-layer profile of one training step and one inference pass (T
+ * threads, each with its own profile, summed): per layer class its share of
+ * the time, its GEMM rate per thread and that rate as a fraction of the
+ * per-thread sgemm peak. Returns the forward FLOPs per sample. */
+static double profile_c(nn_model *m, nn_workspace *wt, nn_workspace *wi, int T, int BT, int BI,
+                        const float *x, const float *s, float *y, mse_ctx *mc, double peak,
+                        int json, sb_error *err) {
+  nn_profile pt[64], pi[64];
+  memset(pt, 0, sizeof pt), memset(pi, 0, sizeof pi);
+  double loss;
+  for (int t = 0; t < T; t++) wt[t].prof = &pt[t], wi[t].prof = &pi[t];
+  nn_zero_grad(m);
+  int rc = nn_grad_mt(m, wt, T, x, s, BT, mse_slice, mc, NULL, &loss, err);
+  if (!rc) rc = nn_infer_mt(m, wi, T, x, s, BI, y, err);
+  for (int t = 0; t < T; t++) wt[t].prof = wi[t].prof = NULL;
+  if (rc) return -1;
+  nn_profile st = {0}, si = {0};
+  for (int t = 0; t < T; t++)
+    for (int k = 0; k < NN_PROF_N; k++) {
+      st.fwd_s[k] += pt[t].fwd_s[k], st.bwd_s[k] += pt[t].bwd_s[k];
+      st.fwd_flop[k] += pt[t].fwd_flop[k], st.bwd_flop[k] += pt[t].bwd_flop[k];
+      si.fwd_s[k] += pi[t].fwd_s[k], si.fwd_flop[k] += pi[t].fwd_flop[k];
+    }
+  double tot_t = 0, tot_i = 0, ff = 0;
+  for (int k = 0; k < NN_PROF_N; k++) {
+    tot_t += st.fwd_s[k] + st.bwd_s[k];
+    tot_i += si.fwd_s[k];
+    ff += si.fwd_flop[k];
+  }
+  /* per-thread sgemm peak, GFLOP/s: one BLAS thread, as the workers run */
+  int blas = openblas_get_num_threads();
+  openblas_set_num_threads(1);
+  double pk = sgemm_peak();
+  openblas_set_num_threads(blas);
+  (void)peak;
+  if (json) printf("{\"bench\": \"nn-profile\", \"threads\": %d, \"layers\": [", T);
+  else
+    printf("per-layer profile (%d threads; time summed over threads; GEMM rate per thread vs "
+           "the 1-thread sgemm peak %.1f GFLOP/s)\n  %-16s %22s %22s %22s\n", T, pk, "layer",
+           "train fwd", "train bwd", "inference");
+  for (int k = 0; k < NN_PROF_N; k++) {
+    double r[3] = {st.fwd_s[k] > 0 ? st.fwd_flop[k] / st.fwd_s[k] * 1e-9 : 0,
+                   st.bwd_s[k] > 0 ? st.bwd_flop[k] / st.bwd_s[k] * 1e-9 : 0,
+                   si.fwd_s[k] > 0 ? si.fwd_flop[k] / si.fwd_s[k] * 1e-9 : 0};
+    double sh[3] = {st.fwd_s[k] / tot_t, st.bwd_s[k] / tot_t, si.fwd_s[k] / tot_i};
+    if (json) {
+      printf("%s{\"layer\": \"%s\", \"train_fwd_share\": %.4f, \"train_bwd_share\": %.4f, "
+             "\"infer_share\": %.4f, \"train_fwd_gflops\": %.2f, \"train_bwd_gflops\": %.2f, "
+             "\"infer_gflops\": %.2f, \"infer_peak_fraction\": %.3f, "
+             "\"train_bwd_peak_fraction\": %.3f}",
+             k ? ", " : "", nn_profile_names[k], sh[0], sh[1], sh[2], r[0], r[1], r[2],
+             r[2] / pk, r[1] / pk);
+    } else {
+      char cell[3][64];
+      for (int j = 0; j < 3; j++) {
+        if (r[j] > 0)
+          snprintf(cell[j], sizeof cell[j], "%5.1f%% %5.1f GF/s %3.0f%%", 100 * sh[j], r[j],
+                   100 * r[j] / pk);
+        else
+          snprintf(cell[j], sizeof cell[j], "%5.1f%%", 100 * sh[j]);
+      }
+      printf("  %-16s %22s %22s %22s\n", nn_profile_names[k], cell[0], cell[1], cell[2]);
+    }
+  }
+  if (json) printf("]}\n");
+  return ff / BI;
+}
+
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: sbida bench nn [--json] [--threads T] [--reps R] [--chunk C] [--no-torch]\n"
+          "usage: sbida bench nn [--arch resnet1d|unet2d] [--json] [--threads T] [--reps R]\n"
+          "                      [--chunk C] [--no-torch] [--profile]\n"
           "       sbida bench sample --estimator SPEC [--samples S] [--threads T] ... (see --help)\n"
           "       sbida bench kolmogorov [--trajectories B] [--intervals T] [--json] (see --help)\n"
-          "  --chunk: samples per inference pass of each thread's workspace (default 256)\n"
+          "  --chunk: samples per inference pass of each thread's workspace (default 256;\n"
+          "  unet2d: 32)\n"
+          "  --profile: per-layer time and GEMM rate (unet2d only; always with --arch unet2d)\n"
           "  C engine vs PyTorch (/usr/bin/python3 tests/bench/nn_torch.py, run from the repo\n"
           "  root) on the L96 score network; speedup = torch time / C time.\n");
 }
 
 static int bench_nn(int argc, char **argv) {
-  int json = 0, no_torch = 0;
-  long lT = 2, lreps = 10, lchunk = 256;
+  int json = 0, no_torch = 0, prof = 0;
+  long lT = 2, lreps = 10, lchunk = 0;
+  const char *arch = "resnet1d";
   const cli_flag flags[] = {
       {"json", CLI_BOOL, &json, 0, 0, NULL},        {"threads", CLI_LONG, &lT, 1, 64, NULL},
-      {"reps", CLI_LONG, &lreps, 1, 1000, NULL},    {"chunk", CLI_LONG, &lchunk, 1, 4096, NULL},
-      {"no-torch", CLI_BOOL, &no_torch, 0, 0, NULL}, {NULL, 0, NULL, 0, 0, NULL}};
+      {"reps", CLI_LONG, &lreps, 1, 1000, NULL},    {"chunk", CLI_LONG, &lchunk, 0, 4096, NULL},
+      {"no-torch", CLI_BOOL, &no_torch, 0, 0, NULL}, {"arch", CLI_STR, &arch, 0, 0, NULL},
+      {"profile", CLI_BOOL, &prof, 0, 0, NULL},     {NULL, 0, NULL, 0, 0, NULL}};
   int first, rc0 = cli_parse(argc, argv, "sbida bench nn", flags, usage, 0, &first);
   if (rc0) return rc0 < 0 ? 0 : rc0;
-  int T = (int)lT, reps = (int)lreps, chunk = (int)lchunk, torch = !no_torch;
+  int unet = !strcmp(arch, "unet2d");
+  if (!unet && strcmp(arch, "resnet1d")) {
+    fprintf(stderr, "bench: --arch must be resnet1d or unet2d (got %s)\n", arch);
+    return 2;
+  }
+  int T = (int)lT, reps = (int)lreps, chunk = lchunk ? (int)lchunk : unet ? 32 : 256;
+  int torch = !no_torch;
+  if (unet) prof = 1;
   if (T < 1 || T > 64 || reps < 1 || reps > 1000 || chunk < 1 || chunk > 4096) {
     usage(stderr);
     return 2;
   }
-  const int BT = 256, BI = 4096;
+  const int BT = unet ? 32 : 256, BI = unet ? 128 : 4096;
   nn_resnet_config cfg = {.dims = 1, .h = 1, .w = 40, .cin = 11, .cout = 1, .width = 64,
                           .blocks = 6, .groups = 8, .n_scalars = 1, .emb_dim = 32};
+  nn_unet_config ucfg = {.dims = 2, .h = 32, .w = 32, .cin = 4, .cout = 2, .levels = 3,
+                         .widths = {64, 128, 256}, .blocks = 2, .mid = 2, .groups = 8,
+                         .n_scalars = 1, .emb_dim = 32};
   sb_error err = {0};
   nn_model m;
-  if (nn_resnet_init(&m, &cfg, &err)) {
+  if (unet ? nn_unet_init(&m, &ucfg, &err) : nn_resnet_init(&m, &cfg, &err)) {
     fprintf(stderr, "bench: %s\n", err.msg);
     return 1;
   }
@@ -177,19 +263,27 @@ static int bench_nn(int argc, char **argv) {
   mse_ctx mc = {tgt, on};
   double load0 = loadavg();
   double c_train, c_infer, c_train2 = -1, c_infer2 = -1;
-  if (measure_c(&m, wt, wi, T, x, s, y, &mc, reps, &c_train, &c_infer, &err)) {
+  if (measure_c(&m, wt, wi, T, BT, BI, x, s, y, &mc, reps, &c_train, &c_infer, &err)) {
     fprintf(stderr, "bench: %s\n", err.msg);
     return 1;
   }
   double ff = fwd_flops(&cfg);
+  if (unet || prof) {
+    ff = profile_c(&m, wt, wi, T, BT, BI, x, s, y, &mc, peak, json, &err);
+    if (ff < 0) {
+      fprintf(stderr, "bench: %s\n", err.msg);
+      return 1;
+    }
+  }
 
   double t_train = -1, t_infer = -1;
   char tver[64] = "", note[256] = "";
   if (torch) {
     char cmd[512];
     snprintf(cmd, sizeof cmd,
-             "/usr/bin/python3 tests/bench/nn_torch.py --threads %d --reps %d 2>/dev/null", T,
-             reps < 5 ? reps : 5);
+             "/usr/bin/python3 tests/bench/nn_torch.py --arch %s --threads %d --reps %d "
+             "--train-batch %d --infer-batch %d 2>/dev/null",
+             arch, T, reps < 5 ? reps : 5, BT, BI);
     FILE *p = access("tests/bench/nn_torch.py", R_OK) ? NULL : popen(cmd, "r");
     char line[1024] = "";
     if (p) {
@@ -213,7 +307,7 @@ static int bench_nn(int argc, char **argv) {
   /* the machine is shared: C is measured before AND after torch and the two
    * medians averaged, so a load change during the run biases neither side */
   if (t_train > 0) {
-    if (measure_c(&m, wt, wi, T, x, s, y, &mc, reps, &c_train2, &c_infer2, &err)) {
+    if (measure_c(&m, wt, wi, T, BT, BI, x, s, y, &mc, reps, &c_train2, &c_infer2, &err)) {
       fprintf(stderr, "bench: %s\n", err.msg);
       return 1;
     }
@@ -229,6 +323,11 @@ static int bench_nn(int argc, char **argv) {
     snprintf(ctr2, sizeof ctr2, "%.6f", c_train2);
     snprintf(cin2, sizeof cin2, "%.6f", c_infer2);
   }
+  size_t n_weights = 0; /* m.n_params includes the 16-float alignment padding */
+  for (int i = 0; i < m.n_tensors; i++) n_weights += m.tensors[i].numel;
+  const char *netdesc = unet ? "unet2d 32x32 cin=4 cout=2 widths=64,128,256 blocks=2 mid=2 "
+                               "groups=8 tau-embedding"
+                             : "resnet1d width=64 blocks=6 groups=8 N=40 cin=11 cout=1 tau-embedding";
   double train_gf = 3.0 * ff * BT / c_train * 1e-9, infer_gf = ff * BI / c_infer * 1e-9;
   char ttr[32] = "null", tin[32] = "null", str[32] = "null", sin_[32] = "null";
   if (t_train > 0) {
@@ -238,20 +337,20 @@ static int bench_nn(int argc, char **argv) {
     snprintf(sin_, sizeof sin_, "%.3f", t_infer / c_infer);
   }
   if (json) {
-    printf("{\"bench\": \"nn\", \"threads\": %d, \"net\": \"resnet1d width=64 blocks=6 groups=8 "
-           "N=40 cin=11 cout=1 tau-embedding\", \"train_batch\": %d, \"infer_batch\": %d, "
+    printf("{\"bench\": \"nn\", \"threads\": %d, \"net\": \"%s\", \"n_params\": %zu, "
+           "\"train_batch\": %d, \"infer_batch\": %d, "
            "\"c_train_step_s\": %.6f, \"torch_train_step_s\": %s, \"train_speedup\": %s, "
            "\"c_infer_s\": %.6f, \"torch_infer_s\": %s, \"infer_speedup\": %s, "
            "\"sgemm_peak_gflops\": %.1f, \"c_train_gflops\": %.1f, \"c_infer_gflops\": %.1f, "
            "\"c_train_step_s_before_after\": [%.6f, %s], \"c_infer_s_before_after\": [%.6f, %s], "
            "\"loadavg_start_end\": [%.2f, %.2f], "
            "\"torch_version\": %s%s%s, \"note\": \"%s\"}\n",
-           T, BT, BI, c_train, ttr, str, c_infer, tin, sin_, peak, train_gf, infer_gf, c_train1,
+           T, netdesc, n_weights, BT, BI, c_train, ttr, str, c_infer, tin, sin_, peak, train_gf, infer_gf, c_train1,
            ctr2, c_infer1, cin2, load0, load1,
            tver[0] ? "\"" : "", tver[0] ? tver : "null", tver[0] ? "\"" : "", note);
   } else {
-    printf("nn bench (%d threads): sgemm peak %.1f GFLOP/s, load average %.2f -> %.2f\n", T, peak,
-           load0, load1);
+    printf("nn bench %s, %zu parameters (%d threads): sgemm peak %.1f GFLOP/s, load average "
+           "%.2f -> %.2f\n", netdesc, n_weights, T, peak, load0, load1);
     printf("  train step B=%d: C %.4f s (%.1f GFLOP/s), torch %s s, speedup %s\n", BT, c_train,
            train_gf, ttr, str);
     printf("  inference  B=%d: C %.4f s (%.1f GFLOP/s), torch %s s, speedup %s\n", BI, c_infer,

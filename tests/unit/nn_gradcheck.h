@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#define GC_MAX_VARS 200
+
 typedef struct gc_var {
   const char *name;
   float *x, *grad;
@@ -30,7 +32,7 @@ typedef struct gc {
   size_t n_out;
   const float *r;
   int n_vars;
-  gc_var var[40];
+  gc_var var[GC_MAX_VARS];
   size_t max_checks; /* entries checked per tensor (spread evenly); 0 = all */
 } gc;
 

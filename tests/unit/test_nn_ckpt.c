@@ -54,6 +54,22 @@ static void test_roundtrip(void **state) {
   assert_memory_equal(m2.params, m.ema, m.n_params * sizeof(float));
   nn_model_free(&m2);
   nn_model_free(&m);
+  /* U-Net: config (widths list included) and every tensor round-trip */
+  nn_unet_config uc = {.dims = 2, .h = 8, .w = 4, .cin = 2, .cout = 1, .levels = 3,
+                       .widths = {4, 8, 12}, .blocks = 2, .mid = 1, .groups = 4, .n_scalars = 2,
+                       .emb_dim = 6};
+  assert_int_equal(nn_unet_init(&m, &uc, &err), 0);
+  nn_model_init_params(&m, 3);
+  assert_int_equal(nn_ckpt_save(&m, 0, p, 0, NULL, NULL, &err), 0);
+  assert_int_equal(nn_ckpt_load(p, &m2, &meta, &err), 0);
+  assert_string_equal(st_get_meta(&meta, "nn.arch"), "unet");
+  st_free(&meta);
+  assert_int_equal(m2.kind, NN_UNET);
+  assert_memory_equal(&m2.uc, &m.uc, sizeof m.uc);
+  assert_int_equal(m2.n_params, m.n_params);
+  assert_memory_equal(m2.params, m.params, m.n_params * sizeof(float));
+  nn_model_free(&m2);
+  nn_model_free(&m);
   /* MLP too */
   nn_mlp_config mc = {.in = 4, .out = 2, .hidden = 5, .layers = 2, .act = NN_ACT_TANH};
   assert_int_equal(nn_mlp_init(&m, &mc, &err), 0);

@@ -158,15 +158,15 @@ static void test_linear(void **state) {
   }
 }
 
-static void conv_case_sized(int dims, int stride, int B, int H, int W) {
+static void conv_case_k(int dims, int stride, int B, int H, int W, int k) {
   lctx c = {.op = OP_CONV, .B = B, .C = 3, .C2 = 4, .H = H, .W = W,
-            .kh = dims == 2 ? 3 : 1, .kw = 3, .stride = stride};
+            .kh = dims == 2 ? k : 1, .kw = k, .stride = stride};
   int Ho = nn_conv_out_size(c.H, stride), Wo = nn_conv_out_size(c.W, stride);
   size_t nx = (size_t)c.C * c.B * c.H * c.W, K = (size_t)c.C * c.kh * c.kw, P = (size_t)c.B * Ho * Wo;
   c.n_out = c.C2 * P;
   c.a = rnd(nx, 1, 1.0f), c.w = rnd(c.C2 * K, 2, 0.5f), c.bias = rnd(c.C2, 3, 0.5f);
   c.da = zeros(nx), c.dw = zeros(c.C2 * K), c.dbias = zeros(c.C2);
-  c.col = zeros(K * P), c.dcol = zeros(K * P);
+  c.col = k == 1 ? NULL : zeros(K * P), c.dcol = k == 1 ? NULL : zeros(K * P); /* 1x1: no col */
   gc g;
   gc_setup(&g, &c);
   g.max_checks = nx > 400 ? 97 : 0;
@@ -175,6 +175,10 @@ static void conv_case_sized(int dims, int stride, int B, int H, int W) {
   gc_add(&g, "b", c.bias, c.dbias, c.C2);
   assert_true(gc_run(&g, TOL) <= TOL);
   lctx_free(&c);
+}
+
+static void conv_case_sized(int dims, int stride, int B, int H, int W) {
+  conv_case_k(dims, stride, B, H, W, 3);
 }
 
 static void conv_case(int dims, int stride) {
@@ -212,6 +216,55 @@ static void test_conv_tiled(void **state) {
       assert_true(maxerr < 1e-4);
       free(x), free(w), free(bias), free(out), free(col);
       conv_case_sized(dims, s, B, H, W); /* gradients across tiles too */
+    }
+}
+
+/* pointwise (1x1) convolutions multiply x directly (no col scratch): the
+ * forward against a direct sum, and finite differences in 1D and 2D */
+static void test_conv_pointwise(void **state) {
+  (void)state;
+  int B = 3, Ci = 5, Co = 4, S = 7;
+  float *x = rnd((size_t)Ci * B * S, 1, 1.0f), *w = rnd((size_t)Co * Ci, 2, 1.0f);
+  float *bias = rnd(Co, 3, 1.0f), *out = zeros((size_t)Co * B * S);
+  assert_int_equal(nn_conv_col_size(Ci, B, 1, S, 1, 1, 1), 0);
+  nn_conv_forward(out, NULL, x, w, bias, Ci, Co, B, 1, S, 1, 1, 1);
+  for (int co = 0; co < Co; co++)
+    for (int p = 0; p < B * S; p++) {
+      double acc = bias[co];
+      for (int ci = 0; ci < Ci; ci++) acc += (double)w[co * Ci + ci] * x[(size_t)ci * B * S + p];
+      assert_true(fabs(out[(size_t)co * B * S + p] - acc) < 1e-5);
+    }
+  free(x), free(w), free(bias), free(out);
+  conv_case_k(1, 1, 3, 1, 9, 1);
+  conv_case_k(2, 1, 2, 4, 5, 1);
+}
+
+/* nn_conv_backward_t (dx as a convolution with the flipped kernel) gives the
+ * finite-difference-checked nn_conv_backward's gradients, in 1D and 2D, over
+ * several sample tiles, with more and with fewer output than input channels */
+static void test_conv_backward_t(void **state) {
+  (void)state;
+  for (int dims = 1; dims <= 2; dims++)
+    for (int wide = 0; wide < 2; wide++) {
+      int B = 5, Ci = wide ? 3 : 6, Co = wide ? 7 : 2, H = dims == 2 ? 20 : 1, W = dims == 2 ? 21 : 401;
+      int kh = dims == 2 ? 3 : 1;
+      size_t nx = (size_t)Ci * B * H * W, ny = (size_t)Co * B * H * W, nw = (size_t)Co * Ci * kh * 3;
+      size_t nc = nn_conv_col_size(Ci, B, H, W, kh, 3, 1), nd = nn_conv_dcol_size(Ci, Co, B, H, W, kh, 3, 1);
+      assert_true(nd >= nc);
+      float *x = rnd(nx, 1, 1.0f), *w = rnd(nw, 2, 1.0f), *dy = rnd(ny, 3, 1.0f);
+      float *col = zeros(nc), *dcol = zeros(nd > nc ? nd : nc);
+      float *dx1 = zeros(nx), *dx2 = rnd(nx, 4, 1.0f), *dw1 = zeros(nw), *dw2 = zeros(nw);
+      float *db1 = zeros(Co), *db2 = zeros(Co);
+      memcpy(dx1, dx2, nx * sizeof(float)); /* both accumulate onto the same values */
+      nn_conv_backward(dx1, dw1, db1, col, dcol, dy, x, w, Ci, Co, B, H, W, kh, 3, 1);
+      nn_conv_backward_t(dx2, dw2, db2, col, dcol, dy, x, w, Ci, Co, B, H, W, kh, 3, 1);
+      double e = 0, mx = 0;
+      for (size_t i = 0; i < nx; i++) e = fmax(e, fabs(dx1[i] - dx2[i])), mx = fmax(mx, fabs(dx1[i]));
+      assert_true(mx > 1.0 && e <= 1e-5 * mx);
+      assert_memory_equal(dw1, dw2, nw * sizeof(float));
+      assert_memory_equal(db1, db2, Co * sizeof(float));
+      free(x), free(w), free(dy), free(col), free(dcol), free(dx1), free(dx2), free(dw1), free(dw2),
+          free(db1), free(db2);
     }
 }
 
@@ -519,7 +572,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_linear),       cmocka_unit_test(test_conv1d),
       cmocka_unit_test(test_conv2d),       cmocka_unit_test(test_conv_circular),
-      cmocka_unit_test(test_conv_tiled),
+      cmocka_unit_test(test_conv_tiled),   cmocka_unit_test(test_conv_pointwise),
+      cmocka_unit_test(test_conv_backward_t),
       cmocka_unit_test(test_upsample),     cmocka_unit_test(test_groupnorm),
       cmocka_unit_test(test_layernorm),    cmocka_unit_test(test_gn_silu_fused),
       cmocka_unit_test(test_activations),  cmocka_unit_test(test_add_chanbias_concat),

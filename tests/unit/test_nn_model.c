@@ -78,7 +78,7 @@ static void gradcheck_model(mctx *c) {
   g.r = c->dout;
   g.max_checks = 12;
   g.var[g.n_vars++] = (gc_var){"input", c->x, c->dx, (size_t)c->B * nn_in_size(&c->m)};
-  for (int i = 0; i < c->m.n_tensors && g.n_vars < 40; i++) {
+  for (int i = 0; i < c->m.n_tensors && g.n_vars < GC_MAX_VARS; i++) {
     nn_tensor *t = &c->m.tensors[i];
     g.var[g.n_vars++] = (gc_var){t->name, c->m.params + t->offset, c->m.grads + t->offset, t->numel};
   }
@@ -107,6 +107,116 @@ static void test_resnet2d_grad(void **state) {
   mctx_setup(&c, 2, 12);
   gradcheck_model(&c);
   mctx_free(&c);
+}
+
+/* U-Net: finite differences on every tensor (in/out convs, embedding, each
+ * block's norms and convs, the stride-2 down convs, the up convs after
+ * nearest upsampling, the 1x1 skips of the concatenating decoder blocks, the
+ * mid blocks) and on the input, in 1D (3 levels) and 2D (2 levels) */
+static int has_tensor(const nn_model *m, const char *name) { return nn_model_find(m, name) != NULL; }
+
+static void test_unet1d_grad(void **state) {
+  (void)state;
+  mctx c = {0};
+  nn_unet_config cfg = {.dims = 1, .w = 8, .cin = 2, .cout = 2, .levels = 3, .widths = {4, 6, 8},
+                        .blocks = 1, .mid = 1, .groups = 2, .n_scalars = 2, .emb_dim = 4};
+  assert_int_equal(nn_unet_init(&c.m, &cfg, NULL), 0);
+  /* the paths under test exist with their PyTorch names and shapes */
+  assert_true(has_tensor(&c.m, "enc.1.down.weight") && has_tensor(&c.m, "enc.2.down.weight"));
+  assert_true(has_tensor(&c.m, "dec.0.up.weight") && has_tensor(&c.m, "dec.1.up.weight"));
+  assert_true(has_tensor(&c.m, "dec.0.blocks.0.skip.weight") && has_tensor(&c.m, "mid.0.conv2.weight"));
+  assert_false(has_tensor(&c.m, "enc.0.blocks.0.skip.weight")); /* same width: identity */
+  const nn_tensor *sk = nn_model_find(&c.m, "dec.1.blocks.0.skip.weight");
+  assert_int_equal(sk->ndim, 3);
+  assert_int_equal(sk->shape[0], 6), assert_int_equal(sk->shape[1], 12), assert_int_equal(sk->shape[2], 1);
+  mctx_setup(&c, 2, 21);
+  gradcheck_model(&c);
+  mctx_free(&c);
+}
+
+static void test_unet2d_grad(void **state) {
+  (void)state;
+  mctx c = {0};
+  nn_unet_config cfg = {.dims = 2, .h = 4, .w = 6, .cin = 2, .cout = 1, .levels = 2, .widths = {4, 6},
+                        .blocks = 2, .mid = 1, .groups = 2, .n_scalars = 1, .emb_dim = 4};
+  assert_int_equal(nn_unet_init(&c.m, &cfg, NULL), 0);
+  const nn_tensor *d = nn_model_find(&c.m, "enc.1.down.weight");
+  assert_non_null(d);
+  assert_int_equal(d->ndim, 4);
+  assert_int_equal(d->shape[0], 6), assert_int_equal(d->shape[1], 4), assert_int_equal(d->shape[3], 3);
+  mctx_setup(&c, 2, 22);
+  gradcheck_model(&c);
+  mctx_free(&c);
+}
+
+/* the U-Net's spatial structure: a change at one input site moves the output
+ * everywhere reachable (circular), and a circular shift of the input by 2^(L-1)
+ * sites shifts the output by the same amount (down/up sampling commute with
+ * such shifts); an inference workspace gives the training forward's output */
+static void test_unet_shift_and_infer(void **state) {
+  (void)state;
+  mctx c = {0};
+  nn_unet_config cfg = {.dims = 2, .h = 8, .w = 8, .cin = 2, .cout = 2, .levels = 3, .widths = {4, 8, 8},
+                        .blocks = 2, .mid = 2, .groups = 4, .n_scalars = 1, .emb_dim = 8};
+  assert_int_equal(nn_unet_init(&c.m, &cfg, NULL), 0);
+  int B = 3, H = 8, W = 8, C = 2, sh = 4;
+  mctx_setup(&c, B, 23);
+  m_fwd(&c);
+  size_t n = (size_t)B * C * H * W;
+  float *xs = malloc(n * sizeof(float)), *ys = malloc(n * sizeof(float));
+  for (int b = 0; b < B; b++)
+    for (int ch = 0; ch < C; ch++)
+      for (int i = 0; i < H; i++)
+        for (int j = 0; j < W; j++)
+          xs[(((size_t)b * C + ch) * H + (i + sh) % H) * W + (j + sh) % W] =
+              c.x[(((size_t)b * C + ch) * H + i) * W + j];
+  nn_workspace iw;
+  assert_int_equal(nn_workspace_init(&iw, &c.m, 2, 0, NULL), 0);
+  assert_true(iw.n_floats < c.ws.n_floats);
+  assert_int_equal(nn_infer(&c.m, &iw, xs, c.s, B, ys), 0);
+  double maxd = 0, maxy = 0;
+  for (int b = 0; b < B; b++)
+    for (int ch = 0; ch < C; ch++)
+      for (int i = 0; i < H; i++)
+        for (int j = 0; j < W; j++) {
+          float want = c.out[(((size_t)b * C + ch) * H + i) * W + j];
+          float got = ys[(((size_t)b * C + ch) * H + (i + sh) % H) * W + (j + sh) % W];
+          maxd = fmax(maxd, fabs(got - want));
+          maxy = fmax(maxy, fabs(want));
+        }
+  print_message("  shifted-input output max diff %.2e (max |y| %.2e)\n", maxd, maxy);
+  assert_true(maxy > 1e-2 && maxd <= 1e-5 * maxy);
+  /* a shift by 1 (not a multiple of 4) is not an exact symmetry of the
+   * stride-2 path: the output must differ, or the down/up path is dead */
+  for (size_t i = 0; i < n; i++) xs[(i / W) * W + (i % W + 1) % W] = c.x[i];
+  assert_int_equal(nn_infer(&c.m, &iw, xs, c.s, B, ys), 0);
+  maxd = 0;
+  for (size_t i = 0; i < n; i++) maxd = fmax(maxd, fabs(ys[(i / W) * W + (i % W + 1) % W] - c.out[i]));
+  assert_true(maxd > 1e-4 * maxy);
+  nn_workspace_free(&iw);
+  free(xs), free(ys);
+  mctx_free(&c);
+}
+
+static void test_unet_bad_config(void **state) {
+  (void)state;
+  nn_model m;
+  sb_error err = {0};
+  nn_unet_config cfg = {.dims = 2, .h = 12, .w = 16, .cin = 2, .cout = 2, .levels = 4,
+                        .widths = {8, 8, 16, 16}, .blocks = 1, .groups = 4};
+  assert_int_equal(nn_unet_init(&m, &cfg, &err), SB_EINVAL); /* 12 is not divisible by 8 */
+  assert_non_null(strstr(err.msg, "divisible by 2^(levels-1) = 8"));
+  cfg.levels = 3;
+  assert_int_equal(nn_unet_init(&m, &cfg, &err), 0);
+  nn_model_free(&m);
+  cfg.widths[1] = 6;
+  assert_int_equal(nn_unet_init(&m, &cfg, &err), SB_EINVAL);
+  assert_non_null(strstr(err.msg, "widths[1]"));
+  cfg.widths[1] = 8, cfg.dims = 1, cfg.w = 10;
+  assert_int_equal(nn_unet_init(&m, &cfg, &err), SB_EINVAL);
+  cfg.w = 12, cfg.blocks = 0;
+  assert_int_equal(nn_unet_init(&m, &cfg, &err), SB_EINVAL);
+  nn_model_free(&m);
 }
 
 static void test_mlp_grad(void **state) {
@@ -261,6 +371,8 @@ static void test_ema_and_lr(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_resnet1d_grad),   cmocka_unit_test(test_resnet2d_grad),
+      cmocka_unit_test(test_unet1d_grad),     cmocka_unit_test(test_unet2d_grad),
+      cmocka_unit_test(test_unet_shift_and_infer), cmocka_unit_test(test_unet_bad_config),
       cmocka_unit_test(test_mlp_grad),        cmocka_unit_test(test_input_grad_only),
       cmocka_unit_test(test_infer_chunks),    cmocka_unit_test(test_bad_config),
       cmocka_unit_test(test_adamw),           cmocka_unit_test(test_ema_and_lr),

@@ -152,8 +152,75 @@ static void test_training_deterministic(void **state) {
   free(p1), free(e1), free(p2), free(e2);
 }
 
+/* U-Net on 1 and 2 threads: inference with the same chunks per workspace
+ * (3 samples) is bit-identical (each sample's arithmetic does not depend on
+ * the thread it runs on); input and parameter gradients agree to float
+ * rounding (different GEMM widths, per-thread sums); repeated 2-thread
+ * gradients are bit-identical */
+static void test_unet_threads(void **state) {
+  (void)state;
+  nn_unet_config cfg = {.dims = 2, .h = 8, .w = 8, .cin = 3, .cout = 2, .levels = 3,
+                        .widths = {4, 8, 8}, .blocks = 1, .mid = 1, .groups = 2, .n_scalars = 2,
+                        .emb_dim = 4};
+  nn_model m;
+  sb_error err = {0};
+  assert_int_equal(nn_unet_init(&m, &cfg, &err), 0);
+  nn_model_init_params(&m, 8);
+  int B = 6, in = nn_in_size(&m), on = nn_out_size(&m);
+  float *x = malloc(sizeof(float) * B * in), *s = malloc(sizeof(float) * B * 2),
+        *t = malloc(sizeof(float) * B * on);
+  rng r;
+  rng_init(&r, 4, 0);
+  rng_fill_normal_f(&r, x, (size_t)B * in);
+  rng_fill_normal_f(&r, t, (size_t)B * on);
+  for (int i = 0; i < 2 * B; i++) s[i] = (float)rng_uniform(&r);
+  lctx c = {t, on};
+  nn_workspace ws[2], wi[2];
+  for (int k = 0; k < 2; k++) {
+    assert_int_equal(nn_workspace_init(&ws[k], &m, B, 1, &err), 0);
+    assert_int_equal(nn_workspace_init(&wi[k], &m, 3, 0, &err), 0);
+  }
+  float *y1 = malloc(sizeof(float) * B * on), *y2 = malloc(sizeof(float) * B * on);
+  assert_int_equal(nn_infer_mt(&m, wi, 1, x, s, B, y1, &err), 0);
+  assert_int_equal(nn_infer_mt(&m, wi, 2, x, s, B, y2, &err), 0);
+  assert_memory_equal(y1, y2, sizeof(float) * B * on);
+  float *g1 = malloc(sizeof(float) * m.n_params), *dx1 = calloc((size_t)B * in, sizeof(float)),
+        *dx2 = calloc((size_t)B * in, sizeof(float));
+  double l1, l2, l2b;
+  nn_zero_grad(&m);
+  assert_int_equal(nn_grad_mt(&m, ws, 1, x, s, B, loss_slice, &c, dx1, &l1, &err), 0);
+  memcpy(g1, m.grads, sizeof(float) * m.n_params);
+  nn_zero_grad(&m);
+  assert_int_equal(nn_grad_mt(&m, ws, 2, x, s, B, loss_slice, &c, dx2, &l2, &err), 0);
+  /* dx: the 1-thread pass multiplies 6 samples' columns at once, the 2-thread
+   * one 3 and 3, and OpenBLAS may sum a column differently for a different
+   * matrix width: equal to float rounding, not bit for bit */
+  double dxmax = 0;
+  for (int i = 0; i < B * in; i++) {
+    assert_true(fabsf(dx1[i] - dx2[i]) <= 1e-6f * (1.0f + fabsf(dx1[i])));
+    dxmax = fmax(dxmax, fabs(dx1[i]));
+  }
+  assert_true(dxmax > 1e-4);
+  assert_true(fabs(l1 - l2) <= 1e-6 * fabs(l1));
+  double gmax = 0;
+  for (size_t i = 0; i < m.n_params; i++) {
+    assert_true(fabsf(m.grads[i] - g1[i]) <= 1e-5f * (1.0f + fabsf(g1[i])));
+    gmax = fmax(gmax, fabs(g1[i]));
+  }
+  assert_true(gmax > 1e-3);
+  memcpy(g1, m.grads, sizeof(float) * m.n_params);
+  nn_zero_grad(&m);
+  assert_int_equal(nn_grad_mt(&m, ws, 2, x, s, B, loss_slice, &c, NULL, &l2b, &err), 0);
+  assert_memory_equal(g1, m.grads, sizeof(float) * m.n_params);
+  assert_true(l2 == l2b);
+  for (int k = 0; k < 2; k++) nn_workspace_free(&ws[k]), nn_workspace_free(&wi[k]);
+  free(x), free(s), free(t), free(y1), free(y2), free(g1), free(dx1), free(dx2);
+  nn_model_free(&m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_grad_mt),
-                                     cmocka_unit_test(test_training_deterministic)};
+                                     cmocka_unit_test(test_training_deterministic),
+                                     cmocka_unit_test(test_unet_threads)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

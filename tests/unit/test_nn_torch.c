@@ -1,6 +1,7 @@
 /* test_nn_torch.c: parity with PyTorch on tests/data/nn/resnet1d_fixture.safetensors
- * (tests/torch/make_nn_fixtures.py): outputs, the loss, EVERY gradient (all
- * parameters and the input) and the losses of 10 AdamW steps.
+ * (tests/torch/make_nn_fixtures.py) and the U-Nets unet1d/unet2d_fixture
+ * (tests/torch/make_unet_fixtures.py): outputs, the loss, EVERY gradient (all
+ * parameters and the input) and the losses of 10 (U-Net: 5) AdamW steps.
  * Criterion per tensor: max_i |c_i - t_i| <= 1e-4 * max_i |t_i| (float32 on both
  * sides; observed errors are ~1e-6, so a wrong term fails by orders of magnitude). */
 #include <math.h>
@@ -19,7 +20,9 @@
 #include "nn/nn_optim.h"
 #include "util/safetensors.h"
 
-#define FIXTURE "tests/data/nn/resnet1d_fixture.safetensors"
+static const char *const FIXTURES[] = {"tests/data/nn/resnet1d_fixture.safetensors",
+                                       "tests/data/nn/unet1d_fixture.safetensors",
+                                       "tests/data/nn/unet2d_fixture.safetensors"};
 #define RTOL 1e-4
 
 static const float *get(const st_file *f, const char *name, size_t n) {
@@ -43,19 +46,30 @@ typedef struct fx {
   st_file f;
   nn_model m;
   nn_workspace ws;
-  int B, N;
+  int B, N, steps;
 } fx;
 
-static void fx_open(fx *x) {
+static void fx_open(fx *x, const char *path) {
   sb_error err = {0};
-  if (st_read(FIXTURE, &x->f, &err)) fail_msg("%s", err.msg);
+  if (st_read(path, &x->f, &err)) fail_msg("%s", err.msg);
   nn_resnet_config c = {.dims = 1, .h = 1};
-  const char *cfg = st_get_meta(&x->f, "config");
+  const char *cfg = st_get_meta(&x->f, "config"), *arch = st_get_meta(&x->f, "arch");
   assert_non_null(cfg);
+  x->B = atoi(st_get_meta(&x->f, "B"));
+  x->steps = st_get_meta(&x->f, "steps") ? atoi(st_get_meta(&x->f, "steps")) : 10;
+  if (arch) { /* the U-Nets: nn.config as a checkpoint stores it */
+    if (nn_ckpt_model_from_config(&x->m, arch, cfg, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(x->m.kind, NN_UNET);
+    char back[256];
+    nn_ckpt_config_string(&x->m, back, sizeof back);
+    assert_string_equal(back, cfg); /* the config round-trips */
+    if (nn_ckpt_copy_params(&x->m, &x->f, "param.", &err)) fail_msg("%s", err.msg);
+    assert_int_equal(nn_workspace_init(&x->ws, &x->m, x->B, 1, &err), 0);
+    return;
+  }
   assert_int_equal(sscanf(cfg, "cin=%d cout=%d width=%d blocks=%d groups=%d n_scalars=%d emb_dim=%d",
                           &c.cin, &c.cout, &c.width, &c.blocks, &c.groups, &c.n_scalars, &c.emb_dim),
                    7);
-  x->B = atoi(st_get_meta(&x->f, "B"));
   x->N = atoi(st_get_meta(&x->f, "N"));
   c.w = x->N;
   assert_int_equal(nn_resnet_init(&x->m, &c, &err), 0);
@@ -69,12 +83,12 @@ static void fx_close(fx *x) {
   st_free(&x->f);
 }
 
-static void test_forward_backward(void **state) {
-  (void)state;
+static void forward_backward(const char *path) {
   fx x;
-  fx_open(&x);
-  int B = x.B, ni = nn_in_size(&x.m), no = nn_out_size(&x.m);
-  const float *in = get(&x.f, "x", (size_t)B * ni), *s = get(&x.f, "scalars", (size_t)B * 2);
+  fx_open(&x, path);
+  print_message("  %s\n", path);
+  int B = x.B, ni = nn_in_size(&x.m), no = nn_out_size(&x.m), ns = nn_n_scalars(&x.m);
+  const float *in = get(&x.f, "x", (size_t)B * ni), *s = get(&x.f, "scalars", (size_t)B * ns);
   const float *target = get(&x.f, "target", (size_t)B * no);
   float *y = calloc((size_t)B * no, sizeof(float)), *dy = calloc((size_t)B * no, sizeof(float));
   float *dx = calloc((size_t)B * ni, sizeof(float));
@@ -102,18 +116,18 @@ static void test_forward_backward(void **state) {
   fx_close(&x);
 }
 
-static void test_adamw_losses(void **state) {
-  (void)state;
+static void adamw_losses(const char *path) {
   fx x;
-  fx_open(&x);
-  int B = x.B, ni = nn_in_size(&x.m), no = nn_out_size(&x.m);
-  const float *in = get(&x.f, "x", (size_t)B * ni), *s = get(&x.f, "scalars", (size_t)B * 2);
-  const float *target = get(&x.f, "target", (size_t)B * no), *ref = get(&x.f, "adamw_losses", 10);
+  fx_open(&x, path);
+  int B = x.B, ni = nn_in_size(&x.m), no = nn_out_size(&x.m), ns = nn_n_scalars(&x.m);
+  const float *in = get(&x.f, "x", (size_t)B * ni), *s = get(&x.f, "scalars", (size_t)B * ns);
+  const float *target = get(&x.f, "target", (size_t)B * no);
+  const float *ref = get(&x.f, "adamw_losses", (size_t)x.steps);
   float *y = calloc((size_t)B * no, sizeof(float)), *dy = calloc((size_t)B * no, sizeof(float));
   nn_adamw o = nn_adamw_default();
   o.lr = (float)atof(st_get_meta(&x.f, "lr"));
   o.weight_decay = (float)atof(st_get_meta(&x.f, "weight_decay"));
-  for (int k = 0; k < 10; k++) {
+  for (int k = 0; k < x.steps; k++) {
     nn_zero_grad(&x.m);
     assert_int_equal(nn_forward(&x.m, &x.ws, in, s, B, y), 0);
     double loss = nn_mse_loss(dy, y, target, (size_t)B * no, 1.0f);
@@ -126,10 +140,34 @@ static void test_adamw_losses(void **state) {
   fx_close(&x);
 }
 
+static void test_forward_backward(void **state) {
+  (void)state;
+  forward_backward(FIXTURES[0]);
+}
+
+static void test_adamw_losses(void **state) {
+  (void)state;
+  adamw_losses(FIXTURES[0]);
+}
+
+static void test_unet_forward_backward(void **state) {
+  (void)state;
+  forward_backward(FIXTURES[1]);
+  forward_backward(FIXTURES[2]);
+}
+
+static void test_unet_adamw_losses(void **state) {
+  (void)state;
+  adamw_losses(FIXTURES[1]);
+  adamw_losses(FIXTURES[2]);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_forward_backward),
       cmocka_unit_test(test_adamw_losses),
+      cmocka_unit_test(test_unet_forward_backward),
+      cmocka_unit_test(test_unet_adamw_losses),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
