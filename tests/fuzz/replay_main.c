@@ -72,7 +72,7 @@ static int replay_path(const char *path) {
     names[n++] = strdup(e->d_name);
   }
   closedir(d);
-  qsort(names, (size_t)n, sizeof *names, cmp_str);
+  if (n > 1) qsort(names, (size_t)n, sizeof *names, cmp_str); /* names is NULL for an empty directory */
   int count = 0;
   for (int i = 0; i < n; i++) {
     char p[4096];
