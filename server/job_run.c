@@ -118,7 +118,7 @@ void job_run(const registry *reg, const char *request, int threads, const sb_can
     job_fail(out, p);
     return;
   }
-  est_problem p = {s.sim_use, s.op_use, &s.noise, s.window, s.time_index, s.y};
+  est_problem p = {s.sim_use, s.op_use, &s.noise, s.window, s.time_index, s.y, NULL};
   est_options o = {.n_samples = s.n_samples, .seed = s.seed, .want_window = s.want_window, .threads = threads,
                    .cancel = cancel, .progress = progress, .progress_ctx = progress_ctx, .params = s.params};
   est_result r;

@@ -30,7 +30,7 @@ static const char *job_unknown_key(const json_t *o, const char *const *known) {
 }
 
 void job_spec_cost(const job_spec *s, int threads, est_cost *c) {
-  est_problem p = {s->est->sim, s->op_use, &s->noise, s->window, s->time_index, s->y};
+  est_problem p = {s->est->sim, s->op_use, &s->noise, s->window, s->time_index, s->y, NULL};
   est_options o = {.n_samples = s->n_samples, .want_window = s->want_window, .threads = threads, .params = s->params};
   est_estimate(s->est, &p, &o, c);
   double S = s->n_samples, n = s->est->sim->dim, W = s->window;
@@ -214,7 +214,7 @@ int job_spec_parse(job_spec *s, const json_t *body, const registry *reg, const j
                                         obs_kind_name(s->op_use->kind), st));
   }
 
-  est_problem p = {sm, s->op_use, &s->noise, s->window, s->time_index, s->y};
+  est_problem p = {sm, s->op_use, &s->noise, s->window, s->time_index, s->y, NULL};
   if (est_check_problem(e, &p, &err)) return job_bad(problem, problem_new(PROB_VALIDATION, 0, "%s", err.msg));
   /* the estimator's own rules (parameters, sample count) now, not when the job runs */
   est_options o = {.n_samples = s->n_samples, .want_window = s->want_window, .params = s->params};

@@ -4,7 +4,28 @@
 #include <stdlib.h>
 #include <string.h>
 
+int est_check_background(const est_background *b, int dim, sb_error *err) {
+  if (b->members) {
+    if (b->n_members < 2)
+      return sb_fail(err, SB_EINVAL, "a background ensemble needs at least 2 members, got %d", b->n_members);
+    size_t n = (size_t)b->n_members * (size_t)dim;
+    for (size_t i = 0; i < n; i++)
+      if (!isfinite(b->members[i]))
+        return sb_fail(err, SB_EINVAL, "background member %zu has a non-finite value at component %zu",
+                       i / (size_t)dim, i % (size_t)dim);
+    return SB_OK;
+  }
+  if (!b->mean || !b->std) return sb_fail(err, SB_EINVAL, "a background needs members, or a mean and a std");
+  for (int i = 0; i < dim; i++) {
+    if (!isfinite(b->mean[i])) return sb_fail(err, SB_EINVAL, "background mean is not finite at component %d", i);
+    if (!isfinite(b->std[i]) || b->std[i] <= 0)
+      return sb_fail(err, SB_EINVAL, "background std must be finite and > 0, got %g at component %d", b->std[i], i);
+  }
+  return SB_OK;
+}
+
 int est_check_problem(const estimator *e, const est_problem *p, sb_error *err) {
+  int rc;
   if (!p || !p->sim || !p->op || !p->noise || !p->y)
     return sb_fail(err, SB_EINVAL, "incomplete problem: system, operator, noise and observations are required");
   if (e->dim_max > 0) {
@@ -38,6 +59,12 @@ int est_check_problem(const estimator *e, const est_problem *p, sb_error *err) {
     if (!same)
       return sb_fail(err, SB_EINVAL, "estimator %s was trained for one operator (%s) and cannot use another; "
                      "use a composed-score or baseline estimator for other operators", e->name, obs_kind_name(a->kind));
+  }
+  if (p->background) {
+    if (!e->accepts_background)
+      return sb_fail(err, SB_EINVAL, "estimator %s (%s) cannot use a background; the kinds that can are "
+                     "etkf, letkf, composed-score and local-score", e->name, e->kind);
+    if ((rc = est_check_background(p->background, p->sim->dim, err))) return rc;
   }
   if (e->fixed_noise) {
     for (int i = 0; i < p->noise->n; i++)

@@ -22,6 +22,18 @@
 #include "util/params.h"
 #include "util/sb_error.h"
 
+/* A background for the window's first state x_{t-W+1} (cycling: the previous
+ * analysis forecast to that time). Either an ensemble (members != NULL,
+ * n_members >= 2; its mean and anomalies are used) or a Gaussian with a mean
+ * and a std per component (members == NULL). Values are physical (not
+ * standardized), dim = the problem's sim->dim. */
+typedef struct est_background {
+  int n_members;          /* S_b when members != NULL */
+  const double *members;  /* [n_members][dim] or NULL */
+  const double *mean;     /* [dim] when members == NULL */
+  const double *std;      /* [dim] when members == NULL, each > 0 */
+} est_background;
+
 typedef struct est_problem {
   const sim *sim;
   const obs_op *op;       /* same operator at every time of the window */
@@ -29,6 +41,7 @@ typedef struct est_problem {
   int window;             /* W >= 1 */
   long time_index;        /* t: index of the window's last state, t >= W-1 */
   const double *y;        /* [W][n_obs], oldest first; NaN = missing */
+  const est_background *background; /* prior for the window's first state; NULL = climatology */
 } est_problem;
 
 typedef struct est_options {
@@ -74,6 +87,7 @@ struct estimator {
   obs_noise *fixed_noise;  /* noise it was trained for; NULL = any */
   int has_density;         /* fills log_density */
   int has_window;          /* can fill window_samples */
+  int accepts_background;  /* uses p->background (est_check_problem refuses it otherwise) */
   json_t *info;            /* metadata object (training, evaluation), owned */
   const params_spec *params; /* the request parameters it accepts (NULL: none) */
   /* Optional: checks of the options beyond e->params (e.g. the ETKF needs
@@ -96,8 +110,11 @@ struct estimator {
   void (*cost)(const estimator *e, const est_problem *p, const est_options *o, est_cost *c);
 };
 
+/* Checks a background of state size dim (members finite, at least 2; or a
+ * finite mean and a std > 0). */
+int est_check_background(const est_background *b, int dim, sb_error *err);
 /* Checks that a problem fits the estimator (system, window length, time
- * range, operator and noise compatibility, observation count). */
+ * range, operator and noise compatibility, observation count, background). */
 int est_check_problem(const estimator *e, const est_problem *p, sb_error *err);
 /* Checks the options a call would run with, without running it: sample
  * count, window output, the parameters against e->params (unknown names

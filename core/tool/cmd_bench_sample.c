@@ -112,7 +112,7 @@ int bench_sample(int argc, char **argv) {
     obs_apply(op, x, y + (size_t)w * op->n_obs, 1);
   }
   obs_add_noise(&nz, y, window, 43, 0);
-  est_problem p = {e->sim, op, &nz, window, t_index, y};
+  est_problem p = {e->sim, op, &nz, window, t_index, y, NULL};
   for (int r = 0; r < reps; r++)
     for (int k = 0; k < n_cfg; k++) { /* interleaved: both see the same machine load */
       est_options o = {.n_samples = S, .seed = (uint64_t)r, .threads = threads, .params = pj[k]};

@@ -43,7 +43,7 @@ int main(int argc, char **argv) {
   double *y = malloc((size_t)W * op->n_obs * sizeof *y);
   for (int w = 0; w < W; w++)
     for (int i = 0; i < op->n_obs; i++) y[(size_t)w * op->n_obs + i] = 0.1 * w + 0.01 * i;
-  est_problem p = {e->sim, op, &nz, W, W - 1, y};
+  est_problem p = {e->sim, op, &nz, W, W - 1, y, NULL};
   double *t = malloc((size_t)R * sizeof *t);
   for (int r = 0; r < R; r++) {
     est_options o = {.n_samples = S, .seed = (uint64_t)r, .threads = 1};

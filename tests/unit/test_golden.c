@@ -90,7 +90,7 @@ static void problem_init(golden_problem *g, estimator *e) {
   }
   obs_add_noise(&g->nz, g->y, window, 43, 0);
   g->y[3] = NAN;
-  g->p = (est_problem){e->sim, g->op, &g->nz, window, t, g->y};
+  g->p = (est_problem){e->sim, g->op, &g->nz, window, t, g->y, NULL};
   free(x);
 }
 

@@ -345,7 +345,7 @@ static void problem_at(estimator *e, int N, int W, sim **s, obs_op **op, obs_noi
   assert_int_equal(obs_noise_scalar(nz, 1.5, (*op)->n_obs, &err), 0);
   *y = malloc(sizeof(double) * (size_t)W * (*op)->n_obs);
   for (int i = 0; i < W * (*op)->n_obs; i++) (*y)[i] = 2.0 + 3.0 * sin(0.7 * i);
-  *p = (est_problem){*s, *op, nz, W, W - 1 + 100, *y};
+  *p = (est_problem){*s, *op, nz, W, W - 1 + 100, *y, NULL};
   (void)e;
 }
 

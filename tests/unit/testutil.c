@@ -78,7 +78,7 @@ void tu_problem(estimator *e, const char *op_json, double noise, int W, long t, 
   assert_int_equal(obs_noise_scalar(nz, noise, op->n_obs, &err), 0);
   double *y = malloc(sizeof(double) * (size_t)W * op->n_obs);
   for (int i = 0; i < W * op->n_obs; i++) y[i] = i % 5 == 0 ? NAN : 0.3 * (i % 7);
-  *p = (est_problem){e->sim, op, nz, W, t, y};
+  *p = (est_problem){e->sim, op, nz, W, t, y, NULL};
 }
 
 void tu_problem_free(est_problem *p) {
@@ -207,7 +207,7 @@ void tu_truth_problem(estimator *e, const char *op_json, double noise, int W, lo
   obs_apply(op, x, y, (size_t)W);
   obs_add_noise(nz, y, (size_t)W, seed, 1000 + stream);
   *truth = x;
-  *p = (est_problem){e->sim, op, nz, W, t, y};
+  *p = (est_problem){e->sim, op, nz, W, t, y, NULL};
 }
 
 double tu_rmse_of_mean(const double *x, int S, size_t stride, int dim, const double *truth, double *spread) {
