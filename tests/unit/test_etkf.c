@@ -324,6 +324,35 @@ static double gc_ref(double r) {
   return ((((r / 12.0 - 0.5) * r + 0.625) * r + 5.0 / 3.0) * r - 5.0) * r + 4.0 - 2.0 / (3.0 * r);
 }
 
+/* One state component c of a LETKF analysis XL against the tapered global
+ * ETKF XG (member by member) and the tapered Kalman mean ma and covariance
+ * Pa; m is the prior mean (the analysis must move away from it). */
+typedef struct col_stats {
+  double worst_col, worst_mean, worst_var, moved;
+} col_stats;
+
+static void column_check(col_stats *s, const double *XL, const double *XG, int K, int n, int c, const double *m,
+                         const double *ma, const double *Pa) {
+  double mg = 0, vg = 0;
+  for (int i = 0; i < K; i++) {
+    s->worst_col = fmax(s->worst_col, fabs(XL[i * n + c] - XG[i * n + c]));
+    mg += XL[i * n + c] / K;
+  }
+  for (int i = 0; i < K; i++) vg += (XL[i * n + c] - mg) * (XL[i * n + c] - mg) / (K - 1);
+  s->worst_mean = fmax(s->worst_mean, fabs(mg - ma[c]));
+  s->worst_var = fmax(s->worst_var, fabs(vg - Pa[c * n + c]));
+  s->moved = fmax(s->moved, fabs(mg - m[c]));
+}
+
+/* Tolerance 1e-9, or 1e-7 for a radius covering everything (taper 1 - 1e-10). */
+static void column_assert(const col_stats *s, const char *label, double radius, int path) {
+  print_message("letkf %sradius %g path %d: max |member - tapered etkf| %.2g, |mean - kalman| %.2g, |var - kalman| %.2g\n",
+                label, radius, path, s->worst_col, s->worst_mean, s->worst_var);
+  double tol = radius > 100 ? 1e-7 : 1e-9;
+  assert_true(s->worst_col < tol && s->worst_mean < tol && s->worst_var < tol);
+  assert_true(s->moved > 0.1);
+}
+
 /* LETKF: node g's analysis is the global ETKF with each observation's R^-1
  * multiplied by its taper GC(dist / (radius / 2)) (observations at distance
  * >= radius dropped), taken at column g. The reference runs the global ETKF
@@ -359,7 +388,7 @@ static void test_letkf_equals_tapered_kalman(void **state) {
       etkf_path_override = path;
       assert_int_equal(etkf_analysis(XL, K, n, op, y, std, 1.0, radius, &err), 0);
       etkf_path_override = 0;
-      double worst_col = 0, worst_mean = 0, worst_var = 0, moved = 0;
+      col_stats cc = {0, 0, 0, 0};
       for (int g = 0; g < n; g++) {
         double sl[p], yl[p], ma[n], Pa[n * n];
         for (int k = 0; k < p; k++) {
@@ -371,21 +400,9 @@ static void test_letkf_equals_tapered_kalman(void **state) {
         memcpy(XG, X0, sizeof(double) * K * n);
         assert_int_equal(etkf_analysis(XG, K, n, op, yl, sl, 1.0, 0.0, &err), 0);
         kalman(m, P, n, H, yl, sl, p, ma, Pa);
-        double mg = 0, vg = 0;
-        for (int i = 0; i < K; i++) {
-          worst_col = fmax(worst_col, fabs(XL[i * n + g] - XG[i * n + g]));
-          mg += XL[i * n + g] / K;
-        }
-        for (int i = 0; i < K; i++) vg += (XL[i * n + g] - mg) * (XL[i * n + g] - mg) / (K - 1);
-        worst_mean = fmax(worst_mean, fabs(mg - ma[g]));
-        worst_var = fmax(worst_var, fabs(vg - Pa[g * n + g]));
-        moved = fmax(moved, fabs(mg - m[g]));
+        column_check(&cc, XL, XG, K, n, g, m, ma, Pa);
       }
-      print_message("letkf radius %g path %d: max |member - tapered etkf| %.2g, |mean - kalman| %.2g, |var - kalman| %.2g\n",
-                    radius, path, worst_col, worst_mean, worst_var);
-      double tol = radius > 100 ? 1e-7 : 1e-9;
-      assert_true(worst_col < tol && worst_mean < tol && worst_var < tol);
-      assert_true(moved > 0.1);
+      column_assert(&cc, "", radius, path);
     }
   }
   /* radius covering everything: equals the global ETKF member by member */
@@ -480,7 +497,7 @@ static void test_letkf_2d_equals_tapered_kalman(void **state) {
       etkf_path_override = path;
       assert_int_equal(etkf_analysis(XL, K, n, op, y, std, 1.0, radius, &err), 0);
       etkf_path_override = 0;
-      double worst_col = 0, worst_mean = 0, worst_var = 0, moved = 0;
+      col_stats cc = {0, 0, 0, 0};
       int partial = 0;
       for (int g = 0; g < G; g++) {
         double sl[p], yl[p], ma[n], Pa[n * n];
@@ -495,23 +512,9 @@ static void test_letkf_2d_equals_tapered_kalman(void **state) {
         memcpy(XG, X0, sizeof(double) * K * n);
         assert_int_equal(etkf_analysis(XG, K, n, op, yl, sl, 1.0, 0.0, &err), 0);
         kalman(m, P, n, Hd, yl, sl, p, ma, Pa);
-        for (int c = g; c < n; c += G) {
-          double mg = 0, vg = 0;
-          for (int i = 0; i < K; i++) {
-            worst_col = fmax(worst_col, fabs(XL[i * n + c] - XG[i * n + c]));
-            mg += XL[i * n + c] / K;
-          }
-          for (int i = 0; i < K; i++) vg += (XL[i * n + c] - mg) * (XL[i * n + c] - mg) / (K - 1);
-          worst_mean = fmax(worst_mean, fabs(mg - ma[c]));
-          worst_var = fmax(worst_var, fabs(vg - Pa[c * n + c]));
-          moved = fmax(moved, fabs(mg - m[c]));
-        }
+        for (int c = g; c < n; c += G) column_check(&cc, XL, XG, K, n, c, m, ma, Pa);
       }
-      print_message("letkf 2D radius %g path %d: max |member - tapered etkf| %.2g, |mean - kalman| %.2g, |var - kalman| %.2g\n",
-                    radius, path, worst_col, worst_mean, worst_var);
-      double tol = radius > 100 ? 1e-7 : 1e-9;
-      assert_true(worst_col < tol && worst_mean < tol && worst_var < tol);
-      assert_true(moved > 0.1);
+      column_assert(&cc, "2D ", radius, path);
       assert_int_equal(partial, radius < 100); /* the small radius really drops observations */
     }
   }
