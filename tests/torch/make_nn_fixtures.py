@@ -9,7 +9,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from nn_ref import ResNet1d, write_safetensors  # noqa: E402
+from nn_ref import ResNet1d, fixture_tensors, write_safetensors  # noqa: E402
 
 CFG = dict(cin=3, cout=2, width=8, blocks=2, groups=2, n_scalars=2, emb_dim=6)
 B, N, STEPS, LR, WD = 4, 12, 10, 1e-2, 1e-2
@@ -26,31 +26,13 @@ def main():
     x = torch.randn(B, CFG["cin"], N)
     s = torch.rand(B, CFG["n_scalars"])
     target = torch.randn(B, CFG["cout"], N)
-    out = {f"param.{k}": v.detach().clone() for k, v in net.state_dict().items()}
-    xg = x.clone().requires_grad_(True)
-    y = net(xg, s)
-    loss = torch.mean((y - target) ** 2)
-    loss.backward()
-    out.update({"x": x, "scalars": s, "target": target, "y": y.detach(), "loss": loss.detach().reshape(1),
-                "grad.input": xg.grad})
-    for k, p in net.named_parameters():
-        out[f"grad.{k}"] = p.grad.detach().clone()
-    net.zero_grad()
-    opt = torch.optim.AdamW(net.parameters(), lr=LR, weight_decay=WD)
-    losses = []
-    for _ in range(STEPS):
-        opt.zero_grad()
-        l = torch.mean((net(x, s) - target) ** 2)
-        l.backward()
-        opt.step()
-        losses.append(l.item())
-    out["adamw_losses"] = torch.tensor(losses)
+    out = fixture_tensors(net, x, s, target, LR, WD, STEPS)
     meta = {"config": " ".join(f"{k}={v}" for k, v in CFG.items()), "B": B, "N": N,
             "lr": LR, "weight_decay": WD, "torch": torch.__version__}
     path = os.path.join(os.path.dirname(__file__), "..", "data", "nn", "resnet1d_fixture.safetensors")
     write_safetensors(path, out, meta)
-    print(f"wrote {os.path.normpath(path)} ({os.path.getsize(path)} bytes), loss {loss.item():.6f}, "
-          f"adamw losses {losses[0]:.5f} .. {losses[-1]:.5f}")
+    print(f"wrote {os.path.normpath(path)} ({os.path.getsize(path)} bytes), loss {out['loss'].item():.6f}, "
+          f"adamw losses {out['adamw_losses'][0]:.5f} .. {out['adamw_losses'][-1]:.5f}")
 
 
 if __name__ == "__main__":

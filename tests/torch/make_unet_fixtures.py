@@ -11,7 +11,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from nn_ref import UNet, write_safetensors  # noqa: E402
+from nn_ref import UNet, fixture_tensors, write_safetensors  # noqa: E402
 
 CASES = {
     "unet2d": dict(cfg=dict(dims=2, cin=3, cout=2, widths=[4, 8, 8], blocks=1, mid=1, groups=2,
@@ -41,32 +41,14 @@ def make(name, case, seed):
     x = torch.randn(B, c["cin"], *shape)
     s = torch.rand(B, c["n_scalars"])
     target = torch.randn(B, c["cout"], *shape)
-    out = {f"param.{k}": v.detach().clone() for k, v in net.state_dict().items()}
-    xg = x.clone().requires_grad_(True)
-    y = net(xg, s)
-    loss = torch.mean((y - target) ** 2)
-    loss.backward()
-    out.update({"x": x, "scalars": s, "target": target, "y": y.detach(),
-                "loss": loss.detach().reshape(1), "grad.input": xg.grad})
-    for k, p in net.named_parameters():
-        out[f"grad.{k}"] = p.grad.detach().clone()
-    net.zero_grad()
-    opt = torch.optim.AdamW(net.parameters(), lr=LR, weight_decay=WD)
-    losses = []
-    for _ in range(STEPS):
-        opt.zero_grad()
-        l = torch.mean((net(x, s) - target) ** 2)
-        l.backward()
-        opt.step()
-        losses.append(l.item())
-    out["adamw_losses"] = torch.tensor(losses)
+    out = fixture_tensors(net, x, s, target, LR, WD, STEPS)
     meta = {"arch": "unet", "config": config_string(c, case["h"], case["w"]), "B": B,
             "steps": STEPS, "lr": LR, "weight_decay": WD, "torch": torch.__version__}
     path = os.path.join(os.path.dirname(__file__), "..", "data", "nn", f"{name}_fixture.safetensors")
     write_safetensors(path, out, meta)
     n = sum(p.numel() for p in net.parameters())
     print(f"wrote {os.path.normpath(path)} ({os.path.getsize(path)} bytes, {n} parameters), "
-          f"loss {loss.item():.6f}, adamw losses {losses[0]:.5f} .. {losses[-1]:.5f}")
+          f"loss {out['loss'].item():.6f}, adamw losses {out['adamw_losses'][0]:.5f} .. {out['adamw_losses'][-1]:.5f}")
 
 
 def main():

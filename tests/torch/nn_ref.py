@@ -145,6 +145,31 @@ class UNet(nn.Module):
                 k += 1
         return self.out_conv(F.silu(self.out_norm(h)))
 
+def fixture_tensors(net, x, s, target, lr, wd, steps):
+    """The tensors of a parity fixture: the weights, inputs, outputs and MSE
+    loss of one forward, ALL gradients (parameters and input), and the losses
+    of `steps` AdamW steps from those weights (the net is trained in place)."""
+    out = {f"param.{k}": v.detach().clone() for k, v in net.state_dict().items()}
+    xg = x.clone().requires_grad_(True)
+    y = net(xg, s)
+    loss = torch.mean((y - target) ** 2)
+    loss.backward()
+    out.update({"x": x, "scalars": s, "target": target, "y": y.detach(), "loss": loss.detach().reshape(1),
+                "grad.input": xg.grad})
+    for k, p in net.named_parameters():
+        out[f"grad.{k}"] = p.grad.detach().clone()
+    net.zero_grad()
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=wd)
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        l = torch.mean((net(x, s) - target) ** 2)
+        l.backward()
+        opt.step()
+        losses.append(l.item())
+    out["adamw_losses"] = torch.tensor(losses)
+    return out
+
 
 def write_safetensors(path, tensors, meta=None):
     """Minimal safetensors writer (float32 only): no dependency beyond numpy."""
