@@ -459,6 +459,13 @@ MUTANTS = [
          edits=[("server/store_pg.c", "WHERE state = 'running' AND lease_until < $1 ",
                  "WHERE state = 'running' AND lease_until < $1::bigint - 600000 ")],
          tests=["py:tests/py/test_api_replicas.py"]),
+    dict(id="body-budget-never-refuses", what="--max-body-total: the daemon-wide body budget is never exceeded "
+         "(bodies of all requests together unbounded)",
+         edits=[("server/http_server.c", "  if (now > a->cfg.max_body_total) {", "  if (now < 0) {")],
+         tests=["py:tests/py/test_api_hardening.py"]),
+    dict(id="body-budget-leaks", what="--max-body-total: a finished request's bytes are not returned to the budget",
+         edits=[("server/http_server.c", "  q->body_budget += n;", "  (void)q;")],
+         tests=["py:tests/py/test_api_hardening.py"]),
 ]
 
 # Survivors left on purpose: id -> why the mutant cannot change any observable.

@@ -233,6 +233,32 @@ def test_per_client_connection_limit(fresh_daemon):
     assert refused == 2, refused
 
 
+
+def test_body_budget_across_requests(fresh_daemon):
+    """--max-body-total: bodies buffered by all requests together are bounded.
+    One client holds 600 kB of an unfinished body; a second 600 kB body
+    would pass --max-body-bytes but not the shared budget of 1 MB: 503 with
+    Retry-After. Once the first connection is gone its bytes are returned and
+    the same request gets through the body limits (and is judged on its JSON)."""
+    d = fresh_daemon(["--max-body-bytes", "800000", "--max-body-total", "1000000"]).start()
+    hold = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+    hold.sendall(b"POST /v1/assimilations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: 700000\r\n\r\n" + b" " * 600000)
+    time.sleep(0.5)
+    body = b"[" + b" " * 599998 + b"]"
+    req = (b"POST /v1/assimilations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body)) + body
+    status, hs, raw = raw_http(d.port, req, timeout=10)
+    p = problem_of(status, hs, raw, 503)
+    assert "--max-body-total" in p["detail"]
+    assert hs.get("retry-after") == "1"
+    hold.close()
+    time.sleep(0.5)
+    status, hs, raw = raw_http(d.port, req, timeout=10)
+    p = problem_of(status, hs, raw, 400 if status == 400 else 422)
+    assert "--max-body" not in p["detail"]
+    assert d.get("/v1/health/live").status == 200
+
 # -- 2 and 3. a full database: jobs are not stranded, readiness tells the truth
 def test_full_database(fresh_daemon):
     d = fresh_daemon(["--max-db-bytes", str(256 * 1024), "--workers", "1"]).start()
