@@ -44,7 +44,9 @@ static void tmp_cleanup(void) {
 const char *fuzz_tmp_path(const char *name, char *buf, size_t size) {
   if (!tmp_dir[0]) {
     struct stat st;
-    const char *base = !stat("/dev/shm", &st) && S_ISDIR(st.st_mode) ? "/dev/shm" : "/tmp";
+    const char *base = getenv("SBIDA_FUZZ_TMP"); /* run.sh: one base per run, cleaned by that run only */
+    if (!base || !*base || stat(base, &st) || !S_ISDIR(st.st_mode))
+      base = !stat("/dev/shm", &st) && S_ISDIR(st.st_mode) ? "/dev/shm" : "/tmp";
     snprintf(tmp_dir, sizeof tmp_dir, "%s/sbida-fuzz-XXXXXX", base);
     if (!mkdtemp(tmp_dir)) fuzz_fail("cannot create a scratch directory under %s", base);
     atexit(tmp_cleanup);

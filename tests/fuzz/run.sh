@@ -24,10 +24,12 @@ for t in $targets; do
   before=$(find "$OUT/findings/$t" -type f | wc -l)
   echo "fuzz: $t for ${SECONDS_EACH}s (log $log)"
   # -rss_limit_mb/-malloc_limit_mb: a request for more than 2 GB is a finding (oom-*)
-  "$bin" -fork=1 -ignore_crashes=1 -ignore_ooms=1 -ignore_timeouts=1 -max_total_time="$SECONDS_EACH" \
+  scratch=$(mktemp -d "${TMPDIR:-/tmp}/sbida-fuzz-run-$t-XXXXXX")
+  [ -d /dev/shm ] && scratch2=$(mktemp -d "/dev/shm/sbida-fuzz-run-$t-XXXXXX") && rmdir "$scratch" && scratch=$scratch2
+  SBIDA_FUZZ_TMP=$scratch "$bin" -fork=1 -ignore_crashes=1 -ignore_ooms=1 -ignore_timeouts=1 -max_total_time="$SECONDS_EACH" \
     -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=2048 -artifact_prefix="$OUT/findings/$t/" \
     "$OUT/corpus/$t" "tests/fuzz/$t/seeds" "tests/fuzz/$t/regressions" > "$log" 2>&1
-  rm -rf /dev/shm/sbida-fuzz-* /tmp/sbida-fuzz-* 2>/dev/null # scratch dirs of children that crashed
+  rm -rf "$scratch" 2>/dev/null # with the scratch dirs of children that crashed (runs in parallel keep theirs)
   last=$(grep -E '^#[0-9]+:? .*cov: ' "$log" | tail -n 1)
   execs=$(printf '%s' "$last" | sed -n 's/^#\([0-9]*\).*/\1/p')
   cov=$(printf '%s' "$last" | sed -n 's/.*cov: \([0-9]*\).*/\1/p')
