@@ -62,6 +62,7 @@ static void on_cycle(void *ctx, const eval_cycle_step *s) {
     fprintf(o->jsonl, "{\"cycle\":%d,\"t\":%ld,\"background\":%s,\"rmse\":%.6g,\"spread\":%.6g,\"crps\":%.6g,"
             "\"seconds\":%.6g}\n", s->cycle, s->t, s->background ? "true" : "false", s->rmse, s->spread, s->crps,
             s->seconds);
+  if (o->jsonl) fflush(o->jsonl);
   o->rmse_sum += s->rmse, o->n++;
   if (o->progress && (s->cycle % 10 == 9 || s->cycle + 1 == o->cycles)) {
     fprintf(stderr, "\rcycle %d/%d  rmse %.3f (running mean %.3f)   ", s->cycle + 1, o->cycles, s->rmse,
