@@ -389,6 +389,22 @@ static void test_etkf_background_equals_kalman(void **state) {
   print_message("etkf with 4000 draws from a 9-member background: |mean - kalman| %.3f, max relative var error %.3f\n", em, vr);
   assert_true(em < 0.15 && vr < 0.1);
   est_result_free(&r);
+  /* nothing observed: the samples are the draws themselves, whose summed
+   * variance must be the background's trace (within 4%: relative se about
+   * sqrt(2 / 4000) over the dominant directions; measured in the print).
+   * Scaling by 1/sqrt(S_b) instead of 1/sqrt(S_b - 1) makes it 11% low. */
+  double ynan[p] = {NAN, NAN, NAN, NAN};
+  pr.y = ynan;
+  assert_int_equal(est_sample(e, &pr, &o, &r, &err), 0);
+  tu_ensemble_moments(r.samples, 4000, n, mean, cv);
+  double tr = 0, trp = 0;
+  for (int c = 0; c < n; c++) tr += cv[c * n + c], trp += P[c * n + c];
+  print_message("etkf, nothing observed: draws' summed variance / the background's %.4f, |mean - background| %.3f\n",
+                tr / trp, max_abs_diff(mean, m, n));
+  assert_true(fabs(tr / trp - 1) < 0.04);
+  assert_true(max_abs_diff(mean, m, n) < 0.15);
+  est_result_free(&r);
+  pr.y = y;
   free(cv);
   est_free(e);
   json_decref(pj);
