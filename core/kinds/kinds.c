@@ -78,6 +78,13 @@ static void model_cost(const estimator *e, const est_problem *p, const est_optio
   double S = o->n_samples, N = m->N, width = m->net.rc.width, blocks = m->net.rc.blocks;
   double threads = o->threads > 0 ? o->threads : 1;
   c->bytes += 8.0 * S * N * 6 + 4.0 * 2 * p->window * N + threads * 4.0 * 64 * N * width * (2 * blocks + 6);
+  if (p->background) {
+    /* the guidance's background (diff_bg.h): its copy, the Woodbury factor
+     * and per-sample scratch; per evaluation O(S_b^2 N + S_b^3) to prepare
+     * and O(S S_b N) to apply, small next to the network */
+    double Sb = p->background->members ? p->background->n_members : 0, Np = p->sim->dim;
+    c->bytes += 8.0 * (Np * (2 + Sb) + Sb * Sb + S * (2 * Np + Sb));
+  }
 }
 
 int model_open_estimator(estimator **out, const char *path, sb_error *err) {
@@ -105,6 +112,7 @@ int model_open_estimator(estimator **out, const char *path, sb_error *err) {
   e->sim = m->sim;
   e->window = m->W;
   e->has_window = m->kind->has_window;
+  e->accepts_background = m->kind->accepts_background;
   e->params = m->kind->request_params;
   e->check_options = m->kind->check_options;
   e->destroy = destroy;
