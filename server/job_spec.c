@@ -211,7 +211,7 @@ int job_spec_parse(job_spec *s, const json_t *body, const registry *reg, const j
     return job_bad(problem, problem_new(PROB_VALIDATION, 0, "observations: %s; expected shape [%d, %d]: %d rows (oldest "
                                         "first) of the %d values that operator %s observes on the state %s, "
                                         "each null or numbers and nulls", err.msg, s->window, n_obs, s->window, n_obs,
-                                        obs_kind_name(s->op_use->kind), st));
+                                        obs_type_name(s->op_use), st));
   }
 
   est_problem p = {sm, s->op_use, &s->noise, s->window, s->time_index, s->y, NULL};

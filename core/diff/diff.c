@@ -97,13 +97,16 @@ size_t diff_eps_scratch(const diff_denoiser *d, const diff_guidance *g, int B) {
 /* The cotangent of the guidance for a group of samples (diff_cot_fn): per
  * sample, cot = S A^T w with residual weights w = (y - A x_hat_phys) / var,
  * the gradient of log N(y | A x_hat_phys, .) with respect to x_hat. Each
- * sample has its own double scratch, so groups may run on several threads. */
+ * sample has its own double scratch, so groups may run on several threads.
+ * A nonlinear operator y = f(A x) is linearized at x_hat_phys (J = f' A):
+ * w = f' (y - f(A x_hat_phys)) / (sy^2 + f'^2 pvar), pvar the linear
+ * variance's Tweedie part; f' = 1 gives the linear case. */
 typedef struct cot_job {
   const diff_guidance *g;
   const float *x, *v;
   float *cot;
   const double *var; /* [n_blocks][n_obs] */
-  double *dscr;      /* [B][2 ns + no] */
+  double *dscr;      /* [B][2 ns + 2 no] */
   int D;
   double mu, sg, den;
   const diff_bg_inv *bgi; /* the background's C^{-1} at this tau, or NULL */
@@ -156,6 +159,16 @@ static int background_prepare(const diff_guidance *g, double ratio2, int B, diff
   return rc;
 }
 
+/* w = f' (y - f) / (sy^2 + f'^2 (var - sy^2)) in place of f (yp), with
+ * dp = f' and var the linear variance sy^2 + pvar; 0 where y is missing. */
+static void nonlinear_weights(double *yp, const double *dp, const double *yk, const double *sy, const double *var,
+                              int no) {
+  for (int i = 0; i < no; i++) {
+    double s2 = sy[i] * sy[i], d = dp[i];
+    yp[i] = isnan(yk[i]) ? 0.0 : d * (yk[i] - yp[i]) / (s2 + d * d * (var[i] - s2));
+  }
+}
+
 static void cot_rows(void *ctx, int b0, int b1) {
   const cot_job *j = ctx;
   const diff_guidance *g = j->g;
@@ -163,7 +176,7 @@ static void cot_rows(void *ctx, int b0, int b1) {
   const int D = j->D, ns = op->state_dim, no = op->n_obs, nb = g->n_blocks;
   const double mu = j->mu, sg = j->sg, den = j->den;
   for (int b = b0; b < b1; b++) {
-    double *xp = j->dscr + (size_t)b * (2 * ns + no), *gp = xp + ns, *yp = gp + ns;
+    double *xp = j->dscr + (size_t)b * (2 * ns + 2 * no), *gp = xp + ns, *yp = gp + ns, *dp = yp + no;
     const float *xb = j->x + (size_t)b * D, *vb = j->v + (size_t)b * D;
     float *cb = j->cot + (size_t)b * D;
     for (int k = 0; k < nb; k++) {
@@ -172,9 +185,14 @@ static void cot_rows(void *ctx, int b0, int b1) {
         double xh = (mu * xb[idx] - sg * vb[idx]) / den;
         xp[i] = (g->mean ? g->mean[idx] : 0.0) + (g->scale ? g->scale[idx] : 1.0) * xh;
       }
-      obs_apply(op, xp, yp, 1);
       const double *yk = g->y + (size_t)k * no;
-      for (int i = 0; i < no; i++) yp[i] = isnan(yk[i]) ? 0.0 : (yk[i] - yp[i]) / j->var[k * no + i];
+      if (obs_is_linear(op)) {
+        obs_apply(op, xp, yp, 1);
+        for (int i = 0; i < no; i++) yp[i] = isnan(yk[i]) ? 0.0 : (yk[i] - yp[i]) / j->var[k * no + i];
+      } else {
+        obs_apply_deriv(op, xp, yp, dp, 1);
+        nonlinear_weights(yp, dp, yk, g->noise_std, j->var + (size_t)k * no, no);
+      }
       memset(gp, 0, sizeof(double) * (size_t)ns);
       obs_apply_adjoint(op, yp, gp, 1);
       for (int i = 0; i < ns; i++) cb[k * ns + i] = (float)(gp[i] * (g->scale ? g->scale[k * ns + i] : 1.0));
@@ -207,7 +225,7 @@ static int denoise(const diff_denoiser *d, const diff_guidance *g, const float *
   float *cot = scratch + n, *grad = scratch + 2 * n;
   /* var = sy^2 + gamma (sigma/mu)^2 diag(A S^2 A^T) per block and observation */
   const double ratio2 = (sg / mu) * (sg / mu);
-  double *var = malloc(sizeof(double) * ((size_t)nb * no + (size_t)B * (2 * ns + no)));
+  double *var = malloc(sizeof(double) * ((size_t)nb * no + (size_t)B * (2 * ns + 2 * no)));
   if (!var) return sb_fail(err, SB_ENOMEM, "out of memory");
   for (int k = 0; k < nb; k++)
     for (int i = 0; i < no; i++) {

@@ -53,7 +53,9 @@ typedef struct diff_denoiser {
  * is n_blocks states of op->state_dim values each (e.g. the W states of a
  * window); physical = mean + scale * standardized, componentwise (arrays of
  * dim). y is [n_blocks][op->n_obs] with NaN for missing values; noise_std
- * has op->n_obs entries. */
+ * has op->n_obs entries. A nonlinear operator y = f(A x) + e is linearized
+ * at each sample's x_hat (Jacobian f'(A x_hat) A, variance sy^2 + gamma
+ * (sigma/mu)^2 f'^2 diag(A S^2 A^T)); the cost stays one forward and one VJP. */
 typedef struct diff_guidance {
   const obs_op *op;
   int n_blocks;

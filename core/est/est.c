@@ -52,13 +52,17 @@ int est_check_problem(const estimator *e, const est_problem *p, sb_error *err) {
     return sb_fail(err, SB_EINVAL, "noise has %d entries, the operator observes %d", p->noise->n, p->op->n_obs);
   if (e->fixed_op) {
     const obs_op *a = e->fixed_op, *b = p->op;
-    int same = a->n_obs == b->n_obs && a->row_ptr[a->n_obs] == b->row_ptr[b->n_obs];
+    if (!obs_is_linear(b) && obs_is_linear(a))
+      return sb_fail(err, SB_EINVAL, "estimator %s (%s) was trained for one linear operator (%s) and cannot use the "
+                     "nonlinear operator %s; nonlinear operators need composed-score, local-score, etkf, letkf or pf",
+                     e->name, e->kind, obs_kind_name(a->kind), obs_type_name(b));
+    int same = a->fn == b->fn && a->n_obs == b->n_obs && a->row_ptr[a->n_obs] == b->row_ptr[b->n_obs];
     for (int i = 0; same && i <= a->n_obs; i++) same = a->row_ptr[i] == b->row_ptr[i];
     for (int k = 0; same && k < a->row_ptr[a->n_obs]; k++)
       same = a->col[k] == b->col[k] && fabs(a->val[k] - b->val[k]) <= 1e-9 * (1 + fabs(a->val[k]));
     if (!same)
       return sb_fail(err, SB_EINVAL, "estimator %s was trained for one operator (%s) and cannot use another; "
-                     "use a composed-score or baseline estimator for other operators", e->name, obs_kind_name(a->kind));
+                     "use a composed-score or baseline estimator for other operators", e->name, obs_type_name(a));
   }
   if (p->background) {
     if (!e->accepts_background)

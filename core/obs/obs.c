@@ -20,6 +20,40 @@ const char *obs_kind_name(obs_kind k) {
   return "?";
 }
 
+const char *obs_fn_name(obs_fn f) {
+  switch (f) {
+  case OBS_FN_NONE: return "linear";
+  case OBS_FN_ARCTAN: return "arctan";
+  case OBS_FN_SQUARE: return "square";
+  case OBS_FN_ABS: return "abs";
+  }
+  return "?";
+}
+
+const char *obs_type_name(const obs_op *op) { return op->fn ? obs_fn_name(op->fn) : obs_kind_name(op->kind); }
+
+int obs_is_linear(const obs_op *op) { return op->fn == OBS_FN_NONE; }
+
+double obs_fn_value(obs_fn f, double s) {
+  switch (f) {
+  case OBS_FN_NONE: return s;
+  case OBS_FN_ARCTAN: return atan(s);
+  case OBS_FN_SQUARE: return s * s;
+  case OBS_FN_ABS: return fabs(s);
+  }
+  return s;
+}
+
+double obs_fn_deriv(obs_fn f, double s) {
+  switch (f) {
+  case OBS_FN_NONE: return 1.0;
+  case OBS_FN_ARCTAN: return 1.0 / (1.0 + s * s);
+  case OBS_FN_SQUARE: return 2.0 * s;
+  case OBS_FN_ABS: return s > 0 ? 1.0 : s < 0 ? -1.0 : 0.0;
+  }
+  return 1.0;
+}
+
 void obs_free(obs_op *op) {
   if (!op) return;
   free(op->row_ptr);
@@ -435,6 +469,27 @@ static int build_dense(obs_op *op, const json_t *j, sb_error *err) {
   return SB_OK;
 }
 
+static const obs_fn fns[] = {OBS_FN_ARCTAN, OBS_FN_SQUARE, OBS_FN_ABS};
+
+/* {"type": f, "of": {linear operator}}: the inner operator with fn set. */
+static int nonlinear_from_json(obs_op **out, const json_t *j, obs_fn fn, int C, int H, int W, sb_error *err) {
+  static const char *const keys[] = {"type", "of", NULL};
+  int rc = check_keys(j, keys, err);
+  if (rc) return rc;
+  const json_t *of = json_object_get(j, "of");
+  if (!json_is_object(of))
+    return sb_fail(err, SB_EINVAL, "operator.of is required for %s: the linear operator it wraps, e.g. "
+                   "{\"type\":\"%s\",\"of\":{\"type\":\"identity\"}}", obs_fn_name(fn), obs_fn_name(fn));
+  const json_t *it = json_object_get(of, "type");
+  for (size_t k = 0; json_is_string(it) && k < sizeof fns / sizeof fns[0]; k++)
+    if (!strcmp(json_string_value(it), obs_fn_name(fns[k])))
+      return sb_fail(err, SB_ENOTSUP, "operator.of must be a linear operator: nonlinear operators do not nest "
+                     "(%s of %s)", obs_fn_name(fn), obs_fn_name(fns[k]));
+  if ((rc = obs_from_json(out, of, C, H, W, err))) return sb_wrap(err, "operator.of");
+  (*out)->fn = fn;
+  return SB_OK;
+}
+
 int obs_from_json(obs_op **out, const json_t *j, int C, int H, int W, sb_error *err) {
   *out = NULL;
   if (!json_is_object(j)) return sb_fail(err, SB_EINVAL, "operator must be a JSON object with a \"type\"");
@@ -442,8 +497,10 @@ int obs_from_json(obs_op **out, const json_t *j, int C, int H, int W, sb_error *
   json_t *jt = json_object_get(j, "type");
   if (!json_is_string(jt))
     return sb_fail(err, SB_EINVAL, "operator.type must be one of identity, subsample, stations, random_stations, "
-                                   "kernel_stations, coarsen, vorticity, dense");
+                                   "kernel_stations, coarsen, vorticity, dense, arctan, square, abs");
   const char *type = json_string_value(jt);
+  for (size_t k = 0; k < sizeof fns / sizeof fns[0]; k++)
+    if (!strcmp(type, obs_fn_name(fns[k]))) return nonlinear_from_json(out, j, fns[k], C, H, W, err);
   obs_op *op = calloc(1, sizeof *op);
   if (!op) return sb_fail(err, SB_ENOMEM, "out of memory");
   op->C = C;
@@ -546,7 +603,7 @@ int obs_from_json(obs_op **out, const json_t *j, int C, int H, int W, sb_error *
   } else {
     rc = sb_fail(err, SB_EINVAL,
                  "operator.type '%s' is unknown (use identity, subsample, stations, random_stations, kernel_stations, "
-                 "coarsen, vorticity or dense)", type);
+                 "coarsen, vorticity or dense, or arctan, square or abs of one of them)", type);
   }
   if (rc) {
     obs_free(op);
@@ -566,7 +623,16 @@ int obs_from_string(obs_op **out, const char *text, int C, int H, int W, sb_erro
   return rc;
 }
 
+static json_t *linear_to_json(const obs_op *op);
+
 json_t *obs_to_json(const obs_op *op) {
+  json_t *j = linear_to_json(op);
+  if (!op->fn || !j) return j;
+  return json_pack("{s:s, s:o}", "type", obs_fn_name(op->fn), "of", j);
+}
+
+/* the JSON of the linear part */
+static json_t *linear_to_json(const obs_op *op) {
   json_t *j = json_pack("{s:s}", "type", obs_kind_name(op->kind));
   switch (op->kind) {
   case OBS_IDENTITY: break;
@@ -632,7 +698,37 @@ void obs_apply(const obs_op *op, const double *x, double *y, size_t B) {
     for (int i = 0; i < op->n_obs; i++) {
       double s = 0;
       for (int e = op->row_ptr[i]; e < op->row_ptr[i + 1]; e++) s += op->val[e] * xb[op->col[e]];
-      yb[i] = s;
+      yb[i] = op->fn ? obs_fn_value(op->fn, s) : s;
+    }
+  }
+}
+
+void obs_apply_deriv(const obs_op *op, const double *x, double *y, double *dy, size_t B) {
+  for (size_t b = 0; b < B; b++) {
+    const double *xb = x + b * (size_t)op->state_dim;
+    double *yb = y + b * (size_t)op->n_obs, *db = dy + b * (size_t)op->n_obs;
+    for (int i = 0; i < op->n_obs; i++) {
+      double s = 0;
+      for (int e = op->row_ptr[i]; e < op->row_ptr[i + 1]; e++) s += op->val[e] * xb[op->col[e]];
+      yb[i] = obs_fn_value(op->fn, s);
+      db[i] = obs_fn_deriv(op->fn, s);
+    }
+  }
+}
+
+void obs_jacobian_t(const obs_op *op, const double *x, const double *r, double *g, size_t B) {
+  if (!op->fn) {
+    obs_apply_adjoint(op, r, g, B);
+    return;
+  }
+  for (size_t b = 0; b < B; b++) {
+    const double *xb = x + b * (size_t)op->state_dim, *rb = r + b * (size_t)op->n_obs;
+    double *gb = g + b * (size_t)op->state_dim;
+    for (int i = 0; i < op->n_obs; i++) {
+      double s = 0;
+      for (int e = op->row_ptr[i]; e < op->row_ptr[i + 1]; e++) s += op->val[e] * xb[op->col[e]];
+      double w = obs_fn_deriv(op->fn, s) * rb[i];
+      for (int e = op->row_ptr[i]; e < op->row_ptr[i + 1]; e++) gb[op->col[e]] += op->val[e] * w;
     }
   }
 }
@@ -644,7 +740,7 @@ void obs_apply_f(const obs_op *op, const float *x, float *y, size_t B) {
     for (int i = 0; i < op->n_obs; i++) {
       double s = 0;
       for (int e = op->row_ptr[i]; e < op->row_ptr[i + 1]; e++) s += op->val[e] * xb[op->col[e]];
-      yb[i] = (float)s;
+      yb[i] = (float)(op->fn ? obs_fn_value(op->fn, s) : s);
     }
   }
 }

@@ -1,4 +1,4 @@
-/* obs.h: linear observation operators y = A x (+ Gaussian noise).
+/* obs.h: observation operators y = A x or y = f(A x) (+ Gaussian noise).
  *
  * An operator is bound to a state shape [C][H][W] when it is built; A is kept
  * as sparse rows (CSR), so identity/subsample/stations cost O(n_obs) and a
@@ -25,7 +25,15 @@
  *   {"type":"dense","matrix":[[...], ...]} (n_obs rows of dim numbers)
  * subsample, coarsen, stations with points and random_stations take an optional
  * "channels":[...] (default every channel); observations are ordered channel by
- * channel, then row-major. Missing observations are NaN in y arrays (null in JSON). */
+ * channel, then row-major. Missing observations are NaN in y arrays (null in JSON).
+ *
+ * Nonlinear operators wrap a linear one with an elementwise function f:
+ *   {"type":"arctan","of":{...linear operator...}}   y_i = atan((A x)_i)
+ *   {"type":"square","of":{...}}                     y_i = (A x)_i^2
+ *   {"type":"abs","of":{...}}                        y_i = |(A x)_i|
+ * The CSR below is then the inner A (kind, parameters, locations and
+ * distances are the inner operator's) and fn says which f. They do not nest:
+ * "of" must be a linear operator (arctan of square is refused). */
 #ifndef SB_OBS_H
 #define SB_OBS_H
 
@@ -45,6 +53,9 @@ typedef enum {
   OBS_RANDOM_STATIONS,
   OBS_VORTICITY
 } obs_kind;
+
+/* The elementwise function of a nonlinear operator (OBS_FN_NONE: linear). */
+typedef enum { OBS_FN_NONE = 0, OBS_FN_ARCTAN, OBS_FN_SQUARE, OBS_FN_ABS } obs_fn;
 
 typedef struct obs_op {
   obs_kind kind;
@@ -66,6 +77,7 @@ typedef struct obs_op {
   int *chan;
   int points;        /* stations given as points */
   int fd;            /* vorticity by finite differences */
+  obs_fn fn;         /* elementwise function after A (OBS_FN_NONE: linear) */
 } obs_op;
 
 /* Builds an operator from its JSON description for states of shape [C][H][W].
@@ -77,15 +89,31 @@ int obs_from_string(obs_op **out, const char *text, int C, int H, int W, sb_erro
 json_t *obs_to_json(const obs_op *op);
 void obs_free(obs_op *op);
 const char *obs_kind_name(obs_kind k);
+/* "arctan", "square", "abs" ("linear" for OBS_FN_NONE). */
+const char *obs_fn_name(obs_fn f);
+/* The operator's JSON type: the function's name when nonlinear, else the kind's. */
+const char *obs_type_name(const obs_op *op);
+/* 1 for y = A x, 0 for y = f(A x) */
+int obs_is_linear(const obs_op *op);
+/* f and f' at s (f' of abs at 0 is 0) */
+double obs_fn_value(obs_fn f, double s);
+double obs_fn_deriv(obs_fn f, double s);
 
-/* y[b] = A x[b] for B states: x [B][state_dim], y [B][n_obs]. */
+/* y[b] = A x[b] (nonlinear: f(A x[b])) for B states: x [B][state_dim], y [B][n_obs]. */
 void obs_apply(const obs_op *op, const double *x, double *y, size_t B);
 /* Single precision variant (states from a network). */
 void obs_apply_f(const obs_op *op, const float *x, float *y, size_t B);
-/* g[b] += A^T r[b]: r [B][n_obs], g [B][state_dim]. */
+/* y[b] = f(A x[b]) as obs_apply and dy[b] = f'(A x[b]), the diagonal of the
+ * Jacobian J = diag(f'(A x)) A (1 everywhere for a linear operator). */
+void obs_apply_deriv(const obs_op *op, const double *x, double *y, double *dy, size_t B);
+/* g[b] += J(x[b])^T r[b] = A^T (f'(A x[b]) * r[b]): the Jacobian-transpose
+ * product at the states x [B][state_dim] (linear: A^T r, x unused). */
+void obs_jacobian_t(const obs_op *op, const double *x, const double *r, double *g, size_t B);
+/* g[b] += A^T r[b] with the linear part A (the inner operator of a nonlinear
+ * one): r [B][n_obs], g [B][state_dim]. */
 void obs_apply_adjoint(const obs_op *op, const double *r, double *g, size_t B);
 void obs_apply_adjoint_f(const obs_op *op, const float *r, float *g, size_t B);
-/* Dense copy of A, row-major [n_obs][state_dim], caller frees. */
+/* Dense copy of A (the linear part), row-major [n_obs][state_dim], caller frees. */
 double *obs_dense(const obs_op *op);
 
 /* Where things are, for localization (LETKF). Locations are (row, col) in grid

@@ -109,6 +109,10 @@ static int parse_config(trainer *tr, const json_t *cfg, sb_error *err) {
     if ((rc = obs_from_json(&m->op, op, m->sim->channels, m->sim->height, m->sim->width, err)) ||
         (rc = obs_noise_from_json(&m->noise, nz, m->op->n_obs, err)))
       return sb_wrap(err, "config");
+    if (!obs_is_linear(m->op))
+      return sb_fail(err, SB_ENOTSUP, "config: a %s model is trained for a linear operator, not %s (nonlinear "
+                     "operators are served at request time by composed-score, local-score and the baselines)",
+                     k->name, obs_type_name(m->op));
   }
   k->defaults(m);
   if ((rc = k->from_config(m, ksec, arch, err))) return rc;

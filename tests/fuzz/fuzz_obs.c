@@ -3,7 +3,9 @@
  * [2][32][32] and a small odd grid [1][8][12]. Invariants for an operator
  * built: its CSR rows are well formed (increasing row_ptr, columns inside the
  * state, finite values); obs_to_json gives JSON that builds the same matrix;
- * obs_apply and obs_apply_adjoint agree (<A x, r> = <x, A^T r>). */
+ * obs_apply and obs_apply_adjoint agree (<A x, r> = <x, A^T r>). A nonlinear
+ * operator f(A x): the same for its linear part A, obs_apply is f of it, and
+ * J^T r = A^T (f'(A x) r). */
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
@@ -28,6 +30,7 @@ static void check_csr(const obs_op *op) {
 }
 
 static void check_same(const obs_op *a, const obs_op *b) {
+  FUZZ_CHECK(a->fn == b->fn, "obs_to_json changed the function (%s -> %s)", obs_fn_name(a->fn), obs_fn_name(b->fn));
   FUZZ_CHECK(a->kind == b->kind && a->n_obs == b->n_obs, "obs_to_json changed the operator (%s, %d rows -> %s, %d)",
              obs_kind_name(a->kind), a->n_obs, obs_kind_name(b->kind), b->n_obs);
   int nnz = a->row_ptr[a->n_obs];
@@ -38,7 +41,39 @@ static void check_same(const obs_op *a, const obs_op *b) {
     FUZZ_CHECK(a->val[e] == b->val[e], "obs_to_json changed entry %d: %.17g -> %.17g", e, a->val[e], b->val[e]);
 }
 
+/* f(A x) against the linear part, and J^T r against A^T (f' r) */
+static void check_nonlinear(const obs_op *op) {
+  obs_op lin = *op; /* shares the CSR; not freed */
+  lin.fn = OBS_FN_NONE;
+  int n = op->state_dim, m = op->n_obs ? op->n_obs : 1;
+  double *x = malloc(sizeof(double) * (size_t)n), *g = calloc((size_t)n, sizeof(double)),
+         *g2 = calloc((size_t)n, sizeof(double)), *y = malloc(sizeof(double) * (size_t)m),
+         *ax = malloc(sizeof(double) * (size_t)m), *dy = malloc(sizeof(double) * (size_t)m),
+         *r = malloc(sizeof(double) * (size_t)m);
+  FUZZ_CHECK(x && g && g2 && y && ax && dy && r, "out of memory");
+  for (int i = 0; i < n; i++) x[i] = sin(0.37 * i + 0.1);
+  for (int i = 0; i < op->n_obs; i++) r[i] = cos(0.91 * i + 0.3);
+  obs_apply(op, x, y, 1);
+  obs_apply(&lin, x, ax, 1);
+  for (int i = 0; i < op->n_obs; i++) {
+    FUZZ_CHECK(y[i] == obs_fn_value(op->fn, ax[i]), "row %d: %s gives %g, f(A x) = %g", i, obs_fn_name(op->fn), y[i],
+               obs_fn_value(op->fn, ax[i]));
+    dy[i] = obs_fn_deriv(op->fn, ax[i]) * r[i];
+  }
+  obs_jacobian_t(op, x, r, g, 1);
+  obs_apply_adjoint(&lin, dy, g2, 1);
+  for (int i = 0; i < n; i++) FUZZ_CHECK(fabs(g[i] - g2[i]) <= 1e-12 * (1 + fabs(g2[i])), "J^T r differs at %d", i);
+  free(x), free(g), free(g2), free(y), free(ax), free(dy), free(r);
+}
+
 static void check_adjoint(const obs_op *op) {
+  if (!obs_is_linear(op)) {
+    check_nonlinear(op);
+    obs_op lin = *op;
+    lin.fn = OBS_FN_NONE;
+    check_adjoint(&lin);
+    return;
+  }
   int n = op->state_dim, m = op->n_obs;
   double *x = malloc(sizeof(double) * (size_t)n), *g = calloc((size_t)n, sizeof(double));
   double *y = malloc(sizeof(double) * (size_t)(m ? m : 1)), *r = malloc(sizeof(double) * (size_t)(m ? m : 1));

@@ -41,6 +41,9 @@ ops = {
     "vorticity": {"type": "vorticity", "factor": 4, "method": "spectral"},
     "vorticity_fd": {"type": "vorticity", "factor": 1, "method": "fd"},
     "dense": {"type": "dense", "matrix": [[1] + [0] * 39, [0, 0.5, 0.5] + [0] * 37]},
+    "arctan": {"type": "arctan", "of": {"type": "identity"}},
+    "square_subsample": {"type": "square", "of": {"type": "subsample", "stride": 2, "offset": 1}},
+    "abs_nested": {"type": "abs", "of": {"type": "arctan", "of": {"type": "identity"}}},
 }
 for name, o in ops.items():
     put("obs", name + ".json", js(o))

@@ -7,6 +7,7 @@ import io
 import json
 import subprocess
 
+import jsonschema
 import numpy as np
 import pytest
 
@@ -324,3 +325,77 @@ def test_sampler_param_is_checked_and_used(served):
         assert r.status == 422, (params, r.data)
         validate(r.json(), "Problem")
         assert all(w in r.json()["detail"] for w in words), r.json()["detail"]
+
+
+ARCTAN = {"type": "arctan", "of": {"type": "identity"}}
+
+
+def test_nonlinear_operator_served_by_composed_and_baselines(served):
+    """{"type":"arctan","of":{linear}} is taken by the composed score, the local
+    score and the ensemble baselines; the stored request keeps it as sent."""
+    for est in ("tiny-comp", "tiny-local", "l96-thesis-etkf", "l96-thesis-letkf", "l96-thesis-pf"):
+        n = 32 if est.startswith("l96-thesis") else 16  # the baselines serve the preset's 32 nodes
+        obs = [[0.3 * np.sin(i + r) for i in range(n)] for r in range(3)]
+        body = {"estimator": est, "time_index": 10, "observations": obs, "operator": ARCTAN,
+                "noise_std": 0.5, "n_samples": 8, "seed": 2}
+        if est == "tiny-local":  # an l96-sakov model: its state size given
+            body.update(state_dim=16, time_index=500)
+        r = served.post("/v1/assimilations?wait=60", body)
+        assert r.status == 200, (est, r.data)
+        j = r.json()
+        validate(j, "Assimilation")
+        assert j["state"] == "succeeded", (est, j)
+        assert len(j["result"]["mean"]) == n and np.all(np.isfinite(j["result"]["mean"]))
+        got = served.get("/v1/assimilations/%s?include=request" % j["id"]).json()
+        assert got["request"]["operator"] == ARCTAN
+    square = {"type": "square", "of": {"type": "subsample", "stride": 2}}
+    body = {"estimator": "tiny-comp", "time_index": 10, "observations": [[0.5] * 8] * 3, "operator": square,
+            "noise_std": 1.0, "n_samples": 8}
+    r = served.post("/v1/assimilations?wait=60", body)
+    assert r.status == 200 and r.json()["state"] == "succeeded", r.data
+
+
+@pytest.mark.parametrize("est", ["tiny-post", "tiny-npe", "tiny-nre"])
+def test_fixed_operator_models_refuse_a_nonlinear_operator(served, est):
+    """A model trained for one linear operator refuses arctan of it (the same
+    matrix inside is not the same operator) with a 422 that says why."""
+    body = {"estimator": est, "time_index": 10, "observations": window(),
+            "operator": {"type": "arctan", "of": {"type": "kernel_stations"}}, "noise_std": 0.5, "n_samples": 8}
+    r = served.post("/v1/assimilations", body)
+    assert r.status == 422, r.data
+    validate(r.json(), "Problem")
+    detail = r.json()["detail"]
+    assert "nonlinear" in detail and "arctan" in detail and "composed-score" in detail, detail
+
+
+@pytest.mark.parametrize("op,says", [
+    ({"type": "arctan"}, "operator.of is required"),
+    ({"type": "arctan", "of": {"type": "square", "of": {"type": "identity"}}}, "do not nest"),
+    ({"type": "abs", "of": {"type": "subsample", "stride": 0}}, "operator.of"),
+])
+def test_bad_nonlinear_operator_is_422(served, op, says):
+    body = {"estimator": "tiny-comp", "time_index": 10, "observations": window(n_obs=16), "operator": op,
+            "noise_std": 0.5, "n_samples": 8}
+    r = served.post("/v1/assimilations", body)
+    assert r.status == 422, r.data
+    validate(r.json(), "Problem")
+    assert says in r.json()["detail"], r.json()["detail"]
+
+
+def test_nonlinear_operator_fits_the_schema():
+    body = {"estimator": "tiny-comp", "time_index": 10, "observations": window(n_obs=16), "noise_std": 0.5,
+            "operator": {"type": "arctan", "of": {"type": "subsample", "stride": 2}}}
+    validate(body, "AssimilationRequest")
+    for bad in ({"type": "arctan"}, {"type": "arctan", "of": {"type": "arctan", "of": {"type": "identity"}}}):
+        with pytest.raises(jsonschema.ValidationError):
+            validate(dict(body, operator=bad), "AssimilationRequest")
+
+
+def test_training_refuses_a_nonlinear_operator(tmp_path):
+    cfg = {"kind": "posterior-score", "preset": "l96-thesis", "N": 16, "window": 3, "arch": dict(ARCH),
+           "train": dict(TRAIN), "operator": ARCTAN, "noise_std": 0.5}
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps(cfg))
+    p = subprocess.run([str(BUILD / "sbida"), "train", "--config", str(path), "--out", str(tmp_path / "m.safetensors")],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0 and "linear operator" in p.stderr, p.stderr

@@ -432,6 +432,154 @@ static void test_window_parsing(void **state) {
   assert_null(json_loads("[[1e999, 1]]", 0, NULL));
 }
 
+/* Nonlinear operators y = f(A x): parsing, canonical JSON, the inner
+ * operator's locations, and refusals (nesting, a missing or non-object "of",
+ * unknown fields, errors inside "of" named as such). */
+static void test_nonlinear_parse(void **state) {
+  (void)state;
+  obs_op *op = make("{\"type\":\"arctan\",\"of\":{\"type\":\"subsample\",\"stride\":4,\"offset\":1}}", 1, 1, 16);
+  obs_op *lin = make("{\"type\":\"subsample\",\"stride\":4,\"offset\":1}", 1, 1, 16);
+  assert_int_equal(op->fn, OBS_FN_ARCTAN);
+  assert_false(obs_is_linear(op));
+  assert_true(obs_is_linear(lin));
+  assert_string_equal(obs_type_name(op), "arctan");
+  assert_string_equal(obs_type_name(lin), "subsample");
+  assert_int_equal(op->n_obs, 4);
+  json_t *j = obs_to_json(op);
+  char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+  assert_string_equal(text, "{\"of\":{\"offset\":1,\"stride\":4,\"type\":\"subsample\"},\"type\":\"arctan\"}");
+  obs_op *back = make(text, 1, 1, 16);
+  assert_int_equal(back->fn, OBS_FN_ARCTAN);
+  double x[16], y[4], yl[4];
+  for (int i = 0; i < 16; i++) x[i] = 0.7 * i - 5;
+  obs_apply(back, x, y, 1);
+  obs_apply(lin, x, yl, 1);
+  for (int i = 0; i < 4; i++) {
+    assert_true(y[i] == atan(x[4 * i + 1]) && yl[i] == x[4 * i + 1]);
+    double a[2], b[2];
+    obs_location(op, i, a);
+    obs_location(lin, i, b);
+    assert_true(a[0] == b[0] && a[1] == b[1]);
+  }
+  float xf[16], yf[4];
+  for (int i = 0; i < 16; i++) xf[i] = (float)x[i];
+  obs_apply_f(op, xf, yf, 1);
+  for (int i = 0; i < 4; i++) assert_true(fabs(yf[i] - y[i]) < 1e-6);
+  free(text);
+  json_decref(j);
+  obs_free(back);
+  obs_free(op);
+  obs_free(lin);
+  const char *fn_ops[] = {"{\"type\":\"square\",\"of\":{\"type\":\"identity\"}}",
+                          "{\"type\":\"abs\",\"of\":{\"type\":\"stations\",\"indices\":[2,3]}}"};
+  const double want[2][2] = {{25, 16}, {3, 2}}; /* x = 5 - i: square at nodes 0, 1; abs at 2, 3 */
+  for (int k = 0; k < 2; k++) {
+    op = make(fn_ops[k], 1, 1, 16);
+    for (int i = 0; i < 16; i++) x[i] = 5 - i;
+    double yy[16];
+    obs_apply(op, x, yy, 1);
+    assert_true(yy[0] == want[k][0] && yy[1] == want[k][1]);
+    obs_free(op);
+  }
+  static const struct { const char *json; const char *needle; } bad[] = {
+      {"{\"type\":\"arctan\"}", "operator.of is required for arctan"},
+      {"{\"type\":\"square\",\"of\":3}", "operator.of is required"},
+      {"{\"type\":\"arctan\",\"of\":{\"type\":\"arctan\",\"of\":{\"type\":\"identity\"}}}", "do not nest"},
+      {"{\"type\":\"abs\",\"of\":{\"type\":\"square\",\"of\":{\"type\":\"identity\"}}}", "(abs of square)"},
+      {"{\"type\":\"arctan\",\"of\":{\"type\":\"identity\"},\"scale\":2}", "unknown field 'scale'"},
+      {"{\"type\":\"arctan\",\"of\":{\"type\":\"subsample\",\"stride\":0}}", "operator.of: operator.stride"},
+      {"{\"type\":\"arctan\",\"of\":{}}", "operator.of: operator.type"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    op = (obs_op *)1;
+    sb_error err = {0};
+    if (obs_from_string(&op, bad[i].json, 1, 1, 16, &err) == 0) fail_msg("accepted %s", bad[i].json);
+    assert_null(op);
+    if (!strstr(err.msg, bad[i].needle)) fail_msg("%s: message '%s' lacks '%s'", bad[i].json, err.msg, bad[i].needle);
+  }
+}
+
+/* 4-point central difference (ggml's) of phi along direction k of x */
+static double fd4(double (*phi)(const obs_op *, const double *, const double *), const obs_op *op, double *x,
+                  const double *r, int k, double h) {
+  double x0 = x[k], v[4];
+  const double at[4] = {h / 2, -h, -h / 2, h};
+  for (int i = 0; i < 4; i++) {
+    x[k] = x0 + at[i];
+    v[i] = phi(op, x, r);
+  }
+  x[k] = x0;
+  return (8 * v[0] + v[1] - 8 * v[2] - v[3]) / (6 * h);
+}
+
+/* phi(x) = <r, f(A x)>: its gradient is J(x)^T r */
+static double inner_obs(const obs_op *op, const double *x, const double *r) {
+  double y[8], s = 0;
+  obs_apply(op, x, y, 1);
+  for (int i = 0; i < op->n_obs; i++) s += r[i] * y[i];
+  return s;
+}
+
+/* J^T r = A^T (f'(A x) * r) against finite differences of <r, f(A x)> for
+ * every function, on random states and a dense A with mixed signs (abs away
+ * from its kink: |A x| > 1e-3 at every row, checked). Also obs_apply_deriv's
+ * f' against finite differences of f, and B = 2 states at once. */
+static void test_nonlinear_jacobian_fd(void **state) {
+  (void)state;
+  const char *fn_names[] = {"arctan", "square", "abs"};
+  rng r;
+  rng_init(&r, 11, 0);
+  for (int f = 0; f < 3; f++)
+    for (int trial = 0; trial < 4; trial++) {
+      char text[512];
+      double A[3][6];
+      for (int i = 0; i < 3; i++)
+        for (int c = 0; c < 6; c++) A[i][c] = rng_normal(&r);
+      int n = snprintf(text, sizeof text, "{\"type\":\"%s\",\"of\":{\"type\":\"dense\",\"matrix\":[", fn_names[f]);
+      for (int i = 0; i < 3; i++) {
+        n += snprintf(text + n, sizeof text - n, "%s[", i ? "," : "");
+        for (int c = 0; c < 6; c++) n += snprintf(text + n, sizeof text - n, "%s%.17g", c ? "," : "", A[i][c]);
+        n += snprintf(text + n, sizeof text - n, "]");
+      }
+      snprintf(text + n, sizeof text - n, "]}}");
+      obs_op *op = make(text, 1, 1, 6);
+      double x[12], rr[6], g[12] = {0}, y[6], dy[6];
+      rng_fill_normal(&r, x, 12);
+      rng_fill_normal(&r, rr, 6);
+      obs_jacobian_t(op, x, rr, g, 2);
+      obs_apply_deriv(op, x, y, dy, 2);
+      for (int b = 0; b < 2; b++) {
+        for (int i = 0; i < 3; i++) {
+          double s = 0;
+          for (int c = 0; c < 6; c++) s += A[i][c] * x[b * 6 + c];
+          assert_true(fabs(s) > 1e-3);
+          double want = f == 0 ? atan(s) : f == 1 ? s * s : fabs(s);
+          assert_true(fabs(y[b * 3 + i] - want) < 1e-12 * (1 + fabs(want)));
+          double h = 1e-4, fd = 0;
+          for (int sgn = -1; sgn <= 1; sgn += 2) {
+            double u = s + sgn * h;
+            fd += sgn * (f == 0 ? atan(u) : f == 1 ? u * u : fabs(u));
+          }
+          fd /= 2 * h;
+          if (fabs(dy[b * 3 + i] - fd) > 1e-6 * (1 + fabs(fd)))
+            fail_msg("%s: f'(%g) = %g, finite differences %g", fn_names[f], s, dy[b * 3 + i], fd);
+        }
+        for (int k = 0; k < 6; k++) {
+          double fd = fd4(inner_obs, op, x + b * 6, rr + b * 3, k, 1e-4);
+          if (fabs(g[b * 6 + k] - fd) > 1e-7 * (1 + fabs(fd)))
+            fail_msg("%s: (J^T r)[%d] = %.10g, finite differences %.10g", fn_names[f], k, g[b * 6 + k], fd);
+        }
+      }
+      obs_free(op);
+    }
+  /* linear: J^T r is A^T r whatever x is (x may be NULL) */
+  obs_op *op = make("{\"type\":\"subsample\",\"stride\":2}", 1, 1, 6);
+  double rr[3] = {1, -2, 3}, g[6] = {0};
+  obs_jacobian_t(op, NULL, rr, g, 1);
+  assert_true(g[0] == 1 && g[2] == -2 && g[4] == 3 && g[1] == 0);
+  obs_free(op);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_2d_pick_and_coarsen),
@@ -443,6 +591,7 @@ int main(void) {
       cmocka_unit_test(test_kernel_stations),        cmocka_unit_test(test_dense),
       cmocka_unit_test(test_roundtrip_and_adjoint),  cmocka_unit_test(test_malformed_rejected),
       cmocka_unit_test(test_noise),                  cmocka_unit_test(test_window_parsing),
+      cmocka_unit_test(test_nonlinear_parse),        cmocka_unit_test(test_nonlinear_jacobian_fd),
   };
   return cmocka_run_group_tests_name("obs", tests, NULL, NULL);
 }
