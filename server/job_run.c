@@ -97,7 +97,7 @@ static void job_fail(job_outcome *out, json_t *problem) {
   json_decref(problem);
 }
 
-void job_run(const registry *reg, const char *request, int threads, const sb_cancel *cancel,
+void job_run(registry *reg, const char *request, int threads, const sb_cancel *cancel,
              void (*progress)(void *ctx, double fraction), void *progress_ctx, job_outcome *out) {
   memset(out, 0, sizeof *out);
   json_error_t jerr;
@@ -139,6 +139,8 @@ void job_run(const registry *reg, const char *request, int threads, const sb_can
       json_t *d2 = json_deep_copy(diag);
       json_object_set_new(d2, "seed", json_integer((json_int_t)s.seed));
       json_object_set_new(d2, "sampling_seconds", json_real(elapsed));
+      json_t *src = reg_entry_source(reg_entry_of(s.snap, s.est)); /* which version of a model file ran */
+      if (src) json_object_set_new(d2, "model_file", src);
       json_object_set_new(sum, "diagnostics", d2);
       out->result = json_dumps(sum, JSON_COMPACT | JSON_REAL_PRECISION(9));
       json_decref(sum);

@@ -55,7 +55,7 @@ static const char *match_refusal(const estimator *e, const reg_query *q, json_t 
 /* The best-matching shipped result of e (lowest CRPS) among every
  * estimator's evaluations: a setup of the same preset, operator, noise and
  * window whose results include e. New reference or NULL. */
-static json_t *match_evidence(const registry *r, const estimator *e, const reg_query *q, const json_t *canon) {
+static json_t *match_evidence(const reg_snap *r, const estimator *e, const reg_query *q, const json_t *canon) {
   json_t *best = NULL;
   double best_crps = INFINITY;
   for (int i = 0; i < r->count; i++) {
@@ -99,7 +99,7 @@ static int match_cmp(const void *a, const void *b) {
   return x->order - y->order;
 }
 
-json_t *reg_match(const registry *r, const reg_query *q, sb_error *err) {
+json_t *reg_match(const reg_snap *r, const reg_query *q, sb_error *err) {
   match_row *rows = calloc((size_t)r->count + 1, sizeof *rows);
   json_t *refused = json_array();
   if (!rows || !refused) {
@@ -145,12 +145,13 @@ json_t *reg_match(const registry *r, const reg_query *q, sb_error *err) {
                    "items", items, "cannot_answer", refused);
 }
 
-void reg_share_evaluations(registry *r) {
+void reg_share_evaluations(reg_snap *r) {
   /* A baseline's results live in the evaluations of the models it was
    * compared with; give it those setups as its own evaluation, once each. */
   for (int i = 0; i < r->count; i++) {
     estimator *e = r->items[i];
-    if (!e->info || json_object_get(e->info, "evaluation")) continue;
+    /* entries readers have seen are immutable (a reload shares them) */
+    if (r->entries[i]->published || !e->info || json_object_get(e->info, "evaluation")) continue;
     json_t *mine = json_array();
     for (int j = 0; j < r->count; j++) {
       json_t *ev = r->items[j]->info ? json_object_get(r->items[j]->info, "evaluation") : NULL;
