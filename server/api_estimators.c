@@ -10,6 +10,7 @@
 #include "log.h"
 #include "problem.h"
 #include "reg_match.h"
+#include "util/jsonb.h"
 
 static enum MHD_Result api_est_match(http_req *q) {
   reg_query rq = {.preset = http_query(q, "preset")};
@@ -55,19 +56,27 @@ static enum MHD_Result api_est_match(http_req *q) {
 enum MHD_Result api_est_list(http_req *q) {
   if (http_query(q, "preset") || http_query(q, "operator") || http_query(q, "noise_std") || http_query(q, "window"))
     return api_est_match(q);
-  json_t *items = json_array();
+  int bad = 0;
+  json_t *items = jb_array(&bad);
   reg_snap *rs = reg_hold(&q->app->reg);
-  for (int i = 0; i < rs->count; i++) json_array_append_new(items, reg_describe(rs, i));
+  for (int i = 0; i < rs->count; i++) jb_push(items, reg_describe(rs, i), &bad);
   reg_drop(rs);
+  if (bad) {
+    json_decref(items);
+    return http_reply_problem(q, problem_new(PROB_UNAVAILABLE, 503, "out of memory"), "Retry-After", "1");
+  }
   return http_reply_json(q, 200, json_pack("{s:o}", "items", items), NULL);
 }
 
 enum MHD_Result api_est_get(http_req *q) {
   reg_snap *rs = reg_hold(&q->app->reg);
   json_t *d = NULL;
-  for (int i = 0; i < rs->count && !d; i++)
-    if (!strcmp(rs->items[i]->name, q->param)) d = reg_describe(rs, i);
+  int found = 0;
+  for (int i = 0; i < rs->count && !found; i++)
+    if (!strcmp(rs->items[i]->name, q->param)) d = reg_describe(rs, i), found = 1;
   reg_drop(rs);
+  if (!d && found)
+    return http_reply_problem(q, problem_new(PROB_UNAVAILABLE, 503, "out of memory"), "Retry-After", "1");
   if (!d)
     return http_reply_problem(q, problem_new(PROB_NOT_FOUND, 0, "no estimator named '%s'; GET /v1/estimators lists "
                                              "the served ones", q->param), NULL, NULL);

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "reg_eval.h"
 #include "reg_match.h"
+#include "util/jsonb.h"
 
 /* ---- entries and snapshots ---- */
 
@@ -221,10 +222,12 @@ static const reg_entry *reg_prev_file(const reg_snap *prev, const char *file) {
 /* The report of a reload; every array may stay empty. */
 typedef struct reg_report {
   json_t *added, *replaced, *removed, *failed, *unchanged;
+  int bad; /* an entry could not be recorded (no memory): the reload is not published */
 } reg_report;
 
-static void reg_note(json_t *arr, json_t *item) {
-  if (arr && item) json_array_append_new(arr, item);
+/* Records item in arr (item stolen); without arr (the start's load) it is dropped. */
+static void reg_note(reg_report *rep, json_t *arr, json_t *item) {
+  if (arr) jb_push(arr, item, &rep->bad);
   else json_decref(item);
 }
 
@@ -253,7 +256,7 @@ static int reg_add_model(reg_snap *s, const char *dir, const char *file, const r
   if (broken) {
     s->failed++;
     reg_log_fail(path, NULL, &e2);
-    reg_note(rep->failed, json_pack("{s:s, s:s, s:s, s:s*}", "file", file, "code", sb_strerror(e2.code), "reason",
+    reg_note(rep, rep->failed, json_pack("{s:s, s:s, s:s, s:s*}", "file", file, "code", sb_strerror(e2.code), "reason",
                                     e2.msg, "kept", old ? old->e->name : NULL));
     if (!old) return SB_OK;
     en = old; /* the previous version stays served */
@@ -266,21 +269,21 @@ static int reg_add_model(reg_snap *s, const char *dir, const char *file, const r
     }
     s->failed++;
     reg_log_fail(path, NULL, &e2);
-    reg_note(rep->failed, json_pack("{s:s, s:s, s:s}", "file", file, "code", sb_strerror(e2.code), "reason", e2.msg));
+    reg_note(rep, rep->failed, json_pack("{s:s, s:s, s:s}", "file", file, "code", sb_strerror(e2.code), "reason", e2.msg));
     if (fresh) reg_entry_free(en);
     return SB_OK;
   }
   if (!fresh) {
-    if (!broken) reg_note(rep->unchanged, json_string(en->e->name));
+    if (!broken) reg_note(rep, rep->unchanged, json_string(en->e->name));
     return SB_OK;
   }
   log_event(LOG_INFO, "model_loaded", json_pack("{s:s, s:s, s:s, s:s}", "file", path, "name", en->e->name, "kind",
                                                 en->e->kind, "digest", en->digest));
   if (old)
-    reg_note(rep->replaced, json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", en->e->name, "file", file, "digest",
+    reg_note(rep, rep->replaced, json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", en->e->name, "file", file, "digest",
                                       en->digest, "previous_name", old->e->name, "previous_digest", old->digest));
   else
-    reg_note(rep->added, json_pack("{s:s, s:s, s:s, s:s}", "name", en->e->name, "file", file, "kind", en->e->kind,
+    reg_note(rep, rep->added, json_pack("{s:s, s:s, s:s, s:s}", "name", en->e->name, "file", file, "kind", en->e->kind,
                                    "digest", en->digest));
   return SB_OK;
 }
@@ -335,7 +338,7 @@ int reg_load(registry *r, const char *models_dir, sb_error *err) {
 }
 
 json_t *reg_reload(registry *r, sb_error *err) {
-  reg_report rep = {json_array(), json_array(), json_array(), json_array(), json_array()};
+  reg_report rep = {json_array(), json_array(), json_array(), json_array(), json_array(), 0};
   json_t *out = NULL;
   if (!rep.added || !rep.replaced || !rep.removed || !rep.failed || !rep.unchanged) {
     sb_fail(err, SB_ENOMEM, "out of memory");
@@ -355,14 +358,16 @@ json_t *reg_reload(registry *r, sb_error *err) {
       for (int j = 0; j < s->count && !replaced; j++)
         replaced = s->entries[j]->file && !strcmp(s->entries[j]->file, en->file);
       if (!replaced)
-        reg_note(rep.removed, json_pack("{s:s, s:s, s:s}", "name", en->e->name, "file", en->file, "digest",
+        reg_note(&rep, rep.removed, json_pack("{s:s, s:s, s:s}", "name", en->e->name, "file", en->file, "digest",
                                         en->digest));
     }
     out = json_pack("{s:I, s:O, s:O, s:O, s:O, s:O, s:i}", "generation", (json_int_t)s->generation, "added",
                     rep.added, "replaced", rep.replaced, "removed", rep.removed, "failed", rep.failed, "unchanged",
                     rep.unchanged, "estimators", s->count);
-    if (!out) {
-      sb_fail(err, SB_ENOMEM, "out of memory");
+    if (!out || rep.bad) {
+      json_decref(out);
+      out = NULL;
+      sb_fail(err, SB_ENOMEM, "out of memory while reloading; nothing changed");
       reg_drop(s);
     } else {
       reg_publish(r, s);
@@ -384,31 +389,31 @@ json_t *reg_entry_source(const reg_entry *en) {
 json_t *reg_describe(const reg_snap *rs, int i) {
   const estimator *e = rs->items[i];
   const sim *s = e->sim;
+  int bad = 0; /* any failed allocation: NULL, never a description missing a field */
   int wmin = e->window > 0 ? e->window : e->window_max > 0 ? e->window_min : 1;
   json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:[i,i,i], s:i, s:b, s:b, s:b}", "name", e->name, "kind", e->kind,
                         "preset", s->preset, "system", s->system, "state_shape", s->channels, s->height, s->width,
                         "state_dim", s->dim, "stationary", s->stationary, "has_density", e->has_density,
                         "has_window", e->has_window);
   if (!o) return NULL;
-  json_object_set_new(o, "window", e->window > 0 ? json_integer(e->window) : json_string("any"));
+  jb_set(o, "window", e->window > 0 ? json_integer(e->window) : json_string("any"), &bad);
   /* what a request may ask for: state_dim (a request field) and the number of observation rows */
   int dmin = e->dim_max > 0 ? e->dim_min : s->dim, dmax = e->dim_max > 0 ? e->dim_max : s->dim;
   int wlo = e->window > 0 ? e->window : e->window_max > 0 ? e->window_min : 1;
   int whi = e->window > 0 ? e->window : e->window_max > 0 ? e->window_max : 1024;
-  json_object_set_new(o, "state_dim_range", json_pack("{s:i, s:i}", "min", dmin, "max", dmax));
-  json_object_set_new(o, "window_range", json_pack("{s:i, s:i}", "min", wlo, "max", whi));
-  json_object_set_new(o, "operator", e->fixed_op ? obs_to_json(e->fixed_op) : json_string("any"));
-  json_object_set_new(o, "noise_std", e->fixed_noise ? obs_noise_to_json(e->fixed_noise) : json_string("any"));
-  json_object_set_new(o, "time_index", json_pack("{s:i, s:I}", "min", wmin - 1, "max", (json_int_t)s->t_max));
-  json_t *src = reg_entry_source(rs->entries[i]);
-  json_object_set_new(o, "model_file", src ? src : json_null());
+  jb_set(o, "state_dim_range", json_pack("{s:i, s:i}", "min", dmin, "max", dmax), &bad);
+  jb_set(o, "window_range", json_pack("{s:i, s:i}", "min", wlo, "max", whi), &bad);
+  jb_set(o, "operator", e->fixed_op ? obs_to_json(e->fixed_op) : json_string("any"), &bad);
+  jb_set(o, "noise_std", e->fixed_noise ? obs_noise_to_json(e->fixed_noise) : json_string("any"), &bad);
+  jb_set(o, "time_index", json_pack("{s:i, s:I}", "min", wmin - 1, "max", (json_int_t)s->t_max), &bad);
+  jb_set(o, "model_file", rs->entries[i]->file ? reg_entry_source(rs->entries[i]) : json_null(), &bad);
   /* a private copy: handler threads never share reference counts */
   json_t *info = e->info ? json_deep_copy(e->info) : json_object();
   json_t *tr = json_object_get(info, "training"), *ev = json_object_get(info, "evaluation");
-  json_object_set(o, "training", tr ? tr : json_null());
-  json_object_set(o, "evaluation", ev ? ev : json_null());
-  json_object_set_new(o, "info", info);
-  return o;
+  jb_set(o, "training", tr ? json_incref(tr) : json_null(), &bad);
+  jb_set(o, "evaluation", ev ? json_incref(ev) : json_null(), &bad);
+  jb_set(o, "info", info, &bad);
+  return jb_done(o, bad);
 }
 
 void reg_free(registry *r) {

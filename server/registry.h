@@ -77,7 +77,8 @@ int reg_count(registry *r);
 estimator *reg_find(const reg_snap *s, const char *name);
 /* The entry of estimator e in s, or NULL. */
 const reg_entry *reg_entry_of(const reg_snap *s, const estimator *e);
-/* Describes entry i of s for GET /v1/estimators/{name} (new reference). */
+/* Describes entry i of s for GET /v1/estimators/{name} (new reference;
+ * NULL when memory runs out). */
 json_t *reg_describe(const reg_snap *s, int i);
 /* {"file", "digest", "loaded_at"} of a model file's entry, NULL for a
  * baseline (new reference). */
