@@ -92,13 +92,15 @@ static int api_job_done(http_req *q, const char *id) {
 }
 
 /* Parses ?wait=SECONDS: 0 when absent, -1 when invalid. */
+/* ?wait=S: seconds to long-poll, capped at API_MAX_WAIT (a client asking
+ * for more gets the longest wait, not an error); -1 when not a number >= 0. */
 static double api_wait_param(http_req *q) {
   const char *w = http_query(q, "wait");
   if (!w) return 0;
   char *end;
   double v = strtod(w, &end);
-  if (end == w || *end || !(v >= 0 && v <= API_MAX_WAIT)) return -1;
-  return v;
+  if (end == w || *end || !(v >= 0)) return -1;
+  return v > API_MAX_WAIT ? API_MAX_WAIT : v;
 }
 
 static uint64_t api_fnv1a(const char *s) {
@@ -112,8 +114,8 @@ enum MHD_Result api_assim_create(http_req *q) {
   if (q->started) return api_reply_job(q, q->wait_id, 202); /* resumed after ?wait */
   double wait = api_wait_param(q);
   if (wait < 0)
-    return http_reply_problem(q, problem_new(PROB_BAD_REQUEST, 0, "wait must be a number of seconds from 0 to %g",
-                                             API_MAX_WAIT), NULL, NULL);
+    return http_reply_problem(q, problem_new(PROB_BAD_REQUEST, 0, "wait must be a number of seconds >= 0 (above "
+                                             "%g it is capped at %g)", API_MAX_WAIT, API_MAX_WAIT), NULL, NULL);
   const char *key = http_header(q, "Idempotency-Key");
   if (key) {
     size_t n = strlen(key);
@@ -211,8 +213,8 @@ enum MHD_Result api_assim_get(http_req *q) {
   if (q->started) return api_reply_job(q, q->param, 200);
   double wait = api_wait_param(q);
   if (wait < 0)
-    return http_reply_problem(q, problem_new(PROB_BAD_REQUEST, 0, "wait must be a number of seconds from 0 to %g",
-                                             API_MAX_WAIT), NULL, NULL);
+    return http_reply_problem(q, problem_new(PROB_BAD_REQUEST, 0, "wait must be a number of seconds >= 0 (above "
+                                             "%g it is capped at %g)", API_MAX_WAIT, API_MAX_WAIT), NULL, NULL);
   if (wait > 0 && !http_wait_suspend(q, q->param, clock_mono_s() + wait, api_job_done)) return MHD_YES;
   return api_reply_job(q, q->param, 200);
 }
@@ -286,9 +288,11 @@ enum MHD_Result api_assim_samples(http_req *q) {
   char state[16];
   memcpy(state, r.state, sizeof state);
   /* the state's shape, so 2D samples come as [S, C, H, W] */
-  const estimator *est = reg_find(&q->app->reg, r.estimator);
+  reg_snap *rs = reg_hold(&q->app->reg);
+  const estimator *est = reg_find(rs, r.estimator);
   size_t sshape[3];
   int snd = est ? sim_state_shape(est->sim, sshape) : 0;
+  reg_drop(rs);
   store_run_free(&r);
   if (!ok)
     return http_reply_problem(q, problem_new(PROB_CONFLICT, 0, "assimilation %s is %s; samples exist once it has "

@@ -1,12 +1,16 @@
 /* api_estimators.c: GET /v1/estimators (all, or with preset/operator/
  * noise_std/window those that can answer such a request, ranked by their
- * shipped evaluations) and /v1/estimators/{name}. */
+ * shipped evaluations), /v1/estimators/{name} and POST
+ * /v1/estimators:reload. */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "http_routes.h"
+#include "log.h"
 #include "problem.h"
 #include "reg_match.h"
+#include "util/jsonb.h"
 
 static enum MHD_Result api_est_match(http_req *q) {
   reg_query rq = {.preset = http_query(q, "preset")};
@@ -41,7 +45,9 @@ static enum MHD_Result api_est_match(http_req *q) {
     rq.window = (int)v;
   }
   sb_error err = {0};
-  json_t *out = reg_match(&q->app->reg, &rq, &err);
+  reg_snap *rs = reg_hold(&q->app->reg);
+  json_t *out = reg_match(rs, &rq, &err);
+  reg_drop(rs);
   json_decref(opj);
   if (!out) return http_reply_problem(q, problem_new(PROB_UNAVAILABLE, 503, "%s", err.msg), NULL, NULL);
   return http_reply_json(q, 200, out, NULL);
@@ -50,15 +56,45 @@ static enum MHD_Result api_est_match(http_req *q) {
 enum MHD_Result api_est_list(http_req *q) {
   if (http_query(q, "preset") || http_query(q, "operator") || http_query(q, "noise_std") || http_query(q, "window"))
     return api_est_match(q);
-  json_t *items = json_array();
-  for (int i = 0; i < q->app->reg.count; i++) json_array_append_new(items, reg_describe(q->app->reg.items[i]));
+  int bad = 0;
+  json_t *items = jb_array(&bad);
+  reg_snap *rs = reg_hold(&q->app->reg);
+  for (int i = 0; i < rs->count; i++) jb_push(items, reg_describe(rs, i), &bad);
+  reg_drop(rs);
+  if (bad) {
+    json_decref(items);
+    return http_reply_problem(q, problem_new(PROB_UNAVAILABLE, 503, "out of memory"), "Retry-After", "1");
+  }
   return http_reply_json(q, 200, json_pack("{s:o}", "items", items), NULL);
 }
 
 enum MHD_Result api_est_get(http_req *q) {
-  estimator *e = reg_find(&q->app->reg, q->param);
-  if (!e)
+  reg_snap *rs = reg_hold(&q->app->reg);
+  json_t *d = NULL;
+  int found = 0;
+  for (int i = 0; i < rs->count && !found; i++)
+    if (!strcmp(rs->items[i]->name, q->param)) d = reg_describe(rs, i), found = 1;
+  reg_drop(rs);
+  if (!d && found)
+    return http_reply_problem(q, problem_new(PROB_UNAVAILABLE, 503, "out of memory"), "Retry-After", "1");
+  if (!d)
     return http_reply_problem(q, problem_new(PROB_NOT_FOUND, 0, "no estimator named '%s'; GET /v1/estimators lists "
                                              "the served ones", q->param), NULL, NULL);
-  return http_reply_json(q, 200, reg_describe(e), NULL);
+  return http_reply_json(q, 200, d, NULL);
+}
+
+/* POST /v1/estimators:reload: rescans the models directory (as SIGHUP does)
+ * and says what changed. */
+enum MHD_Result api_est_reload(http_req *q) {
+  sb_error err = {0};
+  json_t *rep = reg_reload(&q->app->reg, &err);
+  if (!rep) {
+    log_event(LOG_WARN, "reload_failed", json_pack("{s:s, s:s}", "trigger", "http", "reason", err.msg));
+    return http_reply_problem(q, problem_new(err.code == SB_ENOMEM ? PROB_UNAVAILABLE : PROB_CONFLICT,
+                                             err.code == SB_ENOMEM ? 503 : 0, "%s", err.msg), NULL, NULL);
+  }
+  json_t *f = json_deep_copy(rep);
+  if (f) json_object_set_new(f, "trigger", json_string("http"));
+  log_event(LOG_INFO, "estimators_reloaded", f);
+  return http_reply_json(q, 200, rep, NULL);
 }

@@ -17,7 +17,7 @@ enum MHD_Result api_health_live(http_req *q) {
 enum MHD_Result api_health_ready(http_req *q) {
   app *a = q->app;
   sb_error err = {0};
-  int models = a->reg.count > 0;
+  int models = reg_count(&a->reg) > 0;
   int db = store_check_writable(a->store, &err) == SB_OK;
   int queue = !job_queue_saturated(a->jq);
   int stopping = a->stopping;
@@ -44,7 +44,7 @@ enum MHD_Result api_metrics(http_req *q) {
   job_queue_stats(a->jq, &depth, &running);
   dynbuf b;
   dynbuf_init(&b, (size_t)64 << 20);
-  if (metrics_render(&b, counts, depth, running, a->reg.count)) {
+  if (metrics_render(&b, counts, depth, running, reg_count(&a->reg))) {
     dynbuf_free(&b);
     return http_reply_problem(q, problem_new(PROB_INTERNAL, 0, "out of memory"), NULL, NULL);
   }

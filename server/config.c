@@ -6,6 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/version.h"
 
 typedef enum { OPT_STR, OPT_LONG, OPT_DOUBLE } opt_type;
 
@@ -63,6 +67,21 @@ void config_usage(FILE *f) {
             config_opts[i].def);
   }
   fprintf(f, "  --%-20s this text\n", "help");
+  fprintf(f, "  --%-20s print the version and exit\n", "version");
+}
+
+/* A missing or unreadable models directory is a mistake worth stopping for
+ * (a typo would otherwise serve only the baselines, silently). */
+static int config_check_models(const config *c, sb_error *err) {
+  struct stat st;
+  if (stat(c->models, &st))
+    return sb_fail(err, SB_EINVAL, "--models %s: %s; create the directory (an empty one serves only the etkf, letkf "
+                   "and pf baselines) or point --models at the folder holding the *.safetensors model files",
+                   c->models, strerror(errno));
+  if (!S_ISDIR(st.st_mode)) return sb_fail(err, SB_EINVAL, "--models %s is not a directory", c->models);
+  if (access(c->models, R_OK | X_OK))
+    return sb_fail(err, SB_EINVAL, "--models %s cannot be read: %s", c->models, strerror(errno));
+  return SB_OK;
 }
 
 static int config_set(config *c, const config_opt *o, const char *v, const char *origin, sb_error *err) {
@@ -141,10 +160,11 @@ int config_load(config *c, int argc, char **argv, sb_error *err) {
   /* The config file name itself: flag, then environment. */
   const char *cfg = getenv("SBIDA_CONFIG");
   /* the flags: one long option per setting, plus --help */
-  struct option opts[N_OPTS + 2];
+  struct option opts[N_OPTS + 3];
   for (size_t i = 0; i < N_OPTS; i++) opts[i] = (struct option){config_opts[i].name, required_argument, NULL, 256 + (int)i};
   opts[N_OPTS] = (struct option){"help", no_argument, NULL, 'h'};
-  opts[N_OPTS + 1] = (struct option){NULL, 0, NULL, 0};
+  opts[N_OPTS + 1] = (struct option){"version", no_argument, NULL, 'V'};
+  opts[N_OPTS + 2] = (struct option){NULL, 0, NULL, 0};
   int ch;
   cli_reset();
   while ((ch = cli_next(argc, argv, "h", opts, err)) != -1) {
@@ -163,6 +183,10 @@ int config_load(config *c, int argc, char **argv, sb_error *err) {
   while ((ch = cli_next(argc, argv, "h", opts, err)) != -1) {
     if (ch == 'h') {
       config_usage(stdout);
+      return 1;
+    }
+    if (ch == 'V') {
+      printf("sbidad %s\n", SBIDA_VERSION);
       return 1;
     }
     if ((rc = config_set(c, &config_opts[ch - 256], optarg, "flag", err))) return rc;
@@ -211,5 +235,5 @@ int config_load(config *c, int argc, char **argv, sb_error *err) {
     return sb_fail(err, SB_EINVAL, "--heartbeat-seconds must be 0.1..lease-seconds/2 (a lease survives one missed "
                    "heartbeat)");
   if (c->max_db_bytes && c->max_db_bytes < 65536) return sb_fail(err, SB_EINVAL, "--max-db-bytes must be 0 or >= 65536");
-  return SB_OK;
+  return config_check_models(c, err);
 }

@@ -42,7 +42,8 @@ typedef struct config {
 } config;
 
 /* Fills c from defaults, file, environment and argv. Returns 0, 1 when --help
- * was printed (caller exits 0), or SB_EINVAL with a message. */
+ * or --version was printed (caller exits 0), or SB_EINVAL with a message
+ * (also when --models does not name a readable directory). */
 int config_load(config *c, int argc, char **argv, sb_error *err);
 void config_usage(FILE *f);
 

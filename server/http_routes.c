@@ -10,6 +10,7 @@ const http_route http_routes[] = {
     {"/v1/assimilations/*/cancel", "/v1/assimilations/{id}/cancel", NULL, api_assim_cancel, NULL, 0, 0, 0},
     {"/v1/estimators", "/v1/estimators", api_est_list, NULL, NULL, 0, 0, 0},
     {"/v1/estimators/*", "/v1/estimators/{name}", api_est_get, NULL, NULL, 0, 0, 0},
+    {"/v1/estimators:reload", "/v1/estimators:reload", NULL, api_est_reload, NULL, 0, 0, 0},
     {"/v1/health/live", "/v1/health/live", api_health_live, NULL, NULL, 0, 1, 1},
     {"/v1/health/ready", "/v1/health/ready", api_health_ready, NULL, NULL, 0, 1, 1},
     {"/metrics", "/metrics", api_metrics, NULL, NULL, 0, 0, 1},

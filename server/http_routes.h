@@ -33,6 +33,7 @@ enum MHD_Result api_assim_samples(http_req *q);
 enum MHD_Result api_assim_cancel(http_req *q);
 enum MHD_Result api_est_list(http_req *q);
 enum MHD_Result api_est_get(http_req *q);
+enum MHD_Result api_est_reload(http_req *q);
 enum MHD_Result api_health_live(http_req *q);
 enum MHD_Result api_health_ready(http_req *q);
 enum MHD_Result api_metrics(http_req *q);

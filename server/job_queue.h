@@ -22,7 +22,7 @@ typedef struct job_queue job_queue;
 
 typedef struct job_queue_opts {
   store *store;
-  const registry *reg;
+  registry *reg;      /* each job holds its snapshot (job_spec.h) */
   int workers;
   int job_threads;  /* est_options.threads of every job */
   long max_queue;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "util/jsonb.h"
 #include "job_spec.h"
 #include "job_state.h"
 #include "problem.h"
@@ -26,17 +27,18 @@ static double job_quantile(const double *v, int n, double q) {
 }
 
 static json_t *job_summary(const job_spec *s, const est_result *r) {
-  int S = r->n_samples, d = r->dim;
+  int S = r->n_samples, d = r->dim, bad = 0; /* any failed allocation: no summary (never one missing a field) */
   json_t *mean = json_array(), *std = json_array(), *qs = json_object();
   json_t *qa[JOB_MAX_QUANTILES];
   for (int k = 0; k < s->n_quantiles; k++) {
     char key[32];
     job_quantile_name(s->quantiles[k], key, sizeof key);
     qa[k] = json_array();
-    json_object_set_new(qs, key, qa[k]);
+    jb_set(qs, key, qa[k], &bad);
   }
   double *col = malloc((size_t)S * sizeof *col);
-  if (!col) {
+  if (!col || !mean || !std || !qs) {
+    free(col);
     json_decref(mean), json_decref(std), json_decref(qs);
     return NULL;
   }
@@ -46,10 +48,10 @@ static json_t *job_summary(const job_spec *s, const est_result *r) {
     m /= S;
     for (int k = 0; k < S; k++) v += (col[k] - m) * (col[k] - m);
     v = S > 1 ? v / (S - 1) : 0;
-    json_array_append_new(mean, json_real(m));
-    json_array_append_new(std, json_real(sqrt(v)));
+    jb_push(mean, json_real(m), &bad);
+    jb_push(std, json_real(sqrt(v)), &bad);
     qsort(col, (size_t)S, sizeof *col, job_cmp_double);
-    for (int k = 0; k < s->n_quantiles; k++) json_array_append_new(qa[k], json_real(job_quantile(col, S, s->quantiles[k])));
+    for (int k = 0; k < s->n_quantiles; k++) jb_push(qa[k], json_real(job_quantile(col, S, s->quantiles[k])), &bad);
   }
   free(col);
   json_t *o = json_pack("{s:o, s:o, s:o}", "mean", mean, "std", std, "quantiles", qs);
@@ -58,8 +60,8 @@ static json_t *job_summary(const job_spec *s, const est_result *r) {
   size_t shape[3];
   int nd = sim_state_shape(s->est->sim, shape);
   json_t *js = json_array();
-  for (int k = 0; k < nd; k++) json_array_append_new(js, json_integer((json_int_t)shape[k]));
-  json_object_set_new(o, "state_shape", js);
+  for (int k = 0; k < nd; k++) jb_push(js, json_integer((json_int_t)shape[k]), &bad);
+  jb_set(o, "state_shape", js, &bad);
   if (s->want_window && r->window_samples) {
     json_t *wm = json_array();
     for (int w = 0; w < r->window; w++) {
@@ -67,28 +69,28 @@ static json_t *job_summary(const job_spec *s, const est_result *r) {
       for (int i = 0; i < d; i++) {
         double m = 0;
         for (int k = 0; k < S; k++) m += r->window_samples[((size_t)k * r->window + w) * d + i];
-        json_array_append_new(row, json_real(m / S));
+        jb_push(row, json_real(m / S), &bad);
       }
-      json_array_append_new(wm, row);
+      jb_push(wm, row, &bad);
     }
-    json_object_set_new(o, "window_mean", wm);
+    jb_set(o, "window_mean", wm, &bad);
   }
   if (s->want_samples) {
     json_t *all = json_array();
     for (int k = 0; k < S; k++) {
       json_t *row = json_array();
-      for (int i = 0; i < d; i++) json_array_append_new(row, json_real((float)r->samples[(size_t)k * d + i]));
-      json_array_append_new(all, row);
+      for (int i = 0; i < d; i++) jb_push(row, json_real((float)r->samples[(size_t)k * d + i]), &bad);
+      jb_push(all, row, &bad);
     }
-    json_object_set_new(o, "samples", all);
+    jb_set(o, "samples", all, &bad);
     if (r->log_density) {
       json_t *ld = json_array();
-      for (int k = 0; k < S; k++) json_array_append_new(ld, json_real(r->log_density[k]));
-      json_object_set_new(o, "log_density", ld);
+      for (int k = 0; k < S; k++) jb_push(ld, json_real(r->log_density[k]), &bad);
+      jb_set(o, "log_density", ld, &bad);
     }
   }
-  json_object_set(o, "diagnostics", r->diagnostics ? r->diagnostics : json_object());
-  return o;
+  jb_set(o, "diagnostics", r->diagnostics ? json_incref(r->diagnostics) : json_object(), &bad);
+  return jb_done(o, bad);
 }
 
 static void job_fail(job_outcome *out, json_t *problem) {
@@ -97,7 +99,7 @@ static void job_fail(job_outcome *out, json_t *problem) {
   json_decref(problem);
 }
 
-void job_run(const registry *reg, const char *request, int threads, const sb_cancel *cancel,
+void job_run(registry *reg, const char *request, int threads, const sb_cancel *cancel,
              void (*progress)(void *ctx, double fraction), void *progress_ctx, job_outcome *out) {
   memset(out, 0, sizeof *out);
   json_error_t jerr;
@@ -135,12 +137,15 @@ void job_run(const registry *reg, const char *request, int threads, const sb_can
   } else {
     json_t *sum = job_summary(&s, &r);
     if (sum) {
+      int bad = 0;
       json_t *diag = json_object_get(sum, "diagnostics");
       json_t *d2 = json_deep_copy(diag);
-      json_object_set_new(d2, "seed", json_integer((json_int_t)s.seed));
-      json_object_set_new(d2, "sampling_seconds", json_real(elapsed));
-      json_object_set_new(sum, "diagnostics", d2);
-      out->result = json_dumps(sum, JSON_COMPACT | JSON_REAL_PRECISION(9));
+      jb_set(d2, "seed", json_integer((json_int_t)s.seed), &bad);
+      jb_set(d2, "sampling_seconds", json_real(elapsed), &bad);
+      json_t *src = reg_entry_source(reg_entry_of(s.snap, s.est)); /* which version of a model file ran */
+      if (src) jb_set(d2, "model_file", src, &bad);
+      jb_set(sum, "diagnostics", d2, &bad);
+      out->result = bad ? NULL : json_dumps(sum, JSON_COMPACT | JSON_REAL_PRECISION(9));
       json_decref(sum);
     }
     size_t n = (size_t)r.n_samples * (size_t)r.dim;

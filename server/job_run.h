@@ -14,8 +14,10 @@ typedef struct job_outcome {
 } job_outcome;
 
 /* Never fails as a function: every problem ends in out->state "failed" with
- * out->error. cancel is polled by the estimator; threads is its thread count. */
-void job_run(const registry *reg, const char *request, int threads, const sb_cancel *cancel,
+ * out->error. cancel is polled by the estimator; threads is its thread count.
+ * The job holds the registry snapshot it parsed against until it ends, so a
+ * reload never changes or frees its estimator under it. */
+void job_run(registry *reg, const char *request, int threads, const sb_cancel *cancel,
              void (*progress)(void *ctx, double fraction), void *progress_ctx, job_outcome *out);
 void job_outcome_free(job_outcome *o);
 

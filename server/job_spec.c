@@ -41,11 +41,12 @@ void job_spec_cost(const job_spec *s, int threads, est_cost *c) {
   c->flops += S * n * (log2(S + 1) + 4) + (s->want_window ? S * W * n : 0);
 }
 
-int job_spec_parse(job_spec *s, const json_t *body, const registry *reg, const job_limits *lim, int threads,
+int job_spec_parse(job_spec *s, const json_t *body, registry *reg, const job_limits *lim, int threads,
                    json_t **problem) {
   long max_samples = lim ? lim->max_samples : 1000000;
   memset(s, 0, sizeof *s);
   *problem = NULL;
+  s->snap = reg_hold(reg);
   if (!json_is_object(body))
     return job_bad(problem, problem_new(PROB_VALIDATION, 0, "the body must be a JSON object with at least "
                                         "estimator, time_index, observations and n_samples"));
@@ -57,7 +58,7 @@ int job_spec_parse(job_spec *s, const json_t *body, const registry *reg, const j
   if (!json_is_string(j))
     return job_bad(problem, problem_new(PROB_VALIDATION, 0, "'estimator' must be a string naming an estimator "
                                         "(GET /v1/estimators lists them)"));
-  s->est = reg_find(reg, json_string_value(j));
+  s->est = reg_find(s->snap, json_string_value(j));
   if (!s->est)
     return job_bad(problem, problem_new(PROB_UNKNOWN_ESTIMATOR, 0, "no estimator named '%.128s'; GET /v1/estimators "
                                         "lists the served ones", json_string_value(j)));
@@ -256,5 +257,6 @@ void job_spec_free(job_spec *s) {
   obs_noise_free(&s->noise);
   free(s->y);
   json_decref(s->params);
+  reg_drop(s->snap);
   memset(s, 0, sizeof *s);
 }

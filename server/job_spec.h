@@ -14,7 +14,8 @@
 #define JOB_MAX_QUANTILES 32
 
 typedef struct job_spec {
-  estimator *est;          /* borrowed from the registry */
+  reg_snap *snap;          /* the registry snapshot est comes from, held until job_spec_free */
+  estimator *est;          /* borrowed from snap */
   sim *sim;                /* owned when the request's state_dim differs from est->sim's */
   const sim *sim_use;      /* sim or est->sim: the system of the problem */
   obs_op *op;              /* owned when the request gave one */
@@ -44,10 +45,11 @@ typedef struct job_limits {
  * every sample when return.samples). */
 void job_spec_cost(const job_spec *s, int threads, est_cost *c);
 
-/* Validates a request body against the registry. On failure returns a
- * negative code and *problem (new reference) says what to fix; 0 on success
- * (free with job_spec_free either way). */
-int job_spec_parse(job_spec *s, const json_t *body, const registry *reg, const job_limits *lim, int threads,
+/* Validates a request body against the registry's current snapshot, which
+ * s holds (so its estimator outlives a reload) until job_spec_free. On
+ * failure returns a negative code and *problem (new reference) says what to
+ * fix; 0 on success (free with job_spec_free either way). */
+int job_spec_parse(job_spec *s, const json_t *body, registry *reg, const job_limits *lim, int threads,
                    json_t **problem);
 /* The key of quantile q in results: the shortest decimal that reads back as
  * exactly q ("0.1", "0.1000000001"), so distinct quantiles never share a key.

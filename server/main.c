@@ -3,7 +3,8 @@
  *
  * Threads: libmicrohttpd's pool (--http-threads) answers requests; --workers
  * libuv threads run jobs; one libuv loop thread runs timers (wait deadlines,
- * retention). The main thread only waits for SIGTERM/SIGINT (sigwait). */
+ * retention). The main thread only waits for signals (sigwait): SIGTERM and
+ * SIGINT stop the daemon, SIGHUP reloads the models directory (registry.h). */
 #include <cblas.h>
 #include <errno.h>
 #include <pthread.h>
@@ -66,6 +67,26 @@ static void main_owner(char *buf, size_t size) {
   snprintf(buf, size, "%s-%ld-%02x%02x%02x%02x", host, (long)getpid(), r[0], r[1], r[2], r[3]);
 }
 
+static void main_log_loaded(registry *r) {
+  reg_snap *s = reg_hold(r);
+  json_t *names = json_array();
+  for (int i = 0; i < s->count; i++) json_array_append_new(names, json_string(s->items[i]->name));
+  log_event(LOG_INFO, "estimators_loaded", json_pack("{s:o, s:i}", "names", names, "failed", s->failed));
+  reg_drop(s);
+}
+
+/* SIGHUP: the same rescan as POST /v1/estimators:reload, its report logged. */
+static void main_reload(app *a) {
+  sb_error err = {0};
+  json_t *rep = reg_reload(&a->reg, &err);
+  if (!rep) {
+    log_event(LOG_WARN, "reload_failed", json_pack("{s:s, s:s}", "trigger", "SIGHUP", "reason", err.msg));
+    return;
+  }
+  json_object_set_new(rep, "trigger", json_string("SIGHUP"));
+  log_event(LOG_INFO, "estimators_reloaded", rep);
+}
+
 static void main_free(app *a) {
   if (a->store) store_unwatch(a->store);
   job_queue_free(a->jq);
@@ -95,6 +116,7 @@ int main(int argc, char **argv) {
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGTERM);
   sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
   signal(SIGPIPE, SIG_IGN);
   static const char *route_labels[METRICS_MAX_ROUTES]; /* the metrics label of each route, from its table */
@@ -116,9 +138,7 @@ int main(int argc, char **argv) {
     main_free(&a);
     return 1;
   }
-  json_t *names = json_array();
-  for (int i = 0; i < a.reg.count; i++) json_array_append_new(names, json_string(a.reg.items[i]->name));
-  log_event(LOG_INFO, "estimators_loaded", json_pack("{s:o, s:i}", "names", names, "failed", a.reg.failed));
+  main_log_loaded(&a.reg);
   main_retention(&a);
 
   static char owner[128];
@@ -164,8 +184,8 @@ int main(int argc, char **argv) {
                       "backend", store_shared(a.store) ? "postgresql" : "sqlite", "replica", owner));
 
   int sig = 0;
-  while (sigwait(&sigs, &sig) != 0) {
-  }
+  while (sigwait(&sigs, &sig) != 0 || sig == SIGHUP)
+    if (sig == SIGHUP) main_reload(&a), sig = 0;
   log_event(LOG_INFO, "shutdown", json_pack("{s:s, s:f}", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                                             "grace_seconds", a.cfg.shutdown_grace));
   a.stopping = 1;

@@ -52,12 +52,15 @@ static const char *match_refusal(const estimator *e, const reg_query *q, json_t 
   return NULL;
 }
 
-/* The best-matching shipped result of e (lowest CRPS) among every
- * estimator's evaluations: a setup of the same preset, operator, noise and
- * window whose results include e. New reference or NULL. */
-static json_t *match_evidence(const registry *r, const estimator *e, const reg_query *q, const json_t *canon) {
+/* The best-matching shipped result of e among every estimator's
+ * evaluations: a setup of the same preset, operator, noise and window whose
+ * results include e; the one with the most cases (the most evidence: a
+ * result on 4 cases must not outrank one on 200), then the lowest CRPS. New
+ * reference or NULL. */
+static json_t *match_evidence(const reg_snap *r, const estimator *e, const reg_query *q, const json_t *canon) {
   json_t *best = NULL;
   double best_crps = INFINITY;
+  json_int_t best_cases = -1;
   for (int i = 0; i < r->count; i++) {
     json_t *ev = r->items[i]->info ? json_object_get(r->items[i]->info, "evaluation") : NULL;
     json_t *setups = json_object_get(ev, "setups"), *st;
@@ -70,8 +73,12 @@ static json_t *match_evidence(const registry *r, const estimator *e, const reg_q
       if (q->noise_std > 0 && !match_noise_equal(json_object_get(st, "noise_std"), q->noise_std)) continue;
       if (q->window > 0 && json_integer_value(json_object_get(st, "window")) != q->window) continue;
       double crps = json_number_value(json_object_get(res, "crps"));
-      if (!json_is_number(json_object_get(res, "crps")) || crps >= best_crps) continue;
+      json_int_t cases = json_integer_value(json_object_get(st, "cases"));
+      if (!json_is_number(json_object_get(res, "crps")) || cases < best_cases ||
+          (cases == best_cases && crps >= best_crps))
+        continue;
       best_crps = crps;
+      best_cases = cases;
       json_decref(best);
       json_t *src = json_object_get(st, "source"); /* set on setups shared with a baseline */
       best = json_pack("{s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?}", "setup",
@@ -99,7 +106,7 @@ static int match_cmp(const void *a, const void *b) {
   return x->order - y->order;
 }
 
-json_t *reg_match(const registry *r, const reg_query *q, sb_error *err) {
+json_t *reg_match(const reg_snap *r, const reg_query *q, sb_error *err) {
   match_row *rows = calloc((size_t)r->count + 1, sizeof *rows);
   json_t *refused = json_array();
   if (!rows || !refused) {
@@ -140,17 +147,18 @@ json_t *reg_match(const registry *r, const reg_query *q, sb_error *err) {
   free(rows);
   return json_pack("{s:s, s:o, s:o}", "ranked_by",
                    "CRPS of the shipped evaluation on the same preset, operator, noise and window (lower is "
-                   "better; evidence gives RMSE, coverage error and the cost of one request); estimators without "
-                   "such an evaluation follow, unranked",
+                   "better; of several, the one on the most cases; evidence gives RMSE, coverage error and the "
+                   "cost of one request); estimators without such an evaluation follow, unranked",
                    "items", items, "cannot_answer", refused);
 }
 
-void reg_share_evaluations(registry *r) {
+void reg_share_evaluations(reg_snap *r) {
   /* A baseline's results live in the evaluations of the models it was
    * compared with; give it those setups as its own evaluation, once each. */
   for (int i = 0; i < r->count; i++) {
     estimator *e = r->items[i];
-    if (!e->info || json_object_get(e->info, "evaluation")) continue;
+    /* entries readers have seen are immutable (a reload shares them) */
+    if (r->entries[i]->published || !e->info || json_object_get(e->info, "evaluation")) continue;
     json_t *mine = json_array();
     for (int j = 0; j < r->count; j++) {
       json_t *ev = r->items[j]->info ? json_object_get(r->items[j]->info, "evaluation") : NULL;

@@ -20,10 +20,11 @@ typedef struct reg_query {
  * the request, those with a shipped result for the same operator, noise and
  * window first by CRPS (evidence: rmse, spread, crps, coverage error, cost of
  * one request and the settings it ran with). NULL only when memory runs out. */
-json_t *reg_match(const registry *r, const reg_query *q, sb_error *err);
+json_t *reg_match(const reg_snap *r, const reg_query *q, sb_error *err);
 
 /* Gives each estimator without an evaluation of its own (the baselines) the
- * setups of other estimators' evaluations that include its results. */
-void reg_share_evaluations(registry *r);
+ * setups of other estimators' evaluations that include its results (only
+ * entries not yet published: readers may be reading the others). */
+void reg_share_evaluations(reg_snap *r);
 
 #endif

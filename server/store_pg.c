@@ -337,7 +337,7 @@ static int pg_insert(store *base, const store_new_run *n, store_run *out, int *r
      * waits for it) makes no row; that run is then the answer */
     PGresult *r = PQexecParams(c,
                                "INSERT INTO runs(id, estimator, state, time_index, n_samples, request, created_ms, "
-                               "idem_key, body_hash) VALUES($1, $2, 'queued', $3, $4, $5, $6, $7, $8) "
+                               "idem_key, body_hash) VALUES($1, $2, " JOB_SQL(QUEUED) ", $3, $4, $5, $6, $7, $8) "
                                "ON CONFLICT (idem_key) DO NOTHING RETURNING id",
                                8, NULL, v, NULL, NULL, 0);
     int inserted = 0;
@@ -412,8 +412,8 @@ static int pg_mark_running(store *base, const char *id, int64_t now_ms, int *tak
   snprintf(t, sizeof t, "%" PRId64, now_ms);
   const char *v[2] = {id, t};
   return pg_update((pg *)base, 1,
-                   "UPDATE runs SET state = 'running', started_ms = $2, attempts = attempts + 1 "
-                   "WHERE id = $1 AND state = 'queued' RETURNING id",
+                   "UPDATE runs SET state = " JOB_SQL(RUNNING) ", started_ms = $2, attempts = attempts + 1 "
+                   "WHERE id = $1 AND state = " JOB_SQL(QUEUED) " RETURNING id",
                    2, v, NULL, NULL, id, now_ms, job_state_name(JOB_RUNNING), NULL, NULL, taken, err);
 }
 
@@ -431,7 +431,7 @@ static int pg_finish(store *base, const char *id, int attempt, const char *state
   int rc = pg_update((pg *)base, 0,
                      "UPDATE runs SET state = $2, finished_ms = $3, result = $4, error = $5, samples = $6, "
                      "samples_dim = $7, owner = NULL, lease_until = NULL "
-                     "WHERE id = $1 AND state = 'running' AND ($8 = 0 OR attempts = $8) RETURNING id",
+                     "WHERE id = $1 AND state = " JOB_SQL(RUNNING) " AND ($8 = 0 OR attempts = $8) RETURNING id",
                      8, v, lens, fmts, id, now_ms, state, NULL, "sbida_done", &changed, err);
   if (!rc && !changed)
     rc = attempt ? sb_fail(err, STORE_ECONFLICT, "run %s was not running as attempt %d", id, attempt)
@@ -445,8 +445,8 @@ static int pg_requeue(store *base, const char *id, int attempt, const char *reas
   const char *v[2] = {id, at};
   int changed;
   return pg_update((pg *)base, 0,
-                   "UPDATE runs SET state = 'queued', started_ms = NULL, owner = NULL, lease_until = NULL "
-                   "WHERE id = $1 AND state = 'running' AND ($2 = 0 OR attempts = $2) RETURNING id",
+                   "UPDATE runs SET state = " JOB_SQL(QUEUED) ", started_ms = NULL, owner = NULL, lease_until = NULL "
+                   "WHERE id = $1 AND state = " JOB_SQL(RUNNING) " AND ($2 = 0 OR attempts = $2) RETURNING id",
                    2, v, NULL, NULL, id, clock_now_ms(), job_state_name(JOB_QUEUED), reason, "sbida_jobs", &changed,
                    err);
 }
@@ -470,7 +470,7 @@ static int pg_cancel(store *base, const char *id, int64_t now_ms, int *was_runni
     snprintf(t, sizeof t, "%" PRId64, now_ms);
     const char *v[2] = {id, t};
     if (job_state_is(state, JOB_QUEUED)) {
-      rc = pg_cmd(c, 1, "UPDATE runs SET state = 'cancelled', finished_ms = $2 WHERE id = $1", 2, v, err, "cancel");
+      rc = pg_cmd(c, 1, "UPDATE runs SET state = " JOB_SQL(CANCELLED) ", finished_ms = $2 WHERE id = $1", 2, v, err, "cancel");
       if (!rc) rc = pg_transition(c, id, now_ms, job_state_name(JOB_CANCELLED), "cancelled by the client while queued",
                                   err);
       if (!rc) rc = pg_cmd(c, 1, "SELECT pg_notify('sbida_done', $1)", 1, v, err, "notify");
@@ -597,7 +597,7 @@ static int pg_sweep(store *base, int max_attempts, int64_t now_ms, int *requeued
   if (!rc) {
     const char *v[1] = {t};
     r = PQexecParams(c,
-                     "SELECT id, attempts FROM runs WHERE state = 'running' AND lease_until < $1 "
+                     "SELECT id, attempts FROM runs WHERE state = " JOB_SQL(RUNNING) " AND lease_until < $1 "
                      "FOR UPDATE SKIP LOCKED",
                      1, NULL, v, NULL, NULL, 0);
     if (!pg_ok(r)) rc = pg_fail(err, c, r, "sweep");
@@ -607,7 +607,7 @@ static int pg_sweep(store *base, int max_attempts, int64_t now_ms, int *requeued
     int attempts = (int)pg_ll(r, i, 1);
     const char *v[3] = {id, t, NULL};
     if (attempts < max_attempts) {
-      rc = pg_cmd(c, 1, "UPDATE runs SET state = 'queued', started_ms = NULL, owner = NULL, lease_until = NULL "
+      rc = pg_cmd(c, 1, "UPDATE runs SET state = " JOB_SQL(QUEUED) ", started_ms = NULL, owner = NULL, lease_until = NULL "
                   "WHERE id = $1", 1, v, err, "sweep");
       if (!rc) rc = pg_transition(c, id, now_ms, job_state_name(JOB_QUEUED),
                                   "lease expired (the daemon running it stopped renewing it); re-queued", err);
@@ -616,7 +616,7 @@ static int pg_sweep(store *base, int max_attempts, int64_t now_ms, int *requeued
       char perr[600];
       store_interrupted_problem(perr, sizeof perr, attempts);
       v[2] = perr;
-      rc = pg_cmd(c, 1, "UPDATE runs SET state = 'failed', finished_ms = $2, error = $3, owner = NULL, "
+      rc = pg_cmd(c, 1, "UPDATE runs SET state = " JOB_SQL(FAILED) ", finished_ms = $2, error = $3, owner = NULL, "
                   "lease_until = NULL WHERE id = $1", 3, v, err, "sweep");
       if (!rc) rc = pg_transition(c, id, now_ms, job_state_name(JOB_FAILED), "interrupted too often", err);
       if (!rc) rc = pg_cmd(c, 1, "SELECT pg_notify('sbida_done', $1)", 1, v, err, "notify");
@@ -640,7 +640,7 @@ static int pg_recover(store *base, int max_attempts, int64_t now_ms, void (*fn)(
   int rc = pg_sweep(base, max_attempts, now_ms, requeued, failed, err);
   if (rc || !fn) return rc;
   PGconn *c = pg_acquire(s);
-  PGresult *r = pg_run(c, 0, "SELECT id FROM runs WHERE state = 'queued' ORDER BY seq", 0, NULL, NULL, NULL, 0);
+  PGresult *r = pg_run(c, 0, "SELECT id FROM runs WHERE state = " JOB_SQL(QUEUED) " ORDER BY seq", 0, NULL, NULL, NULL, 0);
   if (!pg_ok(r)) rc = pg_fail(err, c, r, "queued scan");
   else
     for (int i = 0; i < PQntuples(r); i++) fn(ctx, pg_text(r, i, 0));
@@ -666,8 +666,8 @@ static int pg_claim(store *base, const char *owner, int64_t now_ms, int64_t leas
     /* SKIP LOCKED: a run another replica's worker is claiming is passed
      * over, not waited for, and never claimed twice */
     PGresult *r = PQexecParams(c,
-                               "UPDATE runs SET state = 'running', started_ms = $1, attempts = attempts + 1, "
-                               "owner = $2, lease_until = $3 WHERE id = (SELECT id FROM runs WHERE state = 'queued' "
+                               "UPDATE runs SET state = " JOB_SQL(RUNNING) ", started_ms = $1, attempts = attempts + 1, "
+                               "owner = $2, lease_until = $3 WHERE id = (SELECT id FROM runs WHERE state = " JOB_SQL(QUEUED) " "
                                "ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id, attempts",
                                3, NULL, v, NULL, NULL, 0);
     if (!pg_ok(r)) {
@@ -700,7 +700,7 @@ static int pg_renew(store *base, int n, const char (*ids)[40], const int *attemp
     snprintf(at, sizeof at, "%d", attempts[i]);
     const char *v[3] = {l, ids[i], at};
     PGresult *r = pg_run(c, 0,
-                         "UPDATE runs SET lease_until = $1 WHERE id = $2 AND attempts = $3 AND state = 'running' "
+                         "UPDATE runs SET lease_until = $1 WHERE id = $2 AND attempts = $3 AND state = " JOB_SQL(RUNNING) " "
                          "RETURNING cancel_requested",
                          3, v, NULL, NULL, 0);
     if (!pg_ok(r)) rc = pg_fail(err, c, r, "renew lease");
@@ -716,7 +716,7 @@ static int pg_count_queued(store *base, long long *n, sb_error *err) {
   pg *s = (pg *)base;
   *n = 0;
   PGconn *c = pg_acquire(s);
-  PGresult *r = pg_run(c, 0, "SELECT count(*) FROM runs WHERE state = 'queued'", 0, NULL, NULL, NULL, 0);
+  PGresult *r = pg_run(c, 0, "SELECT count(*) FROM runs WHERE state = " JOB_SQL(QUEUED), 0, NULL, NULL, NULL, 0);
   int rc = pg_ok(r) ? SB_OK : pg_fail(err, c, r, "count queued");
   if (!rc) *n = pg_ll(r, 0, 0);
   PQclear(r);
@@ -753,9 +753,9 @@ static int pg_cleanup(store *base, int64_t now_ms, int64_t max_age_ms, long long
   int rc = pg_begin(c, err);
   if (!rc) {
     PGresult *r = PQexecParams(c,
-                               "WITH doomed AS (SELECT id FROM runs WHERE state IN ('succeeded','failed','cancelled') "
+                               "WITH doomed AS (SELECT id FROM runs WHERE state IN " JOB_SQL_FINISHED " "
                                "AND (($1::bigint > 0 AND finished_ms < $1) OR ($2::bigint > 0 AND seq <= coalesce(("
-                               "SELECT seq FROM runs WHERE state IN ('succeeded','failed','cancelled') ORDER BY seq "
+                               "SELECT seq FROM runs WHERE state IN " JOB_SQL_FINISHED " ORDER BY seq "
                                "DESC OFFSET $2 LIMIT 1), -1)))), "
                                "t AS (DELETE FROM transitions WHERE run_id IN (SELECT id FROM doomed)) "
                                "DELETE FROM runs WHERE id IN (SELECT id FROM doomed) RETURNING id",

@@ -361,7 +361,7 @@ static int store_insert_fn(sq *s, void *vctx, sb_error *err) {
   int64_t now = clock_now_ms();
   if (sqlite3_prepare_v2(db,
                          "INSERT INTO runs(id, estimator, state, time_index, n_samples, request, created_ms, "
-                         "idem_key, body_hash) VALUES(?,?,'queued',?,?,?,?,?,?)",
+                         "idem_key, body_hash) VALUES(?,?," JOB_SQL(QUEUED) ",?,?,?,?,?,?)",
                          -1, &st, NULL) != SQLITE_OK)
     return store_sqlfail(err, db, "prepare insert");
   sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -441,8 +441,8 @@ static int store_upd_fn(sq *s, void *vctx, sb_error *err) {
 
 static int sq_mark_running(store *base, const char *id, int64_t now_ms, int *taken, sb_error *err) {
   sq *s = (sq *)base;
-  store_upd_ctx c = {.sql = "UPDATE runs SET state = 'running', started_ms = :now, attempts = attempts + 1 "
-                            "WHERE id = :id AND state = 'queued'",
+  store_upd_ctx c = {.sql = "UPDATE runs SET state = " JOB_SQL(RUNNING) ", started_ms = :now, attempts = attempts + 1 "
+                            "WHERE id = :id AND state = " JOB_SQL(QUEUED),
                      .id = id, .now = now_ms, .state = job_state_name(JOB_RUNNING)};
   /* Lazy: if this mark is lost to a power cut, the run is still 'queued' and
    * simply runs again, which is what recovery does with 'running' anyway. */
@@ -459,7 +459,7 @@ static int sq_finish(store *base, const char *id, int attempt, const char *state
   sq *s = (sq *)base;
   store_upd_ctx c = {.sql = "UPDATE runs SET state = :state, finished_ms = :now, result = :result, error = :error, "
                             "samples = :samples, samples_dim = :dim, owner = NULL, lease_until = NULL "
-                            "WHERE id = :id AND state = 'running' AND (:attempt = 0 OR attempts = :attempt)",
+                            "WHERE id = :id AND state = " JOB_SQL(RUNNING) " AND (:attempt = 0 OR attempts = :attempt)",
                      .id = id, .now = now_ms, .state = state, .result = result, .error = error,
                      .samples = samples, .n_samples = n_samples, .dim = dim, .attempt = attempt};
   int rc = store_write_txn(s, store_upd_fn, &c, err);
@@ -471,8 +471,8 @@ static int sq_finish(store *base, const char *id, int attempt, const char *state
 
 static int sq_requeue(store *base, const char *id, int attempt, const char *reason, sb_error *err) {
   sq *s = (sq *)base;
-  store_upd_ctx c = {.sql = "UPDATE runs SET state = 'queued', started_ms = NULL, owner = NULL, lease_until = NULL "
-                            "WHERE id = :id AND state = 'running' AND (:attempt = 0 OR attempts = :attempt)",
+  store_upd_ctx c = {.sql = "UPDATE runs SET state = " JOB_SQL(QUEUED) ", started_ms = NULL, owner = NULL, lease_until = NULL "
+                            "WHERE id = :id AND state = " JOB_SQL(RUNNING) " AND (:attempt = 0 OR attempts = :attempt)",
                      .id = id, .state = job_state_name(JOB_QUEUED), .reason = reason, .attempt = attempt};
   c.now = clock_now_ms();
   return store_write_txn(s, store_upd_fn, &c, err);
@@ -491,8 +491,8 @@ static int sq_claim_fn(sq *s, void *vctx, sb_error *err) {
   sq_claim_ctx *c = vctx;
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(s->w,
-                         "UPDATE runs SET state = 'running', started_ms = ?1, attempts = attempts + 1, owner = ?2, "
-                         "lease_until = ?1 + ?3 WHERE id = (SELECT id FROM runs WHERE state = 'queued' ORDER BY seq "
+                         "UPDATE runs SET state = " JOB_SQL(RUNNING) ", started_ms = ?1, attempts = attempts + 1, owner = ?2, "
+                         "lease_until = ?1 + ?3 WHERE id = (SELECT id FROM runs WHERE state = " JOB_SQL(QUEUED) " ORDER BY seq "
                          "LIMIT 1) RETURNING id, attempts",
                          -1, &st, NULL) != SQLITE_OK)
     return store_sqlfail(err, s->w, "prepare claim");
@@ -536,7 +536,7 @@ static int sq_renew_fn(sq *s, void *vctx, sb_error *err) {
   sq_renew_ctx *c = vctx;
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(s->w,
-                         "UPDATE runs SET lease_until = ?1 WHERE id = ?2 AND attempts = ?3 AND state = 'running' "
+                         "UPDATE runs SET lease_until = ?1 WHERE id = ?2 AND attempts = ?3 AND state = " JOB_SQL(RUNNING) " "
                          "RETURNING cancel_requested",
                          -1, &st, NULL) != SQLITE_OK)
     return store_sqlfail(err, s->w, "prepare renew");
@@ -581,12 +581,12 @@ static int store_cancel_fn(sq *s, void *vctx, sb_error *err) {
   store_run_free(&r);
   store_upd_ctx u = {.id = c->id, .now = c->now};
   if (job_state_is(state, JOB_QUEUED)) {
-    u.sql = "UPDATE runs SET state = 'cancelled', finished_ms = :now WHERE id = :id AND state = 'queued'";
+    u.sql = "UPDATE runs SET state = " JOB_SQL(CANCELLED) ", finished_ms = :now WHERE id = :id AND state = " JOB_SQL(QUEUED);
     u.state = job_state_name(JOB_CANCELLED);
     u.reason = "cancelled by the client while queued";
     c->was_running = 0;
   } else if (job_state_is(state, JOB_RUNNING)) {
-    u.sql = "UPDATE runs SET cancel_requested = 1 WHERE id = :id AND state = 'running'";
+    u.sql = "UPDATE runs SET cancel_requested = 1 WHERE id = :id AND state = " JOB_SQL(RUNNING);
     c->was_running = 1;
   } else {
     return sb_fail(err, STORE_ECONFLICT, "assimilation %s already finished (%s); only queued or running ones can "
@@ -722,7 +722,7 @@ static int store_recover_fn(sq *s, void *vctx, sb_error *err) {
                                        : "interrupted by a daemon restart; re-queued";
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(s->w,
-                         "SELECT id, attempts FROM runs WHERE state = 'running' AND (?1 = 0 OR lease_until < ?2)",
+                         "SELECT id, attempts FROM runs WHERE state = " JOB_SQL(RUNNING) " AND (?1 = 0 OR lease_until < ?2)",
                          -1, &st, NULL) != SQLITE_OK)
     return store_sqlfail(err, s->w, "prepare recovery");
   sqlite3_bind_int(st, 1, c->expired_only);
@@ -735,13 +735,13 @@ static int store_recover_fn(sq *s, void *vctx, sb_error *err) {
     store_upd_ctx w = {.id = id, .now = c->now};
     char perr[600];
     if (attempts < c->max_attempts) {
-      w.sql = "UPDATE runs SET state = 'queued', started_ms = NULL, owner = NULL, lease_until = NULL WHERE id = :id";
+      w.sql = "UPDATE runs SET state = " JOB_SQL(QUEUED) ", started_ms = NULL, owner = NULL, lease_until = NULL WHERE id = :id";
       w.state = job_state_name(JOB_QUEUED);
       w.reason = reason;
       c->requeued++;
     } else {
       store_interrupted_problem(perr, sizeof perr, attempts);
-      w.sql = "UPDATE runs SET state = 'failed', finished_ms = :now, error = :error, owner = NULL, lease_until = NULL "
+      w.sql = "UPDATE runs SET state = " JOB_SQL(FAILED) ", finished_ms = :now, error = :error, owner = NULL, lease_until = NULL "
               "WHERE id = :id";
       w.state = job_state_name(JOB_FAILED);
       w.error = perr;
@@ -774,7 +774,7 @@ static int sq_recover(store *base, int max_attempts, int64_t now_ms, void (*fn)(
   if (rc) return rc;
   pthread_mutex_lock(&s->rmu);
   sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(s->r, "SELECT id FROM runs WHERE state = 'queued' ORDER BY seq", -1, &st, NULL) !=
+  if (sqlite3_prepare_v2(s->r, "SELECT id FROM runs WHERE state = " JOB_SQL(QUEUED) " ORDER BY seq", -1, &st, NULL) !=
       SQLITE_OK) {
     rc = store_sqlfail(err, s->r, "prepare queued scan");
   } else {
@@ -792,7 +792,7 @@ static int sq_count_queued(store *base, long long *n, sb_error *err) {
   pthread_mutex_lock(&s->rmu);
   sqlite3_stmt *st;
   int rc = SB_OK;
-  if (sqlite3_prepare_v2(s->r, "SELECT count(*) FROM runs WHERE state = 'queued'", -1, &st, NULL) != SQLITE_OK) {
+  if (sqlite3_prepare_v2(s->r, "SELECT count(*) FROM runs WHERE state = " JOB_SQL(QUEUED), -1, &st, NULL) != SQLITE_OK) {
     rc = store_sqlfail(err, s->r, "prepare count");
   } else {
     if (sqlite3_step(st) == SQLITE_ROW) *n = sqlite3_column_int64(st, 0);
@@ -845,7 +845,7 @@ typedef struct {
 
 static int store_cleanup_fn(sq *s, void *vctx, sb_error *err) {
   store_cleanup_ctx *c = vctx;
-  const char *fin = "state IN ('succeeded','failed','cancelled')";
+  const char *fin = "state IN " JOB_SQL_FINISHED;
   char sql[512];
   c->deleted = 0;
   if (c->cutoff > 0) {

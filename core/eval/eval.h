@@ -86,7 +86,8 @@ void eval_summary_free(eval_summary *s);
 
 /* The result as a JSON object (new reference; shape documented in
  * schema/eval.schema.json). t_lo == t_hi writes "time_index", else
- * "time_range": [t_lo, t_hi]. */
+ * "time_range": [t_lo, t_hi]. NULL when memory runs out (no field is ever
+ * left out silently). */
 json_t *eval_to_json(const eval_summary *s, const estimator *e, const obs_op *op, const obs_noise *nz, long t_lo,
                      long t_hi, uint64_t seed, const json_t *params, const char *version);
 

@@ -50,6 +50,29 @@ static void destroy(estimator *e) {
   e->impl = NULL;
 }
 
+/* Which settings a request runs with: the kind's section of the model file
+ * (info.<meta key>), not the training config's section of the same name,
+ * which only gave its first value (`sbida model --set-sampler` and defaults
+ * added later change the file's). Lists the settings where the two differ,
+ * so the listing never leaves a reader to guess. New reference or NULL. */
+static json_t *model_settings_source(const model *m, const json_t *settings) {
+  const char *key = m->kind->meta_key + strlen("sbida.");
+  json_t *tc = m->kind->config_key ? json_object_get(m->train_config, m->kind->config_key) : NULL;
+  json_t *diff = json_object(), *out = NULL;
+  const char *k;
+  json_t *v;
+  if (!diff) return NULL;
+  json_object_foreach((json_t *)settings, k, v) {
+    json_t *t = json_object_get(tc, k);
+    if (t && !json_equal(t, v)) json_object_set_new(diff, k, json_pack("{s:O, s:O}", "in_use", v, "train_config", t));
+  }
+  char what[160];
+  snprintf(what, sizeof what, "info.%s (the model file's %s); a request's params, where the kind takes them, override it per job", key,
+           m->kind->meta_key);
+  out = json_pack("{s:s, s:s, s:o}", "section", key, "source", what, "differs_from_train_config", diff);
+  return out;
+}
+
 static json_t *model_info(const model *m) {
   json_t *info = json_object(), *settings = m->kind->meta_to_json(m);
   if (!info || !settings) {
@@ -64,6 +87,8 @@ static json_t *model_info(const model *m) {
                                 m->net.rc.blocks, "in_channels", m->net.rc.cin, "out_channels", m->net.rc.cout));
   if (m->training) json_object_set(info, "training", m->training);
   if (m->train_config) json_object_set(info, "train_config", m->train_config);
+  json_t *src = model_settings_source(m, settings);
+  if (src) json_object_set_new(info, "settings_in_use", src);
   return info;
 }
 

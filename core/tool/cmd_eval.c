@@ -179,6 +179,10 @@ int cmd_eval(int argc, char **argv) {
     goto done;
   }
   json_t *j = eval_to_json(&sum, e, op, &nz, t_lo, t_hi, (uint64_t)seed, params, SBIDA_VERSION);
+  if (!j) {
+    fprintf(stderr, "sbida eval: out of memory while writing the result\n");
+    goto done;
+  }
   if (json_path) {
     if (json_dump_file(j, json_path, JSON_INDENT(1) | JSON_REAL_PRECISION(10)) != 0) {
       fprintf(stderr, "sbida eval: cannot write %s: %s\n", json_path, strerror(errno));

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "kinds/kinds.h"
 #include "tool/cmd.h"
 #include "util/cli.h"
 #include "util/par.h"
@@ -14,7 +15,7 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: sbida train --config CONFIG.json --out MODEL.safetensors [--steps N]\n"
           "                   [--time-budget DURATION] [--threads N] [--resume STATE] [--seed S]\n\n"
-          "Trains a model (posterior-score, composed-score, npe, nre) on fresh simulations (a pool of\n"
+          "Trains a model of one of the kinds below on fresh simulations (a pool of\n"
           "trajectories refreshed every batch), keeps an EMA of the weights, validates on a\n"
           "fixed held-out set and writes the EMA model to --out plus the training state to\n"
           "--out.state every train.ckpt_every steps (resume with --resume OUT.state).\n"
@@ -26,7 +27,12 @@ static void usage(FILE *f) {
           "  --threads N          override train.threads\n"
           "  --seed S             override train.seed\n"
           "  --resume FILE        continue from a training state written by an earlier run\n"
-          "  -h, --help           this text\n");
+          "  -h, --help           this text\n\n"
+          "Kinds (the config's \"kind\") and the config section of each kind's own settings:\n");
+  const model_kind *k;
+  for (int i = 0; (k = model_kind_at(i)); i++)
+    fprintf(f, "  %-20s %s%s%s\n", k->name, k->config_key ? "section \"" : "no section of its own",
+            k->config_key ? k->config_key : "", k->config_key ? "\"" : "");
 }
 
 static int parse_duration(const char *s, double *out) {

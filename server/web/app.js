@@ -225,7 +225,9 @@ async function viewEstimator(name) {
     h("table", {}, [["kind", e.kind], ["preset", e.preset], ["system", e.system], ["state", shapeText(e)],
       ["window", e.window], ["operator", JSON.stringify(e.operator)], ["noise_std", JSON.stringify(e.noise_std)],
       ["time index", e.time_index ? e.time_index.min + " … " + e.time_index.max : ""],
-      ["training", e.training ? fmt(e.training.seconds, 0) + " s, " + e.training.steps + " steps" : "none (classical)"]]
+      ["training", e.training ? fmt(e.training.seconds, 0) + " s, " + e.training.steps + " steps" : "none (classical)"],
+      ["model file", e.model_file ? e.model_file.file + " (" + e.model_file.digest + ", loaded " +
+        new Date(e.model_file.loaded_at * 1000).toISOString() + ")" : "none (built in)"]]
       .map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", {}, String(v)))))];
   const ev = e.evaluation;
   if (ev && ev.setups) {

@@ -20,7 +20,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   log_set_level("error");
   char dir[4096];
   sb_error err = {0};
-  if (reg_load(&reg, fuzz_src_path("tests/data/golden", dir, sizeof dir), &err) || reg.count < 4)
+  if (reg_load(&reg, fuzz_src_path("tests/data/golden", dir, sizeof dir), &err) || reg_count(&reg) < 4)
     fuzz_fail("cannot load the registry: %s", err.msg);
   return 0;
 }

@@ -21,7 +21,7 @@ def tensors(path):
 def test_model_info_and_set_sampler(sbida, tmp_path):
     cfg = {"kind": "composed-score", "preset": "l96-sakov", "N": 16, "window": 2,
            "arch": {"width": 8, "blocks": 1, "groups": 2, "emb_dim": 4},
-           "train": {"steps": 3, "batch": 4, "pool": 4, "val_windows": 8}}
+           "train": {"steps": 3, "batch": 4, "pool": 4, "val_windows": 8}, "sampler": {"tau_l": 0.25}}
     (tmp_path / "c.json").write_text(json.dumps(cfg))
     model = tmp_path / "tiny.safetensors"
     r = run(sbida, "train", "--config", str(tmp_path / "c.json"), "--out", str(model))
@@ -38,6 +38,12 @@ def test_model_info_and_set_sampler(sbida, tmp_path):
     assert json.loads(meta["sbida.sampler"])["tau_l"] == 1.0
     assert json.loads(meta["sbida.sampler"])["steps"] == 16
     assert before.keys() == after.keys() and all(np.array_equal(before[k], after[k]) for k in before)
+    # the listing says which settings run: the file's, and where they left the training config
+    info = json.loads(run(sbida, "model", str(model)).stdout)["info"]
+    assert info["sampler"]["tau_l"] == 1.0 and info["train_config"]["sampler"]["tau_l"] == 0.25
+    used = info["settings_in_use"]
+    assert used["section"] == "sampler" and "info.sampler" in used["source"]
+    assert used["differs_from_train_config"] == {"tau_l": {"in_use": 1.0, "train_config": 0.25}}
     for bad in ['{"tau_l": -1}', '{"wings": 2}', '[1]', '{"steps": "many"}']:
         r = run(sbida, "model", str(model), "--set-sampler", bad)
         assert r.returncode == 2 and "sbida model" in r.stderr
@@ -125,3 +131,17 @@ def test_damaged_npe_and_nre_metadata_is_refused(sbida, tmp_path):
         rewrite_meta(good, broken, key, bad)
         r = run(sbida, "model", str(broken))
         assert r.returncode != 0 and key in r.stderr, (kind, bad, r.stderr)
+
+
+def test_train_help_lists_every_kind(sbida, tmp_path):
+    """`sbida train --help` names every kind of the kinds registry; the list
+    to compare with comes from the registry's own refusal of an unknown kind."""
+    (tmp_path / "c.json").write_text(json.dumps({"kind": "no-such-kind", "preset": "l96-thesis"}))
+    r = run(sbida, "train", "--config", str(tmp_path / "c.json"), "--out", str(tmp_path / "o.safetensors"))
+    assert r.returncode == 2 and "must be " in r.stderr, r.stderr
+    listed = r.stderr.split("must be ")[1].split(", not")[0].replace(" or ", ", ").split(", ")
+    assert len(listed) >= 5 and "local-score" in listed, listed
+    h = run(sbida, "train", "--help")
+    assert h.returncode == 0
+    rows = {line.split()[0] for line in h.stdout.split("Kinds (")[1].splitlines()[1:] if line.strip()}
+    assert rows == set(listed), (rows, listed)

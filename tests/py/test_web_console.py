@@ -7,6 +7,7 @@ its chart is drawn (uPlot's canvas has ink, its legend names the series).
 Screenshots go to $BUILD/screenshots/ for a person to look at."""
 import json
 import os
+import pathlib
 import shutil
 import time
 
@@ -183,4 +184,30 @@ def test_console_draws_2d_fields(fresh_daemon, browser):
             for (let k = 0; k < d.length; k += 4) seen.add(d[k] + ',' + d[k + 1] + ',' + d[k + 2]);
             return [c.width, c.height, seen.size];""", i)
         assert distinct[:2] == [32, 32] and distinct[2] > 20, (i, distinct)
+    assert not console_errors(browser), console_errors(browser)
+
+
+def test_console_lists_what_the_registry_serves_after_a_reload(fresh_daemon, browser):
+    # the estimators page is the registry: a model added and reloaded shows up on the
+    # next visit (no cache in the page), with the version it serves
+    d = fresh_daemon().start()
+    base = "http://127.0.0.1:%d" % d.port
+    wait = WebDriverWait(browser, 30)
+    browser.get(base + "/#/estimators")
+    table = wait.until(EC.presence_of_element_located((By.ID, "estimators")))
+    before = [a.text for a in table.find_elements(By.CSS_SELECTOR, "td:first-child a")]
+    assert "tiny-npe" not in before and "l96-sakov-etkf" in before
+    src = pathlib.Path(__file__).resolve().parents[1] / "data" / "golden" / "tiny-npe.safetensors"
+    shutil.copyfile(src, d.models / "tiny-npe.safetensors")
+    rep = d.post("/v1/estimators:reload").json()
+    assert [a["name"] for a in rep["added"]] == ["tiny-npe"], rep
+    browser.get(base + "/#/jobs")
+    wait.until(EC.presence_of_element_located((By.ID, "jobs")))
+    browser.get(base + "/#/estimators")
+    wait.until(lambda b: "tiny-npe" in [a.text for a in b.find_elements(By.CSS_SELECTOR, "#estimators td:first-child a")])
+    after = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#estimators td:first-child a")]
+    assert after == [e["name"] for e in d.get("/v1/estimators").json()["items"]]
+    browser.get(base + "/#/estimators/tiny-npe")
+    wait.until(EC.text_to_be_present_in_element((By.ID, "view"), rep["added"][0]["digest"]))
+    shot(browser, "06-estimator-reloaded")
     assert not console_errors(browser), console_errors(browser)

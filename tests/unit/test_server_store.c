@@ -14,6 +14,7 @@
 
 #include "server/config.h"
 #include "server/job_queue.h"
+#include "server/job_state.h"
 #include "server/registry.h"
 #include "server/store.h"
 #include "testutil.h"
@@ -41,6 +42,20 @@ static void insert(store *s, const char *key, const char *hash, store_run *out, 
   store_new_run n = {"l96-sakov-etkf", 4, 8, "{\"seed\":1}", key, hash};
   sb_error err = {0};
   assert_int_equal(store_insert(s, &n, out, replayed, &err), expect);
+}
+
+/* The SQL list of finished states (a compile-time literal in the stores'
+ * statements) is the list's finished states, in order. */
+static void test_sql_state_literals(void **state) {
+  (void)state;
+  char want[128] = "(";
+  for (int i = 0; i < JOB_N_STATES; i++)
+    if (job_state_finished(job_state_name((job_state)i)))
+      snprintf(want + strlen(want), sizeof want - strlen(want), "%s'%s'", strlen(want) > 1 ? "," : "",
+               job_state_name((job_state)i));
+  strcat(want, ")");
+  assert_string_equal(JOB_SQL_FINISHED, want);
+  assert_string_equal(JOB_SQL(RUNNING), "'running'");
 }
 
 static void test_idempotency(void **state) {
@@ -623,7 +638,7 @@ static void test_lease_superseded_write_refused(void **state) {
 int main(void) {
   if (getenv("SBIDA_TEST_PG_URL") && *getenv("SBIDA_TEST_PG_URL")) cmocka_set_test_filter("test_lease*");
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_lease_superseded_write_refused),
+      cmocka_unit_test(test_lease_superseded_write_refused), cmocka_unit_test(test_sql_state_literals),
       cmocka_unit_test(test_idempotency),         cmocka_unit_test(test_state_machine),
       cmocka_unit_test(test_recovery_and_attempts), cmocka_unit_test(test_list_and_retention),
       cmocka_unit_test(test_open_failures),       cmocka_unit_test(test_config),
