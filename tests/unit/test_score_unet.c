@@ -188,6 +188,11 @@ static void test_damaged_configs_refused(void **state) {
   c = tiny_unet_config(1);
   json_object_set_new(json_object_get(c, "arch"), "widths", json_array());
   train_refused(c, "arch.widths");
+  /* the local score re-sizes its resnet per request: no U-Net */
+  c = tiny_unet_config(1);
+  json_object_set_new(c, "kind", json_string("local-score"));
+  json_object_set_new(c, "window", json_integer(3));
+  train_refused(c, "builds only the resnet");
   /* a resnet config with U-Net fields */
   c = tiny_unet_config(1);
   json_object_del(json_object_get(c, "arch"), "type");
