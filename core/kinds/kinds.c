@@ -73,6 +73,17 @@ static json_t *model_settings_source(const model *m, const json_t *settings) {
   return out;
 }
 
+static json_t *architecture_json(const nn_model *n) {
+  if (n->kind != NN_UNET)
+    return json_pack("{s:s, s:i, s:i, s:i, s:i}", "type", n->rc.dims == 2 ? "resnet2d" : "resnet1d", "width",
+                     n->rc.width, "blocks", n->rc.blocks, "in_channels", n->rc.cin, "out_channels", n->rc.cout);
+  const nn_unet_config *u = &n->uc;
+  json_t *w = json_array();
+  for (int l = 0; w && l < u->levels; l++) json_array_append_new(w, json_integer(u->widths[l]));
+  return json_pack("{s:s, s:o, s:i, s:i, s:i, s:i}", "type", u->dims == 2 ? "unet2d" : "unet1d", "widths", w,
+                   "blocks", u->blocks, "mid", u->mid, "in_channels", u->cin, "out_channels", u->cout);
+}
+
 static json_t *model_info(const model *m) {
   json_t *info = json_object(), *settings = m->kind->meta_to_json(m);
   if (!info || !settings) {
@@ -82,9 +93,7 @@ static json_t *model_info(const model *m) {
   }
   json_object_set_new(info, m->kind->meta_key + strlen("sbida."), settings);
   json_object_set_new(info, "n_params", json_integer((json_int_t)m->net.n_params));
-  json_object_set_new(info, "architecture",
-                      json_pack("{s:s, s:i, s:i, s:i, s:i}", "type", "resnet1d", "width", m->net.rc.width, "blocks",
-                                m->net.rc.blocks, "in_channels", m->net.rc.cin, "out_channels", m->net.rc.cout));
+  json_object_set_new(info, "architecture", architecture_json(&m->net));
   if (m->training) json_object_set(info, "training", m->training);
   if (m->train_config) json_object_set(info, "train_config", m->train_config);
   json_t *src = model_settings_source(m, settings);
@@ -101,6 +110,9 @@ static json_t *model_info(const model *m) {
 static void model_cost(const estimator *e, const est_problem *p, const est_options *o, est_cost *c) {
   const model *m = e->impl;
   double S = o->n_samples, N = m->N, width = m->net.rc.width, blocks = m->net.rc.blocks;
+  if (m->net.kind == NN_UNET) /* activations: about those of a resnet of the first level's width per channel */
+    width = (double)m->net.uc.widths[0] * m->net.uc.h * m->net.uc.w / N,
+    blocks = 2.0 * m->net.uc.blocks * m->net.uc.levels + m->net.uc.mid;
   double threads = o->threads > 0 ? o->threads : 1;
   c->bytes += 8.0 * S * N * 6 + 4.0 * 2 * p->window * N + threads * 4.0 * 64 * N * width * (2 * blocks + 6);
   if (p->background) {

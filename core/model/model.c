@@ -130,10 +130,22 @@ int model_read(model *sm, const char *path, int (*find)(const char *name, const 
     goto done;
   }
   const model_kind *k = sm->kind;
-  if ((rc = meta_int(&f, "sbida.N", 4, 1024, &sm->N, err)) || (rc = meta_int(&f, "sbida.window", 1, 1024, &sm->W, err)) ||
+  if ((rc = meta_int(&f, "sbida.N", 4, 1 << 20, &sm->N, err)) || (rc = meta_int(&f, "sbida.window", 1, 1024, &sm->W, err)) ||
       (rc = meta_int(&f, "sbida.time_varying", 0, 1, &sm->time_varying, err)))
     goto fail;
-  if ((rc = sim_create(&sm->sim, st_get_meta(&f, "sbida.preset"), sm->N, err))) goto fail;
+  /* N is the state size: a 1D preset is created for it; a 2D one (whose
+   * size is fixed, Kolmogorov's 2 x 32 x 32) must have it */
+  sb_error e0 = {0};
+  if (sim_create(&sm->sim, st_get_meta(&f, "sbida.preset"), 0, &e0) || sm->sim->dim != sm->N) {
+    sim_free(sm->sim);
+    sm->sim = NULL;
+    if ((rc = sim_create(&sm->sim, st_get_meta(&f, "sbida.preset"), sm->N, err))) goto fail;
+    if (sm->sim->dim != sm->N) {
+      rc = sb_fail(err, SB_EFORMAT, "model metadata sbida.N = %d is not a state size of preset %s", sm->N,
+                   sm->sim->preset);
+      goto fail;
+    }
+  }
   if ((rc = norm_array(&f, "sbida.norm_mean", sm->N, &sm->mean, err)) ||
       (rc = norm_array(&f, "sbida.norm_std", sm->N, &sm->std, err)))
     goto fail;
@@ -144,13 +156,7 @@ int model_read(model *sm, const char *path, int (*find)(const char *name, const 
     }
   k->defaults(sm);
   if ((rc = meta_json(&f, k->meta_key, 0, &section, err)) || (rc = k->meta_from_json(sm, section, err))) goto fail;
-  const nn_model *m = &sm->net;
-  if (m->kind != NN_RESNET || m->rc.dims != 1 || m->rc.w != sm->N || m->rc.cin != k->in_channels(sm->W) ||
-      m->rc.cout != k->out_channels(sm->W) || m->rc.n_scalars != k->n_scalars(sm->time_varying)) {
-    rc = sb_fail(err, SB_EFORMAT, "%s: network shape does not match a %s model of window %d over %d nodes", path,
-                 k->name, sm->W, sm->N);
-    goto fail;
-  }
+  if ((rc = model_net_check(sm, err))) goto fail;
   if (k->has_operator) {
     if ((rc = meta_json(&f, "sbida.operator", 1, &opj, err)) ||
         (rc = obs_from_json(&sm->op, opj, sm->sim->channels, sm->sim->height, sm->sim->width, err)) ||

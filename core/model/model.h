@@ -44,6 +44,17 @@ typedef struct model {
   json_t *training;      /* summary: steps, seconds, losses (owned, may be NULL) */
 } model;
 
+/* The network (model_net.c) for m's kind, window, N and simulator (set
+ * before): the config's arch {"type": "resnet" (default) | "unet", resnet:
+ * width, blocks (6); unet: widths [one per level], blocks (2), mid (1);
+ * both: groups (8), emb_dim (32)}. A 2D simulator's window stacks as
+ * in_channels(W) x C channels of its H x Wd grid; a 1D one's as before
+ * (one channel per state over N nodes). Parameters zeroed (the caller
+ * initializes them); the sizes are checked before anything is allocated. */
+int model_net_init(model *m, const json_t *arch, sb_error *err);
+/* SB_EFORMAT unless m->net has the layout model_net_init gives m. */
+int model_net_check(const model *m, sb_error *err);
+
 /* Writes the model (EMA weights when use_ema) and its metadata. */
 int model_save(const model *m, int use_ema, const char *path, sb_error *err);
 /* Reads a model file; find maps the file's sbida.kind to its ops table or

@@ -20,7 +20,7 @@
 
 typedef struct train_cfg {
   long steps, warmup, val_every, ckpt_every;
-  int batch, pool, refresh, val_windows, schedule, threads;
+  int batch, pool, refresh, val_windows, schedule, threads, traj_len;
   double lr, weight_decay, ema, clip, time_budget_s, missing_time, missing_entry;
   uint64_t seed;
 } train_cfg;
@@ -51,7 +51,8 @@ static const params_spec top_params[] = {
 };
 static const params_spec arch_common[] = {
     {"width", PARAM_INT, 8, 1024, 0}, {"blocks", PARAM_INT, 1, 32, 0}, {"groups", PARAM_INT, 1, 64, 0},
-    {"emb_dim", PARAM_INT, 2, 512, 0}, {NULL, 0, 0, 0, 0},
+    {"emb_dim", PARAM_INT, 2, 512, 0}, {"type", PARAM_STR, 0, 0, 0}, {"widths", PARAM_ANY, 0, 0, 0},
+    {"mid", PARAM_INT, 0, 16, 0}, {NULL, 0, 0, 0, 0},
 };
 static const params_spec train_params[] = {
     {"steps", PARAM_INT, 1, 100000000, 0},      {"batch", PARAM_INT, 1, 4096, 0},
@@ -63,7 +64,7 @@ static const params_spec train_params[] = {
     {"val_every", PARAM_INT, 1, 100000000, 0},  {"ckpt_every", PARAM_INT, 1, 100000000, 0},
     {"time_budget_s", PARAM_NUM, 0, 1e7, 0},    {"missing_time", PARAM_NUM, 0, 0.9, 0},
     {"missing_entry", PARAM_NUM, 0, 0.9, 0},    {"threads", PARAM_INT, 1, SB_THREADS_MAX, 0},
-    {NULL, 0, 0, 0, 0},
+    {"traj_len", PARAM_INT, 0, 1024, 0},        {NULL, 0, 0, 0, 0},
 };
 
 /* out (room for 32) = out + add (may be NULL), skipping names already in */
@@ -116,7 +117,6 @@ static int parse_config(trainer *tr, const json_t *cfg, sb_error *err) {
   }
   k->defaults(m);
   if ((rc = k->from_config(m, ksec, arch, err))) return rc;
-  long width = params_int(arch, "width", 64), groups = params_int(arch, "groups", 8);
   train_cfg *t = &tr->tc;
   *t = (train_cfg){.steps = params_int(train, "steps", 10000), .warmup = params_int(train, "warmup", 500),
                    .val_every = params_int(train, "val_every", 500), .ckpt_every = params_int(train, "ckpt_every", 1000),
@@ -128,6 +128,7 @@ static int parse_config(trainer *tr, const json_t *cfg, sb_error *err) {
                    .time_budget_s = params_num(train, "time_budget_s", 0),
                    .missing_time = params_num(train, "missing_time", 0),
                    .missing_entry = params_num(train, "missing_entry", 0),
+                   .traj_len = (int)params_int(train, "traj_len", 0),
                    .seed = (uint64_t)params_int(train, "seed", 1)};
   const char *sch = params_str(train, "schedule", NULL);
   if (sch) {
@@ -136,11 +137,7 @@ static int parse_config(trainer *tr, const json_t *cfg, sb_error *err) {
     else if (!strcmp(sch, "constant")) t->schedule = NN_LR_CONSTANT;
     else return sb_fail(err, SB_EINVAL, "config train.schedule must be cosine, linear or constant");
   }
-  if (width % groups) return sb_fail(err, SB_EINVAL, "config arch.groups (%ld) must divide arch.width (%ld)", groups, width);
-  nn_resnet_config rcfg = {.dims = 1, .h = 1, .w = m->N, .cin = k->in_channels(m->W), .cout = k->out_channels(m->W),
-                           .width = (int)width, .blocks = (int)params_int(arch, "blocks", 6), .groups = (int)groups,
-                           .n_scalars = k->n_scalars(m->time_varying), .emb_dim = (int)params_int(arch, "emb_dim", 32)};
-  if ((rc = nn_resnet_init(&m->net, &rcfg, err))) return rc;
+  if ((rc = model_net_init(m, arch, err))) return rc;
   nn_model_init_params(&m->net, t->seed);
   m->train_config = json_deep_copy(cfg);
   if (!m->train_config) return sb_fail(err, SB_ENOMEM, "out of memory");
@@ -241,7 +238,7 @@ static int validation_set(trainer *tr, sb_error *err) {
   long *vt = malloc(sizeof(long) * (size_t)V);
   train_pool vp = {0};
   int rc = !vwin || !vt ? sb_fail(err, SB_ENOMEM, "out of memory for %d validation windows", V) : SB_OK;
-  if (!rc) rc = train_pool_init(&vp, tr->m.sim, V / 4 > 16 ? V / 4 : 16, W, tc->seed * 2654435761u + 999331, err);
+  if (!rc) rc = train_pool_init(&vp, tr->m.sim, V / 4 > 16 ? V / 4 : 16, W, tc->traj_len, tc->seed * 2654435761u + 999331, err);
   if (!rc) {
     rng vr;
     rng_init(&vr, tc->seed, 0xA11DA7E);
@@ -267,7 +264,7 @@ int train_model(const json_t *cfg, train_opts *o, sb_error *err) {
   const model_kind *k = sm->kind;
   const int N = sm->N, W = sm->W, B = tc->batch;
   double t0 = now_s();
-  if ((rc = train_pool_init(&tr.pool, sm->sim, tc->pool, W, tc->seed * 2654435761u + 1, err))) goto done;
+  if ((rc = train_pool_init(&tr.pool, sm->sim, tc->pool, W, tc->traj_len, tc->seed * 2654435761u + 1, err))) goto done;
   if ((rc = normalization(&tr, err))) goto done;
   kind_train_setup setup = {.batch = B, .val_windows = tc->val_windows, .threads = sb_threads(tc->threads, B),
                             .missing_time = tc->missing_time, .missing_entry = tc->missing_entry};

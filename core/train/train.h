@@ -2,11 +2,15 @@
  * (see models/configs/ for the shipped ones):
  *   {"kind": "posterior-score" | "composed-score" | "npe" | "nre", "preset": "l96-sakov", "N": 40,
  *    "window": 10, "operator": {...}, "noise_std": 1.0,   (kinds trained for one operator)
- *    "arch": {"width": 64, "blocks": 6, "groups": 8, "emb_dim": 32, + the kind's fields (npe: couplings, clamp)},
+ *    "arch": {"width": 64, "blocks": 6, "groups": 8, "emb_dim": 32, + the kind's fields (npe: couplings, clamp)}
+ *            or {"type": "unet", "widths": [32, 64, 128], "blocks": 2, "mid": 1, "groups", "emb_dim"}
+ *            (model_net_init, model/model.h; 2D presets stack a window's states as channels),
  *    "train": {"steps", "batch", "lr", "warmup", "schedule": "cosine"|"linear"|"constant",
  *              "weight_decay", "ema", "clip", "seed", "pool", "refresh",
  *              "val_windows", "val_every", "ckpt_every", "time_budget_s",
- *              "missing_time", "missing_entry", "threads"},
+ *              "missing_time", "missing_entry", "threads",
+ *              "traj_len": pool trajectories of this many states, chained for stationary presets
+ *              (train_pool.h; what makes the Kolmogorov flow's 64-interval spin-up affordable)},
  *    + the kind's section: "sampler": {"steps", "corrections", "tau_l", "gamma"} (score kinds),
  *                          "nre": {"candidates"}}
  * Missing fields take the defaults in train.c and the kind's defaults;

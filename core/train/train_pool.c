@@ -1,14 +1,24 @@
+/* train_pool.c: the training pool (see train_pool.h). */
 #include "train/train_pool.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int simulate_slot(train_pool *p, int slot, uint64_t stream, sb_error *err) {
+/* Slot `slot` gets a new trajectory: from s->init on stream `stream`, or
+ * (cont = 1, chained pools) continuing the slot's previous trajectory one
+ * interval after its last state. */
+static int simulate_slot(train_pool *p, int slot, uint64_t stream, int cont, sb_error *err) {
   double *x = malloc(sizeof(double) * (size_t)p->N);
   if (!x) return sb_fail(err, SB_ENOMEM, "out of memory");
-  int rc = p->s->init(p->s, x, 1, p->seed, stream, err);
   float *dst = p->x + (size_t)slot * p->T * p->N;
+  int rc = SB_OK;
+  if (cont) {
+    for (int n = 0; n < p->N; n++) x[n] = dst[(size_t)(p->T - 1) * p->N + n];
+    rc = p->s->advance(p->s, x, 1, 1, err);
+  } else {
+    rc = p->s->init(p->s, x, 1, p->seed, stream, err);
+  }
   for (int t = 0; !rc && t < p->T; t++) {
     if (t > 0) rc = p->s->advance(p->s, x, 1, 1, err);
     for (int n = 0; n < p->N; n++) dst[(size_t)t * p->N + n] = (float)x[n];
@@ -17,10 +27,12 @@ static int simulate_slot(train_pool *p, int slot, uint64_t stream, sb_error *err
   return rc;
 }
 
-int train_pool_init(train_pool *p, const sim *s, int P, int W, uint64_t seed, sb_error *err) {
+int train_pool_init(train_pool *p, const sim *s, int P, int W, int traj_len, uint64_t seed, sb_error *err) {
   memset(p, 0, sizeof *p);
   long T = s->t_max + 1 < 1024 ? s->t_max + 1 : 1024;
+  if (traj_len > 0 && traj_len < T) T = traj_len;
   if (P < 1 || W < 1 || W > T) return sb_fail(err, SB_EINVAL, "pool: need P >= 1 and 1 <= W <= %ld", T);
+  p->chain = traj_len > 0 && s->stationary;
   p->s = s;
   p->P = P;
   p->T = (int)T;
@@ -30,7 +42,7 @@ int train_pool_init(train_pool *p, const sim *s, int P, int W, uint64_t seed, sb
   p->x = malloc(sizeof(float) * (size_t)P * p->T * p->N);
   if (!p->x) return sb_fail(err, SB_ENOMEM, "pool: out of memory for %d trajectories", P);
   for (int i = 0; i < P; i++) {
-    int rc = simulate_slot(p, i, p->next_stream++, err);
+    int rc = simulate_slot(p, i, p->next_stream++, 0, err);
     if (rc) return rc;
   }
   return SB_OK;
@@ -38,7 +50,7 @@ int train_pool_init(train_pool *p, const sim *s, int P, int W, uint64_t seed, sb
 
 int train_pool_refresh(train_pool *p, int R, sb_error *err) {
   for (int i = 0; i < R; i++) {
-    int rc = simulate_slot(p, p->next_slot, p->next_stream++, err);
+    int rc = simulate_slot(p, p->next_slot, p->next_stream++, p->chain, err);
     if (rc) return rc;
     p->next_slot = (p->next_slot + 1) % p->P;
   }

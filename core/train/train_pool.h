@@ -15,11 +15,18 @@ typedef struct train_pool {
   float *x;          /* [P][T][N] physical states */
   uint64_t seed, next_stream;
   int next_slot;     /* round-robin slot replaced next */
+  int chain;         /* 1: a refresh continues the slot's trajectory (no new spin-up) */
 } train_pool;
 
-/* Simulates P trajectories of T = min(t_max + 1, 1024) states. */
-int train_pool_init(train_pool *p, const sim *s, int P, int W, uint64_t seed, sb_error *err);
-/* Replaces R trajectories (round robin) by new simulations. */
+/* Simulates P trajectories of T = min(t_max + 1, 1024) states, or of
+ * traj_len states when 0 < traj_len < that. For a stationary system with
+ * traj_len set the pool is chained: a refresh continues the slot's
+ * trajectory from its last state instead of drawing a new one from s->init,
+ * so fresh windows cost one interval per state and no spin-up (the
+ * Kolmogorov flow's s->init costs 64 intervals). */
+int train_pool_init(train_pool *p, const sim *s, int P, int W, int traj_len, uint64_t seed, sb_error *err);
+/* Replaces R trajectories (round robin) by new simulations (chained: their
+ * continuations). */
 int train_pool_refresh(train_pool *p, int R, sb_error *err);
 /* Copies B random windows into out [B][W][N]; t[b] is the window's last time
  * index (W-1..T-1). */
