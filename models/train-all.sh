@@ -5,7 +5,9 @@
 # set ONLY=<stem> to train one. Outputs:
 # models/<stem>.safetensors, the training log models/<stem>.train.jsonl and the
 # summary models/<stem>.train.out. The local-score config trains on ONE thread ("threads": 1)
-# and is resumed by models/configs/resume/ (EMA decay 0.9 for the last 52 steps).
+# and is resumed by models/configs/resume/ (EMA decay 0.9 for the last 52 steps), then
+# continued by models/configs/continue/ (a warm start from those weights: fresh AdamW, its own
+# warm-up and schedule, 2 threads; models/warmstart-state.py writes the starting state).
 set -eu
 BUILD=${BUILD:-build}
 cd "$(dirname "$0")/.."
@@ -18,6 +20,12 @@ for cfg in models/configs/*.json; do
   # a resume config (models/configs/resume/<stem>.json) continues the run from its state
   if [ -f "models/configs/resume/$stem.json" ]; then
     "$BUILD/sbida" train --config "models/configs/resume/$stem.json" --resume "models/$stem.safetensors.state" \
+      --out "models/$stem.safetensors" >> "models/$stem.train.out" 2>> "models/$stem.train.jsonl"
+  fi
+  # a continue config (models/configs/continue/<stem>.json) warm-starts a new run from the weights
+  if [ -f "models/configs/continue/$stem.json" ]; then
+    python3 models/warmstart-state.py "models/$stem.safetensors" "models/$stem.warm.state"
+    "$BUILD/sbida" train --config "models/configs/continue/$stem.json" --resume "models/$stem.warm.state" \
       --out "models/$stem.safetensors" >> "models/$stem.train.out" 2>> "models/$stem.train.jsonl"
   fi
   cat "models/$stem.train.out"
