@@ -384,6 +384,49 @@ static void emit(const double *X, int K, int n, double *out, int S, size_t out_s
   }
 }
 
+/* Draws the K initial members X [K][n] from a background (est.h): the
+ * members themselves when K equals their count; otherwise
+ * mean + sum_j z_j (x_j - mean) / sqrt(S_b - 1) with z standard normal, so
+ * the draws stay in the background's subspace with its covariance; for a
+ * mean+std background mean + std * z. z comes from stream 2^41 of seed (the
+ * emission uses 2^40). */
+static int background_members(const est_background *b, double *X, int K, int n, uint64_t seed, sb_error *err) {
+  if (b->members && b->n_members == K) {
+    memcpy(X, b->members, sizeof(double) * (size_t)K * (size_t)n);
+    return SB_OK;
+  }
+  rng g;
+  rng_init(&g, seed, (uint64_t)1 << 41);
+  if (!b->members) {
+    for (int i = 0; i < K; i++)
+      for (int c = 0; c < n; c++) X[(size_t)i * n + c] = b->mean[c] + b->std[c] * rng_normal(&g);
+    return SB_OK;
+  }
+  int Sb = b->n_members;
+  double *mean = calloc((size_t)n, sizeof(double)), *z = malloc(sizeof(double) * (size_t)Sb);
+  if (!mean || !z) {
+    free(mean);
+    free(z);
+    return sb_fail(err, SB_ENOMEM, "out of memory for a background of %d members", Sb);
+  }
+  for (int j = 0; j < Sb; j++)
+    for (int c = 0; c < n; c++) mean[c] += b->members[(size_t)j * n + c] / Sb;
+  double scale = 1.0 / sqrt((double)(Sb - 1));
+  for (int i = 0; i < K; i++) {
+    double *xi = X + (size_t)i * n;
+    rng_fill_normal(&g, z, (size_t)Sb);
+    for (int c = 0; c < n; c++) xi[c] = mean[c];
+    for (int j = 0; j < Sb; j++) {
+      const double *bj = b->members + (size_t)j * n;
+      double zj = z[j] * scale;
+      for (int c = 0; c < n; c++) xi[c] += zj * (bj[c] - mean[c]);
+    }
+  }
+  free(mean);
+  free(z);
+  return SB_OK;
+}
+
 static int etkf_check_options(const estimator *e, const est_options *o, sb_error *err) {
   etkf_params pp;
   parse_params(e, o->params, o->n_samples, &pp);
@@ -393,9 +436,10 @@ static int etkf_check_options(const estimator *e, const est_options *o, sb_error
   return SB_OK;
 }
 
-/* Workspace (ws_init), members, the draws Z; per time: the forecast, the
- * analysis (ensemble space when q >= K, else observation space; per node
- * for letkf) and the emission of S samples from K members. */
+/* Workspace (ws_init), members, the draws Z; the initial members (the
+ * climatological prior, or from the background: K x S_b draws); per time:
+ * the forecast, the analysis (ensemble space when q >= K, else observation
+ * space; per node for letkf) and the emission of S samples from K members. */
 static void etkf_cost(const estimator *e, const est_problem *p, const est_options *o, est_cost *c) {
   const etkf_cfg *cfg = e->impl;
   etkf_params pp;
@@ -408,6 +452,11 @@ static void etkf_cost(const estimator *e, const est_problem *p, const est_option
   if (cfg->localize) analysis *= n;
   double t0 = (double)(p->time_index - p->window + 1);
   double prior = K * (p->sim->flops_init + (p->sim->stationary ? 0 : t0 * p->sim->flops_step));
+  if (p->background) {
+    const est_background *b = p->background;
+    prior = b->members ? (b->n_members == K ? K * n : 2 * K * n * b->n_members + 2 * n * b->n_members) : 2 * K * n;
+    if (b->members) c->bytes += 8.0 * (n + b->n_members);
+  }
   double emit = K != S ? 2 * S * n * K * (o->want_window ? W + 1 : 1) : S * n;
   c->flops += prior + W * (K * p->sim->flops_step + analysis) + emit;
 }
@@ -441,7 +490,11 @@ static int etkf_sample(estimator *e, const est_problem *p, const est_options *o,
     rng_fill_normal(&g, Z, (size_t)S * (size_t)K);
   }
   if ((rc = ws_init(&w, K, n, p->op->n_obs, err))) goto done;
-  if ((rc = est_prior_ensemble(p->sim, X, K, p->time_index - W + 1, o->seed, o->cancel, err))) goto done;
+  if (p->background)
+    rc = background_members(p->background, X, K, n, o->seed, err);
+  else
+    rc = est_prior_ensemble(p->sim, X, K, p->time_index - W + 1, o->seed, o->cancel, err);
+  if (rc) goto done;
   for (int t = 0; t < W; t++) {
     if (sb_cancelled(o->cancel)) {
       rc = sb_fail(err, SB_ECANCEL, "cancelled");
@@ -458,6 +511,7 @@ static int etkf_sample(estimator *e, const est_problem *p, const est_options *o,
   json_object_set_new(r->diagnostics, "inflation", json_real(pp.inflation));
   if (cfg->localize) json_object_set_new(r->diagnostics, "radius", json_real(pp.radius));
   json_object_set_new(r->diagnostics, "window_states", json_string("filtered"));
+  json_object_set_new(r->diagnostics, "prior", json_string(p->background ? "background" : "climatology"));
 done:
   ws_free(&w);
   free(X);
@@ -493,6 +547,7 @@ int est_etkf_create(estimator **out, sim *s, int localize, sb_error *err) {
   e->window = 0;
   e->has_density = 0;
   e->has_window = 1;
+  e->accepts_background = 1;
   json_object_set_new(info, "description",
                       json_string(localize ? "windowed LETKF (Gaspari-Cohn localization), filtered window states"
                                            : "windowed ETKF (symmetric square root), filtered window states"));
