@@ -281,6 +281,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--mode", choices=("stream", "window"), default="stream",
                    help="stream: analysis-forecast cycles kept by the daemon (default); window: sliding windows "
                         "from climatology")
+    p.add_argument("--params", help="estimator params JSON for the main estimator, e.g. '{\"steps\": 16}'")
     p.add_argument("--spin-up", type=int, default=0,
                    help="first cycles left out of the RMSE and spread averages (default 0)")
     p.add_argument("--etkf-inflation", type=float, default=1.02,
@@ -341,7 +342,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     observed = np.abs(H).sum(0) > 0
 
     send_op = dict(operator=op, noise_std=noise)
-    runs = {a.estimator: send_op if fixed_op is None else {}}
+    try:
+        main_params = json.loads(a.params) if a.params else None
+    except ValueError as e:
+        p.error("--params is not valid JSON: %s" % e)
+    runs = {a.estimator: dict(send_op if fixed_op is None else {}, **({"params": main_params} if main_params else {}))}
     if baseline != a.estimator:
         runs[baseline] = send_op
     # stream mode: a stream per estimator (the ETKF cycled with W = 1 and inflation);
@@ -352,9 +357,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         for name, extra in runs.items():
             etkf = name == baseline
             try:
+                extra = dict(extra)
+                if etkf:
+                    extra["params"] = dict(extra.get("params") or {}, inflation=a.etkf_inflation)
                 streams[name] = client.stream(name, window=1 if etkf and name != a.estimator else W,
-                                              n_samples=a.samples, seed=a.seed + 1,
-                                              params={"inflation": a.etkf_inflation} if etkf else None, **extra)
+                                              n_samples=a.samples, seed=a.seed + 1, **extra)
                 windows[name] = streams[name].config["window"]
             except ProblemError as e:
                 if e.status != 422 or "background" not in e.detail:
