@@ -316,49 +316,25 @@ static enum MHD_Result api_queue_full(http_req *q) {
   return http_reply_problem(q, p, "Retry-After", "1");
 }
 
-enum MHD_Result api_cycle_create(http_req *q) {
+/* One attempt at storing the cycle at t of stream q->param (row: its JSON
+ * text; cfg: the stream's config). Returns 1 when it answered (*reply), 0
+ * when a concurrent cycle came first and the caller should look again. */
+static int api_cycle_try(http_req *q, double wait, long t, const char *row, const json_t *cfg, enum MHD_Result *reply) {
   app *a = q->app;
-  if (q->started) return api_reply_job(q, q->wait_id, 202); /* resumed after ?wait */
-  double wait = api_wait_param(q);
-  if (wait < 0)
-    return http_reply_problem(q, problem_new(PROB_BAD_REQUEST, 0, "wait must be a number of seconds from 0 to %g",
-                                             API_MAX_WAIT), NULL, NULL);
-  enum MHD_Result reply;
-  json_t *body = api_body(q, &reply);
-  if (!body) return reply;
-  json_t *tj = json_object_get(body, "time_index"), *obs = json_object_get(body, "observations");
-  if (!json_is_object(body) || json_object_size(body) != 2 || !json_is_integer(tj) || !json_is_array(obs) ||
-      json_array_size(obs) != 1) {
-    json_decref(body);
-    return http_reply_problem(q, problem_new(PROB_VALIDATION, 0, "a cycle is {\"time_index\": t, \"observations\": "
-                                             "[row]}: one row (an array of the observed values, null for missing, or "
-                                             "null), as a window of one"), NULL, NULL);
-  }
-  long t = (long)json_integer_value(tj);
-  char *row = json_dumps(json_array_get(obs, 0), JSON_COMPACT | JSON_ENCODE_ANY);
-  json_decref(body);
-  store_stream st;
-  sb_error err = {0};
-  int rc = row ? store_stream_get(a->store, q->param, &st, &err) : sb_fail(&err, SB_ENOMEM, "out of memory");
-  if (rc) {
-    free(row);
-    return api_store_problem(q, rc, &err);
-  }
-  json_t *cfg = json_loads(st.config, 0, NULL);
-  store_stream_free(&st);
   long W = (long)json_integer_value(json_object_get(cfg, "window"));
   json_t *problem = NULL;
   const char *hname = NULL, *hvalue = NULL;
   char existing[40] = "";
   store_cycle *cy = NULL;
   int n = 0;
+  sb_error err = {0};
   /* the cycle at t (a retry) or the newest one */
-  rc = store_cycle_list(a->store, q->param, LONG_MAX, 0, 1, &cy, &n, &err);
+  int rc = store_cycle_list(a->store, q->param, LONG_MAX, 0, 1, &cy, &n, &err);
   long last = n ? cy[0].time_index : -1;
   if (!rc && n && t <= last) {
     if (t < last) {
       for (int i = 0; i < n; i++) store_cycle_free(&cy[i]);
-      free(cy);
+      free(cy), cy = NULL, n = 0;
       rc = store_cycle_list(a->store, q->param, t, 0, 1, &cy, &n, &err);
     }
     if (!rc && n && cy[0].time_index == t) {
@@ -380,14 +356,12 @@ enum MHD_Result api_cycle_create(http_req *q) {
   }
   for (int i = 0; i < n; i++) store_cycle_free(&cy[i]);
   free(cy), cy = NULL, n = 0;
-  if (rc || problem || existing[0]) {
-    free(row);
-    json_decref(cfg);
-    if (rc) return api_store_problem(q, rc, &err);
-    if (problem) return http_reply_problem(q, problem, hname, hvalue);
+  if (rc) return *reply = api_store_problem(q, rc, &err), 1;
+  if (problem) return *reply = http_reply_problem(q, problem, hname, hvalue), 1;
+  if (existing[0]) {
     snprintf(q->wait_id, sizeof q->wait_id, "%s", existing);
-    if (wait > 0 && !http_wait_suspend(q, q->wait_id, clock_mono_s() + wait, api_job_done)) return MHD_YES;
-    return api_reply_job(q, existing, 200);
+    if (wait > 0 && !http_wait_suspend(q, q->wait_id, clock_mono_s() + wait, api_job_done)) return *reply = MHD_YES, 1;
+    return *reply = api_reply_job(q, existing, 200), 1;
   }
   /* the window: earlier rows of this stream with time in [t-W+1, t-1], null where missing */
   json_t *rows = json_array();
@@ -408,45 +382,83 @@ enum MHD_Result api_cycle_create(http_req *q) {
   for (int i = 0; i < n; i++) store_cycle_free(&cy[i]);
   free(cy);
   if (rc) {
-    free(row);
     json_decref(rows);
-    json_decref(cfg);
-    return api_store_problem(q, rc, &err);
+    return *reply = api_store_problem(q, rc, &err), 1;
   }
   json_t *req = api_cycle_request(cfg, t, rows, from[0] ? from : NULL);
   json_decref(rows);
-  json_decref(cfg);
   job_spec spec;
   job_limits lim = {a->cfg.max_samples, (double)a->cfg.max_job_memory, a->cfg.max_job_work};
   if (job_spec_parse(&spec, req, &a->reg, &lim, (int)a->cfg.job_threads, &problem) ||
       api_check_background(a, &spec, &lim, &problem)) {
     job_spec_free(&spec);
     json_decref(req);
-    free(row);
-    return http_reply_problem(q, problem, NULL, NULL);
+    return *reply = http_reply_problem(q, problem, NULL, NULL), 1;
   }
   char *request = json_dumps(req, JSON_COMPACT | JSON_SORT_KEYS);
   json_decref(req);
-  if (!request || job_queue_reserve(a->jq)) {
+  if (!request) {
     job_spec_free(&spec);
-    free(row);
-    if (!request) return http_reply_problem(q, problem_new(PROB_INTERNAL, 0, "out of memory"), NULL, NULL);
+    return *reply = http_reply_problem(q, problem_new(PROB_INTERNAL, 0, "out of memory"), NULL, NULL), 1;
+  }
+  if (job_queue_reserve(a->jq)) {
+    job_spec_free(&spec);
     free(request);
-    return api_queue_full(q);
+    return *reply = api_queue_full(q), 1;
   }
   store_new_run nr = {spec.est->name, spec.time_index, spec.n_samples, request, NULL, NULL};
   store_run run;
   rc = store_cycle_insert(a->store, q->param, t, row, last, &nr, &run, &err);
   job_spec_free(&spec);
   free(request);
-  free(row);
   if (rc) {
     job_queue_release(a->jq);
+    if (rc == STORE_ECONFLICT) return 0; /* another request stored a cycle meanwhile: look again */
+    return *reply = api_store_problem(q, rc, &err), 1;
+  }
+  *reply = api_submitted(q, &run, wait, "cycle_submitted");
+  store_run_free(&run);
+  return 1;
+}
+
+enum MHD_Result api_cycle_create(http_req *q) {
+  if (q->started) return api_reply_job(q, q->wait_id, 202); /* resumed after ?wait */
+  double wait = api_wait_param(q);
+  if (wait < 0)
+    return http_reply_problem(q, problem_new(PROB_BAD_REQUEST, 0, "wait must be a number of seconds from 0 to %g",
+                                             API_MAX_WAIT), NULL, NULL);
+  enum MHD_Result reply;
+  json_t *body = api_body(q, &reply);
+  if (!body) return reply;
+  json_t *tj = json_object_get(body, "time_index"), *obs = json_object_get(body, "observations");
+  if (!json_is_object(body) || json_object_size(body) != 2 || !json_is_integer(tj) || !json_is_array(obs) ||
+      json_array_size(obs) != 1) {
+    json_decref(body);
+    return http_reply_problem(q, problem_new(PROB_VALIDATION, 0, "a cycle is {\"time_index\": t, \"observations\": "
+                                             "[row]}: one row (an array of the observed values, null for missing, or "
+                                             "null), as a window of one"), NULL, NULL);
+  }
+  long t = (long)json_integer_value(tj);
+  char *row = json_dumps(json_array_get(obs, 0), JSON_COMPACT | JSON_ENCODE_ANY);
+  json_decref(body);
+  store_stream st;
+  sb_error err = {0};
+  int rc = row ? store_stream_get(q->app->store, q->param, &st, &err) : sb_fail(&err, SB_ENOMEM, "out of memory");
+  if (rc) {
+    free(row);
     return api_store_problem(q, rc, &err);
   }
-  enum MHD_Result r = api_submitted(q, &run, wait, "cycle_submitted");
-  store_run_free(&run);
-  return r;
+  json_t *cfg = json_loads(st.config, 0, NULL);
+  store_stream_free(&st);
+  int done = 0;
+  for (int attempt = 0; cfg && !done && attempt < 4; attempt++) done = api_cycle_try(q, wait, t, row, cfg, &reply);
+  if (!done)
+    reply = http_reply_problem(q, problem_new(PROB_CONFLICT, 0, cfg ? "other cycles of this stream keep arriving at "
+                                              "the same time; retry" : "the stream's stored config is not JSON"),
+                               NULL, NULL);
+  free(row);
+  json_decref(cfg);
+  return reply;
 }
 
 enum MHD_Result api_forecast_create(http_req *q) {

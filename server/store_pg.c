@@ -1069,13 +1069,18 @@ static int pg_cycle_insert(store *base, const char *stream, long time_index, con
   int rc = pg_begin(c, err);
   const char *sv[1] = {stream};
   if (!rc) {
-    PGresult *r = pg_run(c, 1,
-                         "SELECT (SELECT coalesce(max(time_index), -1) FROM cycles WHERE stream_id = $1) FROM streams "
-                         "WHERE id = $1 FOR UPDATE",
-                         1, sv, NULL, NULL, 0);
-    if (!pg_ok(r)) rc = pg_fail(err, c, r, "cycle check");
+    /* the lock first; the newest cycle in a statement of its own, whose snapshot
+     * (READ COMMITTED) is taken after the lock, so it sees a cycle committed meanwhile */
+    PGresult *r = pg_run(c, 1, "SELECT 1 FROM streams WHERE id = $1 FOR UPDATE", 1, sv, NULL, NULL, 0);
+    if (!pg_ok(r)) rc = pg_fail(err, c, r, "lock stream");
     else if (PQntuples(r) == 0) rc = sb_fail(err, STORE_ENOTFOUND, "no stream with id %.40s", stream);
-    else if ((long)pg_ll(r, 0, 0) != last_time)
+    PQclear(r);
+    r = NULL;
+    if (!rc) {
+      r = pg_run(c, 1, "SELECT coalesce(max(time_index), -1) FROM cycles WHERE stream_id = $1", 1, sv, NULL, NULL, 0);
+      if (!pg_ok(r)) rc = pg_fail(err, c, r, "cycle check");
+    }
+    if (!rc && (long)pg_ll(r, 0, 0) != last_time)
       rc = sb_fail(err, STORE_ECONFLICT, "another cycle of stream %.40s was submitted at the same time; retry",
                    stream);
     PQclear(r);

@@ -235,6 +235,29 @@ def test_stream_cycles_chain_and_conflicts(daemon):
     assert daemon.get("/v1/assimilations/" + j6["id"]).status == 200  # its jobs stay
 
 
+def test_concurrent_retries_make_one_job(daemon):
+    """The same cycle sent by several clients at once (a retry storm): one job, every
+    answer names it (the insert re-checks the newest cycle in its transaction)."""
+    import threading
+    s = make_stream(daemon)
+    row = [0.25] * 40
+    out = []
+
+    def send():
+        r = cycle(daemon, s["id"], 0, row, wait=0)
+        out.append((r.status, r.json().get("id")))
+
+    threads = [threading.Thread(target=send) for _ in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert all(st in (200, 202) for st, _ in out), out
+    assert len({i for _, i in out}) == 1, out
+    items = daemon.get("/v1/streams/%s/cycles" % s["id"]).json()["items"]
+    assert len(items) == 1 and items[0]["job"] == out[0][1]
+
+
 def test_stream_window_and_bad_cycles(daemon):
     x = truth(12)
     y = observe(x)
