@@ -106,7 +106,55 @@ typedef struct cot_job {
   double *dscr;      /* [B][2 ns + no] */
   int D;
   double mu, sg, den;
+  const diff_bg_inv *bgi; /* the background's C^{-1} at this tau, or NULL */
+  double *bscr;           /* [B][2 ns + n_members] when bgi */
 } cot_job;
+
+/* The background term of sample b: cot[0..ns) += S C^{-1} (m_b - x_hat_1),
+ * the gradient of log N(m_b | x_hat_1, C) (diff_bg.h) with respect to the
+ * standardized x_hat of the first block. */
+static void cot_background(const cot_job *j, int b) {
+  const diff_guidance *g = j->g;
+  const diff_background *bg = g->background;
+  const int ns = bg->dim;
+  double *r = j->bscr + (size_t)b * (2 * ns + bg->n_members), *out = r + ns, *tmp = out + ns;
+  const float *xb = j->x + (size_t)b * j->D, *vb = j->v + (size_t)b * j->D;
+  for (int i = 0; i < ns; i++) {
+    double xh = (j->mu * xb[i] - j->sg * vb[i]) / j->den;
+    r[i] = bg->mean[i] - ((g->mean ? g->mean[i] : 0.0) + (g->scale ? g->scale[i] : 1.0) * xh);
+  }
+  diff_bg_solve(j->bgi, r, out, tmp);
+  float *cb = j->cot + (size_t)b * j->D;
+  for (int i = 0; i < ns; i++) cb[i] += (float)(out[i] * (g->scale ? g->scale[i] : 1.0));
+}
+
+/* The background's C^{-1} at a noise level with (sigma/mu)^2 = ratio2: the
+ * Tweedie covariance gamma ratio2 S^2 of the first block is added to its
+ * diagonal. Also allocates the per-sample scratch of cot_background. */
+static int background_prepare(const diff_guidance *g, double ratio2, int B, diff_bg_inv *inv, double **bscr,
+                              sb_error *err) {
+  const diff_background *bg = g->background;
+  const int ns = bg->dim;
+  double *extra = malloc(sizeof(double) * (size_t)ns);
+  *bscr = malloc(sizeof(double) * (size_t)B * (2 * (size_t)ns + (size_t)bg->n_members));
+  if (!extra || !*bscr) {
+    free(extra);
+    free(*bscr);
+    *bscr = NULL;
+    return sb_fail(err, SB_ENOMEM, "out of memory for the background of %d samples", B);
+  }
+  for (int i = 0; i < ns; i++) {
+    double s = g->scale ? g->scale[i] : 1.0;
+    extra[i] = g->gamma * ratio2 * s * s;
+  }
+  int rc = diff_bg_inv_init(inv, bg, extra, err);
+  free(extra);
+  if (rc) {
+    free(*bscr);
+    *bscr = NULL;
+  }
+  return rc;
+}
 
 static void cot_rows(void *ctx, int b0, int b1) {
   const cot_job *j = ctx;
@@ -131,6 +179,7 @@ static void cot_rows(void *ctx, int b0, int b1) {
       obs_apply_adjoint(op, yp, gp, 1);
       for (int i = 0; i < ns; i++) cb[k * ns + i] = (float)(gp[i] * (g->scale ? g->scale[k * ns + i] : 1.0));
     }
+    if (j->bgi) cot_background(j, b);
   }
 }
 
@@ -169,9 +218,19 @@ static int denoise(const diff_denoiser *d, const diff_guidance *g, const float *
       }
       var[k * no + i] = g->noise_std[i] * g->noise_std[i] + g->gamma * ratio2 * dd;
     }
-  cot_job job = {g, x, v, cot, var, var + (size_t)nb * no, d->dim, mu, sg, den};
+  cot_job job = {g, x, v, cot, var, var + (size_t)nb * no, d->dim, mu, sg, den, NULL, NULL};
+  diff_bg_inv bgi = {0};
+  if (g->background) {
+    if ((rc = background_prepare(g, ratio2, B, &bgi, &job.bscr, err))) {
+      free(var);
+      return rc;
+    }
+    job.bgi = &bgi;
+  }
   rc = d->v_vjp(d->ctx, x, tau, B, v, cot_rows, &job, cot, grad, err);
   free(var);
+  free(job.bscr);
+  diff_bg_inv_free(&bgi);
   if (rc) return rc;
   /* grad log p wrt x_tau = (d x_hat/d x_tau)^T cot = (mu cot - sigma J_v^T cot) / den;
    * eps_post = eps_hat - sigma grad, x_hat_post = x_hat + (sigma^2/mu) grad */
@@ -396,6 +455,9 @@ int diff_sample(const diff_denoiser *d, const diff_guidance *g, const diff_sampl
   if (g && (!d->v_vjp || g->n_blocks * g->op->state_dim != d->dim))
     return sb_fail(err, SB_EINVAL, "sampler: guidance needs a denoiser with a VJP over %d values",
                    g->n_blocks * g->op->state_dim);
+  if (g && g->background && (g->background->dim != g->op->state_dim || g->background->n_members < 0))
+    return sb_fail(err, SB_EINVAL, "sampler: a background of %d values for states of %d", g->background->dim,
+                   g->op->state_dim);
   run q = {d, g, c, B, d->dim, (size_t)B * d->dim, x, NULL, NULL, cancel, progress, progress_ctx,
            diff_evaluations(c), 0};
   const int D = d->dim;

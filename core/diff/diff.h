@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "diff/diff_bg.h"
 #include "obs/obs.h"
 #include "util/par.h"
 #include "util/sb_error.h"
@@ -61,6 +62,11 @@ typedef struct diff_guidance {
   const double *mean;   /* [dim] or NULL for 0 */
   const double *scale;  /* [dim] or NULL for 1 */
   double gamma;         /* Tweedie covariance factor, ~1e-2 */
+  /* A Gaussian prior on the first block (the window's first state), in
+   * physical units (diff_bg.h), or NULL. It enters the cotangent next to
+   * the likelihood, so a guided evaluation still costs one forward and one
+   * VJP. */
+  const diff_background *background;
 } diff_guidance;
 
 /* Samplers:

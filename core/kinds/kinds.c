@@ -105,6 +105,7 @@ int model_open_estimator(estimator **out, const char *path, sb_error *err) {
   e->sim = m->sim;
   e->window = m->W;
   e->has_window = m->kind->has_window;
+  e->accepts_background = m->kind->accepts_background;
   e->params = m->kind->request_params;
   e->check_options = m->kind->check_options;
   e->destroy = destroy;

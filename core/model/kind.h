@@ -37,6 +37,7 @@ struct model_kind {
   const char *what;      /* one line for help texts */
   int has_operator;      /* trained for one operator and noise */
   int has_window;        /* its estimator can return the whole window */
+  int accepts_background; /* its estimator uses a background for the window's first state (est.h) */
 
   /* network shape for a window of W states */
   int (*in_channels)(int W);

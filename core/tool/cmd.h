@@ -15,6 +15,7 @@ int cmd_train(int argc, char **argv);
 int cmd_model(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
+int cmd_cycle(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 
 /* sbida bench sample (cmd_bench_sample.c) */

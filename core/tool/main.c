@@ -13,6 +13,7 @@ static const sb_command commands[] = {
     {"model", "show a model file's metadata or change its default sampler settings", cmd_model},
     {"eval", "score an estimator (etkf, letkf, pf, model) on a seeded test set -> JSON, SVG", cmd_eval},
     {"compare", "side-by-side markdown table of eval JSON files", cmd_compare},
+    {"cycle", "cycle an estimator in process (analysis, forecast, background) -> RMSE, spread, JSON", cmd_cycle},
     {"bench", "benchmarks: `bench nn` compares the C nn engine with PyTorch", cmd_bench},
 };
 static const int n_commands = (int)(sizeof commands / sizeof commands[0]);

@@ -132,7 +132,7 @@ static void test_guided_matches_exact_posterior(void **state) {
   const int O = 4;
   double noise[4] = {1.0, 0.5, 1.0, 1.0};
   double y[4] = {3.0, 0.5, NAN, -1.0}; /* third observation missing */
-  diff_guidance g = {op, 1, y, noise, M, S, 1e-2};
+  diff_guidance g = {op, 1, y, noise, M, S, 1e-2, NULL};
   const int B = 3000;
   float *x = malloc(sizeof(float) * B * D);
   diff_sampler_config c;
@@ -221,7 +221,7 @@ static void test_guided_eps_by_hand(void **state) {
   for (int gi = 0; gi < 2; gi++)
     for (int ti = 0; ti < 2; ti++) {
       double gamma = gammas[gi], tau = taus[ti];
-      diff_guidance g = {op, NB, gy, gnoise, gM, gS, gamma};
+      diff_guidance g = {op, NB, gy, gnoise, gM, gS, gamma, NULL};
       float x[2 * D], eps[2 * D], xh[2 * D], *scratch = malloc(sizeof(float) * diff_eps_scratch(&denoiser, &g, 2));
       for (int b = 0; b < 2; b++)
         for (int j = 0; j < D; j++) x[b * D + j] = (float)(0.4 * j - 1.0 + 0.7 * b);

@@ -396,6 +396,57 @@ static void test_model_any_n_and_window(void **state) {
   est_free(e);
 }
 
+/* A background for the first state reaches the local score's guidance
+ * (the same term as composed-score, tested exactly in test_diff_bg.c): an
+ * ensemble of 8 members spread 0.2 around a state 1.5 away from the
+ * observations' level pulls the first state's sample mean to within 0.5
+ * RMS of the background mean (measured in the print) and at most half as
+ * far as without it. */
+static void test_model_background(void **state) {
+  (void)state;
+  estimator *e;
+  sb_error err;
+  assert_int_equal(est_open(&e, model_path, NULL, 0, &err), 0);
+  assert_true(e->accepts_background);
+  const int N = 16, W = 5, S = 24, K = 8;
+  sim *s;
+  obs_op *op;
+  obs_noise nz;
+  double *y, mem[8 * 16], bm[16];
+  est_problem p;
+  problem_at(e, N, W, &s, &op, &nz, &y, &p);
+  rng g;
+  rng_init(&g, 4, 1);
+  for (int i = 0; i < N; i++) bm[i] = 0.5 + 2.0 * cos(0.9 * i);
+  for (int k = 0; k < K; k++)
+    for (int i = 0; i < N; i++) mem[k * N + i] = bm[i] + 0.2 * rng_normal(&g);
+  for (int i = 0; i < N; i++) { /* bm: the members' own mean */
+    bm[i] = 0;
+    for (int k = 0; k < K; k++) bm[i] += mem[k * N + i] / K;
+  }
+  est_background bg = {.n_members = K, .members = mem};
+  json_t *params = json_pack("{s:i, s:f}", "steps", 32, "gamma", 1.0);
+  est_options o = {.n_samples = S, .seed = 5, .want_window = 1, .params = params};
+  est_result r0, r1;
+  assert_int_equal(est_sample(e, &p, &o, &r0, &err), 0);
+  p.background = &bg;
+  if (est_sample(e, &p, &o, &r1, &err)) fail_msg("%s", err.msg);
+  json_t *d = json_object_get(r1.diagnostics, "background");
+  assert_int_equal(json_integer_value(json_object_get(d, "members")), K);
+  double d0 = tu_rmse_of_mean(r0.window_samples, S, (size_t)W * N, N, bm, NULL);
+  double d1 = tu_rmse_of_mean(r1.window_samples, S, (size_t)W * N, N, bm, NULL);
+  print_message("local-score: first state's mean to the background mean: %.3f with it, %.3f without\n", d1, d0);
+  assert_true(d1 < 0.5 && d1 < 0.5 * d0);
+  est_result_free(&r0);
+  est_result_free(&r1);
+  json_decref(params);
+  free(y);
+  obs_noise_free(&nz);
+  obs_free(op);
+  sim_free(s);
+  est_free(e);
+}
+
 static void expect_refused(estimator *e, int N, int W, const char *says) {
   sim *s;
   obs_op *op;
@@ -461,6 +512,7 @@ int main(void) {
       cmocka_unit_test(test_threads_bit_identical),
       cmocka_unit_test(test_network_any_n),
       cmocka_unit_test(test_model_any_n_and_window),
+      cmocka_unit_test(test_model_background),
       cmocka_unit_test(test_ranges_refused_with_reason),
       cmocka_unit_test(test_per_node_normalization_refused),
   };

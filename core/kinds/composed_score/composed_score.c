@@ -14,6 +14,7 @@ const model_kind kind_composed_score = {
     .what = "diffusion prior over windows, any linear-Gaussian operator at request time",
     .has_operator = 0,
     .has_window = 1,
+    .accepts_background = 1,
     .in_channels = in_channels,
     .out_channels = out_channels,
     .n_scalars = n_scalars,

@@ -45,6 +45,7 @@ const model_kind kind_local_score = {
     .what = "diffusion prior over runs of 2k+1 states, assembled for any window and state size",
     .has_operator = 0,
     .has_window = 1,
+    .accepts_background = 1,
     .in_channels = in_channels,
     .out_channels = out_channels,
     .n_scalars = n_scalars,

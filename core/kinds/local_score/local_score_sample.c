@@ -277,7 +277,8 @@ int local_score_estimator_sample(estimator *e, const est_problem *p, const est_o
   memset(&mn, 0, sizeof mn);
   diff_denoiser d;
   float *x = NULL;
-  double *gmean = NULL, *gscale = NULL;
+  double *gmean = NULL, *gscale = NULL, *bbuf = NULL;
+  diff_background bg = {0};
   local_score_net net = {m->W, N, &mn, mn_v, mn_vjp};
   int rc = local_score_denoiser_init(&den, &net, W, p->time_index, S, o->threads, &d, err);
   if (!rc) rc = mn_init(&mn, m, N, local_score_workers(den), 1, err);
@@ -290,7 +291,8 @@ int local_score_estimator_sample(estimator *e, const est_problem *p, const est_o
     goto done;
   }
   for (int i = 0; i < D; i++) gmean[i] = mean, gscale[i] = std;
-  diff_guidance g = {p->op, W, p->y, p->noise->std, gmean, gscale, gamma};
+  if ((rc = score_net_background(p, o->params, &bg, &bbuf, err))) goto done;
+  diff_guidance g = {p->op, W, p->y, p->noise->std, gmean, gscale, gamma, bg.dim ? &bg : NULL};
   if ((rc = diff_sample(&d, &g, &cfg, S, o->seed, 0, x, o->cancel, o->progress, o->progress_ctx, err))) goto done;
   if ((rc = est_result_alloc(r, S, N, W, o->want_window, 0, err))) goto done;
   for (int s = 0; s < S; s++) {
@@ -304,9 +306,10 @@ int local_score_estimator_sample(estimator *e, const est_problem *p, const est_o
                                 cfg.tau_l, "gamma", gamma));
   json_object_set_new(r->diagnostics, "local",
                       json_pack("{s:i, s:i, s:i}", "k", m->W / 2, "runs", W - m->W + 1, "state_dim", N));
+  if (bg.dim) json_object_set_new(r->diagnostics, "background", score_net_background_json(&bg, o->params));
 done:
   local_score_denoiser_free(den);
   mn_free(&mn);
-  free(x); free(gmean); free(gscale);
+  free(x); free(gmean); free(gscale); free(bbuf);
   return rc;
 }

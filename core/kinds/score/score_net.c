@@ -127,6 +127,8 @@ const params_spec score_net_params[] = {
     {"rho", PARAM_NUM, 0, 100, 1},
     {"sigma_max", PARAM_NUM, 0, 1e4, 0},
     {"gamma", PARAM_NUM, 0, 1e6, 0},
+    {"background_jitter", PARAM_NUM, 0, 100, 0},
+    {"background_inflation", PARAM_NUM, 0.1, 10, 0},
     {NULL, 0, 0, 0, 0},
 };
 
@@ -249,6 +251,51 @@ int score_net_meta_from_json(model *m, const json_t *section, sb_error *err) {
 }
 
 // ----------------------------------------------------------------------------
+// background (cycling)
+
+int score_net_background(const est_problem *p, const json_t *params, diff_background *out, double **buf,
+                         sb_error *err) {
+  memset(out, 0, sizeof *out);
+  *buf = NULL;
+  const est_background *b = p->background;
+  if (!b) return SB_OK;
+  const int N = p->sim->dim, S = b->members ? b->n_members : 0;
+  const double infl = params_num(params, "background_inflation", 1.0);
+  const double jitter = params_num(params, "background_jitter", SCORE_NET_BG_JITTER);
+  double *m = malloc(sizeof(double) * (size_t)N * (2 + (size_t)S));
+  if (!m) return sb_fail(err, SB_ENOMEM, "out of memory for a background of %d members of %d values", S, N);
+  double *mean = m, *diag = m + N, *anom = m + 2 * (size_t)N;
+  if (!b->members) {
+    for (int i = 0; i < N; i++) mean[i] = b->mean[i], diag[i] = infl * infl * b->std[i] * b->std[i];
+  } else {
+    for (int i = 0; i < N; i++) mean[i] = 0.0;
+    for (int j = 0; j < S; j++)
+      for (int i = 0; i < N; i++) mean[i] += b->members[(size_t)j * N + i] / S;
+    const double f = infl / sqrt((double)(S - 1));
+    double var = 0.0;
+    for (int j = 0; j < S; j++)
+      for (int i = 0; i < N; i++) {
+        double a = f * (b->members[(size_t)j * N + i] - mean[i]);
+        anom[(size_t)j * N + i] = a;
+        var += a * a;
+      }
+    double delta = jitter * var / N;
+    if (!(delta > 1e-12)) delta = 1e-12;
+    for (int i = 0; i < N; i++) diag[i] = delta;
+  }
+  *out = (diff_background){N, S, mean, S ? anom : NULL, diag};
+  *buf = m;
+  return SB_OK;
+}
+
+json_t *score_net_background_json(const diff_background *b, const json_t *params) {
+  if (!b->dim) return NULL;
+  return json_pack("{s:i, s:f, s:f}", "members", b->n_members, "inflation",
+                   params_num(params, "background_inflation", 1.0), "jitter",
+                   b->n_members ? params_num(params, "background_jitter", SCORE_NET_BG_JITTER) : 0.0);
+}
+
+// ----------------------------------------------------------------------------
 // sampling
 
 int score_net_sample(const model *sm, const est_problem *p, const est_options *o, const float *cond, int guided,
@@ -262,7 +309,8 @@ int score_net_sample(const model *sm, const est_problem *p, const est_options *o
   score_ctx c;
   const int D = sm->kind->out_channels(W) * N;
   float *x = NULL;
-  double *gmean = NULL, *gscale = NULL;
+  double *gmean = NULL, *gscale = NULL, *bbuf = NULL;
+  diff_background bg = {0};
   if ((rc = ctx_init(&c, sm, S, o->threads, guided, err))) goto done;
   c.t_scaled = (double)p->time_index / (double)sm->sim->t_max;
   c.cond = cond;
@@ -282,7 +330,8 @@ int score_net_sample(const model *sm, const est_problem *p, const est_options *o
     }
     for (int w = 0; w < W; w++)
       for (int n = 0; n < N; n++) gmean[w * N + n] = sm->mean[n], gscale[w * N + n] = sm->std[n];
-    g = (diff_guidance){p->op, W, p->y, p->noise->std, gmean, gscale, gamma};
+    if ((rc = score_net_background(p, o->params, &bg, &bbuf, err))) goto done;
+    g = (diff_guidance){p->op, W, p->y, p->noise->std, gmean, gscale, gamma, bg.dim ? &bg : NULL};
     gp = &g;
   }
   if ((rc = diff_sample(&d, gp, &cfg, S, o->seed, 0, x, o->cancel, o->progress, o->progress_ctx, err))) goto done;
@@ -297,9 +346,10 @@ int score_net_sample(const model *sm, const est_problem *p, const est_options *o
           r->window_samples[((size_t)s * W + w) * N + n] = sm->mean[n] + sm->std[n] * x[((size_t)s * c.xch + w) * N + n];
   }
   json_object_set_new(r->diagnostics, "sampler", settings_json(&cfg, gamma, 0));
+  if (bg.dim) json_object_set_new(r->diagnostics, "background", score_net_background_json(&bg, o->params));
 done:
   ctx_free(&c);
-  free(x); free(gmean); free(gscale);
+  free(x); free(gmean); free(gscale); free(bbuf);
   return rc;
 }
 

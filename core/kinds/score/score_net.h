@@ -15,7 +15,8 @@
 
 /* sampler (pc, dpm2m, dpm2m-sde, heun), steps (1..4096), corrections
  * (0..16), tau_l (0..10), schedule (lambda, edm, tau), rho (> 0), gamma
- * (0..1e6); the names are checked by score_net_check_options (requests) and
+ * (0..1e6), background_jitter (0..100) and background_inflation (0.1..10)
+ * (score_net_background); the names are checked by score_net_check_options (requests) and
  * score_net_from_config (configs, sbida model --set-sampler) */
 extern const params_spec score_net_params[];
 int score_net_check_options(const estimator *e, const est_options *o, sb_error *err);
@@ -27,6 +28,20 @@ void score_net_settings(const model *m, const json_t *params, diff_sampler_confi
 int score_net_from_config(model *m, const json_t *section, const json_t *arch, sb_error *err);
 json_t *score_net_meta_to_json(const model *m);
 int score_net_meta_from_json(model *m, const json_t *section, sb_error *err);
+
+/* The guidance's background (diff_bg.h) from p->background, with the
+ * request's background_inflation (default 1: anomalies, or std, times it)
+ * and background_jitter (default SCORE_NET_BG_JITTER): an ensemble's
+ * covariance becomes U^T U + delta I with delta = jitter x the mean
+ * ensemble variance over components (floor 1e-12), so C is invertible
+ * when S_b <= N and the few members do not pin x_1 to their subspace.
+ * *buf (free it) holds the arrays; out->dim = 0 when p has no background. */
+#define SCORE_NET_BG_JITTER 0.05
+int score_net_background(const est_problem *p, const json_t *params, diff_background *out, double **buf,
+                         sb_error *err);
+/* The background part of a result's diagnostics ("background": {...}), or
+ * NULL without one. */
+json_t *score_net_background_json(const diff_background *b, const json_t *params);
 
 /* Draws o->n_samples samples for problem p: cond [2W][N] lifted
  * observations (posterior) or NULL; guided = 1 conditions the prior on p's
