@@ -654,6 +654,9 @@ static void test_streams_and_cycles(void **state) {
   for (int i = 0; i < count; i++) store_cycle_free(&cy[i]);
   free(cy);
   /* only succeeded ones, and at or before a time */
+  int taken = 0;
+  assert_int_equal(store_mark_running(s, r0.id, 8, &taken, &err), 0);
+  assert_int_equal(taken, 1);
   assert_int_equal(store_finish(s, r0.id, "succeeded", 9, "{\"mean\":[1]}", NULL, 0, 0, NULL, &err), 0);
   assert_int_equal(store_cycle_list(s, sid, 2, 1, 10, &cy, &count, &err), 0);
   assert_int_equal(count, 1);
