@@ -8,8 +8,10 @@
 #include <strings.h>
 
 #include "clock.h"
+#include "api_jobs.h"
 #include "http_routes.h"
 #include "http_wait.h"
+#include "job_background.h"
 #include "job_spec.h"
 #include "job_state.h"
 #include "log.h"
@@ -18,7 +20,6 @@
 #include "page_token.h"
 #include "problem.h"
 
-#define API_MAX_WAIT 60.0
 
 static json_t *api_time(int64_t ms) {
   if (!ms) return json_null();
@@ -59,7 +60,7 @@ static json_t *api_job_json(http_req *q, const store_run *r, int with_result) {
   return o;
 }
 
-static enum MHD_Result api_store_problem(http_req *q, int rc, const sb_error *err) {
+enum MHD_Result api_store_problem(http_req *q, int rc, const sb_error *err) {
   if (rc == STORE_ENOTFOUND) return http_reply_problem(q, problem_new(PROB_NOT_FOUND, 0, "%s", err->msg), NULL, NULL);
   if (rc == STORE_ECONFLICT) return http_reply_problem(q, problem_new(PROB_CONFLICT, 0, "%s", err->msg), NULL, NULL);
   if (rc == STORE_EMISMATCH)
@@ -70,7 +71,7 @@ static enum MHD_Result api_store_problem(http_req *q, int rc, const sb_error *er
 }
 
 /* Answers with the job: 200 when finished (or asked for), 202 while pending. */
-static enum MHD_Result api_reply_job(http_req *q, const char *id, int pending_status) {
+enum MHD_Result api_reply_job(http_req *q, const char *id, int pending_status) {
   store_run r;
   sb_error err = {0};
   int rc = store_get(q->app->store, id, &r, &err);
@@ -83,7 +84,7 @@ static enum MHD_Result api_reply_job(http_req *q, const char *id, int pending_st
   return http_reply_json(q, status, j, loc);
 }
 
-static int api_job_done(http_req *q, const char *id) {
+int api_job_done(http_req *q, const char *id) {
   store_run r;
   if (store_get(q->app->store, id, &r, NULL)) return 1;
   int done = api_finished(r.state);
@@ -91,10 +92,9 @@ static int api_job_done(http_req *q, const char *id) {
   return done;
 }
 
-/* Parses ?wait=SECONDS: 0 when absent, -1 when invalid. */
 /* ?wait=S: seconds to long-poll, capped at API_MAX_WAIT (a client asking
  * for more gets the longest wait, not an error); -1 when not a number >= 0. */
-static double api_wait_param(http_req *q) {
+double api_wait_param(http_req *q) {
   const char *w = http_query(q, "wait");
   if (!w) return 0;
   char *end;
@@ -107,6 +107,11 @@ static uint64_t api_fnv1a(const char *s) {
   uint64_t h = 1469598103934665603ULL;
   for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
   return h;
+}
+
+int api_check_background(app *a, job_spec *spec, const job_limits *lim, json_t **problem) {
+  if (job_background_check(spec, a->store, problem)) return SB_EINVAL;
+  return job_spec_check_limits(spec, lim, (int)a->cfg.job_threads, problem);
 }
 
 enum MHD_Result api_assim_create(http_req *q) {
@@ -136,7 +141,8 @@ enum MHD_Result api_assim_create(http_req *q) {
   job_spec spec;
   json_t *problem = NULL;
   job_limits lim = {a->cfg.max_samples, (double)a->cfg.max_job_memory, a->cfg.max_job_work};
-  if (job_spec_parse(&spec, body, &a->reg, &lim, (int)a->cfg.job_threads, &problem)) {
+  if (job_spec_parse(&spec, body, &a->reg, &lim, (int)a->cfg.job_threads, &problem) ||
+      api_check_background(a, &spec, &lim, &problem)) {
     job_spec_free(&spec);
     json_decref(body);
     return http_reply_problem(q, problem, NULL, NULL);

@@ -172,7 +172,7 @@ static int job_execute(job_slot *slot) {
                                                "n_samples", run.n_samples, "attempt", run.attempts));
   double t0 = clock_mono_s();
   job_outcome out;
-  job_run(q->o.reg, run.request, q->o.job_threads, &slot->cancel, job_progress_cb, slot, &out);
+  job_run(q->o.reg, q->o.store, run.request, q->o.job_threads, &slot->cancel, job_progress_cb, slot, &out);
   double dt = clock_mono_s() - t0;
   metrics_observe(METRIC_JOB_SECONDS, dt);
   uv_mutex_lock(&q->mu);

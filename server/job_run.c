@@ -8,6 +8,8 @@
 
 #include "clock.h"
 #include "util/jsonb.h"
+#include "job_background.h"
+#include "job_forecast.h"
 #include "job_spec.h"
 #include "job_state.h"
 #include "problem.h"
@@ -99,13 +101,52 @@ static void job_fail(job_outcome *out, json_t *problem) {
   json_decref(problem);
 }
 
-void job_run(registry *reg, const char *request, int threads, const sb_cancel *cancel,
+void job_run_finish(const job_spec *s, const est_result *r, double elapsed, json_t *extra, job_outcome *out) {
+  json_t *sum = job_summary(s, r);
+  if (sum) {
+    int bad = 0;
+    json_t *diag = json_object_get(sum, "diagnostics");
+    json_t *d2 = json_deep_copy(diag);
+    jb_set(d2, "seed", json_integer((json_int_t)s->seed), &bad);
+    jb_set(d2, "sampling_seconds", json_real(elapsed), &bad);
+    json_t *src = reg_entry_source(reg_entry_of(s->snap, s->est)); /* which version of a model file ran */
+    if (src) jb_set(d2, "model_file", src, &bad);
+    if (extra && d2 && json_object_update(d2, extra)) bad = 1;
+    jb_set(sum, "diagnostics", d2, &bad);
+    out->result = bad ? NULL : json_dumps(sum, JSON_COMPACT | JSON_REAL_PRECISION(9));
+    json_decref(sum);
+  }
+  size_t n = (size_t)r->n_samples * (size_t)r->dim;
+  out->samples = malloc(n * sizeof(float));
+  if (!out->result || !out->samples) {
+    free(out->result), free(out->samples);
+    out->result = NULL, out->samples = NULL;
+    job_fail(out, problem_new(PROB_JOB_FAILED, 0, "out of memory while summarizing %d samples", r->n_samples));
+  } else {
+    for (size_t i = 0; i < n; i++) out->samples[i] = (float)r->samples[i];
+    out->n_samples = r->n_samples;
+    out->dim = r->dim;
+    out->state = job_state_name(JOB_SUCCEEDED);
+  }
+}
+
+void job_run_fail(job_outcome *out, int rc, const sb_error *err) {
+  job_fail(out, problem_new(PROB_JOB_FAILED, rc == SB_EINVAL || rc == SB_ERANGE || rc == SB_ENOTSUP ? 422 : 500,
+                            "%s (%s)", err->msg, sb_strerror(rc)));
+}
+
+void job_run(registry *reg, store *st, const char *request, int threads, const sb_cancel *cancel,
              void (*progress)(void *ctx, double fraction), void *progress_ctx, job_outcome *out) {
   memset(out, 0, sizeof *out);
   json_error_t jerr;
   json_t *body = json_loads(request, 0, &jerr);
   if (!body) {
     job_fail(out, problem_new(PROB_JOB_FAILED, 0, "stored request is not valid JSON: %s", jerr.text));
+    return;
+  }
+  if (json_object_get(body, "forecast")) { /* POST /v1/forecasts (job_forecast.c) */
+    job_forecast_run(reg, st, body, cancel, out);
+    json_decref(body);
     return;
   }
   job_spec s;
@@ -120,46 +161,28 @@ void job_run(registry *reg, const char *request, int threads, const sb_cancel *c
     job_fail(out, p);
     return;
   }
-  est_problem p = {s.sim_use, s.op_use, &s.noise, s.window, s.time_index, s.y, NULL};
+  sb_error err = {0};
+  int rc = job_background_resolve(&s, st, &err);
+  if (rc) {
+    job_run_fail(out, rc, &err);
+    job_spec_free(&s);
+    json_decref(body);
+    return;
+  }
+  est_problem p = {s.sim_use, s.op_use, &s.noise, s.window, s.time_index, s.y, job_spec_background(&s)};
   est_options o = {.n_samples = s.n_samples, .seed = s.seed, .want_window = s.want_window, .threads = threads,
                    .cancel = cancel, .progress = progress, .progress_ctx = progress_ctx, .params = s.params};
   est_result r;
-  sb_error err = {0};
   double t0 = clock_mono_s();
-  int rc = est_sample(s.est, &p, &o, &r, &err);
+  rc = est_sample(s.est, &p, &o, &r, &err);
   double elapsed = clock_mono_s() - t0;
   if (rc == SB_ECANCEL || sb_cancelled(cancel)) {
     if (!rc) est_result_free(&r);
     out->state = job_state_name(JOB_CANCELLED);
   } else if (rc) {
-    job_fail(out, problem_new(PROB_JOB_FAILED, rc == SB_EINVAL || rc == SB_ERANGE || rc == SB_ENOTSUP ? 422 : 500,
-                              "%s (%s)", err.msg, sb_strerror(rc)));
+    job_run_fail(out, rc, &err);
   } else {
-    json_t *sum = job_summary(&s, &r);
-    if (sum) {
-      int bad = 0;
-      json_t *diag = json_object_get(sum, "diagnostics");
-      json_t *d2 = json_deep_copy(diag);
-      jb_set(d2, "seed", json_integer((json_int_t)s.seed), &bad);
-      jb_set(d2, "sampling_seconds", json_real(elapsed), &bad);
-      json_t *src = reg_entry_source(reg_entry_of(s.snap, s.est)); /* which version of a model file ran */
-      if (src) jb_set(d2, "model_file", src, &bad);
-      jb_set(sum, "diagnostics", d2, &bad);
-      out->result = bad ? NULL : json_dumps(sum, JSON_COMPACT | JSON_REAL_PRECISION(9));
-      json_decref(sum);
-    }
-    size_t n = (size_t)r.n_samples * (size_t)r.dim;
-    out->samples = malloc(n * sizeof(float));
-    if (!out->result || !out->samples) {
-      free(out->result), free(out->samples);
-      out->result = NULL, out->samples = NULL;
-      job_fail(out, problem_new(PROB_JOB_FAILED, 0, "out of memory while summarizing %d samples", r.n_samples));
-    } else {
-      for (size_t i = 0; i < n; i++) out->samples[i] = (float)r.samples[i];
-      out->n_samples = r.n_samples;
-      out->dim = r.dim;
-      out->state = job_state_name(JOB_SUCCEEDED);
-    }
+    job_run_finish(&s, &r, elapsed, NULL, out);
     est_result_free(&r);
   }
   job_spec_free(&s);

@@ -7,6 +7,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "job_background.h"
 #include "problem.h"
 
 static int job_bad(json_t **problem, json_t *p) {
@@ -15,7 +16,7 @@ static int job_bad(json_t **problem, json_t *p) {
 }
 
 static const char *const job_fields[] = {"estimator", "time_index", "observations", "operator", "noise_std",
-                                         "n_samples", "seed", "return", "params", "state_dim", NULL};
+                                         "n_samples", "seed", "return", "params", "state_dim", "background", NULL};
 static const char *const job_return_fields[] = {"samples", "quantiles", "window", NULL};
 
 static const char *job_unknown_key(const json_t *o, const char *const *known) {
@@ -29,8 +30,12 @@ static const char *job_unknown_key(const json_t *o, const char *const *known) {
   return NULL;
 }
 
+const est_background *job_spec_background(const job_spec *s) {
+  return s->has_background && (s->bg.members || s->bg.mean) ? &s->bg : NULL;
+}
+
 void job_spec_cost(const job_spec *s, int threads, est_cost *c) {
-  est_problem p = {s->est->sim, s->op_use, &s->noise, s->window, s->time_index, s->y, NULL};
+  est_problem p = {s->est->sim, s->op_use, &s->noise, s->window, s->time_index, s->y, job_spec_background(s)};
   est_options o = {.n_samples = s->n_samples, .want_window = s->want_window, .threads = threads, .params = s->params};
   est_estimate(s->est, &p, &o, c);
   double S = s->n_samples, n = s->est->sim->dim, W = s->window;
@@ -39,6 +44,76 @@ void job_spec_cost(const job_spec *s, int threads, est_cost *c) {
   c->bytes += 4.0 * S * n + 8.0 * S + 88.0 * n * (2 + s->n_quantiles) + (s->want_window ? 88.0 * W * n : 0);
   if (s->want_samples) c->bytes += 88.0 * S * n + (s->est->has_density ? 88.0 * S : 0);
   c->flops += S * n * (log2(S + 1) + 4) + (s->want_window ? S * W * n : 0);
+  /* a background: its members (doubles), and for from_job the float copy read back and its forecast */
+  double Sb = s->bg_from_job[0] ? s->bg_from_n : s->bg.n_members;
+  c->bytes += 8.0 * Sb * n + (s->bg_from_job[0] ? 4.0 * Sb * n : 0) + (s->bg.mean ? 16.0 * n : 0);
+  if (s->bg_from_job[0]) c->flops += Sb * (double)s->bg_from_steps * s->est->sim->flops_step;
+}
+
+int job_spec_check_limits(const job_spec *s, const job_limits *lim, int threads, json_t **problem) {
+  if (!lim) return SB_OK;
+  est_cost c;
+  job_spec_cost(s, threads, &c);
+  if (c.bytes > lim->max_bytes)
+    return job_bad(problem, problem_new(PROB_LIMIT, 0, "this job would need about %.3g MB of memory, the limit is "
+                                        "%.3g MB (--max-job-memory); ask for fewer samples, particles or members, a "
+                                        "shorter window, or leave out return.samples / return.window",
+                                        c.bytes / 1e6, lim->max_bytes / 1e6));
+  if (c.flops > lim->max_flops)
+    return job_bad(problem, problem_new(PROB_LIMIT, 0, "this job would need about %.3g floating-point operations, "
+                                        "the limit is %.3g (--max-job-work); ask for fewer samples, particles or "
+                                        "members, or a shorter window", c.flops, lim->max_flops));
+  return SB_OK;
+}
+
+/* body["return"] (j, may be NULL) into s->want_samples, want_window and the
+ * quantiles (s->est set). */
+int job_spec_parse_return(job_spec *s, const json_t *j, json_t **problem) {
+  const estimator *e = s->est;
+  const char *unk;
+  s->n_quantiles = 3;
+  s->quantiles[0] = 0.05, s->quantiles[1] = 0.5, s->quantiles[2] = 0.95;
+  if (j) {
+    if (!json_is_object(j))
+      return job_bad(problem, problem_new(PROB_VALIDATION, 0, "'return' must be an object like {\"samples\": false, "
+                                          "\"quantiles\": [0.05, 0.5, 0.95], \"window\": false}"));
+    if ((unk = job_unknown_key(j, job_return_fields)))
+      return job_bad(problem, problem_new(PROB_VALIDATION, 0, "unknown field 'return.%.100s'; allowed: samples, "
+                                          "quantiles, window", unk));
+    json_t *b = json_object_get(j, "samples");
+    if (b && !json_is_boolean(b))
+      return job_bad(problem, problem_new(PROB_VALIDATION, 0, "'return.samples' must be true or false"));
+    s->want_samples = b && json_is_true(b);
+    b = json_object_get(j, "window");
+    if (b && !json_is_boolean(b))
+      return job_bad(problem, problem_new(PROB_VALIDATION, 0, "'return.window' must be true or false"));
+    s->want_window = b && json_is_true(b);
+    if (s->want_window && !e->has_window)
+      return job_bad(problem, problem_new(PROB_VALIDATION, 0, "estimator %s cannot return the states of the whole "
+                                          "window; set return.window to false", e->name));
+    b = json_object_get(j, "quantiles");
+    if (b) {
+      if (!json_is_array(b) || json_array_size(b) > JOB_MAX_QUANTILES)
+        return job_bad(problem, problem_new(PROB_VALIDATION, 0, "'return.quantiles' must be an array of at most %d "
+                                            "numbers strictly between 0 and 1", JOB_MAX_QUANTILES));
+      s->n_quantiles = (int)json_array_size(b);
+      for (int i = 0; i < s->n_quantiles; i++) {
+        json_t *q = json_array_get(b, (size_t)i);
+        double v = json_is_number(q) ? json_number_value(q) : -1;
+        if (!(v > 0 && v < 1))
+          return job_bad(problem, problem_new(PROB_VALIDATION, 0, "return.quantiles[%d] must be a number strictly "
+                                              "between 0 and 1", i));
+        s->quantiles[i] = v;
+        char name[32], other[32];
+        job_quantile_name(v, name, sizeof name);
+        for (int k = 0; k < i; k++)
+          if (!strcmp(job_quantile_name(s->quantiles[k], other, sizeof other), name))
+            return job_bad(problem, problem_new(PROB_VALIDATION, 0, "return.quantiles[%d] repeats %s (as [%d]); "
+                                                "ask for each quantile once", i, name, k));
+      }
+    }
+  }
+  return SB_OK;
 }
 
 int job_spec_parse(job_spec *s, const json_t *body, registry *reg, const job_limits *lim, int threads,
@@ -53,7 +128,8 @@ int job_spec_parse(job_spec *s, const json_t *body, registry *reg, const job_lim
   const char *unk = job_unknown_key(body, job_fields);
   if (unk)
     return job_bad(problem, problem_new(PROB_VALIDATION, 0, "unknown field '%.100s'; allowed: estimator, time_index, "
-                                        "observations, operator, noise_std, n_samples, seed, return, params, state_dim", unk));
+                                        "observations, operator, noise_std, n_samples, seed, return, params, state_dim, "
+                                        "background", unk));
   json_t *j = json_object_get(body, "estimator");
   if (!json_is_string(j))
     return job_bad(problem, problem_new(PROB_VALIDATION, 0, "'estimator' must be a string naming an estimator "
@@ -113,49 +189,7 @@ int job_spec_parse(job_spec *s, const json_t *body, registry *reg, const job_lim
   }
 
   /* return */
-  s->n_quantiles = 3;
-  s->quantiles[0] = 0.05, s->quantiles[1] = 0.5, s->quantiles[2] = 0.95;
-  j = json_object_get(body, "return");
-  if (j) {
-    if (!json_is_object(j))
-      return job_bad(problem, problem_new(PROB_VALIDATION, 0, "'return' must be an object like {\"samples\": false, "
-                                          "\"quantiles\": [0.05, 0.5, 0.95], \"window\": false}"));
-    if ((unk = job_unknown_key(j, job_return_fields)))
-      return job_bad(problem, problem_new(PROB_VALIDATION, 0, "unknown field 'return.%.100s'; allowed: samples, "
-                                          "quantiles, window", unk));
-    json_t *b = json_object_get(j, "samples");
-    if (b && !json_is_boolean(b))
-      return job_bad(problem, problem_new(PROB_VALIDATION, 0, "'return.samples' must be true or false"));
-    s->want_samples = b && json_is_true(b);
-    b = json_object_get(j, "window");
-    if (b && !json_is_boolean(b))
-      return job_bad(problem, problem_new(PROB_VALIDATION, 0, "'return.window' must be true or false"));
-    s->want_window = b && json_is_true(b);
-    if (s->want_window && !e->has_window)
-      return job_bad(problem, problem_new(PROB_VALIDATION, 0, "estimator %s cannot return the states of the whole "
-                                          "window; set return.window to false", e->name));
-    b = json_object_get(j, "quantiles");
-    if (b) {
-      if (!json_is_array(b) || json_array_size(b) > JOB_MAX_QUANTILES)
-        return job_bad(problem, problem_new(PROB_VALIDATION, 0, "'return.quantiles' must be an array of at most %d "
-                                            "numbers strictly between 0 and 1", JOB_MAX_QUANTILES));
-      s->n_quantiles = (int)json_array_size(b);
-      for (int i = 0; i < s->n_quantiles; i++) {
-        json_t *q = json_array_get(b, (size_t)i);
-        double v = json_is_number(q) ? json_number_value(q) : -1;
-        if (!(v > 0 && v < 1))
-          return job_bad(problem, problem_new(PROB_VALIDATION, 0, "return.quantiles[%d] must be a number strictly "
-                                              "between 0 and 1", i));
-        s->quantiles[i] = v;
-        char name[32], other[32];
-        job_quantile_name(v, name, sizeof name);
-        for (int k = 0; k < i; k++)
-          if (!strcmp(job_quantile_name(s->quantiles[k], other, sizeof other), name))
-            return job_bad(problem, problem_new(PROB_VALIDATION, 0, "return.quantiles[%d] repeats %s (as [%d]); "
-                                                "ask for each quantile once", i, name, k));
-      }
-    }
-  }
+  if (job_spec_parse_return(s, json_object_get(body, "return"), problem)) return SB_EINVAL;
   j = json_object_get(body, "params");
   if (j) {
     if (!json_is_object(j))
@@ -215,26 +249,15 @@ int job_spec_parse(job_spec *s, const json_t *body, registry *reg, const job_lim
                                         obs_type_name(s->op_use), st));
   }
 
-  est_problem p = {sm, s->op_use, &s->noise, s->window, s->time_index, s->y, NULL};
+  j = json_object_get(body, "background");
+  if (j && job_background_parse(s, j, s->snap, max_samples, problem)) return SB_EINVAL;
+  est_problem p = {sm, s->op_use, &s->noise, s->window, s->time_index, s->y, job_spec_background(s)};
   if (est_check_problem(e, &p, &err)) return job_bad(problem, problem_new(PROB_VALIDATION, 0, "%s", err.msg));
   /* the estimator's own rules (parameters, sample count) now, not when the job runs */
   est_options o = {.n_samples = s->n_samples, .want_window = s->want_window, .params = s->params};
   if (est_check_options(e, &o, &err)) return job_bad(problem, problem_new(PROB_VALIDATION, 0, "%s", err.msg));
   /* what it would take, before it is queued */
-  if (lim) {
-    est_cost c;
-    job_spec_cost(s, threads, &c);
-    if (c.bytes > lim->max_bytes)
-      return job_bad(problem, problem_new(PROB_LIMIT, 0, "this job would need about %.3g MB of memory, the limit is "
-                                          "%.3g MB (--max-job-memory); ask for fewer samples, particles or members, a "
-                                          "shorter window, or leave out return.samples / return.window",
-                                          c.bytes / 1e6, lim->max_bytes / 1e6));
-    if (c.flops > lim->max_flops)
-      return job_bad(problem, problem_new(PROB_LIMIT, 0, "this job would need about %.3g floating-point operations, "
-                                          "the limit is %.3g (--max-job-work); ask for fewer samples, particles or "
-                                          "members, or a shorter window", c.flops, lim->max_flops));
-  }
-  return SB_OK;
+  return job_spec_check_limits(s, lim, threads, problem);
 }
 
 const char *job_quantile_name(double q, char *buf, size_t size) {
@@ -258,5 +281,6 @@ void job_spec_free(job_spec *s) {
   free(s->y);
   json_decref(s->params);
   reg_drop(s->snap);
+  job_background_free(s);
   memset(s, 0, sizeof *s);
 }

@@ -31,6 +31,13 @@ typedef struct job_spec {
   double quantiles[JOB_MAX_QUANTILES];
   int n_quantiles;
   json_t *params;          /* estimator settings or NULL (own reference) */
+  /* background (job_background.c): a prior for the window's first state */
+  int has_background;
+  est_background bg;       /* points into bg_data or bg_mean/bg_std */
+  double *bg_data, *bg_mean, *bg_std; /* owned */
+  char bg_from_job[40];    /* from_job: members come from this job, forecast by the worker */
+  int bg_from_n;           /* from_job: its sample count (set at POST by job_background_check) */
+  long bg_from_steps;      /* from_job: forecast steps to the window's first time */
 } job_spec;
 
 /* The daemon's limits on one job (--max-samples, --max-job-memory,
@@ -44,6 +51,14 @@ typedef struct job_limits {
  * what the daemon adds (the float copy stored, the summary, the JSON of
  * every sample when return.samples). */
 void job_spec_cost(const job_spec *s, int threads, est_cost *c);
+
+/* Reads a "return" object (j may be NULL: the defaults) into s; s->est set. */
+int job_spec_parse_return(job_spec *s, const json_t *j, json_t **problem);
+/* Checks the cost (job_spec_cost) against lim: 0, or SB_EINVAL with *problem. */
+int job_spec_check_limits(const job_spec *s, const job_limits *lim, int threads, json_t **problem);
+/* The background job_spec_parse read, for est_problem: NULL when none or
+ * while a from_job one is not resolved yet (job_background_resolve). */
+const est_background *job_spec_background(const job_spec *s);
 
 /* Validates a request body against the registry's current snapshot, which
  * s holds (so its estimator outlives a reload) until job_spec_free. On

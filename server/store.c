@@ -111,3 +111,33 @@ int store_watch(store *s, const store_watch_fns *fns, sb_error *err) { return s-
 void store_unwatch(store *s) { s->ops->unwatch(s); }
 int store_count_queued(store *s, long long *n, sb_error *err) { return s->ops->count_queued(s, n, err); }
 int store_schema_version(store *s, int *version, sb_error *err) { return s->ops->schema_version(s, version, err); }
+
+void store_stream_free(store_stream *st) {
+  if (!st) return;
+  free(st->config);
+  st->config = NULL;
+}
+void store_cycle_free(store_cycle *c) {
+  if (!c) return;
+  free(c->observations);
+  free(c->result);
+  c->observations = c->result = NULL;
+}
+int store_stream_create(store *s, const char *config, int64_t now_ms, char id[40], sb_error *err) {
+  return s->ops->stream_create(s, config, now_ms, id, err);
+}
+int store_stream_get(store *s, const char *id, store_stream *out, sb_error *err) {
+  return s->ops->stream_get(s, id, out, err);
+}
+int store_stream_list(store *s, long long before_seq, int limit, store_stream **out, int *count, sb_error *err) {
+  return s->ops->stream_list(s, before_seq, limit, out, count, err);
+}
+int store_stream_delete(store *s, const char *id, sb_error *err) { return s->ops->stream_delete(s, id, err); }
+int store_cycle_list(store *s, const char *stream, long max_time, int succeeded_only, int limit, store_cycle **out,
+                     int *count, sb_error *err) {
+  return s->ops->cycle_list(s, stream, max_time, succeeded_only, limit, out, count, err);
+}
+int store_cycle_insert(store *s, const char *stream, long time_index, const char *observations, long last_time,
+                       const store_new_run *n, store_run *out, sb_error *err) {
+  return s->ops->cycle_insert(s, stream, time_index, observations, last_time, n, out, err);
+}

@@ -170,5 +170,43 @@ int store_set_max_bytes(store *s, long long bytes, sb_error *err);
  * used with another body (the message does not name that run). */
 int store_find_idem(store *s, const char *key, const char *hash, store_run *out, sb_error *err);
 
+/* ---- streams (cycling): a stream is a stored configuration; each cycle is
+ * a row (stream, time_index, run, observation row) written in the same
+ * transaction as its run, so a cycle is never acknowledged without its job
+ * nor its job without the cycle. */
+typedef struct store_stream {
+  char id[40];
+  long long seq;
+  int64_t created_ms;
+  char *config;        /* canonical stream configuration JSON, owned */
+} store_stream;
+
+typedef struct store_cycle {
+  long time_index;
+  char run_id[40];
+  char state[16];      /* the run's state; "" when the run was deleted */
+  char *observations;  /* the row as compact JSON, owned */
+  char *result;        /* the run's summary JSON or NULL, owned */
+} store_cycle;
+
+void store_stream_free(store_stream *st);
+void store_cycle_free(store_cycle *c);
+/* Creates a stream with config (canonical JSON); fills id. Durable. */
+int store_stream_create(store *s, const char *config, int64_t now_ms, char id[40], sb_error *err);
+int store_stream_get(store *s, const char *id, store_stream *out, sb_error *err);
+/* Newest first, seq < before_seq (0 = from the newest), at most limit. */
+int store_stream_list(store *s, long long before_seq, int limit, store_stream **out, int *count, sb_error *err);
+/* Deletes the stream and its cycle rows (their runs stay, as jobs). */
+int store_stream_delete(store *s, const char *id, sb_error *err);
+/* The stream's cycles with time_index <= max_time, newest first, at most
+ * limit; succeeded_only keeps those whose run succeeded. *out malloc'd. */
+int store_cycle_list(store *s, const char *stream, long max_time, int succeeded_only, int limit, store_cycle **out,
+                     int *count, sb_error *err);
+/* Inserts the cycle's run (queued, as store_insert without a key) and its
+ * cycle row in one durable transaction, only while the stream exists
+ * (STORE_ENOTFOUND) and its newest cycle is still at last_time (-1: none;
+ * STORE_ECONFLICT otherwise: a concurrent cycle came first). */
+int store_cycle_insert(store *s, const char *stream, long time_index, const char *observations, long last_time,
+                       const store_new_run *n, store_run *out, sb_error *err);
 
 #endif

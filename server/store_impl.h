@@ -40,6 +40,15 @@ typedef struct store_ops {
   void (*unwatch)(store *s);
   int (*count_queued)(store *s, long long *n, sb_error *err);
   int (*schema_version)(store *s, int *version, sb_error *err);
+  /* streams (store.h) */
+  int (*stream_create)(store *s, const char *config, int64_t now_ms, char id[40], sb_error *err);
+  int (*stream_get)(store *s, const char *id, store_stream *out, sb_error *err);
+  int (*stream_list)(store *s, long long before_seq, int limit, store_stream **out, int *count, sb_error *err);
+  int (*stream_delete)(store *s, const char *id, sb_error *err);
+  int (*cycle_list)(store *s, const char *stream, long max_time, int succeeded_only, int limit, store_cycle **out,
+                    int *count, sb_error *err);
+  int (*cycle_insert)(store *s, const char *stream, long time_index, const char *observations, long last_time,
+                      const store_new_run *n, store_run *out, sb_error *err);
 } store_ops;
 
 /* The first member of each backend's struct. */

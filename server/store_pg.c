@@ -78,6 +78,11 @@ static const char *const pg_migrations[] = {
     "ALTER TABLE runs ADD COLUMN owner TEXT;"
     "ALTER TABLE runs ADD COLUMN lease_until BIGINT;"
     "CREATE INDEX runs_lease ON runs(state, lease_until);",
+    /* 3: streams (cycling) and their cycles, one row per time index */
+    "CREATE TABLE streams(seq BIGSERIAL PRIMARY KEY, id TEXT NOT NULL UNIQUE, created_ms BIGINT NOT NULL,"
+    " config TEXT NOT NULL);"
+    "CREATE TABLE cycles(stream_id TEXT NOT NULL, time_index BIGINT NOT NULL, run_id TEXT NOT NULL,"
+    " observations TEXT NOT NULL, PRIMARY KEY(stream_id, time_index));",
 };
 #define PG_N_MIGRATIONS ((int)(sizeof pg_migrations / sizeof pg_migrations[0]))
 
@@ -924,6 +929,192 @@ static void pg_unwatch(store *base) {
   s->listening = 0;
 }
 
+/* ---- streams (store.h): tables streams and cycles (migration 3) */
+
+static int pg_stream_create(store *base, const char *config, int64_t now_ms, char id[40], sb_error *err) {
+  pg *s = (pg *)base;
+  int rc = store_new_id(id, err);
+  if (rc) return rc;
+  char cr[24];
+  snprintf(cr, sizeof cr, "%" PRId64, now_ms);
+  const char *v[3] = {id, cr, config};
+  PGconn *c = pg_acquire(s);
+  rc = pg_cmd(c, 0, "INSERT INTO streams(id, created_ms, config) VALUES($1, $2, $3)", 3, v, err, "insert stream");
+  pg_release(s, c);
+  if (rc == SB_OK || rc == SB_EIO) pg_note_write(s, rc);
+  return rc;
+}
+
+static int pg_stream_query(pg *s, const char *id, long long before, int limit, store_stream **out, int *count,
+                           sb_error *err) {
+  *out = NULL;
+  *count = 0;
+  char b[24], l[16];
+  snprintf(b, sizeof b, "%lld", before);
+  snprintf(l, sizeof l, "%d", limit);
+  const char *v[3] = {id, b, l};
+  PGconn *c = pg_acquire(s);
+  PGresult *r = pg_run(c, 0,
+                       "SELECT seq, id, created_ms, config FROM streams WHERE ($1::text IS NULL OR id = $1) AND "
+                       "($2::bigint = 0 OR seq < $2) ORDER BY seq DESC LIMIT $3",
+                       3, v, NULL, NULL, 0);
+  int rc = SB_OK;
+  if (!pg_ok(r)) {
+    rc = pg_fail(err, c, r, "read streams");
+  } else {
+    int n = PQntuples(r);
+    store_stream *o = calloc((size_t)(n > 0 ? n : 1), sizeof *o);
+    if (!o) {
+      rc = sb_fail(err, SB_ENOMEM, "out of memory");
+    } else {
+      for (int i = 0; i < n; i++) {
+        o[i].seq = pg_ll(r, i, 0);
+        snprintf(o[i].id, sizeof o[i].id, "%s", pg_text(r, i, 1));
+        o[i].created_ms = pg_ll(r, i, 2);
+        o[i].config = pg_dup(r, i, 3);
+      }
+      *out = o;
+      *count = n;
+    }
+  }
+  PQclear(r);
+  pg_release(s, c);
+  return rc;
+}
+
+static int pg_stream_get(store *base, const char *id, store_stream *out, sb_error *err) {
+  memset(out, 0, sizeof *out);
+  store_stream *v;
+  int n;
+  int rc = pg_stream_query((pg *)base, id, 0, 1, &v, &n, err);
+  if (rc) return rc;
+  if (n == 0) rc = sb_fail(err, STORE_ENOTFOUND, "no stream with id %.40s", id);
+  else *out = v[0];
+  free(v);
+  return rc;
+}
+
+static int pg_stream_list(store *base, long long before_seq, int limit, store_stream **out, int *count,
+                          sb_error *err) {
+  return pg_stream_query((pg *)base, NULL, before_seq, limit, out, count, err);
+}
+
+static int pg_stream_delete(store *base, const char *id, sb_error *err) {
+  pg *s = (pg *)base;
+  PGconn *c = pg_acquire(s);
+  const char *v[1] = {id};
+  int rc = pg_begin(c, err);
+  if (!rc) {
+    PGresult *r = pg_run(c, 1, "DELETE FROM streams WHERE id = $1", 1, v, NULL, NULL, 0);
+    if (!pg_ok(r)) rc = pg_fail(err, c, r, "delete stream");
+    else if (strcmp(PQcmdTuples(r), "1")) rc = sb_fail(err, STORE_ENOTFOUND, "no stream with id %.40s", id);
+    PQclear(r);
+  }
+  if (!rc) rc = pg_cmd(c, 1, "DELETE FROM cycles WHERE stream_id = $1", 1, v, err, "delete cycles");
+  rc = pg_end(c, rc, err);
+  pg_release(s, c);
+  if (rc == SB_OK || rc == SB_EIO) pg_note_write(s, rc);
+  return rc;
+}
+
+static int pg_cycle_list(store *base, const char *stream, long max_time, int succeeded_only, int limit,
+                         store_cycle **out, int *count, sb_error *err) {
+  pg *s = (pg *)base;
+  *out = NULL;
+  *count = 0;
+  char mt[24], so[4], l[16];
+  snprintf(mt, sizeof mt, "%ld", max_time);
+  snprintf(so, sizeof so, "%d", succeeded_only ? 1 : 0);
+  snprintf(l, sizeof l, "%d", limit);
+  const char *v[4] = {stream, mt, so, l};
+  PGconn *c = pg_acquire(s);
+  PGresult *r = pg_run(c, 0,
+                       "SELECT c.time_index, c.run_id, r.state, c.observations, r.result FROM cycles c LEFT JOIN "
+                       "runs r ON r.id = c.run_id WHERE c.stream_id = $1 AND c.time_index <= $2::bigint AND "
+                       "($3::int = 0 OR r.state = 'succeeded') ORDER BY c.time_index DESC LIMIT $4",
+                       4, v, NULL, NULL, 0);
+  int rc = SB_OK;
+  if (!pg_ok(r)) {
+    rc = pg_fail(err, c, r, "list cycles");
+  } else {
+    int n = PQntuples(r);
+    store_cycle *o = calloc((size_t)(n > 0 ? n : 1), sizeof *o);
+    if (!o) {
+      rc = sb_fail(err, SB_ENOMEM, "out of memory");
+    } else {
+      for (int i = 0; i < n; i++) {
+        o[i].time_index = (long)pg_ll(r, i, 0);
+        snprintf(o[i].run_id, sizeof o[i].run_id, "%s", pg_text(r, i, 1));
+        snprintf(o[i].state, sizeof o[i].state, "%s", pg_text(r, i, 2));
+        o[i].observations = pg_dup(r, i, 3);
+        o[i].result = pg_dup(r, i, 4);
+      }
+      *out = o;
+      *count = n;
+    }
+  }
+  PQclear(r);
+  pg_release(s, c);
+  return rc;
+}
+
+/* The stream's row is locked (FOR UPDATE) for the transaction, so two
+ * cycles of one stream on two replicas insert one after the other and the
+ * second sees the first's row. */
+static int pg_cycle_insert(store *base, const char *stream, long time_index, const char *observations,
+                           long last_time, const store_new_run *n, store_run *out, sb_error *err) {
+  pg *s = (pg *)base;
+  memset(out, 0, sizeof *out);
+  PGconn *c = pg_acquire(s);
+  int rc = pg_begin(c, err);
+  const char *sv[1] = {stream};
+  if (!rc) {
+    /* the lock first; the newest cycle in a statement of its own, whose snapshot
+     * (READ COMMITTED) is taken after the lock, so it sees a cycle committed meanwhile */
+    PGresult *r = pg_run(c, 1, "SELECT 1 FROM streams WHERE id = $1 FOR UPDATE", 1, sv, NULL, NULL, 0);
+    if (!pg_ok(r)) rc = pg_fail(err, c, r, "lock stream");
+    else if (PQntuples(r) == 0) rc = sb_fail(err, STORE_ENOTFOUND, "no stream with id %.40s", stream);
+    PQclear(r);
+    r = NULL;
+    if (!rc) {
+      r = pg_run(c, 1, "SELECT coalesce(max(time_index), -1) FROM cycles WHERE stream_id = $1", 1, sv, NULL, NULL, 0);
+      if (!pg_ok(r)) rc = pg_fail(err, c, r, "cycle check");
+    }
+    if (!rc && (long)pg_ll(r, 0, 0) != last_time)
+      rc = sb_fail(err, STORE_ECONFLICT, "another cycle of stream %.40s was submitted at the same time; retry",
+                   stream);
+    PQclear(r);
+  }
+  char id[40] = "";
+  if (!rc) rc = store_new_id(id, err);
+  int64_t now = clock_now_ms();
+  if (!rc) {
+    char ti[24], ns[16], cr[24];
+    snprintf(ti, sizeof ti, "%ld", n->time_index);
+    snprintf(ns, sizeof ns, "%d", n->n_samples);
+    snprintf(cr, sizeof cr, "%" PRId64, now);
+    const char *v[6] = {id, n->estimator, ti, ns, n->request, cr};
+    rc = pg_cmd(c, 1,
+                "INSERT INTO runs(id, estimator, state, time_index, n_samples, request, created_ms) "
+                "VALUES($1, $2, 'queued', $3, $4, $5, $6)",
+                6, v, err, "insert run");
+    if (!rc) rc = pg_transition(c, id, now, job_state_name(JOB_QUEUED), NULL, err);
+    char ct[24];
+    snprintf(ct, sizeof ct, "%ld", time_index);
+    const char *cv[4] = {stream, ct, id, observations};
+    if (!rc)
+      rc = pg_cmd(c, 1, "INSERT INTO cycles(stream_id, time_index, run_id, observations) VALUES($1, $2, $3, $4)", 4,
+                  cv, err, "insert cycle");
+    if (!rc) rc = pg_cmd(c, 1, "NOTIFY sbida_jobs", 0, NULL, err, "notify");
+  }
+  if (!rc) rc = pg_get_on(c, 1, id, out, err);
+  rc = pg_end(c, rc, err);
+  pg_release(s, c);
+  if (rc) store_run_free(out);
+  if (rc == SB_OK || rc == SB_EIO) pg_note_write(s, rc);
+  return rc;
+}
+
 static const store_ops pg_ops = {
     .name = "postgresql", .shared = 1, .close = pg_close, .insert = pg_insert, .get = pg_get,
     .mark_running = pg_mark_running, .finish = pg_finish, .requeue = pg_requeue, .cancel = pg_cancel,
@@ -932,4 +1123,6 @@ static const store_ops pg_ops = {
     .write_failing = pg_write_failing, .secret = pg_secret, .set_max_bytes = pg_set_max_bytes,
     .find_idem = pg_find_idem, .claim = pg_claim, .renew = pg_renew, .sweep = pg_sweep, .watch = pg_watch,
     .unwatch = pg_unwatch, .count_queued = pg_count_queued, .schema_version = pg_schema_version,
+    .stream_create = pg_stream_create, .stream_get = pg_stream_get, .stream_list = pg_stream_list,
+    .stream_delete = pg_stream_delete, .cycle_list = pg_cycle_list, .cycle_insert = pg_cycle_insert,
 };

@@ -93,6 +93,11 @@ static const char *const sq_migrations[] = {
     "ALTER TABLE runs ADD COLUMN owner TEXT;"
     "ALTER TABLE runs ADD COLUMN lease_until INTEGER;"
     "CREATE INDEX IF NOT EXISTS runs_lease ON runs(state, lease_until);",
+    /* 3: streams (cycling) and their cycles, one row per time index */
+    "CREATE TABLE IF NOT EXISTS streams(seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,"
+    " created_ms INTEGER NOT NULL, config TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS cycles(stream_id TEXT NOT NULL, time_index INTEGER NOT NULL,"
+    " run_id TEXT NOT NULL, observations TEXT NOT NULL, PRIMARY KEY(stream_id, time_index));",
 };
 #define SQ_N_MIGRATIONS ((int)(sizeof sq_migrations / sizeof sq_migrations[0]))
 
@@ -971,6 +976,201 @@ static int sq_find_idem(store *base, const char *key, const char *hash, store_ru
   return rc;
 }
 
+/* ---- streams (store.h): tables streams and cycles (migration 3) */
+
+typedef struct {
+  const char *config;
+  int64_t now;
+  char *id;
+} sq_stream_new_ctx;
+
+static int sq_stream_create_fn(sq *s, void *vctx, sb_error *err) {
+  sq_stream_new_ctx *c = vctx;
+  int rc = store_new_id(c->id, err);
+  if (rc) return rc;
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(s->w, "INSERT INTO streams(id, created_ms, config) VALUES(?,?,?)", -1, &st, NULL) !=
+      SQLITE_OK)
+    return store_sqlfail(err, s->w, "prepare stream insert");
+  sqlite3_bind_text(st, 1, c->id, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, c->now);
+  sqlite3_bind_text(st, 3, c->config, -1, SQLITE_STATIC);
+  rc = sqlite3_step(st) == SQLITE_DONE ? SB_OK : store_sqlfail(err, s->w, "insert stream");
+  sqlite3_finalize(st);
+  return rc;
+}
+
+static int sq_stream_create(store *base, const char *config, int64_t now_ms, char id[40], sb_error *err) {
+  sq_stream_new_ctx c = {config, now_ms, id};
+  return store_write_txn((sq *)base, sq_stream_create_fn, &c, err);
+}
+
+static void sq_read_stream(sqlite3_stmt *st, store_stream *o) {
+  memset(o, 0, sizeof *o);
+  o->seq = sqlite3_column_int64(st, 0);
+  snprintf(o->id, sizeof o->id, "%s", store_col_text(st, 1));
+  o->created_ms = sqlite3_column_int64(st, 2);
+  o->config = store_dup_col(st, 3);
+}
+
+/* Reads up to limit streams (newest first) matching id (NULL: any) and seq < before (0: any). */
+static int sq_stream_query(sq *s, const char *id, long long before, int limit, store_stream **out, int *count,
+                           sb_error *err) {
+  *out = NULL;
+  *count = 0;
+  store_stream *v = calloc((size_t)(limit > 0 ? limit : 1), sizeof *v);
+  if (!v) return sb_fail(err, SB_ENOMEM, "out of memory");
+  pthread_mutex_lock(&s->rmu);
+  sqlite3_stmt *st;
+  int rc = SB_OK;
+  if (sqlite3_prepare_v2(s->r,
+                         "SELECT seq, id, created_ms, config FROM streams WHERE (?1 IS NULL OR id = ?1) AND "
+                         "(?2 = 0 OR seq < ?2) ORDER BY seq DESC LIMIT ?3",
+                         -1, &st, NULL) != SQLITE_OK) {
+    rc = store_sqlfail(err, s->r, "prepare stream query");
+  } else {
+    if (id) sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, before);
+    sqlite3_bind_int(st, 3, limit);
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW && *count < limit) sq_read_stream(st, &v[(*count)++]);
+    if (step != SQLITE_ROW && step != SQLITE_DONE) rc = store_sqlfail(err, s->r, "read streams");
+    sqlite3_finalize(st);
+  }
+  pthread_mutex_unlock(&s->rmu);
+  if (rc) {
+    for (int i = 0; i < *count; i++) store_stream_free(&v[i]);
+    free(v);
+    *count = 0;
+    return rc;
+  }
+  *out = v;
+  return SB_OK;
+}
+
+static int sq_stream_get(store *base, const char *id, store_stream *out, sb_error *err) {
+  memset(out, 0, sizeof *out);
+  store_stream *v;
+  int n;
+  int rc = sq_stream_query((sq *)base, id, 0, 1, &v, &n, err);
+  if (rc) return rc;
+  if (n == 0) rc = sb_fail(err, STORE_ENOTFOUND, "no stream with id %.40s", id);
+  else *out = v[0];
+  free(v);
+  return rc;
+}
+
+static int sq_stream_list(store *base, long long before_seq, int limit, store_stream **out, int *count,
+                          sb_error *err) {
+  return sq_stream_query((sq *)base, NULL, before_seq, limit, out, count, err);
+}
+
+static int sq_stream_delete_fn(sq *s, void *vctx, sb_error *err) {
+  const char *id = vctx;
+  store_upd_ctx u = {.sql = "DELETE FROM streams WHERE id = :id", .id = id};
+  int rc = store_upd_fn(s, &u, err);
+  if (!rc && !u.changed) return sb_fail(err, STORE_ENOTFOUND, "no stream with id %.40s", id);
+  store_upd_ctx c = {.sql = "DELETE FROM cycles WHERE stream_id = :id", .id = id};
+  if (!rc) rc = store_upd_fn(s, &c, err);
+  return rc;
+}
+
+static int sq_stream_delete(store *base, const char *id, sb_error *err) {
+  return store_write_txn((sq *)base, sq_stream_delete_fn, (void *)id, err);
+}
+
+static int sq_cycle_list(store *base, const char *stream, long max_time, int succeeded_only, int limit,
+                         store_cycle **out, int *count, sb_error *err) {
+  sq *s = (sq *)base;
+  *out = NULL;
+  *count = 0;
+  store_cycle *v = calloc((size_t)(limit > 0 ? limit : 1), sizeof *v);
+  if (!v) return sb_fail(err, SB_ENOMEM, "out of memory");
+  pthread_mutex_lock(&s->rmu);
+  sqlite3_stmt *st;
+  int rc = SB_OK;
+  if (sqlite3_prepare_v2(s->r,
+                         "SELECT c.time_index, c.run_id, r.state, c.observations, r.result FROM cycles c LEFT JOIN "
+                         "runs r ON r.id = c.run_id WHERE c.stream_id = ?1 AND c.time_index <= ?2 AND (?3 = 0 OR "
+                         "r.state = 'succeeded') ORDER BY c.time_index DESC LIMIT ?4",
+                         -1, &st, NULL) != SQLITE_OK) {
+    rc = store_sqlfail(err, s->r, "prepare cycle list");
+  } else {
+    sqlite3_bind_text(st, 1, stream, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, max_time);
+    sqlite3_bind_int(st, 3, succeeded_only);
+    sqlite3_bind_int(st, 4, limit);
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW && *count < limit) {
+      store_cycle *c = &v[(*count)++];
+      c->time_index = (long)sqlite3_column_int64(st, 0);
+      snprintf(c->run_id, sizeof c->run_id, "%s", store_col_text(st, 1));
+      snprintf(c->state, sizeof c->state, "%s", store_col_text(st, 2));
+      c->observations = store_dup_col(st, 3);
+      c->result = store_dup_col(st, 4);
+    }
+    if (step != SQLITE_ROW && step != SQLITE_DONE) rc = store_sqlfail(err, s->r, "list cycles");
+    sqlite3_finalize(st);
+  }
+  pthread_mutex_unlock(&s->rmu);
+  if (rc) {
+    for (int i = 0; i < *count; i++) store_cycle_free(&v[i]);
+    free(v);
+    *count = 0;
+    return rc;
+  }
+  *out = v;
+  return SB_OK;
+}
+
+typedef struct {
+  const char *stream, *observations;
+  long time_index, last_time;
+  const store_new_run *n;
+  store_run *out;
+} sq_cycle_ctx;
+
+static int sq_cycle_insert_fn(sq *s, void *vctx, sb_error *err) {
+  sq_cycle_ctx *c = vctx;
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(s->w,
+                         "SELECT (SELECT count(*) FROM streams WHERE id = ?1), (SELECT coalesce(max(time_index), -1) "
+                         "FROM cycles WHERE stream_id = ?1)",
+                         -1, &st, NULL) != SQLITE_OK)
+    return store_sqlfail(err, s->w, "prepare cycle check");
+  sqlite3_bind_text(st, 1, c->stream, -1, SQLITE_STATIC);
+  int rc = SB_OK;
+  if (sqlite3_step(st) != SQLITE_ROW) rc = store_sqlfail(err, s->w, "cycle check");
+  else if (sqlite3_column_int(st, 0) == 0) rc = sb_fail(err, STORE_ENOTFOUND, "no stream with id %.40s", c->stream);
+  else if ((long)sqlite3_column_int64(st, 1) != c->last_time)
+    rc = sb_fail(err, STORE_ECONFLICT, "another cycle of stream %.40s was submitted at the same time; retry",
+                 c->stream);
+  sqlite3_finalize(st);
+  if (rc) return rc;
+  int replayed = 0;
+  store_insert_ctx ic = {c->n, c->out, &replayed};
+  if ((rc = store_insert_fn(s, &ic, err))) return rc;
+  if (sqlite3_prepare_v2(s->w, "INSERT INTO cycles(stream_id, time_index, run_id, observations) VALUES(?,?,?,?)", -1,
+                         &st, NULL) != SQLITE_OK)
+    return store_sqlfail(err, s->w, "prepare cycle insert");
+  sqlite3_bind_text(st, 1, c->stream, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, c->time_index);
+  sqlite3_bind_text(st, 3, c->out->id, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 4, c->observations, -1, SQLITE_STATIC);
+  rc = sqlite3_step(st) == SQLITE_DONE ? SB_OK : store_sqlfail(err, s->w, "insert cycle");
+  sqlite3_finalize(st);
+  return rc;
+}
+
+static int sq_cycle_insert(store *base, const char *stream, long time_index, const char *observations,
+                           long last_time, const store_new_run *n, store_run *out, sb_error *err) {
+  memset(out, 0, sizeof *out);
+  sq_cycle_ctx c = {stream, observations, time_index, last_time, n, out};
+  int rc = store_write_txn((sq *)base, sq_cycle_insert_fn, &c, err);
+  if (rc) store_run_free(out);
+  return rc;
+}
+
 static const store_ops sq_ops = {
     .name = "sqlite", .shared = 0, .close = sq_close, .insert = sq_insert, .get = sq_get,
     .mark_running = sq_mark_running, .finish = sq_finish, .requeue = sq_requeue, .cancel = sq_cancel,
@@ -979,4 +1179,6 @@ static const store_ops sq_ops = {
     .write_failing = sq_write_failing, .secret = sq_secret, .set_max_bytes = sq_set_max_bytes,
     .find_idem = sq_find_idem, .claim = sq_claim, .renew = sq_renew, .sweep = sq_sweep, .watch = sq_watch,
     .unwatch = sq_unwatch, .count_queued = sq_count_queued, .schema_version = sq_schema_version,
+    .stream_create = sq_stream_create, .stream_get = sq_stream_get, .stream_list = sq_stream_list,
+    .stream_delete = sq_stream_delete, .cycle_list = sq_cycle_list, .cycle_insert = sq_cycle_insert,
 };

@@ -16,7 +16,7 @@ from daemon_util import Daemon, fresh_daemon  # noqa: F401
 
 CYCLE = CLIENT_DIR / "examples" / "cycle.py"
 SUMMARY = re.compile(r"^estimator (\S+) RMSE (\d+\.\d{3}) spread (\d+\.\d{3}) \| "
-                     r"windowed ETKF RMSE (\d+\.\d{3}) spread (\d+\.\d{3})$", re.M)
+                     r"(?:windowed|cycled) ETKF RMSE (\d+\.\d{3}) spread (\d+\.\d{3})$", re.M)
 
 
 def free_port():
@@ -32,7 +32,7 @@ def test_short_run_with_etkf(fresh_daemon, tmp_path):
     out = tmp_path / "out"
     r = subprocess.run([sys.executable, str(CYCLE), "--server", "http://127.0.0.1:%d" % d.port,
                         "--estimator", "l96-sakov-etkf", "--cycles", "10", "--samples", "100", "--out", str(out),
-                        "--svg"], capture_output=True, text=True, timeout=120)
+                        "--svg", "--mode", "window"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     m = SUMMARY.search(r.stdout)
     assert m, r.stdout
@@ -120,6 +120,10 @@ def test_window_and_operator_from_a_model(tmp_path):
                             "--estimator", "tiny-sakov", "--cycles", "2", "--samples", "8", "--svg",
                             "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stdout + r.stderr
+        # stream mode (the default): a posterior score cannot take a background, so it runs
+        # windowed next to the cycled ETKF stream
+        assert "tiny-sakov cannot take a background: it runs windowed (W = 4)" in r.stdout
+        assert "baseline l96-sakov-etkf (cycled)" in r.stdout
         assert "W = 4" in r.stdout and '"stride": 4' in r.stdout and "noise std 1" in r.stdout
         m = SUMMARY.search(r.stdout)
         assert m and m.group(1) == "tiny-sakov"
@@ -129,3 +133,26 @@ def test_window_and_operator_from_a_model(tmp_path):
         assert r.returncode == 2 and "trained for windows of 4" in r.stderr
     finally:
         d.stop()
+
+
+def test_stream_mode_cycles_the_etkf(fresh_daemon, tmp_path):
+    """The default mode: the ETKF as a stream of the daemon (W = 1, inflation 1.02), every
+    node observed with noise 1: after a short spin-up the cycled filter is far below the
+    noise (a windowed W = 1 ETKF from climatology is above it, test_api_streams.py)."""
+    d = fresh_daemon().start()
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, str(CYCLE), "--server", "http://127.0.0.1:%d" % d.port,
+                        "--estimator", "l96-sakov-etkf", "--operator", '{"type": "identity"}', "--noise-std", "1",
+                        "--cycles", "80", "--spin-up", "30", "--samples", "40", "--out", str(out), "--svg"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "W = 1" in r.stdout and "(cycled); mode stream" in r.stdout
+    m = SUMMARY.search(r.stdout)
+    assert m and "cycled ETKF" in m.group(0)
+    summary = json.loads((out / "cycle.json").read_text())
+    assert summary["mode"] == "stream" and summary["estimator_run"] == "cycled" and summary["spin_up"] == 30
+    assert summary["rmse"] < 0.5, summary["rmse"]
+    # the daemon kept the stream: its cycles are the ones the loop made
+    sid = summary["streams"]["l96-sakov-etkf"]
+    cy = d.get("/v1/streams/%s/cycles?page_size=100" % sid).json()["items"]
+    assert len(cy) == 80 and cy[0]["time_index"] == 79 and cy[-1]["time_index"] == 0

@@ -556,7 +556,7 @@ static void test_lease_superseded_write_refused(void **state) {
   sb_error err = {0};
   int version = 0;
   assert_int_equal(store_schema_version(s, &version, &err), 0);
-  assert_int_equal(version, 2);
+  assert_int_equal(version, 3);
   store_run a;
   int rep, claimed, attempt, requeued, failed;
   char id[40];
@@ -635,10 +635,74 @@ static void test_lease_superseded_write_refused(void **state) {
   store_close(s);
 }
 
+/* Streams: a cycle and its run in one transaction, only on top of the newest
+ * cycle the caller saw; listing newest first; delete keeps the runs. On
+ * PostgreSQL too when SBIDA_TEST_PG_URL is set (open_lease_store). */
+static void test_streams_and_cycles(void **state) {
+  (void)state;
+  store *s = open_lease_store("streams.db");
+  sb_error err = {0};
+  char sid[40];
+  assert_int_equal(store_stream_create(s, "{\"window\":1}", 5, sid, &err), 0);
+  store_stream st;
+  assert_int_equal(store_stream_get(s, sid, &st, &err), 0);
+  assert_string_equal(st.config, "{\"window\":1}");
+  assert_int_equal((int)st.created_ms, 5);
+  store_stream_free(&st);
+  store_new_run n = {"l96-sakov-etkf", 0, 4, "{}", NULL, NULL};
+  store_run r0, r1, rx;
+  assert_int_equal(store_cycle_insert(s, sid, 0, "[1]", -1, &n, &r0, &err), 0);
+  assert_string_equal(r0.state, "queued");
+  /* built on a stale view (no cycle yet): refused, nothing written */
+  assert_int_equal(store_cycle_insert(s, sid, 1, "[2]", -1, &n, &rx, &err), STORE_ECONFLICT);
+  n.time_index = 3;
+  assert_int_equal(store_cycle_insert(s, sid, 3, "null", 0, &n, &r1, &err), 0);
+  assert_int_equal(store_cycle_insert(s, "nope", 4, "[2]", 3, &n, &rx, &err), STORE_ENOTFOUND);
+  store_cycle *cy;
+  int count;
+  assert_int_equal(store_cycle_list(s, sid, 1000, 0, 10, &cy, &count, &err), 0);
+  assert_int_equal(count, 2);
+  assert_int_equal((int)cy[0].time_index, 3);
+  assert_string_equal(cy[0].run_id, r1.id);
+  assert_string_equal(cy[0].observations, "null");
+  assert_string_equal(cy[1].state, "queued");
+  for (int i = 0; i < count; i++) store_cycle_free(&cy[i]);
+  free(cy);
+  /* only succeeded ones, and at or before a time */
+  int taken = 0;
+  assert_int_equal(store_mark_running(s, r0.id, 8, &taken, &err), 0);
+  assert_int_equal(taken, 1);
+  assert_int_equal(store_finish(s, r0.id, "succeeded", 9, "{\"mean\":[1]}", NULL, 0, 0, NULL, &err), 0);
+  assert_int_equal(store_cycle_list(s, sid, 2, 1, 10, &cy, &count, &err), 0);
+  assert_int_equal(count, 1);
+  assert_string_equal(cy[0].run_id, r0.id);
+  assert_string_equal(cy[0].result, "{\"mean\":[1]}");
+  store_cycle_free(&cy[0]);
+  free(cy);
+  store_stream *all;
+  assert_int_equal(store_stream_list(s, 0, 100, &all, &count, &err), 0);
+  assert_true(count >= 1);
+  for (int i = 0; i < count; i++) store_stream_free(&all[i]);
+  free(all);
+  assert_int_equal(store_stream_delete(s, sid, &err), 0);
+  assert_int_equal(store_stream_get(s, sid, &st, &err), STORE_ENOTFOUND);
+  assert_int_equal(store_stream_delete(s, sid, &err), STORE_ENOTFOUND);
+  assert_int_equal(store_cycle_list(s, sid, 1000, 0, 10, &cy, &count, &err), 0);
+  assert_int_equal(count, 0);
+  free(cy);
+  store_run g;
+  assert_int_equal(store_get(s, r1.id, &g, &err), 0); /* the jobs stay */
+  store_run_free(&g);
+  store_run_free(&r0);
+  store_run_free(&r1);
+  store_close(s);
+}
+
 int main(void) {
   if (getenv("SBIDA_TEST_PG_URL") && *getenv("SBIDA_TEST_PG_URL")) cmocka_set_test_filter("test_lease*");
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_lease_superseded_write_refused), cmocka_unit_test(test_sql_state_literals),
+      cmocka_unit_test(test_streams_and_cycles),
       cmocka_unit_test(test_idempotency),         cmocka_unit_test(test_state_machine),
       cmocka_unit_test(test_recovery_and_attempts), cmocka_unit_test(test_list_and_retention),
       cmocka_unit_test(test_open_failures),       cmocka_unit_test(test_config),

@@ -2,8 +2,17 @@
 """An operational assimilation loop against sbidad (a twin experiment).
 
     cycle.py --server http://127.0.0.1:8080 --estimator l96-sakov-etkf --cycles 200 \
-        [--operator JSON --noise-std S] [--window W] [--out DIR]
+        [--operator JSON --noise-std S] [--window W] [--mode stream|window] [--out DIR]
     cycle.py --preset kolmogorov --cycles 20          # the 2D flow: kolmogorov-letkf vs -etkf
+
+Two modes. stream (the default) is the operational analysis-forecast cycle kept by the
+daemon (POST /v1/streams, then one observation row per cycle): each analysis starts from
+the previous one forecast to the window's first time (the background). The estimator runs
+as a stream (window W: its own, or --window, else 1), and so does the cycled ETKF
+`<preset>-etkf` (W = 1, inflation --etkf-inflation, 1.02 by default) on the same
+observations; an estimator that cannot take a background runs windowed (said so). window
+(--mode window) is a sliding-window reanalysis from climatology, as before: every cycle
+sends the latest W rows to the estimator and to the windowed ETKF.
 
 A truth is simulated here with an independent numpy Lorenz96 (l96-sakov: N = 40, F = 8,
 RK4, dt = 0.05 per observation, started on the attractor after 1000 spin-up steps from a
@@ -39,7 +48,7 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # run from a source checkout
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from sbida_client import Client, SbidaError  # noqa: E402
+from sbida_client import Client, ProblemError, SbidaError  # noqa: E402
 import kolmogorov_np  # noqa: E402
 
 DEFAULT_OPERATOR = {"type": "subsample", "stride": 2}
@@ -269,11 +278,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--out", default="cycle-out", help="output directory (default cycle-out)")
     p.add_argument("--print-every", type=int, default=10, help="progress line every N cycles (default 10)")
     p.add_argument("--svg", action="store_true", help="write SVG even when matplotlib is installed")
+    p.add_argument("--mode", choices=("stream", "window"), default="stream",
+                   help="stream: analysis-forecast cycles kept by the daemon (default); window: sliding windows "
+                        "from climatology")
+    p.add_argument("--params", help="estimator params JSON for the main estimator, e.g. '{\"steps\": 16}'")
+    p.add_argument("--spin-up", type=int, default=0,
+                   help="first cycles left out of the RMSE and spread averages (default 0)")
+    p.add_argument("--etkf-inflation", type=float, default=1.02,
+                   help="multiplicative inflation of the cycled ETKF stream (stream mode; default 1.02)")
     p.add_argument("--retry-for", type=float, default=300.0,
                    help="seconds to keep retrying an unreachable daemon (default 300)")
     a = p.parse_args(argv)
-    if a.cycles < 1 or a.samples < 2:
-        p.error("--cycles must be >= 1 and --samples >= 2")
+    if a.cycles < 1 or a.samples < 2 or not 0 <= a.spin_up < a.cycles:
+        p.error("--cycles must be >= 1, --samples >= 2 and 0 <= --spin-up < --cycles")
     if not a.estimator:
         if not a.preset:
             p.error("give --estimator or --preset")
@@ -299,7 +316,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     shape = [int(v) for v in meta["state_shape"]]            # [C, H, W]
     default_op, default_noise = (DEFAULT_OPERATOR_2D, DEFAULT_NOISE_2D) if is2d else (DEFAULT_OPERATOR, DEFAULT_NOISE)
 
-    W = a.window or (meta["window"] if isinstance(meta["window"], int) else DEFAULT_WINDOW)
+    stream_mode = a.mode == "stream"
+    W = a.window or (meta["window"] if isinstance(meta["window"], int) else (1 if stream_mode else DEFAULT_WINDOW))
     if isinstance(meta["window"], int) and W != meta["window"]:
         p.error("%s was trained for windows of %d, not %d" % (a.estimator, meta["window"], W))
     fixed_op = meta["operator"] if isinstance(meta["operator"], dict) else None
@@ -323,24 +341,57 @@ def main(argv: Optional[List[str]] = None) -> int:
     obs = truth @ H.T + noise * rng.standard_normal((steps, H.shape[0]))
     observed = np.abs(H).sum(0) > 0
 
-    print("%s: %s, N = %d, W = %d, %d cycles, operator %s, noise std %g; baseline %s"
-          % (a.estimator, meta["kind"], n, W, a.cycles, json.dumps(op), noise, baseline), flush=True)
     send_op = dict(operator=op, noise_std=noise)
-    runs = {a.estimator: send_op if fixed_op is None else {}}
+    try:
+        main_params = json.loads(a.params) if a.params else None
+    except ValueError as e:
+        p.error("--params is not valid JSON: %s" % e)
+    runs = {a.estimator: dict(send_op if fixed_op is None else {}, **({"params": main_params} if main_params else {}))}
     if baseline != a.estimator:
         runs[baseline] = send_op
+    # stream mode: a stream per estimator (the ETKF cycled with W = 1 and inflation);
+    # one that cannot take a background is sent windows instead
+    streams: Dict[str, Any] = {}
+    windows = {a.estimator: W, baseline: W}
+    if stream_mode:
+        for name, extra in runs.items():
+            etkf = name == baseline
+            try:
+                extra = dict(extra)
+                if etkf:
+                    extra["params"] = dict(extra.get("params") or {}, inflation=a.etkf_inflation)
+                streams[name] = client.stream(name, window=1 if etkf and name != a.estimator else W,
+                                              n_samples=a.samples, seed=a.seed + 1, **extra)
+                windows[name] = streams[name].config["window"]
+            except ProblemError as e:
+                if e.status != 422 or "background" not in e.detail:
+                    print("error: %s" % e, file=sys.stderr)
+                    return 1
+                print("%s cannot take a background: it runs windowed (W = %d) from climatology" % (name, W),
+                      flush=True)
+    kinds = {name: ("cycled" if name in streams else "windowed") for name in runs}
+    print("%s: %s, N = %d, W = %d, %d cycles, operator %s, noise std %g; baseline %s (%s); mode %s"
+          % (a.estimator, meta["kind"], n, W, a.cycles, json.dumps(op), noise, baseline, kinds[baseline], a.mode),
+          flush=True)
     res = {name: (np.empty((a.cycles, n)), np.empty((a.cycles, n))) for name in runs}
+    secs = {name: 0.0 for name in runs}
     last_job = None
     t_start = time.monotonic()
     for c in range(a.cycles):
         k = W - 1 + c                                   # time index of the window's last observation
-        window = obs[k - W + 1:k + 1]
         for name, extra in runs.items():
+            t0 = time.monotonic()
             try:
-                job = client.assimilate(name, window, k, n_samples=a.samples, seed=c + 1, timeout=600, **extra)
+                if name in streams:
+                    job = streams[name].cycle(k, obs[k], timeout=600)
+                else:
+                    Wn = windows[name]
+                    job = client.assimilate(name, obs[k - Wn + 1:k + 1], k, n_samples=a.samples, seed=c + 1,
+                                            timeout=600, **extra)
             except SbidaError as e:
                 print("error at cycle %d (%s): %s" % (c, name, e), file=sys.stderr)
                 return 1
+            secs[name] += time.monotonic() - t0
             res[name][0][c], res[name][1][c] = job.mean.reshape(-1), job.std.reshape(-1)
             if name == a.estimator:
                 last_job = job
@@ -362,9 +413,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     espread = np.sqrt(np.mean(estd ** 2, axis=1))
     summary = {"estimator": a.estimator, "baseline": baseline, "cycles": a.cycles, "window": W, "operator": op,
                "noise_std": noise, "samples": a.samples, "seed": a.seed, "seconds": round(seconds, 3),
-               "rmse": float(rmse.mean()), "spread": float(spread.mean()),
-               "etkf_rmse": float(ermse.mean()), "etkf_spread": float(espread.mean()),
-               "daemon_outages": state["outages"]}
+               "spin_up": a.spin_up, "rmse": float(rmse[a.spin_up:].mean()), "spread": float(spread[a.spin_up:].mean()),
+               "etkf_rmse": float(ermse[a.spin_up:].mean()), "etkf_spread": float(espread[a.spin_up:].mean()),
+               "daemon_outages": state["outages"], "mode": a.mode, "estimator_run": kinds[a.estimator],
+               "baseline_run": kinds[baseline], "streams": {k: v.id for k, v in streams.items()},
+               "seconds_per_cycle": {k: round(v / a.cycles, 4) for k, v in secs.items()}}
 
     out = pathlib.Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -405,8 +458,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         plot = out / "cycle.svg"
         plot_svg(plot, r, nodes)
 
-    print("estimator %s RMSE %.3f spread %.3f | windowed ETKF RMSE %.3f spread %.3f"
-          % (a.estimator, summary["rmse"], summary["spread"], summary["etkf_rmse"], summary["etkf_spread"]))
+    print("estimator %s RMSE %.3f spread %.3f | %s ETKF RMSE %.3f spread %.3f"
+          % (a.estimator, summary["rmse"], summary["spread"], kinds[baseline], summary["etkf_rmse"],
+             summary["etkf_spread"]))
+    print("seconds per cycle: " + ", ".join("%s %.3f" % (k, v) for k, v in summary["seconds_per_cycle"].items()))
     if state["outages"]:
         print("the daemon was unreachable %d time(s); the client retried and every cycle completed"
               % state["outages"])

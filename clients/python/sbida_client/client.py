@@ -362,5 +362,130 @@ class Client:
             if not token:
                 return
 
+    # ---- forecasts and streams (cycling)
 
-__all__ = ["Client", "Job", "SbidaError", "ProblemError", "JobFailed", "Unreachable", "WaitTimeout"]
+    def forecast(self, job: Union[str, Job], steps: int, return_: Optional[Dict[str, Any]] = None,
+                 timeout: float = 300.0) -> Job:
+        """Ensemble forecast of a succeeded job's samples by `steps` observation intervals
+        (POST /v1/forecasts), waited for: a job whose result is at time_index t + steps
+        (mean, std, quantiles; samples(job.id) gives them). Raises JobFailed if it fails."""
+        body: Dict[str, Any] = {"job": job.id if isinstance(job, Job) else str(job), "steps": int(steps)}
+        if return_ is not None:
+            body["return"] = _plain(return_)
+        wait = max(0.0, min(float(timeout), MAX_WAIT))
+        out = Job(self._json("POST", "/v1/forecasts?wait=%g" % wait, body, extra_timeout=wait))
+        if not out.done:
+            out = self.wait(out.id, timeout=timeout)
+        if out.state != "succeeded":
+            raise JobFailed(out)
+        return out
+
+    def stream(self, estimator: str, operator: Optional[Dict[str, Any]] = None,
+               noise_std: Union[float, Sequence[float], None] = None, window: Optional[int] = None,
+               n_samples: Optional[int] = None, seed: Optional[int] = None,
+               params: Optional[Dict[str, Any]] = None, state_dim: Optional[int] = None,
+               return_: Optional[Dict[str, Any]] = None) -> "Stream":
+        """Creates a stream (POST /v1/streams): an analysis-forecast cycle kept by the
+        daemon. Only estimators that accept a background can cycle."""
+        body: Dict[str, Any] = {"estimator": estimator}
+        for k, v in (("operator", operator), ("noise_std", noise_std), ("params", params), ("return", return_)):
+            if v is not None:
+                body[k] = _plain(v)
+        for k, v in (("window", window), ("n_samples", n_samples), ("seed", seed), ("state_dim", state_dim)):
+            if v is not None:
+                body[k] = int(v)
+        return Stream(self, self._json("POST", "/v1/streams", body))
+
+    def get_stream(self, stream_id: str) -> "Stream":
+        return Stream(self, self._json("GET", "/v1/streams/" + urllib.parse.quote(stream_id, safe="")))
+
+    def streams(self, page_size: int = 100) -> Iterator["Stream"]:
+        """Every stream, newest first."""
+        token: Optional[str] = None
+        while True:
+            q = {"page_size": str(page_size)}
+            if token:
+                q["page_token"] = token
+            page = self._json("GET", "/v1/streams?" + urllib.parse.urlencode(q))
+            for item in page["items"]:
+                yield Stream(self, item)
+            token = page.get("next_page_token")
+            if not token:
+                return
+
+
+class Stream:
+    """A stream of the daemon (Client.stream / get_stream): cycle(t, row) runs one
+    analysis; history() lists the cycles; delete() removes it (its jobs stay)."""
+
+    def __init__(self, client: Client, raw: Dict[str, Any]):
+        self.client = client
+        self.raw = raw
+
+    @property
+    def id(self) -> str:
+        return self.raw["id"]
+
+    @property
+    def config(self) -> Dict[str, Any]:
+        return self.raw["config"]
+
+    def refresh(self) -> "Stream":
+        self.raw = self.client._json("GET", "/v1/streams/" + self.id)
+        return self
+
+    def cycle(self, time_index: int, row: Any, timeout: float = 300.0) -> Job:
+        """Sends this time's observation row (a list or array of n_obs values, NaN or None
+        for missing; None for nothing observed) and waits for the analysis; returns the
+        succeeded job (its mean, std; samples via client.samples). Safe to repeat: the same
+        time and row give the same job. If the previous cycle is still running (after a
+        restart), waits for it first. Raises JobFailed if the analysis failed."""
+        r = None if row is None else _jsonable_rows([row])[0]
+        body = {"time_index": int(time_index), "observations": [r]}
+        deadline = time.monotonic() + timeout
+        while True:
+            wait = max(0.0, min(deadline - time.monotonic(), MAX_WAIT))
+            try:
+                job = Job(self.client._json("POST", "/v1/streams/%s/cycles?wait=%g" % (self.id, wait), body,
+                                            extra_timeout=wait))
+                break
+            except ProblemError as e:
+                last = self.refresh().raw.get("last_cycle") if e.status == 409 else None
+                if not last or last["state"] in TERMINAL or time.monotonic() > deadline:
+                    raise
+                self.client.wait(last["job"], timeout=max(0.0, deadline - time.monotonic()))
+        if not job.done:
+            job = self.client.wait(job.id, timeout=max(0.0, deadline - time.monotonic()))
+        if job.state != "succeeded":
+            raise JobFailed(job)
+        return job
+
+    def history(self, page_size: int = 100) -> List[Dict[str, Any]]:
+        """Every cycle, oldest first: time_index, job, state, and for succeeded ones the
+        analysis mean and std (arrays with numpy)."""
+        out: List[Dict[str, Any]] = []
+        token: Optional[str] = None
+        while True:
+            q = {"page_size": str(page_size)}
+            if token:
+                q["page_token"] = token
+            page = self.client._json("GET", "/v1/streams/%s/cycles?%s" % (self.id, urllib.parse.urlencode(q)))
+            out.extend(page["items"])
+            token = page.get("next_page_token")
+            if not token:
+                break
+        out.reverse()
+        for c in out:
+            for k in ("mean", "std"):
+                if k in c:
+                    c[k] = _array(c[k])
+        return out
+
+    def delete(self) -> None:
+        self.client._request("DELETE", "/v1/streams/" + self.id)
+
+    def __repr__(self) -> str:
+        return "Stream(%s, %s)" % (self.id, self.config.get("estimator"))
+
+
+__all__ = ["Client", "Job", "Stream", "SbidaError", "ProblemError", "JobFailed", "Unreachable", "WaitTimeout"]
