@@ -105,3 +105,7 @@ def test_posterior_same_samples_alone_and_batched(fresh_daemon):
         t.join()
     assert not errs, errs
     assert np.array_equal(npy(d, ids[0]), alone)
+    # and passes did carry several jobs' evaluations
+    m = {ln.split()[0]: float(ln.split()[1]) for ln in d.get("/metrics").data.decode().splitlines()
+         if ln.startswith("sbida_batch_")}
+    assert m["sbida_batch_requests_total"] > m["sbida_batch_passes_total"] > 0, m
