@@ -149,6 +149,7 @@ void job_run(const registry *reg, const char *request, int threads, const sb_can
     double t0 = clock_mono_s();
     rc = est_sample(s.est, &p, &o, &r, &err);
     elapsed += clock_mono_s() - t0;
+    if (rc && s.n_windows) sb_wrap(&err, "observations[%d]", b);
     if (rc) break;
     if (sb_cancelled(cancel)) {
       est_result_free(&r);
