@@ -99,7 +99,13 @@ score_batch *score_batch_join(const nn_model *net) {
   if (batch_cfg.max_rows > 0) {
     for (b = batchers; b && b->net != net; b = b->next) {}
     if (!b && (b = calloc(1, sizeof *b))) {
-      if (pthread_cond_init(&b->cv, NULL)) {
+      pthread_condattr_t ca; /* deadlines on the monotonic clock: a clock step cannot stretch a wait */
+      int bad = pthread_condattr_init(&ca);
+      if (!bad) {
+        bad = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) || pthread_cond_init(&b->cv, &ca);
+        pthread_condattr_destroy(&ca);
+      }
+      if (bad) {
         free(b);
         b = NULL;
       } else {
@@ -282,10 +288,9 @@ int score_batch_run(score_batch *b, score_batch_req *req, sb_error *err) {
         lead(b);
         continue;
       }
-      /* sleep until the deadline (CLOCK_REALTIME for pthread_cond_timedwait) */
+      /* sleep until the deadline (the condition variable's clock is CLOCK_MONOTONIC, as now_s) */
       struct timespec ts;
-      clock_gettime(CLOCK_REALTIME, &ts);
-      double wake = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec + (deadline - t);
+      double wake = deadline;
       ts.tv_sec = (time_t)wake;
       ts.tv_nsec = (long)((wake - (double)ts.tv_sec) * 1e9);
       if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
