@@ -156,8 +156,9 @@ asan: deps-check
 # buffers of one thread (or on disjoint chunks handed out by par.c);
 # instrumented, they made the API tests' jobs 20-50x slower than the tests'
 # deadlines (a PF spin-up of 3000 members took minutes).
-TSAN_TESTS := $(filter $(BUILD)/tests/test_server_%,$(TEST_BIN))
-TSAN_PLAIN := core/sim/% core/nn/% core/baselines/% core/kinds/% core/diff/% core/obs/% core/train/% \
+TSAN_TESTS := $(filter $(BUILD)/tests/test_server_% $(BUILD)/tests/test_score_batch,$(TEST_BIN))
+# the score batcher's locking is checked (instrumented); the rest of the kinds is not
+TSAN_PLAIN := core/sim/% core/nn/% core/baselines/% $(filter-out core/kinds/score/score_batch.c,$(wildcard core/kinds/*.c core/kinds/*/*.c)) core/diff/% core/obs/% core/train/% \
               core/eval/% core/util/rng.c core/util/symeig.c core/util/npy.c core/util/safetensors.c
 tsan: deps-check
 	@$(MAKE) --no-print-directory BUILD=build-tsan OPT=-O1 \

@@ -298,6 +298,7 @@ enum MHD_Result api_assim_samples(http_req *q) {
   const estimator *est = reg_find(rs, r.estimator);
   size_t sshape[3];
   int snd = est ? sim_state_shape(est->sim, sshape) : 0;
+  int B = ok ? job_request_windows(r.request) : 0; /* a list of B windows: samples [B][S][...] */
   reg_drop(rs);
   store_run_free(&r);
   if (!ok)
@@ -307,12 +308,17 @@ enum MHD_Result api_assim_samples(http_req *q) {
   int S, d;
   rc = store_samples(q->app->store, q->param, &data, &S, &d, &err);
   if (rc) return api_store_problem(q, rc, &err);
+  int lead = 0; /* leading dimensions before the state: [S] or [B, S] */
+  size_t shape[5];
+  if (B > 0 && S % B == 0) shape[lead++] = (size_t)B, shape[lead++] = (size_t)(S / B);
+  else shape[lead++] = (size_t)S, B = 0;
   if (npy) {
-    size_t shape[4] = {(size_t)S, (size_t)d, 0, 0}, len;
-    int nd = 2;
+    size_t len;
+    int nd = lead + 1;
+    shape[lead] = (size_t)d;
     if (snd > 0 && (size_t)d == sshape[0] * (snd > 1 ? sshape[1] : 1) * (snd > 2 ? sshape[2] : 1)) {
-      for (int k = 0; k < snd; k++) shape[1 + k] = sshape[k];
-      nd = 1 + snd;
+      for (int k = 0; k < snd; k++) shape[lead + k] = sshape[k];
+      nd = lead + snd;
     }
     unsigned char *buf;
     rc = npy_encode(NPY_F32, nd, shape, data, &buf, &len, &err);
@@ -320,15 +326,19 @@ enum MHD_Result api_assim_samples(http_req *q) {
     if (rc) return http_reply_problem(q, problem_new(PROB_INTERNAL, 0, "%s", err.msg), NULL, NULL);
     return http_reply_buffer(q, 200, "application/x-npy", buf, len, MHD_RESPMEM_MUST_FREE);
   }
-  json_t *rows = json_array();
+  /* JSON: [S][d], or [B][S][d] for a list of windows */
+  int per = B ? S / B : S;
+  json_t *all = json_array(), *rows = all;
   for (int k = 0; k < S; k++) {
+    if (B && k % per == 0) json_array_append_new(all, rows = json_array());
     json_t *row = json_array();
     for (int i = 0; i < d; i++) json_array_append_new(row, json_real(data[(size_t)k * d + i]));
     json_array_append_new(rows, row);
   }
   free(data);
-  return http_reply_json(q, 200, json_pack("{s:s, s:s, s:[i,i], s:o}", "id", q->param, "dtype", "float32", "shape", S,
-                                           d, "samples", rows), NULL);
+  json_t *jshape = B ? json_pack("[i,i,i]", B, per, d) : json_pack("[i,i]", S, d);
+  return http_reply_json(q, 200, json_pack("{s:s, s:s, s:o, s:o}", "id", q->param, "dtype", "float32", "shape", jshape,
+                                           "samples", all), NULL);
 }
 
 enum MHD_Result api_assim_cancel(http_req *q) {

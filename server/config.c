@@ -51,6 +51,10 @@ static const config_opt config_opts[] = {
     {"max-db-bytes", LNG(max_db_bytes), "0", "largest database file in bytes (0: no limit); full: POST 503, not ready"},
     {"lease-seconds", DBL(lease_seconds), "30", "a running job stays this daemon's this long after each heartbeat; then another takes it over"},
     {"heartbeat-seconds", DBL(heartbeat_seconds), "0", "lease renewal and expiry sweep period (0: lease-seconds / 3)"},
+    {"batch-rows", LNG(batch_rows), "1024", "score models: most rows (samples) of concurrent jobs in one batched network pass (0: no batching)"},
+    {"batch-wait-ms", DBL(batch_wait_ms), "2", "score models: longest a network evaluation waits for other jobs to join its pass"},
+    {"batch-threads", LNG(batch_threads), "0", "threads of one batched pass (0: workers x job-threads)"},
+    {"batch-pack", LNG(batch_pack), "0", "1: pack rows of several jobs into one GEMM (samples then equal a job alone only to float rounding)"},
     {"log-level", STR(log_level), "info", "debug, info, warn or error"},
 };
 #define N_OPTS (sizeof config_opts / sizeof config_opts[0])
@@ -211,6 +215,11 @@ int config_load(config *c, int argc, char **argv, sb_error *err) {
   if (c->workers < 1 || c->workers > 256) return sb_fail(err, SB_EINVAL, "--workers must be 1..256");
   if (c->http_threads < 1 || c->http_threads > 256) return sb_fail(err, SB_EINVAL, "--http-threads must be 1..256");
   if (c->job_threads < 1 || c->job_threads > 256) return sb_fail(err, SB_EINVAL, "--job-threads must be 1..256");
+  if (c->batch_rows < 0 || c->batch_rows > 1000000) return sb_fail(err, SB_EINVAL, "--batch-rows must be 0..1000000");
+  if (!(c->batch_wait_ms >= 0 && c->batch_wait_ms <= 10000))
+    return sb_fail(err, SB_EINVAL, "--batch-wait-ms must be 0..10000");
+  if (c->batch_threads < 0 || c->batch_threads > 256) return sb_fail(err, SB_EINVAL, "--batch-threads must be 0..256");
+  if (c->batch_pack != 0 && c->batch_pack != 1) return sb_fail(err, SB_EINVAL, "--batch-pack must be 0 or 1");
   if (c->max_queue < 1) return sb_fail(err, SB_EINVAL, "--max-queue must be at least 1");
   if (c->max_samples < 1 || c->max_samples > 1000000) return sb_fail(err, SB_EINVAL, "--max-samples must be 1..1000000");
   if (c->max_body_bytes < 1024) return sb_fail(err, SB_EINVAL, "--max-body-bytes must be at least 1024");

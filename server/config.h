@@ -36,6 +36,10 @@ typedef struct config {
   long max_db_bytes;      /* 0 = no limit; the database refuses to grow past it */
   double lease_seconds;   /* a claimed job's lease, renewed every heartbeat_seconds */
   double heartbeat_seconds;
+  long batch_rows;        /* dynamic batching of score-model evaluations: most rows per pass, 0 = off */
+  double batch_wait_ms;   /* longest an evaluation waits for others to join its pass */
+  long batch_threads;     /* threads of one batched pass; 0 = workers x job_threads */
+  long batch_pack;        /* 1: pack rows of several jobs into one GEMM (samples equal alone to rounding only) */
   /* derived */
   char host[256];
   int port;

@@ -95,6 +95,18 @@ static json_t *job_summary(const job_spec *s, const est_result *r) {
   return jb_done(o, bad);
 }
 
+/* progress of window b of B: (b + fraction) / B */
+typedef struct job_windows_progress {
+  void (*progress)(void *ctx, double fraction);
+  void *ctx;
+  int b, B;
+} job_windows_progress;
+
+static void job_windows_progress_cb(void *ctx, double fraction) {
+  job_windows_progress *w = ctx;
+  w->progress(w->ctx, (w->b + fraction) / w->B);
+}
+
 static void job_fail(job_outcome *out, json_t *problem) {
   out->state = job_state_name(JOB_FAILED);
   out->error = json_dumps(problem, JSON_COMPACT);
@@ -161,30 +173,103 @@ void job_run(registry *reg, store *st, const char *request, int threads, const s
     job_fail(out, p);
     return;
   }
+  /* one window, or a list of B windows run one after another (window b with
+   * seed + b, so it gives what a request of that one window and seed gives) */
+  const int B = s.n_windows ? s.n_windows : 1;
+  const size_t per = (size_t)s.window * (size_t)(s.op_use->n_obs > 0 ? s.op_use->n_obs : 1);
+  job_windows_progress wp = {progress, progress_ctx, 0, B};
+  json_t *results = json_array();
   sb_error err = {0};
+  double elapsed = 0;
   int rc = job_background_resolve(&s, st, &err);
   if (rc) {
     job_run_fail(out, rc, &err);
+    json_decref(results);
     job_spec_free(&s);
     json_decref(body);
     return;
   }
-  est_problem p = {s.sim_use, s.op_use, &s.noise, s.window, s.time_index, s.y, job_spec_background(&s)};
-  est_options o = {.n_samples = s.n_samples, .seed = s.seed, .want_window = s.want_window, .threads = threads,
-                   .cancel = cancel, .progress = progress, .progress_ctx = progress_ctx, .params = s.params};
-  est_result r;
-  double t0 = clock_mono_s();
-  rc = est_sample(s.est, &p, &o, &r, &err);
-  double elapsed = clock_mono_s() - t0;
+  rc = results ? SB_OK : SB_ENOMEM;
+  for (int b = 0; !rc && b < B; b++) {
+    est_problem p = {s.sim_use, s.op_use, &s.noise, s.window, s.time_index, s.y + (size_t)b * per,
+                     job_spec_background(&s)};
+    est_options o = {.n_samples = s.n_samples, .seed = s.seed + (uint64_t)b, .want_window = s.want_window,
+                     .threads = threads, .cancel = cancel, .progress = progress ? job_windows_progress_cb : NULL,
+                     .progress_ctx = &wp, .params = s.params};
+    est_result r;
+    wp.b = b;
+    double t0 = clock_mono_s();
+    rc = est_sample(s.est, &p, &o, &r, &err);
+    elapsed += clock_mono_s() - t0;
+    if (rc && s.n_windows) sb_wrap(&err, "observations[%d]", b);
+    if (rc) break;
+    if (sb_cancelled(cancel)) {
+      est_result_free(&r);
+      rc = SB_ECANCEL;
+      break;
+    }
+    json_t *sum = job_summary(&s, &r);
+    if (sum && s.n_windows) { /* every window's own seed and time */
+      int bad = 0;
+      json_t *d2 = json_deep_copy(json_object_get(sum, "diagnostics"));
+      jb_set(d2, "seed", json_integer((json_int_t)(s.seed + (uint64_t)b)), &bad);
+      jb_set(d2, "sampling_seconds", json_real(clock_mono_s() - t0), &bad);
+      jb_set(sum, "diagnostics", d2, &bad);
+      sum = jb_done(sum, bad);
+    }
+    size_t n = (size_t)r.n_samples * (size_t)r.dim;
+    if (!b) {
+      out->n_samples = r.n_samples;
+      out->dim = r.dim;
+      out->samples = malloc((size_t)B * n * sizeof(float));
+    }
+    if (!sum || !out->samples || json_array_append_new(results, sum)) {
+      est_result_free(&r);
+      rc = SB_ENOMEM;
+      break;
+    }
+    for (size_t i = 0; i < n; i++) out->samples[(size_t)b * n + i] = (float)r.samples[i];
+    est_result_free(&r);
+  }
   if (rc == SB_ECANCEL || sb_cancelled(cancel)) {
-    if (!rc) est_result_free(&r);
     out->state = job_state_name(JOB_CANCELLED);
+  } else if (rc == SB_ENOMEM) {
+    job_fail(out, problem_new(PROB_JOB_FAILED, 0, "out of memory while summarizing %d samples", s.n_samples));
   } else if (rc) {
     job_run_fail(out, rc, &err);
   } else {
-    job_run_finish(&s, &r, elapsed, NULL, out);
-    est_result_free(&r);
+    json_t *sum;
+    if (s.n_windows) { /* {"windows": B, "results": [...], "state_shape", "diagnostics"} */
+      json_t *first = json_array_get(results, 0);
+      sum = json_pack("{s:i, s:O, s:O}", "windows", B, "results", results, "state_shape",
+                      json_object_get(first, "state_shape"));
+      if (sum) json_object_set_new(sum, "diagnostics", json_object());
+    } else {
+      sum = json_incref(json_array_get(results, 0));
+    }
+    if (sum) {
+      int bad = 0;
+      json_t *d2 = json_deep_copy(json_object_get(sum, "diagnostics"));
+      jb_set(d2, "seed", json_integer((json_int_t)s.seed), &bad);
+      jb_set(d2, "sampling_seconds", json_real(elapsed), &bad);
+      json_t *src = reg_entry_source(reg_entry_of(s.snap, s.est)); /* which version of a model file ran */
+      if (src) jb_set(d2, "model_file", src, &bad);
+      jb_set(sum, "diagnostics", d2, &bad);
+      out->result = bad ? NULL : json_dumps(sum, JSON_COMPACT | JSON_REAL_PRECISION(9));
+      json_decref(sum);
+    }
+    if (!out->result || !out->samples) {
+      job_fail(out, problem_new(PROB_JOB_FAILED, 0, "out of memory while summarizing %d samples", s.n_samples));
+    } else {
+      out->n_samples *= B; /* stored as [B * S][dim]; the samples route reshapes to [B][S][...] */
+      out->state = job_state_name(JOB_SUCCEEDED);
+    }
   }
+  if (!out->state || strcmp(out->state, job_state_name(JOB_SUCCEEDED))) {
+    free(out->samples), free(out->result);
+    out->samples = NULL, out->result = NULL, out->n_samples = out->dim = 0;
+  }
+  json_decref(results);
   job_spec_free(&s);
   json_decref(body);
 }

@@ -38,16 +38,35 @@ void job_spec_cost(const job_spec *s, int threads, est_cost *c) {
   est_problem p = {s->est->sim, s->op_use, &s->noise, s->window, s->time_index, s->y, job_spec_background(s)};
   est_options o = {.n_samples = s->n_samples, .want_window = s->want_window, .threads = threads, .params = s->params};
   est_estimate(s->est, &p, &o, c);
-  double S = s->n_samples, n = s->est->sim->dim, W = s->window;
+  double S = s->n_samples, n = s->est->sim->dim, W = s->window, B = s->n_windows > 1 ? s->n_windows : 1;
   /* float copy; per component a sorted column, mean, std, quantiles as JSON
    * values (about 64 bytes each) and their text (about 24) */
-  c->bytes += 4.0 * S * n + 8.0 * S + 88.0 * n * (2 + s->n_quantiles) + (s->want_window ? 88.0 * W * n : 0);
-  if (s->want_samples) c->bytes += 88.0 * S * n + (s->est->has_density ? 88.0 * S : 0);
-  c->flops += S * n * (log2(S + 1) + 4) + (s->want_window ? S * W * n : 0);
+  double bytes = 4.0 * S * n + 8.0 * S + 88.0 * n * (2 + s->n_quantiles) + (s->want_window ? 88.0 * W * n : 0);
+  if (s->want_samples) bytes += 88.0 * S * n + (s->est->has_density ? 88.0 * S : 0);
+  c->bytes += B * bytes;
+  c->flops = B * (c->flops + S * n * (log2(S + 1) + 4) + (s->want_window ? S * W * n : 0));
   /* a background: its members (doubles), and for from_job the float copy read back and its forecast */
   double Sb = s->bg_from_job[0] ? s->bg_from_n : s->bg.n_members;
   c->bytes += 8.0 * Sb * n + (s->bg_from_job[0] ? 4.0 * Sb * n : 0) + (s->bg.mean ? 16.0 * n : 0);
   if (s->bg_from_job[0]) c->flops += Sb * (double)s->bg_from_steps * s->est->sim->flops_step;
+}
+
+/* observations as a list of windows: an array whose first element is an
+ * array holding an array (a window's row), not numbers (one window's rows) */
+static int job_is_window_list(const json_t *j) {
+  json_t *first = json_array_get(j, 0);
+  if (!json_is_array(first)) return 0;
+  for (size_t i = 0; i < json_array_size(first); i++)
+    if (json_is_array(json_array_get(first, i))) return 1;
+  return 0;
+}
+
+int job_request_windows(const char *request) {
+  json_t *body = json_loads(request, 0, NULL);
+  json_t *j = json_object_get(body, "observations");
+  int B = json_is_array(j) && job_is_window_list(j) ? (int)json_array_size(j) : 0;
+  json_decref(body);
+  return B;
 }
 
 int job_spec_check_limits(const job_spec *s, const job_limits *lim, int threads, json_t **problem) {
@@ -229,30 +248,58 @@ int job_spec_parse(job_spec *s, const json_t *body, registry *reg, const job_lim
   }
 
   j = json_object_get(body, "observations");
+  const json_t *windows = j;
+  int B = 1;
+  if (json_is_array(j) && job_is_window_list(j)) {
+    if (json_array_size(j) > JOB_MAX_WINDOWS)
+      return job_bad(problem, problem_new(PROB_VALIDATION, 0, "'observations' as a list of windows holds at most %d "
+                                          "windows, got %zu", JOB_MAX_WINDOWS, json_array_size(j)));
+    B = (int)json_array_size(j);
+    s->n_windows = B;
+    j = json_array_get(j, 0);
+  }
   if (!json_is_array(j) || json_array_size(j) < 1 || json_array_size(j) > 1024)
     return job_bad(problem, problem_new(PROB_VALIDATION, 0, "'observations' must be an array of 1 to 1024 rows "
-                                        "(oldest first), each null or an array of %d numbers or nulls", n_obs));
+                                        "(oldest first), each null or an array of %d numbers or nulls, or a list of "
+                                        "such windows (all of one length)", n_obs));
   s->window = (int)json_array_size(j);
   if (e->window > 0 && s->window != e->window)
     return job_bad(problem, problem_new(PROB_VALIDATION, 0, "estimator %s needs exactly %d observation rows, got %d",
                                         e->name, e->window, s->window));
-  s->y = malloc((size_t)s->window * (size_t)(n_obs > 0 ? n_obs : 1) * sizeof(double));
+  size_t per = (size_t)s->window * (size_t)(n_obs > 0 ? n_obs : 1);
+  s->y = malloc((size_t)B * per * sizeof(double));
   if (!s->y) return job_bad(problem, problem_new(PROB_INTERNAL, 0, "out of memory"));
-  if (obs_window_from_json(j, s->window, n_obs, s->y, &err)) {
-    size_t sh[3];
-    int nd = sim_state_shape(sm, sh);
-    char st[64];
-    snprintf(st, sizeof st, nd == 1 ? "[%zu]" : nd == 2 ? "[%zu, %zu]" : "[%zu, %zu, %zu]", sh[0], sh[1], sh[2]);
-    return job_bad(problem, problem_new(PROB_VALIDATION, 0, "observations: %s; expected shape [%d, %d]: %d rows (oldest "
-                                        "first) of the %d values that operator %s observes on the state %s, "
-                                        "each null or numbers and nulls", err.msg, s->window, n_obs, s->window, n_obs,
-                                        obs_type_name(s->op_use), st));
+  const json_t *bgj = json_object_get(body, "background");
+  if (bgj && s->n_windows)
+    return job_bad(problem, problem_new(PROB_VALIDATION, 0, "'background' describes the first state of one window; "
+                                        "send a list of windows without one, or one window per request"));
+  if (bgj && job_background_parse(s, bgj, s->snap, max_samples, problem)) return SB_EINVAL;
+  for (int b = 0; b < B; b++) {
+    char where[48] = "";
+    if (s->n_windows) {
+      j = json_array_get(windows, (size_t)b);
+      snprintf(where, sizeof where, "[%d]", b);
+      if (!json_is_array(j) || (int)json_array_size(j) != s->window)
+        return job_bad(problem, problem_new(PROB_VALIDATION, 0, "observations%s must be a window of %d rows like "
+                                            "observations[0] (every window of a list has the same length)", where,
+                                            s->window));
+    }
+    if (obs_window_from_json(j, s->window, n_obs, s->y + (size_t)b * per, &err)) {
+      size_t sh[3];
+      int nd = sim_state_shape(sm, sh);
+      char st[64];
+      snprintf(st, sizeof st, nd == 1 ? "[%zu]" : nd == 2 ? "[%zu, %zu]" : "[%zu, %zu, %zu]", sh[0], sh[1], sh[2]);
+      return job_bad(problem, problem_new(PROB_VALIDATION, 0, "observations%s: %s; expected shape [%d, %d]: %d rows "
+                                          "(oldest first) of the %d values that operator %s observes on the state %s, "
+                                          "each null or numbers and nulls", where, err.msg, s->window, n_obs, s->window,
+                                          n_obs, obs_type_name(s->op_use), st));
+    }
+    est_problem p = {sm, s->op_use, &s->noise, s->window, s->time_index, s->y + (size_t)b * per,
+                     job_spec_background(s)};
+    if (est_check_problem(e, &p, &err))
+      return job_bad(problem, problem_new(PROB_VALIDATION, 0, "%s%s%s%s", s->n_windows ? "observations" : "", where,
+                                          s->n_windows ? ": " : "", err.msg));
   }
-
-  j = json_object_get(body, "background");
-  if (j && job_background_parse(s, j, s->snap, max_samples, problem)) return SB_EINVAL;
-  est_problem p = {sm, s->op_use, &s->noise, s->window, s->time_index, s->y, job_spec_background(s)};
-  if (est_check_problem(e, &p, &err)) return job_bad(problem, problem_new(PROB_VALIDATION, 0, "%s", err.msg));
   /* the estimator's own rules (parameters, sample count) now, not when the job runs */
   est_options o = {.n_samples = s->n_samples, .want_window = s->want_window, .params = s->params};
   if (est_check_options(e, &o, &err)) return job_bad(problem, problem_new(PROB_VALIDATION, 0, "%s", err.msg));

@@ -12,6 +12,7 @@
 #include "registry.h"
 
 #define JOB_MAX_QUANTILES 32
+#define JOB_MAX_WINDOWS 1024 /* windows of one request (observations as a list of windows) */
 
 typedef struct job_spec {
   reg_snap *snap;          /* the registry snapshot est comes from, held until job_spec_free */
@@ -23,7 +24,8 @@ typedef struct job_spec {
   obs_noise noise;         /* owned */
   int window;
   long time_index;
-  double *y;               /* [window][n_obs], NaN = missing, owned */
+  double *y;               /* [windows][window][n_obs], NaN = missing, owned */
+  int n_windows;           /* 0: observations was one window; B >= 1: a list of B windows (one result each) */
   int n_samples;
   uint64_t seed;
   int has_seed;
@@ -49,7 +51,9 @@ typedef struct job_limits {
 
 /* Memory and work of the job: the estimator's estimate (est_estimate) plus
  * what the daemon adds (the float copy stored, the summary, the JSON of
- * every sample when return.samples). */
+ * every sample when return.samples). A list of B windows runs them one
+ * after another: B times the work and B times the daemon's part of the
+ * memory (every window's samples and summary are kept until the end). */
 void job_spec_cost(const job_spec *s, int threads, est_cost *c);
 
 /* Reads a "return" object (j may be NULL: the defaults) into s; s->est set. */
@@ -73,5 +77,8 @@ const char *job_quantile_name(double q, char *buf, size_t size);
 /* The canonical stored request: the body with "seed" filled in (new ref). */
 json_t *job_spec_canonical(const job_spec *s, const json_t *body);
 void job_spec_free(job_spec *s);
+/* The number of windows of a stored request: B when its observations are
+ * a list of B windows, 0 when they are one window (or it cannot be read). */
+int job_request_windows(const char *request);
 
 #endif

@@ -20,6 +20,7 @@
 #include "http_server.h"
 #include "http_wait.h"
 #include "log.h"
+#include "kinds/score/score_batch.h"
 #include "util/par.h"
 #include "metrics.h"
 #include "tokens.h"
@@ -95,6 +96,15 @@ static void main_free(app *a) {
   tokens_free(a->tokens, a->n_tokens);
 }
 
+/* Dynamic batching of score-model evaluations across the jobs running at once
+ * (core/kinds/score/score_batch.h); a pass may use the threads of all workers. */
+static void main_batching(const config *c) {
+  long threads = c->batch_threads ? c->batch_threads : c->workers * c->job_threads;
+  score_batch_config bc = {(int)c->batch_rows, c->batch_wait_ms / 1e3, (int)(threads < 256 ? threads : 256),
+                           (int)c->batch_pack};
+  score_batch_configure(&bc);
+}
+
 int main(int argc, char **argv) {
   sb_runtime_init();
   app a;
@@ -126,6 +136,7 @@ int main(int argc, char **argv) {
    * BLAS stays single-threaded: no oversubscription, and nn_parallel restores
    * this same value after its threaded sections. */
   openblas_set_num_threads(1);
+  main_batching(&a.cfg);
 
   if ((rc = main_load_tokens(&a, &err)) || (rc = store_open(&a.store, a.cfg.db, &err)) ||
       (rc = store_set_max_bytes(a.store, a.cfg.max_db_bytes, &err))) {

@@ -3,6 +3,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "kinds/score/score_batch.h"
 #include "util/sb_error.h"
 #include "store.h"
 #include "util/version.h"
@@ -87,6 +88,13 @@ int metrics_render(dynbuf *o, const long long state_counts[JOB_N_STATES], long q
                          "sbida_jobs_running %ld\n", running);
   rc |= dynbuf_printf(o, "# HELP sbida_estimators_loaded Estimators served.\n# TYPE sbida_estimators_loaded gauge\n"
                          "sbida_estimators_loaded %d\n", estimators_loaded);
+  score_batch_stats bs;
+  score_batch_get_stats(&bs);
+  rc |= dynbuf_printf(o, "# HELP sbida_batch_passes_total Batched score-network passes (--batch-rows), the network "
+                         "evaluations of jobs they carried, and their rows.\n# TYPE sbida_batch_passes_total counter\n"
+                         "sbida_batch_passes_total %ld\n# TYPE sbida_batch_requests_total counter\n"
+                         "sbida_batch_requests_total %ld\n# TYPE sbida_batch_rows_total counter\nsbida_batch_rows_total %ld\n",
+                      bs.passes, bs.requests, bs.rows);
   for (int h = 0; h < METRIC_HIST_COUNT; h++) {
     const char *n = metrics_hist_names[h];
     rc |= dynbuf_printf(o, "# HELP %s %s.\n# TYPE %s histogram\n", n, metrics_hist_help[h], n);

@@ -318,7 +318,14 @@ async function downloadSamples(id) {
 }
 
 async function renderResult(container, job, est) {
-  const r = job.result;
+  let r = job.result;
+  let req = job.request;
+  if (r && Array.isArray(r.results)) {
+    // a list of windows in one job: show the first window's result
+    container.append(h("p", {}, r.windows + " windows in this job; window 0 shown (the samples download is [B, S, ...])"));
+    r = r.results[0];
+    if (req && Array.isArray(req.observations)) req = Object.assign({}, req, { observations: req.observations[0] });
+  }
   const shape = est && est.state_shape ? est.state_shape : [1, 1, r.mean.length];
   const [C, H, W] = shape.length === 3 ? shape : [1, 1, r.mean.length];
   const qs = Object.keys(r.quantiles || {}).map(Number).sort((a, b) => a - b);
@@ -337,7 +344,6 @@ async function renderResult(container, job, est) {
     }
     series[1].band = [2, 1];
     series.push({ label: "posterior mean", values: r.mean, stroke: "#1f5fbf" });
-    const req = job.request;
     if (req && Array.isArray(req.observations)) {
       const last = req.observations[req.observations.length - 1];
       const pos = Array.isArray(last) ? obsPositions(req.operator, last.length) : null;

@@ -2,7 +2,8 @@
 # Benchmarks (make bench): the C nn engine vs PyTorch on the L96 score network,
 # the Kolmogorov-flow solver vs numpy (same scheme, grid and states; 16 states,
 # 10 intervals), then the daemon (tests/bench/daemon.sh: wrk on /v1/health/live, synchronous
-# assimilation end to end vs in-process), and replicas on PostgreSQL (tests/bench/replicas.py).
+# assimilation end to end vs in-process), replicas on PostgreSQL (tests/bench/replicas.py) and
+# dynamic batching (tests/bench/batching.py: 1, 4, 16 client loops, batching off vs on).
 # Prints one JSON object per benchmark. Run from the repository root.
 set -eu
 BUILD=${BUILD:-build}
@@ -17,3 +18,5 @@ done
 BUILD="$BUILD" tests/bench/daemon.sh
 # jobs per second through 1, 2, 3 replicas on one PostgreSQL (and SQLite for reference)
 BUILD="$BUILD" /usr/bin/python3 tests/bench/replicas.py
+# dynamic batching: jobs per second of 1, 4, 16 client loops on the posterior score, batching off / on / packed
+BUILD="$BUILD" /usr/bin/python3 tests/bench/batching.py

@@ -57,6 +57,24 @@ def test_assimilate_arrays_in_arrays_out(client):
     assert client.samples_npy(job.id)[:6] == b"\x93NUMPY"
 
 
+def test_windows_3d_array_in_one_job(client):
+    wins = np.stack([window(seed=s) for s in (4, 5)])  # [B=2, W=5, 20]
+    wins[1, 2, 3] = np.nan
+    job = client.assimilate("l96-sakov-etkf", wins, time_index=4, operator=OP, noise_std=1.5, n_samples=16, seed=9,
+                            timeout=60, windows=True)
+    assert job.state == "succeeded" and len(job.windows) == 2
+    s = client.samples(job.id)
+    assert s.dtype == np.float32 and s.shape == (2, 16, 40)
+    for b, w in enumerate(job.windows):
+        assert w.mean.shape == (40,) and w.result["diagnostics"]["seed"] == 9 + b
+        np.testing.assert_allclose(s[b].mean(0), w.mean, atol=1e-4)
+        one = client.assimilate("l96-sakov-etkf", wins[b], time_index=4, operator=OP, noise_std=1.5, n_samples=16,
+                                seed=9 + b, timeout=60)
+        assert np.array_equal(client.samples(one.id), s[b])
+    with pytest.raises(ValueError):
+        client.submit("l96-sakov-etkf", wins[0], time_index=4, operator=OP, noise_std=1.5, windows=True)
+
+
 def test_submit_wait_get_list_cancel(client):
     jobs = [client.submit("l96-sakov-etkf", window(seed=i), 4, operator=OP, noise_std=1.5, n_samples=16)
             for i in range(3)]

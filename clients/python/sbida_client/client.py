@@ -96,6 +96,16 @@ class Job:
         wm = (self.result or {}).get("window_mean")
         return self._shaped(wm, (len(wm),)) if wm is not None else None
 
+    @property
+    def windows(self) -> Optional[List["Job"]]:
+        """For a job submitted with windows=True: one Job view per window (its result
+        is that window's: mean, std, quantiles, diagnostics with its seed), in the
+        request's order; None for a single-window job or before a result exists."""
+        res = self.result or {}
+        if "results" not in res:
+            return None
+        return [Job(dict(self.raw, result=r)) for r in res["results"]]
+
     def __repr__(self) -> str:
         return "Job(id=%r, state=%r, estimator=%r)" % (self.raw.get("id"), self.raw.get("state"),
                                                       self.raw.get("estimator"))
@@ -129,6 +139,19 @@ def _jsonable_rows(observations: Any) -> List[Optional[List[Optional[float]]]]:
         vals = [None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v) for v in row]
         rows.append(None if vals and all(v is None for v in vals) else vals)
     return rows
+
+
+def _jsonable_windows(windows: Any) -> List[List[Optional[List[Optional[float]]]]]:
+    """B windows of W rows each ([B][W][n_obs], a 3D array, or [B, W, 2, 8, 8]
+    flattened per row), each as _jsonable_rows."""
+    if np is not None and isinstance(windows, np.ndarray):
+        if windows.ndim < 3:
+            raise ValueError("with windows=True observations must be [windows, window, n_obs]; got shape %s"
+                             % (windows.shape,))
+        return [_jsonable_rows(w) for w in windows]
+    if isinstance(windows, (str, bytes)) or not hasattr(windows, "__iter__"):
+        raise ValueError("with windows=True observations must be a list of windows, each a list of rows")
+    return [_jsonable_rows(w) for w in windows]
 
 
 def _plain(x: Any) -> Any:
@@ -263,12 +286,16 @@ class Client:
                noise_std: Union[float, Sequence[float], None] = None, n_samples: Optional[int] = None,
                seed: Optional[int] = None, params: Optional[Dict[str, Any]] = None,
                return_: Optional[Dict[str, Any]] = None, wait: float = 0.0,
-               idempotency_key: Optional[str] = None) -> Job:
+               idempotency_key: Optional[str] = None, windows: bool = False) -> Job:
         """Submits a job and returns it (queued, or finished if it ended within `wait`
         seconds, at most 60). observations: W rows oldest first (list or array; NaN or
-        None = missing). A fresh Idempotency-Key is made unless one is given."""
+        None = missing). windows=True: observations is a batch of B windows
+        ([B][W][n_obs], e.g. a 3D numpy array) answered by one job: job.windows has one
+        result per window (window b with seed + b) and samples() is [B, S, *state_shape].
+        A fresh Idempotency-Key is made unless one is given."""
         body: Dict[str, Any] = {"estimator": estimator, "time_index": int(time_index),
-                                "observations": _jsonable_rows(observations)}
+                                "observations": _jsonable_windows(observations) if windows
+                                else _jsonable_rows(observations)}
         if operator is not None:
             body["operator"] = _plain(operator)
         if noise_std is not None:
@@ -318,8 +345,9 @@ class Client:
 
     def samples(self, job_id: str) -> Any:
         """The samples of a succeeded job, float32 [n_samples, *state_shape] ([S, 40]
-        for l96-sakov, [S, 2, 32, 32] for kolmogorov): a numpy array (fetched as
-        .npy) with numpy, else a nested list [n_samples][dim] (the JSON form)."""
+        for l96-sakov, [S, 2, 32, 32] for kolmogorov), or [B, n_samples, *state_shape]
+        for a job of B windows: a numpy array (fetched as .npy) with numpy, else a
+        nested list [n_samples][dim] or [B][n_samples][dim] (the JSON form)."""
         path = "/v1/assimilations/%s/samples" % job_id
         if np is not None:
             _, _, raw = self._request("GET", path, accept="application/x-npy")

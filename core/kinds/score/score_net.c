@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kinds/score/score_batch.h"
 #include "nn/nn_layers.h"
 #include "nn/nn_parallel.h"
 #include "util/par.h"
@@ -17,6 +18,7 @@
  * computed the same way for any thread count, so the samples are
  * bit-identical whatever the number of threads. */
 #define SCORE_CHUNK 32
+_Static_assert(SCORE_CHUNK == SCORE_BATCH_CHUNK, "batched calls keep the chunks of a call alone");
 
 /* One network worker's scratch: a workspace and buffers for one chunk. */
 typedef struct score_worker {
@@ -39,6 +41,7 @@ typedef struct score_ctx {
   void *cot_ctx;
   double tau;
   int B;
+  score_batch *batch; /* unguided calls in the daemon: evaluations shared with concurrent calls */
 } score_ctx;
 
 static void fill_inputs(const score_ctx *c, score_worker *w, int b0, int B) {
@@ -77,7 +80,23 @@ static int run_workers(score_ctx *c, const float *x, double tau, int B, float *v
   return sb_parallel_ranges(B, SCORE_CHUNK, c->T, NULL, chunk_run, c, "network evaluation", err);
 }
 
+/* Row b's network input and scalars (score_batch's fill). */
+static void batch_fill(void *owner, int b, float *in, float *scal) {
+  const score_ctx *c = owner;
+  const int N = c->sm->N, ns = nn_n_scalars(&c->sm->net);
+  memcpy(in, c->x + (size_t)b * c->xch * N, sizeof(float) * (size_t)c->xch * N);
+  if (c->cond) memcpy(in + (size_t)c->xch * N, c->cond, sizeof(float) * (size_t)(c->cin - c->xch) * N);
+  if (ns > 0) scal[0] = (float)c->tau;
+  if (ns > 1) scal[1] = (float)c->t_scaled;
+}
+
 static int ctx_v(void *ctx, const float *x, double tau, int B, float *v, sb_error *err) {
+  score_ctx *c = ctx;
+  if (c->batch) {
+    c->x = x, c->tau = tau;
+    score_batch_req r = {.owner = c, .fill = batch_fill, .rows = B, .out = v};
+    return score_batch_run(c->batch, &r, err);
+  }
   return run_workers(ctx, x, tau, B, v, NULL, NULL, NULL, NULL, err);
 }
 
@@ -334,7 +353,10 @@ int score_net_sample(const model *sm, const est_problem *p, const est_options *o
     g = (diff_guidance){p->op, W, p->y, p->noise->std, gmean, gscale, gamma, bg.dim ? &bg : NULL};
     gp = &g;
   }
-  if ((rc = diff_sample(&d, gp, &cfg, S, o->seed, 0, x, o->cancel, o->progress, o->progress_ctx, err))) goto done;
+  if (!guided) c.batch = score_batch_join(&sm->net); /* NULL unless the daemon batches */
+  rc = diff_sample(&d, gp, &cfg, S, o->seed, 0, x, o->cancel, o->progress, o->progress_ctx, err);
+  score_batch_leave(c.batch);
+  if (rc) goto done;
   if ((rc = est_result_alloc(r, S, N, W, o->want_window, 0, err))) goto done;
   const int last = c.xch - 1; /* x_t is the last channel */
   for (int s = 0; s < S; s++) {
