@@ -511,7 +511,7 @@ static int etkf_sample(estimator *e, const est_problem *p, const est_options *o,
   json_object_set_new(r->diagnostics, "inflation", json_real(pp.inflation));
   if (cfg->localize) json_object_set_new(r->diagnostics, "radius", json_real(pp.radius));
   json_object_set_new(r->diagnostics, "window_states", json_string("filtered"));
-  if (p->background) json_object_set_new(r->diagnostics, "prior", json_string("background"));
+  json_object_set_new(r->diagnostics, "prior", json_string(p->background ? "background" : "climatology"));
 done:
   ws_free(&w);
   free(X);
