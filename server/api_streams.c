@@ -8,6 +8,7 @@
  * t-W+1 (so no observation is used twice); none yet: climatology. The cycle
  * row and its job are stored in one transaction (store_cycle_insert). */
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 
 #include "api_jobs.h"
 #include "clock.h"
+#include "cycle_stats.h"
 #include "http_routes.h"
 #include "http_wait.h"
 #include "job_background.h"
@@ -140,8 +142,29 @@ static json_t *api_stream_config(app *a, const json_t *body, json_t **problem) {
   return c;
 }
 
-/* One cycle as the API shows it; with_arrays adds mean and std when it has succeeded. */
-static json_t *api_cycle_json(const store_cycle *c, int with_arrays) {
+/* The stream's observation operator, for the cycles' obs_rmse: the config
+ * parsed as a cycle's request would be (its window of missing rows). 0 with
+ * *s holding the operator (s->op_use; job_spec_free after use), or non-zero
+ * (an estimator no longer served, say): no obs_rmse, nothing to free. */
+static int api_stream_op(app *a, const json_t *cfg, job_spec *s) {
+  long W = (long)json_integer_value(json_object_get(cfg, "window"));
+  if (W < 1) return 1;
+  json_t *rows = json_array();
+  for (long i = 0; i < W; i++) json_array_append_new(rows, json_null());
+  json_t *probe = api_cycle_request(cfg, W - 1, rows, NULL);
+  json_decref(rows);
+  json_t *problem = NULL;
+  int rc = job_spec_parse(s, probe, &a->reg, NULL, 1, &problem);
+  json_decref(probe);
+  json_decref(problem);
+  if (rc) job_spec_free(s);
+  return rc;
+}
+
+/* One cycle as the API shows it: with_arrays adds mean and std when it has
+ * succeeded; stats adds spread, obs_rmse and obs_count (op: the stream's
+ * operator, NULL when unknown: obs_rmse null). */
+static json_t *api_cycle_json(const store_cycle *c, int with_arrays, int stats, const obs_op *op) {
   json_t *o = json_pack("{s:I, s:s, s:s}", "time_index", (json_int_t)c->time_index, "job", c->run_id, "state",
                         c->state[0] ? c->state : "deleted");
   if (with_arrays && c->result) {
@@ -152,29 +175,44 @@ static json_t *api_cycle_json(const store_cycle *c, int with_arrays) {
       json_decref(r);
     }
   }
+  cycle_stats cs;
+  if (stats && c->result && !cycle_stats_from_json(c->result, c->observations, op, &cs) && isfinite(cs.spread)) {
+    json_object_set_new(o, "spread", json_real(cs.spread));
+    json_object_set_new(o, "obs_rmse", isfinite(cs.obs_rmse) ? json_real(cs.obs_rmse) : json_null());
+    json_object_set_new(o, "obs_count", json_integer(cs.obs_count));
+  }
   return o;
 }
 
+/* detail: last_cycle and the history with their stats (GET one stream);
+ * else last_cycle's time, job and state only (the list). */
 static json_t *api_stream_json(http_req *q, const store_stream *st, int detail, enum MHD_Result *fail) {
   json_t *cfg = st->config ? json_loads(st->config, 0, NULL) : NULL;
   json_t *o = json_pack("{s:s, s:o, s:o}", "id", st->id, "created_at", api_stream_time(st->created_ms), "config",
-                        cfg ? cfg : json_object());
-  if (!detail) return o;
+                        cfg ? json_incref(cfg) : json_object());
   store_cycle *cy;
   int n;
   sb_error err = {0};
-  int rc = store_cycle_list(q->app->store, st->id, LONG_MAX, 0, STREAM_HISTORY, &cy, &n, &err);
+  int rc = store_cycle_list(q->app->store, st->id, LONG_MAX, 0, detail ? STREAM_HISTORY : 1, &cy, &n, &err);
   if (rc) {
     json_decref(o);
+    json_decref(cfg);
     *fail = api_store_problem(q, rc, &err);
     return NULL;
   }
-  json_t *hist = json_array();
-  for (int i = n - 1; i >= 0; i--) json_array_append_new(hist, api_cycle_json(&cy[i], 1));
-  json_object_set_new(o, "last_cycle", n ? api_cycle_json(&cy[0], 0) : json_null());
-  json_object_set_new(o, "history", hist);
+  job_spec spec;
+  int have_op = detail && n && cfg && !api_stream_op(q->app, cfg, &spec);
+  const obs_op *op = have_op ? spec.op_use : NULL;
+  json_object_set_new(o, "last_cycle", n ? api_cycle_json(&cy[0], 0, detail, op) : json_null());
+  if (detail) {
+    json_t *hist = json_array();
+    for (int i = n - 1; i >= 0; i--) json_array_append_new(hist, api_cycle_json(&cy[i], 1, 1, op));
+    json_object_set_new(o, "history", hist);
+  }
+  if (have_op) job_spec_free(&spec);
   for (int i = 0; i < n; i++) store_cycle_free(&cy[i]);
   free(cy);
+  json_decref(cfg);
   return o;
 }
 
@@ -260,15 +298,24 @@ enum MHD_Result api_stream_list(http_req *q) {
   int rc = store_stream_list(q->app->store, before, (int)size + 1, &v, &n, &err);
   if (rc) return api_store_problem(q, rc, &err);
   json_t *items = json_array();
-  for (int i = 0; i < n && i < size; i++) json_array_append_new(items, api_stream_json(q, &v[i], 0, &reply));
+  int failed = 0;
+  for (int i = 0; i < n && i < size && !failed; i++) {
+    json_t *it = api_stream_json(q, &v[i], 0, &reply);
+    if (it) json_array_append_new(items, it);
+    else failed = 1; /* reply is the problem */
+  }
   json_t *next = json_null();
-  if (n > size) {
+  if (n > size && !failed) {
     char t[PAGE_TOKEN_LEN + 1];
     page_token_encode(store_secret(q->app->store), v[size - 1].seq, t);
     next = json_string(t);
   }
   for (int i = 0; i < n; i++) store_stream_free(&v[i]);
   free(v);
+  if (failed) {
+    json_decref(items);
+    return reply;
+  }
   return http_reply_json(q, 200, json_pack("{s:o, s:o}", "items", items, "next_page_token", next), NULL);
 }
 
@@ -277,19 +324,33 @@ enum MHD_Result api_cycle_list(http_req *q) {
   long long pos;
   enum MHD_Result reply;
   if (api_page(q, &size, &pos, &reply)) return reply;
+  const char *arr = http_query(q, "arrays");
+  if (arr && strcmp(arr, "true") && strcmp(arr, "false"))
+    return http_reply_problem(q, problem_new(PROB_BAD_REQUEST, 0, "arrays must be true (the default: each "
+                                             "cycle's analysis mean and std) or false (without them)"), NULL, NULL);
+  int arrays = !arr || !strcmp(arr, "true");
   store_stream st;
   sb_error err = {0};
   int rc = store_stream_get(q->app->store, q->param, &st, &err);
   if (rc) return api_store_problem(q, rc, &err);
+  json_t *cfg = st.config ? json_loads(st.config, 0, NULL) : NULL;
   store_stream_free(&st);
   /* newest first; a token holds the last time index of its page + 1 */
   store_cycle *cy;
   int n;
   rc = store_cycle_list(q->app->store, q->param, pos > 0 ? (long)(pos - 2) : LONG_MAX, 0, (int)size + 1, &cy, &n,
                         &err);
-  if (rc) return api_store_problem(q, rc, &err);
+  if (rc) {
+    json_decref(cfg);
+    return api_store_problem(q, rc, &err);
+  }
+  job_spec spec;
+  int have_op = n && cfg && !api_stream_op(q->app, cfg, &spec);
+  json_decref(cfg);
   json_t *items = json_array();
-  for (int i = 0; i < n && i < size; i++) json_array_append_new(items, api_cycle_json(&cy[i], 1));
+  for (int i = 0; i < n && i < size; i++)
+    json_array_append_new(items, api_cycle_json(&cy[i], arrays, 1, have_op ? spec.op_use : NULL));
+  if (have_op) job_spec_free(&spec);
   json_t *next = json_null();
   if (n > size) {
     char t[PAGE_TOKEN_LEN + 1];

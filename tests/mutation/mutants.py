@@ -512,6 +512,10 @@ MUTANTS = [
          edits=[("core/eval/eval_cycle.c", "if ((rc = s->advance(s, fc, (size_t)S, 1, err))) goto done;",
                  "if ((rc = s->advance(s, fc, (size_t)S, 0, err))) goto done;")],
          tests=["unit:test_cycle"]),
+    dict(id="cycle-rmse-counts-missing", what="stream cycles: the observation-space RMSE divides by every "
+         "observation, missing ones included",
+         edits=[("server/cycle_stats.c", "out->obs_rmse = sqrt(sq / n);", "out->obs_rmse = sqrt(sq / m);")],
+         tests=["unit:test_server_cycle_stats", "py:tests/py/test_api_streams.py"]),
 ]
 
 # Survivors left on purpose: id -> why the mutant cannot change any observable.

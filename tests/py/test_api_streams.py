@@ -235,6 +235,58 @@ def test_stream_cycles_chain_and_conflicts(daemon):
     assert daemon.get("/v1/assimilations/" + j6["id"]).status == 200  # its jobs stay
 
 
+def test_cycle_spread_and_observation_rmse(daemon):
+    """Each succeeded cycle says its spread (mean analysis std) and the RMSE of its
+    analysis mean, mapped by the stream's operator, against the row it assimilated
+    (missing values left out; a cycle without observations has none), recomputed
+    here from the job's own mean and std."""
+    x = truth(8)
+    y = observe(x, seed=4)
+    op = {"type": "subsample", "stride": 2, "offset": 1}
+    s = make_stream(daemon, operator=op, n_samples=24)
+    sid = s["id"]
+    rows = {}
+    for t in range(5):
+        row = y[t][1::2].tolist()
+        if t == 1:
+            row[0] = row[7] = None  # missing values are left out of the RMSE
+        rows[t] = None if t == 3 else row
+        assert cycle(daemon, sid, t, rows[t]).json()["state"] == "succeeded"
+    page = daemon.get("/v1/streams/%s/cycles?page_size=100" % sid).json()
+    validate(page, "CycleList")
+    lean = daemon.get("/v1/streams/%s/cycles?page_size=100&arrays=false" % sid).json()
+    validate(lean, "CycleList")
+    assert [c["time_index"] for c in page["items"]] == [4, 3, 2, 1, 0]
+    for c, c2 in zip(page["items"], lean["items"]):
+        mean, std = np.array(c["mean"]), np.array(c["std"])
+        assert c["spread"] == pytest.approx(std.mean(), rel=1e-7)  # 9 significant digits in JSON
+        row = rows[c["time_index"]]
+        if row is None:
+            assert c["obs_rmse"] is None and c["obs_count"] == 0
+        else:
+            obs = np.array([np.nan if v is None else v for v in row])
+            keep = ~np.isnan(obs)
+            want = np.sqrt(np.mean((mean[1::2][keep] - obs[keep]) ** 2))
+            assert c["obs_count"] == int(keep.sum()) == (18 if c["time_index"] == 1 else 20)
+            assert c["obs_rmse"] == pytest.approx(want, rel=1e-7)
+            assert c["obs_rmse"] > 0
+        assert "mean" not in c2 and "std" not in c2
+        assert {k: c2[k] for k in ("time_index", "job", "state", "spread", "obs_rmse", "obs_count")} == \
+            {k: c[k] for k in ("time_index", "job", "state", "spread", "obs_rmse", "obs_count")}
+    problem(daemon.get("/v1/streams/%s/cycles?arrays=no" % sid), 400, "arrays")
+    # the stream: its last cycle and history carry the same numbers
+    g = daemon.get("/v1/streams/" + sid).json()
+    validate(g, "Stream")
+    assert g["last_cycle"]["obs_rmse"] == page["items"][0]["obs_rmse"]
+    assert [h["spread"] for h in g["history"]] == [c["spread"] for c in reversed(page["items"])]
+    # the list of streams names each one's last cycle (time, job, state)
+    ls = daemon.get("/v1/streams?page_size=100").json()
+    validate(ls, "StreamList")
+    mine = [i for i in ls["items"] if i["id"] == sid][0]
+    assert mine["last_cycle"] == {k: page["items"][0][k] for k in ("time_index", "job", "state")}
+    assert "history" not in mine
+
+
 def test_concurrent_retries_make_one_job(daemon):
     """The same cycle sent by several clients at once (a retry storm): one job, every
     answer names it (the insert re-checks the newest cycle in its transaction)."""
