@@ -1,13 +1,16 @@
 /* sbida console: a single page over the daemon's public API (/v1). No build
  * step and no framework: hash routes (#/estimators, #/jobs, #/jobs/ID,
- * #/submit), fetch with the tab's bearer token, uPlot for line charts and a
- * canvas for 2D fields. Everything shown comes from the API; nothing is
- * computed here that the daemon did not return, except colour scales. */
+ * #/submit, #/streams, #/streams/ID), fetch with the tab's bearer token,
+ * uPlot for line charts and a canvas for 2D fields. Everything shown comes
+ * from the API; nothing is computed here that the daemon did not return,
+ * except colour scales (a stream's spread and observation-space RMSE per
+ * cycle come from GET /v1/streams/{id}/cycles). */
 "use strict";
 
 const TOKEN_KEY = "sbida.token";
 const FINAL = new Set(["succeeded", "failed", "cancelled"]);
 let timer = null;          // the current view's refresh timer
+let viewGen = 0;           // bumped on every route: a refresh of a view left meanwhile stops
 let charts = [];           // uPlot instances of the current view
 
 const $ = (sel, root = document) => root.querySelector(sel);
@@ -156,15 +159,16 @@ function heatmap(values, H, W, caption, diverging) {
 
 /* ---- line chart --------------------------------------------------------- */
 
-function lineChart(target, title, xs, series, width = 900) {
-  // series: [{label, values, stroke, band: [loIdx, hiIdx]?, points?: true}]
+function lineChart(target, title, xs, series, opt = {}) {
+  // series: [{label, values, stroke, band: [loIdx, hiIdx]?, points?: true (points only) | "line" (both), dash?}]
+  // opt: {width, xLabel, yLabel, xName}
   const data = [xs, ...series.map((s) => s.values)];
   const opts = {
-    title, width: Math.min(width, window.innerWidth - 60), height: 320,
+    title, width: Math.min(opt.width || 900, window.innerWidth - 60), height: 320,
     scales: { x: { time: false } },
-    axes: [{ label: "state component" }, { label: "value" }],
-    series: [{ label: "component" }].concat(series.map((s) => ({
-      label: s.label, stroke: s.stroke, width: s.points ? 0 : 1.5,
+    axes: [{ label: opt.xLabel || "state component" }, { label: opt.yLabel || "value" }],
+    series: [{ label: opt.xName || "component" }].concat(series.map((s) => ({
+      label: s.label, stroke: s.stroke, width: s.points === true ? 0 : 1.5, dash: s.dash,
       points: s.points ? { show: true, size: 6, stroke: s.stroke, fill: s.stroke } : { show: false },
       spanGaps: false,
     }))),
@@ -172,7 +176,9 @@ function lineChart(target, title, xs, series, width = 900) {
   };
   const wrap = h("div", { class: "chart", "data-kind": "chart" });
   target.append(wrap);
-  charts.push(new uPlot(opts, data, wrap));
+  const u = new uPlot(opts, data, wrap);
+  charts.push(u);
+  return u;
 }
 
 /* ---- views -------------------------------------------------------------- */
@@ -184,6 +190,7 @@ function setView(...kids) {
 }
 
 function leaveView() {
+  viewGen++;
   if (timer) clearTimeout(timer);
   timer = null;
   charts.forEach((c) => c.destroy());
@@ -256,6 +263,7 @@ function jobRow(j) {
 }
 
 async function viewJobs(query) {
+  const gen = viewGen;
   const state = query.get("state") || "";
   const estimator = query.get("estimator") || "";
   const page = query.get("page") || "";
@@ -295,7 +303,7 @@ async function viewJobs(query) {
     } catch (err) {
       table.replaceChildren(h("tr", {}, h("td", {}, problemBox(err))));
     }
-    timer = setTimeout(refresh, 2000);
+    if (gen === viewGen) timer = setTimeout(refresh, 2000);
   };
   await refresh();
 }
@@ -381,6 +389,7 @@ async function renderResult(container, job, est) {
 }
 
 async function viewJob(id) {
+  const gen = viewGen;
   const head = h("div", {});
   const body = h("div", {});
   setView(h("h1", {}, "Job ", h("code", {}, id)), head, body);
@@ -401,7 +410,7 @@ async function viewJob(id) {
       .map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", {}, v)))),
       FINAL.has(job.state) ? "" : h("button", { type: "button", onclick: () => api("/v1/assimilations/" + id + "/cancel", { method: "POST" }).then(refresh, (e) => head.append(problemBox(e))) }, "Cancel"));
     if (job.error) body.replaceChildren(problemBox(new ApiError(0, job.error)));
-    if (!FINAL.has(job.state)) { timer = setTimeout(refresh, 1000); return; }
+    if (!FINAL.has(job.state)) { if (gen === viewGen) timer = setTimeout(refresh, 1000); return; }
     if (job.state === "succeeded" && job.result) {
       if (!est) est = await api("/v1/estimators/" + encodeURIComponent(job.estimator)).catch(() => null);
       body.replaceChildren();
@@ -461,6 +470,179 @@ async function viewSubmit(name) {
     ta, h("p", {}, h("button", { type: "button", id: "submit", onclick: send }, "Submit")), out);
 }
 
+/* ---- streams ------------------------------------------------------------ */
+
+const CHART_CYCLES = 2000;  // the stream chart reads at most this many newest cycles
+
+function opText(op) {
+  if (op === undefined) return "the estimator's";
+  return typeof op === "string" ? op : JSON.stringify(op);
+}
+
+function cycleCell(c) {
+  if (!c) return [h("td", { class: "muted" }, "none yet"), h("td", {}, "")];
+  return [h("td", { class: "num nowrap" }, h("a", { href: "#/jobs/" + c.job }, "t = " + c.time_index)),
+    h("td", { class: "state-" + c.state }, c.state)];
+}
+
+function streamRow(s) {
+  const c = s.config || {};
+  return h("tr", { "data-id": s.id },
+    h("td", {}, h("a", { href: "#/streams/" + s.id }, s.id.slice(0, 12))),
+    h("td", { class: "nowrap" }, c.estimator), h("td", { class: "code" }, opText(c.operator)),
+    h("td", {}, typeof c.noise_std === "number" ? fmt(c.noise_std) : JSON.stringify(c.noise_std)),
+    h("td", { class: "num" }, c.window), h("td", { class: "num" }, c.n_samples),
+    ...cycleCell(s.last_cycle), h("td", { class: "nowrap" }, when(s.created_at)));
+}
+
+async function viewStreams(query) {
+  const gen = viewGen;
+  const page = query.get("page") || "";
+  const table = h("table", { id: "streams" });
+  const pager = h("p", {});
+  setView(h("h1", {}, "Streams"),
+    h("p", { class: "muted" }, "Analysis-forecast cycles kept by the daemon: a stream is a stored configuration, " +
+      "each cycle one time's observations, assimilated with the forecast of the previous analysis as background " +
+      "(POST /v1/streams, then POST /v1/streams/{id}/cycles per time). Newest first. ",
+      h("span", { id: "streams-updated" }, "")),
+    table, pager);
+  const refresh = async () => {
+    const q = new URLSearchParams({ page_size: "50" });
+    if (page) q.set("page_token", page);
+    try {
+      const list = await api("/v1/streams?" + q);
+      table.replaceChildren(
+        h("tr", {}, ["stream", "estimator", "operator", "noise", "window", "samples", "last cycle", "state", "created"].map((t) => h("th", {}, t))),
+        ...(list.items.length ? list.items.map(streamRow) : [h("tr", {}, h("td", { colspan: 9, class: "muted" }, "no streams"))]));
+      pager.replaceChildren(page ? h("a", { href: "#/streams" }, "first page") : "", " ",
+        list.next_page_token ? h("button", { type: "button", onclick: () => { location.hash = "#/streams?page=" + encodeURIComponent(list.next_page_token); } }, "next page") : "");
+      $("#streams-updated").textContent = "Updated " + new Date().toLocaleTimeString() + ".";
+    } catch (err) {
+      table.replaceChildren(h("tr", {}, h("td", {}, problemBox(err))));
+    }
+    if (gen === viewGen) timer = setTimeout(refresh, 2000);
+  };
+  await refresh();
+}
+
+async function streamCycles(id, max) {
+  // every cycle (newest first, without the arrays), up to max
+  const out = [];
+  let token = "";
+  while (out.length < max) {
+    const q = new URLSearchParams({ page_size: "100", arrays: "false" });
+    if (token) q.set("page_token", token);
+    const page = await api("/v1/streams/" + encodeURIComponent(id) + "/cycles?" + q);
+    out.push(...page.items);
+    token = page.next_page_token;
+    if (!token) break;
+  }
+  return out.slice(0, max);
+}
+
+function cycleRow(c) {
+  return h("tr", { "data-t": c.time_index },
+    h("td", { class: "num" }, c.time_index), h("td", { class: "state-" + c.state }, c.state),
+    h("td", {}, c.state === "deleted" ? h("span", { class: "muted" }, c.job.slice(0, 12)) : h("a", { href: "#/jobs/" + c.job }, c.job.slice(0, 12))),
+    h("td", { class: "num" }, c.spread === undefined ? "" : fmt(c.spread)),
+    h("td", { class: "num" }, c.obs_rmse === undefined ? "" : c.obs_rmse === null ? "–" : fmt(c.obs_rmse)),
+    h("td", { class: "num" }, c.obs_count === undefined ? "" : c.obs_count));
+}
+
+async function viewStream(id, query) {
+  const gen = viewGen;
+  const page = query.get("page") || "";
+  const path = "/v1/streams/" + encodeURIComponent(id);
+  const s = await api(path);
+  if (gen !== viewGen) return;
+  const c = s.config || {};
+  const sigma = typeof c.noise_std === "number" ? c.noise_std : null;
+  const out = h("div", {});
+  const del = async () => {
+    if (!confirm("Delete stream " + id + "? Its cycle records go; its jobs stay (as jobs).")) return;
+    try {
+      await api(path, { method: "DELETE" });
+      location.hash = "#/streams";
+    } catch (err) {
+      out.replaceChildren(problemBox(err));
+    }
+  };
+  const chartBox = h("div", { id: "stream-chart" });
+  const table = h("table", { id: "cycles" });
+  const pager = h("p", {});
+  const stamp = h("span", { class: "muted", id: "stream-updated" }, "");
+  setView(h("h1", {}, "Stream ", h("code", {}, id)),
+    h("table", { id: "stream-config" }, [
+      ["estimator", h("a", { href: "#/estimators/" + encodeURIComponent(c.estimator) }, c.estimator)],
+      ["operator", h("span", { class: "code" }, opText(c.operator))],
+      ["noise_std (σ)", typeof c.noise_std === "number" ? fmt(c.noise_std) : JSON.stringify(c.noise_std)],
+      ["window", c.window + (c.window === 1 ? " observation row" : " observation rows") + " per cycle"], ["samples", c.n_samples],
+      ["seed", c.seed + " (cycle t uses seed + t)"],
+      ["params", c.params ? JSON.stringify(c.params) : "defaults"],
+      ["state_dim", c.state_dim === undefined ? "the estimator's" : c.state_dim],
+      ["created", when(s.created_at)]]
+      .map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", {}, v)))),
+    h("p", {}, h("button", { type: "button", id: "delete-stream", onclick: del }, "Delete stream"), " ",
+      h("span", { class: "muted" }, "Deleting removes the stream and its cycle records; the cycles' jobs stay.")),
+    out,
+    h("h2", {}, "Cycles over time"),
+    h("p", { class: "muted", id: "rmse-note" },
+      h("strong", {}, "What the RMSE is measured against: "), "the observations each cycle assimilated (its own row y_t, " +
+      "missing values left out), with the analysis mean mapped into observation space by the stream's operator: " +
+      "sqrt(mean (H(mean) − y_t)²). The daemon has no truth, so this is not the error of the state: the observations " +
+      "carry noise of std σ" + (sigma !== null ? " = " + fmt(sigma) + " (dashed line)" : "") + " and this analysis " +
+      "already used them, so a good analysis sits near σ, not near 0, and a small RMSE here does not mean a small " +
+      "error of the state; values well above σ mean the analysis is far from its own observations. Cycles without " +
+      "observations have none. Spread: the mean over state components of the analysis std (state units)."),
+    chartBox,
+    h("h2", {}, "Cycles"), h("p", { class: "muted" }, "Newest first; each links to its job (the posterior, diagnostics, samples). ", stamp),
+    table, pager);
+  let chart = null, lastSig = null;
+  const draw = (cycles) => {
+    const asc = cycles.slice().reverse();
+    if (chart) { chart.destroy(); charts = charts.filter((u) => u !== chart); chart = null; }
+    chartBox.replaceChildren();
+    const done = asc.filter((x) => x.spread !== undefined);
+    if (!done.length) { chartBox.append(h("p", { class: "muted" }, "No finished cycle yet.")); return; }
+    const xs = done.map((x) => x.time_index);
+    const dots = xs.length <= 80 ? "line" : false;
+    const series = [
+      { label: "spread (mean analysis std)", values: done.map((x) => x.spread), stroke: "#1f5fbf", points: dots },
+      { label: "RMSE vs. this cycle's observations", values: done.map((x) => (x.obs_rmse === null ? null : x.obs_rmse)), stroke: "#b3261e", points: dots }];
+    if (sigma !== null) series.push({ label: "observation noise σ", values: xs.map(() => sigma), stroke: "#5c6670", dash: [6, 4] });
+    chart = lineChart(chartBox, "Per cycle: analysis spread and observation-space RMSE" +
+      (cycles.length >= CHART_CYCLES ? " (newest " + CHART_CYCLES + " cycles)" : ""), xs, series,
+    { xLabel: "time index", yLabel: "state / observation units", xName: "time index" });
+  };
+  const refresh = async () => {
+    try {
+      const now = await api(path);
+      const lc = now.last_cycle;
+      const sig = lc ? lc.time_index + "/" + lc.state + "/" + lc.job : "";
+      if (sig !== lastSig) {
+        lastSig = sig;
+        const cycles = await streamCycles(id, CHART_CYCLES);
+        if (gen !== viewGen) return;
+        draw(cycles);
+        const q = new URLSearchParams({ page_size: "50", arrays: "false" });
+        if (page) q.set("page_token", page);
+        const list = await api(path + "/cycles?" + q);
+        table.replaceChildren(
+          h("tr", {}, ["time index", "state", "job", "spread", "RMSE vs. obs", "observed values"].map((t) => h("th", {}, t))),
+          ...(list.items.length ? list.items.map(cycleRow) : [h("tr", {}, h("td", { colspan: 6, class: "muted" }, "no cycles yet"))]));
+        pager.replaceChildren(page ? h("a", { href: "#/streams/" + id }, "newest cycles") : "", " ",
+          list.next_page_token ? h("button", { type: "button", onclick: () => { location.hash = "#/streams/" + id + "?page=" + encodeURIComponent(list.next_page_token); } }, "older cycles") : "");
+      }
+      stamp.textContent = "Updated " + new Date().toLocaleTimeString() + ".";
+    } catch (err) {
+      out.replaceChildren(problemBox(err));
+      if (err.status === 404) return;  // deleted meanwhile: stop polling
+    }
+    if (gen === viewGen) timer = setTimeout(refresh, 2000);
+  };
+  await refresh();
+}
+
 async function route() {
   leaveView();
   const [path, qs] = (location.hash.slice(1) || "/estimators").split("?");
@@ -471,6 +653,8 @@ async function route() {
     if (parts[0] === "jobs" && parts[1]) await viewJob(parts[1]);
     else if (parts[0] === "jobs") await viewJobs(query);
     else if (parts[0] === "submit") await viewSubmit(parts[1]);
+    else if (parts[0] === "streams" && parts[1]) await viewStream(parts[1], query);
+    else if (parts[0] === "streams") await viewStreams(query);
     else if (parts[0] === "estimators" && parts[1]) await viewEstimator(parts[1]);
     else await viewEstimators();
   } catch (err) {

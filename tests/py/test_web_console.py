@@ -64,6 +64,17 @@ def shot(driver, name):
     return path
 
 
+def full_shot(driver, name):
+    """A screenshot of the whole page (the window made as tall as the page)."""
+    size = driver.get_window_size()
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(size["width"], max(size["height"], height + 140))
+    time.sleep(0.3)
+    path = shot(driver, name)
+    driver.set_window_size(size["width"], size["height"])
+    return path
+
+
 def answer_token(driver, token):
     wait = WebDriverWait(driver, 15)
     wait.until(lambda d: d.execute_script("return document.getElementById('token-dialog').open"))
@@ -211,3 +222,115 @@ def test_console_lists_what_the_registry_serves_after_a_reload(fresh_daemon, bro
     wait.until(EC.text_to_be_present_in_element((By.ID, "view"), rep["added"][0]["digest"]))
     shot(browser, "06-estimator-reloaded")
     assert not console_errors(browser), console_errors(browser)
+
+
+def truth_run(steps, seed=5):
+    """[steps, 40] Lorenz96 states one observation interval apart (the client example's)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "cycle_example", pathlib.Path(__file__).resolve().parents[2] / "clients" / "python" / "examples" / "cycle.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.truth_run("l96-sakov", 40, steps, seed)
+
+
+def test_console_streams(fresh_daemon, tmp_path, browser):
+    # a cycled ETKF stream made through the API (behind tokens), seen in the console:
+    # the list shows it and updates without reload, its page shows the config, a chart
+    # of the spread and the observation-space RMSE per cycle equal to what the API
+    # says, links to the cycles' jobs, and deletes it
+    import numpy as np
+    tokens = tmp_path / "tokens"
+    tokens.write_text("stream-secret\n")
+    d = fresh_daemon(["--tokens-file", str(tokens), "--workers", "1"]).start()
+    auth = {"Authorization": "Bearer stream-secret"}
+    base = "http://127.0.0.1:%d" % d.port
+    cfg = {"estimator": "l96-sakov-etkf", "operator": {"type": "stations", "indices": list(range(0, 40, 2))},
+           "noise_std": 1.0, "n_samples": 40, "seed": 3, "params": {"inflation": 1.05}}
+    assert d.post("/v1/streams", cfg).status == 401
+    r = d.post("/v1/streams", cfg, headers=auth)
+    assert r.status == 201, r.data[:300]
+    sid = r.json()["id"]
+    # a Lorenz96 truth (on the attractor) observed at every second node with noise 1
+    T = 30
+    x = truth_run(T + 1)
+    rng = np.random.default_rng(6)
+    rows = {}
+    for t in range(T):
+        row = (x[t][::2] + rng.standard_normal(20)).round(4).tolist()
+        if t == 3:
+            row[1] = row[5] = None  # missing values are left out
+        rows[t] = None if t == 7 else row  # one cycle without observations: no RMSE
+        c = d.post("/v1/streams/%s/cycles?wait=30" % sid, {"time_index": t, "observations": [rows[t]]}, headers=auth)
+        assert c.status == 200 and c.json()["state"] == "succeeded", c.data[:300]
+    api = d.get("/v1/streams/%s/cycles?page_size=100&arrays=false" % sid, headers=auth).json()["items"][::-1]
+    assert [c["time_index"] for c in api] == list(range(T))
+
+    wait = WebDriverWait(browser, 30)
+    browser.get(base + "/#/streams")
+    answer_token(browser, "stream-secret")
+    row = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#streams tr[data-id='%s']" % sid)))
+    assert "l96-sakov-etkf" in row.text and "t = %d" % (T - 1) in row.text and "succeeded" in row.text
+    stamp = browser.find_element(By.ID, "streams-updated").text
+    wait.until(lambda b: b.find_element(By.ID, "streams-updated").text != stamp)
+    # a new stream shows up without a reload
+    sid2 = d.post("/v1/streams", dict(cfg, seed=4), headers=auth).json()["id"]
+    wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#streams tr[data-id='%s']" % sid2)))
+    shot(browser, "07-streams")
+
+    row = browser.find_element(By.CSS_SELECTOR, "#streams tr[data-id='%s']" % sid)
+    row.find_element(By.CSS_SELECTOR, "td:first-child a").click()
+    wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#stream-chart .uplot canvas")))
+    config = browser.find_element(By.ID, "stream-config").text
+    for want in ("l96-sakov-etkf", '"stations"', "40", '"inflation":1.05'):
+        assert want in config, (want, config)
+    note = browser.find_element(By.ID, "rmse-note").text
+    assert "no truth" in note and "observations each cycle assimilated" in note
+    time.sleep(0.3)
+    assert canvas_ink(browser, "#stream-chart .uplot canvas") > 0.005
+    legend = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#stream-chart .u-legend .u-label")]
+    assert legend == ["time index", "spread (mean analysis std)", "RMSE vs. this cycle's observations",
+                      "observation noise σ"], legend
+    # what the chart drew is what the API says, cycle by cycle (no RMSE where no observations)
+    drawn = browser.execute_script(
+        "const u = window.sbida.charts[0]; return u.series.map((s, i) => [s.label, u.data[i]]);")
+    drawn = dict((label, data) for label, data in drawn)
+    assert drawn["time index"] == list(range(T))
+    assert drawn["spread (mean analysis std)"] == pytest.approx([c["spread"] for c in api], rel=1e-9)
+    rmse = drawn["RMSE vs. this cycle's observations"]
+    assert rmse[7] is None and all(v is not None for i, v in enumerate(rmse) if i != 7)
+    assert [v for v in rmse if v is not None] == pytest.approx(
+        [c["obs_rmse"] for c in api if c["obs_rmse"] is not None], rel=1e-9)
+    # the numbers are the stored analyses': RMSE of H(mean) against the row (its
+    # observed values), and the mean std, for two cycles
+    for t in (3, 20):
+        j = d.get("/v1/assimilations/%s" % api[t]["job"], headers=auth).json()
+        hx = np.array(j["result"]["mean"])[::2]
+        y = np.array([np.nan if v is None else v for v in rows[t]])
+        keep = ~np.isnan(y)
+        assert rmse[t] == pytest.approx(float(np.sqrt(np.mean((hx[keep] - y[keep]) ** 2))), rel=1e-6)
+        assert drawn["spread (mean analysis std)"][t] == pytest.approx(float(np.mean(j["result"]["std"])), rel=1e-6)
+    # the cycles table links each cycle to its job
+    cells = browser.find_elements(By.CSS_SELECTOR, "#cycles tr[data-t] td:nth-child(3) a")
+    assert [a.get_attribute("href").rsplit("/", 1)[1] for a in cells] == [c["job"][:32] for c in api[::-1]]
+    full_shot(browser, "08-stream")
+    # a new cycle appears without a reload
+    d.post("/v1/streams/%s/cycles?wait=30" % sid, {"time_index": T, "observations": [x[T][::2].round(4).tolist()]},
+           headers=auth)
+    wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#cycles tr[data-t='%d']" % T)))
+    wait.until(lambda b: b.execute_script("return window.sbida.charts[0].data[0].length") == T + 1)
+    # from a cycle to its job page
+    browser.find_element(By.CSS_SELECTOR, "#cycles tr[data-t='11'] td:nth-child(3) a").click()
+    wait.until(EC.text_to_be_present_in_element((By.ID, "job-state"), "succeeded"))
+    assert browser.current_url.endswith("#/jobs/" + api[11]["job"])
+    # delete (after confirming): back to the list, gone from the API, its jobs stay
+    browser.get(base + "/#/streams/" + sid)
+    wait.until(EC.element_to_be_clickable((By.ID, "delete-stream"))).click()
+    wait.until(EC.alert_is_present()).accept()
+    wait.until(lambda b: b.current_url.endswith("#/streams"))
+    wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#streams tr[data-id='%s']" % sid2)))
+    assert not browser.find_elements(By.CSS_SELECTOR, "#streams tr[data-id='%s']" % sid)
+    assert d.get("/v1/streams/" + sid, headers=auth).status == 404
+    assert d.get("/v1/assimilations/" + api[0]["job"], headers=auth).status == 200
+    errors = console_errors(browser)
+    assert not errors, errors
