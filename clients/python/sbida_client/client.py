@@ -490,7 +490,9 @@ class Stream:
 
     def history(self, page_size: int = 100) -> List[Dict[str, Any]]:
         """Every cycle, oldest first: time_index, job, state, and for succeeded ones the
-        analysis mean and std (arrays with numpy)."""
+        analysis mean and std (arrays with numpy), spread (their mean std) and obs_rmse
+        (the analysis mean against the cycle's own observations, in observation space;
+        not an error against the truth: docs/daemon.md)."""
         out: List[Dict[str, Any]] = []
         token: Optional[str] = None
         while True:
