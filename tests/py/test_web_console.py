@@ -277,6 +277,15 @@ def test_console_streams(fresh_daemon, tmp_path, browser):
     sid2 = d.post("/v1/streams", dict(cfg, seed=4), headers=auth).json()["id"]
     wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#streams tr[data-id='%s']" % sid2)))
     shot(browser, "07-streams")
+    # pages of 50, newest first: with 49 more the first stream is on the second page
+    for k in range(49):
+        assert d.post("/v1/streams", dict(cfg, seed=10 + k), headers=auth).status == 201
+    browser.get(base + "/#/streams")
+    wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#streams tr[data-id]")) == 50)
+    assert not browser.find_elements(By.CSS_SELECTOR, "#streams tr[data-id='%s']" % sid)
+    browser.find_element(By.XPATH, "//button[text()='next page']").click()
+    row = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#streams tr[data-id='%s']" % sid)))
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#streams tr[data-id]")) == 1
 
     row = browser.find_element(By.CSS_SELECTOR, "#streams tr[data-id='%s']" % sid)
     row.find_element(By.CSS_SELECTOR, "td:first-child a").click()
