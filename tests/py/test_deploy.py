@@ -19,9 +19,10 @@ import pytest
 
 from conftest import BUILD, ROOT
 from daemon_util import Daemon, Response, check_submit_status, small_request, validate
-from pg_util import pg_server  # noqa: F401
+from pg_util import pg_server, psql  # noqa: F401
 
 DEPLOY = ROOT / "deploy"
+DEPLOY_README = (DEPLOY / "README.md").read_text()
 OPENAPI = json.loads((ROOT / "schema" / "openapi.json").read_text())
 
 
@@ -221,7 +222,7 @@ def test_k8s_replicas_on_postgresql():
     # The Secret as deploy/README.md and the manifest's header create it: its url names this
     # Service, port, role and database, with the password of its key password.
     pg_port = pg_svc["spec"]["ports"][0]["port"]
-    for text in ((DEPLOY / "README.md").read_text(), (K8S / "replicas" / "sbidad.yaml").read_text()):
+    for text in (DEPLOY_README, (K8S / "replicas" / "sbidad.yaml").read_text()):
         m = re.search(r'kubectl create secret generic sbida-db --from-literal=password="(\$\w+)" \\\n\s*#?\s*'
                       r'--from-literal=url="(postgresql://[^"]+)"', text)
         assert m, "no kubectl create secret generic sbida-db line"
@@ -479,6 +480,11 @@ def test_compose_postgres_replicas_behind_nginx(pg_server, tmp_path):
         assert all(n > 0 for n in served), served
         listed = call(port, "GET", "/v1/assimilations?page_size=100", token=token).json()["items"]
         assert sorted(x["id"] for x in listed) == sorted(ids)
+        # the PostgreSQL connections per replica that deploy/README.md budgets for
+        per = int(re.search(r"Each replica holds (\d+) connections to PostgreSQL", DEPLOY_README).group(1))
+        n = psql(db, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                     "AND pid <> pg_backend_pid()")
+        assert int(n[0][0]) == per * len(daemons), n
         # nginx's body limit is sbidad's --max-body-bytes: a body of that size reaches sbidad (which
         # finds no JSON in it), one byte more is refused with a problem
         limit = int(env.get("SBIDA_MAX_BODY_BYTES", help_default("max-body-bytes")))
@@ -511,8 +517,7 @@ def test_compose_postgres_replicas_behind_nginx(pg_server, tmp_path):
 def test_postgres_backup_restores_jobs(pg_server, tmp_path):
     # The backup deploy/README.md gives (pg_dump -Fc, pg_restore --no-owner into an empty
     # database): a daemon on the restored copy serves the same jobs, samples and page tokens.
-    readme = (DEPLOY / "README.md").read_text()
-    assert "pg_dump -U sbida -Fc sbida" in readme and "pg_restore -U sbida --no-owner -d sbida" in readme
+    assert "pg_dump -U sbida -Fc sbida" in DEPLOY_README and "pg_restore -U sbida --no-owner -d sbida" in DEPLOY_README
     db = pg_server.new_db()
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
