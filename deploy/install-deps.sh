@@ -12,10 +12,13 @@ set -eu
 # valgrind: the daemon memcheck run (test_slow_checks); shellcheck: the shell scripts;
 # chromium, chromium-driver, python3-selenium: the web console in a real browser (test_web_console);
 # libpq-dev: the PostgreSQL store; postgresql: the server the tests start (tests/py/pg_util.py).
+# docker-compose: `docker-compose config` validates the compose files (no Docker engine needed);
+# nginx-light: test_deploy runs deploy/nginx-replicas.conf in front of local replicas (on a
+# machine with systemd, Debian also enables an nginx service on port 80: `systemctl disable --now nginx`).
 PKGS="build-essential pkg-config libjansson-dev libopenblas-dev libsqlite3-dev libuv1-dev \
 libmicrohttpd-dev libcmocka-dev libfftw3-dev libpng-dev libpq-dev postgresql python3 python3-numpy python3-pytest python3-jsonschema \
 python3-yaml python3-pip python3-setuptools python3-wheel curl shellcheck systemd valgrind \
-chromium chromium-driver python3-selenium"
+chromium chromium-driver python3-selenium docker-compose nginx-light"
 
 if_missing=0
 for a in "$@"; do

@@ -516,6 +516,23 @@ MUTANTS = [
          "observation, missing ones included",
          edits=[("server/cycle_stats.c", "out->obs_rmse = sqrt(sq / n);", "out->obs_rmse = sqrt(sq / m);")],
          tests=["unit:test_server_cycle_stats", "py:tests/py/test_api_streams.py"]),
+    # ---- deployment files (issue 16) --------------------------------------------
+    dict(id="deploy-nginx-body-limit", what="nginx accepts larger bodies than sbidad (sbidad's early 413 "
+         "then breaks nginx's upload: a 503 instead of a 413)",
+         edits=[("deploy/nginx-replicas.conf", "client_max_body_size 8m;", "client_max_body_size 16m;")],
+         tests=["py:tests/py/test_deploy.py::test_compose_postgres_replicas_behind_nginx"]),
+    dict(id="deploy-k8s-db-literal", what="the replicas' connection string written in the manifest, not a Secret",
+         edits=[("deploy/k8s/replicas/sbidad.yaml", "            - name: SBIDA_DB\n              valueFrom:\n"
+                 "                secretKeyRef:\n                  name: sbida-db\n                  key: url\n",
+                 "            - name: SBIDA_DB\n              value: postgresql://sbida:pw@sbida-postgres/sbida\n")],
+         tests=["py:tests/py/test_deploy.py::test_k8s_replicas_on_postgresql"]),
+    dict(id="deploy-compose-env-typo", what="a compose setting sbidad does not have (silently ignored by it)",
+         edits=[("deploy/compose-postgres.yml", 'SBIDA_LEASE_SECONDS: "30"', 'SBIDA_LEASE_SECS: "30"')],
+         tests=["py:tests/py/test_deploy.py::test_compose_postgres_file"]),
+    dict(id="deploy-compose-health-live", what="the replicas' healthcheck on /live (ignores the database)",
+         edits=[("deploy/compose-postgres.yml", '"http://127.0.0.1:8080/v1/health/ready"]',
+                 '"http://127.0.0.1:8080/v1/health/live"]')],
+         tests=["py:tests/py/test_deploy.py::test_compose_postgres_file"]),
 ]
 
 # Survivors left on purpose: id -> why the mutant cannot change any observable.
