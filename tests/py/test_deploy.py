@@ -8,6 +8,7 @@ nginx configuration run here as processes, there being no Docker engine), the Do
 import http.client
 import json
 import pathlib
+import os
 import re
 import shutil
 import socket
@@ -266,10 +267,14 @@ def compose_config(path, tmp_path):
     name = re.search(r"^name: (\S+)\n", text, re.M)
     if name:
         text = text.replace(name.group(0), "")
-    check = path.parent / ("v1-" + path.name)
+    # beside the original, so its relative paths resolve the same; removed at once
+    check = path.parent / (".v1-%d-" % os.getpid() + path.name)
     check.write_text(text)
-    r = subprocess.run(["docker-compose", "-f", str(check), "config"], capture_output=True, text=True, timeout=60,
-                       cwd=tmp_path)
+    try:
+        r = subprocess.run(["docker-compose", "-f", str(check), "config"], capture_output=True, text=True,
+                           timeout=60, cwd=tmp_path)
+    finally:
+        check.unlink()
     assert r.returncode == 0, r.stderr
     return yaml.safe_load(r.stdout)
 
