@@ -54,6 +54,9 @@ case $stem in
   l96-sakov-w10-composed-score)
     run_setup identity-s1 '{"type":"identity"}' 1.0 1.02 "$LETKF_IDENTITY"
     run_setup half-s1.5 '{"type":"subsample","stride":2}' 1.5 1.04 "$LETKF_HALF" ;;
+  l96-sakov-n32-k3-local-score) # trained at N = 32, served at any N: evaluated at the preset's N = 40
+    run_setup n40-identity-s1 '{"type":"identity"}' 1.0 1.02 "$LETKF_IDENTITY"
+    run_setup n40-half-s1.5 '{"type":"subsample","stride":2}' 1.5 1.04 "$LETKF_HALF" ;;
   l96-thesis-n32-w10-*)
     run_setup kernel-s0.5-t10 '{"type":"kernel_stations","seed":0}' 0.5 1.02 "$LETKF_T10" 10
     run_setup kernel-s0.5-t1000 '{"type":"kernel_stations","seed":0}' 0.5 1.02 "$LETKF_T1000" 1000 ;;
