@@ -1031,7 +1031,7 @@ static int pg_cycle_list(store *base, const char *stream, long max_time, int suc
   PGresult *r = pg_run(c, 0,
                        "SELECT c.time_index, c.run_id, r.state, c.observations, r.result FROM cycles c LEFT JOIN "
                        "runs r ON r.id = c.run_id WHERE c.stream_id = $1 AND c.time_index <= $2::bigint AND "
-                       "($3::int = 0 OR r.state = 'succeeded') ORDER BY c.time_index DESC LIMIT $4",
+                       "($3::int = 0 OR r.state = " JOB_SQL(SUCCEEDED) ") ORDER BY c.time_index DESC LIMIT $4",
                        4, v, NULL, NULL, 0);
   int rc = SB_OK;
   if (!pg_ok(r)) {
@@ -1096,7 +1096,7 @@ static int pg_cycle_insert(store *base, const char *stream, long time_index, con
     const char *v[6] = {id, n->estimator, ti, ns, n->request, cr};
     rc = pg_cmd(c, 1,
                 "INSERT INTO runs(id, estimator, state, time_index, n_samples, request, created_ms) "
-                "VALUES($1, $2, 'queued', $3, $4, $5, $6)",
+                "VALUES($1, $2, " JOB_SQL(QUEUED) ", $3, $4, $5, $6)",
                 6, v, err, "insert run");
     if (!rc) rc = pg_transition(c, id, now, job_state_name(JOB_QUEUED), NULL, err);
     char ct[24];

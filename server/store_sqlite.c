@@ -1092,7 +1092,7 @@ static int sq_cycle_list(store *base, const char *stream, long max_time, int suc
   if (sqlite3_prepare_v2(s->r,
                          "SELECT c.time_index, c.run_id, r.state, c.observations, r.result FROM cycles c LEFT JOIN "
                          "runs r ON r.id = c.run_id WHERE c.stream_id = ?1 AND c.time_index <= ?2 AND (?3 = 0 OR "
-                         "r.state = 'succeeded') ORDER BY c.time_index DESC LIMIT ?4",
+                         "r.state = " JOB_SQL(SUCCEEDED) ") ORDER BY c.time_index DESC LIMIT ?4",
                          -1, &st, NULL) != SQLITE_OK) {
     rc = store_sqlfail(err, s->r, "prepare cycle list");
   } else {
