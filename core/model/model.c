@@ -154,8 +154,9 @@ int model_read(model *sm, const char *path, int (*find)(const char *name, const 
       rc = sb_fail(err, SB_EFORMAT, "normalization std[%d] must be positive", i);
       goto fail;
     }
-  k->defaults(sm);
-  if ((rc = meta_json(&f, k->meta_key, 0, &section, err)) || (rc = k->meta_from_json(sm, section, err))) goto fail;
+  if ((rc = k->settings_new(&sm->settings, err)) || (rc = meta_json(&f, k->meta_key, 0, &section, err)) ||
+      (rc = k->meta_from_json(sm, section, err)))
+    goto fail;
   if ((rc = model_net_check(sm, err))) goto fail;
   if (k->has_operator) {
     if ((rc = meta_json(&f, "sbida.operator", 1, &opj, err)) ||
@@ -181,6 +182,7 @@ done:
 
 void model_free(model *sm) {
   if (!sm) return;
+  if (sm->kind && sm->settings) sm->kind->settings_free(sm->settings);
   sim_free(sm->sim);
   free(sm->mean);
   free(sm->std);

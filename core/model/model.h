@@ -17,7 +17,6 @@
 
 #include <jansson.h>
 
-#include "diff/diff.h"
 #include "nn/nn_model.h"
 #include "obs/obs.h"
 #include "sim/sim.h"
@@ -33,12 +32,9 @@ typedef struct model {
   double *mean, *std;    /* [N] normalization, owned */
   obs_op *op;            /* kinds with has_operator: trained operator (owned), else NULL */
   obs_noise noise;       /* kinds with has_operator: trained noise, else n = 0 */
-  /* kind settings: read, written and checked only by the kind's ops */
-  diff_sampler_config sampler; /* score kinds: default sampler settings */
-  double gamma;          /* composed-score: default guidance gamma */
-  int couplings;         /* npe: number of affine couplings */
-  double clamp;          /* npe: soft clamp of the log-scales */
-  int candidates;        /* nre: prior draws resampled per request (default) */
+  void *settings;         /* the kind's settings (owned), a struct only the kind knows: made with its
+                            defaults by kind->settings_new, read, written and checked only by the
+                            kind's ops, freed by kind->settings_free (model_free) */
   nn_model net;
   json_t *train_config;  /* as trained (owned, may be NULL) */
   json_t *training;      /* summary: steps, seconds, losses (owned, may be NULL) */

@@ -104,7 +104,7 @@ static int sample(estimator *e, const est_problem *p, const est_options *o, est_
   const model *sm = e->impl;
   const int N = sm->N, S = o->n_samples;
   int rc = SB_OK;
-  int M = (int)params_int(o->params, "candidates", sm->candidates); /* checked by est_sample */
+  int M = (int)params_int(o->params, "candidates", nre_settings_of(sm)->candidates); /* checked by est_sample */
   nre_call c = {.sm = sm, .M = M, .cancel = o->cancel};
   c.tsc = sm->time_varying ? (float)((double)p->time_index / sm->sim->t_max) : 0.0f;
   float *cond = malloc(sizeof(float) * 2 * (size_t)sm->W * N);
@@ -152,20 +152,30 @@ static int out_channels(int W) {
 }
 static int n_scalars(int time_varying) { return time_varying; }
 
-static void defaults(model *m) { m->candidates = 4096; }
-
-static int from_config(model *m, const json_t *section, const json_t *arch, sb_error *err) {
-  (void)arch, (void)err;
-  m->candidates = (int)params_int(section, "candidates", m->candidates);
+static int settings_new(void **settings, sb_error *err) {
+  nre_settings *s = calloc(1, sizeof *s);
+  *settings = s;
+  if (!s) return sb_fail(err, SB_ENOMEM, "out of memory for the nre settings");
+  s->candidates = 4096;
   return SB_OK;
 }
 
-static json_t *meta_to_json(const model *m) { return json_pack("{s:i}", "candidates", m->candidates); }
+static void settings_free(void *settings) { free(settings); }
+
+static int from_config(model *m, const json_t *section, const json_t *arch, sb_error *err) {
+  (void)arch, (void)err;
+  nre_settings *s = nre_settings_of(m);
+  s->candidates = (int)params_int(section, "candidates", s->candidates);
+  return SB_OK;
+}
+
+static json_t *meta_to_json(const model *m) { return json_pack("{s:i}", "candidates", nre_settings_of(m)->candidates); }
 
 static int meta_from_json(model *m, const json_t *j, sb_error *err) {
   if (!j) return sb_fail(err, SB_EFORMAT, "model metadata lacks sbida.nre");
-  m->candidates = (int)json_integer_value(json_object_get(j, "candidates"));
-  if (m->candidates < 2 || m->candidates > NRE_MAX_CANDIDATES)
+  nre_settings *s = nre_settings_of(m);
+  s->candidates = (int)json_integer_value(json_object_get(j, "candidates"));
+  if (s->candidates < 2 || s->candidates > NRE_MAX_CANDIDATES)
     return sb_fail(err, SB_EFORMAT, "model metadata sbida.nre needs candidates in 2..%d", NRE_MAX_CANDIDATES);
   return SB_OK;
 }
