@@ -9,12 +9,14 @@
 
 #include "model/kind.h"
 #include "nn/nn_ckpt.h"
+#include "util/jsonb.h"
 #include "util/version.h"
 
 static char *doubles_json(const double *v, int n) {
-  json_t *a = json_array();
-  if (!a) return NULL;
-  for (int i = 0; i < n; i++) json_array_append_new(a, json_real(v[i]));
+  int bad = 0;
+  json_t *a = jb_array(&bad);
+  for (int i = 0; i < n; i++) jb_push_real(a, v[i], &bad);
+  if (!(a = jb_done(a, bad))) return NULL;
   char *s = json_dumps(a, JSON_COMPACT | JSON_REAL_PRECISION(17));
   json_decref(a);
   return s;

@@ -512,6 +512,13 @@ MUTANTS = [
          edits=[("core/eval/eval_cycle.c", "if ((rc = s->advance(s, fc, (size_t)S, 1, err))) goto done;",
                  "if ((rc = s->advance(s, fc, (size_t)S, 0, err))) goto done;")],
          tests=["unit:test_cycle"]),
+    dict(id="jb-diag-unchecked", what="nre diagnostics: one field set unchecked again (left out when memory runs out)",
+         edits=[("core/kinds/nre/nre.c", 'jb_set(r->diagnostics, "distinct_samples", json_integer(distinct), &bad);',
+                 'json_object_set_new(r->diagnostics, "distinct_samples", json_integer(distinct));')],
+         tests=["unit:test_jsonb"]),
+    dict(id="jb-real-nan-fails", what="jb_set_real: a non-finite value counted as a failure (a NaN metric drops the result)",
+         edits=[("core/util/jsonb.c", "  if (o && !isfinite(v)) return;\n  jb_set(", "  jb_set(")],
+         tests=["unit:test_jsonb"]),
 ]
 
 # Survivors left on purpose: id -> why the mutant cannot change any observable.

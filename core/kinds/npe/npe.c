@@ -12,6 +12,7 @@
 
 #include "kinds/npe/flow.h"
 #include "model/kind.h"
+#include "util/jsonb.h"
 #include "util/par.h"
 #include "util/rng.h"
 
@@ -110,7 +111,10 @@ static int sample(estimator *e, const est_problem *p, const est_options *o, est_
       for (int n = 0; n < N; n++) r->samples[(size_t)s * N + n] = sm->mean[n] + sm->std[n] * c.x[(size_t)s * N + n];
       r->log_density[s] = c.logq[s] - lsd;
     }
-    json_object_set_new(r->diagnostics, "flow", json_pack("{s:i, s:f}", "couplings", npe_settings_of(sm)->couplings, "clamp", npe_settings_of(sm)->clamp));
+    const npe_settings *ns = npe_settings_of(sm);
+    int bad = 0;
+    jb_set(r->diagnostics, "flow", json_pack("{s:i, s:f}", "couplings", ns->couplings, "clamp", ns->clamp), &bad);
+    if (bad) rc = sb_fail(err, SB_ENOMEM, "out of memory for the diagnostics");
   }
   if (o->progress) o->progress(o->progress_ctx, 1.0);
   free((float *)c.cond);

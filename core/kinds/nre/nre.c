@@ -9,6 +9,7 @@
 
 #include "nn/nn_layers.h"
 #include "nn/nn_parallel.h"
+#include "util/jsonb.h"
 #include "util/par.h"
 #include "util/rng.h"
 
@@ -132,10 +133,12 @@ static int sample(estimator *e, const est_problem *p, const est_options *o, est_
       memcpy(r->samples + (size_t)s * N, x + (size_t)idx[s] * N, sizeof(double) * (size_t)N);
       distinct += s == 0 || idx[s] != idx[s - 1]; /* systematic resampling keeps indices sorted */
     }
-    json_object_set_new(r->diagnostics, "ess", json_real(ess));
-    json_object_set_new(r->diagnostics, "candidates", json_integer(M));
-    json_object_set_new(r->diagnostics, "distinct_samples", json_integer(distinct));
-    json_object_set_new(r->diagnostics, "max_log_ratio", json_real(lmax));
+    int bad = 0;
+    jb_set_real(r->diagnostics, "ess", ess, &bad);
+    jb_set(r->diagnostics, "candidates", json_integer(M), &bad);
+    jb_set(r->diagnostics, "distinct_samples", json_integer(distinct), &bad);
+    jb_set_real(r->diagnostics, "max_log_ratio", lmax, &bad);
+    if (bad) rc = sb_fail(err, SB_ENOMEM, "out of memory for the diagnostics");
   }
   if (!rc && o->progress) o->progress(o->progress_ctx, 1.0);
   free(cond); free(x); free(logit); free(idx);

@@ -12,6 +12,7 @@
 #include "kinds/score/score_batch.h"
 #include "nn/nn_layers.h"
 #include "nn/nn_parallel.h"
+#include "util/jsonb.h"
 #include "util/par.h"
 
 /* Samples go through the network in chunks of this size: every chunk is
@@ -220,15 +221,16 @@ static json_t *settings_json(const diff_sampler_config *c, double gamma, int fil
   if (c->method == DIFF_PC)
     return json_pack("{s:i, s:i, s:f, s:f}", "steps", c->steps, "corrections", c->corrections, "tau_l", c->tau_l,
                      "gamma", gamma);
+  int bad = 0;
   json_t *j = json_pack("{s:s, s:i, s:s, s:f}", "sampler", diff_method_name(c->method), "steps", c->steps,
                         "schedule", diff_schedule_name(c->schedule), "gamma", gamma);
-  if (j && c->schedule == DIFF_SCHED_EDM) json_object_set_new(j, "rho", json_real(c->rho));
-  if (j) json_object_set_new(j, "sigma_max", json_real(c->sigma_max));
-  if (j && file) {
-    json_object_set_new(j, "corrections", json_integer(c->corrections));
-    json_object_set_new(j, "tau_l", json_real(c->tau_l));
+  if (c->schedule == DIFF_SCHED_EDM) jb_set_real(j, "rho", c->rho, &bad);
+  jb_set_real(j, "sigma_max", c->sigma_max, &bad);
+  if (file) {
+    jb_set(j, "corrections", json_integer(c->corrections), &bad);
+    jb_set_real(j, "tau_l", c->tau_l, &bad);
   }
-  return j;
+  return jb_done(j, bad);
 }
 
 json_t *score_net_meta_to_json(const model *m) {
@@ -379,8 +381,10 @@ int score_net_sample(const model *sm, const est_problem *p, const est_options *o
         for (int n = 0; n < N; n++)
           r->window_samples[((size_t)s * W + w) * N + n] = sm->mean[n] + sm->std[n] * x[((size_t)s * c.xch + w) * N + n];
   }
-  json_object_set_new(r->diagnostics, "sampler", settings_json(&cfg, gamma, 0));
-  if (bg.dim) json_object_set_new(r->diagnostics, "background", score_net_background_json(&bg, o->params));
+  int bad = 0;
+  jb_set(r->diagnostics, "sampler", settings_json(&cfg, gamma, 0), &bad);
+  if (bg.dim) jb_set(r->diagnostics, "background", score_net_background_json(&bg, o->params), &bad);
+  if (bad) rc = sb_fail(err, SB_ENOMEM, "out of memory for the diagnostics");
 done:
   ctx_free(&c);
   free(x); free(gmean); free(gscale); free(bbuf);
