@@ -65,8 +65,9 @@ int score_net_sample(const model *m, const est_problem *p, const est_options *o,
 int score_net_estimator_sample(estimator *e, const est_problem *p, const est_options *o, est_result *r,
                                sb_error *err);
 
-/* The ops a diffusion kind takes from here; the kind adds its name, channels
- * and has_operator/has_window. */
+/* The ops a diffusion kind takes from here (its settings are a
+ * score_settings); the kind adds its name, channels and
+ * has_operator/has_window/accepts_background. */
 #define SCORE_NET_KIND_OPS                                                                                     \
   .meta_key = "sbida.sampler", .config_key = "sampler", .config_params = score_net_params,                     \
   .request_params = score_net_params, .check_options = score_net_check_options,                                  \
