@@ -16,6 +16,7 @@
 #include "job_state.h"
 #include "log.h"
 #include "metrics.h"
+#include "util/jsonb.h"
 #include "util/npy.h"
 #include "page_token.h"
 #include "problem.h"
@@ -41,23 +42,24 @@ static json_t *api_job_json(http_req *q, const store_run *r, int with_result) {
                         r->n_samples, "created_at", api_time(r->created_ms), "started_at", api_time(r->started_ms),
                         "finished_at", api_time(r->finished_ms), "progress", progress, "attempts", r->attempts);
   if (!o) return NULL;
-  if (r->cancel_requested && !api_finished(r->state)) json_object_set_new(o, "cancel_requested", json_true());
+  int bad = 0;
+  if (r->cancel_requested && !api_finished(r->state)) jb_set(o, "cancel_requested", json_true(), &bad);
   if (with_result) {
     json_t *res = r->result ? json_loads(r->result, 0, NULL) : NULL;
-    json_object_set_new(o, "result", res ? res : json_null());
+    jb_set(o, "result", res ? res : json_null(), &bad);
     /* ?include=request: the request as stored (canonical form), e.g. for
      * the console to draw the observations next to the posterior */
     const char *inc = http_query(q, "include");
     if (inc && !strcmp(inc, "request") && r->request) {
       json_t *req = json_loads(r->request, 0, NULL);
-      if (req) json_object_set_new(o, "request", req);
+      if (req) jb_set(o, "request", req, &bad);
     }
   }
   if (r->error) {
     json_t *e = json_loads(r->error, 0, NULL);
-    if (e) json_object_set_new(o, "error", e);
+    if (e) jb_set(o, "error", e, &bad);
   }
-  return o;
+  return jb_done(o, bad);
 }
 
 enum MHD_Result api_store_problem(http_req *q, int rc, const sb_error *err) {
@@ -254,8 +256,10 @@ enum MHD_Result api_assim_list(http_req *q) {
   sb_error err = {0};
   int rc = store_list(q->app->store, state, est, before, (int)size + 1, &runs, &n, &err);
   if (rc) return api_store_problem(q, rc, &err);
-  json_t *items = json_array();
-  for (int i = 0; i < n && i < size; i++) json_array_append_new(items, api_job_json(q, &runs[i], 0));
+  int bad = 0;
+  json_t *items = jb_array(&bad);
+  for (int i = 0; i < n && i < size; i++) jb_push(items, api_job_json(q, &runs[i], 0), &bad);
+  items = jb_done(items, bad);
   json_t *next = json_null();
   if (n > size) {
     char t[PAGE_TOKEN_LEN + 1];
@@ -328,14 +332,20 @@ enum MHD_Result api_assim_samples(http_req *q) {
   }
   /* JSON: [S][d], or [B][S][d] for a list of windows */
   int per = B ? S / B : S;
-  json_t *all = json_array(), *rows = all;
-  for (int k = 0; k < S; k++) {
-    if (B && k % per == 0) json_array_append_new(all, rows = json_array());
-    json_t *row = json_array();
-    for (int i = 0; i < d; i++) json_array_append_new(row, json_real(data[(size_t)k * d + i]));
-    json_array_append_new(rows, row);
+  int bad = 0;
+  json_t *all = jb_array(&bad), *rows = all;
+  for (int k = 0; k < S && !bad; k++) {
+    if (B && k % per == 0) {
+      rows = jb_array(&bad);
+      jb_push(all, rows, &bad); /* all owns rows; after a failure rows is gone */
+      if (bad) break;
+    }
+    json_t *row = jb_array(&bad);
+    for (int i = 0; i < d; i++) jb_push_real(row, data[(size_t)k * d + i], &bad);
+    jb_push(rows, row, &bad);
   }
   free(data);
+  all = jb_done(all, bad);
   json_t *jshape = B ? json_pack("[i,i,i]", B, per, d) : json_pack("[i,i]", S, d);
   return http_reply_json(q, 200, json_pack("{s:s, s:s, s:o, s:o}", "id", q->param, "dtype", "float32", "shape", jshape,
                                            "samples", all), NULL);

@@ -26,6 +26,7 @@
 #include "metrics.h"
 #include "page_token.h"
 #include "problem.h"
+#include "util/jsonb.h"
 
 #define STREAM_HISTORY 10 /* cycles in GET /v1/streams/{id} */
 
@@ -56,19 +57,21 @@ static json_t *api_body(http_req *q, enum MHD_Result *reply) {
 }
 
 /* The assimilation request of the cycle at time t: config's fields, the
- * window rows, the cycle's seed, and the background reference (may be NULL). */
+ * window rows, the cycle's seed, and the background reference (may be NULL).
+ * NULL when memory runs out. */
 static json_t *api_cycle_request(const json_t *config, long t, json_t *rows, const char *from_job) {
-  json_t *b = json_object();
+  int bad = 0;
+  json_t *b = jb_object(&bad);
   for (int i = 0; stream_copied[i]; i++) {
     json_t *v = json_object_get(config, stream_copied[i]);
-    if (v) json_object_set(b, stream_copied[i], v);
+    if (v) jb_set(b, stream_copied[i], json_incref(v), &bad);
   }
   json_int_t seed = json_integer_value(json_object_get(config, "seed"));
-  json_object_set_new(b, "seed", json_integer((seed + (json_int_t)t) & ((1LL << 53) - 1)));
-  json_object_set_new(b, "time_index", json_integer((json_int_t)t));
-  json_object_set(b, "observations", rows);
-  if (from_job) json_object_set_new(b, "background", json_pack("{s:s}", "from_job", from_job));
-  return b;
+  jb_set(b, "seed", json_integer((seed + (json_int_t)t) & ((1LL << 53) - 1)), &bad);
+  jb_set(b, "time_index", json_integer((json_int_t)t), &bad);
+  jb_set(b, "observations", json_incref(rows), &bad);
+  if (from_job) jb_set(b, "background", json_pack("{s:s}", "from_job", from_job), &bad);
+  return jb_done(b, bad);
 }
 
 /* Validates a stream body into its canonical config (new ref) or *problem. */
@@ -117,19 +120,26 @@ static json_t *api_stream_config(app *a, const json_t *body, json_t **problem) {
     *problem = problem_new(PROB_VALIDATION, 0, "'seed' must be a non-negative integer");
     return NULL;
   }
+  int bad = 0;
   json_t *c = json_deep_copy(body);
-  json_object_set_new(c, "window", json_integer(W));
+  if (!c) bad++;
+  jb_set(c, "window", json_integer(W), &bad);
   if (!seed) { /* drawn once: every cycle's seed is this + its time index */
     uint64_t r = 0;
     if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r) r = (uint64_t)clock_now_ms();
-    json_object_set_new(c, "seed", json_integer((json_int_t)(r & ((1ULL << 52) - 1))));
+    jb_set(c, "seed", json_integer((json_int_t)(r & ((1ULL << 52) - 1))), &bad);
   }
-  if (!json_object_get(c, "n_samples")) json_object_set_new(c, "n_samples", json_integer(100));
+  if (!json_object_get(c, "n_samples")) jb_set(c, "n_samples", json_integer(100), &bad);
   /* the rest as a cycle would send it: a window of W missing rows at t = W-1 */
-  json_t *rows = json_array();
-  for (json_int_t i = 0; i < W; i++) json_array_append_new(rows, json_null());
-  json_t *probe = api_cycle_request(c, (long)(W - 1), rows, NULL);
+  json_t *rows = jb_array(&bad);
+  for (json_int_t i = 0; i < W; i++) jb_push(rows, json_null(), &bad);
+  json_t *probe = bad ? NULL : api_cycle_request(c, (long)(W - 1), rows, NULL);
   json_decref(rows);
+  if (!probe) {
+    json_decref(c);
+    *problem = problem_new(PROB_INTERNAL, 0, "out of memory");
+    return NULL;
+  }
   job_spec s;
   job_limits lim = {a->cfg.max_samples, (double)a->cfg.max_job_memory, a->cfg.max_job_work};
   int rc = job_spec_parse(&s, probe, &a->reg, &lim, (int)a->cfg.job_threads, problem);
@@ -149,10 +159,12 @@ static json_t *api_stream_config(app *a, const json_t *body, json_t **problem) {
 static int api_stream_op(app *a, const json_t *cfg, job_spec *s) {
   long W = (long)json_integer_value(json_object_get(cfg, "window"));
   if (W < 1) return 1;
-  json_t *rows = json_array();
-  for (long i = 0; i < W; i++) json_array_append_new(rows, json_null());
-  json_t *probe = api_cycle_request(cfg, W - 1, rows, NULL);
+  int bad = 0;
+  json_t *rows = jb_array(&bad);
+  for (long i = 0; i < W; i++) jb_push(rows, json_null(), &bad);
+  json_t *probe = bad ? NULL : api_cycle_request(cfg, W - 1, rows, NULL);
   json_decref(rows);
+  if (!probe) return 1;
   json_t *problem = NULL;
   int rc = job_spec_parse(s, probe, &a->reg, NULL, 1, &problem);
   json_decref(probe);
@@ -165,23 +177,25 @@ static int api_stream_op(app *a, const json_t *cfg, job_spec *s) {
  * succeeded; stats adds spread, obs_rmse and obs_count (op: the stream's
  * operator, NULL when unknown: obs_rmse null). */
 static json_t *api_cycle_json(const store_cycle *c, int with_arrays, int stats, const obs_op *op) {
+  int bad = 0;
   json_t *o = json_pack("{s:I, s:s, s:s}", "time_index", (json_int_t)c->time_index, "job", c->run_id, "state",
                         c->state[0] ? c->state : "deleted");
   if (with_arrays && c->result) {
     json_t *r = json_loads(c->result, 0, NULL);
     if (r) {
-      json_object_set(o, "mean", json_object_get(r, "mean"));
-      json_object_set(o, "std", json_object_get(r, "std"));
+      json_t *mean = json_object_get(r, "mean"), *std = json_object_get(r, "std");
+      if (mean) jb_set(o, "mean", json_incref(mean), &bad);
+      if (std) jb_set(o, "std", json_incref(std), &bad);
       json_decref(r);
     }
   }
   cycle_stats cs;
   if (stats && c->result && !cycle_stats_from_json(c->result, c->observations, op, &cs) && isfinite(cs.spread)) {
-    json_object_set_new(o, "spread", json_real(cs.spread));
-    json_object_set_new(o, "obs_rmse", isfinite(cs.obs_rmse) ? json_real(cs.obs_rmse) : json_null());
-    json_object_set_new(o, "obs_count", json_integer(cs.obs_count));
+    jb_set(o, "spread", json_real(cs.spread), &bad);
+    jb_set(o, "obs_rmse", isfinite(cs.obs_rmse) ? json_real(cs.obs_rmse) : json_null(), &bad);
+    jb_set(o, "obs_count", json_integer(cs.obs_count), &bad);
   }
-  return o;
+  return jb_done(o, bad);
 }
 
 /* detail: last_cycle and the history with their stats (GET one stream);
@@ -203,16 +217,19 @@ static json_t *api_stream_json(http_req *q, const store_stream *st, int detail, 
   job_spec spec;
   int have_op = detail && n && cfg && !api_stream_op(q->app, cfg, &spec);
   const obs_op *op = have_op ? spec.op_use : NULL;
-  json_object_set_new(o, "last_cycle", n ? api_cycle_json(&cy[0], 0, detail, op) : json_null());
+  int bad = 0;
+  jb_set(o, "last_cycle", n ? api_cycle_json(&cy[0], 0, detail, op) : json_null(), &bad);
   if (detail) {
-    json_t *hist = json_array();
-    for (int i = n - 1; i >= 0; i--) json_array_append_new(hist, api_cycle_json(&cy[i], 1, 1, op));
-    json_object_set_new(o, "history", hist);
+    json_t *hist = jb_array(&bad);
+    for (int i = n - 1; i >= 0; i--) jb_push(hist, api_cycle_json(&cy[i], 1, 1, op), &bad);
+    jb_set(o, "history", hist, &bad);
   }
   if (have_op) job_spec_free(&spec);
   for (int i = 0; i < n; i++) store_cycle_free(&cy[i]);
   free(cy);
   json_decref(cfg);
+  o = jb_done(o, bad);
+  if (!o) *fail = http_reply_problem(q, problem_new(PROB_INTERNAL, 0, "out of memory"), NULL, NULL);
   return o;
 }
 
@@ -297,13 +314,15 @@ enum MHD_Result api_stream_list(http_req *q) {
   sb_error err = {0};
   int rc = store_stream_list(q->app->store, before, (int)size + 1, &v, &n, &err);
   if (rc) return api_store_problem(q, rc, &err);
-  json_t *items = json_array();
+  int bad = 0;
+  json_t *items = jb_array(&bad);
   int failed = 0;
   for (int i = 0; i < n && i < size && !failed; i++) {
     json_t *it = api_stream_json(q, &v[i], 0, &reply);
-    if (it) json_array_append_new(items, it);
+    if (it) jb_push(items, it, &bad);
     else failed = 1; /* reply is the problem */
   }
+  items = jb_done(items, bad);
   json_t *next = json_null();
   if (n > size && !failed) {
     char t[PAGE_TOKEN_LEN + 1];
@@ -347,10 +366,12 @@ enum MHD_Result api_cycle_list(http_req *q) {
   job_spec spec;
   int have_op = n && cfg && !api_stream_op(q->app, cfg, &spec);
   json_decref(cfg);
-  json_t *items = json_array();
+  int bad = 0;
+  json_t *items = jb_array(&bad);
   for (int i = 0; i < n && i < size; i++)
-    json_array_append_new(items, api_cycle_json(&cy[i], arrays, 1, have_op ? spec.op_use : NULL));
+    jb_push(items, api_cycle_json(&cy[i], arrays, 1, have_op ? spec.op_use : NULL), &bad);
   if (have_op) job_spec_free(&spec);
+  items = jb_done(items, bad);
   json_t *next = json_null();
   if (n > size) {
     char t[PAGE_TOKEN_LEN + 1];
@@ -429,14 +450,16 @@ static int api_cycle_try(http_req *q, double wait, long t, const char *row, cons
     return *reply = api_reply_job(q, existing, 200), 1;
   }
   /* the window: earlier rows of this stream with time in [t-W+1, t-1], null where missing */
-  json_t *rows = json_array();
-  for (long i = 0; i < W; i++) json_array_append_new(rows, json_null());
-  json_array_set_new(rows, (size_t)(W - 1), json_loads(row, JSON_DECODE_ANY, NULL));
+  int bad = 0;
+  json_t *rows = jb_array(&bad);
+  for (long i = 0; i < W; i++) jb_push(rows, json_null(), &bad);
+  if (json_array_set_new(rows, (size_t)(W - 1), json_loads(row, JSON_DECODE_ANY, NULL))) bad++;
   if (W > 1) rc = store_cycle_list(a->store, q->param, t - 1, 0, (int)(W - 1), &cy, &n, &err);
   for (int i = 0; !rc && i < n; i++) {
     long k = cy[i].time_index - (t - W + 1);
-    if (k >= 0 && k < W - 1 && cy[i].observations)
-      json_array_set_new(rows, (size_t)k, json_loads(cy[i].observations, JSON_DECODE_ANY, NULL));
+    if (k >= 0 && k < W - 1 && cy[i].observations &&
+        json_array_set_new(rows, (size_t)k, json_loads(cy[i].observations, JSON_DECODE_ANY, NULL)))
+      bad++;
   }
   for (int i = 0; i < n; i++) store_cycle_free(&cy[i]);
   free(cy), cy = NULL, n = 0;
@@ -450,8 +473,9 @@ static int api_cycle_try(http_req *q, double wait, long t, const char *row, cons
     json_decref(rows);
     return *reply = api_store_problem(q, rc, &err), 1;
   }
-  json_t *req = api_cycle_request(cfg, t, rows, from[0] ? from : NULL);
+  json_t *req = bad ? NULL : api_cycle_request(cfg, t, rows, from[0] ? from : NULL);
   json_decref(rows);
+  if (!req) return *reply = http_reply_problem(q, problem_new(PROB_INTERNAL, 0, "out of memory"), NULL, NULL), 1;
   job_spec spec;
   job_limits lim = {a->cfg.max_samples, (double)a->cfg.max_job_memory, a->cfg.max_job_work};
   if (job_spec_parse(&spec, req, &a->reg, &lim, (int)a->cfg.job_threads, &problem) ||

@@ -5,6 +5,7 @@
 #include "http_routes.h"
 #include "metrics.h"
 #include "problem.h"
+#include "util/jsonb.h"
 
 extern const char sbida_openapi_json[];
 extern const unsigned long sbida_openapi_json_len;
@@ -31,8 +32,9 @@ enum MHD_Result api_health_ready(http_req *q) {
                           db ? "" : err.msg, queue ? "" : " the job queue is full;",
                           stopping ? " the daemon is stopping;" : unsettled ? " jobs wait for the store to record "
                           "their outcome;" : "");
-  json_object_set_new(p, "checks", checks);
-  return http_reply_problem(q, p, "Retry-After", "5");
+  int bad = 0;
+  jb_set(p, "checks", checks, &bad);
+  return http_reply_problem(q, jb_done(p, bad), "Retry-After", "5");
 }
 
 enum MHD_Result api_metrics(http_req *q) {

@@ -91,6 +91,10 @@ static enum MHD_Result http_reply_json_h(http_req *q, int status, json_t *body, 
 }
 
 enum MHD_Result http_reply_json(http_req *q, int status, json_t *body, const char *location) {
+  /* a builder gives NULL when memory ran out (util/jsonb.h): never a success with an empty body */
+  if (!body && status != 204)
+    return http_reply_problem(q, problem_new(PROB_INTERNAL, 0, "out of memory while building the response"), NULL,
+                              NULL);
   return http_reply_json_h(q, status, body, "application/json", location ? "Location" : NULL, location, NULL, NULL);
 }
 

@@ -47,6 +47,8 @@ void http_deadline_tick(app *a);
  * NULL (no preference). *named (may be NULL): the type is named exactly. */
 double http_accept_q(const char *accept, const char *type, int *named);
 
+/* body (stolen) as JSON; NULL is a 500 problem (a builder out of memory),
+ * except with 204 (no content). location: a Location header or NULL. */
 enum MHD_Result http_reply_json(http_req *q, int status, json_t *body, const char *location);
 /* problem (stolen) may carry extra header: name/value or NULLs. */
 enum MHD_Result http_reply_problem(http_req *q, json_t *problem, const char *hname, const char *hvalue);

@@ -9,6 +9,7 @@
 #include "job_background.h"
 #include "job_state.h"
 #include "problem.h"
+#include "util/jsonb.h"
 
 static int fc_bad(json_t **problem, json_t *p) {
   *problem = p;
@@ -65,7 +66,13 @@ int job_forecast_canonical(const json_t *body, store *st, registry *reg, json_t 
                      r.n_samples);
   store_run_free(&r);
   if (!*canon) return fc_bad(problem, problem_new(PROB_INTERNAL, 0, "out of memory"));
-  if (ret) json_object_set(*canon, "return", ret);
+  int bad = 0;
+  if (ret) jb_set(*canon, "return", json_incref(ret), &bad);
+  if (bad) {
+    json_decref(*canon);
+    *canon = NULL;
+    return fc_bad(problem, problem_new(PROB_INTERNAL, 0, "out of memory"));
+  }
   return SB_OK;
 }
 

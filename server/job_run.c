@@ -243,7 +243,9 @@ void job_run(registry *reg, store *st, const char *request, int threads, const s
       json_t *first = json_array_get(results, 0);
       sum = json_pack("{s:i, s:O, s:O}", "windows", B, "results", results, "state_shape",
                       json_object_get(first, "state_shape"));
-      if (sum) json_object_set_new(sum, "diagnostics", json_object());
+      int bad = 0;
+      if (sum) jb_set(sum, "diagnostics", json_object(), &bad);
+      sum = jb_done(sum, bad);
     } else {
       sum = json_incref(json_array_get(results, 0));
     }

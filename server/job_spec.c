@@ -9,6 +9,7 @@
 
 #include "job_background.h"
 #include "problem.h"
+#include "util/jsonb.h"
 
 static int job_bad(json_t **problem, json_t *p) {
   *problem = p;
@@ -316,9 +317,10 @@ const char *job_quantile_name(double q, char *buf, size_t size) {
 }
 
 json_t *job_spec_canonical(const job_spec *s, const json_t *body) {
+  int bad = 0;
   json_t *c = json_deep_copy(body);
-  if (c && !s->has_seed) json_object_set_new(c, "seed", json_integer((json_int_t)s->seed));
-  return c;
+  if (c && !s->has_seed) jb_set(c, "seed", json_integer((json_int_t)s->seed), &bad);
+  return jb_done(c, bad);
 }
 
 void job_spec_free(job_spec *s) {

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/jsonb.h"
+
 /* sorted names of the entries of dir whose name ends with suffix ("" = any,
  * dot entries skipped); *n set; NULL when dir is unreadable */
 static char **reg_eval_list(const char *dir, const char *suffix, size_t *n) {
@@ -44,7 +46,8 @@ static void reg_eval_free_list(char **v, size_t n) {
 static json_t *reg_eval_setup(const char *dir, const char *setup) {
   size_t n;
   char **files = reg_eval_list(dir, ".json", &n);
-  json_t *out = NULL, *results = json_object();
+  int bad = 0;
+  json_t *out = NULL, *results = jb_object(&bad);
   for (size_t i = 0; i < n; i++) {
     char path[8192];
     snprintf(path, sizeof path, "%s/%s", dir, files[i]);
@@ -64,19 +67,20 @@ static json_t *reg_eval_setup(const char *dir, const char *setup) {
     /* cost: one request on one thread as the evaluation ran it (files before
      * "seconds_per_request" existed give null), with the settings it ran with */
     json_t *spr = json_object_get(j, "seconds_per_request");
-    json_object_set_new(results, name,
-                        json_pack("{s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?}", "kind", json_object_get(j, "kind"),
-                                  "rmse", json_object_get(j, "rmse"), "spread", json_object_get(j, "spread"), "crps",
-                                  json_object_get(j, "crps"), "coverage_max_abs_error",
-                                  json_object_get(json_object_get(j, "coverage"), "max_abs_error"),
-                                  "seconds_per_request", spr ? spr : json_null(), "threads",
-                                  json_object_get(j, "threads"), "params", json_object_get(j, "params")));
+    jb_set(results, name,
+           json_pack("{s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?}", "kind", json_object_get(j, "kind"), "rmse",
+                     json_object_get(j, "rmse"), "spread", json_object_get(j, "spread"), "crps",
+                     json_object_get(j, "crps"), "coverage_max_abs_error",
+                     json_object_get(json_object_get(j, "coverage"), "max_abs_error"), "seconds_per_request",
+                     spr ? spr : json_null(), "threads", json_object_get(j, "threads"), "params",
+                     json_object_get(j, "params")),
+           &bad);
     json_decref(j);
   }
   reg_eval_free_list(files, n);
-  if (out) json_object_set_new(out, "results", results);
+  if (out) jb_set(out, "results", results, &bad);
   else json_decref(results);
-  return out;
+  return jb_done(out, bad);
 }
 
 json_t *reg_eval_load(const char *models_dir, const char *stem) {
@@ -85,15 +89,16 @@ json_t *reg_eval_load(const char *models_dir, const char *stem) {
   size_t n;
   char **setups = reg_eval_list(dir, "", &n);
   if (!setups) return NULL;
-  json_t *arr = json_array();
+  int bad = 0;
+  json_t *arr = jb_array(&bad);
   for (size_t i = 0; i < n; i++) {
     char sub[4096 + 256];
     snprintf(sub, sizeof sub, "%s/%s", dir, setups[i]);
     json_t *s = reg_eval_setup(sub, setups[i]);
-    if (s) json_array_append_new(arr, s);
+    if (s) jb_push(arr, s, &bad);
   }
   reg_eval_free_list(setups, n);
-  if (!json_array_size(arr)) {
+  if (bad || !json_array_size(arr)) {
     json_decref(arr);
     return NULL;
   }

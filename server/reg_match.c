@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/jsonb.h"
+
 /* a setup's operator and noise are sbida eval's canonical JSON; the query's
  * operator is parsed against the estimator's state and written back the same
  * way, so equal operators compare equal whatever the spelling (defaults,
@@ -108,7 +110,8 @@ static int match_cmp(const void *a, const void *b) {
 
 json_t *reg_match(const reg_snap *r, const reg_query *q, sb_error *err) {
   match_row *rows = calloc((size_t)r->count + 1, sizeof *rows);
-  json_t *refused = json_array();
+  int bad = 0;
+  json_t *refused = jb_array(&bad);
   if (!rows || !refused) {
     free(rows);
     json_decref(refused);
@@ -123,7 +126,7 @@ json_t *reg_match(const reg_snap *r, const reg_query *q, sb_error *err) {
     if (why) {
       /* estimators of other systems are left out; the near misses are listed */
       if (strcmp(why, "another preset") && strcmp(why, "the operator does not fit its state"))
-        json_array_append_new(refused, json_pack("{s:s, s:s}", "name", e->name, "reason", why));
+        jb_push(refused, json_pack("{s:s, s:s}", "name", e->name, "reason", why), &bad);
       json_decref(canon);
       continue;
     }
@@ -134,17 +137,23 @@ json_t *reg_match(const reg_snap *r, const reg_query *q, sb_error *err) {
     rows[n].item = json_pack("{s:s, s:s, s:s, s:o}", "name", e->name, "kind", e->kind, "preset", e->sim->preset,
                              "evidence", ev ? ev : json_null());
     if (!ev)
-      json_object_set_new(rows[n].item, "note", json_string("no shipped evaluation of this estimator for this "
-                                                            "operator, noise and window"));
+      jb_set(rows[n].item, "note", json_string("no shipped evaluation of this estimator for this operator, noise "
+                                               "and window"), &bad);
     n++;
   }
   qsort(rows, (size_t)n, sizeof *rows, match_cmp);
-  json_t *items = json_array();
+  json_t *items = jb_array(&bad);
   for (int i = 0; i < n; i++) {
-    if (rows[i].crps < INFINITY) json_object_set_new(rows[i].item, "rank", json_integer(i + 1));
-    json_array_append_new(items, rows[i].item);
+    if (rows[i].crps < INFINITY) jb_set(rows[i].item, "rank", json_integer(i + 1), &bad);
+    jb_push(items, rows[i].item, &bad);
   }
   free(rows);
+  if (bad) {
+    json_decref(items);
+    json_decref(refused);
+    sb_fail(err, SB_ENOMEM, "out of memory");
+    return NULL;
+  }
   return json_pack("{s:s, s:o, s:o}", "ranked_by",
                    "CRPS of the shipped evaluation on the same preset, operator, noise and window (lower is "
                    "better; of several, the one on the most cases; evidence gives RMSE, coverage error and the "
@@ -159,7 +168,8 @@ void reg_share_evaluations(reg_snap *r) {
     estimator *e = r->items[i];
     /* entries readers have seen are immutable (a reload shares them) */
     if (r->entries[i]->published || !e->info || json_object_get(e->info, "evaluation")) continue;
-    json_t *mine = json_array();
+    int bad = 0;
+    json_t *mine = jb_array(&bad);
     for (int j = 0; j < r->count; j++) {
       json_t *ev = r->items[j]->info ? json_object_get(r->items[j]->info, "evaluation") : NULL;
       json_t *setups = json_object_get(ev, "setups"), *st;
@@ -179,16 +189,16 @@ void reg_share_evaluations(reg_snap *r) {
           if (same) dup = 1;
         }
         if (dup) continue;
-        json_t *copy = json_deep_copy(st);
-        if (copy) {
-          json_object_set(copy, "source", json_object_get(ev, "source"));
-          json_array_append_new(mine, copy);
-        }
+        json_t *copy = json_deep_copy(st), *src = json_object_get(ev, "source");
+        if (!copy) bad++;
+        if (src) jb_set(copy, "source", json_incref(src), &bad);
+        jb_push(mine, copy, &bad);
       }
     }
-    if (json_array_size(mine))
-      json_object_set_new(e->info, "evaluation", json_pack("{s:s, s:o}", "source", "the models' evaluations",
-                                                           "setups", mine));
+    /* a failed allocation leaves the baseline without an evaluation, never with part of one */
+    if (!bad && json_array_size(mine))
+      jb_set(e->info, "evaluation", json_pack("{s:s, s:o}", "source", "the models' evaluations", "setups", mine),
+             &bad);
     else
       json_decref(mine);
   }

@@ -208,7 +208,8 @@ static int reg_open_model(const char *dir, const char *file, const struct stat *
   reg_set_identity(en, st);
   snprintf(en->digest, sizeof en->digest, "%s", digest);
   json_t *ev = e->info ? reg_eval_load(dir, e->name) : NULL;
-  if (ev) json_object_set_new(e->info, "evaluation", ev);
+  int bad = 0;
+  if (ev) jb_set(e->info, "evaluation", ev, &bad); /* a failure leaves it without one, as without files */
   *out = en;
   return SB_OK;
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "baselines/baselines.h"
+#include "util/jsonb.h"
 #include "util/rng.h"
 #include "util/symeig.h"
 
@@ -507,11 +508,13 @@ static int etkf_sample(estimator *e, const est_problem *p, const est_options *o,
     if (o->progress) o->progress(o->progress_ctx, (double)(t + 1) / W);
   }
   emit(X, K, n, r->samples, S, (size_t)n, Z);
-  json_object_set_new(r->diagnostics, "ensemble_size", json_integer(K));
-  json_object_set_new(r->diagnostics, "inflation", json_real(pp.inflation));
-  if (cfg->localize) json_object_set_new(r->diagnostics, "radius", json_real(pp.radius));
-  json_object_set_new(r->diagnostics, "window_states", json_string("filtered"));
-  json_object_set_new(r->diagnostics, "prior", json_string(p->background ? "background" : "climatology"));
+  int bad = 0;
+  jb_set(r->diagnostics, "ensemble_size", json_integer(K), &bad);
+  jb_set_real(r->diagnostics, "inflation", pp.inflation, &bad);
+  if (cfg->localize) jb_set_real(r->diagnostics, "radius", pp.radius, &bad);
+  jb_set(r->diagnostics, "window_states", json_string("filtered"), &bad);
+  jb_set(r->diagnostics, "prior", json_string(p->background ? "background" : "climatology"), &bad);
+  if (bad) rc = sb_fail(err, SB_ENOMEM, "out of memory for the diagnostics");
 done:
   ws_free(&w);
   free(X);
@@ -548,14 +551,16 @@ int est_etkf_create(estimator **out, sim *s, int localize, sb_error *err) {
   e->has_density = 0;
   e->has_window = 1;
   e->accepts_background = 1;
-  json_object_set_new(info, "description",
-                      json_string(localize ? "windowed LETKF (Gaspari-Cohn localization), filtered window states"
-                                           : "windowed ETKF (symmetric square root), filtered window states"));
-  json_t *defaults = json_object();
-  json_object_set_new(defaults, "inflation", json_real(cfg->inflation));
-  json_object_set_new(defaults, "ensemble_size", json_string("n_samples"));
-  if (localize) json_object_set_new(defaults, "radius", json_real(cfg->radius));
-  json_object_set_new(info, "params", defaults);
+  int bad = 0;
+  jb_set(info, "description",
+         json_string(localize ? "windowed LETKF (Gaspari-Cohn localization), filtered window states"
+                              : "windowed ETKF (symmetric square root), filtered window states"),
+         &bad);
+  json_t *defaults = jb_object(&bad);
+  jb_set_real(defaults, "inflation", cfg->inflation, &bad);
+  jb_set(defaults, "ensemble_size", json_string("n_samples"), &bad);
+  if (localize) jb_set_real(defaults, "radius", cfg->radius, &bad);
+  jb_set(info, "params", defaults, &bad);
   e->info = info;
   e->impl = cfg;
   e->sample = etkf_sample;
@@ -563,6 +568,10 @@ int est_etkf_create(estimator **out, sim *s, int localize, sb_error *err) {
   e->check_options = etkf_check_options;
   e->cost = etkf_cost;
   e->destroy = etkf_destroy;
+  if (bad) {
+    est_free(e); /* frees cfg, s and info */
+    return sb_fail(err, SB_ENOMEM, "out of memory");
+  }
   *out = e;
   return SB_OK;
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "baselines/baselines.h"
+#include "util/jsonb.h"
 #include "util/rng.h"
 
 
@@ -68,7 +69,8 @@ static int pf_sample(estimator *e, const est_problem *p, const est_options *o, e
   double *lw = malloc(sizeof(double) * (size_t)P);
   double *w = malloc(sizeof(double) * (size_t)P);
   int *idx = malloc(sizeof(int) * (size_t)mx);
-  json_t *ess_arr = json_array();
+  int bad = 0;
+  json_t *ess_arr = jb_array(&bad);
   if (!X || !X2 || !HX || !lw || !w || !idx || !ess_arr) {
     rc = sb_fail(err, SB_ENOMEM, "out of memory for %d particles", P);
     goto done;
@@ -110,7 +112,7 @@ static int pf_sample(estimator *e, const est_problem *p, const est_options *o, e
     }
     ess = 1.0 / sw2;
     if (ess < ess_min) ess_min = ess;
-    json_array_append_new(ess_arr, json_real(ess));
+    jb_push_real(ess_arr, ess, &bad);
     if (o->want_window || t == W - 1) {
       double *dst = t == W - 1 ? r->samples : NULL;
       systematic(w, P, idx, S, &g);
@@ -133,13 +135,14 @@ static int pf_sample(estimator *e, const est_problem *p, const est_options *o, e
     }
     if (o->progress) o->progress(o->progress_ctx, (double)(t + 1) / W);
   }
-  json_object_set_new(r->diagnostics, "particles", json_integer(P));
-  json_object_set_new(r->diagnostics, "ess", ess_arr);
+  jb_set(r->diagnostics, "particles", json_integer(P), &bad);
+  jb_set(r->diagnostics, "ess", ess_arr, &bad);
   ess_arr = NULL;
-  json_object_set_new(r->diagnostics, "ess_final", json_real(ess));
-  json_object_set_new(r->diagnostics, "ess_min", json_real(ess_min));
-  json_object_set_new(r->diagnostics, "resampled", json_integer(resampled));
-  json_object_set_new(r->diagnostics, "window_states", json_string("filtered"));
+  jb_set_real(r->diagnostics, "ess_final", ess, &bad);
+  jb_set_real(r->diagnostics, "ess_min", ess_min, &bad);
+  jb_set(r->diagnostics, "resampled", json_integer(resampled), &bad);
+  jb_set(r->diagnostics, "window_states", json_string("filtered"), &bad);
+  if (bad) rc = sb_fail(err, SB_ENOMEM, "out of memory for the diagnostics");
 done:
   json_decref(ess_arr);
   free(X);
@@ -165,12 +168,17 @@ int est_pf_create(estimator **out, sim *s, sb_error *err) {
   snprintf(e->name, sizeof e->name, "%s-pf", s->preset);
   e->sim = s;
   e->has_window = 1;
-  json_object_set_new(info, "description",
-                      json_string("bootstrap particle filter, systematic resampling, filtered window states"));
+  int bad = 0;
+  jb_set(info, "description", json_string("bootstrap particle filter, systematic resampling, filtered window states"),
+         &bad);
   e->info = info;
   e->sample = pf_sample;
   e->cost = pf_cost;
   e->params = pf_spec;
+  if (bad) {
+    est_free(e); /* frees s and info */
+    return sb_fail(err, SB_ENOMEM, "out of memory");
+  }
   *out = e;
   return SB_OK;
 }

@@ -107,6 +107,8 @@ typedef struct diff_sampler_config {
   double sigma_max; /* the others: start at sigma/mu = sigma_max (EDM's sigma; 0: tau = 1, i.e. 1/eta) */
 } diff_sampler_config;
 
+/* pc with 64 steps, 1 correction, tau_l 0.25 (and, for a later switch, the
+ * lambda grid with rho 7 and sigma_max 0). */
 void diff_sampler_defaults(diff_sampler_config *c);
 /* Switches c to method with that method's defaults for steps and grid
  * (measured on tests/unit/test_samplers.c's exact Gaussian flow): pc 64

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "eval/eval_metrics.h"
+#include "util/jsonb.h"
 
 static double mono(void) {
   struct timespec ts;
@@ -103,27 +104,27 @@ done:
 
 json_t *eval_cycle_to_json(const eval_cycle_summary *s, const estimator *e, const obs_op *op, const obs_noise *nz,
                            const eval_cycle_config *c) {
-  json_t *j = json_object();
-  if (!j) return NULL;
-  json_object_set_new(j, "estimator", json_string(e->name));
-  json_object_set_new(j, "kind", json_string(e->kind));
-  json_object_set_new(j, "preset", json_string(e->sim->preset));
-  json_object_set_new(j, "state_dim", json_integer(e->sim->dim));
-  json_object_set_new(j, "operator", obs_to_json(op));
-  json_object_set_new(j, "noise", obs_noise_to_json(nz));
-  json_object_set_new(j, "window", json_integer(c->window));
-  json_object_set_new(j, "cycles", json_integer(s->cycles));
-  json_object_set_new(j, "spinup", json_integer(c->spinup));
-  json_object_set_new(j, "samples", json_integer(c->n_samples));
-  json_object_set_new(j, "seed", json_integer((json_int_t)c->seed));
-  json_object_set_new(j, "background", json_boolean(!c->no_background));
-  json_object_set_new(j, "params", c->params ? json_deep_copy(c->params) : json_object());
-  json_object_set_new(j, "rmse", json_real(s->rmse));
-  json_object_set_new(j, "spread", json_real(s->spread));
-  json_object_set_new(j, "spread_skill", json_real(s->spread_skill));
-  json_object_set_new(j, "crps", json_real(s->crps));
-  json_object_set_new(j, "rmse_max", json_real(s->rmse_max));
-  json_object_set_new(j, "counted_cycles", json_integer(s->counted));
-  json_object_set_new(j, "seconds_per_cycle", json_real(s->seconds_per_cycle));
-  return j;
+  int bad = 0;
+  json_t *j = jb_object(&bad);
+  jb_set(j, "estimator", json_string(e->name), &bad);
+  jb_set(j, "kind", json_string(e->kind), &bad);
+  jb_set(j, "preset", json_string(e->sim->preset), &bad);
+  jb_set(j, "state_dim", json_integer(e->sim->dim), &bad);
+  jb_set(j, "operator", obs_to_json(op), &bad);
+  jb_set(j, "noise", obs_noise_to_json(nz), &bad);
+  jb_set(j, "window", json_integer(c->window), &bad);
+  jb_set(j, "cycles", json_integer(s->cycles), &bad);
+  jb_set(j, "spinup", json_integer(c->spinup), &bad);
+  jb_set(j, "samples", json_integer(c->n_samples), &bad);
+  jb_set(j, "seed", json_integer((json_int_t)c->seed), &bad);
+  jb_set(j, "background", json_boolean(!c->no_background), &bad);
+  jb_set(j, "params", c->params ? json_deep_copy(c->params) : json_object(), &bad);
+  jb_set_real(j, "rmse", s->rmse, &bad);
+  jb_set_real(j, "spread", s->spread, &bad);
+  jb_set_real(j, "spread_skill", s->spread_skill, &bad);
+  jb_set_real(j, "crps", s->crps, &bad);
+  jb_set_real(j, "rmse_max", s->rmse_max, &bad);
+  jb_set(j, "counted_cycles", json_integer(s->counted), &bad);
+  jb_set_real(j, "seconds_per_cycle", s->seconds_per_cycle, &bad);
+  return jb_done(j, bad);
 }

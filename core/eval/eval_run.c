@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "eval/eval.h"
+#include "util/jsonb.h"
 #include "util/par.h"
 #include "util/rng.h"
 
@@ -200,20 +201,21 @@ static void fold_add(diag_fold *f, json_t *diag) {
 
 /* The means over C folded cases as a JSON object (new reference). */
 static json_t *fold_result(const diag_fold *f, int C) {
-  json_t *res = json_object();
+  int bad = 0;
+  json_t *res = jb_object(&bad);
   for (int k = 0; res && k < f->n_keys; k++) {
     json_t *first = json_object_get(f->first, f->keys[k]);
     if (json_is_string(first)) {
-      json_object_set(res, f->keys[k], first);
+      jb_set(res, f->keys[k], json_incref(first), &bad);
     } else if (f->ok[k] && json_is_number(first)) {
-      json_object_set_new(res, f->keys[k], json_real(f->sums[k][0] / C));
+      jb_set_real(res, f->keys[k], f->sums[k][0] / C, &bad);
     } else if (f->ok[k]) {
-      json_t *a = json_array();
-      for (size_t i = 0; i < f->len[k]; i++) json_array_append_new(a, json_real(f->sums[k][i] / C));
-      json_object_set_new(res, f->keys[k], a);
+      json_t *a = jb_array(&bad);
+      for (size_t i = 0; i < f->len[k]; i++) jb_push_real(a, f->sums[k][i] / C, &bad);
+      jb_set(res, f->keys[k], a, &bad);
     }
   }
-  return res;
+  return jb_done(res, bad);
 }
 
 /* Records the first failure (case c) and makes the other tasks stop. */

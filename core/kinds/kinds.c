@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/jsonb.h"
+
 #define KINDS(X) X(posterior_score) X(composed_score) X(npe) X(nre) X(local_score)
 
 #define DECLARE(k) extern const model_kind kind_##k;
@@ -58,19 +60,23 @@ static void destroy(estimator *e) {
 static json_t *model_settings_source(const model *m, const json_t *settings) {
   const char *key = m->kind->meta_key + strlen("sbida.");
   json_t *tc = m->kind->config_key ? json_object_get(m->train_config, m->kind->config_key) : NULL;
-  json_t *diff = json_object(), *out = NULL;
+  int bad = 0;
+  json_t *diff = jb_object(&bad);
   const char *k;
   json_t *v;
   if (!diff) return NULL;
   json_object_foreach((json_t *)settings, k, v) {
     json_t *t = json_object_get(tc, k);
-    if (t && !json_equal(t, v)) json_object_set_new(diff, k, json_pack("{s:O, s:O}", "in_use", v, "train_config", t));
+    if (t && !json_equal(t, v)) jb_set(diff, k, json_pack("{s:O, s:O}", "in_use", v, "train_config", t), &bad);
+  }
+  if (bad) {
+    json_decref(diff);
+    return NULL;
   }
   char what[160];
   snprintf(what, sizeof what, "info.%s (the model file's %s); a request's params, where the kind takes them, override it per job", key,
            m->kind->meta_key);
-  out = json_pack("{s:s, s:s, s:o}", "section", key, "source", what, "differs_from_train_config", diff);
-  return out;
+  return json_pack("{s:s, s:s, s:o}", "section", key, "source", what, "differs_from_train_config", diff);
 }
 
 static json_t *architecture_json(const nn_model *n) {
@@ -78,8 +84,13 @@ static json_t *architecture_json(const nn_model *n) {
     return json_pack("{s:s, s:i, s:i, s:i, s:i}", "type", n->rc.dims == 2 ? "resnet2d" : "resnet1d", "width",
                      n->rc.width, "blocks", n->rc.blocks, "in_channels", n->rc.cin, "out_channels", n->rc.cout);
   const nn_unet_config *u = &n->uc;
-  json_t *w = json_array();
-  for (int l = 0; w && l < u->levels; l++) json_array_append_new(w, json_integer(u->widths[l]));
+  int bad = 0;
+  json_t *w = jb_array(&bad);
+  for (int l = 0; w && l < u->levels; l++) jb_push(w, json_integer(u->widths[l]), &bad);
+  if (bad) {
+    json_decref(w);
+    return NULL;
+  }
   return json_pack("{s:s, s:o, s:i, s:i, s:i, s:i}", "type", u->dims == 2 ? "unet2d" : "unet1d", "widths", w,
                    "blocks", u->blocks, "mid", u->mid, "in_channels", u->cin, "out_channels", u->cout);
 }
@@ -91,14 +102,15 @@ static json_t *model_info(const model *m) {
     json_decref(settings);
     return NULL;
   }
-  json_object_set_new(info, m->kind->meta_key + strlen("sbida."), settings);
-  json_object_set_new(info, "n_params", json_integer((json_int_t)m->net.n_params));
-  json_object_set_new(info, "architecture", architecture_json(&m->net));
-  if (m->training) json_object_set(info, "training", m->training);
-  if (m->train_config) json_object_set(info, "train_config", m->train_config);
-  json_t *src = model_settings_source(m, settings);
-  if (src) json_object_set_new(info, "settings_in_use", src);
-  return info;
+  int bad = 0;
+  json_t *src = model_settings_source(m, settings); /* before info owns settings */
+  jb_set(info, m->kind->meta_key + strlen("sbida."), settings, &bad);
+  jb_set(info, "n_params", json_integer((json_int_t)m->net.n_params), &bad);
+  jb_set(info, "architecture", architecture_json(&m->net), &bad);
+  if (m->training) jb_set(info, "training", json_incref(m->training), &bad);
+  if (m->train_config) jb_set(info, "train_config", json_incref(m->train_config), &bad);
+  jb_set(info, "settings_in_use", src, &bad);
+  return jb_done(info, bad);
 }
 
 /* Learned estimators: S states in double and float copies, the lifted
@@ -162,10 +174,14 @@ int model_open_estimator(estimator **out, const char *path, sb_error *err) {
     rc = sim_create(&e->sim, m->sim->preset, m->N, err);
   }
   e->info = rc ? NULL : model_info(m);
-  if (!rc && e->dim_max > 0 && e->info)
-    json_object_set_new(e->info, "accepts",
-                        json_pack("{s:{s:i, s:i}, s:{s:i, s:i}}", "state_dim", "min", e->dim_min, "max", e->dim_max,
-                                  "window", "min", e->window_min, "max", e->window_max));
+  if (!rc && e->dim_max > 0 && e->info) {
+    int bad = 0;
+    jb_set(e->info, "accepts",
+           json_pack("{s:{s:i, s:i}, s:{s:i, s:i}}", "state_dim", "min", e->dim_min, "max", e->dim_max, "window",
+                     "min", e->window_min, "max", e->window_max),
+           &bad);
+    e->info = jb_done(e->info, bad);
+  }
   if (!rc && !e->info) rc = sb_fail(err, SB_ENOMEM, "out of memory");
   if (!rc && m->kind->has_operator) {
     /* the estimator owns copies of the trained operator and noise */

@@ -13,7 +13,8 @@ const model_kind *model_kind_find(const char *name);
 int model_kind_get(const char *name, const model_kind **out, sb_error *err);
 /* i-th registered kind (0..), NULL past the end. */
 const model_kind *model_kind_at(int i);
-/* "posterior-score, composed-score, npe or nre" into buf. */
+/* The kinds' names as a list, "posterior-score, composed-score, ... or
+ * local-score", into buf (truncated to size). */
 const char *model_kind_list(char *buf, size_t size);
 
 /* Reads a model file of any registered kind (model_read with the registry). */

@@ -49,12 +49,17 @@ struct model_kind {
   const char *meta_key, *config_key;
   const params_spec *config_params;   /* fields of the config section (NULL: no section) */
   const params_spec *arch_params;     /* fields it adds to the config's "arch" (may be NULL) */
-  /* defaults of the kind settings (before a config or a file is read) */
-  void (*defaults)(model *m);
-  /* kind settings from the config section (NULL when absent) and arch */
+  /* The kind's settings, m->settings: a struct of its own (sampler
+   * defaults, flow shape, candidates) that nothing outside the kind reads.
+   * settings_new allocates it with the kind's defaults (before a config or
+   * a file is read); settings_free frees it (model_free calls it). */
+  int (*settings_new)(void **settings, sb_error *err);
+  void (*settings_free)(void *settings);
+  /* m->settings from the config section (NULL when absent) and arch */
   int (*from_config)(model *m, const json_t *section, const json_t *arch, sb_error *err);
+  /* m->settings as the file's section (new reference; NULL when out of memory) */
   json_t *(*meta_to_json)(const model *m);
-  /* kind settings from the file's section (NULL when absent); validates */
+  /* m->settings from the file's section (NULL when absent); validates */
   int (*meta_from_json)(model *m, const json_t *section, sb_error *err);
 
   /* request parameters its estimator accepts (est_options.params), and
@@ -88,9 +93,9 @@ struct model_kind {
  * (log_prob apart): `const model_kind kind_x = {.name = "x", ...,
  * MODEL_KIND_FUNCTIONS};` */
 #define MODEL_KIND_FUNCTIONS                                                                                   \
-  .in_channels = in_channels, .out_channels = out_channels, .n_scalars = n_scalars, .defaults = defaults,      \
-  .from_config = from_config, .meta_to_json = meta_to_json, .meta_from_json = meta_from_json,                 \
-  .train_init = train_init, .train_free = train_free, .make_batch = make_batch, .grad = grad,                 \
-  .val_loss = val_loss, .sample = sample
+  .in_channels = in_channels, .out_channels = out_channels, .n_scalars = n_scalars,                            \
+  .settings_new = settings_new, .settings_free = settings_free, .from_config = from_config,                    \
+  .meta_to_json = meta_to_json, .meta_from_json = meta_from_json, .train_init = train_init,                    \
+  .train_free = train_free, .make_batch = make_batch, .grad = grad, .val_loss = val_loss, .sample = sample
 
 #endif

@@ -9,12 +9,14 @@
 
 #include "model/kind.h"
 #include "nn/nn_ckpt.h"
+#include "util/jsonb.h"
 #include "util/version.h"
 
 static char *doubles_json(const double *v, int n) {
-  json_t *a = json_array();
-  if (!a) return NULL;
-  for (int i = 0; i < n; i++) json_array_append_new(a, json_real(v[i]));
+  int bad = 0;
+  json_t *a = jb_array(&bad);
+  for (int i = 0; i < n; i++) jb_push_real(a, v[i], &bad);
+  if (!(a = jb_done(a, bad))) return NULL;
   char *s = json_dumps(a, JSON_COMPACT | JSON_REAL_PRECISION(17));
   json_decref(a);
   return s;
@@ -154,8 +156,9 @@ int model_read(model *sm, const char *path, int (*find)(const char *name, const 
       rc = sb_fail(err, SB_EFORMAT, "normalization std[%d] must be positive", i);
       goto fail;
     }
-  k->defaults(sm);
-  if ((rc = meta_json(&f, k->meta_key, 0, &section, err)) || (rc = k->meta_from_json(sm, section, err))) goto fail;
+  if ((rc = k->settings_new(&sm->settings, err)) || (rc = meta_json(&f, k->meta_key, 0, &section, err)) ||
+      (rc = k->meta_from_json(sm, section, err)))
+    goto fail;
   if ((rc = model_net_check(sm, err))) goto fail;
   if (k->has_operator) {
     if ((rc = meta_json(&f, "sbida.operator", 1, &opj, err)) ||
@@ -181,6 +184,7 @@ done:
 
 void model_free(model *sm) {
   if (!sm) return;
+  if (sm->kind && sm->settings) sm->kind->settings_free(sm->settings);
   sim_free(sm->sim);
   free(sm->mean);
   free(sm->std);

@@ -4,8 +4,9 @@
  * The file holds the common metadata (sbida.version, kind, system, preset,
  * N, window, time_varying, norm_mean, norm_std, operator and noise_std for
  * kinds trained for one operator, train_config, training) and one section
- * that belongs to the kind (kind->meta_key, e.g. sbida.sampler). What a kind
- * is and does (its network shape, its training batch and loss, its
+ * that belongs to the kind (kind->meta_key, e.g. sbida.sampler), which the
+ * kind's ops read into and write from m->settings. What a kind is and
+ * does (its network shape, its settings, its training batch and loss, its
  * estimator) is its model_kind ops table (model/kind.h); the registry of
  * kinds is kinds/kinds.h, which also opens files of any kind.
  *
@@ -17,7 +18,6 @@
 
 #include <jansson.h>
 
-#include "diff/diff.h"
 #include "nn/nn_model.h"
 #include "obs/obs.h"
 #include "sim/sim.h"
@@ -33,12 +33,9 @@ typedef struct model {
   double *mean, *std;    /* [N] normalization, owned */
   obs_op *op;            /* kinds with has_operator: trained operator (owned), else NULL */
   obs_noise noise;       /* kinds with has_operator: trained noise, else n = 0 */
-  /* kind settings: read, written and checked only by the kind's ops */
-  diff_sampler_config sampler; /* score kinds: default sampler settings */
-  double gamma;          /* composed-score: default guidance gamma */
-  int couplings;         /* npe: number of affine couplings */
-  double clamp;          /* npe: soft clamp of the log-scales */
-  int candidates;        /* nre: prior draws resampled per request (default) */
+  void *settings;        /* the kind's settings (owned), a struct only the kind knows: made with its
+                          * defaults by kind->settings_new, read, written and checked only by the
+                          * kind's ops, freed by kind->settings_free (model_free) */
   nn_model net;
   json_t *train_config;  /* as trained (owned, may be NULL) */
   json_t *training;      /* summary: steps, seconds, losses (owned, may be NULL) */

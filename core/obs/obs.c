@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/jsonb.h"
 #include "util/rng.h"
 
 const char *obs_kind_name(obs_kind k) {
@@ -193,13 +194,13 @@ static int get_channels(const json_t *j, obs_op *op, sb_error *err) {
   return SB_OK;
 }
 
-static void channels_json(json_t *j, const obs_op *op) {
+static void channels_json(json_t *j, const obs_op *op, int *bad) {
   int dflt = op->n_chan == op->C;
   for (int i = 0; dflt && i < op->n_chan; i++) dflt = op->chan[i] == i;
   if (dflt) return; /* every channel in order: the default, not written */
-  json_t *a = json_array();
-  for (int i = 0; i < op->n_chan; i++) json_array_append_new(a, json_integer(op->chan[i]));
-  json_object_set_new(j, "channels", a);
+  json_t *a = jb_array(bad);
+  for (int i = 0; i < op->n_chan; i++) jb_push(a, json_integer(op->chan[i]), bad);
+  jb_set(j, "channels", a, bad);
 }
 
 /* "points": [[row, col], ...] grid points into op->idx (row * W + col) */
@@ -228,9 +229,10 @@ static int get_points(const json_t *j, obs_op *op, int n_expect, sb_error *err) 
 }
 
 static json_t *points_json(const obs_op *op) {
-  json_t *a = json_array();
-  for (int i = 0; i < op->n_idx; i++) json_array_append_new(a, json_pack("[i,i]", op->idx[i] / op->W, op->idx[i] % op->W));
-  return a;
+  int bad = 0;
+  json_t *a = jb_array(&bad);
+  for (int i = 0; i < op->n_idx; i++) jb_push(a, json_pack("[i,i]", op->idx[i] / op->W, op->idx[i] % op->W), &bad);
+  return jb_done(a, bad);
 }
 
 /* every listed channel at every grid point of op->idx, channel by channel */
@@ -631,64 +633,66 @@ json_t *obs_to_json(const obs_op *op) {
   return json_pack("{s:s, s:o}", "type", obs_fn_name(op->fn), "of", j);
 }
 
-/* the JSON of the linear part */
+/* the JSON of the linear part (NULL when memory runs out) */
 static json_t *linear_to_json(const obs_op *op) {
+  int bad = 0;
   json_t *j = json_pack("{s:s}", "type", obs_kind_name(op->kind));
   switch (op->kind) {
   case OBS_IDENTITY: break;
   case OBS_SUBSAMPLE:
-    json_object_set_new(j, "stride", pair_json(op, op->stride_h, op->stride, 1));
-    json_object_set_new(j, "offset", pair_json(op, op->offset_h, op->offset, 1));
-    channels_json(j, op);
+    jb_set(j, "stride", pair_json(op, op->stride_h, op->stride, 1), &bad);
+    jb_set(j, "offset", pair_json(op, op->offset_h, op->offset, 1), &bad);
+    channels_json(j, op, &bad);
     break;
   case OBS_STATIONS:
   case OBS_KERNEL_STATIONS: {
     if (op->points) {
-      json_object_set_new(j, "points", points_json(op));
-      channels_json(j, op);
+      jb_set(j, "points", points_json(op), &bad);
+      channels_json(j, op, &bad);
       break;
     }
-    json_t *a = json_array();
-    for (int i = 0; i < op->n_idx; i++) json_array_append_new(a, json_integer(op->idx[i]));
+    json_t *a = jb_array(&bad);
+    for (int i = 0; i < op->n_idx; i++) jb_push(a, json_integer(op->idx[i]), &bad);
     if (op->kind == OBS_STATIONS) {
-      json_object_set_new(j, "indices", a);
+      jb_set(j, "indices", a, &bad);
     } else {
-      json_object_set_new(j, "block", json_integer(op->block));
-      json_object_set_new(j, "sigma_k", json_real(op->sigma_k));
-      json_object_set_new(j, "radius", json_integer(op->radius));
-      json_object_set_new(j, "seed", json_integer((json_int_t)op->seed));
-      json_object_set_new(j, "positions", a);
+      jb_set(j, "block", json_integer(op->block), &bad);
+      jb_set_real(j, "sigma_k", op->sigma_k, &bad);
+      jb_set(j, "radius", json_integer(op->radius), &bad);
+      jb_set(j, "seed", json_integer((json_int_t)op->seed), &bad);
+      jb_set(j, "positions", a, &bad);
     }
     break;
   }
   case OBS_RANDOM_STATIONS:
-    json_object_set_new(j, "seed", json_integer((json_int_t)op->seed));
-    json_object_set_new(j, "count", json_integer(op->n_idx));
-    json_object_set_new(j, "points", points_json(op));
-    channels_json(j, op);
+    jb_set(j, "seed", json_integer((json_int_t)op->seed), &bad);
+    jb_set(j, "count", json_integer(op->n_idx), &bad);
+    jb_set(j, "points", points_json(op), &bad);
+    channels_json(j, op, &bad);
     break;
   case OBS_COARSEN:
-    json_object_set_new(j, "factor", pair_json(op, op->factor_h, op->factor, 0));
-    channels_json(j, op);
+    jb_set(j, "factor", pair_json(op, op->factor_h, op->factor, 0), &bad);
+    channels_json(j, op, &bad);
     break;
   case OBS_VORTICITY:
-    json_object_set_new(j, "factor", pair_json(op, op->factor_h, op->factor, 0));
-    json_object_set_new(j, "method", json_string(op->fd ? "fd" : "spectral"));
+    jb_set(j, "factor", pair_json(op, op->factor_h, op->factor, 0), &bad);
+    jb_set(j, "method", json_string(op->fd ? "fd" : "spectral"), &bad);
     break;
   case OBS_DENSE: {
     double *A = obs_dense(op);
-    json_t *m = json_array();
+    json_t *m = jb_array(&bad);
+    if (!A) bad++;
     for (int i = 0; A && i < op->n_obs; i++) {
-      json_t *row = json_array();
-      for (int c = 0; c < op->state_dim; c++) json_array_append_new(row, json_real(A[(size_t)i * op->state_dim + c]));
-      json_array_append_new(m, row);
+      json_t *row = jb_array(&bad);
+      for (int c = 0; c < op->state_dim; c++) jb_push_real(row, A[(size_t)i * op->state_dim + c], &bad);
+      jb_push(m, row, &bad);
     }
     free(A);
-    json_object_set_new(j, "matrix", m);
+    jb_set(j, "matrix", m, &bad);
     break;
   }
   }
-  return j;
+  return jb_done(j, bad);
 }
 
 void obs_apply(const obs_op *op, const double *x, double *y, size_t B) {
@@ -847,9 +851,10 @@ json_t *obs_noise_to_json(const obs_noise *nz) {
   int same = 1;
   for (int i = 1; i < nz->n; i++) same &= nz->std[i] == nz->std[0];
   if (same && nz->n > 0) return json_real(nz->std[0]);
-  json_t *a = json_array();
-  for (int i = 0; i < nz->n; i++) json_array_append_new(a, json_real(nz->std[i]));
-  return a;
+  int bad = 0;
+  json_t *a = jb_array(&bad);
+  for (int i = 0; i < nz->n; i++) jb_push_real(a, nz->std[i], &bad);
+  return jb_done(a, bad);
 }
 
 void obs_noise_free(obs_noise *nz) {

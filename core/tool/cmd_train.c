@@ -8,6 +8,7 @@
 #include "kinds/kinds.h"
 #include "tool/cmd.h"
 #include "util/cli.h"
+#include "util/jsonb.h"
 #include "util/par.h"
 #include "train/train.h"
 
@@ -74,9 +75,15 @@ int cmd_train(int argc, char **argv) {
     return 2;
   }
   if (seed >= 0) {
+    int bad = 0;
     json_t *tr = json_object_get(cfg, "train");
-    if (!tr) json_object_set_new(cfg, "train", tr = json_object());
-    if (json_is_object(tr)) json_object_set_new(tr, "seed", json_integer(seed));
+    if (!tr) jb_set(cfg, "train", tr = jb_object(&bad), &bad);
+    if (!bad && json_is_object(tr)) jb_set(tr, "seed", json_integer(seed), &bad);
+    if (bad) {
+      fprintf(stderr, "sbida train: out of memory\n");
+      json_decref(cfg);
+      return 1;
+    }
   }
   o.progress = stderr;
   o.progress_tty = isatty(fileno(stderr));

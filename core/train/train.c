@@ -115,8 +115,7 @@ static int parse_config(trainer *tr, const json_t *cfg, sb_error *err) {
                      "operators are served at request time by composed-score, local-score and the baselines)",
                      k->name, obs_type_name(m->op));
   }
-  k->defaults(m);
-  if ((rc = k->from_config(m, ksec, arch, err))) return rc;
+  if ((rc = k->settings_new(&m->settings, err)) || (rc = k->from_config(m, ksec, arch, err))) return rc;
   train_cfg *t = &tr->tc;
   *t = (train_cfg){.steps = params_int(train, "steps", 10000), .warmup = params_int(train, "warmup", 500),
                    .val_every = params_int(train, "val_every", 500), .ckpt_every = params_int(train, "ckpt_every", 1000),

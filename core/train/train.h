@@ -1,6 +1,7 @@
 /* train.h: trains a model of any registered kind from a JSON configuration
  * (see models/configs/ for the shipped ones):
- *   {"kind": "posterior-score" | "composed-score" | "npe" | "nre", "preset": "l96-sakov", "N": 40,
+ *   {"kind": a registered kind (kinds/kinds.h: "posterior-score" | "composed-score" | "npe" | "nre" |
+ *            "local-score"), "preset": "l96-sakov", "N": 40,
  *    "window": 10, "operator": {...}, "noise_std": 1.0,   (kinds trained for one operator)
  *    "arch": {"width": 64, "blocks": 6, "groups": 8, "emb_dim": 32, + the kind's fields (npe: couplings, clamp)}
  *            or {"type": "unet", "widths": [32, 64, 128], "blocks": 2, "mid": 1, "groups", "emb_dim"}
@@ -11,10 +12,12 @@
  *              "missing_time", "missing_entry", "threads",
  *              "traj_len": pool trajectories of this many states, chained for stationary presets
  *              (train_pool.h; what makes the Kolmogorov flow's 64-interval spin-up affordable)},
- *    + the kind's section: "sampler": {"steps", "corrections", "tau_l", "gamma"} (score kinds),
- *                          "nre": {"candidates"}}
- * Missing fields take the defaults in train.c and the kind's defaults;
- * unknown fields are refused with the list of valid ones. */
+ *    + the kind's section (kind->config_key, fields kind->config_params):
+ *      "sampler": {"sampler", "steps", "corrections", "tau_l", "schedule", "rho", "sigma_max", "gamma", ...}
+ *      (the diffusion kinds, score_net_params in kinds/score/score_net.h), "nre": {"candidates"}}
+ * Missing fields take the defaults in train.c and the kind's defaults
+ * (kind->settings_new); unknown fields are refused with the list of valid
+ * ones. */
 #ifndef SB_TRAIN_H
 #define SB_TRAIN_H
 

@@ -21,6 +21,14 @@
 void jb_set(json_t *o, const char *key, json_t *v, int *bad);
 /* Appends v to the array a (v stolen); any failure: ++*bad. */
 void jb_push(json_t *a, json_t *v, int *bad);
+/* o[key] = v as a JSON real. JSON has no NaN or infinity and json_real
+ * refuses them, so a non-finite v leaves the field out, as
+ * json_object_set_new(o, key, json_real(v)) always did; only a failure to
+ * allocate (or o NULL) counts in *bad. */
+void jb_set_real(json_t *o, const char *key, double v, int *bad);
+/* Appends v as a JSON real; a non-finite v is left out (as
+ * json_array_append_new(a, json_real(v)) did), a failure counts in *bad. */
+void jb_push_real(json_t *a, double v, int *bad);
 /* A new empty object or array; NULL counts in *bad. */
 json_t *jb_object(int *bad);
 json_t *jb_array(int *bad);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "util/fileio.h"
+#include "util/jsonb.h"
 
 #define ST_MAX_HEADER (100u * 1024u * 1024u)
 
@@ -98,23 +99,26 @@ int st_set_meta(st_file *f, const char *key, const char *value, sb_error *err) {
 }
 
 int st_write(const st_file *f, const char *path, sb_error *err) {
-  json_t *h = json_object();
+  int bad = 0;
+  json_t *h = jb_object(&bad);
   size_t off = 0;
   for (int i = 0; i < f->n_tensors; i++) {
     const st_tensor *t = &f->tensors[i];
-    json_t *shape = json_array();
-    for (int d = 0; d < t->ndim; d++) json_array_append_new(shape, json_integer(t->shape[d]));
-    json_object_set_new(h, t->name,
-                        json_pack("{s:s, s:o, s:[I,I]}", "dtype", st_dtype_name(t->dtype), "shape", shape,
-                                  "data_offsets", (json_int_t)off, (json_int_t)(off + t->nbytes)));
+    json_t *shape = jb_array(&bad);
+    for (int d = 0; d < t->ndim; d++) jb_push(shape, json_integer(t->shape[d]), &bad);
+    jb_set(h, t->name,
+           json_pack("{s:s, s:o, s:[I,I]}", "dtype", st_dtype_name(t->dtype), "shape", shape, "data_offsets",
+                     (json_int_t)off, (json_int_t)(off + t->nbytes)),
+           &bad);
     off += t->nbytes;
   }
   if (f->n_meta) {
-    json_t *m = json_object();
-    for (int i = 0; i < f->n_meta; i++) json_object_set_new(m, f->meta_keys[i], json_string(f->meta_vals[i]));
-    json_object_set_new(h, "__metadata__", m);
+    json_t *m = jb_object(&bad);
+    for (int i = 0; i < f->n_meta; i++) jb_set(m, f->meta_keys[i], json_string(f->meta_vals[i]), &bad);
+    jb_set(h, "__metadata__", m, &bad);
   }
-  char *text = json_dumps(h, JSON_COMPACT | JSON_PRESERVE_ORDER);
+  h = jb_done(h, bad); /* a header with a tensor or a field missing would make a broken file */
+  char *text = h ? json_dumps(h, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
   json_decref(h);
   if (!text) return sb_fail(err, SB_ENOMEM, "safetensors: cannot encode header");
   size_t hl = strlen(text), padded = (hl + 7) / 8 * 8; /* 8-byte aligned data */

@@ -533,6 +533,13 @@ MUTANTS = [
          edits=[("deploy/compose-postgres.yml", '"http://127.0.0.1:8080/v1/health/ready"]',
                  '"http://127.0.0.1:8080/v1/health/live"]')],
          tests=["py:tests/py/test_deploy.py::test_compose_postgres_file"]),
+    dict(id="jb-diag-unchecked", what="nre diagnostics: one field set unchecked again (left out when memory runs out)",
+         edits=[("core/kinds/nre/nre.c", 'jb_set(r->diagnostics, "distinct_samples", json_integer(distinct), &bad);',
+                 'json_object_set_new(r->diagnostics, "distinct_samples", json_integer(distinct));')],
+         tests=["unit:test_jsonb"]),
+    dict(id="jb-real-nan-fails", what="jb_set_real: a non-finite value counted as a failure (a NaN metric drops the result)",
+         edits=[("core/util/jsonb.c", "  if (o && !isfinite(v)) return;\n  jb_set(", "  jb_set(")],
+         tests=["unit:test_jsonb"]),
 ]
 
 # Survivors left on purpose: id -> why the mutant cannot change any observable.

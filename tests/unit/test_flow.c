@@ -30,11 +30,13 @@ enum { TN = 8, TW = 2 };
 static void tiny_model(model *sm, int K, int time_varying, float wscale, uint64_t seed) {
   memset(sm, 0, sizeof *sm);
   sm->kind = &kind_npe;
-  sm->N = TN, sm->W = TW, sm->time_varying = time_varying, sm->couplings = K, sm->clamp = 2.0;
+  sm->N = TN, sm->W = TW, sm->time_varying = time_varying;
+  sb_error err;
+  assert_int_equal(kind_npe.settings_new(&sm->settings, &err), 0);
+  npe_settings_of(sm)->couplings = K, npe_settings_of(sm)->clamp = 2.0;
   nn_resnet_config rc = {.dims = 1, .h = 1, .w = TN, .cin = kind_npe.in_channels(TW),
                          .cout = kind_npe.out_channels(TW), .width = 8, .blocks = 1, .groups = 2,
                          .n_scalars = 1 + time_varying, .emb_dim = 4};
-  sb_error err;
   assert_int_equal(nn_resnet_init(&sm->net, &rc, &err), 0);
   nn_model_init_params(&sm->net, seed);
   for (size_t i = 0; i < sm->net.n_params; i++) sm->net.params[i] *= wscale;
@@ -120,7 +122,7 @@ static void test_inverse_and_logdet(void **state) {
     assert_true(fabs(lq[b] - want) < 1e-3 * fabs(want));
   }
   flow_buf_free(&fb);
-  nn_model_free(&sm.net);
+  model_free(&sm);
 }
 
 /* mean -log q / N of a batch, gradients into sm->net.grads */
@@ -179,7 +181,7 @@ static void test_gradients(void **state) {
   assert_true(worst < 2e-2);
   free(g1);
   for (int t = 0; t < 2; t++) flow_buf_free(&fb[t]);
-  nn_model_free(&sm.net);
+  model_free(&sm);
 }
 
 /* Fits q(x | c) to a known conditional Gaussian by Adam on the flow's NLL:
@@ -251,7 +253,7 @@ static void test_fits_a_gaussian(void **state) {
   for (int t = 0; t < 2; t++) flow_buf_free(&fb[t]);
   free(x);
   free(cond);
-  nn_model_free(&sm.net);
+  model_free(&sm);
 }
 
 static char model_path[512];
@@ -278,14 +280,14 @@ static void test_training_reduces_nll(void **state) {
   sb_error err;
   assert_int_equal(model_load(&a, model_path, &err), 0);
   assert_string_equal(a.kind->name, "npe");
-  assert_int_equal(a.couplings, 4);
-  assert_true(a.clamp == 2.0);
+  assert_int_equal(npe_settings_of(&a)->couplings, 4);
+  assert_true(npe_settings_of(&a)->clamp == 2.0);
   assert_int_equal(a.op->kind, OBS_KERNEL_STATIONS);
   char again[600];
   snprintf(again, sizeof again, "%s/again-npe.safetensors", tu_tmpdir());
   assert_int_equal(model_save(&a, 0, again, &err), 0);
   assert_int_equal(model_load(&b, again, &err), 0);
-  assert_int_equal(b.couplings, 4);
+  assert_int_equal(npe_settings_of(&b)->couplings, 4);
   assert_memory_equal(a.net.params, b.net.params, sizeof(float) * a.net.n_params);
   model_free(&a);
   model_free(&b);

@@ -67,13 +67,13 @@ static void test_training_beats_chance(void **state) {
   sb_error err;
   assert_int_equal(model_load(&a, model_path, &err), 0);
   assert_string_equal(a.kind->name, "nre");
-  assert_int_equal(a.candidates, 300);
+  assert_int_equal(nre_settings_of(&a)->candidates, 300);
   assert_int_equal(a.net.rc.n_scalars, 1); /* t only */
   char again[600];
   snprintf(again, sizeof again, "%s/again-nre.safetensors", tu_tmpdir());
   assert_int_equal(model_save(&a, 0, again, &err), 0);
   assert_int_equal(model_load(&b, again, &err), 0);
-  assert_int_equal(b.candidates, 300);
+  assert_int_equal(nre_settings_of(&b)->candidates, 300);
   assert_memory_equal(a.net.params, b.net.params, sizeof(float) * a.net.n_params);
   model_free(&a);
   model_free(&b);

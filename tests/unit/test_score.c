@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "kinds/kinds.h"
+#include "kinds/score/score_net.h"
 #include "model/model.h"
 #include "train/train.h"
 #include "util/safetensors.h"
@@ -64,7 +65,7 @@ static void test_model_file_roundtrip(void **state) {
   assert_non_null(a.op);
   assert_int_equal(a.op->kind, OBS_KERNEL_STATIONS);
   assert_true(fabs(a.noise.std[0] - 0.5) < 1e-12);
-  assert_int_equal(a.sampler.steps, 8);
+  assert_int_equal(score_settings_of(&a)->sampler.steps, 8);
   assert_non_null(a.training);
   /* the model file holds the EMA weights (ema 0.8 in the tiny config), not
    * the last raw parameters: both are in the training state file */

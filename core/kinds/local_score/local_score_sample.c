@@ -18,6 +18,7 @@
 
 #include "kinds/local_score/local_score.h"
 #include "nn/nn_model.h"
+#include "util/jsonb.h"
 #include "util/par.h"
 
 #define LOCAL_RUN_CHUNK 32
@@ -301,12 +302,15 @@ int local_score_estimator_sample(estimator *e, const est_problem *p, const est_o
     if (o->want_window)
       for (int i = 0; i < D; i++) r->window_samples[(size_t)s * D + i] = mean + std * xs[i];
   }
-  json_object_set_new(r->diagnostics, "sampler",
-                      json_pack("{s:i, s:i, s:f, s:f}", "steps", cfg.steps, "corrections", cfg.corrections, "tau_l",
-                                cfg.tau_l, "gamma", gamma));
-  json_object_set_new(r->diagnostics, "local",
-                      json_pack("{s:i, s:i, s:i}", "k", m->W / 2, "runs", W - m->W + 1, "state_dim", N));
-  if (bg.dim) json_object_set_new(r->diagnostics, "background", score_net_background_json(&bg, o->params));
+  int bad = 0;
+  jb_set(r->diagnostics, "sampler",
+         json_pack("{s:i, s:i, s:f, s:f}", "steps", cfg.steps, "corrections", cfg.corrections, "tau_l", cfg.tau_l,
+                   "gamma", gamma),
+         &bad);
+  jb_set(r->diagnostics, "local", json_pack("{s:i, s:i, s:i}", "k", m->W / 2, "runs", W - m->W + 1, "state_dim", N),
+         &bad);
+  if (bg.dim) jb_set(r->diagnostics, "background", score_net_background_json(&bg, o->params), &bad);
+  if (bad) rc = sb_fail(err, SB_ENOMEM, "out of memory for the diagnostics");
 done:
   local_score_denoiser_free(den);
   mn_free(&mn);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kinds/npe/npe.h"
 #include "nn/nn_layers.h"
 #include "nn/nn_parallel.h"
 #include "util/par.h"
@@ -31,7 +32,7 @@ void flow_buf_free(flow_buf *fb) {
 
 int flow_buf_init(flow_buf *fb, const model *sm, int max_batch, int train, sb_error *err) {
   memset(fb, 0, sizeof *fb);
-  const int K = sm->couplings, N = sm->N;
+  const int K = sm->kind == &kind_npe && sm->settings ? npe_settings_of(sm)->couplings : 0, N = sm->N;
   if (K < 1 || max_batch < 1) return sb_fail(err, SB_EINVAL, "flow_buf_init: not an npe model (%d couplings) or no batch", K);
   fb->K = K, fb->N = N, fb->W = sm->W, fb->max_batch = max_batch, fb->train = train;
   fb->cin = nn_in_size(&sm->net) / N;
@@ -119,7 +120,7 @@ int flow_forward(const model *sm, flow_buf *fb, const float *x, const float *con
     int rc = conditioner(sm, fb, ws, k, fb->h + (size_t)k * BN, cond, cond_stride, tsc, B, sr, sh);
     if (rc) return rc;
     nn_coupling_forward(fb->h + (size_t)(k + 1) * BN, ld, fb->h + (size_t)k * BN, sr, sh, fb->mask + (size_t)k * N,
-                        (float)sm->clamp, B, N);
+                        (float)npe_settings_of(sm)->clamp, B, N);
   }
   if (logq) base_logq(fb->h + (size_t)K * BN, B, N, ld, logq);
   return SB_OK;
@@ -139,7 +140,7 @@ int flow_backward(const model *sm, flow_buf *fb, float scale, float *grads) {
     memset(fb->ds, 0, sizeof(float) * BN);
     memset(fb->dt, 0, sizeof(float) * BN);
     nn_coupling_backward(fb->dh2, fb->ds, fb->dt, fb->dh, fb->dlogdet, hk, fb->sraw + (size_t)k * BN, mk,
-                         (float)sm->clamp, B, N);
+                         (float)npe_settings_of(sm)->clamp, B, N);
     for (int b = 0; b < B; b++) {
       memcpy(fb->out + (size_t)b * 2 * N, fb->ds + (size_t)b * N, sizeof(float) * (size_t)N);
       memcpy(fb->out + ((size_t)b * 2 + 1) * N, fb->dt + (size_t)b * N, sizeof(float) * (size_t)N);
@@ -169,7 +170,7 @@ int flow_inverse(const model *sm, flow_buf *fb, const float *u, const float *con
     /* the kept nodes are the same before and after the coupling */
     int rc = conditioner(sm, fb, &fb->ws[0], k, cur, cond, cond_stride, tsc, B, fb->sraw, fb->shift);
     if (rc) return rc;
-    nn_coupling_inverse(nxt, ld, cur, fb->sraw, fb->shift, fb->mask + (size_t)k * N, (float)sm->clamp, B, N);
+    nn_coupling_inverse(nxt, ld, cur, fb->sraw, fb->shift, fb->mask + (size_t)k * N, (float)npe_settings_of(sm)->clamp, B, N);
     float *t = cur;
     cur = nxt, nxt = t;
   }

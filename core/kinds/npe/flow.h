@@ -2,7 +2,8 @@
  *
  * States are standardized (model mean/std). The flow maps a state
  * x in R^N to u = T(x | y-window, t) through K affine couplings (the
- * normalizing direction), with u ~ N(0, I) under the model:
+ * normalizing direction; K and the clamp are the model's npe_settings,
+ * npe.h), with u ~ N(0, I) under the model:
  *   h_0 = x,  h_{k+1} = coupling_k(h_k),  u = h_K,
  *   log q(x) = log N(u; 0, I) + sum_k sum_{n not kept by mask k} s_kn.
  * Coupling k keeps the nodes of mask k (flow_mask) and scales/shifts the

@@ -12,6 +12,7 @@
 
 #include "kinds/npe/flow.h"
 #include "model/kind.h"
+#include "util/jsonb.h"
 #include "util/par.h"
 #include "util/rng.h"
 
@@ -110,7 +111,10 @@ static int sample(estimator *e, const est_problem *p, const est_options *o, est_
       for (int n = 0; n < N; n++) r->samples[(size_t)s * N + n] = sm->mean[n] + sm->std[n] * c.x[(size_t)s * N + n];
       r->log_density[s] = c.logq[s] - lsd;
     }
-    json_object_set_new(r->diagnostics, "flow", json_pack("{s:i, s:f}", "couplings", sm->couplings, "clamp", sm->clamp));
+    const npe_settings *ns = npe_settings_of(sm);
+    int bad = 0;
+    jb_set(r->diagnostics, "flow", json_pack("{s:i, s:f}", "couplings", ns->couplings, "clamp", ns->clamp), &bad);
+    if (bad) rc = sb_fail(err, SB_ENOMEM, "out of memory for the diagnostics");
   }
   if (o->progress) o->progress(o->progress_ctx, 1.0);
   free((float *)c.cond);
@@ -161,27 +165,36 @@ static const params_spec arch_params[] = {
     {NULL, 0, 0, 0, 0},
 };
 
-static void defaults(model *m) {
-  m->couplings = 8;
-  m->clamp = 3.0;
+static int settings_new(void **settings, sb_error *err) {
+  npe_settings *s = calloc(1, sizeof *s);
+  *settings = s;
+  if (!s) return sb_fail(err, SB_ENOMEM, "out of memory for the flow settings");
+  s->couplings = 8;
+  s->clamp = 3.0;
+  return SB_OK;
 }
+
+static void settings_free(void *settings) { free(settings); }
 
 static int from_config(model *m, const json_t *section, const json_t *arch, sb_error *err) {
   (void)section, (void)err;
-  m->couplings = (int)params_int(arch, "couplings", m->couplings);
-  m->clamp = params_num(arch, "clamp", m->clamp);
+  npe_settings *s = npe_settings_of(m);
+  s->couplings = (int)params_int(arch, "couplings", s->couplings);
+  s->clamp = params_num(arch, "clamp", s->clamp);
   return SB_OK;
 }
 
 static json_t *meta_to_json(const model *m) {
-  return json_pack("{s:i, s:f}", "couplings", m->couplings, "clamp", m->clamp);
+  const npe_settings *s = npe_settings_of(m);
+  return json_pack("{s:i, s:f}", "couplings", s->couplings, "clamp", s->clamp);
 }
 
 static int meta_from_json(model *m, const json_t *j, sb_error *err) {
   if (!j) return sb_fail(err, SB_EFORMAT, "model metadata lacks sbida.flow");
-  m->couplings = (int)json_integer_value(json_object_get(j, "couplings"));
-  m->clamp = json_number_value(json_object_get(j, "clamp"));
-  if (m->couplings < 1 || m->couplings > 64 || !(m->clamp > 0 && m->clamp <= 20))
+  npe_settings *s = npe_settings_of(m);
+  s->couplings = (int)json_integer_value(json_object_get(j, "couplings"));
+  s->clamp = json_number_value(json_object_get(j, "clamp"));
+  if (s->couplings < 1 || s->couplings > 64 || !(s->clamp > 0 && s->clamp <= 20))
     return sb_fail(err, SB_EFORMAT, "model metadata sbida.flow needs couplings in 1..64 and clamp in (0, 20]");
   return SB_OK;
 }

@@ -10,4 +10,15 @@
 
 extern const model_kind kind_npe;
 
+/* The npe kind's settings (m->settings, the file's sbida.flow, the
+ * config's arch.couplings and arch.clamp): the number of affine couplings
+ * (1..64, default 8) and the soft clamp of their log-scales (0..20,
+ * default 3). */
+typedef struct npe_settings {
+  int couplings;
+  double clamp;
+} npe_settings;
+/* m->settings of an npe model */
+static inline npe_settings *npe_settings_of(const model *m) { return m->settings; }
+
 #endif

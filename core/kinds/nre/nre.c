@@ -9,6 +9,7 @@
 
 #include "nn/nn_layers.h"
 #include "nn/nn_parallel.h"
+#include "util/jsonb.h"
 #include "util/par.h"
 #include "util/rng.h"
 
@@ -104,7 +105,7 @@ static int sample(estimator *e, const est_problem *p, const est_options *o, est_
   const model *sm = e->impl;
   const int N = sm->N, S = o->n_samples;
   int rc = SB_OK;
-  int M = (int)params_int(o->params, "candidates", sm->candidates); /* checked by est_sample */
+  int M = (int)params_int(o->params, "candidates", nre_settings_of(sm)->candidates); /* checked by est_sample */
   nre_call c = {.sm = sm, .M = M, .cancel = o->cancel};
   c.tsc = sm->time_varying ? (float)((double)p->time_index / sm->sim->t_max) : 0.0f;
   float *cond = malloc(sizeof(float) * 2 * (size_t)sm->W * N);
@@ -132,10 +133,12 @@ static int sample(estimator *e, const est_problem *p, const est_options *o, est_
       memcpy(r->samples + (size_t)s * N, x + (size_t)idx[s] * N, sizeof(double) * (size_t)N);
       distinct += s == 0 || idx[s] != idx[s - 1]; /* systematic resampling keeps indices sorted */
     }
-    json_object_set_new(r->diagnostics, "ess", json_real(ess));
-    json_object_set_new(r->diagnostics, "candidates", json_integer(M));
-    json_object_set_new(r->diagnostics, "distinct_samples", json_integer(distinct));
-    json_object_set_new(r->diagnostics, "max_log_ratio", json_real(lmax));
+    int bad = 0;
+    jb_set_real(r->diagnostics, "ess", ess, &bad);
+    jb_set(r->diagnostics, "candidates", json_integer(M), &bad);
+    jb_set(r->diagnostics, "distinct_samples", json_integer(distinct), &bad);
+    jb_set_real(r->diagnostics, "max_log_ratio", lmax, &bad);
+    if (bad) rc = sb_fail(err, SB_ENOMEM, "out of memory for the diagnostics");
   }
   if (!rc && o->progress) o->progress(o->progress_ctx, 1.0);
   free(cond); free(x); free(logit); free(idx);
@@ -152,20 +155,30 @@ static int out_channels(int W) {
 }
 static int n_scalars(int time_varying) { return time_varying; }
 
-static void defaults(model *m) { m->candidates = 4096; }
-
-static int from_config(model *m, const json_t *section, const json_t *arch, sb_error *err) {
-  (void)arch, (void)err;
-  m->candidates = (int)params_int(section, "candidates", m->candidates);
+static int settings_new(void **settings, sb_error *err) {
+  nre_settings *s = calloc(1, sizeof *s);
+  *settings = s;
+  if (!s) return sb_fail(err, SB_ENOMEM, "out of memory for the nre settings");
+  s->candidates = 4096;
   return SB_OK;
 }
 
-static json_t *meta_to_json(const model *m) { return json_pack("{s:i}", "candidates", m->candidates); }
+static void settings_free(void *settings) { free(settings); }
+
+static int from_config(model *m, const json_t *section, const json_t *arch, sb_error *err) {
+  (void)arch, (void)err;
+  nre_settings *s = nre_settings_of(m);
+  s->candidates = (int)params_int(section, "candidates", s->candidates);
+  return SB_OK;
+}
+
+static json_t *meta_to_json(const model *m) { return json_pack("{s:i}", "candidates", nre_settings_of(m)->candidates); }
 
 static int meta_from_json(model *m, const json_t *j, sb_error *err) {
   if (!j) return sb_fail(err, SB_EFORMAT, "model metadata lacks sbida.nre");
-  m->candidates = (int)json_integer_value(json_object_get(j, "candidates"));
-  if (m->candidates < 2 || m->candidates > NRE_MAX_CANDIDATES)
+  nre_settings *s = nre_settings_of(m);
+  s->candidates = (int)json_integer_value(json_object_get(j, "candidates"));
+  if (s->candidates < 2 || s->candidates > NRE_MAX_CANDIDATES)
     return sb_fail(err, SB_EFORMAT, "model metadata sbida.nre needs candidates in 2..%d", NRE_MAX_CANDIDATES);
   return SB_OK;
 }

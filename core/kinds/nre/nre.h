@@ -15,6 +15,16 @@
 
 extern const model_kind kind_nre;
 
+/* The nre kind's settings (m->settings, the file's sbida.nre, the config's
+ * nre section): the prior draws a request resamples unless its
+ * params.candidates says otherwise (2..65536, NRE_MAX_CANDIDATES in nre.c;
+ * default 4096). */
+typedef struct nre_settings {
+  int candidates;
+} nre_settings;
+/* m->settings of an nre model */
+static inline nre_settings *nre_settings_of(const model *m) { return m->settings; }
+
 /* Normalized weights from M logits (in place: logw -> w), returns the ESS. */
 double nre_normalize(double *logw, int M);
 /* Systematic resampling of S indices from M normalized weights with one

@@ -12,6 +12,7 @@
 #include "kinds/score/score_batch.h"
 #include "nn/nn_layers.h"
 #include "nn/nn_parallel.h"
+#include "util/jsonb.h"
 #include "util/par.h"
 
 /* Samples go through the network in chunks of this size: every chunk is
@@ -151,10 +152,16 @@ const params_spec score_net_params[] = {
     {NULL, 0, 0, 0, 0},
 };
 
-void score_net_defaults(model *m) {
-  diff_sampler_defaults(&m->sampler);
-  m->gamma = 1e-2;
+int score_net_settings_new(void **settings, sb_error *err) {
+  score_settings *s = calloc(1, sizeof *s);
+  *settings = s;
+  if (!s) return sb_fail(err, SB_ENOMEM, "out of memory for the sampler settings");
+  diff_sampler_defaults(&s->sampler);
+  s->gamma = 1e-2;
+  return SB_OK;
 }
+
+void score_net_settings_free(void *settings) { free(settings); }
 
 /* The names in a params-checked object: an unknown sampler or schedule -> SB_EINVAL naming the valid ones. */
 static int check_names(const json_t *o, const char *what, sb_error *err) {
@@ -190,8 +197,9 @@ static void read_settings(const json_t *o, diff_sampler_config *cfg, double *gam
 }
 
 void score_net_settings(const model *m, const json_t *params, diff_sampler_config *cfg, double *gamma) {
-  *cfg = m->sampler;
-  *gamma = m->gamma;
+  const score_settings *s = score_settings_of(m);
+  *cfg = s->sampler;
+  *gamma = s->gamma;
   read_settings(params, cfg, gamma);
 }
 
@@ -199,7 +207,8 @@ int score_net_from_config(model *m, const json_t *section, const json_t *arch, s
   (void)arch;
   int rc = check_names(section, "sampler.", err); /* the rest is checked against score_net_params */
   if (rc) return rc;
-  read_settings(section, &m->sampler, &m->gamma);
+  score_settings *s = score_settings_of(m);
+  read_settings(section, &s->sampler, &s->gamma);
   return SB_OK;
 }
 
@@ -212,18 +221,22 @@ static json_t *settings_json(const diff_sampler_config *c, double gamma, int fil
   if (c->method == DIFF_PC)
     return json_pack("{s:i, s:i, s:f, s:f}", "steps", c->steps, "corrections", c->corrections, "tau_l", c->tau_l,
                      "gamma", gamma);
+  int bad = 0;
   json_t *j = json_pack("{s:s, s:i, s:s, s:f}", "sampler", diff_method_name(c->method), "steps", c->steps,
                         "schedule", diff_schedule_name(c->schedule), "gamma", gamma);
-  if (j && c->schedule == DIFF_SCHED_EDM) json_object_set_new(j, "rho", json_real(c->rho));
-  if (j) json_object_set_new(j, "sigma_max", json_real(c->sigma_max));
-  if (j && file) {
-    json_object_set_new(j, "corrections", json_integer(c->corrections));
-    json_object_set_new(j, "tau_l", json_real(c->tau_l));
+  if (c->schedule == DIFF_SCHED_EDM) jb_set_real(j, "rho", c->rho, &bad);
+  jb_set_real(j, "sigma_max", c->sigma_max, &bad);
+  if (file) {
+    jb_set(j, "corrections", json_integer(c->corrections), &bad);
+    jb_set_real(j, "tau_l", c->tau_l, &bad);
   }
-  return j;
+  return jb_done(j, bad);
 }
 
-json_t *score_net_meta_to_json(const model *m) { return settings_json(&m->sampler, m->gamma, 1); }
+json_t *score_net_meta_to_json(const model *m) {
+  const score_settings *s = score_settings_of(m);
+  return settings_json(&s->sampler, s->gamma, 1);
+}
 
 int score_net_meta_from_json(model *m, const json_t *section, sb_error *err) {
   /* optional; every field present must be a number in the range a request
@@ -247,25 +260,26 @@ int score_net_meta_from_json(model *m, const json_t *section, sb_error *err) {
     json_decref(one);
     if (rc) return sb_fail(err, SB_EFORMAT, "%s", e2.msg);
   }
+  score_settings *s = score_settings_of(m);
   /* the sampler first: its defaults, then the fields given */
   if ((v = json_object_get(section, "sampler"))) {
     int method = diff_method_parse(json_string_value(v));
     if (method < 0)
       return sb_fail(err, SB_EFORMAT, "model metadata sbida.sampler.sampler must be one of " DIFF_METHOD_NAMES);
-    diff_method_defaults(&m->sampler, method);
+    diff_method_defaults(&s->sampler, method);
   }
   if ((v = json_object_get(section, "schedule"))) {
     int sched = diff_schedule_parse(json_string_value(v));
     if (sched < 0)
       return sb_fail(err, SB_EFORMAT, "model metadata sbida.sampler.schedule must be one of " DIFF_SCHEDULE_NAMES);
-    m->sampler.schedule = sched;
+    s->sampler.schedule = sched;
   }
-  if ((v = json_object_get(section, "steps"))) m->sampler.steps = (int)json_integer_value(v);
-  if ((v = json_object_get(section, "corrections"))) m->sampler.corrections = (int)json_integer_value(v);
-  if ((v = json_object_get(section, "tau_l"))) m->sampler.tau_l = json_number_value(v);
-  if ((v = json_object_get(section, "rho"))) m->sampler.rho = json_number_value(v);
-  if ((v = json_object_get(section, "sigma_max"))) m->sampler.sigma_max = json_number_value(v);
-  if ((v = json_object_get(section, "gamma"))) m->gamma = json_number_value(v);
+  if ((v = json_object_get(section, "steps"))) s->sampler.steps = (int)json_integer_value(v);
+  if ((v = json_object_get(section, "corrections"))) s->sampler.corrections = (int)json_integer_value(v);
+  if ((v = json_object_get(section, "tau_l"))) s->sampler.tau_l = json_number_value(v);
+  if ((v = json_object_get(section, "rho"))) s->sampler.rho = json_number_value(v);
+  if ((v = json_object_get(section, "sigma_max"))) s->sampler.sigma_max = json_number_value(v);
+  if ((v = json_object_get(section, "gamma"))) s->gamma = json_number_value(v);
   return SB_OK;
 }
 
@@ -320,10 +334,10 @@ json_t *score_net_background_json(const diff_background *b, const json_t *params
 int score_net_sample(const model *sm, const est_problem *p, const est_options *o, const float *cond, int guided,
                     est_result *r, sb_error *err) {
   const int N = sm->N, W = sm->W, S = o->n_samples;
-  diff_sampler_config cfg = sm->sampler;
-  double gamma = sm->gamma;
+  diff_sampler_config cfg;
+  double gamma;
   int rc;
-  read_settings(o->params, &cfg, &gamma); /* checked by est_sample against score_net_params */
+  score_net_settings(sm, o->params, &cfg, &gamma); /* checked by est_sample against score_net_params */
 
   score_ctx c;
   const int D = sm->kind->out_channels(W) * N;
@@ -367,8 +381,10 @@ int score_net_sample(const model *sm, const est_problem *p, const est_options *o
         for (int n = 0; n < N; n++)
           r->window_samples[((size_t)s * W + w) * N + n] = sm->mean[n] + sm->std[n] * x[((size_t)s * c.xch + w) * N + n];
   }
-  json_object_set_new(r->diagnostics, "sampler", settings_json(&cfg, gamma, 0));
-  if (bg.dim) json_object_set_new(r->diagnostics, "background", score_net_background_json(&bg, o->params));
+  int bad = 0;
+  jb_set(r->diagnostics, "sampler", settings_json(&cfg, gamma, 0), &bad);
+  if (bg.dim) jb_set(r->diagnostics, "background", score_net_background_json(&bg, o->params), &bad);
+  if (bad) rc = sb_fail(err, SB_ENOMEM, "out of memory for the diagnostics");
 done:
   ctx_free(&c);
   free(x); free(gmean); free(gscale); free(bbuf);

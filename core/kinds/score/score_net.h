@@ -21,7 +21,17 @@
 extern const params_spec score_net_params[];
 int score_net_check_options(const estimator *e, const est_options *o, sb_error *err);
 
-void score_net_defaults(model *m);
+/* The diffusion kinds' settings (m->settings): the default sampler
+ * settings and guidance gamma, the file's sbida.sampler. */
+typedef struct score_settings {
+  diff_sampler_config sampler;
+  double gamma;
+} score_settings;
+/* m->settings of a model of a diffusion kind */
+static inline score_settings *score_settings_of(const model *m) { return m->settings; }
+/* The settings ops: the defaults (diff_sampler_defaults, gamma 1e-2), free. */
+int score_net_settings_new(void **settings, sb_error *err);
+void score_net_settings_free(void *settings);
 /* The sampler settings and guidance gamma of one call: the model's, with
  * the request's params (checked against score_net_params) over them. */
 void score_net_settings(const model *m, const json_t *params, diff_sampler_config *cfg, double *gamma);
@@ -55,11 +65,14 @@ int score_net_sample(const model *m, const est_problem *p, const est_options *o,
 int score_net_estimator_sample(estimator *e, const est_problem *p, const est_options *o, est_result *r,
                                sb_error *err);
 
-/* The ops a diffusion kind takes from here; the kind adds its name, channels
- * and has_operator/has_window. */
+/* The ops a diffusion kind takes from here (its settings are a
+ * score_settings); the kind adds its name, channels and
+ * has_operator/has_window/accepts_background. */
 #define SCORE_NET_KIND_OPS                                                                                     \
   .meta_key = "sbida.sampler", .config_key = "sampler", .config_params = score_net_params,                     \
-  .request_params = score_net_params, .check_options = score_net_check_options, .defaults = score_net_defaults, .from_config = score_net_from_config,    \
+  .request_params = score_net_params, .check_options = score_net_check_options,                                  \
+  .settings_new = score_net_settings_new, .settings_free = score_net_settings_free,                             \
+  .from_config = score_net_from_config,                                                                        \
   .meta_to_json = score_net_meta_to_json, .meta_from_json = score_net_meta_from_json,                          \
   .train_init = score_net_train_init, .train_free = score_net_train_free, .make_batch = score_net_make_batch,  \
   .grad = score_net_grad, .val_loss = score_net_val_loss, .sample = score_net_estimator_sample
