@@ -50,6 +50,8 @@ LDLIBS   := $(PKG_LIBS) -lm -lpthread
 MPI ?= $(shell pkg-config --exists ompi-c 2>/dev/null && echo 1 || echo 0)
 ifeq ($(MPI),1)
 MPI_CFLAGS := -DSB_HAVE_MPI $(patsubst -I%,-isystem %,$(shell pkg-config --cflags ompi-c))
+# train_dist.o comes from the static library only into programs that train
+# (sbida, some tests): sbidad does not depend on libmpi
 LDLIBS     += $(shell pkg-config --libs ompi-c)
 endif
 $(BUILD)/obj/core/train/train_dist.o: CPPFLAGS += $(MPI_CFLAGS)

@@ -12,8 +12,11 @@ set -eu
 # valgrind: the daemon memcheck run (test_slow_checks); shellcheck: the shell scripts;
 # chromium, chromium-driver, python3-selenium: the web console in a real browser (test_web_console);
 # libpq-dev: the PostgreSQL store; postgresql: the server the tests start (tests/py/pg_util.py).
+# openmpi-bin, libopenmpi-dev: training across processes, `mpirun -np P sbida train`
+# (docs/training-mpi.md; tests/py/test_train_mpi.py); without them sbida builds one-process training.
 PKGS="build-essential pkg-config libjansson-dev libopenblas-dev libsqlite3-dev libuv1-dev \
-libmicrohttpd-dev libcmocka-dev libfftw3-dev libpng-dev libpq-dev postgresql python3 python3-numpy python3-pytest python3-jsonschema \
+libmicrohttpd-dev libcmocka-dev libfftw3-dev libpng-dev libpq-dev openmpi-bin libopenmpi-dev \
+postgresql python3 python3-numpy python3-pytest python3-jsonschema \
 python3-yaml python3-pip python3-setuptools python3-wheel curl shellcheck systemd valgrind \
 chromium chromium-driver python3-selenium"
 

@@ -261,10 +261,16 @@ static void report(train_opts *o, long step, long total, double loss, double blo
     fprintf(o->progress, "\r[%s] %ld/%ld loss %.4f val %.4f %.1f steps/s ETA %.0fs   ", bar, step, total, loss,
             vloss, rate, eta);
   } else {
+    /* JSON has no NaN: a value not computed yet (val_loss before the first
+     * validation) is null */
+    char l[32] = "null", bl[32] = "null", vl[32] = "null";
+    if (isfinite(loss)) snprintf(l, sizeof l, "%.6f", loss);
+    if (isfinite(bloss)) snprintf(bl, sizeof bl, "%.17g", bloss);
+    if (isfinite(vloss)) snprintf(vl, sizeof vl, "%.6f", vloss);
     fprintf(o->progress,
-            "{\"step\": %ld, \"total\": %ld, \"loss\": %.6f, \"batch_loss\": %.9g, \"val_loss\": %.6f, "
+            "{\"step\": %ld, \"total\": %ld, \"loss\": %s, \"batch_loss\": %s, \"val_loss\": %s, "
             "\"steps_per_s\": %.3f, \"elapsed_s\": %.1f, \"eta_s\": %.0f}\n",
-            step, total, loss, bloss, vloss, rate, elapsed, eta);
+            step, total, l, bl, vl, rate, elapsed, eta);
   }
   fflush(o->progress);
 }
