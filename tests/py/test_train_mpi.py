@@ -165,3 +165,26 @@ def test_errors_end_every_process(sbida, tmp_path):
               "--resume", str(tmp_path / "absent.state"))
     assert r.returncode != 0 and "absent.state" in r.stderr
     assert not out.exists()
+
+
+def test_check_ranks_catches_divergence(sbida, tmp_path):
+    """Two ranks given different learning rates (mpirun's MPMD form) hold different weights
+    after the first step: --check-ranks stops there, and without it the check at the end
+    refuses to write a model."""
+    a = config(tmp_path, "composed-score")
+    b = tmp_path / "b.json"
+    cfg = json.loads(open(a).read())
+    cfg["train"]["lr"] = 2e-3
+    b.write_text(json.dumps(cfg))
+    out = tmp_path / "m.safetensors"
+    if not MPIRUN:
+        pytest.skip("mpirun is missing (make deps installs openmpi-bin)")
+    for extra in (["--check-ranks"], []):
+        args = ["train", "--out", str(out), "--threads", "1", *extra]
+        cmd = [MPIRUN, "--oversubscribe", "--bind-to", "none", "-x", "OPENBLAS_NUM_THREADS", "-x", "ASAN_OPTIONS",
+               "-np", "1", sbida, *args, "--config", a, ":", "-np", "1", sbida, *args, "--config", str(b)]
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env(), timeout=120)
+        assert r.returncode != 0
+        step = 1 if extra else 30
+        assert "the ranks' weights differ after step %d" % step in r.stderr, r.stderr
+        assert not out.exists()
