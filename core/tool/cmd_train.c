@@ -26,7 +26,7 @@ static void usage(FILE *f) {
           "Started by mpirun, the P processes train one model: train.batch is the global\n"
           "batch, each process computes the gradient of 1/P of it, the gradients are\n"
           "summed (MPI_Allreduce) and rank 0 alone validates and writes files and progress\n"
-          "(docs/training-mpi.md; this build %s MPI).\n\n"
+          "(docs/training-mpi.md; this build %s).\n\n"
           "  --config FILE        training configuration (see models/configs/)\n"
           "  --out FILE           model file to write (.safetensors; its stem is the estimator name)\n"
           "  --steps N            override train.steps\n"
@@ -39,7 +39,7 @@ static void usage(FILE *f) {
           "                       same weights (a fingerprint allreduce; always checked at the end)\n"
           "  -h, --help           this text\n\n"
           "Kinds (the config's \"kind\") and the config section of each kind's own settings:\n",
-          train_dist_available() ? "has" : "was built without");
+          train_dist_available() ? "has MPI" : "has no MPI");
   const model_kind *k;
   for (int i = 0; (k = model_kind_at(i)); i++)
     fprintf(f, "  %-20s %s%s%s\n", k->name, k->config_key ? "section \"" : "no section of its own",
