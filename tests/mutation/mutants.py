@@ -532,6 +532,11 @@ MUTANTS = [
          edits=[("core/train/train_pool.c", "for (int i = 0; i < n && !rc && size > 1; i++) {",
                  "for (int i = 0; i < n && !rc && size > 99; i++) {")],
          tests=["py:tests/py/test_train_mpi.py"]),
+    dict(id="mpi-budget-per-rank", what="mpirun training: each rank ends a time budget by its own clock (rank 0's "
+         "decision not broadcast)",
+         edits=[("core/train/train.c", "if (tr.dist && tc->time_budget_s > 0 && (rc = train_dist_bcast(tr.dist, &total,",
+                 "if (tr.dist && tc->time_budget_s < 0 && (rc = train_dist_bcast(tr.dist, &total,")],
+         tests=["py:tests/py/test_train_mpi.py"]),
     dict(id="mpi-check-blind", what="--check-ranks: the weights' fingerprints always compare equal",
          edits=[("core/train/train_dist.c", "*same = lo == hi;", "*same = 1;")],
          tests=["py:tests/py/test_train_mpi.py"]),

@@ -154,6 +154,20 @@ def test_resume_across_processes(sbida, tmp_path):
     assert open(str(ref) + ".state", "rb").read() == open(str(rest) + ".state", "rb").read()
 
 
+def test_time_budget_ends_every_rank_at_one_step(sbida, tmp_path):
+    """A time budget ends the run where rank 0's clock says (the other rank would otherwise
+    stop at another step and wait forever in a collective); the ranks agree every step."""
+    cfg = config(tmp_path, "composed-score", steps=10000000, val_every=500, ckpt_every=10000000)
+    out = tmp_path / "m.safetensors"
+    r = train(sbida, 2, "--config", cfg, "--out", str(out), "--threads", "1", "--time-budget", "3s",
+              "--check-ranks")
+    assert r.returncode == 0, r.stdout + r.stderr
+    s = json.loads(r.stdout)
+    assert s["processes"] == 2 and 10 < s["steps"] < 10000000
+    meta, _ = state(str(out) + ".state")
+    assert meta["step"] == str(s["steps"])
+
+
 def test_errors_end_every_process(sbida, tmp_path):
     cfg = config(tmp_path, "composed-score", batch=1)
     out = tmp_path / "m.safetensors"
