@@ -17,6 +17,8 @@
 #   make clean      removes build directories
 #   make deps       installs the Debian packages the project needs (root), or prints the line
 #   NATIVE=1        compile for this CPU (-march=native) instead of portable x86-64
+#   MPI=0           build without OpenMPI (default: with it when pkg-config finds ompi-c;
+#                   `mpirun -np P build/sbida train`, docs/training-mpi.md)
 
 BUILD   ?= build
 CC      ?= cc
