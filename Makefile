@@ -17,6 +17,8 @@
 #   make clean      removes build directories
 #   make deps       installs the Debian packages the project needs (root), or prints the line
 #   NATIVE=1        compile for this CPU (-march=native) instead of portable x86-64
+#   MPI=0           build without OpenMPI (default: with it when pkg-config finds ompi-c;
+#                   `mpirun -np P build/sbida train`, docs/training-mpi.md)
 
 BUILD   ?= build
 CC      ?= cc
@@ -41,6 +43,20 @@ CFLAGS   := -std=c11 $(OPT) -g -Wall -Wextra -Werror -Wno-error=unused-function 
             -fno-strict-aliasing $(ARCH) $(SAN) $(PKG_CFLAGS)
 LDFLAGS  := $(SAN)
 LDLIBS   := $(PKG_LIBS) -lm -lpthread
+
+# MPI (Debian's OpenMPI, libopenmpi-dev) for `mpirun -np P build/sbida train`
+# (docs/training-mpi.md). Only core/train/train_dist.c includes mpi.h (as a
+# system header: its warnings are not ours); without OpenMPI, or with MPI=0,
+# that file builds its one-process fallback and nothing links libmpi. After
+# changing MPI=, `make clean` (the object does not track the flag).
+MPI ?= $(shell pkg-config --exists ompi-c 2>/dev/null && echo 1 || echo 0)
+ifeq ($(MPI),1)
+MPI_CFLAGS := -DSB_HAVE_MPI $(patsubst -I%,-isystem %,$(shell pkg-config --cflags ompi-c))
+# train_dist.o comes from the static library only into programs that train
+# (sbida, some tests): sbidad does not depend on libmpi
+LDLIBS     += $(shell pkg-config --libs ompi-c)
+endif
+$(BUILD)/obj/core/train/train_dist.o: CPPFLAGS += $(MPI_CFLAGS)
 
 LIB_SRC  := $(filter-out core/tool/%,$(wildcard core/*/*.c core/*/*/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)

@@ -15,8 +15,11 @@ set -eu
 # docker-compose: `docker-compose config` validates the compose files (no Docker engine needed);
 # nginx-light: test_deploy runs deploy/nginx-replicas.conf in front of local replicas (on a
 # machine with systemd, Debian also enables an nginx service on port 80: `systemctl disable --now nginx`).
+# openmpi-bin, libopenmpi-dev: training across processes, `mpirun -np P sbida train`
+# (docs/training-mpi.md; tests/py/test_train_mpi.py); without them sbida builds one-process training.
 PKGS="build-essential pkg-config libjansson-dev libopenblas-dev libsqlite3-dev libuv1-dev \
-libmicrohttpd-dev libcmocka-dev libfftw3-dev libpng-dev libpq-dev postgresql python3 python3-numpy python3-pytest python3-jsonschema \
+libmicrohttpd-dev libcmocka-dev libfftw3-dev libpng-dev libpq-dev openmpi-bin libopenmpi-dev \
+postgresql python3 python3-numpy python3-pytest python3-jsonschema \
 python3-yaml python3-pip python3-setuptools python3-wheel curl shellcheck systemd valgrind \
 chromium chromium-driver python3-selenium docker-compose nginx-light"
 

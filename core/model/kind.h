@@ -17,11 +17,24 @@
 
 /* Settings of a training run the kind's ops need. */
 typedef struct kind_train_setup {
-  int batch;            /* windows per step */
+  int batch;            /* windows per step (the global batch: make_batch builds all of it) */
   int val_windows;      /* windows of the fixed validation set */
   int threads;          /* sb_threads() already applied */
   double missing_time, missing_entry;
+  /* training across processes (train/train_dist.h): grad computes only part
+   * `part` of `parts` contiguous parts of the batch's n loss terms (windows,
+   * or nre's 2B pairs), still normalized by the whole batch, so the parts'
+   * gradients and losses sum to the whole batch's. parts 0 or 1: all. */
+  int part, parts;
 } kind_train_setup;
+
+/* The part of n loss terms this process computes (kind_train_setup): terms
+ * [*lo, *lo + count), count returned. */
+static inline int kind_train_part(const kind_train_setup *s, int n, int *lo) {
+  if (s->parts <= 1) return *lo = 0, n;
+  *lo = (int)((long)n * s->part / s->parts);
+  return (int)((long)n * (s->part + 1) / s->parts) - *lo;
+}
 
 /* A kind's batch of n network inputs: in [n][in_per], scalars [n][scal_per],
  * targets [n][target_per]; kinds keep one for training (B windows) and one

@@ -1,7 +1,8 @@
 /* train.c: the one training loop of every model kind (see train.h): a pool
  * of simulations refreshed as it goes, the kind's batch, gradient and
  * validation loss (model/kind.h), AdamW with warmup and decay, gradient
- * clipping, EMA of the weights, checkpoints for resuming, progress. */
+ * clipping, EMA of the weights, checkpoints for resuming, progress; across
+ * processes, the gradient's parts summed by train_dist.h. */
 #include "train/train.h"
 
 #include <math.h>
@@ -12,6 +13,7 @@
 #include "kinds/kinds.h"
 #include "nn/nn_ckpt.h"
 #include "nn/nn_optim.h"
+#include "train/train_dist.h"
 #include "train/train_pool.h"
 #include "util/par.h"
 #include "util/params.h"
@@ -29,6 +31,7 @@ typedef struct train_cfg {
 typedef struct trainer {
   model m;
   train_cfg tc;
+  const train_dist *dist; /* NULL: alone */
   train_pool pool;
   void *ks;       /* the kind's training state */
   float *win;     /* [B][W][N] windows of one batch */
@@ -187,6 +190,56 @@ static int load_state(trainer *tr, const char *path, sb_error *err) {
   return rc;
 }
 
+/* Every rank takes rank 0's weights, Adam moments, EMA and step (the
+ * initial weights, or those rank 0 resumed from), so ranks start equal
+ * even where their libm differs. A collective. */
+static int sync_weights(trainer *tr, sb_error *err) {
+  nn_model *m = &tr->m.net;
+  const size_t bytes = sizeof(float) * m->n_params;
+  float **opt[3] = {&m->m, &m->v, &m->ema};
+  long hdr[4] = {m->step, m->m != NULL, m->v != NULL, m->ema != NULL};
+  int rc = train_dist_bcast(tr->dist, hdr, sizeof hdr, 0, err);
+  if (rc) return rc;
+  m->step = hdr[0];
+  for (int i = 0; i < 3; i++) {
+    if (hdr[i + 1] && !*opt[i] && !(*opt[i] = malloc(bytes))) return sb_fail(err, SB_ENOMEM, "out of memory");
+    if (!hdr[i + 1]) free(*opt[i]), *opt[i] = NULL;
+  }
+  rc = train_dist_bcast(tr->dist, m->params, bytes, 0, err);
+  for (int i = 0; i < 3 && !rc; i++)
+    if (*opt[i]) rc = train_dist_bcast(tr->dist, *opt[i], bytes, 0, err);
+  return rc;
+}
+
+/* --resume: rank 0 reads the state file (the others need not see it) and
+ * sync_weights hands it on. */
+static int resume(trainer *tr, const char *path, sb_error *err) {
+  const int lead = !tr->dist || tr->dist->rank == 0;
+  int rc = lead ? load_state(tr, path, err) : SB_OK, rc0 = rc;
+  if (tr->dist && tr->dist->size > 1) {
+    int brc = train_dist_bcast(tr->dist, &rc0, sizeof rc0, 0, err);
+    if (brc) return brc;
+    if (!lead && rc0) return sb_fail(err, rc0, "resume: rank 0 could not read %s", path);
+  }
+  return rc;
+}
+
+/* Fails unless every rank holds the same weights, Adam moments and EMA
+ * (their FNV-1a fingerprint). A collective. */
+static int check_ranks(trainer *tr, long step, sb_error *err) {
+  const nn_model *m = &tr->m.net;
+  const size_t bytes = sizeof(float) * m->n_params;
+  uint64_t h = train_dist_hash(TRAIN_DIST_HASH0, m->params, bytes);
+  if (m->m) h = train_dist_hash(h, m->m, bytes);
+  if (m->v) h = train_dist_hash(h, m->v, bytes);
+  if (m->ema) h = train_dist_hash(h, m->ema, bytes);
+  int same, rc = train_dist_same(tr->dist, h, &same, err);
+  if (!rc && !same)
+    rc = sb_fail(err, SB_EINVAL, "the ranks' weights differ after step %ld (rank %d's fingerprint %016llx): the "
+                 "processes no longer train the same model", step, tr->dist->rank, (unsigned long long)h);
+  return rc;
+}
+
 static void trainer_free(trainer *tr) {
   if (tr->ks) tr->m.kind->train_free(tr->ks);
   model_free(&tr->m);
@@ -195,7 +248,8 @@ static void trainer_free(trainer *tr) {
   free(tr->tidx);
 }
 
-static void report(train_opts *o, long step, long total, double loss, double vloss, double rate, double elapsed) {
+static void report(train_opts *o, long step, long total, double loss, double bloss, double vloss, double rate,
+                   double elapsed) {
   if (!o->progress) return;
   double eta = rate > 0 ? (total - step) / rate : 0;
   if (o->progress_tty) {
@@ -206,9 +260,16 @@ static void report(train_opts *o, long step, long total, double loss, double vlo
     fprintf(o->progress, "\r[%s] %ld/%ld loss %.4f val %.4f %.1f steps/s ETA %.0fs   ", bar, step, total, loss,
             vloss, rate, eta);
   } else {
+    /* JSON has no NaN: a value not computed yet (val_loss before the first
+     * validation) is null */
+    char l[32] = "null", bl[32] = "null", vl[32] = "null";
+    if (isfinite(loss)) snprintf(l, sizeof l, "%.6f", loss);
+    if (isfinite(bloss)) snprintf(bl, sizeof bl, "%.17g", bloss);
+    if (isfinite(vloss)) snprintf(vl, sizeof vl, "%.6f", vloss);
     fprintf(o->progress,
-            "{\"step\": %ld, \"total\": %ld, \"loss\": %.6f, \"val_loss\": %.6f, \"steps_per_s\": %.3f, "
-            "\"elapsed_s\": %.1f, \"eta_s\": %.0f}\n", step, total, loss, vloss, rate, elapsed, eta);
+            "{\"step\": %ld, \"total\": %ld, \"loss\": %s, \"batch_loss\": %s, \"val_loss\": %s, "
+            "\"steps_per_s\": %.3f, \"elapsed_s\": %.1f, \"eta_s\": %.0f}\n",
+            step, total, l, bl, vl, rate, elapsed, eta);
   }
   fflush(o->progress);
 }
@@ -237,7 +298,9 @@ static int validation_set(trainer *tr, sb_error *err) {
   long *vt = malloc(sizeof(long) * (size_t)V);
   train_pool vp = {0};
   int rc = !vwin || !vt ? sb_fail(err, SB_ENOMEM, "out of memory for %d validation windows", V) : SB_OK;
-  if (!rc) rc = train_pool_init(&vp, tr->m.sim, V / 4 > 16 ? V / 4 : 16, W, tc->traj_len, tc->seed * 2654435761u + 999331, err);
+  if (!rc)
+    rc = train_pool_init(&vp, tr->m.sim, V / 4 > 16 ? V / 4 : 16, W, tc->traj_len, tc->seed * 2654435761u + 999331,
+                         tr->dist, err);
   if (!rc) {
     rng vr;
     rng_init(&vr, tc->seed, 0xA11DA7E);
@@ -253,6 +316,8 @@ static int validation_set(trainer *tr, sb_error *err) {
 int train_model(const json_t *cfg, train_opts *o, sb_error *err) {
   trainer tr;
   memset(&tr, 0, sizeof tr);
+  tr.dist = o->dist && o->dist->size > 1 ? o->dist : NULL;
+  const int rank = tr.dist ? tr.dist->rank : 0, size = tr.dist ? tr.dist->size : 1, lead = rank == 0;
   int rc = parse_config(&tr, cfg, err);
   if (rc) goto done;
   train_cfg *tc = &tr.tc;
@@ -262,11 +327,19 @@ int train_model(const json_t *cfg, train_opts *o, sb_error *err) {
   model *sm = &tr.m;
   const model_kind *k = sm->kind;
   const int N = sm->N, W = sm->W, B = tc->batch;
+  if (B < size) {
+    rc = sb_fail(err, SB_EINVAL, "train.batch (%d) is the global batch and must be at least the number of processes "
+                 "(%d)", B, size);
+    goto done;
+  }
   double t0 = now_s();
-  if ((rc = train_pool_init(&tr.pool, sm->sim, tc->pool, W, tc->traj_len, tc->seed * 2654435761u + 1, err))) goto done;
+  if ((rc = train_pool_init(&tr.pool, sm->sim, tc->pool, W, tc->traj_len, tc->seed * 2654435761u + 1, tr.dist, err)))
+    goto done;
   if ((rc = normalization(&tr, err))) goto done;
-  kind_train_setup setup = {.batch = B, .val_windows = tc->val_windows, .threads = sb_threads(tc->threads, B),
-                            .missing_time = tc->missing_time, .missing_entry = tc->missing_entry};
+  kind_train_setup setup = {.batch = B, .val_windows = tc->val_windows, .missing_time = tc->missing_time,
+                            .missing_entry = tc->missing_entry, .part = rank, .parts = size};
+  int part_lo, part_n = kind_train_part(&setup, B, &part_lo);
+  setup.threads = sb_threads(tc->threads, part_n);
   if ((rc = k->train_init(&tr.ks, sm, &setup, err))) goto done;
   tr.win = malloc(sizeof(float) * (size_t)B * W * N);
   tr.tidx = malloc(sizeof(long) * (size_t)B);
@@ -277,7 +350,9 @@ int train_model(const json_t *cfg, train_opts *o, sb_error *err) {
   if ((rc = validation_set(&tr, err))) goto done;
   char state_path[1024];
   snprintf(state_path, sizeof state_path, "%s.state", o->out);
-  if (o->resume && (rc = load_state(&tr, o->resume, err))) goto done;
+  if (o->resume && (rc = resume(&tr, o->resume, err))) goto done;
+  if (tr.dist && ((rc = sync_weights(&tr, err)) || (o->check_ranks && (rc = check_ranks(&tr, sm->net.step, err)))))
+    goto done;
   nn_adamw opt = nn_adamw_default();
   opt.lr = (float)tc->lr;
   opt.weight_decay = (float)tc->weight_decay;
@@ -285,15 +360,18 @@ int train_model(const json_t *cfg, train_opts *o, sb_error *err) {
   rng r;
   rng_init(&r, tc->seed, 0x7EA1u + (uint64_t)sm->net.step);
   long total = tc->steps, skipped = 0;
-  double loss_ema = NAN, vloss = NAN, t_start = now_s(), last_report = 0;
+  double loss_ema = NAN, loss = NAN, vloss = NAN, t_start = now_s(), last_report = 0;
   long step0 = sm->net.step, s;
   for (s = sm->net.step; s < total; s++) {
     if (tc->refresh && (rc = train_pool_refresh(&tr.pool, tc->refresh, err))) goto done;
     train_pool_draw(&tr.pool, &r, B, tr.win, tr.tidx);
     if ((rc = k->make_batch(tr.ks, &r, tr.win, tr.tidx, B, 0, err))) goto done;
     nn_zero_grad(&sm->net);
-    double loss;
     if ((rc = k->grad(tr.ks, &loss, err))) goto done;
+    /* every rank computed its part of the batch: the sums are the whole's */
+    if (tr.dist && ((rc = train_dist_sum_f32(tr.dist, sm->net.grads, sm->net.n_params, err)) ||
+                    (rc = train_dist_sum_f64(tr.dist, &loss, 1, err))))
+      goto done;
     float lr = nn_lr_at(s, (float)tc->lr, tc->warmup, total, tc->schedule, 0.01f);
     int st = nn_adamw_step(&sm->net, &opt, lr, NULL);
     if (st < 0) {
@@ -311,20 +389,29 @@ int train_model(const json_t *cfg, train_opts *o, sb_error *err) {
       total = fit < tc->steps ? (fit > s + 2 ? fit : s + 2) : tc->steps;
     }
     if (tc->time_budget_s > 0 && now_s() - t0 > tc->time_budget_s && s + 1 < total) total = s + 2;
-    if ((s + 1) % tc->val_every == 0 || s + 1 == total) vloss = k->val_loss(tr.ks);
-    if ((s + 1) % tc->ckpt_every == 0 && (rc = save_state(&tr, state_path, err))) goto done;
-    if (now_s() - last_report > (o->progress_tty ? 0.5 : 10.0) || s + 1 == total) {
-      report(o, s + 1, total, loss_ema, vloss, rate, el);
+    /* rank 0's clock decides where a time budget ends */
+    if (tr.dist && tc->time_budget_s > 0 && (rc = train_dist_bcast(tr.dist, &total, sizeof total, 0, err))) goto done;
+    if ((s + 1) % tc->val_every == 0 || s + 1 == total) {
+      vloss = lead ? k->val_loss(tr.ks) : NAN;
+      if (tr.dist && (rc = train_dist_bcast(tr.dist, &vloss, sizeof vloss, 0, err))) goto done;
+    }
+    if (tr.dist && o->check_ranks && (rc = check_ranks(&tr, s + 1, err))) goto done;
+    if (lead && (s + 1) % tc->ckpt_every == 0 && (rc = save_state(&tr, state_path, err))) goto done;
+    if (lead && (now_s() - last_report > (o->progress_tty ? 0.5 : 10.0) || s + 1 == total ||
+                 (o->log_every > 0 && (s + 1) % o->log_every == 0))) {
+      report(o, s + 1, total, loss_ema, loss, vloss, rate, el);
       last_report = now_s();
     }
   }
-  if (o->progress && o->progress_tty) fputc('\n', o->progress);
+  if (lead && o->progress && o->progress_tty) fputc('\n', o->progress);
+  if (tr.dist && (rc = check_ranks(&tr, sm->net.step, err))) goto done;
   double seconds = now_s() - t0;
   sm->training = json_pack("{s:I, s:I, s:f, s:f, s:f, s:i, s:I}", "steps", (json_int_t)sm->net.step, "skipped_steps",
                            (json_int_t)skipped, "seconds", seconds, "train_loss", loss_ema, "val_loss", vloss,
                            "batch", B, "n_params", (json_int_t)sm->net.n_params);
-  if ((rc = save_state(&tr, state_path, err))) goto done;
-  if ((rc = model_save(sm, sm->net.ema != NULL, o->out, err))) goto done;
+  if (tr.dist) json_object_set_new(sm->training, "processes", json_integer(size));
+  if (lead && (rc = save_state(&tr, state_path, err))) goto done;
+  if (lead && (rc = model_save(sm, sm->net.ema != NULL, o->out, err))) goto done;
   o->summary = json_deep_copy(sm->training);
 done:
   trainer_free(&tr);

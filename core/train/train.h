@@ -24,6 +24,7 @@
 #include <jansson.h>
 #include <stdio.h>
 
+#include "train/train_dist.h"
 #include "util/sb_error.h"
 
 typedef struct train_opts {
@@ -34,11 +35,17 @@ typedef struct train_opts {
   int threads;            /* > 0 overrides train.threads */
   FILE *progress;         /* where progress goes (NULL: silent) */
   int progress_tty;       /* 1: a progress bar, 0: JSON lines */
+  long log_every;         /* > 0: also a JSON line at every multiple of this step */
+  const train_dist *dist; /* the processes training together (train_dist.h); NULL: this one alone */
+  int check_ranks;        /* with dist: after every step, fail unless all ranks hold the same weights */
   json_t *summary;        /* out: training summary (caller decrefs) */
 } train_opts;
 
 /* Trains from cfg and writes the model (EMA weights) to opts->out, plus the
- * training state to opts->out + ".state" every ckpt_every steps for resuming. */
+ * training state to opts->out + ".state" every ckpt_every steps for resuming.
+ * With opts->dist of size P > 1 every rank calls it (a collective): train.batch
+ * stays the global batch, each rank computes the gradient of 1/P of it, and
+ * only rank 0 validates, writes files and reports progress. */
 int train_model(const json_t *cfg, train_opts *opts, sb_error *err);
 
 #endif

@@ -27,13 +27,37 @@ static int simulate_slot(train_pool *p, int slot, uint64_t stream, int cont, sb_
   return rc;
 }
 
-int train_pool_init(train_pool *p, const sim *s, int P, int W, int traj_len, uint64_t seed, sb_error *err) {
+/* Simulates n slots from next_slot on (round robin, n <= P so no slot
+ * twice): each rank the slots whose stream index is its rank modulo the
+ * job size, then every slot is broadcast from the rank that simulated it,
+ * so every rank holds the same pool (alone: all slots, no broadcast). */
+static int simulate_slots(train_pool *p, int n, int cont, sb_error *err) {
+  const int rank = p->dist ? p->dist->rank : 0, size = p->dist ? p->dist->size : 1;
+  const size_t per = (size_t)p->T * p->N;
+  int rc = SB_OK;
+  for (int i = 0; i < n && !rc; i++) {
+    uint64_t stream = p->next_stream + (uint64_t)i;
+    if ((int)(stream % (uint64_t)size) == rank) rc = simulate_slot(p, (p->next_slot + i) % p->P, stream, cont, err);
+  }
+  for (int i = 0; i < n && !rc && size > 1; i++) {
+    uint64_t stream = p->next_stream + (uint64_t)i;
+    rc = train_dist_bcast(p->dist, p->x + (size_t)((p->next_slot + i) % p->P) * per, sizeof(float) * per,
+                          (int)(stream % (uint64_t)size), err);
+  }
+  p->next_stream += (uint64_t)n;
+  p->next_slot = (p->next_slot + n) % p->P;
+  return rc;
+}
+
+int train_pool_init(train_pool *p, const sim *s, int P, int W, int traj_len, uint64_t seed, const train_dist *dist,
+                    sb_error *err) {
   memset(p, 0, sizeof *p);
   long T = s->t_max + 1 < 1024 ? s->t_max + 1 : 1024;
   if (traj_len > 0 && traj_len < T) T = traj_len;
   if (P < 1 || W < 1 || W > T) return sb_fail(err, SB_EINVAL, "pool: need P >= 1 and 1 <= W <= %ld", T);
   p->chain = traj_len > 0 && s->stationary;
   p->s = s;
+  p->dist = dist;
   p->P = P;
   p->T = (int)T;
   p->N = s->dim;
@@ -41,20 +65,13 @@ int train_pool_init(train_pool *p, const sim *s, int P, int W, int traj_len, uin
   p->seed = seed;
   p->x = malloc(sizeof(float) * (size_t)P * p->T * p->N);
   if (!p->x) return sb_fail(err, SB_ENOMEM, "pool: out of memory for %d trajectories", P);
-  for (int i = 0; i < P; i++) {
-    int rc = simulate_slot(p, i, p->next_stream++, 0, err);
-    if (rc) return rc;
-  }
-  return SB_OK;
+  return simulate_slots(p, P, 0, err);
 }
 
 int train_pool_refresh(train_pool *p, int R, sb_error *err) {
-  for (int i = 0; i < R; i++) {
-    int rc = simulate_slot(p, p->next_slot, p->next_stream++, p->chain, err);
-    if (rc) return rc;
-    p->next_slot = (p->next_slot + 1) % p->P;
-  }
-  return SB_OK;
+  int rc = SB_OK;
+  for (int done = 0; done < R && !rc; done += p->P) rc = simulate_slots(p, R - done < p->P ? R - done : p->P, p->chain, err);
+  return rc;
 }
 
 void train_pool_draw(const train_pool *p, rng *r, int B, float *out, long *t) {

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "sim/sim.h"
+#include "train/train_dist.h"
 #include "util/rng.h"
 
 typedef struct train_pool {
@@ -16,6 +17,7 @@ typedef struct train_pool {
   uint64_t seed, next_stream;
   int next_slot;     /* round-robin slot replaced next */
   int chain;         /* 1: a refresh continues the slot's trajectory (no new spin-up) */
+  const train_dist *dist; /* NULL or the processes that share the simulations */
 } train_pool;
 
 /* Simulates P trajectories of T = min(t_max + 1, 1024) states, or of
@@ -23,10 +25,15 @@ typedef struct train_pool {
  * traj_len set the pool is chained: a refresh continues the slot's
  * trajectory from its last state instead of drawing a new one from s->init,
  * so fresh windows cost one interval per state and no spin-up (the
- * Kolmogorov flow's s->init costs 64 intervals). */
-int train_pool_init(train_pool *p, const sim *s, int P, int W, int traj_len, uint64_t seed, sb_error *err);
+ * Kolmogorov flow's s->init costs 64 intervals).
+ * Trajectory k of the run (initial or refresh) uses random stream k of the
+ * seed; with dist (NULL: alone) rank r simulates the trajectories with
+ * k mod size = r and broadcasts them, so every rank holds the same pool, the
+ * pool of a single process, whatever the job's size. */
+int train_pool_init(train_pool *p, const sim *s, int P, int W, int traj_len, uint64_t seed, const train_dist *dist,
+                    sb_error *err);
 /* Replaces R trajectories (round robin) by new simulations (chained: their
- * continuations). */
+ * continuations). A collective when dist is set: every rank calls it. */
 int train_pool_refresh(train_pool *p, int R, sb_error *err);
 /* Copies B random windows into out [B][W][N]; t[b] is the window's last time
  * index (W-1..T-1). */

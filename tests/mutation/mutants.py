@@ -540,6 +540,34 @@ MUTANTS = [
     dict(id="jb-real-nan-fails", what="jb_set_real: a non-finite value counted as a failure (a NaN metric drops the result)",
          edits=[("core/util/jsonb.c", "  if (o && !isfinite(v)) return;\n  jb_set(", "  jb_set(")],
          tests=["unit:test_jsonb"]),
+    # ---- training across processes (issue #16) ---------------------------------
+    dict(id="mpi-grads-not-summed", what="mpirun training: the ranks' gradient parts are not allreduced (each "
+         "rank steps on its own part)",
+         edits=[("core/train/train.c", "if (tr.dist && ((rc = train_dist_sum_f32(tr.dist, sm->net.grads, sm->net.n_params, err)) ||",
+                 "if (tr.dist && ((rc = 0) ||")],
+         tests=["py:tests/py/test_train_mpi.py"]),
+    dict(id="mpi-part-mean-local", what="mpirun training: a part's MSE averaged over the part instead of the "
+         "global batch (gradients P times too large)",
+         edits=[("core/kinds/score/score_net.c", "double scale = (double)B / t->s.batch;",
+                 "double scale = (double)B / n_total;")],
+         tests=["py:tests/py/test_train_mpi.py"]),
+    dict(id="mpi-nre-labels-local", what="mpirun training: nre labels its pairs by index within the rank's part "
+         "(rank 1's joint pairs called marginal)",
+         edits=[("core/kinds/nre/nre.c", "  b0 += t->lo;\n", "\n")],
+         tests=["py:tests/py/test_train_mpi.py"]),
+    dict(id="mpi-pool-not-shared", what="mpirun training: simulated trajectories are not broadcast (each rank "
+         "draws from a pool it only partly simulated)",
+         edits=[("core/train/train_pool.c", "for (int i = 0; i < n && !rc && size > 1; i++) {",
+                 "for (int i = 0; i < n && !rc && size > 99; i++) {")],
+         tests=["py:tests/py/test_train_mpi.py"]),
+    dict(id="mpi-budget-per-rank", what="mpirun training: each rank ends a time budget by its own clock (rank 0's "
+         "decision not broadcast)",
+         edits=[("core/train/train.c", "if (tr.dist && tc->time_budget_s > 0 && (rc = train_dist_bcast(tr.dist, &total,",
+                 "if (tr.dist && tc->time_budget_s < 0 && (rc = train_dist_bcast(tr.dist, &total,")],
+         tests=["py:tests/py/test_train_mpi.py"]),
+    dict(id="mpi-check-blind", what="--check-ranks: the weights' fingerprints always compare equal",
+         edits=[("core/train/train_dist.c", "*same = lo == hi;", "*same = 1;")],
+         tests=["py:tests/py/test_train_mpi.py"]),
 ]
 
 # Survivors left on purpose: id -> why the mutant cannot change any observable.

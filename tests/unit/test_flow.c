@@ -131,7 +131,7 @@ static double batch_loss(model *sm, flow_buf *fb, int T, const float *x, const f
   nn_zero_grad(&sm->net);
   double loss;
   sb_error err;
-  assert_int_equal(flow_grad_mt(sm, fb, T, x, cond, tsc, B, &loss, &err), 0);
+  assert_int_equal(flow_grad_mt(sm, fb, T, x, cond, tsc, B, B, &loss, &err), 0);
   return loss;
 }
 

@@ -207,7 +207,7 @@ static void test_chained_pool_continues(void **state) {
   sb_error err = {0};
   assert_int_equal(sim_create(&s, "l96-sakov", 8, &err), 0);
   train_pool p;
-  assert_int_equal(train_pool_init(&p, s, 2, 2, 5, 11, &err), 0);
+  assert_int_equal(train_pool_init(&p, s, 2, 2, 5, 11, NULL, &err), 0);
   assert_int_equal(p.T, 5);
   assert_true(p.chain);
   double x[8];
@@ -217,7 +217,7 @@ static void test_chained_pool_continues(void **state) {
   for (int n = 0; n < 8; n++) assert_true(p.x[n] == (float)x[n]);
   train_pool_free(&p);
   /* without traj_len: T = 1024, and a refresh draws a new trajectory */
-  assert_int_equal(train_pool_init(&p, s, 1, 2, 0, 11, &err), 0);
+  assert_int_equal(train_pool_init(&p, s, 1, 2, 0, 11, NULL, &err), 0);
   assert_int_equal(p.T, 1024);
   assert_false(p.chain);
   train_pool_free(&p);

@@ -212,11 +212,11 @@ static int grad_slice(void *arg, int t, int b0, int nb, float *grads, double *lo
 }
 
 int flow_grad_mt(model *sm, flow_buf *fb, int T, const float *x, const float *cond, const float *tsc, int B,
-                 double *loss, sb_error *err) {
+                 int n_total, double *loss, sb_error *err) {
   T = sb_threads(T, B);
   float *grads[SB_THREADS_MAX] = {NULL};
   for (int t = 1; t < T; t++) grads[t] = fb[t].grads;
-  grad_ctx c = {sm, fb, x, cond, tsc, B};
+  grad_ctx c = {sm, fb, x, cond, tsc, n_total};
   int rc = nn_grad_slices(&sm->net, T, B, grads, grad_slice, &c, loss);
   return rc ? SB_BUG(err, rc, "flow gradient failed") : SB_OK;
 }

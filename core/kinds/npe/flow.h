@@ -58,11 +58,13 @@ int flow_backward(const model *sm, flow_buf *fb, float scale, float *grads);
 int flow_inverse(const model *sm, flow_buf *fb, const float *u, const float *cond, size_t cond_stride,
                  const float *tsc, int B, float *x, double *logq);
 
-/* Mean negative log-likelihood per dimension, -log q / N, of B samples with
- * its parameter gradient accumulated in net.grads, on T threads with
- * buffers fb[0..T-1] (train, max_batch >= ceil(B/T)). Deterministic for a
- * given T (thread gradients are summed in thread order). */
+/* Negative log-likelihood per dimension, -log q / N, of B samples summed
+ * and divided by n_total (the whole batch's size: B < n_total when this
+ * process computes a part of it; n_total = B gives the mean), with its
+ * parameter gradient accumulated in net.grads, on T threads with buffers
+ * fb[0..T-1] (train, max_batch >= ceil(B/T)). Deterministic for a given T
+ * (thread gradients are summed in thread order). */
 int flow_grad_mt(model *sm, flow_buf *fb, int T, const float *x, const float *cond, const float *tsc, int B,
-                 double *loss, sb_error *err);
+                 int n_total, double *loss, sb_error *err);
 
 #endif

@@ -227,7 +227,8 @@ static int train_init(void **state, model *m, const kind_train_setup *s, sb_erro
   t->m = m, t->s = *s;
   const int N = m->N, W = m->W, B = s->batch, V = s->val_windows, T = s->threads;
   int rc = flow_buf_init(&t->vfb, m, B, 0, err);
-  for (int i = 0; !rc && i < T; i++) rc = flow_buf_init(&t->tfb[i], m, (B + T - 1) / T, 1, err);
+  int lo, nb = kind_train_part(s, B, &lo);
+  for (int i = 0; !rc && i < T; i++) rc = flow_buf_init(&t->tfb[i], m, (nb + T - 1) / T, 1, err);
   if (!rc) rc = kind_batch_alloc(&t->b[0], B, (size_t)2 * W * N, 1, (size_t)N, err);
   if (!rc) rc = kind_batch_alloc(&t->b[1], V, (size_t)2 * W * N, 1, (size_t)N, err);
   if (rc) return rc;
@@ -257,8 +258,10 @@ static int make_batch(void *state, rng *r, const float *win, const long *tix, in
 
 static int grad(void *state, double *loss, sb_error *err) {
   npe_train *t = state;
-  return flow_grad_mt(t->m, t->tfb, t->s.threads, t->b[0].target, t->b[0].in, t->m->time_varying ? t->b[0].scal : NULL, t->s.batch,
-                      loss, err);
+  const int N = t->m->N, W = t->m->W;
+  int lo, nb = kind_train_part(&t->s, t->s.batch, &lo);
+  return flow_grad_mt(t->m, t->tfb, t->s.threads, t->b[0].target + (size_t)lo * N, t->b[0].in + (size_t)lo * 2 * W * N,
+                      t->m->time_varying ? t->b[0].scal + lo : NULL, nb, t->s.batch, loss, err);
 }
 
 /* mean -log q(x_t | y) / N over the validation set with the EMA weights */

@@ -189,6 +189,7 @@ static int meta_from_json(model *m, const json_t *j, sb_error *err) {
 typedef struct nre_train {
   model *m;
   kind_train_setup s;
+  int lo, np;                            /* this process's part of the 2B pairs (kind_train_setup) */
   nn_workspace ws, tws[SB_THREADS_MAX];
   float *x, *lift, *ts;                  /* one batch: standardized x_t, lifted observations, times */
   float *pair_in, *pair_scal, *val_pair_in, *val_pair_scal;
@@ -214,8 +215,9 @@ static int train_init(void **state, model *m, const kind_train_setup *s, sb_erro
   const int N = m->N, W = m->W, B = s->batch, V = s->val_windows, T = s->threads;
   const int nmax = B > V ? B : V;
   const size_t per = (size_t)(1 + 2 * W) * N;
+  t->np = kind_train_part(s, 2 * B, &t->lo);
   int rc = nn_workspace_init(&t->ws, &m->net, 2 * B, 0, err);
-  for (int i = 0; !rc && i < T; i++) rc = nn_workspace_init(&t->tws[i], &m->net, (2 * B + T - 1) / T, 1, err);
+  for (int i = 0; !rc && i < T; i++) rc = nn_workspace_init(&t->tws[i], &m->net, (t->np + T - 1) / T, 1, err);
   if (rc) return rc;
   t->x = malloc(sizeof(float) * (size_t)nmax * N);
   t->lift = malloc(sizeof(float) * (size_t)nmax * 2 * W * N);
@@ -256,11 +258,14 @@ static int make_batch(void *state, rng *r, const float *win, const long *tix, in
 }
 
 /* the classifier's logit is the mean of its per-node outputs; label 1 for
- * the first half of the n_total pairs (joint), 0 for the rest. BCE, the
- * batch mean (nn_loss_fn). */
-static double slice_bce(void *ctx, int b0, int B, int n_total, const float *out, float *dout) {
+ * the first half of the batch's 2B pairs (joint), 0 for the rest. BCE, the
+ * mean over all 2B pairs (nn_loss_fn on this process's part: b0 counts from
+ * pair t->lo, the part's size is ignored). */
+static double slice_bce(void *ctx, int b0, int B, int n_part, const float *out, float *dout) {
   const nre_train *t = ctx;
-  const int N = t->m->N;
+  const int N = t->m->N, n_total = 2 * t->s.batch;
+  (void)n_part;
+  b0 += t->lo;
   double l = 0;
   for (int b = 0; b < B; b++) {
     double z = 0;
@@ -277,8 +282,9 @@ static double slice_bce(void *ctx, int b0, int B, int n_total, const float *out,
 
 static int grad(void *state, double *loss, sb_error *err) {
   nre_train *t = state;
-  return nn_grad_mt(&t->m->net, t->tws, t->s.threads, t->pair_in, t->m->time_varying ? t->pair_scal : NULL,
-                    2 * t->s.batch, slice_bce, t, NULL, loss, err);
+  const size_t per = (size_t)(1 + 2 * t->m->W) * t->m->N;
+  return nn_grad_mt(&t->m->net, t->tws, t->s.threads, t->pair_in + (size_t)t->lo * per,
+                    t->m->time_varying ? t->pair_scal + t->lo : NULL, t->np, slice_bce, t, NULL, loss, err);
 }
 
 static double val_loss(void *state) {

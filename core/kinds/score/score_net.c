@@ -413,6 +413,7 @@ typedef struct dn_train {
   model *m;
   kind_train_setup s;
   int cin, xch, ns, T;
+  int lo, nb;                         /* this process's part of the batch (kind_train_setup) */
   nn_workspace ws;                    /* validation (forward only) */
   nn_workspace tws[SB_THREADS_MAX];   /* one training workspace per thread */
   kind_batch b[2];                    /* 0: training batch, 1: validation set */
@@ -442,8 +443,10 @@ int score_net_train_init(void **state, model *m, const kind_train_setup *s, sb_e
   t->cin = m->kind->in_channels(W);
   t->xch = m->kind->out_channels(W);
   t->ns = m->kind->n_scalars(m->time_varying);
+  t->nb = kind_train_part(s, B, &t->lo);
   int rc = nn_workspace_init(&t->ws, &m->net, B, 0, err);
-  for (int i = 0; !rc && i < t->T; i++) rc = nn_workspace_init(&t->tws[i], &m->net, (B + t->T - 1) / t->T, 1, err);
+  for (int i = 0; !rc && i < t->T; i++)
+    rc = nn_workspace_init(&t->tws[i], &m->net, (t->nb + t->T - 1) / t->T, 1, err);
   if (!rc) rc = kind_batch_alloc(&t->b[0], B, (size_t)t->cin * N, (size_t)t->ns, (size_t)t->xch * N, err);
   if (!rc) rc = kind_batch_alloc(&t->b[1], V, (size_t)t->cin * N, (size_t)t->ns, (size_t)t->xch * N, err);
   if (rc) return rc;
@@ -484,18 +487,23 @@ int score_net_make_batch(void *state, rng *r, const float *win, const long *tix,
   return SB_OK;
 }
 
-/* MSE against the v targets for samples [b0, b0+B) of the batch (nn_loss_fn). */
+/* MSE against the v targets for samples [b0, b0+B) of this process's part
+ * of the batch (nn_loss_fn; n_total is the part's size, the mean is over the
+ * whole batch). */
 static double slice_loss(void *ctx, int b0, int B, int n_total, const float *out, float *dout) {
   dn_train *t = ctx;
+  (void)n_total;
   size_t per = (size_t)t->xch * t->m->N, n = (size_t)B * per;
-  double scale = (double)B / n_total; /* slice mean -> share of the batch mean */
-  double l = nn_mse_loss(dout, out, t->b[0].target + (size_t)b0 * per, n, (float)scale);
+  double scale = (double)B / t->s.batch; /* slice mean -> share of the batch mean */
+  double l = nn_mse_loss(dout, out, t->b[0].target + (size_t)(t->lo + b0) * per, n, (float)scale);
   return l * scale;
 }
 
 int score_net_grad(void *state, double *loss, sb_error *err) {
   dn_train *t = state;
-  return nn_grad_mt(&t->m->net, t->tws, t->T, t->b[0].in, t->b[0].scal, t->s.batch, slice_loss, t, NULL, loss, err);
+  const int N = t->m->N;
+  return nn_grad_mt(&t->m->net, t->tws, t->T, t->b[0].in + (size_t)t->lo * t->cin * N,
+                    t->b[0].scal + (size_t)t->lo * t->ns, t->nb, slice_loss, t, NULL, loss, err);
 }
 
 double score_net_val_loss(void *state) {
