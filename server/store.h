@@ -97,8 +97,10 @@ int store_requeue(store *s, const char *id, const char *reason, sb_error *err);
 int store_requeue_attempt(store *s, const char *id, int attempt, const char *reason, sb_error *err);
 
 /* The queue. Claims the oldest queued run for owner (this replica's id):
- * running, attempts + 1, started_ms = now_ms, lease_until = now_ms +
- * lease_ms. *claimed = 0 when nothing is queued; else id and *attempt. */
+ * running, attempts + 1, started_ms = now_ms (never before the run's
+ * created_ms: a worker's clock read before another replica's insert became
+ * visible must not make a job start before it was created), lease_until =
+ * now_ms + lease_ms. *claimed = 0 when nothing is queued; else id and *attempt. */
 int store_claim(store *s, const char *owner, int64_t now_ms, int64_t lease_ms, char id[40], int *attempt,
                 int *claimed, sb_error *err);
 /* Heartbeat: extends to now_ms + lease_ms the lease of each (ids[i],

@@ -671,7 +671,7 @@ static int pg_claim(store *base, const char *owner, int64_t now_ms, int64_t leas
     /* SKIP LOCKED: a run another replica's worker is claiming is passed
      * over, not waited for, and never claimed twice */
     PGresult *r = PQexecParams(c,
-                               "UPDATE runs SET state = " JOB_SQL(RUNNING) ", started_ms = $1, attempts = attempts + 1, "
+                               "UPDATE runs SET state = " JOB_SQL(RUNNING) ", started_ms = GREATEST($1::bigint, created_ms), attempts = attempts + 1, "
                                "owner = $2, lease_until = $3 WHERE id = (SELECT id FROM runs WHERE state = " JOB_SQL(QUEUED) " "
                                "ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id, attempts",
                                3, NULL, v, NULL, NULL, 0);

@@ -496,7 +496,7 @@ static int sq_claim_fn(sq *s, void *vctx, sb_error *err) {
   sq_claim_ctx *c = vctx;
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(s->w,
-                         "UPDATE runs SET state = " JOB_SQL(RUNNING) ", started_ms = ?1, attempts = attempts + 1, owner = ?2, "
+                         "UPDATE runs SET state = " JOB_SQL(RUNNING) ", started_ms = MAX(?1, created_ms), attempts = attempts + 1, owner = ?2, "
                          "lease_until = ?1 + ?3 WHERE id = (SELECT id FROM runs WHERE state = " JOB_SQL(QUEUED) " ORDER BY seq "
                          "LIMIT 1) RETURNING id, attempts",
                          -1, &st, NULL) != SQLITE_OK)

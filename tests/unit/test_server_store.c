@@ -571,6 +571,13 @@ static void test_lease_superseded_write_refused(void **state) {
   assert_int_equal(attempt, 1);
   assert_int_equal(store_claim(s, "w2", 1000, 500, id, &attempt, &claimed, &err), 0);
   assert_int_equal(claimed, 0); /* nothing else queued */
+  { /* the claim's clock (1000) was read before the run was created: it starts when created */
+    store_run g;
+    assert_int_equal(store_get(s, a.id, &g, &err), 0);
+    assert_true(g.created_ms > 1000);
+    assert_int_equal(g.started_ms, g.created_ms);
+    store_run_free(&g);
+  }
   /* a heartbeat at 1400 extends it to 1900: a sweep at 1600 leaves it */
   const char ids[1][40] = {0};
   memcpy((char *)ids[0], a.id, 40);
