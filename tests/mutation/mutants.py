@@ -546,6 +546,10 @@ MUTANTS = [
          edits=[("core/train/train.c", "if (tr.dist && ((rc = train_dist_sum_f32(tr.dist, sm->net.grads, sm->net.n_params, err)) ||",
                  "if (tr.dist && ((rc = 0) ||")],
          tests=["py:tests/py/test_train_mpi.py"]),
+    dict(id="claim-start-before-created", what="queue claim: started_ms is the worker's clock even when it was read "
+         "before the run was created (a job shown starting before it was created)",
+         edits=[("server/store_sqlite.c", "started_ms = MAX(?1, created_ms),", "started_ms = ?1,")],
+         tests=["unit:test_server_store"]),
     dict(id="mpi-part-mean-local", what="mpirun training: a part's MSE averaged over the part instead of the "
          "global batch (gradients P times too large)",
          edits=[("core/kinds/score/score_net.c", "double scale = (double)B / t->s.batch;",
