@@ -165,6 +165,15 @@ def test_model_evaluation_is_served(served):
     # the cost of one request and the settings the evaluation ran with
     r = s["results"]["tiny-post"]
     assert r["threads"] >= 1 and r["seconds_per_request"] > 0 and isinstance(r["params"], dict)
+    # the calibration curve is the result file's, for the model and the baseline alike
+    setup = served.models / "eval" / "tiny-post" / "stations-t20"
+    for fname, est in (("tiny-post.json", "tiny-post"), ("etkf.json", "l96-thesis-etkf")):
+        f = json.loads((setup / fname).read_text())["coverage"]
+        c = s["results"][est]["coverage"]
+        assert c == {"method": f["method"], "levels": f["levels"], "observed": f["observed"]}, (est, c)
+        assert len(c["levels"]) >= 3 and c["levels"] == sorted(c["levels"])
+        err = max(abs(o - lv) for o, lv in zip(c["observed"], c["levels"]))
+        assert s["results"][est]["coverage_max_abs_error"] == pytest.approx(err, abs=1e-9)
     # the served l96-thesis ETKF has N = 32, the evaluation ran at N = 16: not its evidence
     assert served.get("/v1/estimators/l96-thesis-etkf").json()["evaluation"] is None
 
