@@ -533,6 +533,10 @@ MUTANTS = [
          edits=[("deploy/compose-postgres.yml", '"http://127.0.0.1:8080/v1/health/ready"]',
                  '"http://127.0.0.1:8080/v1/health/live"]')],
          tests=["py:tests/py/test_deploy.py::test_compose_postgres_file"]),
+    dict(id="eval-coverage-curve-unchecked", what="served evaluation: a coverage curve whose observed array is "
+         "longer than its levels is served as if whole",
+         edits=[("server/reg_eval.c", "!n || json_array_size(observed) != n) return NULL;", "!n) return NULL;")],
+         tests=["py:tests/py/test_api_models.py::test_model_evaluation_is_served"]),
 ]
 
 # Survivors left on purpose: id -> why the mutant cannot change any observable.
