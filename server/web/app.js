@@ -404,14 +404,14 @@ function metricChart(target, e, s) {
   return u;
 }
 
-function calibrationChart(target, e, s) {
+function calibrationChart(target, e, s, colours) {
   // observed vs nominal coverage of the central credible intervals, per estimator, with the diagonal
   const names = Object.keys(s.results).filter((n) => s.results[n].coverage);
   if (!names.length) return null;
   const levels = s.results[names.includes(e.name) ? e.name : names[0]].coverage.levels;
   const same = names.filter((n) => JSON.stringify(s.results[n].coverage.levels) === JSON.stringify(levels));
   // the diagonal last, drawn over the curves that lie on it
-  const series = same.map((n, i) => ({ label: n, values: s.results[n].coverage.observed, stroke: PALETTE[i % PALETTE.length], points: "line",
+  const series = same.map((n) => ({ label: n, values: s.results[n].coverage.observed, stroke: colours.get(n), points: "line",
     width: n === e.name ? 3 : 1.5 })).concat([{ label: "ideal (observed = nominal)", values: levels, stroke: "#1b1f24", dash: [5, 5], width: 1 }]);
   const data = [levels, ...series.map((x) => x.values)];
   const opts = {
@@ -438,11 +438,11 @@ async function viewEstimator(name) {
       ["window", e.window], ["observation rows a request may have", rangeText(e.window_range, e.window)],
       ["operator", JSON.stringify(e.operator)], ["noise_std", JSON.stringify(e.noise_std)],
       ["time index", e.time_index ? e.time_index.min + " … " + e.time_index.max : ""],
-      ["cost per request", costCell(e).textContent],
+      ["cost per request", costCell(e)],
       ["training", e.training ? fmt(e.training.seconds, 0) + " s, " + e.training.steps + " steps" : "none (classical)"],
       ["model file", e.model_file ? e.model_file.file + " (" + e.model_file.digest + ", loaded " +
         new Date(e.model_file.loaded_at * 1000).toISOString() + ")" : "none (built in)"]]
-      .map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", {}, String(v)))))];
+      .map(([k, v]) => h("tr", {}, h("th", {}, k), v instanceof Node && v.tagName === "TD" ? v : h("td", {}, String(v)))))];
   const ev = e.evaluation;
   const plots = [];
   if (ev && ev.setups) {
@@ -466,9 +466,13 @@ async function viewEstimator(name) {
   parts.push(h("h2", {}, "Everything the daemon says"), h("pre", {}, JSON.stringify(e, null, 2)),
     h("p", {}, h("a", { href: "#/submit/" + encodeURIComponent(e.name) }, "Submit a window to " + e.name)));
   setView(...parts);
+  // one colour per estimator on the whole page, this estimator's first
+  const colours = new Map([[e.name, PALETTE[0]]]);
+  for (const [, s] of plots)
+    for (const n of Object.keys(s.results)) if (!colours.has(n)) colours.set(n, PALETTE[colours.size % PALETTE.length]);
   for (const [box, s] of plots) {
     metricChart(box, e, s);
-    if (!calibrationChart(box, e, s)) box.append(h("p", { class: "muted" }, "No coverage curve in this evaluation."));
+    if (!calibrationChart(box, e, s, colours)) box.append(h("p", { class: "muted" }, "No coverage curve in this evaluation."));
   }
 }
 
