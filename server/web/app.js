@@ -359,6 +359,8 @@ async function viewEstimators() {
       table.replaceChildren(...estimatorRows(now.items));
       count.textContent = now.items.length + " served.";
       report.replaceChildren(reloadReport(rep));
+      // a ranking on the page is of the previous registry: ask again
+      if ($("#ranking")) $("#choose-form").requestSubmit();
     } catch (err) {
       report.replaceChildren(problemBox(err));
     }

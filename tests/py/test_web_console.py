@@ -503,6 +503,12 @@ def test_console_estimators_cost_evaluation_choice_and_reload(fresh_daemon, tmp_
     names = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#estimators td:first-child a")]
     assert names == [e["name"] for e in d.get("/v1/estimators", headers=auth).json()["items"]]
     assert "tiny-npe" in names and local["name"] not in names
+    # the ranking on the page is asked again: the removed model is gone from it
+    assert local["name"] in [i["name"] for i in m["items"]]
+    ranking = "return [...document.querySelectorAll('#ranking tr[data-name]')].map((r) => r.dataset.name)"
+    wait.until(lambda b: b.execute_script(ranking) and local["name"] not in b.execute_script(ranking))
+    m2 = d.get("/v1/estimators?" + q, headers=auth).json()
+    assert browser.execute_script(ranking) == [i["name"] for i in m2["items"]]
     report.screenshot(str(SHOTS / "12-reload.png"))
     full_shot(browser, "12-reload-page")
     errors = console_errors(browser)
