@@ -3,7 +3,10 @@ chromium-driver) driven by selenium against a real daemon with tokens. The page
 loads with no console errors beyond the expected 401 of the token prompt, the
 token prompt works (a wrong token is asked again, the right one lists the
 estimators), a job submitted from the form appears and reaches succeeded, and
-its chart is drawn (uPlot's canvas has ink, its legend names the series).
+its chart is drawn (uPlot's canvas has ink, its legend names the series); the
+estimators page shows each one's cost and accepted ranges, ranks them for a
+request and reloads the models, and an estimator's page charts its shipped
+evaluation with the numbers the API serves.
 Screenshots go to $BUILD/screenshots/ for a person to look at."""
 import json
 import os
