@@ -42,6 +42,20 @@ static void reg_eval_free_list(char **v, size_t n) {
   free(v);
 }
 
+/* the calibration curve of one result file (its "coverage": the observed
+ * fraction of truths inside each central credible interval, per nominal
+ * level), copied as {method?, levels, observed}; NULL when the file has no
+ * such arrays, or when they are not numbers of the same length */
+static json_t *reg_eval_coverage(const json_t *cov) {
+  json_t *levels = json_object_get(cov, "levels"), *observed = json_object_get(cov, "observed");
+  size_t n = json_array_size(levels);
+  if (!json_is_array(levels) || !json_is_array(observed) || !n || json_array_size(observed) != n) return NULL;
+  for (size_t i = 0; i < n; i++)
+    if (!json_is_number(json_array_get(levels, i)) || !json_is_number(json_array_get(observed, i))) return NULL;
+  return json_pack("{s:O?, s:O, s:O}", "method", json_object_get(cov, "method"), "levels", levels, "observed",
+                   observed);
+}
+
 /* one setup directory: the shared test set and every estimator's metrics */
 static json_t *reg_eval_setup(const char *dir, const char *setup) {
   size_t n;
@@ -67,14 +81,15 @@ static json_t *reg_eval_setup(const char *dir, const char *setup) {
     /* cost: one request on one thread as the evaluation ran it (files before
      * "seconds_per_request" existed give null), with the settings it ran with */
     json_t *spr = json_object_get(j, "seconds_per_request");
-    jb_set(results, name,
-           json_pack("{s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?}", "kind", json_object_get(j, "kind"), "rmse",
-                     json_object_get(j, "rmse"), "spread", json_object_get(j, "spread"), "crps",
-                     json_object_get(j, "crps"), "coverage_max_abs_error",
-                     json_object_get(json_object_get(j, "coverage"), "max_abs_error"), "seconds_per_request",
-                     spr ? spr : json_null(), "threads", json_object_get(j, "threads"), "params",
-                     json_object_get(j, "params")),
-           &bad);
+    json_t *r = json_pack("{s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?}", "kind", json_object_get(j, "kind"),
+                          "rmse", json_object_get(j, "rmse"), "spread", json_object_get(j, "spread"), "crps",
+                          json_object_get(j, "crps"), "coverage_max_abs_error",
+                          json_object_get(json_object_get(j, "coverage"), "max_abs_error"), "seconds_per_request",
+                          spr ? spr : json_null(), "threads", json_object_get(j, "threads"), "params",
+                          json_object_get(j, "params"));
+    json_t *curve = reg_eval_coverage(json_object_get(j, "coverage"));
+    if (curve) jb_set(r, "coverage", curve, &bad); /* a curve that is not whole is left out, not an error */
+    jb_set(results, name, r, &bad);
     json_decref(j);
   }
   reg_eval_free_list(files, n);

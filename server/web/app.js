@@ -210,47 +210,272 @@ function evalSummary(e) {
   }).join("; "));
 }
 
+function settingsText(params) {
+  return params && Object.keys(params).length ? JSON.stringify(params) : "defaults";
+}
+
+function costText(seconds, samples, threads, params) {
+  // one request's cost as the evaluation measured it, with what it ran with
+  return fmt(seconds) + " s per " + samples + "-sample request (" +
+    (threads ? threads + (threads === 1 ? " thread" : " threads") : "threads not recorded") + ", " + settingsText(params) + ")";
+}
+
+function costCell(e) {
+  // the cost of one request of e in each setup of its shipped evaluation that measured it
+  const ev = e.evaluation;
+  const lines = [];
+  let unmeasured = 0;
+  for (const s of (ev && ev.setups) || []) {
+    const r = s.results && s.results[e.name];
+    if (!r) continue;
+    if (typeof r.seconds_per_request !== "number") { unmeasured++; continue; }
+    lines.push(h("div", { class: "cost", "data-setup": s.setup, "data-seconds": r.seconds_per_request },
+      h("strong", {}, fmt(r.seconds_per_request) + " s"), " ",
+      h("span", { class: "muted" }, s.setup + ": " + s.samples + " samples, " +
+        (r.threads ? r.threads + (r.threads === 1 ? " thread" : " threads") : "threads not recorded") +
+        ", " + settingsText(r.params))));
+  }
+  if (!lines.length) return h("td", { class: "muted" }, unmeasured ? "not measured (evaluation written before costs were recorded)" : "no evaluation");
+  if (unmeasured) lines.push(h("div", { class: "muted" }, unmeasured + " more setup" + (unmeasured > 1 ? "s" : "") + " without a measured cost"));
+  return h("td", { class: "cost-cell" }, lines);
+}
+
+function rangeText(r, fixed) {
+  if (!r) return String(fixed);
+  return r.min === r.max ? String(r.min) : r.min + "–" + r.max;
+}
+
+function stateCell(e) {
+  // the state size a request may give: the shape, or the range of state_dim when it may vary
+  const r = e.state_dim_range;
+  if (r && r.min !== r.max) return "N = " + r.min + "–" + r.max + " (default " + e.state_dim + ")";
+  return shapeText(e);
+}
+
+function windowCell(e) {
+  // observation rows a request may have (window_range), with the estimator's own window
+  const r = e.window_range;
+  if (typeof e.window === "number" && (!r || (r.min === e.window && r.max === e.window))) return String(e.window);
+  return r ? rangeText(r) + (e.window === "any" ? "" : " (trained " + e.window + ")") : String(e.window);
+}
+
+function reloadReport(rep) {
+  // POST /v1/estimators:reload's answer: what changed, file by file
+  const part = (title, items, text) => h("li", { "data-part": title }, h("strong", {}, title + ": " + items.length),
+    items.length ? h("ul", {}, items.map((x) => h("li", {}, text(x)))) : "");
+  return h("div", { id: "reload-report", class: "report" },
+    h("p", {}, "Reloaded (generation " + rep.generation + "): " + rep.estimators + " estimators served. " +
+      new Date().toLocaleTimeString()),
+    h("ul", {},
+      part("added", rep.added, (a) => a.name + " (" + a.kind + ", " + a.file + ", " + a.digest + ")"),
+      part("replaced", rep.replaced, (a) => a.name + " (" + a.file + "): " + a.previous_digest + " → " + a.digest),
+      part("removed", rep.removed, (a) => a.name + " (" + a.file + ", " + a.digest + ")"),
+      part("failed", rep.failed, (a) => a.file + ": " + a.code + ", " + a.reason + (a.kept ? " (still serving the previous " + a.kept + ")" : "")),
+      h("li", { "data-part": "unchanged" }, h("strong", {}, "unchanged: " + rep.unchanged.length),
+        rep.unchanged.length ? " (" + rep.unchanged.join(", ") + ")" : "")));
+}
+
+function estimatorRows(items) {
+  return [h("tr", {}, ["name", "kind", "system", "state", "window", "operator", "noise", "cost per request", "evaluation", ""].map((t) => h("th", {}, t))),
+    ...items.map((e) => h("tr", { "data-name": e.name },
+      h("td", {}, h("a", { href: "#/estimators/" + encodeURIComponent(e.name) }, e.name)),
+      h("td", {}, e.kind), h("td", {}, e.system), h("td", { class: "nowrap" }, stateCell(e)),
+      h("td", { class: "nowrap" }, windowCell(e)), h("td", { class: "code" }, typeof e.operator === "string" ? e.operator : JSON.stringify(e.operator)),
+      h("td", {}, typeof e.noise_std === "string" ? e.noise_std : JSON.stringify(e.noise_std)),
+      costCell(e), h("td", {}, evalSummary(e)),
+      h("td", {}, h("a", { href: "#/submit/" + encodeURIComponent(e.name) }, "submit"))))];
+}
+
+function evidenceCells(ev) {
+  if (!ev) return [h("td", { colspan: 7, class: "muted" }, "")];
+  const num = (x) => h("td", { class: "num" }, x === null || x === undefined ? "–" : fmt(x));
+  return [h("td", {}, ev.setup + " ", h("span", { class: "muted" }, "(" + ev.source + ", " + ev.cases + " cases)")),
+    num(ev.crps), num(ev.rmse), num(ev.coverage_max_abs_error), num(ev.spread),
+    h("td", { class: "num" }, typeof ev.seconds_per_request === "number" ? fmt(ev.seconds_per_request) + " s" : "not measured"),
+    h("td", {}, (ev.threads ? ev.threads + (ev.threads === 1 ? " thread, " : " threads, ") : "") + settingsText(ev.params))];
+}
+
+function chooseForm(presets) {
+  // GET /v1/estimators?preset&operator&noise_std&window: the estimators that can answer
+  // such a request, ranked by their shipped evaluation, with its evidence
+  const preset = h("select", { id: "c-preset" }, [h("option", { value: "" }, "any")].concat(presets.map((p) => h("option", { value: p }, p))));
+  const op = h("textarea", { id: "c-operator", class: "small", spellcheck: "false", placeholder: '{"type":"subsample","stride":2}' });
+  const noise = h("input", { id: "c-noise", type: "number", step: "any", min: "0", size: 6, placeholder: "e.g. 1.5" });
+  const win = h("input", { id: "c-window", type: "number", step: "1", min: "1", size: 5, placeholder: "e.g. 10" });
+  const out = h("div", { id: "choose-result" });
+  const go = async (ev) => {
+    if (ev) ev.preventDefault();
+    out.replaceChildren(h("p", { class: "muted" }, "Ranking…"));
+    const q = new URLSearchParams();
+    if (preset.value) q.set("preset", preset.value);
+    const opText = op.value.trim();
+    if (opText) {
+      try { q.set("operator", JSON.stringify(JSON.parse(opText))); } catch (err) {
+        out.replaceChildren(problemBox(new Error("the operator is not JSON: " + err.message)));
+        return;
+      }
+    }
+    if (noise.value) q.set("noise_std", noise.value);
+    if (win.value) q.set("window", win.value);
+    if (![...q.keys()].length) { out.replaceChildren(problemBox(new Error("give at least one of preset, operator, noise_std, window"))); return; }
+    try {
+      const m = await api("/v1/estimators?" + q);
+      out.replaceChildren(
+        h("p", { class: "muted" }, "GET /v1/estimators?" + decodeURIComponent(q.toString().replaceAll("+", "%20")) + " — ranked by " + m.ranked_by + "."),
+        h("table", { id: "ranking" },
+          h("tr", {}, ["rank", "estimator", "kind", "evidence (setup)", "CRPS", "RMSE", "coverage error", "spread", "cost / request", "measured with"].map((t) => h("th", {}, t))),
+          m.items.length ? m.items.map((i) => h("tr", { "data-name": i.name, class: i.rank ? "" : "unranked" },
+            h("td", { class: "num" }, i.rank ? String(i.rank) : "–"),
+            h("td", {}, h("a", { href: "#/estimators/" + encodeURIComponent(i.name) }, i.name)), h("td", {}, i.kind),
+            ...(i.evidence ? evidenceCells(i.evidence) : [h("td", { colspan: 7, class: "muted" }, i.note || "no evidence")])))
+            : h("tr", {}, h("td", { colspan: 10, class: "muted" }, "no served estimator can answer such a request"))),
+        m.cannot_answer.length ? h("div", { id: "cannot-answer" }, h("h3", {}, "Cannot answer"),
+          h("ul", {}, m.cannot_answer.map((c) => h("li", {}, h("a", { href: "#/estimators/" + encodeURIComponent(c.name) }, c.name), ": " + c.reason)))) : "");
+    } catch (err) {
+      out.replaceChildren(problemBox(err));
+    }
+  };
+  return h("section", { id: "choose" }, h("h2", {}, "Which estimator for my request?"),
+    h("p", { class: "muted" }, "Describe the request; the daemon lists the estimators that can take it, ranked by the CRPS of their " +
+      "shipped evaluation on the same preset, operator, noise and window, with the evidence and the cost of one request as measured " +
+      "then. Leave a field empty to leave it open."),
+    h("form", { id: "choose-form", class: "filters", onsubmit: go },
+      h("label", {}, "preset", preset), h("label", { class: "grow" }, "operator (JSON)", op),
+      h("label", {}, "noise_std", noise), h("label", {}, "window", win),
+      h("button", { type: "submit", id: "choose-go" }, "Rank estimators")),
+    out);
+}
+
 async function viewEstimators() {
   const list = await api("/v1/estimators");
-  const rows = list.items.map((e) => h("tr", {},
-    h("td", {}, h("a", { href: "#/estimators/" + encodeURIComponent(e.name) }, e.name)),
-    h("td", {}, e.kind), h("td", {}, e.system), h("td", {}, shapeText(e)),
-    h("td", {}, String(e.window)), h("td", {}, typeof e.operator === "string" ? e.operator : JSON.stringify(e.operator)),
-    h("td", {}, typeof e.noise_std === "string" ? e.noise_std : JSON.stringify(e.noise_std)),
-    h("td", {}, evalSummary(e)),
-    h("td", {}, h("a", { href: "#/submit/" + encodeURIComponent(e.name) }, "submit"))));
-  setView(h("h1", {}, "Estimators"),
-    h("p", { class: "muted" }, list.items.length + " served. Accuracy is the shipped evaluation (RMSE and the largest coverage error over the credible levels; lower is better)."),
-    h("table", { id: "estimators" },
-      h("tr", {}, ["name", "kind", "system", "state", "window", "operator", "noise", "evaluation", ""].map((t) => h("th", {}, t))),
-      rows));
+  const table = h("table", { id: "estimators" }, estimatorRows(list.items));
+  const count = h("span", { id: "estimators-count" }, list.items.length + " served.");
+  const report = h("div", { id: "reload-out" });
+  const reload = async () => {
+    report.replaceChildren(h("p", { class: "muted" }, "Reloading…"));
+    try {
+      const rep = await api("/v1/estimators:reload", { method: "POST" });
+      const now = await api("/v1/estimators");
+      table.replaceChildren(...estimatorRows(now.items));
+      count.textContent = now.items.length + " served.";
+      report.replaceChildren(reloadReport(rep));
+      // a ranking on the page is of the previous registry: ask again
+      if ($("#ranking")) $("#choose-form").requestSubmit();
+    } catch (err) {
+      report.replaceChildren(problemBox(err));
+    }
+  };
+  const presets = [...new Set(list.items.map((e) => e.preset))].sort();
+  setView(h("h1", {}, "Estimators"), chooseForm(presets),
+    h("h2", {}, "Served estimators"),
+    h("p", { class: "muted" }, count, " Accuracy is the shipped evaluation (RMSE and the largest coverage error over the credible levels; lower is better). " +
+      "Cost: seconds for one request (one window, the evaluation's number of samples) as the evaluation measured it, on that machine, " +
+      "with the threads and settings shown. State and window give what a request may ask for (state_dim_range, window_range)."),
+    h("p", {}, h("button", { type: "button", id: "reload" }, "Reload models"), " ",
+      h("span", { class: "muted" }, "Rescan the models directory (POST /v1/estimators:reload): new files load, removed ones retire, changed ones are replaced.")),
+    report, table);
+  $("#reload").addEventListener("click", reload);
+}
+
+const PALETTE = ["#1f5fbf", "#b3261e", "#1e7d32", "#8e44ad", "#d98c00", "#00838f", "#5d4037", "#c2185b"];
+
+function metricChart(target, e, s) {
+  // the setup's RMSE and CRPS per estimator, as bars side by side; this estimator marked ★
+  const names = Object.keys(s.results);
+  const xs = names.map((_, i) => i);
+  const label = (n) => (n === e.name ? "★ " : "") + n.replace(/^(l96-sakov|l96-thesis|kolmogorov)-/, "");
+  const bars = (align) => uPlot.paths.bars({ size: [0.38, 48], align, gap: 2 });
+  const opts = {
+    title: s.setup + ": RMSE and CRPS per estimator (lower is better)",
+    width: Math.min(Math.max(360, 110 * names.length + 110), 560, window.innerWidth - 60), height: 300,
+    scales: { x: { time: false, range: [-0.6, names.length - 0.4] }, y: { range: (u, lo, hi) => [0, hi * 1.1 || 1] } },
+    axes: [{ splits: () => xs, values: (u, splits) => splits.map((i) => (Number.isInteger(i) && names[i] ? label(names[i]) : "")), size: 40, grid: { show: false } },
+      { label: "state units" }],
+    series: [{ label: "estimator", value: (u, v) => (v === null || v === undefined ? "–" : names[v]) },
+      { label: "RMSE", stroke: "#1f5fbf", fill: "rgba(31,95,191,0.55)", paths: bars(-1), points: { show: false } },
+      { label: "CRPS", stroke: "#d98c00", fill: "rgba(217,140,0,0.55)", paths: bars(1), points: { show: false } }],
+    legend: { live: true },
+  };
+  const data = [xs, names.map((n) => s.results[n].rmse ?? null), names.map((n) => s.results[n].crps ?? null)];
+  const wrap = h("div", { class: "chart", "data-kind": "metrics", "data-setup": s.setup });
+  target.append(wrap);
+  const u = new uPlot(opts, data, wrap);
+  u.sbidaKind = "metrics";
+  u.sbidaNames = names;
+  charts.push(u);
+  return u;
+}
+
+function calibrationChart(target, e, s, colours) {
+  // observed vs nominal coverage of the central credible intervals, per estimator, with the diagonal
+  const names = Object.keys(s.results).filter((n) => s.results[n].coverage);
+  if (!names.length) return null;
+  const levels = s.results[names.includes(e.name) ? e.name : names[0]].coverage.levels;
+  const same = names.filter((n) => JSON.stringify(s.results[n].coverage.levels) === JSON.stringify(levels));
+  // the diagonal last, drawn over the curves that lie on it
+  const series = same.map((n) => ({ label: n, values: s.results[n].coverage.observed, stroke: colours.get(n), points: "line",
+    width: n === e.name ? 3 : 1.5 })).concat([{ label: "ideal (observed = nominal)", values: levels, stroke: "#1b1f24", dash: [5, 5], width: 1 }]);
+  const data = [levels, ...series.map((x) => x.values)];
+  const opts = {
+    title: s.setup + ": calibration (observed vs nominal coverage)",
+    width: Math.min(560, window.innerWidth - 60), height: 300,
+    scales: { x: { time: false, range: [0, 1] }, y: { range: [0, 1] } },
+    axes: [{ label: "nominal level" }, { label: "observed coverage" }],
+    series: [{ label: "level" }].concat(series.map((x) => ({ label: x.label, stroke: x.stroke, width: x.width || 1.5, dash: x.dash,
+      points: x.points ? { show: true, size: 5, stroke: x.stroke, fill: x.stroke } : { show: false } }))),
+  };
+  const wrap = h("div", { class: "chart", "data-kind": "calibration", "data-setup": s.setup });
+  target.append(wrap);
+  const u = new uPlot(opts, data, wrap);
+  u.sbidaKind = "calibration";
+  charts.push(u);
+  return u;
 }
 
 async function viewEstimator(name) {
   const e = await api("/v1/estimators/" + encodeURIComponent(name));
   const parts = [h("h1", {}, e.name), h("p", {}, (e.info && e.info.description) || e.kind + " on " + e.preset),
-    h("table", {}, [["kind", e.kind], ["preset", e.preset], ["system", e.system], ["state", shapeText(e)],
-      ["window", e.window], ["operator", JSON.stringify(e.operator)], ["noise_std", JSON.stringify(e.noise_std)],
+    h("table", { id: "estimator-facts" }, [["kind", e.kind], ["preset", e.preset], ["system", e.system], ["state", shapeText(e)],
+      ["state_dim a request may give", rangeText(e.state_dim_range, e.state_dim)],
+      ["window", e.window], ["observation rows a request may have", rangeText(e.window_range, e.window)],
+      ["operator", JSON.stringify(e.operator)], ["noise_std", JSON.stringify(e.noise_std)],
       ["time index", e.time_index ? e.time_index.min + " … " + e.time_index.max : ""],
+      ["cost per request", costCell(e)],
       ["training", e.training ? fmt(e.training.seconds, 0) + " s, " + e.training.steps + " steps" : "none (classical)"],
       ["model file", e.model_file ? e.model_file.file + " (" + e.model_file.digest + ", loaded " +
         new Date(e.model_file.loaded_at * 1000).toISOString() + ")" : "none (built in)"]]
-      .map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", {}, String(v)))))];
+      .map(([k, v]) => h("tr", {}, h("th", {}, k), v instanceof Node && v.tagName === "TD" ? v : h("td", {}, String(v)))))];
   const ev = e.evaluation;
+  const plots = [];
   if (ev && ev.setups) {
-    parts.push(h("h2", {}, "Shipped evaluation"));
+    parts.push(h("h2", {}, "Shipped evaluation"),
+      h("p", { class: "muted" }, "From " + ev.source + ": each setup ran every estimator listed on the same test cases. " +
+        "Bars: RMSE of the posterior mean and CRPS (lower is better; ★ marks this estimator). Calibration: for each nominal " +
+        "level of a central credible interval, the fraction of true state components inside it; a calibrated estimator follows " +
+        "the diagonal, below it is overconfident, above it underconfident."));
     for (const s of ev.setups) {
+      const box = h("div", { class: "setup-charts" });
       parts.push(h("h3", {}, s.setup + " — " + JSON.stringify(s.operator) + ", σ = " + s.noise_std +
-        ", W = " + s.window + ", " + s.cases + " cases × " + s.samples + " samples"));
-      parts.push(h("table", {}, h("tr", {}, ["estimator", "RMSE", "spread", "CRPS", "coverage error", "s / request (1 thread)", "settings"].map((t) => h("th", {}, t))),
-        Object.entries(s.results).map(([n, r]) => h("tr", {}, h("td", {}, n),
-          ["rmse", "spread", "crps", "coverage_max_abs_error", "seconds_per_request"].map((k) => h("td", { class: "num" }, r[k] === null || r[k] === undefined ? "–" : fmt(r[k]))),
-          h("td", {}, r.params && Object.keys(r.params).length ? JSON.stringify(r.params) : "defaults")))));
+        ", W = " + s.window + ", " + s.cases + " cases × " + s.samples + " samples"),
+      box,
+      h("table", {}, h("tr", {}, ["estimator", "RMSE", "spread", "CRPS", "coverage error", "s / request", "threads", "settings"].map((t) => h("th", {}, t))),
+        Object.entries(s.results).map(([n, r]) => h("tr", { class: n === e.name ? "this" : "" }, h("td", {}, n),
+          ["rmse", "spread", "crps", "coverage_max_abs_error", "seconds_per_request", "threads"].map((k) => h("td", { class: "num" }, r[k] === null || r[k] === undefined ? "–" : fmt(r[k]))),
+          h("td", {}, settingsText(r.params))))));
+      plots.push([box, s]);
     }
   }
   parts.push(h("h2", {}, "Everything the daemon says"), h("pre", {}, JSON.stringify(e, null, 2)),
     h("p", {}, h("a", { href: "#/submit/" + encodeURIComponent(e.name) }, "Submit a window to " + e.name)));
   setView(...parts);
+  // one colour per estimator on the whole page, this estimator's first
+  const colours = new Map([[e.name, PALETTE[0]]]);
+  for (const [, s] of plots)
+    for (const n of Object.keys(s.results)) if (!colours.has(n)) colours.set(n, PALETTE[colours.size % PALETTE.length]);
+  for (const [box, s] of plots) {
+    metricChart(box, e, s);
+    if (!calibrationChart(box, e, s, colours)) box.append(h("p", { class: "muted" }, "No coverage curve in this evaluation."));
+  }
 }
 
 function jobRow(j) {

@@ -572,6 +572,10 @@ MUTANTS = [
     dict(id="mpi-check-blind", what="--check-ranks: the weights' fingerprints always compare equal",
          edits=[("core/train/train_dist.c", "*same = lo == hi;", "*same = 1;")],
          tests=["py:tests/py/test_train_mpi.py"]),
+    dict(id="eval-coverage-curve-unchecked", what="served evaluation: a coverage curve whose observed array is "
+         "longer than its levels is served as if whole",
+         edits=[("server/reg_eval.c", "!n || json_array_size(observed) != n) return NULL;", "!n) return NULL;")],
+         tests=["py:tests/py/test_api_models.py::test_model_evaluation_is_served"]),
 ]
 
 # Survivors left on purpose: id -> why the mutant cannot change any observable.

@@ -53,6 +53,11 @@ def served(tmp_path_factory):
                         "--json", str(setup / (name + ".json")), "--quiet"], check=True, capture_output=True,
                        timeout=120)
     (setup / "broken.json").write_text("{not json")
+    # a result whose calibration curve is damaged (one observed value too many): served without it
+    short = json.loads((setup / "etkf.json").read_text())
+    short.update(estimator="l96-thesis-letkf", kind="letkf")
+    short["coverage"]["observed"] = short["coverage"]["observed"] + [1.0]
+    (setup / "letkf-short-curve.json").write_text(json.dumps(short))
     d = Daemon(tmp).start()
     yield d
     d.stop()
@@ -158,13 +163,25 @@ def test_model_evaluation_is_served(served):
     assert ev["source"] == "eval/tiny-post" and len(ev["setups"]) == 1
     s = ev["setups"][0]
     assert s["setup"] == "stations-t20" and s["time_index"] == 20 and s["cases"] == 4
-    assert set(s["results"]) == {"tiny-post", "l96-thesis-etkf"}
+    assert set(s["results"]) == {"tiny-post", "l96-thesis-etkf", "l96-thesis-letkf"}
     assert s["results"]["tiny-post"]["kind"] == "posterior-score" and s["results"]["tiny-post"]["rmse"] > 0
     # a model without an evaluation has null
     assert served.get("/v1/estimators/tiny-comp").json()["evaluation"] is None
     # the cost of one request and the settings the evaluation ran with
     r = s["results"]["tiny-post"]
     assert r["threads"] >= 1 and r["seconds_per_request"] > 0 and isinstance(r["params"], dict)
+    # the calibration curve is the result file's, for the model and the baseline alike
+    setup = served.models / "eval" / "tiny-post" / "stations-t20"
+    for fname, est in (("tiny-post.json", "tiny-post"), ("etkf.json", "l96-thesis-etkf")):
+        f = json.loads((setup / fname).read_text())["coverage"]
+        c = s["results"][est]["coverage"]
+        assert c == {"method": f["method"], "levels": f["levels"], "observed": f["observed"]}, (est, c)
+        assert len(c["levels"]) >= 3 and c["levels"] == sorted(c["levels"])
+        err = max(abs(o - lv) for o, lv in zip(c["observed"], c["levels"]))
+        assert s["results"][est]["coverage_max_abs_error"] == pytest.approx(err, abs=1e-9)
+    # levels and observed of different lengths are no curve: left out, the rest of the result kept
+    short = s["results"]["l96-thesis-letkf"]
+    assert "coverage" not in short and short["rmse"] == s["results"]["l96-thesis-etkf"]["rmse"]
     # the served l96-thesis ETKF has N = 32, the evaluation ran at N = 16: not its evidence
     assert served.get("/v1/estimators/l96-thesis-etkf").json()["evaluation"] is None
 

@@ -3,7 +3,10 @@ chromium-driver) driven by selenium against a real daemon with tokens. The page
 loads with no console errors beyond the expected 401 of the token prompt, the
 token prompt works (a wrong token is asked again, the right one lists the
 estimators), a job submitted from the form appears and reaches succeeded, and
-its chart is drawn (uPlot's canvas has ink, its legend names the series).
+its chart is drawn (uPlot's canvas has ink, its legend names the series); the
+estimators page shows each one's cost and accepted ranges, ranks them for a
+request and reloads the models, and an estimator's page charts its shipped
+evaluation with the numbers the API serves.
 Screenshots go to $BUILD/screenshots/ for a person to look at."""
 import json
 import os
@@ -341,5 +344,175 @@ def test_console_streams(fresh_daemon, tmp_path, browser):
     assert not browser.find_elements(By.CSS_SELECTOR, "#streams tr[data-id='%s']" % sid)
     assert d.get("/v1/streams/" + sid, headers=auth).status == 404
     assert d.get("/v1/assimilations/" + api[0]["job"], headers=auth).status == 200
+    errors = console_errors(browser)
+    assert not errors, errors
+
+
+def fmt(x):
+    """The console's number format (app.js fmt) for the values compared here."""
+    if x is None:
+        return "–"
+    if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e5):
+        m, e = ("%.2e" % x).split("e")
+        return "%se%s%d" % (m, "-" if int(e) < 0 else "+", abs(int(e)))
+    return repr(float(round(x, 3))).rstrip("0").rstrip(".") if round(x, 3) != int(round(x, 3)) else str(int(round(x, 3)))
+
+
+def test_console_estimators_cost_evaluation_choice_and_reload(fresh_daemon, tmp_path, browser):
+    # shipped models with their evaluations (the composed score and the local score) and a
+    # tiny golden model, behind a token: the list shows the cost of one request as the
+    # evaluation measured it (with threads and settings) and the ranges a request may ask
+    # for; an estimator's page draws its evaluation (RMSE/CRPS bars next to the baselines,
+    # the calibration curve per estimator) from the API's numbers; the ranking form shows
+    # what GET /v1/estimators?operator=... ranks; the reload button reports what changed
+    root = pathlib.Path(__file__).resolve().parents[2]
+    golden = root / "tests" / "data" / "golden"
+    tokens = tmp_path / "tokens"
+    tokens.write_text("est-secret\n")
+    d = fresh_daemon(["--tokens-file", str(tokens), "--workers", "1"])
+    for stem in ("l96-sakov-w10-composed-score", "l96-sakov-n32-k3-local-score"):
+        shutil.copyfile(root / "models" / (stem + ".safetensors"), d.models / (stem + ".safetensors"))
+        shutil.copytree(root / "models" / "eval" / stem, d.models / "eval" / stem)
+    shutil.copyfile(golden / "tiny-composed-score.safetensors", d.models / "tiny.safetensors")
+    # trained for the identity operator only: a near miss for the ranking below
+    shutil.copyfile(root / "models" / "l96-sakov-w10-npe.safetensors", d.models / "l96-sakov-w10-npe.safetensors")
+    d.start()
+    auth = {"Authorization": "Bearer est-secret"}
+    api = {e["name"]: e for e in d.get("/v1/estimators", headers=auth).json()["items"]}
+    base = "http://127.0.0.1:%d" % d.port
+    wait = WebDriverWait(browser, 30)
+
+    browser.get(base + "/#/estimators")
+    answer_token(browser, "est-secret")
+    wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#estimators tr[data-name]")))
+    heads = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#estimators tr:first-child th")]
+    assert "cost per request" in heads, heads
+    col = heads.index("cost per request") + 1
+
+    def cost_cell(name):
+        return browser.find_element(By.CSS_SELECTOR, "#estimators tr[data-name='%s'] td:nth-child(%d)" % (name, col))
+
+    # the local score: one cost per setup, equal to its own results' seconds_per_request
+    local = api["l96-sakov-n32-k3-local-score"]
+    want = {s["setup"]: s["results"][local["name"]] for s in local["evaluation"]["setups"]}
+    shown = cost_cell(local["name"]).find_elements(By.CSS_SELECTOR, ".cost")
+    assert sorted(c.get_attribute("data-setup") for c in shown) == sorted(want)
+    for c in shown:
+        r = want[c.get_attribute("data-setup")]
+        assert float(c.get_attribute("data-seconds")) == pytest.approx(r["seconds_per_request"], rel=1e-12)
+        assert c.text.startswith(fmt(r["seconds_per_request"]) + " s")
+        assert "%d thread" % r["threads"] in c.text and json.dumps(r["params"], separators=(",", ":")) in c.text, c.text
+    # the composed model's evaluation predates the cost record: said, not invented
+    comp = api["l96-sakov-w10-composed-score"]
+    assert all(s["results"][comp["name"]]["seconds_per_request"] is None for s in comp["evaluation"]["setups"])
+    assert cost_cell(comp["name"]).text.startswith("not measured")
+    # the tuned LETKF was timed on 2 threads in those setups: the cell says so
+    letkf = [c.text for c in cost_cell("l96-sakov-letkf").find_elements(By.CSS_SELECTOR, ".cost")]
+    assert letkf and all("2 threads" in t and '"radius"' in t for t in letkf), letkf
+    assert cost_cell("tiny").text == "no evaluation"
+    # accepted ranges: the local score takes any state size and window in its ranges
+    row = browser.find_element(By.CSS_SELECTOR, "#estimators tr[data-name='%s']" % local["name"])
+    cells = [td.text for td in row.find_elements(By.TAG_NAME, "td")]
+    sr, wr = local["state_dim_range"], local["window_range"]
+    assert sr["min"] < sr["max"] and wr["min"] < wr["max"]
+    assert "N = %d–%d" % (sr["min"], sr["max"]) in cells[heads.index("state")]
+    assert cells[heads.index("window")].startswith("%d–%d" % (wr["min"], wr["max"]))
+    full_shot(browser, "09-estimators-cost")
+
+    # the composed model's page: two charts per shipped setup, drawing the API's numbers
+    browser.get(base + "/#/estimators/" + comp["name"])
+    setups = comp["evaluation"]["setups"]
+    wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, ".setup-charts .uplot")) == 2 * len(setups))
+    time.sleep(0.3)
+    drawn = browser.execute_script("""return window.sbida.charts.map((u) => ({kind: u.sbidaKind,
+        title: u.root.querySelector('.u-title').textContent, labels: u.series.map((s) => s.label), data: u.data}));""")
+    assert [c["kind"] for c in drawn] == ["metrics", "calibration"] * len(setups)
+    for k, s in enumerate(setups):
+        names = list(s["results"])
+        assert len(names) == 4 and comp["name"] in names and "l96-sakov-letkf" in names  # next to the baselines
+        bars, cal = drawn[2 * k], drawn[2 * k + 1]
+        assert bars["title"].startswith(s["setup"]) and cal["title"].startswith(s["setup"])
+        assert bars["labels"] == ["estimator", "RMSE", "CRPS"] and bars["data"][0] == list(range(4))
+        assert bars["data"][1] == pytest.approx([s["results"][n]["rmse"] for n in names], rel=1e-12)
+        assert bars["data"][2] == pytest.approx([s["results"][n]["crps"] for n in names], rel=1e-12)
+        # calibration: x the nominal levels, one curve per estimator, then the diagonal
+        levels = s["results"][comp["name"]]["coverage"]["levels"]
+        assert cal["labels"] == ["level"] + names + ["ideal (observed = nominal)"]
+        assert cal["data"][0] == pytest.approx(levels) and cal["data"][-1] == pytest.approx(levels)
+        for i, n in enumerate(names):
+            assert cal["data"][1 + i] == pytest.approx(s["results"][n]["coverage"]["observed"], rel=1e-12), n
+        # the composed model is calibrated here, the collapsed PF is not: the curves differ
+        pf = cal["data"][1 + names.index("l96-sakov-pf")]
+        mine = cal["data"][1 + names.index(comp["name"])]
+        assert max(abs(a - b) for a, b in zip(mine, levels)) < 0.1 < max(abs(a - b) for a, b in zip(pf, levels))
+    for kind in ("metrics", "calibration"):
+        assert canvas_ink(browser, "[data-kind=%s] .uplot canvas" % kind) > 0.01, kind
+    full_shot(browser, "10-estimator-evaluation")
+
+    # the ranking form: what the daemon ranks, in its order, with the evidence
+    browser.get(base + "/#/estimators")
+    wait.until(EC.presence_of_element_located((By.ID, "choose-form")))
+    browser.find_element(By.ID, "c-preset").send_keys("l96-sakov")
+    browser.find_element(By.ID, "c-operator").send_keys('{"type": "subsample", "stride": 2}')
+    browser.find_element(By.ID, "c-noise").send_keys("1.5")
+    browser.find_element(By.ID, "c-window").send_keys("10")
+    browser.find_element(By.ID, "choose-go").click()
+    wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#ranking tr[data-name]")))
+    import urllib.parse
+    q = urllib.parse.urlencode({"preset": "l96-sakov", "operator": '{"type":"subsample","stride":2}',
+                                "noise_std": "1.5", "window": "10"})
+    m = d.get("/v1/estimators?" + q, headers=auth).json()
+    rows = browser.find_elements(By.CSS_SELECTOR, "#ranking tr[data-name]")
+    assert [r.get_attribute("data-name") for r in rows] == [i["name"] for i in m["items"]]
+    ranked = [i for i in m["items"] if "rank" in i]
+    assert len(ranked) >= 4 and ranked[0]["name"] == comp["name"]
+    for r, i in zip(rows, m["items"]):
+        tds = [td.text for td in r.find_elements(By.TAG_NAME, "td")]
+        assert tds[0] == (str(i["rank"]) if "rank" in i else "–")
+        if i["evidence"]:
+            ev = i["evidence"]
+            assert tds[3].startswith(ev["setup"]) and tds[4:7] == [fmt(ev["crps"]), fmt(ev["rmse"]),
+                                                                   fmt(ev["coverage_max_abs_error"])], (tds, ev)
+            assert tds[8] == (fmt(ev["seconds_per_request"]) + " s" if ev["seconds_per_request"] else "not measured")
+    assert {"name": "l96-sakov-w10-npe", "reason": "trained for another operator"} in m["cannot_answer"]
+    refused = browser.find_element(By.ID, "cannot-answer").text
+    assert all(c["name"] + ": " + c["reason"] in refused for c in m["cannot_answer"])
+    # an operator that is not JSON is said, without a request
+    browser.find_element(By.ID, "c-operator").send_keys("{nope")
+    browser.find_element(By.ID, "choose-go").click()
+    wait.until(EC.text_to_be_present_in_element((By.ID, "choose-result"), "not JSON"))
+    browser.find_element(By.ID, "c-operator").clear()
+    browser.find_element(By.ID, "c-operator").send_keys('{"type": "subsample", "stride": 2}')
+    browser.find_element(By.ID, "choose-go").click()
+    wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#ranking tr[data-name]")))
+    browser.find_element(By.ID, "choose").screenshot(str(SHOTS / "11-choose.png"))
+
+    # reload: tiny replaced, the local score removed, tiny-npe added, a broken file failed
+    tmp = d.models / ".tiny.tmp"
+    shutil.copyfile(golden / "tiny-npe.safetensors", tmp)
+    os.replace(tmp, d.models / "tiny.safetensors")
+    (d.models / "l96-sakov-n32-k3-local-score.safetensors").unlink()
+    shutil.copyfile(golden / "tiny-npe.safetensors", d.models / "tiny-npe.safetensors")
+    (d.models / "broken.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}garbage")
+    browser.find_element(By.ID, "reload").click()
+    report = wait.until(EC.presence_of_element_located((By.ID, "reload-report")))
+    parts = {li.get_attribute("data-part"): li.text for li in report.find_elements(By.CSS_SELECTOR, "li[data-part]")}
+    assert parts["added"].startswith("added: 1") and "tiny-npe (npe" in parts["added"], parts
+    assert parts["replaced"].startswith("replaced: 1") and "tiny (tiny.safetensors)" in parts["replaced"], parts
+    assert parts["removed"].startswith("removed: 1") and "l96-sakov-n32-k3-local-score" in parts["removed"], parts
+    assert parts["failed"].startswith("failed: 1") and "broken.safetensors" in parts["failed"], parts
+    assert parts["unchanged"].startswith("unchanged: 2") and comp["name"] in parts["unchanged"], parts
+    # the list below is the registry after the reload
+    names = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#estimators td:first-child a")]
+    assert names == [e["name"] for e in d.get("/v1/estimators", headers=auth).json()["items"]]
+    assert "tiny-npe" in names and local["name"] not in names
+    # the ranking on the page is asked again: the removed model is gone from it
+    assert local["name"] in [i["name"] for i in m["items"]]
+    ranking = "return [...document.querySelectorAll('#ranking tr[data-name]')].map((r) => r.dataset.name)"
+    wait.until(lambda b: b.execute_script(ranking) and local["name"] not in b.execute_script(ranking))
+    m2 = d.get("/v1/estimators?" + q, headers=auth).json()
+    assert browser.execute_script(ranking) == [i["name"] for i in m2["items"]]
+    report.screenshot(str(SHOTS / "12-reload.png"))
+    full_shot(browser, "12-reload-page")
     errors = console_errors(browser)
     assert not errors, errors
