@@ -512,6 +512,10 @@ MUTANTS = [
          edits=[("core/eval/eval_cycle.c", "if ((rc = s->advance(s, fc, (size_t)S, 1, err))) goto done;",
                  "if ((rc = s->advance(s, fc, (size_t)S, 0, err))) goto done;")],
          tests=["unit:test_cycle"]),
+    dict(id="cycle-bg-stats-time", what="cycle --window-stats: the background scored against the truth one step early",
+         edits=[("core/eval/eval_cycle.c", "ens_stats(fc, (size_t)N, S, N, x + (size_t)(t - W + 1) * N,",
+                 "ens_stats(fc, (size_t)N, S, N, x + (size_t)(t - W) * N,")],
+         tests=["unit:test_cycle"]),
 ]
 
 # Survivors left on purpose: id -> why the mutant cannot change any observable.
