@@ -148,6 +148,7 @@ const params_spec score_net_params[] = {
     {"gamma", PARAM_NUM, 0, 1e6, 0},
     {"background_jitter", PARAM_NUM, 0, 100, 0},
     {"background_inflation", PARAM_NUM, 0.1, 10, 0},
+    {"background_gamma", PARAM_NUM, 0, 1e6, 1},
     {NULL, 0, 0, 0, 0},
 };
 
@@ -302,16 +303,18 @@ int score_net_background(const est_problem *p, const json_t *params, diff_backgr
     if (!(delta > 1e-12)) delta = 1e-12;
     for (int i = 0; i < N; i++) diag[i] = delta;
   }
-  *out = (diff_background){N, S, mean, S ? anom : NULL, diag};
+  *out = (diff_background){N, S, mean, S ? anom : NULL, diag, params_num(params, "background_gamma", 0.0)};
   *buf = m;
   return SB_OK;
 }
 
 json_t *score_net_background_json(const diff_background *b, const json_t *params) {
   if (!b->dim) return NULL;
-  return json_pack("{s:i, s:f, s:f}", "members", b->n_members, "inflation",
-                   params_num(params, "background_inflation", 1.0), "jitter",
-                   b->n_members ? params_num(params, "background_jitter", SCORE_NET_BG_JITTER) : 0.0);
+  json_t *j = json_pack("{s:i, s:f, s:f}", "members", b->n_members, "inflation",
+                        params_num(params, "background_inflation", 1.0), "jitter",
+                        b->n_members ? params_num(params, "background_jitter", SCORE_NET_BG_JITTER) : 0.0);
+  if (j && b->gamma > 0) json_object_set_new(j, "gamma", json_real(b->gamma));
+  return j;
 }
 
 // ----------------------------------------------------------------------------
