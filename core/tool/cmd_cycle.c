@@ -34,7 +34,7 @@ static void cycle_usage(FILE *f) {
           "  --samples S         samples (ensemble members) per analysis, >= 2 (default 64)\n"
           "  --seed N            seed of the truth, the observations and the estimator (default 1)\n"
           "  --params JSON       estimator parameters, e.g. '{\"inflation\":1.02}', or for score models\n"
-          "                      '{\"sampler\":\"dpm2m\",\"steps\":16,\"gamma\":0.1,\"background_jitter\":0.05}'\n"
+          "                      '{\"sampler\":\"pc\",\"steps\":64,\"gamma\":0.1}' (docs/cycling.md)\n"
           "  --threads T         worker threads inside each analysis, 1..256 (default 1)\n"
           "  --no-background     every window from climatology (the comparison without cycling)\n"
           "  --jsonl FILE        one JSON line per cycle (cycle, t, background, rmse, spread, crps, seconds)\n"

@@ -308,6 +308,10 @@ int score_net_background(const est_problem *p, const json_t *params, diff_backgr
   return SB_OK;
 }
 
+void score_net_background_gamma(diff_background *out, double gamma) {
+  if (out->dim && !(out->gamma > 0)) out->gamma = gamma > SCORE_NET_BG_GAMMA_MIN ? gamma : SCORE_NET_BG_GAMMA_MIN;
+}
+
 json_t *score_net_background_json(const diff_background *b, const json_t *params) {
   if (!b->dim) return NULL;
   json_t *j = json_pack("{s:i, s:f, s:f}", "members", b->n_members, "inflation",
@@ -353,6 +357,7 @@ int score_net_sample(const model *sm, const est_problem *p, const est_options *o
     for (int w = 0; w < W; w++)
       for (int n = 0; n < N; n++) gmean[w * N + n] = sm->mean[n], gscale[w * N + n] = sm->std[n];
     if ((rc = score_net_background(p, o->params, &bg, &bbuf, err))) goto done;
+    score_net_background_gamma(&bg, gamma);
     g = (diff_guidance){p->op, W, p->y, p->noise->std, gmean, gscale, gamma, bg.dim ? &bg : NULL};
     gp = &g;
   }
