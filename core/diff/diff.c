@@ -146,9 +146,10 @@ static int background_prepare(const diff_guidance *g, double ratio2, int B, diff
     *bscr = NULL;
     return sb_fail(err, SB_ENOMEM, "out of memory for the background of %d samples", B);
   }
+  const double gamma = bg->gamma > 0 ? bg->gamma : g->gamma;
   for (int i = 0; i < ns; i++) {
     double s = g->scale ? g->scale[i] : 1.0;
-    extra[i] = g->gamma * ratio2 * s * s;
+    extra[i] = gamma * ratio2 * s * s;
   }
   int rc = diff_bg_inv_init(inv, bg, extra, err);
   free(extra);

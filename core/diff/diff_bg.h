@@ -23,6 +23,7 @@ typedef struct diff_background {
   const double *mean;    /* [dim] m_b */
   const double *anom;    /* [n_members][dim] (x_j - m_b) / sqrt(S_b - 1), or NULL */
   const double *diag;    /* [dim] d > 0 */
+  double gamma;          /* Tweedie factor of this term's gamma (sigma/mu)^2 S^2; 0: the guidance's gamma */
 } diff_background;
 
 /* C^{-1} of one noise level, ready to apply: dinv [dim] = 1 / (d + extra),

@@ -30,6 +30,26 @@ static int make_truth(const sim *s, const obs_op *op, const obs_noise *nz, int T
   return SB_OK;
 }
 
+/* RMSE of the mean of n values against truth and RMS of their std, over S
+ * samples stride apart (sample s's values at base + s * stride). */
+static void ens_stats(const double *base, size_t stride, int S, int n, const double *truth, double *rmse,
+                      double *spread) {
+  double se = 0.0, var = 0.0;
+  for (int i = 0; i < n; i++) {
+    double m = 0.0, v = 0.0;
+    for (int s = 0; s < S; s++) m += base[(size_t)s * stride + i];
+    m /= S;
+    for (int s = 0; s < S; s++) {
+      double d = base[(size_t)s * stride + i] - m;
+      v += d * d;
+    }
+    se += (m - truth[i]) * (m - truth[i]);
+    var += S > 1 ? v / (S - 1) : 0.0;
+  }
+  *rmse = sqrt(se / n);
+  *spread = sqrt(var / n);
+}
+
 int eval_cycle_run(estimator *e, const obs_op *op, const obs_noise *nz, const eval_cycle_config *c,
                    eval_cycle_summary *out, sb_error *err) {
   memset(out, 0, sizeof *out);
@@ -40,15 +60,18 @@ int eval_cycle_run(estimator *e, const obs_op *op, const obs_noise *nz, const ev
   if (!c->no_background && !e->accepts_background)
     return sb_fail(err, SB_EINVAL, "estimator %s (%s) cannot use a background, so it cannot cycle; the kinds that "
                    "can are etkf, letkf, composed-score and local-score", e->name, e->kind);
+  if (c->window_stats && !e->has_window)
+    return sb_fail(err, SB_EINVAL, "cycle: estimator %s (%s) returns no window samples, so it has no window statistics",
+                   e->name, e->kind);
   const int T = c->cycles + W - 1;
   if ((long)T - 1 > s->t_max)
     return sb_fail(err, SB_ERANGE, "cycle: %d cycles of window %d reach time index %d, beyond %s's %ld", c->cycles,
                    W, T - 1, s->preset, s->t_max);
   double *x = malloc(sizeof(double) * (size_t)T * N), *y = malloc(sizeof(double) * (size_t)T * no);
   double *ring = malloc(sizeof(double) * (size_t)W * S * N), *fc = malloc(sizeof(double) * (size_t)S * N);
-  double *work = malloc(sizeof(double) * (size_t)S);
+  double *work = malloc(sizeof(double) * (size_t)S), *wst = malloc(sizeof(double) * 2 * (size_t)W);
   int rc = SB_OK;
-  if (!x || !y || !ring || !fc || !work) {
+  if (!x || !y || !ring || !fc || !work || !wst) {
     rc = sb_fail(err, SB_ENOMEM, "cycle: out of memory for %d steps of %d values and %d samples", T, N, S);
     goto done;
   }
@@ -69,7 +92,7 @@ int eval_cycle_run(estimator *e, const obs_op *op, const obs_noise *nz, const ev
     }
     est_problem p = {s, op, nz, W, t, y + (size_t)(t - W + 1) * no, use_bg ? &bg : NULL};
     est_options o = {.n_samples = S, .seed = c->seed * 1000003u + (uint64_t)cy, .threads = c->threads,
-                     .cancel = c->cancel, .params = c->params};
+                     .cancel = c->cancel, .params = c->params, .want_window = c->window_stats};
     est_result r;
     double t0 = mono();
     if ((rc = est_sample(e, &p, &o, &r, err))) goto done;
@@ -77,6 +100,15 @@ int eval_cycle_run(estimator *e, const obs_op *op, const obs_noise *nz, const ev
     t_all += dt;
     eval_case_stats st;
     eval_score_case(r.samples, S, N, x + (size_t)t * N, &st, NULL, NULL, NULL, work);
+    eval_cycle_step step = {cy, t, use_bg, st.rmse, st.spread, st.crps, dt, NULL, NULL, NAN, NAN};
+    if (c->window_stats) {
+      for (int w = 0; w < W; w++)
+        ens_stats(r.window_samples + (size_t)w * N, (size_t)W * N, S, N, x + (size_t)(t - W + 1 + w) * N, wst + w,
+                  wst + W + w);
+      step.window_rmse = wst, step.window_spread = wst + W;
+      if (use_bg)
+        ens_stats(fc, (size_t)N, S, N, x + (size_t)(t - W + 1) * N, &step.background_rmse, &step.background_spread);
+    }
     memcpy(ring + (size_t)(cy % W) * S * N, r.samples, sizeof(double) * (size_t)S * N);
     est_result_free(&r);
     if (cy >= c->spinup) {
@@ -84,7 +116,6 @@ int eval_cycle_run(estimator *e, const obs_op *op, const obs_noise *nz, const ev
       out->counted++;
       if (st.rmse > out->rmse_max) out->rmse_max = st.rmse;
     }
-    eval_cycle_step step = {cy, t, use_bg, st.rmse, st.spread, st.crps, dt};
     if (c->on_cycle) c->on_cycle(c->ctx, &step);
   }
   out->cycles = c->cycles;
@@ -99,6 +130,7 @@ done:
   free(ring);
   free(fc);
   free(work);
+  free(wst);
   return rc;
 }
 

@@ -24,6 +24,13 @@ typedef struct eval_cycle_step {
   int background;           /* 1: the window started from a background */
   double rmse, spread, crps; /* of the S samples of x_t against the truth (eval_score_case) */
   double seconds;           /* the estimator's call */
+  /* with window_stats: per window position w = 0..W-1 (state x_{t-W+1+w})
+   * the RMSE of the sample mean against the truth and the RMS of the sample
+   * std, as for x_t (the last position is x_t's); NULL otherwise */
+  const double *window_rmse, *window_spread;
+  /* with window_stats and a background: the same of the background's
+   * members at x_{t-W+1} (the forecast before the analysis); NAN otherwise */
+  double background_rmse, background_spread;
 } eval_cycle_step;
 
 typedef struct eval_cycle_config {
@@ -34,6 +41,8 @@ typedef struct eval_cycle_config {
   const sb_cancel *cancel;  /* may be NULL */
   void (*on_cycle)(void *ctx, const eval_cycle_step *s); /* may be NULL */
   void *ctx;
+  int window_stats;         /* 1: fill the step's window and background statistics (the estimator
+                               must return window samples: est.h has_window) */
 } eval_cycle_config;
 
 /* Means over the cycles after spin-up (cycle >= spinup). */

@@ -34,10 +34,13 @@ static void cycle_usage(FILE *f) {
           "  --samples S         samples (ensemble members) per analysis, >= 2 (default 64)\n"
           "  --seed N            seed of the truth, the observations and the estimator (default 1)\n"
           "  --params JSON       estimator parameters, e.g. '{\"inflation\":1.02}', or for score models\n"
-          "                      '{\"sampler\":\"dpm2m\",\"steps\":16,\"gamma\":0.1,\"background_jitter\":0.05}'\n"
+          "                      '{\"sampler\":\"pc\",\"steps\":64,\"gamma\":0.1}' (docs/cycling.md)\n"
           "  --threads T         worker threads inside each analysis, 1..256 (default 1)\n"
           "  --no-background     every window from climatology (the comparison without cycling)\n"
           "  --jsonl FILE        one JSON line per cycle (cycle, t, background, rmse, spread, crps, seconds)\n"
+          "  --window-stats      add to each --jsonl line window_rmse and window_spread (per window\n"
+          "                      position, oldest first) and background_rmse, background_spread (the\n"
+          "                      background's members at the window's first state; null without one)\n"
           "  --json FILE         write the summary JSON there instead of stdout\n"
           "  --quiet             no progress line on a terminal\n"
           "  --help              this text\n");
@@ -51,18 +54,31 @@ static int bad(const char *msg, const char *val) {
 
 typedef struct cycle_out {
   FILE *jsonl;
-  int progress, cycles;
+  int progress, cycles, window;
   double rmse_sum;
   int n;
 } cycle_out;
 
 static void on_cycle(void *ctx, const eval_cycle_step *s) {
   cycle_out *o = ctx;
-  if (o->jsonl)
+  if (o->jsonl) {
     fprintf(o->jsonl, "{\"cycle\":%d,\"t\":%ld,\"background\":%s,\"rmse\":%.6g,\"spread\":%.6g,\"crps\":%.6g,"
-            "\"seconds\":%.6g}\n", s->cycle, s->t, s->background ? "true" : "false", s->rmse, s->spread, s->crps,
+            "\"seconds\":%.6g", s->cycle, s->t, s->background ? "true" : "false", s->rmse, s->spread, s->crps,
             s->seconds);
-  if (o->jsonl) fflush(o->jsonl);
+    if (s->window_rmse) {
+      fputs(",\"window_rmse\":[", o->jsonl);
+      for (int w = 0; w < o->window; w++) fprintf(o->jsonl, "%s%.6g", w ? "," : "", s->window_rmse[w]);
+      fputs("],\"window_spread\":[", o->jsonl);
+      for (int w = 0; w < o->window; w++) fprintf(o->jsonl, "%s%.6g", w ? "," : "", s->window_spread[w]);
+      if (s->background)
+        fprintf(o->jsonl, "],\"background_rmse\":%.6g,\"background_spread\":%.6g", s->background_rmse,
+                s->background_spread);
+      else
+        fputs("],\"background_rmse\":null,\"background_spread\":null", o->jsonl);
+    }
+    fputs("}\n", o->jsonl);
+    fflush(o->jsonl);
+  }
   o->rmse_sum += s->rmse, o->n++;
   if (o->progress && (s->cycle % 10 == 9 || s->cycle + 1 == o->cycles)) {
     fprintf(stderr, "\rcycle %d/%d  rmse %.3f (running mean %.3f)   ", s->cycle + 1, o->cycles, s->rmse,
@@ -94,7 +110,7 @@ int cmd_cycle(int argc, char **argv) {
   const char *jsonl_path = NULL, *json_path = NULL;
   long N = 0, window = 1, cycles = 1000, spinup = 100, samples = 64, threads = 1, seed = 1;
   double noise = 1.0;
-  int quiet = 0, window_given = 0, no_bg = 0;
+  int quiet = 0, window_given = 0, no_bg = 0, window_stats = 0;
   const cli_flag flags[] = {
       {"estimator", CLI_STR, &spec, 0, 0, NULL},       {"preset", CLI_STR, &preset, 0, 0, NULL},
       {"operator", CLI_STR, &op_text, 0, 0, NULL},     {"params", CLI_STR, &params_text, 0, 0, NULL},
@@ -104,6 +120,7 @@ int cmd_cycle(int argc, char **argv) {
       {"samples", CLI_LONG, &samples, 2, 100000, NULL}, {"threads", CLI_LONG, &threads, 1, 256, NULL},
       {"seed", CLI_LONG, &seed, 0, 9e18, NULL},        {"noise-std", CLI_DOUBLE, &noise, 0, 1e300, NULL},
       {"no-background", CLI_BOOL, &no_bg, 0, 0, NULL}, {"quiet", CLI_BOOL, &quiet, 0, 0, NULL},
+      {"window-stats", CLI_BOOL, &window_stats, 0, 0, NULL},
       {NULL, 0, NULL, 0, 0, NULL}};
   int first, rc0 = cli_parse(argc, argv, "sbida cycle", flags, cycle_usage, 0, &first);
   if (rc0) return rc0 < 0 ? 0 : rc0;
@@ -157,9 +174,13 @@ int cmd_cycle(int argc, char **argv) {
     fprintf(stderr, "sbida cycle: cannot write %s: %s\n", jsonl_path, strerror(errno));
     goto done;
   }
-  cycle_out co = {jl, !quiet && isatty(2), (int)cycles, 0, 0};
+  if (window_stats && !jl) {
+    status = bad("--window-stats needs --jsonl (the statistics are per cycle)", NULL);
+    goto done;
+  }
+  cycle_out co = {jl, !quiet && isatty(2), (int)cycles, (int)window, 0, 0};
   eval_cycle_config cfg = {(int)window, (int)cycles, (int)spinup, (int)samples, (int)threads, (uint64_t)seed,
-                           params, no_bg, NULL, on_cycle, &co};
+                           params, no_bg, NULL, on_cycle, &co, window_stats};
   eval_cycle_summary sum;
   if ((rc = eval_cycle_run(e, op, &nz, &cfg, &sum, &err))) {
     fprintf(stderr, "sbida cycle: %s\n", err.msg);

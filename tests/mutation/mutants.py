@@ -576,6 +576,19 @@ MUTANTS = [
          "longer than its levels is served as if whole",
          edits=[("server/reg_eval.c", "!n || json_array_size(observed) != n) return NULL;", "!n) return NULL;")],
          tests=["py:tests/py/test_api_models.py::test_model_evaluation_is_served"]),
+    dict(id="bg-own-gamma-ignored", what="background_gamma: the background's Tweedie term uses the guidance's gamma",
+         edits=[("core/diff/diff.c", "const double gamma = bg->gamma > 0 ? bg->gamma : g->gamma;",
+                 "const double gamma = g->gamma;")],
+         tests=["unit:test_diff_bg"]),
+    dict(id="bg-gamma-no-floor", what="background_gamma's default: the guidance's gamma without the 0.1 floor",
+         edits=[("core/kinds/score/score_net.c",
+                 "out->gamma = gamma > SCORE_NET_BG_GAMMA_MIN ? gamma : SCORE_NET_BG_GAMMA_MIN;",
+                 "out->gamma = gamma;")],
+         tests=["unit:test_score"]),
+    dict(id="cycle-bg-stats-time", what="cycle --window-stats: the background scored against the truth one step early",
+         edits=[("core/eval/eval_cycle.c", "ens_stats(fc, (size_t)N, S, N, x + (size_t)(t - W + 1) * N,",
+                 "ens_stats(fc, (size_t)N, S, N, x + (size_t)(t - W) * N,")],
+         tests=["unit:test_cycle"]),
 ]
 
 # Survivors left on purpose: id -> why the mutant cannot change any observable.

@@ -53,3 +53,24 @@ def test_usage_errors():
     assert r.returncode == 2 and "unknown estimator" in r.stderr
     r = run("--estimator", "etkf", "--cycles", "3", "--spinup", "0", "--params", '{"inflation":0.5}')
     assert r.returncode == 2 and "inflation" in r.stderr
+
+
+def test_window_stats(tmp_path):
+    """--window-stats: per window position (oldest first) and the background's, in the
+    JSON lines; the last position is x_t, the cycle's own rmse."""
+    jl = tmp_path / "w.jsonl"
+    r = run("--estimator", "l96-sakov-etkf", "--window", "3", "--samples", "40", "--cycles", "40", "--spinup", "10",
+            "--seed", "3", "--quiet", "--params", '{"inflation":1.01}', "--jsonl", str(jl), "--window-stats")
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(x) for x in jl.read_text().splitlines()]
+    assert len(lines) == 40
+    for x in lines:
+        assert len(x["window_rmse"]) == 3 and len(x["window_spread"]) == 3
+        assert abs(x["window_rmse"][2] - x["rmse"]) < 1e-5 * max(1.0, x["rmse"])
+        assert (x["background_rmse"] is None) == (not x["background"])
+    assert [x["background"] for x in lines[:4]] == [False, False, False, True]
+    late = lines[10:]
+    bg = sum(x["background_rmse"] for x in late) / len(late)
+    assert 0.1 < bg < 0.4, bg
+    r = run("--estimator", "etkf", "--cycles", "5", "--spinup", "1", "--window-stats")
+    assert r.returncode == 2 and "--jsonl" in r.stderr

@@ -120,7 +120,7 @@ static void test_woodbury_equals_dense(void **state) {
   for (int i = 0; i < NM * N; i++) U[i] = rng_normal(&g);
   for (int i = 0; i < N; i++) d[i] = 0.2 + 0.1 * i, m[i] = rng_normal(&g), x[i] = rng_normal(&g), extra[i] = 0.05 * i;
   for (int form = 0; form < 2; form++) {
-    diff_background b = {N, form ? 0 : NM, m, form ? NULL : U, d};
+    diff_background b = {N, form ? 0 : NM, m, form ? NULL : U, d, 0};
     diff_bg_inv v;
     sb_error err;
     assert_int_equal(diff_bg_inv_init(&v, &b, extra, &err), 0);
@@ -172,7 +172,9 @@ static double guided_logpost(const double *x, double tau, double gamma, const di
     }
   if (!b) return ll;
   double extra[NS], C[NS * NS], r[NS];
-  for (int i = 0; i < NS; i++) extra[i] = r2 * S[i] * S[i], r[i] = b->mean[i] - xp[i];
+  /* the background's own Tweedie factor when it has one (background_gamma) */
+  const double rb = b->gamma > 0 ? b->gamma * (sg / mu) * (sg / mu) : r2;
+  for (int i = 0; i < NS; i++) extra[i] = rb * S[i] * S[i], r[i] = b->mean[i] - xp[i];
   dense_cov(b, extra, C);
   spd_inverse(C, NS);
   for (int i = 0; i < NS; i++)
@@ -184,14 +186,16 @@ static double guided_logpost(const double *x, double tau, double gamma, const di
  * differences (step 1e-5 in double): tolerance 2e-5 (1 + |eps|) as in
  * test_diff.c (float outputs). The background must move eps by > 0.05
  * (checked against the same call without it), so dropping the term, its
- * scale S (standardized chain rule) or the gamma part of C fails. */
+ * scale S (standardized chain rule) or the gamma part of C fails; the third
+ * form has its own gamma (background_gamma), so using the guidance's there fails. */
 static void test_background_eps_by_hand(void **state) {
   (void)state;
   obs_op *op;
   sb_error err;
   assert_int_equal(obs_from_string(&op, "{\"type\":\"dense\",\"matrix\":[[1,0.5,0],[0,-1,2]]}", 1, 1, NS, &err), 0);
-  diff_background forms[2] = {{NS, 2, bm, bU, bd_ens}, {NS, 0, bm, NULL, bd_diag}};
-  for (int f = 0; f < 2; f++)
+  /* the third: the ensemble with its own gamma (1, against the guidance's 0.5) */
+  diff_background forms[3] = {{NS, 2, bm, bU, bd_ens, 0}, {NS, 0, bm, NULL, bd_diag, 0}, {NS, 2, bm, bU, bd_ens, 1.0}};
+  for (int f = 0; f < 3; f++)
     for (int ti = 0; ti < 2; ti++) {
       double gamma = 0.5, tau = ti ? 0.2 : 0.6;
       diff_guidance g = {op, NB, gy, gnoise, M, S, gamma, &forms[f]}, g0 = g;
@@ -218,7 +222,7 @@ static void test_background_eps_by_hand(void **state) {
         }
       }
       print_message("background eps (%s, tau %.1f): max scaled error %.2g; the background moves eps by up to %.2f\n",
-                    f ? "diagonal" : "ensemble", tau, worst, moved);
+                    f == 1 ? "diagonal" : f ? "ensemble, own gamma 1" : "ensemble", tau, worst, moved);
       assert_true(worst < 2e-5);
       assert_true(moved > 0.05);
       free(scratch);
@@ -286,7 +290,7 @@ static void test_background_posterior(void **state) {
   obs_op *op;
   sb_error err;
   assert_int_equal(obs_from_string(&op, "{\"type\":\"dense\",\"matrix\":[[1,0.5,0],[0,-1,2]]}", 1, 1, NS, &err), 0);
-  diff_background forms[2] = {{NS, 2, bm, bU, bd_ens}, {NS, 0, bm, NULL, bd_diag}};
+  diff_background forms[2] = {{NS, 2, bm, bU, bd_ens, 0}, {NS, 0, bm, NULL, bd_diag, 0}};
   const int B = 3000;
   float *x = malloc(sizeof(float) * B * D);
   diff_sampler_config c;
@@ -332,7 +336,7 @@ static void test_background_bad_size(void **state) {
   obs_op *op;
   sb_error err;
   assert_int_equal(obs_from_string(&op, "{\"type\":\"dense\",\"matrix\":[[1,0.5,0],[0,-1,2]]}", 1, 1, NS, &err), 0);
-  diff_background b = {NS + 1, 0, bm, NULL, bd_diag};
+  diff_background b = {NS + 1, 0, bm, NULL, bd_diag, 0};
   diff_guidance g = {op, NB, gy, gnoise, M, S, 1e-2, &b};
   diff_sampler_config c;
   diff_sampler_defaults(&c);

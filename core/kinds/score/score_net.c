@@ -149,6 +149,7 @@ const params_spec score_net_params[] = {
     {"gamma", PARAM_NUM, 0, 1e6, 0},
     {"background_jitter", PARAM_NUM, 0, 100, 0},
     {"background_inflation", PARAM_NUM, 0.1, 10, 0},
+    {"background_gamma", PARAM_NUM, 0, 1e6, 1},
     {NULL, 0, 0, 0, 0},
 };
 
@@ -316,16 +317,22 @@ int score_net_background(const est_problem *p, const json_t *params, diff_backgr
     if (!(delta > 1e-12)) delta = 1e-12;
     for (int i = 0; i < N; i++) diag[i] = delta;
   }
-  *out = (diff_background){N, S, mean, S ? anom : NULL, diag};
+  *out = (diff_background){N, S, mean, S ? anom : NULL, diag, params_num(params, "background_gamma", 0.0)};
   *buf = m;
   return SB_OK;
 }
 
+void score_net_background_gamma(diff_background *out, double gamma) {
+  if (out->dim && !(out->gamma > 0)) out->gamma = gamma > SCORE_NET_BG_GAMMA_MIN ? gamma : SCORE_NET_BG_GAMMA_MIN;
+}
+
 json_t *score_net_background_json(const diff_background *b, const json_t *params) {
   if (!b->dim) return NULL;
-  return json_pack("{s:i, s:f, s:f}", "members", b->n_members, "inflation",
-                   params_num(params, "background_inflation", 1.0), "jitter",
-                   b->n_members ? params_num(params, "background_jitter", SCORE_NET_BG_JITTER) : 0.0);
+  json_t *j = json_pack("{s:i, s:f, s:f}", "members", b->n_members, "inflation",
+                        params_num(params, "background_inflation", 1.0), "jitter",
+                        b->n_members ? params_num(params, "background_jitter", SCORE_NET_BG_JITTER) : 0.0);
+  if (j && b->gamma > 0) json_object_set_new(j, "gamma", json_real(b->gamma));
+  return j;
 }
 
 // ----------------------------------------------------------------------------
@@ -364,6 +371,7 @@ int score_net_sample(const model *sm, const est_problem *p, const est_options *o
     for (int w = 0; w < W; w++)
       for (int n = 0; n < N; n++) gmean[w * N + n] = sm->mean[n], gscale[w * N + n] = sm->std[n];
     if ((rc = score_net_background(p, o->params, &bg, &bbuf, err))) goto done;
+    score_net_background_gamma(&bg, gamma);
     g = (diff_guidance){p->op, W, p->y, p->noise->std, gmean, gscale, gamma, bg.dim ? &bg : NULL};
     gp = &g;
   }

@@ -47,6 +47,15 @@ int score_net_meta_from_json(model *m, const json_t *section, sb_error *err);
  * when S_b <= N and the few members do not pin x_1 to their subspace.
  * *buf (free it) holds the arrays; out->dim = 0 when p has no background. */
 #define SCORE_NET_BG_JITTER 0.05
+/* The background term's gamma when the request gives no background_gamma:
+ * the guidance's gamma, but at least this. The guided x_hat of the first
+ * state moves by up to 1/gamma times its residual to the background, so a
+ * background much tighter than the prior overshoots at SDA's 1e-2: in
+ * docs/cycling.md's cycle pc 64 at gamma 0.01 diverged (RMSE 3.5 in the first
+ * cycles with a background), with the background's gamma 0.1 it did not. */
+#define SCORE_NET_BG_GAMMA_MIN 0.1
+/* out->gamma when the request gave none (0): max(gamma, SCORE_NET_BG_GAMMA_MIN). */
+void score_net_background_gamma(diff_background *out, double gamma);
 int score_net_background(const est_problem *p, const json_t *params, diff_background *out, double **buf,
                          sb_error *err);
 /* The background part of a result's diagnostics ("background": {...}), or
