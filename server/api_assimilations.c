@@ -95,14 +95,21 @@ int api_job_done(http_req *q, const char *id) {
 }
 
 /* ?wait=S: seconds to long-poll, capped at API_MAX_WAIT (a client asking
- * for more gets the longest wait, not an error); -1 when not a number >= 0. */
-double api_wait_param(http_req *q) {
+ * for more gets the longest wait, not an error). 0 with *wait set; -1 when it
+ * is not a number >= 0, after replying with the problem (*reply). */
+int api_wait_param(http_req *q, double *wait, enum MHD_Result *reply) {
   const char *w = http_query(q, "wait");
+  *wait = 0;
   if (!w) return 0;
   char *end;
   double v = strtod(w, &end);
-  if (end == w || *end || !(v >= 0)) return -1;
-  return v > API_MAX_WAIT ? API_MAX_WAIT : v;
+  if (end == w || *end || !(v >= 0)) {
+    *reply = http_reply_problem(q, problem_new(PROB_BAD_REQUEST, 0, "wait must be a number of seconds >= 0 (above "
+                                               "%g it is capped at %g)", API_MAX_WAIT, API_MAX_WAIT), NULL, NULL);
+    return -1;
+  }
+  *wait = v > API_MAX_WAIT ? API_MAX_WAIT : v;
+  return 0;
 }
 
 static uint64_t api_fnv1a(const char *s) {
@@ -119,10 +126,9 @@ int api_check_background(app *a, job_spec *spec, const job_limits *lim, json_t *
 enum MHD_Result api_assim_create(http_req *q) {
   app *a = q->app;
   if (q->started) return api_reply_job(q, q->wait_id, 202); /* resumed after ?wait */
-  double wait = api_wait_param(q);
-  if (wait < 0)
-    return http_reply_problem(q, problem_new(PROB_BAD_REQUEST, 0, "wait must be a number of seconds >= 0 (above "
-                                             "%g it is capped at %g)", API_MAX_WAIT, API_MAX_WAIT), NULL, NULL);
+  double wait;
+  enum MHD_Result wait_reply;
+  if (api_wait_param(q, &wait, &wait_reply)) return wait_reply;
   const char *key = http_header(q, "Idempotency-Key");
   if (key) {
     size_t n = strlen(key);
@@ -219,10 +225,9 @@ enum MHD_Result api_assim_create(http_req *q) {
 
 enum MHD_Result api_assim_get(http_req *q) {
   if (q->started) return api_reply_job(q, q->param, 200);
-  double wait = api_wait_param(q);
-  if (wait < 0)
-    return http_reply_problem(q, problem_new(PROB_BAD_REQUEST, 0, "wait must be a number of seconds >= 0 (above "
-                                             "%g it is capped at %g)", API_MAX_WAIT, API_MAX_WAIT), NULL, NULL);
+  double wait;
+  enum MHD_Result wait_reply;
+  if (api_wait_param(q, &wait, &wait_reply)) return wait_reply;
   if (wait > 0 && !http_wait_suspend(q, q->param, clock_mono_s() + wait, api_job_done)) return MHD_YES;
   return api_reply_job(q, q->param, 200);
 }

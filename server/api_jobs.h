@@ -17,8 +17,9 @@ enum MHD_Result api_store_problem(http_req *q, int rc, const sb_error *err);
 enum MHD_Result api_reply_job(http_req *q, const char *id, int pending_status);
 /* 1 when job id is finished (or gone): the is_done of http_wait_suspend. */
 int api_job_done(http_req *q, const char *id);
-/* ?wait=SECONDS: 0 when absent, -1 when invalid. */
-double api_wait_param(http_req *q);
+/* ?wait=SECONDS (capped at API_MAX_WAIT) into *wait, 0 when absent; -1
+ * when invalid, after replying with the problem+json in *reply. */
+int api_wait_param(http_req *q, double *wait, enum MHD_Result *reply);
 /* A parsed request's from_job background against the store, then the
  * limits again with its size known. 0, or nonzero with *problem. */
 int api_check_background(app *a, job_spec *spec, const job_limits *lim, json_t **problem);

@@ -512,10 +512,9 @@ static int api_cycle_try(http_req *q, double wait, long t, const char *row, cons
 
 enum MHD_Result api_cycle_create(http_req *q) {
   if (q->started) return api_reply_job(q, q->wait_id, 202); /* resumed after ?wait */
-  double wait = api_wait_param(q);
-  if (wait < 0)
-    return http_reply_problem(q, problem_new(PROB_BAD_REQUEST, 0, "wait must be a number of seconds from 0 to %g",
-                                             API_MAX_WAIT), NULL, NULL);
+  double wait;
+  enum MHD_Result wait_reply;
+  if (api_wait_param(q, &wait, &wait_reply)) return wait_reply;
   enum MHD_Result reply;
   json_t *body = api_body(q, &reply);
   if (!body) return reply;
@@ -553,10 +552,9 @@ enum MHD_Result api_cycle_create(http_req *q) {
 enum MHD_Result api_forecast_create(http_req *q) {
   app *a = q->app;
   if (q->started) return api_reply_job(q, q->wait_id, 202);
-  double wait = api_wait_param(q);
-  if (wait < 0)
-    return http_reply_problem(q, problem_new(PROB_BAD_REQUEST, 0, "wait must be a number of seconds from 0 to %g",
-                                             API_MAX_WAIT), NULL, NULL);
+  double wait;
+  enum MHD_Result wait_reply;
+  if (api_wait_param(q, &wait, &wait_reply)) return wait_reply;
   enum MHD_Result reply;
   json_t *body = api_body(q, &reply);
   if (!body) return reply;

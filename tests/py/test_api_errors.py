@@ -123,7 +123,9 @@ def test_media_type_method_path(daemon):
     r = daemon.post("/v1/assimilations?wait=inf", small_request())  # capped at 60, not refused
     assert r.status in (200, 202), r.data
     r = daemon.post("/v1/assimilations?wait=abc", small_request())
-    assert r.status == 400
+    assert r.status == 400 and "wait must be" in r.json()["detail"]
+    r = daemon.get("/v1/assimilations/%s?wait=x" % ("f" * 32))
+    assert r.status == 400 and "wait must be" in r.json()["detail"]
     r = daemon.post("/v1/assimilations", small_request(), headers={"Idempotency-Key": "a b"})
     assert r.status == 400
     assert daemon.get("/v1/health/live").status == 200

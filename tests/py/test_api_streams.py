@@ -153,6 +153,11 @@ def test_forecast_errors(daemon):
     problem(daemon.post("/v1/forecasts", {"job": a["id"], "steps": 10 ** 6}), 422, "steps")
     problem(daemon.post("/v1/forecasts", {"job": a["id"], "steps": 1, "horizon": 2}), 422, "horizon")
     problem(daemon.post("/v1/forecasts", {"job": a["id"], "steps": 1, "return": {"window": True}}), 422, "window")
+    # ?wait is parsed the same way on every route that long-polls
+    problem(daemon.post("/v1/forecasts?wait=abc", {"job": a["id"], "steps": 1}), 400, "wait must be", "capped")
+    s = make_stream(daemon)
+    problem(daemon.post("/v1/streams/%s/cycles?wait=-1" % s["id"], {"time_index": 0, "observations": [[0.0] * 40]}),
+            400, "wait must be", "capped")
 
 
 # ---- streams
