@@ -264,9 +264,14 @@ int job_spec_parse(job_spec *s, const json_t *body, registry *reg, const job_lim
                                         "(oldest first), each null or an array of %d numbers or nulls, or a list of "
                                         "such windows (all of one length)", n_obs));
   s->window = (int)json_array_size(j);
-  if (e->window > 0 && s->window != e->window)
+  int wlo, whi;
+  est_window_range(e, &wlo, &whi);
+  if (wlo == whi && s->window != wlo)
     return job_bad(problem, problem_new(PROB_VALIDATION, 0, "estimator %s needs exactly %d observation rows, got %d",
-                                        e->name, e->window, s->window));
+                                        e->name, wlo, s->window));
+  if (s->window < wlo || s->window > whi)
+    return job_bad(problem, problem_new(PROB_VALIDATION, 0, "estimator %s needs a window of %d..%d observations, got %d",
+                                        e->name, wlo, whi, s->window));
   size_t per = (size_t)s->window * (size_t)(n_obs > 0 ? n_obs : 1);
   s->y = malloc((size_t)B * per * sizeof(double));
   if (!s->y) return job_bad(problem, problem_new(PROB_INTERNAL, 0, "out of memory"));

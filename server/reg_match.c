@@ -35,7 +35,9 @@ static int match_same_system(const json_t *st, const estimator *e) {
 static const char *match_refusal(const estimator *e, const reg_query *q, json_t **canon) {
   *canon = NULL;
   if (q->preset && strcmp(q->preset, e->sim->preset)) return "another preset";
-  if (q->window > 0 && e->window > 0 && e->window != q->window) return "another window length";
+  int wlo, whi;
+  est_window_range(e, &wlo, &whi);
+  if (q->window > 0 && (q->window < wlo || q->window > whi)) return "another window length";
   if (q->op) {
     if (!(*canon = match_canonical_op(e, q->op))) return "the operator does not fit its state";
     if (e->fixed_op) {

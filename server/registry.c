@@ -391,7 +391,8 @@ json_t *reg_describe(const reg_snap *rs, int i) {
   const estimator *e = rs->items[i];
   const sim *s = e->sim;
   int bad = 0; /* any failed allocation: NULL, never a description missing a field */
-  int wmin = e->window > 0 ? e->window : e->window_max > 0 ? e->window_min : 1;
+  int wlo, whi;
+  est_window_range(e, &wlo, &whi);
   json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:[i,i,i], s:i, s:b, s:b, s:b}", "name", e->name, "kind", e->kind,
                         "preset", s->preset, "system", s->system, "state_shape", s->channels, s->height, s->width,
                         "state_dim", s->dim, "stationary", s->stationary, "has_density", e->has_density,
@@ -400,13 +401,11 @@ json_t *reg_describe(const reg_snap *rs, int i) {
   jb_set(o, "window", e->window > 0 ? json_integer(e->window) : json_string("any"), &bad);
   /* what a request may ask for: state_dim (a request field) and the number of observation rows */
   int dmin = e->dim_max > 0 ? e->dim_min : s->dim, dmax = e->dim_max > 0 ? e->dim_max : s->dim;
-  int wlo = e->window > 0 ? e->window : e->window_max > 0 ? e->window_min : 1;
-  int whi = e->window > 0 ? e->window : e->window_max > 0 ? e->window_max : 1024;
   jb_set(o, "state_dim_range", json_pack("{s:i, s:i}", "min", dmin, "max", dmax), &bad);
   jb_set(o, "window_range", json_pack("{s:i, s:i}", "min", wlo, "max", whi), &bad);
   jb_set(o, "operator", e->fixed_op ? obs_to_json(e->fixed_op) : json_string("any"), &bad);
   jb_set(o, "noise_std", e->fixed_noise ? obs_noise_to_json(e->fixed_noise) : json_string("any"), &bad);
-  jb_set(o, "time_index", json_pack("{s:i, s:I}", "min", wmin - 1, "max", (json_int_t)s->t_max), &bad);
+  jb_set(o, "time_index", json_pack("{s:i, s:I}", "min", wlo - 1, "max", (json_int_t)s->t_max), &bad);
   jb_set(o, "model_file", rs->entries[i]->file ? reg_entry_source(rs->entries[i]) : json_null(), &bad);
   /* a private copy: handler threads never share reference counts */
   json_t *info = e->info ? json_deep_copy(e->info) : json_object();

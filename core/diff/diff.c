@@ -120,19 +120,21 @@ static void cot_background(const cot_job *j, int b) {
   const diff_guidance *g = j->g;
   const diff_background *bg = g->background;
   const int ns = bg->dim;
+  const size_t off = (size_t)g->background_block * ns; /* the block's first component */
   double *r = j->bscr + (size_t)b * (2 * ns + bg->n_members), *out = r + ns, *tmp = out + ns;
-  const float *xb = j->x + (size_t)b * j->D, *vb = j->v + (size_t)b * j->D;
+  const float *xb = j->x + (size_t)b * j->D + off, *vb = j->v + (size_t)b * j->D + off;
+  const double *gm = g->mean ? g->mean + off : NULL, *gs = g->scale ? g->scale + off : NULL;
   for (int i = 0; i < ns; i++) {
     double xh = (j->mu * xb[i] - j->sg * vb[i]) / j->den;
-    r[i] = bg->mean[i] - ((g->mean ? g->mean[i] : 0.0) + (g->scale ? g->scale[i] : 1.0) * xh);
+    r[i] = bg->mean[i] - ((gm ? gm[i] : 0.0) + (gs ? gs[i] : 1.0) * xh);
   }
   diff_bg_solve(j->bgi, r, out, tmp);
-  float *cb = j->cot + (size_t)b * j->D;
-  for (int i = 0; i < ns; i++) cb[i] += (float)(out[i] * (g->scale ? g->scale[i] : 1.0));
+  float *cb = j->cot + (size_t)b * j->D + off;
+  for (int i = 0; i < ns; i++) cb[i] += (float)(out[i] * (gs ? gs[i] : 1.0));
 }
 
 /* The background's C^{-1} at a noise level with (sigma/mu)^2 = ratio2: the
- * Tweedie covariance gamma ratio2 S^2 of the first block is added to its
+ * Tweedie covariance gamma ratio2 S^2 of the background's block is added to its
  * diagonal. Also allocates the per-sample scratch of cot_background. */
 static int background_prepare(const diff_guidance *g, double ratio2, int B, diff_bg_inv *inv, double **bscr,
                               sb_error *err) {
@@ -147,8 +149,9 @@ static int background_prepare(const diff_guidance *g, double ratio2, int B, diff
     return sb_fail(err, SB_ENOMEM, "out of memory for the background of %d samples", B);
   }
   const double gamma = bg->gamma > 0 ? bg->gamma : g->gamma;
+  const size_t off = (size_t)g->background_block * ns;
   for (int i = 0; i < ns; i++) {
-    double s = g->scale ? g->scale[i] : 1.0;
+    double s = g->scale ? g->scale[off + i] : 1.0;
     extra[i] = gamma * ratio2 * s * s;
   }
   int rc = diff_bg_inv_init(inv, bg, extra, err);
@@ -474,6 +477,9 @@ int diff_sample(const diff_denoiser *d, const diff_guidance *g, const diff_sampl
   if (g && (!d->v_vjp || g->n_blocks * g->op->state_dim != d->dim))
     return sb_fail(err, SB_EINVAL, "sampler: guidance needs a denoiser with a VJP over %d values",
                    g->n_blocks * g->op->state_dim);
+  if (g && g->background && (g->background_block < 0 || g->background_block >= g->n_blocks))
+    return sb_fail(err, SB_EINVAL, "sampler: background on block %d of a window of %d", g->background_block,
+                   g->n_blocks);
   if (g && g->background && (g->background->dim != g->op->state_dim || g->background->n_members < 0))
     return sb_fail(err, SB_EINVAL, "sampler: a background of %d values for states of %d", g->background->dim,
                    g->op->state_dim);

@@ -64,11 +64,14 @@ typedef struct diff_guidance {
   const double *mean;   /* [dim] or NULL for 0 */
   const double *scale;  /* [dim] or NULL for 1 */
   double gamma;         /* Tweedie covariance factor, ~1e-2 */
-  /* A Gaussian prior on the first block (the window's first state), in
+  /* A Gaussian prior on one block (the first observed state), in
    * physical units (diff_bg.h), or NULL. It enters the cotangent next to
    * the likelihood, so a guided evaluation still costs one forward and one
    * VJP. */
   const diff_background *background;
+  /* the block the background is on (0: the first; a request shorter than the
+   * model's window puts its rows, and its background, after unobserved ones) */
+  int background_block;
 } diff_guidance;
 
 /* Samplers:

@@ -24,6 +24,15 @@ int est_check_background(const est_background *b, int dim, sb_error *err) {
   return SB_OK;
 }
 
+void est_window_range(const estimator *e, int *lo, int *hi) {
+  if (e->window_max > 0)
+    *lo = e->window_min, *hi = e->window_max;
+  else if (e->window > 0)
+    *lo = *hi = e->window;
+  else
+    *lo = 1, *hi = 1024;
+}
+
 int est_check_problem(const estimator *e, const est_problem *p, sb_error *err) {
   int rc;
   if (!p || !p->sim || !p->op || !p->noise || !p->y)
@@ -36,12 +45,14 @@ int est_check_problem(const estimator *e, const est_problem *p, sb_error *err) {
     return sb_fail(err, SB_EINVAL, "estimator %s serves %s with %d nodes, not %s with %d", e->name, e->sim->preset,
                    e->sim->dim, p->sim->preset, p->sim->dim);
   if (p->window < 1 || p->window > 1024) return sb_fail(err, SB_ERANGE, "window length %d outside 1..1024", p->window);
-  if (e->window > 0 && p->window != e->window)
-    return sb_fail(err, SB_EINVAL, "estimator %s needs a window of exactly %d observations, got %d", e->name,
-                   e->window, p->window);
-  if (e->window == 0 && e->window_max > 0 && (p->window < e->window_min || p->window > e->window_max))
-    return sb_fail(err, SB_EINVAL, "estimator %s needs a window of %d..%d observations, got %d", e->name,
-                   e->window_min, e->window_max, p->window);
+  int wlo, whi;
+  est_window_range(e, &wlo, &whi);
+  if (wlo == whi && p->window != wlo)
+    return sb_fail(err, SB_EINVAL, "estimator %s needs a window of exactly %d observations, got %d", e->name, wlo,
+                   p->window);
+  if (p->window < wlo || p->window > whi)
+    return sb_fail(err, SB_EINVAL, "estimator %s needs a window of %d..%d observations, got %d", e->name, wlo, whi,
+                   p->window);
   if (p->time_index < p->window - 1 || p->time_index > e->sim->t_max)
     return sb_fail(err, SB_ERANGE, "time_index %ld outside %d..%ld for a window of %d", p->time_index,
                    p->window - 1, e->sim->t_max, p->window);

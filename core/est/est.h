@@ -75,12 +75,14 @@ struct estimator {
   char name[128];          /* served name: model file stem, or <preset>-<kind> */
   char kind[32];           /* etkf, letkf, pf, posterior-score, composed-score, ... */
   sim *sim;                /* owned */
-  int window;              /* required window length, 0 = any */
-  /* Estimators whose network runs at any window and state size (local-score):
-   * with window == 0, window_max > 0 limits W to window_min..window_max; with
-   * dim_max > 0 the estimator serves any state size dim_min..dim_max of its
-   * preset (1D systems), sim being the default one (est_set_dim changes it).
-   * Zero: any window 1..1024, exactly sim->dim. */
+  int window;              /* its window length (the default), 0 = any */
+  /* Estimators that answer a range of windows: window_max > 0 limits W to
+   * window_min..window_max (local-score: any W from its 2k + 1, window 0;
+   * composed-score of a stationary system: 1..its W, window W, the shorter
+   * rows placed at the end of its window). With dim_max > 0 the estimator
+   * serves any state size dim_min..dim_max of its preset (1D systems), sim
+   * being the default one (est_set_dim changes it). Zero: window only (or
+   * any 1..1024 when window is 0), exactly sim->dim. */
   int window_min, window_max;
   int dim_min, dim_max;
   obs_op *fixed_op;        /* operator it was trained for; NULL = any */
@@ -116,6 +118,8 @@ int est_check_background(const est_background *b, int dim, sb_error *err);
 /* Checks that a problem fits the estimator (system, window length, time
  * range, operator and noise compatibility, observation count, background). */
 int est_check_problem(const estimator *e, const est_problem *p, sb_error *err);
+/* The window lengths e answers: *lo..*hi (equal for an exact window). */
+void est_window_range(const estimator *e, int *lo, int *hi);
 /* Checks the options a call would run with, without running it: sample
  * count, window output, the parameters against e->params (unknown names
  * with the valid ones, types, ranges) and e->check_options. The daemon calls

@@ -39,6 +39,7 @@ def served(tmp_path_factory):
     (tmp / "models").mkdir()
     train(tmp, "tiny-post", "posterior-score", operator={"type": "kernel_stations"}, noise_std=0.5)
     train(tmp, "tiny-comp", "composed-score")
+    train(tmp, "tiny-comp-sakov", "composed-score", preset="l96-sakov")  # a stationary system
     train(tmp, "tiny-npe", "npe", operator={"type": "kernel_stations"}, noise_std=0.5)
     train(tmp, "tiny-nre", "nre", operator={"type": "kernel_stations"}, noise_std=0.5)
     train(tmp, "tiny-local", "local-score", preset="l96-sakov")  # runs of 3 states (k = 1), trained at N = 16
@@ -113,6 +114,33 @@ def test_composed_model_takes_any_operator_and_window(served):
     j = r.json()
     assert j["state"] == "succeeded", j
     assert len(j["result"]["window_mean"]) == 3
+
+
+def test_composed_model_of_a_stationary_system_takes_shorter_windows(served):
+    # l96-sakov is stationary: a request of 1..3 rows is the model window's last rows;
+    # l96-thesis is time-varying: exactly 3 (described, ranked and refused alike)
+    import urllib.parse
+    sak, the = served.get("/v1/estimators/tiny-comp-sakov").json(), served.get("/v1/estimators/tiny-comp").json()
+    assert sak["window"] == 3 and sak["window_range"] == {"min": 1, "max": 3} and sak["time_index"]["min"] == 0
+    assert the["window"] == 3 and the["window_range"] == {"min": 3, "max": 3} and the["time_index"]["min"] == 2
+    q = urllib.parse.urlencode({"operator": json.dumps({"type": "identity"}), "noise_std": "1", "window": "2"})
+    m = served.get("/v1/estimators?" + q).json()
+    assert "tiny-comp-sakov" in [i["name"] for i in m["items"]]
+    assert {c["name"]: c["reason"] for c in m["cannot_answer"]}["tiny-comp"] == "another window length"
+    body = {"estimator": "tiny-comp-sakov", "time_index": 500, "observations": [[0.5] * 8, [0.1] * 8],
+            "operator": {"type": "subsample", "stride": 2}, "noise_std": 1.0, "n_samples": 8, "seed": 4,
+            "return": {"window": True}}
+    j = served.post("/v1/assimilations?wait=60", body).json()
+    assert j["state"] == "succeeded", j
+    assert len(j["result"]["window_mean"]) == 2
+    assert j["result"]["diagnostics"]["model_window"] == {"states": 3, "unobserved_before_the_rows": 1}
+    # the same rows after a missing one, as a whole window: the same answer
+    full = dict(body, observations=[None] + body["observations"])
+    k = served.post("/v1/assimilations?wait=60", full).json()
+    assert k["result"]["mean"] == j["result"]["mean"] and k["result"]["window_mean"][1:] == j["result"]["window_mean"]
+    body.update(estimator="tiny-comp", time_index=10)
+    r = served.post("/v1/assimilations", body)
+    assert r.status == 422 and "exactly 3 observation rows, got 2" in r.json()["detail"], r.data
 
 
 def test_job_threads_do_not_change_samples(served, tmp_path):

@@ -355,7 +355,7 @@ static void test_guided_moments(void **state) {
   const double gammas[3] = {1e-2, 0.1, 1.0};
   for (int gi = 0; gi < 3; gi++)
     for (int mi = 0; mi < 4; mi++) {
-      diff_guidance g = {op, 1, Y, std, NULL, NULL, gammas[gi], NULL};
+      diff_guidance g = {op, 1, Y, std, NULL, NULL, gammas[gi], NULL, 0};
       diff_sampler_config c = config(methods[mi], methods[mi] == DIFF_PC ? 64 : 16);
       assert_int_equal(diff_sample(&d, &g, &c, B, 13, 0, x, NULL, NULL, NULL, &err), 0);
       double me, se;
@@ -392,7 +392,7 @@ static void test_guided_evaluations(void **state) {
   const diff_denoiser d = {N, &prior, count_v, count_vjp};
   double std[NOBS];
   for (int i = 0; i < NOBS; i++) std[i] = NOISE;
-  diff_guidance g = {op, 1, Y, std, NULL, NULL, 0.1, NULL};
+  diff_guidance g = {op, 1, Y, std, NULL, NULL, 0.1, NULL, 0};
   float x[4 * N];
   sb_error err;
   const int methods[5] = {DIFF_PC, DIFF_DPM2M, DIFF_DPM2M_SDE, DIFF_HEUN, DIFF_HEUN}, steps[5] = {6, 12, 9, 12, 9};

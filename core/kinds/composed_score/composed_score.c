@@ -9,6 +9,16 @@ static int in_channels(int W) { return W; }
 static int out_channels(int W) { return W; }
 static int n_scalars(int time_varying) { return 1 + time_varying; }
 
+/* A stationary system's window prior is the same at every time, so a request
+ * of fewer rows than the model's W is its last rows with the earlier states
+ * unobserved (score_net_sample); a cycle then puts its background next to
+ * the analysis (docs/cycling.md). Time-varying systems keep exactly W. */
+static void serve_ranges(const model *m, estimator *e) {
+  if (!m->sim->stationary) return;
+  e->window_min = 1;
+  e->window_max = m->W;
+}
+
 const model_kind kind_composed_score = {
     .name = "composed-score",
     .what = "diffusion prior over windows, any linear-Gaussian operator at request time",
@@ -18,5 +28,6 @@ const model_kind kind_composed_score = {
     .in_channels = in_channels,
     .out_channels = out_channels,
     .n_scalars = n_scalars,
+    .serve_ranges = serve_ranges,
     SCORE_NET_KIND_OPS,
 };

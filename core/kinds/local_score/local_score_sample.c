@@ -294,7 +294,7 @@ int local_score_estimator_sample(estimator *e, const est_problem *p, const est_o
   for (int i = 0; i < D; i++) gmean[i] = mean, gscale[i] = std;
   if ((rc = score_net_background(p, o->params, &bg, &bbuf, err))) goto done;
   score_net_background_gamma(&bg, gamma);
-  diff_guidance g = {p->op, W, p->y, p->noise->std, gmean, gscale, gamma, bg.dim ? &bg : NULL};
+  diff_guidance g = {p->op, W, p->y, p->noise->std, gmean, gscale, gamma, bg.dim ? &bg : NULL, 0};
   if ((rc = diff_sample(&d, &g, &cfg, S, o->seed, 0, x, o->cancel, o->progress, o->progress_ctx, err))) goto done;
   if ((rc = est_result_alloc(r, S, N, W, o->want_window, 0, err))) goto done;
   for (int s = 0; s < S; s++) {

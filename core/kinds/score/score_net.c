@@ -341,6 +341,12 @@ json_t *score_net_background_json(const diff_background *b, const json_t *params
 int score_net_sample(const model *sm, const est_problem *p, const est_options *o, const float *cond, int guided,
                     est_result *r, sb_error *err) {
   const int N = sm->N, W = sm->W, S = o->n_samples;
+  /* a guided request of We < W rows: its rows are the last We of the model's
+   * window, the first W - We states unobserved (a stationary system only:
+   * composed_score.c's serve_ranges) */
+  const int We = p->window, lead = W - p->window;
+  if (lead < 0 || (lead > 0 && !guided))
+    return sb_fail(err, SB_EINVAL, "a window of %d observation rows for a model of window %d", We, W);
   diff_sampler_config cfg;
   double gamma;
   int rc;
@@ -349,7 +355,7 @@ int score_net_sample(const model *sm, const est_problem *p, const est_options *o
   score_ctx c;
   const int D = sm->kind->out_channels(W) * N;
   float *x = NULL;
-  double *gmean = NULL, *gscale = NULL, *bbuf = NULL;
+  double *gmean = NULL, *gscale = NULL, *bbuf = NULL, *ypad = NULL;
   diff_background bg = {0};
   if ((rc = ctx_init(&c, sm, S, o->threads, guided, err))) goto done;
   c.t_scaled = (double)p->time_index / (double)sm->sim->t_max;
@@ -372,30 +378,45 @@ int score_net_sample(const model *sm, const est_problem *p, const est_options *o
       for (int n = 0; n < N; n++) gmean[w * N + n] = sm->mean[n], gscale[w * N + n] = sm->std[n];
     if ((rc = score_net_background(p, o->params, &bg, &bbuf, err))) goto done;
     score_net_background_gamma(&bg, gamma);
-    g = (diff_guidance){p->op, W, p->y, p->noise->std, gmean, gscale, gamma, bg.dim ? &bg : NULL};
+    const double *y = p->y;
+    if (lead > 0) {
+      const size_t no = (size_t)p->op->n_obs;
+      if (!(ypad = malloc(sizeof(double) * (size_t)W * no))) {
+        rc = sb_fail(err, SB_ENOMEM, "out of memory");
+        goto done;
+      }
+      for (size_t i = 0; i < (size_t)lead * no; i++) ypad[i] = NAN;
+      memcpy(ypad + (size_t)lead * no, p->y, sizeof(double) * (size_t)We * no);
+      y = ypad;
+    }
+    g = (diff_guidance){p->op, W, y, p->noise->std, gmean, gscale, gamma, bg.dim ? &bg : NULL, lead};
     gp = &g;
   }
   if (!guided) c.batch = score_batch_join(&sm->net); /* NULL unless the daemon batches */
   rc = diff_sample(&d, gp, &cfg, S, o->seed, 0, x, o->cancel, o->progress, o->progress_ctx, err);
   score_batch_leave(c.batch);
   if (rc) goto done;
-  if ((rc = est_result_alloc(r, S, N, W, o->want_window, 0, err))) goto done;
+  if ((rc = est_result_alloc(r, S, N, We, o->want_window, 0, err))) goto done;
   const int last = c.xch - 1; /* x_t is the last channel */
   for (int s = 0; s < S; s++) {
     for (int n = 0; n < N; n++)
       r->samples[(size_t)s * N + n] = sm->mean[n] + sm->std[n] * x[((size_t)s * c.xch + last) * N + n];
-    if (o->want_window)
-      for (int w = 0; w < W; w++)
+    if (o->want_window) /* the request's We states: the window's last */
+      for (int w = 0; w < We; w++)
         for (int n = 0; n < N; n++)
-          r->window_samples[((size_t)s * W + w) * N + n] = sm->mean[n] + sm->std[n] * x[((size_t)s * c.xch + w) * N + n];
+          r->window_samples[((size_t)s * We + w) * N + n] =
+              sm->mean[n] + sm->std[n] * x[((size_t)s * c.xch + lead + w) * N + n];
   }
   int bad = 0;
   jb_set(r->diagnostics, "sampler", settings_json(&cfg, gamma, 0), &bad);
   if (bg.dim) jb_set(r->diagnostics, "background", score_net_background_json(&bg, o->params), &bad);
+  if (lead > 0)
+    jb_set(r->diagnostics, "model_window",
+           json_pack("{s:i, s:i}", "states", W, "unobserved_before_the_rows", lead), &bad);
   if (bad) rc = sb_fail(err, SB_ENOMEM, "out of memory for the diagnostics");
 done:
   ctx_free(&c);
-  free(x); free(gmean); free(gscale); free(bbuf);
+  free(x); free(gmean); free(gscale); free(bbuf); free(ypad);
   return rc;
 }
 
