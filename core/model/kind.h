@@ -51,6 +51,7 @@ struct model_kind {
   int has_operator;      /* trained for one operator and noise */
   int has_window;        /* its estimator can return the whole window */
   int accepts_background; /* its estimator uses a background for the window's first state (est.h) */
+  int any_size;          /* its network is re-sized per request to any state size (local-score): resnet only */
 
   /* network shape for a window of W states */
   int (*in_channels)(int W);

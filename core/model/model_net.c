@@ -44,7 +44,7 @@ int model_net_init(model *m, const json_t *arch, sb_error *err) {
   if (strcmp(type, "unet"))
     return sb_fail(err, SB_EINVAL, "config arch.type must be \"resnet\" or \"unet\" (got \"%s\")", type);
   /* a kind that serves any state size (local-score) re-sizes a resnet per request */
-  if (m->kind->serve_ranges)
+  if (m->kind->any_size)
     return sb_fail(err, SB_EINVAL, "config arch.type \"unet\": %s builds only the resnet", m->kind->name);
   if (json_object_get(arch, "width"))
     return sb_fail(err, SB_EINVAL, "config arch.width is the resnet's; a unet takes arch.widths (one per level)");
@@ -74,7 +74,7 @@ int model_net_check(const model *m, sb_error *err) {
   if (n->kind == NN_RESNET)
     ok = n->rc.dims == dims && n->rc.h == h && n->rc.w == w && n->rc.cin == cin && n->rc.cout == cout &&
          n->rc.n_scalars == ns;
-  else if (n->kind == NN_UNET && !m->kind->serve_ranges)
+  else if (n->kind == NN_UNET && !m->kind->any_size)
     ok = n->uc.dims == dims && n->uc.h == h && n->uc.w == w && n->uc.cin == cin && n->uc.cout == cout &&
          n->uc.n_scalars == ns;
   if (ok) return SB_OK;

@@ -65,4 +65,5 @@ const model_kind kind_local_score = {
     .val_loss = score_net_val_loss,
     .sample = local_score_estimator_sample,
     .serve_ranges = local_score_serve_ranges,
+    .any_size = 1,
 };
