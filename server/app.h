@@ -16,7 +16,6 @@ typedef struct app {
   registry reg;
   job_queue *jq;
   struct MHD_Daemon *mhd;
-  int listen_fd;      /* returned by MHD_quiesce_daemon, closed after MHD_stop_daemon; -1: none */
   char **tokens;      /* bearer tokens, NULL when authentication is off */
   int n_tokens;
   atomic_int stopping;     /* set by main at shutdown, read by the HTTP threads */

@@ -391,7 +391,18 @@ static void http_mhd_log(void *cls, const char *fmt, va_list ap) {
   log_event(LOG_WARN, "libmicrohttpd", json_pack("{s:o}", "message", text_json(buf, 1024)));
 }
 
+/* MHD's own fatal checks (MHD_PANIC) abort the process; say which one in the
+ * log first, so an abort is never a bare exit code. */
+static void http_mhd_panic(void *cls, const char *file, unsigned int line, const char *reason) {
+  (void)cls;
+  log_event(LOG_ERROR, "libmicrohttpd_panic", json_pack("{s:s, s:i, s:o}", "file", file ? file : "?", "line", (int)line,
+                                                        "reason", text_json(reason ? reason : "", 1024)));
+  fflush(NULL);
+  abort();
+}
+
 int http_start(app *a, sb_error *err) {
+  MHD_set_panic_func(http_mhd_panic, NULL);
   struct addrinfo hints = {0}, *ai = NULL;
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -420,14 +431,6 @@ int http_start(app *a, sb_error *err) {
   return SB_OK;
 }
 
-void http_quiesce(app *a) {
-  if (!a->mhd) return;
-  /* MHD's threads may still touch the socket until MHD_stop_daemon: it is
-   * closed there (closing it here raced with their epoll_ctl, TSan) */
-  MHD_socket s = MHD_quiesce_daemon(a->mhd);
-  if (s != MHD_INVALID_SOCKET) a->listen_fd = s;
-}
-
 long http_drain(app *a, double timeout_s) {
   double end = clock_mono_s() + timeout_s;
   long n;
@@ -438,6 +441,4 @@ long http_drain(app *a, double timeout_s) {
 void http_stop(app *a) {
   if (a->mhd) MHD_stop_daemon(a->mhd);
   a->mhd = NULL;
-  if (a->listen_fd > 0) close(a->listen_fd);
-  a->listen_fd = -1;
 }

@@ -33,8 +33,6 @@ typedef struct http_req {
 } http_req;
 
 int http_start(app *a, sb_error *err);
-/* Stops accepting connections (listening socket closed). */
-void http_quiesce(app *a);
 /* Waits up to timeout_s for requests in flight (e.g. resumed waiters) to
  * finish sending their answers; returns how many were still in flight. */
 long http_drain(app *a, double timeout_s);

@@ -3,10 +3,12 @@
  *
  * Threads: libmicrohttpd's pool (--http-threads) answers requests; --workers
  * libuv threads run jobs; one libuv loop thread runs timers (wait deadlines,
- * retention). The main thread only waits for signals (sigwait): SIGTERM and
- * SIGINT stop the daemon, SIGHUP reloads the models directory (registry.h). */
+ * retention). The main thread only waits for signals (read from a pipe that
+ * their handler writes): SIGTERM and SIGINT stop the daemon, SIGHUP reloads
+ * the models directory (registry.h). */
 #include <cblas.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -105,11 +107,52 @@ static void main_batching(const config *c) {
   score_batch_configure(&bc);
 }
 
+/* Signals reach the main thread through a pipe: a handler (which may run on
+ * any thread that does not block the signal, such as the BLAS threads started
+ * before main) writes the signal's number; main reads it. sigwait alone is not
+ * enough: between two sigwait calls, or once shutdown has begun, a signal went
+ * to such a thread and its default action killed the daemon (a second SIGTERM,
+ * or two quick SIGHUPs). */
+static int sig_pipe[2] = {-1, -1};
+
+static void main_on_signal(int sig) {
+  int saved = errno;
+  unsigned char b = (unsigned char)sig;
+  ssize_t w = write(sig_pipe[1], &b, 1); /* non-blocking: a full pipe drops it */
+  (void)w;
+  errno = saved;
+}
+
+static int main_signals_init(const sigset_t *sigs) {
+  if (pipe(sig_pipe)) return -1;
+  for (int i = 0; i < 2; i++) fcntl(sig_pipe[i], F_SETFD, FD_CLOEXEC);
+  fcntl(sig_pipe[1], F_SETFL, O_NONBLOCK);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = main_on_signal;
+  sa.sa_mask = *sigs;
+  sa.sa_flags = SA_RESTART;
+  const int which[] = {SIGTERM, SIGINT, SIGHUP};
+  for (int i = 0; i < 3; i++)
+    if (sigaction(which[i], &sa, NULL)) return -1;
+  return 0;
+}
+
+/* The next signal's number (blocks). */
+static int main_next_signal(void) {
+  unsigned char b = 0;
+  for (;;) {
+    ssize_t r = read(sig_pipe[0], &b, 1);
+    if (r == 1) return b;
+    if (r < 0 && errno == EINTR) continue;
+    return SIGTERM; /* the pipe broke: stop cleanly rather than spin */
+  }
+}
+
 int main(int argc, char **argv) {
   sb_runtime_init();
   app a;
   memset(&a, 0, sizeof a);
-  a.listen_fd = -1;
   sb_error err = {0};
   int rc = config_load(&a.cfg, argc, argv, &err);
   if (rc == 1) return 0;
@@ -121,13 +164,18 @@ int main(int argc, char **argv) {
     fprintf(stderr, "sbidad: --log-level must be debug, info, warn or error\n");
     return 2;
   }
-  /* Signals go to the main thread only: block them before any thread starts. */
+  /* The threads this daemon starts block the signals (they inherit the mask);
+   * main unblocks them once everything runs and reads them from the pipe. */
   sigset_t sigs;
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGTERM);
   sigaddset(&sigs, SIGINT);
   sigaddset(&sigs, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+  if (main_signals_init(&sigs)) {
+    fprintf(stderr, "sbidad: cannot install the signal handlers: %s\n", strerror(errno));
+    return 1;
+  }
   signal(SIGPIPE, SIG_IGN);
   static const char *route_labels[METRICS_MAX_ROUTES]; /* the metrics label of each route, from its table */
   for (int i = 0; i < http_n_routes && i < METRICS_MAX_ROUTES; i++) route_labels[i] = http_routes[i].label;
@@ -194,13 +242,20 @@ int main(int argc, char **argv) {
                       "http_threads", (int)a.cfg.http_threads, "auth", a.tokens != NULL, "version", SBIDA_VERSION,
                       "backend", store_shared(a.store) ? "postgresql" : "sqlite", "replica", owner));
 
-  int sig = 0;
-  while (sigwait(&sigs, &sig) != 0 || sig == SIGHUP)
-    if (sig == SIGHUP) main_reload(&a), sig = 0;
+  pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
+  int sig;
+  while ((sig = main_next_signal()) == SIGHUP) main_reload(&a);
+  /* later signals (a second SIGTERM) are read by nobody: shutdown is already
+   * bounded by --shutdown-grace + JOB_CANCEL_WAIT_S */
+  pthread_sigmask(SIG_BLOCK, &sigs, NULL);
   log_event(LOG_INFO, "shutdown", json_pack("{s:s, s:f}", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                                             "grace_seconds", a.cfg.shutdown_grace));
+  /* The daemon keeps listening until MHD_stop_daemon: during the grace it
+   * answers reads (job results, readiness: not ready) and refuses new work with
+   * a 503. It does not call MHD_quiesce_daemon, whose worker-pool branch in
+   * libmicrohttpd 0.9.75 races with the workers' own removal of the listening
+   * socket from their epoll sets and then aborts (MHD_PANIC, SIGABRT). */
   a.stopping = 1;
-  http_quiesce(&a);
   char stuck_ids[256][40];
   int stuck = job_queue_stop(a.jq, a.cfg.shutdown_grace);
   if (stuck) {

@@ -126,7 +126,9 @@ static void model_cost(const estimator *e, const est_problem *p, const est_optio
     width = (double)m->net.uc.widths[0] * m->net.uc.h * m->net.uc.w / N,
     blocks = 2.0 * m->net.uc.blocks * m->net.uc.levels + m->net.uc.mid;
   double threads = o->threads > 0 ? o->threads : 1;
-  c->bytes += 8.0 * S * N * 6 + 4.0 * 2 * p->window * N + threads * 4.0 * 64 * N * width * (2 * blocks + 6);
+  /* a shorter request is placed in the model's window (composed score) */
+  double W = p->window > m->W ? p->window : m->W;
+  c->bytes += 8.0 * S * N * 6 + 4.0 * 2 * W * N + threads * 4.0 * 64 * N * width * (2 * blocks + 6);
   if (p->background) {
     /* the guidance's background (diff_bg.h): its copy, the Woodbury factor
      * and per-sample scratch; per evaluation O(S_b^2 N + S_b^3) to prepare

@@ -178,7 +178,7 @@ class Daemon:
         for bad in ("AddressSanitizer", "LeakSanitizer", "runtime error:", "ThreadSanitizer"):
             assert bad not in text, "sanitizer report in %s:\n%s" % (self.log_path, text[-4000:])
         if running and sig == signal.SIGTERM:
-            assert rc == 0, "sbidad exited %s after SIGTERM" % rc
+            assert rc == 0, "sbidad exited %s after SIGTERM; end of %s:\n%s" % (rc, self.log_path, text[-4000:])
         return rc
 
     def kill9(self):
