@@ -8,7 +8,8 @@
 # models/eval/samplers/<stem>/<setup>/<sampler>-<evals>.json; then
 # tests/eval/sampler_table.py makes the table and the SVG plots.
 # Usage: tests/eval/sampler_sweep.sh <stem> [cases] [samplers] [evals]
-#   (defaults: 200 cases, "pc dpm2m dpm2m-sde heun", "8 12 16 24 32 64"; THREADS=2, SETUPS to pick setups)
+#   (defaults: 200 cases, "pc dpm2m dpm2m-sde heun", "8 12 16 24 32 64"; THREADS=2, SETUPS to pick setups,
+#   TAG appended to each setup's folder, e.g. TAG=-200cases for the 200-case runs)
 set -eu
 BUILD=${BUILD:-build}
 THREADS=${THREADS:-2}
@@ -32,7 +33,7 @@ one() { # out params
 run_setup() { # name operator noise [time-index]
   name=$1 op=$2 noise=$3 t=${4:-}
   case " ${SETUPS:-$name} " in *" $name "*) ;; *) return 0 ;; esac
-  out=models/eval/samplers/$stem/$name
+  out=models/eval/samplers/$stem/$name${TAG:-}
   mkdir -p "$out"
   targs=""
   [ -n "$t" ] && targs="--time-index $t"

@@ -37,16 +37,39 @@ static void run(estimator *e, const obs_op *op, const obs_noise *nz, int W, int 
   if (eval_cycle_run(e, op, nz, &c, sum, &err)) fail_msg("%s", err.msg);
 }
 
+/* The cycled ETKF of both tests: l96-sakov N = 40, every node, sigma = 1,
+ * inflation 1.01. */
+typedef struct etkf_setup {
+  estimator *e;
+  obs_op *op;
+  obs_noise nz;
+  json_t *params;
+} etkf_setup;
+
+static void etkf_setup_open(etkf_setup *f) {
+  sb_error err;
+  assert_int_equal(est_open(&f->e, "etkf", "l96-sakov", 40, &err), 0);
+  assert_int_equal(obs_from_string(&f->op, "{\"type\":\"identity\"}", 1, 1, 40, &err), 0);
+  assert_int_equal(obs_noise_scalar(&f->nz, 1.0, 40, &err), 0);
+  f->params = json_pack("{s:f}", "inflation", 1.01);
+}
+
+static void etkf_setup_close(etkf_setup *f) {
+  json_decref(f->params);
+  if (f->e) est_free(f->e);
+  obs_noise_free(&f->nz);
+  obs_free(f->op);
+}
+
 static void test_cycled_etkf(void **state) {
   (void)state;
-  estimator *e;
   sb_error err;
-  assert_int_equal(est_open(&e, "etkf", "l96-sakov", 40, &err), 0);
-  obs_op *op;
-  assert_int_equal(obs_from_string(&op, "{\"type\":\"identity\"}", 1, 1, 40, &err), 0);
-  obs_noise nz;
-  assert_int_equal(obs_noise_scalar(&nz, 1.0, 40, &err), 0);
-  json_t *params = json_pack("{s:f}", "inflation", 1.01);
+  etkf_setup f;
+  etkf_setup_open(&f);
+  estimator *e = f.e;
+  obs_op *op = f.op;
+  obs_noise nz = f.nz;
+  json_t *params = f.params;
   eval_cycle_summary with, without;
   seen v;
   run(e, op, &nz, 1, 0, params, &with, &v);
@@ -67,16 +90,14 @@ static void test_cycled_etkf(void **state) {
   assert_int_equal(v.with_bg, 147);
   print_message("cycled etkf W=3: rmse %.3f\n", with.rmse);
   assert_true(with.rmse < 0.3);
-  json_decref(params);
-  est_free(e);
   /* the particle filter takes no background: refused with the kinds that can */
-  assert_int_equal(est_open(&e, "pf", "l96-sakov", 40, &err), 0);
+  estimator *pf;
+  assert_int_equal(est_open(&pf, "pf", "l96-sakov", 40, &err), 0);
   eval_cycle_config c = {1, 10, 0, 8, 1, 1, NULL, 0, NULL, NULL, NULL, 0};
-  assert_int_equal(eval_cycle_run(e, op, &nz, &c, &with, &err), SB_EINVAL);
+  assert_int_equal(eval_cycle_run(pf, op, &nz, &c, &with, &err), SB_EINVAL);
   assert_non_null(strstr(err.msg, "cannot use a background"));
-  est_free(e);
-  obs_noise_free(&nz);
-  obs_free(op);
+  est_free(pf);
+  etkf_setup_close(&f);
 }
 
 /* --window-stats: per window position and of the background, against the
@@ -102,18 +123,13 @@ static void collect(void *ctx, const eval_cycle_step *s) {
 
 static void test_cycle_window_stats(void **state) {
   (void)state;
-  estimator *e;
   sb_error err;
-  assert_int_equal(est_open(&e, "etkf", "l96-sakov", 40, &err), 0);
-  obs_op *op;
-  assert_int_equal(obs_from_string(&op, "{\"type\":\"identity\"}", 1, 1, 40, &err), 0);
-  obs_noise nz;
-  assert_int_equal(obs_noise_scalar(&nz, 1.0, 40, &err), 0);
-  json_t *params = json_pack("{s:f}", "inflation", 1.01);
+  etkf_setup f;
+  etkf_setup_open(&f);
   wstats v = {0};
-  eval_cycle_config c = {3, 150, 50, 40, 1, 7, params, 0, NULL, collect, &v, 1};
+  eval_cycle_config c = {3, 150, 50, 40, 1, 7, f.params, 0, NULL, collect, &v, 1};
   eval_cycle_summary sum;
-  if (eval_cycle_run(e, op, &nz, &c, &sum, &err)) fail_msg("%s", err.msg);
+  if (eval_cycle_run(f.e, f.op, &f.nz, &c, &sum, &err)) fail_msg("%s", err.msg);
   assert_int_equal(v.last_mismatch, 0);
   assert_int_equal(v.n, 100);
   assert_int_equal(v.nbg, 100);
@@ -127,10 +143,7 @@ static void test_cycle_window_stats(void **state) {
   assert_true(bgs > 0.1 && bgs < 0.35);
   assert_true(first < bg);
   assert_true(fabs(last - sum.rmse) < 1e-9);
-  json_decref(params);
-  est_free(e);
-  obs_noise_free(&nz);
-  obs_free(op);
+  etkf_setup_close(&f);
 }
 
 int main(void) {
