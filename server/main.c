@@ -3,12 +3,10 @@
  *
  * Threads: libmicrohttpd's pool (--http-threads) answers requests; --workers
  * libuv threads run jobs; one libuv loop thread runs timers (wait deadlines,
- * retention). The main thread only waits for signals (read from a pipe that
- * their handler writes): SIGTERM and SIGINT stop the daemon, SIGHUP reloads
- * the models directory (registry.h). */
+ * retention). The main thread only waits for signals (sigwait): SIGTERM and
+ * SIGINT stop the daemon, SIGHUP reloads the models directory (registry.h). */
 #include <cblas.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -107,46 +105,34 @@ static void main_batching(const config *c) {
   score_batch_configure(&bc);
 }
 
-/* Signals reach the main thread through a pipe: a handler (which may run on
- * any thread that does not block the signal, such as the BLAS threads started
- * before main) writes the signal's number; main reads it. sigwait alone is not
- * enough: between two sigwait calls, or once shutdown has begun, a signal went
- * to such a thread and its default action killed the daemon (a second SIGTERM,
- * or two quick SIGHUPs). */
-static int sig_pipe[2] = {-1, -1};
+/* Signals are taken by the main thread with sigwait; every thread this daemon
+ * starts blocks them. OpenBLAS starts a thread before main, with signals
+ * unblocked: a signal that arrived while the main thread was not in sigwait
+ * (a second SIGTERM during shutdown, two quick SIGHUPs) went to that thread and
+ * its default action killed the daemon. A handler now sends such a signal on
+ * to the main thread, where it waits for the next sigwait (pthread_kill is
+ * async-signal-safe). A self-pipe read by main did the same, but under
+ * ThreadSanitizer a handler's run is deferred while its thread is blocked in
+ * read(), and the daemon never saw its signals. */
+static pthread_t main_thread;
 
-static void main_on_signal(int sig) {
+static void main_forward_signal(int sig) {
   int saved = errno;
-  unsigned char b = (unsigned char)sig;
-  ssize_t w = write(sig_pipe[1], &b, 1); /* non-blocking: a full pipe drops it */
-  (void)w;
+  pthread_kill(main_thread, sig);
   errno = saved;
 }
 
 static int main_signals_init(const sigset_t *sigs) {
-  if (pipe(sig_pipe)) return -1;
-  for (int i = 0; i < 2; i++) fcntl(sig_pipe[i], F_SETFD, FD_CLOEXEC);
-  fcntl(sig_pipe[1], F_SETFL, O_NONBLOCK);
+  main_thread = pthread_self();
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
-  sa.sa_handler = main_on_signal;
+  sa.sa_handler = main_forward_signal;
   sa.sa_mask = *sigs;
   sa.sa_flags = SA_RESTART;
   const int which[] = {SIGTERM, SIGINT, SIGHUP};
   for (int i = 0; i < 3; i++)
     if (sigaction(which[i], &sa, NULL)) return -1;
   return 0;
-}
-
-/* The next signal's number (blocks). */
-static int main_next_signal(void) {
-  unsigned char b = 0;
-  for (;;) {
-    ssize_t r = read(sig_pipe[0], &b, 1);
-    if (r == 1) return b;
-    if (r < 0 && errno == EINTR) continue;
-    return SIGTERM; /* the pipe broke: stop cleanly rather than spin */
-  }
 }
 
 int main(int argc, char **argv) {
@@ -164,8 +150,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "sbidad: --log-level must be debug, info, warn or error\n");
     return 2;
   }
-  /* The threads this daemon starts block the signals (they inherit the mask);
-   * main unblocks them once everything runs and reads them from the pipe. */
+  /* Block the signals before any thread starts (threads inherit the mask);
+   * the main thread takes them with sigwait. */
   sigset_t sigs;
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGTERM);
@@ -242,12 +228,11 @@ int main(int argc, char **argv) {
                       "http_threads", (int)a.cfg.http_threads, "auth", a.tokens != NULL, "version", SBIDA_VERSION,
                       "backend", store_shared(a.store) ? "postgresql" : "sqlite", "replica", owner));
 
-  pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
-  int sig;
-  while ((sig = main_next_signal()) == SIGHUP) main_reload(&a);
-  /* later signals (a second SIGTERM) are read by nobody: shutdown is already
-   * bounded by --shutdown-grace + JOB_CANCEL_WAIT_S */
-  pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+  int sig = 0;
+  while (sigwait(&sigs, &sig) != 0 || sig == SIGHUP)
+    if (sig == SIGHUP) main_reload(&a), sig = 0;
+  /* later signals (a second SIGTERM) stay pending on the main thread: shutdown
+   * is already bounded by --shutdown-grace + JOB_CANCEL_WAIT_S */
   log_event(LOG_INFO, "shutdown", json_pack("{s:s, s:f}", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                                             "grace_seconds", a.cfg.shutdown_grace));
   /* The daemon keeps listening until MHD_stop_daemon: during the grace it
