@@ -1,8 +1,10 @@
 """Regression tests of issue 18's defects (an outside review of sbidad): each
 test failed before its fix. Unit-level ones live in tests/unit/test_server_*.c."""
 import json
+import signal
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -350,7 +352,6 @@ def test_grace_answers_reads_and_refuses_new_work(fresh_daemon):
     says not ready, new work gets a 503 problem; then it exits 0. It used to stop listening
     at once with MHD_quiesce_daemon, whose thread-pool branch (libmicrohttpd 0.9.75) can
     race with a worker thread removing the same socket from its epoll set and abort."""
-    import signal
     d = fresh_daemon(["--workers", "1", "--shutdown-grace", "3"]).start()
     jid = d.post("/v1/assimilations", big_pf()).json()["id"]
     d.wait_state(jid, states=("running",), timeout=20)
@@ -370,8 +371,6 @@ def test_grace_answers_reads_and_refuses_new_work(fresh_daemon):
 def test_sigterm_under_a_stream_of_connections_exits_0(fresh_daemon):
     """SIGTERM while HTTP threads are busy accepting and answering: the exit code is 0
     every time (the abort above happened under such load, about once per CI run)."""
-    import signal
-    import threading
     for i in range(8):
         d = fresh_daemon(["--http-threads", "4", "--shutdown-grace", "0"]).start()
         stop = threading.Event()
@@ -402,7 +401,6 @@ def test_signals_during_reload_and_shutdown_do_not_kill(fresh_daemon):
     """Quick SIGHUPs, then two SIGTERMs: the daemon reloads, then exits 0. Signals
     that arrived while the main thread was not waiting for them used to go to a BLAS
     thread started before main, whose default action killed the daemon (exit -15/-1)."""
-    import signal
     d = fresh_daemon(["--workers", "1", "--shutdown-grace", "1"]).start()
     for _ in range(20):
         d.proc.send_signal(signal.SIGHUP)
