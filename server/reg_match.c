@@ -85,14 +85,14 @@ static json_t *match_evidence(const reg_snap *r, const estimator *e, const reg_q
       best_cases = cases;
       json_decref(best);
       json_t *src = json_object_get(st, "source"); /* set on setups shared with a baseline */
-      best = json_pack("{s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?}", "setup",
+      best = json_pack("{s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O*}", "setup",
                        json_object_get(st, "setup"), "source", src ? src : json_object_get(ev, "source"), "cases",
                        json_object_get(st, "cases"), "samples", json_object_get(st, "samples"), "rmse",
                        json_object_get(res, "rmse"), "spread", json_object_get(res, "spread"), "crps",
                        json_object_get(res, "crps"), "coverage_max_abs_error",
                        json_object_get(res, "coverage_max_abs_error"), "seconds_per_request",
                        json_object_get(res, "seconds_per_request"), "threads", json_object_get(res, "threads"),
-                       "params", json_object_get(res, "params"));
+                       "params", json_object_get(res, "params"), "settings", json_object_get(res, "settings"));
     }
   }
   return best;

@@ -91,7 +91,8 @@ typedef struct case_out {
 
 /* Running sums of the diagnostics: the keys of case 0's diagnostics; a
  * number is averaged, an array of numbers averaged elementwise, when every
- * case has it so; a string is case 0's. */
+ * case has it so; a string or an object (the sampler settings in effect) is
+ * case 0's. */
 typedef struct diag_fold {
   json_t *first;      /* case 0's diagnostics (owned) */
   int n_keys;
@@ -205,8 +206,8 @@ static json_t *fold_result(const diag_fold *f, int C) {
   json_t *res = jb_object(&bad);
   for (int k = 0; res && k < f->n_keys; k++) {
     json_t *first = json_object_get(f->first, f->keys[k]);
-    if (json_is_string(first)) {
-      jb_set(res, f->keys[k], json_incref(first), &bad);
+    if (json_is_string(first) || json_is_object(first)) {
+      jb_set(res, f->keys[k], json_deep_copy(first), &bad);
     } else if (f->ok[k] && json_is_number(first)) {
       jb_set_real(res, f->keys[k], f->sums[k][0] / C, &bad);
     } else if (f->ok[k]) {

@@ -210,14 +210,16 @@ function evalSummary(e) {
   }).join("; "));
 }
 
-function settingsText(params) {
+function settingsText(params, settings) {
+  // the sampler settings in effect, as the evaluation recorded them; else the params it was given
+  if (settings && Object.keys(settings).length) return JSON.stringify(settings);
   return params && Object.keys(params).length ? JSON.stringify(params) : "defaults";
 }
 
-function costText(seconds, samples, threads, params) {
-  // one request's cost as the evaluation measured it, with what it ran with
-  return fmt(seconds) + " s per " + samples + "-sample request (" +
-    (threads ? threads + (threads === 1 ? " thread" : " threads") : "threads not recorded") + ", " + settingsText(params) + ")";
+function threadsText(threads) {
+  // seconds_per_request is one request on one thread; the evaluation ran `threads` of them at once
+  if (!threads) return "threads not recorded";
+  return "one thread" + (threads > 1 ? ", " + threads + " requests at once" : "");
 }
 
 function costCell(e) {
@@ -232,8 +234,7 @@ function costCell(e) {
     lines.push(h("div", { class: "cost", "data-setup": s.setup, "data-seconds": r.seconds_per_request },
       h("strong", {}, fmt(r.seconds_per_request) + " s"), " ",
       h("span", { class: "muted" }, s.setup + ": " + s.samples + " samples, " +
-        (r.threads ? r.threads + (r.threads === 1 ? " thread" : " threads") : "threads not recorded") +
-        ", " + settingsText(r.params))));
+        threadsText(r.threads) + ", " + settingsText(r.params, r.settings))));
   }
   if (!lines.length) return h("td", { class: "muted" }, unmeasured ? "not measured (evaluation written before costs were recorded)" : "no evaluation");
   if (unmeasured) lines.push(h("div", { class: "muted" }, unmeasured + " more setup" + (unmeasured > 1 ? "s" : "") + " without a measured cost"));
@@ -292,7 +293,7 @@ function evidenceCells(ev) {
   return [h("td", {}, ev.setup + " ", h("span", { class: "muted" }, "(" + ev.source + ", " + ev.cases + " cases)")),
     num(ev.crps), num(ev.rmse), num(ev.coverage_max_abs_error), num(ev.spread),
     h("td", { class: "num" }, typeof ev.seconds_per_request === "number" ? fmt(ev.seconds_per_request) + " s" : "not measured"),
-    h("td", {}, (ev.threads ? ev.threads + (ev.threads === 1 ? " thread, " : " threads, ") : "") + settingsText(ev.params))];
+    h("td", {}, threadsText(ev.threads) + ", " + settingsText(ev.params, ev.settings))];
 }
 
 function chooseForm(presets) {
@@ -370,7 +371,8 @@ async function viewEstimators() {
     h("h2", {}, "Served estimators"),
     h("p", { class: "muted" }, count, " Accuracy is the shipped evaluation (RMSE and the largest coverage error over the credible levels; lower is better). " +
       "Cost: seconds for one request (one window, the evaluation's number of samples) as the evaluation measured it, on that machine, " +
-      "with the threads and settings shown. State and window give what a request may ask for (state_dim_range, window_range)."),
+      "on one thread (the evaluation ran as many requests at once as shown), with the params or sampler settings shown; " +
+      "a daemon job may use more threads (--job-threads). State and window give what a request may ask for (state_dim_range, window_range)."),
     h("p", {}, h("button", { type: "button", id: "reload" }, "Reload models"), " ",
       h("span", { class: "muted" }, "Rescan the models directory (POST /v1/estimators:reload): new files load, removed ones retire, changed ones are replaced.")),
     report, table);
@@ -458,10 +460,10 @@ async function viewEstimator(name) {
       parts.push(h("h3", {}, s.setup + " — " + JSON.stringify(s.operator) + ", σ = " + s.noise_std +
         ", W = " + s.window + ", " + s.cases + " cases × " + s.samples + " samples"),
       box,
-      h("table", {}, h("tr", {}, ["estimator", "RMSE", "spread", "CRPS", "coverage error", "s / request", "threads", "settings"].map((t) => h("th", {}, t))),
+      h("table", {}, h("tr", {}, ["estimator", "RMSE", "spread", "CRPS", "coverage error", "s / request (one thread)", "requests at once", "settings"].map((t) => h("th", {}, t))),
         Object.entries(s.results).map(([n, r]) => h("tr", { class: n === e.name ? "this" : "" }, h("td", {}, n),
           ["rmse", "spread", "crps", "coverage_max_abs_error", "seconds_per_request", "threads"].map((k) => h("td", { class: "num" }, r[k] === null || r[k] === undefined ? "–" : fmt(r[k]))),
-          h("td", {}, settingsText(r.params))))));
+          h("td", {}, settingsText(r.params, r.settings))))));
       plots.push([box, s]);
     }
   }

@@ -117,3 +117,22 @@ def test_help_documents_every_flag():
     assert len(flags) >= 15
     for f in flags:
         assert f in r.stdout, f
+
+
+@pytest.mark.parametrize("stem", ["tiny-composed-score", "tiny-posterior-score"])
+def test_result_records_the_sampler_settings_in_effect(tmp_path, stem):
+    # an evaluation's cost is only meaningful with the settings it ran with: the result
+    # keeps the sampler section the model used (the file's defaults, or the request's
+    # params over them), as a job's diagnostics report it
+    model = f"tests/data/golden/{stem}.safetensors"
+    golden = json.load(open(f"tests/data/golden/{stem}.diag"))["sampler"]
+    op = json.dumps(json.load(open(f"tests/data/golden/{stem}.json")).get("operator", {"type": "identity"}))
+    for params, steps in [("{}", golden["steps"]), ('{"steps": 5}', 5)]:
+        path = tmp_path / f"{stem}-{steps}.json"
+        r = run("eval", "--estimator", model, "--preset", "l96-thesis", "--N", "16", "--window", "3",
+                "--cases", "3", "--samples", "4", "--quiet", "--operator", op,
+                "--noise-std", "0.5", "--params", params, "--json", str(path), "--threads", "2")
+        assert r.returncode == 0, r.stderr
+        res = json.load(open(path))
+        assert res["diagnostics"]["sampler"] == dict(golden, steps=steps), res["diagnostics"]
+        jsonschema.validate(res, SCHEMA)

@@ -407,15 +407,21 @@ def test_console_estimators_cost_evaluation_choice_and_reload(fresh_daemon, tmp_
         r = want[c.get_attribute("data-setup")]
         assert float(c.get_attribute("data-seconds")) == pytest.approx(r["seconds_per_request"], rel=1e-12)
         assert c.text.startswith(fmt(r["seconds_per_request"]) + " s")
-        settings = json.dumps(r["params"], separators=(",", ":")) if r["params"] else "defaults"
-        assert "%d thread" % r["threads"] in c.text and settings in c.text, c.text
+        # the cost is one request on one thread, with the evaluation running `threads` at
+        # once; the sampler settings in effect are shown where the result recorded them
+        assert "one thread, %d requests at once" % r["threads"] in c.text, c.text
+        if r.get("settings"):
+            assert all('"%s":' % k in c.text for k in r["settings"]), (c.text, r["settings"])
+        else:
+            settings = json.dumps(r["params"], separators=(",", ":")) if r["params"] else "defaults"
+            assert settings in c.text, c.text
     # the composed model's evaluation (stripped above) has no cost: said, not invented
     comp = api["l96-sakov-w10-composed-score"]
     assert all(s["results"][comp["name"]]["seconds_per_request"] is None for s in comp["evaluation"]["setups"])
     assert cost_cell(comp["name"]).text.startswith("not measured")
-    # the tuned LETKF was timed on 2 threads in those setups: the cell says so
+    # the tuned LETKF's requests were timed two at a time in those setups: the cell says so
     letkf = [c.text for c in cost_cell("l96-sakov-letkf").find_elements(By.CSS_SELECTOR, ".cost")]
-    assert letkf and all("2 threads" in t and '"radius"' in t for t in letkf), letkf
+    assert letkf and all("2 requests at once" in t and '"radius"' in t for t in letkf), letkf
     assert cost_cell("tiny").text == "no evaluation"
     # accepted ranges: the local score takes any state size and window in its ranges
     row = browser.find_element(By.CSS_SELECTOR, "#estimators tr[data-name='%s']" % local["name"])
