@@ -11,8 +11,12 @@
  * with U[p][o][i] = (G k G^T)[p] of the 3x3 kernel k[o][i], transformed per call
  * (NI*NO kernels of ~150 flops against 2*(m+2)^2*NI*NO*tiles in the GEMMs: a few
  * percent; no cache to invalidate when an optimizer step changes the weights).
- * The transforms run on groups of NG tiles held as structure-of-arrays, so each
- * of the (m+2)^2 values is an 8-wide vector over 8 tiles. */
+ * The transforms work on 8-wide vectors. Whole groups of 8 samples go the
+ * batch-vector way: a channel's 8 planes are interleaved once (X8[pixel][8]),
+ * so a patch value of one tile position in the 8 samples is one contiguous
+ * load and the (m+2)^2 transformed values are 8 consecutive GEMM columns. The
+ * remaining B % 8 samples go the tile-vector way: groups of NG tiles gathered
+ * as structure-of-arrays (8 tiles per vector). */
 #include "nn/nn_wino.h"
 
 #include <cblas.h>
@@ -49,15 +53,29 @@ int nn_wino_m(int H, int W, int kh, int kw, int stride) {
 
 static size_t round8(size_t n) { return (n + 7) & ~(size_t)7; }
 
-static size_t chunk_tiles(int m, int B, int H, int W) {
-  size_t nt = (size_t)B * (H / m) * (W / m);
+/* GEMM columns per chunk: the batch-vector way takes whole groups of 8 samples
+ * (8 columns per tile position), the tile way the nb < 8 remaining samples */
+static size_t bv_chunk(int m, int B, int H, int W) {
+  size_t per = (size_t)8 * (H / m) * (W / m), g = (size_t)B / 8, k = NN_WINO_TILES / per;
+  k = k < 1 ? 1 : k;
+  return g ? (k < g ? k : g) * per : 0;
+}
+
+static size_t tl_chunk(int m, int nb, int H, int W) {
+  size_t nt = (size_t)nb * (H / m) * (W / m);
   return nt < NN_WINO_TILES ? nt : NN_WINO_TILES;
+}
+
+static size_t wino_ld(int m, int B, int H, int W) {
+  size_t a = bv_chunk(m, B, H, W), b = tl_chunk(m, B % 8, H, W);
+  return round8(a > b ? a : b);
 }
 
 size_t nn_wino_size(int NI, int NO, int B, int H, int W, int m) {
   if (!m) return 0;
-  size_t A2 = (size_t)(m + 2) * (m + 2), ld = round8(chunk_tiles(m, B, H, W));
-  return A2 * ((size_t)NI * NO + ((size_t)NI + NO) * ld);
+  size_t A2 = (size_t)(m + 2) * (m + 2), ld = wino_ld(m, B, H, W);
+  size_t x8 = B >= 8 ? (size_t)H * W * 8 : 0;
+  return A2 * ((size_t)NI * NO + ((size_t)NI + NO) * ld) + x8;
 }
 
 // ----------------------------------------------------------------------------
@@ -100,44 +118,94 @@ TF void at2(v8f *y, const v8f *m, int s, int ys) {
   y[ys] = m[s] - m[2 * s] - m[3 * s];
 }
 
-static void g1d(float *u, const float *g, int s, int us, int m) {
-  float g0 = g[0], g1 = g[s], g2 = g[2 * s];
+TF void g1d8(v8f *u, const v8f *g, int s, int us, int m) {
+  v8f g0 = g[0], g1 = g[s], g2 = g[2 * s];
   if (m == 4) {
-    u[0] = g0 * (1.0f / 4);
-    u[us] = -(g0 + g1 + g2) * (1.0f / 6);
-    u[2 * us] = -(g0 - g1 + g2) * (1.0f / 6);
-    u[3 * us] = g0 * (1.0f / 24) + g1 * (1.0f / 12) + g2 * (1.0f / 6);
-    u[4 * us] = g0 * (1.0f / 24) - g1 * (1.0f / 12) + g2 * (1.0f / 6);
+    v8f a = g0 + g2, sx = v8_set1(1.0f / 6), b = g0 * v8_set1(1.0f / 24) + g2 * v8_set1(1.0f / 6);
+    v8f c = g1 * v8_set1(1.0f / 12);
+    u[0] = g0 * v8_set1(1.0f / 4);
+    u[us] = -(a + g1) * sx;
+    u[2 * us] = -(a - g1) * sx;
+    u[3 * us] = b + c;
+    u[4 * us] = b - c;
     u[5 * us] = g2;
   } else {
+    v8f h = v8_set1(0.5f), a = g0 + g2;
     u[0] = g0;
-    u[us] = 0.5f * (g0 + g1 + g2);
-    u[2 * us] = 0.5f * (g0 - g1 + g2);
+    u[us] = h * (a + g1);
+    u[2 * us] = h * (a - g1);
     u[3 * us] = g2;
   }
 }
 
 /* U[p][o][i] = G k G^T with k = w[o][i] (w is (NO, NI, 3, 3)), or with flip the
- * kernel of the input gradient, k[o][i][a][b] = w[i][o][2-a][2-b] (w is (NI, NO, 3, 3)). */
-static void wino_weights(float *U, const float *w, int NI, int NO, int m, int flip) {
+ * kernel of the input gradient, k[o][i][a][b] = w[i][o][2-a][2-b] (w is (NI, NO, 3, 3)).
+ * Eight input channels per vector: their kernels are first copied to kt[q][lane]. */
+TF void wino_weights_m(float *U, const float *w, int NI, int NO, int m, int flip) {
   int A = m + 2;
   size_t plane = (size_t)NO * NI;
+  float kt[9][64];
+  v8f g[9], t[AMAX * 3], u[AMAX * AMAX];
   for (int o = 0; o < NO; o++)
-    for (int i = 0; i < NI; i++) {
-      float g[9], t[AMAX * 3], u[AMAX * AMAX];
-      const float *k = w + ((size_t)(flip ? i * NO + o : o * NI + i)) * 9;
-      for (int q = 0; q < 9; q++) g[q] = k[flip ? 8 - q : q];
-      for (int c = 0; c < 3; c++) g1d(t + c, g + c, 3, 3, m);     /* t = G g   (A x 3) */
-      for (int r = 0; r < A; r++) g1d(u + r * A, t + r * 3, 1, 1, m); /* u = t G^T (A x A) */
-      for (int p = 0; p < A * A; p++) U[p * plane + (size_t)o * NI + i] = u[p];
+    for (int i0 = 0; i0 < NI; i0 += 64) {
+      int n = NI - i0 < 64 ? NI - i0 : 64;
+      for (int l = 0; l < n; l++) {
+        int i = i0 + l;
+        const float *k = w + ((size_t)(flip ? i * NO + o : o * NI + i)) * 9;
+        for (int q = 0; q < 9; q++) kt[q][l] = k[flip ? 8 - q : q];
+      }
+      for (int l = n; l < (n + 7) / 8 * 8; l++)
+        for (int q = 0; q < 9; q++) kt[q][l] = 0.0f;
+      for (int l = 0; l < n; l += 8) {
+        for (int q = 0; q < 9; q++) g[q] = v8_load(&kt[q][l]);
+        for (int c = 0; c < 3; c++) g1d8(t + c, g + c, 3, 3, m);         /* t = G g   (A x 3) */
+        for (int r = 0; r < A; r++) g1d8(u + r * A, t + r * 3, 1, 1, m); /* u = t G^T (A x A) */
+        float *dst = U + (size_t)o * NI + i0 + l;
+        if (n - l >= 8)
+          for (int p = 0; p < A * A; p++) v8_store(dst + p * plane, u[p]);
+        else
+          for (int p = 0; p < A * A; p++)
+            for (int j = 0; j < n - l; j++) dst[p * plane + j] = u[p][j];
+      }
     }
 }
 
-/* input transform of tiles [t0, t0+n) of x (NI, B, H, W) into V[p][ci][ld] */
-TF void wino_input_m(float *V, const float *x, int NI, int B, int H, int W, int m, size_t t0,
-                     int n, size_t ld) {
+NN_HOT
+static void wino_weights(float *U, const float *w, int NI, int NO, int m, int flip) {
+  if (m == 4)
+    wino_weights_m(U, w, NI, NO, 4, flip);
+  else
+    wino_weights_m(U, w, NI, NO, 2, flip);
+}
+
+/* r[j][i] -> r[i][j] (8 x 8 floats in 8 vectors) */
+TF void tr8(v8f *r) {
+  const v8i lo = {0, 8, 1, 9, 4, 12, 5, 13}, hi = {2, 10, 3, 11, 6, 14, 7, 15};
+  const v8i s01 = {0, 1, 8, 9, 4, 5, 12, 13}, s23 = {2, 3, 10, 11, 6, 7, 14, 15};
+  const v8i plo = {0, 1, 2, 3, 8, 9, 10, 11}, phi = {4, 5, 6, 7, 12, 13, 14, 15};
+  v8f t[8], s[8];
+  for (int k = 0; k < 4; k++) {
+    t[2 * k] = __builtin_shuffle(r[2 * k], r[2 * k + 1], lo);
+    t[2 * k + 1] = __builtin_shuffle(r[2 * k], r[2 * k + 1], hi);
+  }
+  for (int h = 0; h < 2; h++) { /* h = 0: rows 0-3, h = 1: rows 4-7 */
+    s[4 * h + 0] = __builtin_shuffle(t[4 * h], t[4 * h + 2], s01);
+    s[4 * h + 1] = __builtin_shuffle(t[4 * h], t[4 * h + 2], s23);
+    s[4 * h + 2] = __builtin_shuffle(t[4 * h + 1], t[4 * h + 3], s01);
+    s[4 * h + 3] = __builtin_shuffle(t[4 * h + 1], t[4 * h + 3], s23);
+  }
+  for (int k = 0; k < 4; k++) {
+    r[k] = __builtin_shuffle(s[k], s[4 + k], plo);
+    r[4 + k] = __builtin_shuffle(s[k], s[4 + k], phi);
+  }
+}
+
+/* the tile way: input transform of tiles [t0, t0+n) of samples b0.. of x
+ * (NI planes cstride apart, H x W each) into V[p][ci][ld] */
+TF void wino_input_m(float *V, const float *x, size_t cstride, int b0, int NI, int H, int W,
+                     int m, size_t t0, int n, size_t ld) {
   const int A = m + 2, A2 = A * A, TW = W / m, tpi = (H / m) * TW;
-  size_t HW = (size_t)H * W, cstride = (size_t)B * HW;
+  size_t HW = (size_t)H * W;
   int off[NG][AMAX * AMAX];
   size_t boff[NG];
   v8f D[AMAX * AMAX];
@@ -145,7 +213,7 @@ TF void wino_input_m(float *V, const float *x, int NI, int B, int H, int W, int 
     int ng = n - g0 < NG ? n - g0 : NG, nv = (ng + 7) / 8;
     for (int l = 0; l < nv * 8; l++) {
       size_t t = t0 + g0 + (l < ng ? l : 0);
-      int b = (int)(t / tpi), r = (int)(t % tpi), ty = r / TW, tx = r % TW;
+      int b = b0 + (int)(t / tpi), r = (int)(t % tpi), ty = r / TW, tx = r % TW;
       boff[l] = (size_t)b * HW;
       for (int a = 0; a < A; a++) {
         int h = ty * m - 1 + a;
@@ -173,10 +241,10 @@ TF void wino_input_m(float *V, const float *x, int NI, int B, int H, int W, int 
 
 /* output transform of tiles [t0, t0+n) from M[p][co][ld] into out (NO, B, H, W):
  * out = (add ? out : 0) + A^T M A + bias */
-TF void wino_output_m(float *out, const float *M, const float *bias, int NO, int B, int H, int W,
-                      int m, size_t t0, int n, size_t ld, int add) {
+TF void wino_output_m(float *out, const float *M, const float *bias, size_t cstride, int b0,
+                      int NO, int H, int W, int m, size_t t0, int n, size_t ld, int add) {
   const int A = m + 2, A2 = A * A, TW = W / m, tpi = (H / m) * TW;
-  size_t HW = (size_t)H * W, cstride = (size_t)B * HW;
+  size_t HW = (size_t)H * W;
   size_t ooff[NG];
   v8f Mv[AMAX * AMAX], Y1[4 * AMAX], Y[16];
   float yv[16][8];
@@ -184,7 +252,7 @@ TF void wino_output_m(float *out, const float *M, const float *bias, int NO, int
     int ng = n - g0 < NG ? n - g0 : NG, nv = (ng + 7) / 8;
     for (int l = 0; l < ng; l++) {
       size_t t = t0 + g0 + l;
-      int b = (int)(t / tpi), r = (int)(t % tpi), ty = r / TW, tx = r % TW;
+      int b = b0 + (int)(t / tpi), r = (int)(t % tpi), ty = r / TW, tx = r % TW;
       ooff[l] = (size_t)b * HW + (size_t)ty * m * W + (size_t)tx * m;
     }
     for (int co = 0; co < NO; co++) {
@@ -210,37 +278,155 @@ TF void wino_output_m(float *out, const float *M, const float *bias, int NO, int
   }
 }
 
-NN_HOT
-static void wino_input(float *V, const float *x, int NI, int B, int H, int W, int m, size_t t0,
-                       int n, size_t ld) {
-  if (m == 4)
-    wino_input_m(V, x, NI, B, H, W, 4, t0, n, ld);
-  else
-    wino_input_m(V, x, NI, B, H, W, 2, t0, n, ld);
+/* the batch-vector way: samples b0 .. b0 + 8 ngr - 1 of x; column
+ * (g tpi + ty TW + tx) 8 + j of V is tile (ty, tx) of sample b0 + 8 g + j */
+TF void bv_input_m(float *V, float *X8, const float *x, size_t cstride, int b0, int ngr, int NI,
+                   int H, int W, int m, size_t ld) {
+  const int A = m + 2, A2 = A * A, TH = H / m, TW = W / m, tpi = TH * TW;
+  size_t HW = (size_t)H * W;
+  v8f D[AMAX * AMAX];
+  int rows[AMAX], cols[AMAX];
+  for (int ci = 0; ci < NI; ci++)
+    for (int g = 0; g < ngr; g++) {
+      const float *p = x + (size_t)ci * cstride + (size_t)(b0 + 8 * g) * HW;
+      size_t i = 0;
+      for (; i + 8 <= HW; i += 8) { /* 8 pixels of the 8 samples: one transpose */
+        v8f r[8];
+        for (int j = 0; j < 8; j++) r[j] = v8_load(p + (size_t)j * HW + i);
+        tr8(r);
+        for (int k = 0; k < 8; k++) v8_store(X8 + (i + k) * 8, r[k]);
+      }
+      for (; i < HW; i++)
+        for (int j = 0; j < 8; j++) X8[i * 8 + j] = p[(size_t)j * HW + i];
+      float *vc = V + (size_t)ci * ld + (size_t)g * tpi * 8;
+      for (int ty = 0; ty < TH; ty++) {
+        for (int a = 0; a < A; a++) {
+          int h = ty * m - 1 + a;
+          rows[a] = (h < 0 ? h + H : h >= H ? h - H : h) * W;
+        }
+        for (int tx = 0; tx < TW; tx++) {
+          for (int c = 0; c < A; c++) {
+            int ww = tx * m - 1 + c;
+            cols[c] = ww < 0 ? ww + W : ww >= W ? ww - W : ww;
+          }
+          for (int a = 0; a < A; a++)
+            for (int c = 0; c < A; c++) D[a * A + c] = v8_load(X8 + (size_t)(rows[a] + cols[c]) * 8);
+          for (int c = 0; c < A; c++) m == 4 ? bt4(D + c, D + c, A) : bt2(D + c, D + c, A);
+          for (int r = 0; r < A; r++) m == 4 ? bt4(D + r * A, D + r * A, 1) : bt2(D + r * A, D + r * A, 1);
+          float *vt = vc + (size_t)(ty * TW + tx) * 8;
+          for (int q = 0; q < A2; q++) v8_store(vt + (size_t)q * NI * ld, D[q]);
+        }
+      }
+    }
+}
+
+TF void bv_output_m(float *out, float *Y8, const float *M, const float *bias, size_t cstride,
+                    int b0, int ngr, int NO, int H, int W, int m, size_t ld, int add) {
+  const int A = m + 2, A2 = A * A, TH = H / m, TW = W / m, tpi = TH * TW;
+  size_t HW = (size_t)H * W;
+  v8f Mv[AMAX * AMAX], Y1[4 * AMAX], Y[16];
+  for (int co = 0; co < NO; co++)
+    for (int g = 0; g < ngr; g++) {
+      const float *mc = M + (size_t)co * ld + (size_t)g * tpi * 8;
+      for (int ty = 0; ty < TH; ty++)
+        for (int tx = 0; tx < TW; tx++) {
+          const float *mt = mc + (size_t)(ty * TW + tx) * 8;
+          for (int q = 0; q < A2; q++) Mv[q] = v8_load(mt + (size_t)q * NO * ld);
+          for (int c = 0; c < A; c++) m == 4 ? at4(Y1 + c, Mv + c, A, A) : at2(Y1 + c, Mv + c, A, A);
+          for (int r = 0; r < m; r++) m == 4 ? at4(Y + r * m, Y1 + r * A, 1, 1) : at2(Y + r * m, Y1 + r * A, 1, 1);
+          for (int r = 0; r < m; r++)
+            for (int c = 0; c < m; c++)
+              v8_store(Y8 + ((size_t)(ty * m + r) * W + tx * m + c) * 8, Y[r * m + c]);
+        }
+      float bv = bias ? bias[co] : 0.0f;
+      float *o = out + (size_t)co * cstride + (size_t)(b0 + 8 * g) * HW;
+      size_t i = 0;
+      for (; i + 8 <= HW; i += 8) { /* back to 8 planes: one transpose per 8 pixels */
+        v8f r[8], vb = v8_set1(bv);
+        for (int k = 0; k < 8; k++) r[k] = v8_load(Y8 + (i + k) * 8);
+        tr8(r);
+        for (int j = 0; j < 8; j++) {
+          float *oj = o + (size_t)j * HW + i;
+          v8_store(oj, add ? v8_load(oj) + (r[j] + vb) : r[j] + vb);
+        }
+      }
+      for (; i < HW; i++)
+        for (int j = 0; j < 8; j++) {
+          float *oj = o + (size_t)j * HW + i;
+          *oj = add ? *oj + (Y8[i * 8 + j] + bv) : Y8[i * 8 + j] + bv;
+        }
+    }
 }
 
 NN_HOT
-static void wino_output(float *out, const float *M, const float *bias, int NO, int B, int H,
-                        int W, int m, size_t t0, int n, size_t ld, int add) {
+static void wino_input(float *V, const float *x, size_t cstride, int b0, int NI, int H, int W,
+                       int m, size_t t0, int n, size_t ld) {
   if (m == 4)
-    wino_output_m(out, M, bias, NO, B, H, W, 4, t0, n, ld, add);
+    wino_input_m(V, x, cstride, b0, NI, H, W, 4, t0, n, ld);
   else
-    wino_output_m(out, M, bias, NO, B, H, W, 2, t0, n, ld, add);
+    wino_input_m(V, x, cstride, b0, NI, H, W, 2, t0, n, ld);
+}
+
+NN_HOT
+static void wino_output(float *out, const float *M, const float *bias, size_t cstride, int b0,
+                        int NO, int H, int W, int m, size_t t0, int n, size_t ld, int add) {
+  if (m == 4)
+    wino_output_m(out, M, bias, cstride, b0, NO, H, W, 4, t0, n, ld, add);
+  else
+    wino_output_m(out, M, bias, cstride, b0, NO, H, W, 2, t0, n, ld, add);
+}
+
+NN_HOT
+static void bv_input(float *V, float *X8, const float *x, size_t cstride, int b0, int ngr, int NI,
+                     int H, int W, int m, size_t ld) {
+  if (m == 4)
+    bv_input_m(V, X8, x, cstride, b0, ngr, NI, H, W, 4, ld);
+  else
+    bv_input_m(V, X8, x, cstride, b0, ngr, NI, H, W, 2, ld);
+}
+
+NN_HOT
+static void bv_output(float *out, float *Y8, const float *M, const float *bias, size_t cstride,
+                      int b0, int ngr, int NO, int H, int W, int m, size_t ld, int add) {
+  if (m == 4)
+    bv_output_m(out, Y8, M, bias, cstride, b0, ngr, NO, H, W, 4, ld, add);
+  else
+    bv_output_m(out, Y8, M, bias, cstride, b0, ngr, NO, H, W, 2, ld, add);
+}
+
+/* M[p] = U[p] V[p] for the n columns of a chunk */
+static void wino_gemms(float *M, const float *U, const float *V, int NI, int NO, int A2, int n,
+                       size_t ld) {
+  for (int p = 0; p < A2; p++)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, NO, n, NI, 1.0f,
+                U + (size_t)p * NO * NI, NI, V + (size_t)p * NI * ld, (int)ld, 0.0f,
+                M + (size_t)p * NO * ld, (int)ld);
 }
 
 void nn_wino_conv(float *out, float *scratch, const float *x, const float *w, const float *bias,
                   int NI, int NO, int B, int H, int W, int m, int add, int flip) {
   const int A = m + 2, A2 = A * A;
-  size_t nt = (size_t)B * (H / m) * (W / m), ct = chunk_tiles(m, B, H, W), ld = round8(ct);
+  size_t tpi = (size_t)(H / m) * (W / m), ld = wino_ld(m, B, H, W), cstride = (size_t)B * H * W;
   float *U = scratch, *V = U + (size_t)A2 * NO * NI, *M = V + (size_t)A2 * NI * ld;
+  float *X8 = M + (size_t)A2 * NO * ld;
   wino_weights(U, w, NI, NO, m, flip);
-  for (size_t t0 = 0; t0 < nt; t0 += ct) {
-    int n = (int)(nt - t0 < ct ? nt - t0 : ct);
-    wino_input(V, x, NI, B, H, W, m, t0, n, ld);
-    for (int p = 0; p < A2; p++)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, NO, n, NI, 1.0f,
-                  U + (size_t)p * NO * NI, NI, V + (size_t)p * NI * ld, (int)ld, 0.0f,
-                  M + (size_t)p * NO * ld, (int)ld);
-    wino_output(out, M, bias, NO, B, H, W, m, t0, n, ld, add);
+  int ng = B / 8, b8 = 8 * ng;
+  if (ng) {
+    int gpc = (int)(bv_chunk(m, B, H, W) / (8 * tpi));
+    for (int g0 = 0; g0 < ng; g0 += gpc) {
+      int n = ng - g0 < gpc ? ng - g0 : gpc;
+      bv_input(V, X8, x, cstride, 8 * g0, n, NI, H, W, m, ld);
+      wino_gemms(M, U, V, NI, NO, A2, (int)(n * 8 * tpi), ld);
+      bv_output(out, X8, M, bias, cstride, 8 * g0, n, NO, H, W, m, ld, add);
+    }
+  }
+  if (B > b8) {
+    size_t nt = (size_t)(B - b8) * tpi, ct = tl_chunk(m, B - b8, H, W);
+    for (size_t t0 = 0; t0 < nt; t0 += ct) {
+      int n = (int)(nt - t0 < ct ? nt - t0 : ct);
+      wino_input(V, x, cstride, b8, NI, H, W, m, t0, n, ld);
+      wino_gemms(M, U, V, NI, NO, A2, n, ld);
+      wino_output(out, M, bias, cstride, b8, NO, H, W, m, t0, n, ld, add);
+    }
   }
 }
