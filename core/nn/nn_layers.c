@@ -301,16 +301,25 @@ size_t nn_conv_dcol_size(int Cin, int Cout, int B, int H, int W, int kh, int kw,
 void nn_conv_backward_t(float *dx, float *dw, float *dbias, float *col, float *dcol,
                         const float *dout, const float *x, const float *w, int Cin, int Cout,
                         int B, int H, int W, int kh, int kw, int stride) {
+  int m = nn_wino_m(H, W, kh, kw, stride);
+  if (m) { /* 3x3 stride 1 by Winograd: dw from the same transforms, dx as a
+              convolution of dout with the flipped kernel (+=) */
+    if (dbias)
+      for (int co = 0; co < Cout; co++) {
+        const float *d = dout + (size_t)co * B * H * W;
+        float acc = 0.0f;
+        for (size_t p = 0; p < (size_t)B * H * W; p++) acc += d[p];
+        dbias[co] += acc;
+      }
+    if (dw) nn_wino_dw(dw, col, x, dout, Cin, Cout, B, H, W, m);
+    if (dx) nn_wino_conv(dx, dcol, dout, w, NULL, Cout, Cin, B, H, W, m, 1, 1);
+    return;
+  }
   if (stride != 1 || (kh == 1 && kw == 1) || !dx) {
     nn_conv_backward(dx, dw, dbias, col, dcol, dout, x, w, Cin, Cout, B, H, W, kh, kw, stride);
     return;
   }
   nn_conv_backward(NULL, dw, dbias, col, dcol, dout, x, w, Cin, Cout, B, H, W, kh, kw, stride);
-  int m = nn_wino_m(H, W, kh, kw, stride);
-  if (m) { /* 3x3: the same convolution by Winograd, on dout, into dx (+=) */
-    nn_wino_conv(dx, dcol, dout, w, NULL, Cout, Cin, B, H, W, m, 1, 1);
-    return;
-  }
   int HW = H * W, P = B * HW, kk = kh * kw, K2 = Cout * kk, tile = conv_tile(B, HW);
   float *wf = dcol + nn_conv_col_size(Cout, B, H, W, kh, kw, 1);
   for (int ci = 0; ci < Cin; ci++)

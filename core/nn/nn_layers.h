@@ -56,9 +56,9 @@ void nn_conv_backward(float *dx, float *dw, float *dbias, float *col, float *dco
                       int B, int H, int W, int kh, int kw, int stride);
 int nn_conv_out_size(int n, int stride);
 /* The same backward with a faster input gradient for stride 1 (a convolution of
- * dout with the flipped kernel instead of col2im, by Winograd where the forward
- * uses it); col must hold nn_conv_col_size and dcol nn_conv_dcol_size floats.
- * Other strides and 1x1 fall back to nn_conv_backward. */
+ * dout with the flipped kernel instead of col2im); where the forward uses
+ * Winograd, dx and dw do too. col must hold nn_conv_scratch_size and dcol
+ * nn_conv_dcol_size floats. Other strides and 1x1 fall back to nn_conv_backward. */
 void nn_conv_backward_t(float *dx, float *dw, float *dbias, float *col, float *dcol,
                         const float *dout, const float *x, const float *w, int Cin, int Cout,
                         int B, int H, int W, int kh, int kw, int stride);

@@ -430,3 +430,206 @@ void nn_wino_conv(float *out, float *scratch, const float *x, const float *w, co
     }
   }
 }
+
+// ----------------------------------------------------------------------------
+// weight gradient: the adjoint of the forward's algebra. With V = B^T d B of
+// the input tiles and dM = A dY A^T of the output gradient's tiles,
+// dU[p] = sum over tiles dM[p] V[p]^T (one sgemm per p, K = tiles) and
+// dw = G^T dU G.
+
+/* A y for F(4,3): y (m values) -> A values; and F(2,3) */
+TF void a4(v8f *o, const v8f *y, int s, int os) {
+  v8f y0 = y[0], y1 = y[s], y2 = y[2 * s], y3 = y[3 * s];
+  v8f e = y0 + y2, f = y1 + y3, g = v8_set1(2.0f) * y1 + v8_set1(8.0f) * y3;
+  v8f h = y0 + v8_set1(4.0f) * y2;
+  o[0] = y0;
+  o[os] = e + f;
+  o[2 * os] = e - f;
+  o[3 * os] = h + g;
+  o[4 * os] = h - g;
+  o[5 * os] = y3;
+}
+
+TF void a2(v8f *o, const v8f *y, int s, int os) {
+  v8f y0 = y[0], y1 = y[s];
+  o[0] = y0;
+  o[os] = y0 + y1;
+  o[2 * os] = y0 - y1;
+  o[3 * os] = -y1;
+}
+
+/* dM (A x A) = A dY A^T from dY (m x m, row stride m) */
+TF void dm_tile(v8f *dM, const v8f *dY, int m) {
+  int A = m + 2;
+  v8f T[AMAX * 4];
+  for (int c = 0; c < m; c++) m == 4 ? a4(T + c, dY + c, m, m) : a2(T + c, dY + c, m, m); /* A x m */
+  for (int r = 0; r < A; r++) m == 4 ? a4(dM + r * A, T + r * m, 1, 1) : a2(dM + r * A, T + r * m, 1, 1);
+}
+
+/* the batch-vector way of the output gradient: columns as in bv_input_m */
+TF void bv_dout_m(float *dM, float *X8, const float *dy, size_t cstride, int b0, int ngr, int NO,
+                  int H, int W, int m, size_t ld) {
+  const int A = m + 2, A2 = A * A, TH = H / m, TW = W / m, tpi = TH * TW;
+  size_t HW = (size_t)H * W;
+  v8f Y[16], D[AMAX * AMAX];
+  for (int co = 0; co < NO; co++)
+    for (int g = 0; g < ngr; g++) {
+      const float *p = dy + (size_t)co * cstride + (size_t)(b0 + 8 * g) * HW;
+      size_t i = 0;
+      for (; i + 8 <= HW; i += 8) {
+        v8f r[8];
+        for (int j = 0; j < 8; j++) r[j] = v8_load(p + (size_t)j * HW + i);
+        tr8(r);
+        for (int k = 0; k < 8; k++) v8_store(X8 + (i + k) * 8, r[k]);
+      }
+      for (; i < HW; i++)
+        for (int j = 0; j < 8; j++) X8[i * 8 + j] = p[(size_t)j * HW + i];
+      float *mc = dM + (size_t)co * ld + (size_t)g * tpi * 8;
+      for (int ty = 0; ty < TH; ty++)
+        for (int tx = 0; tx < TW; tx++) {
+          for (int r = 0; r < m; r++)
+            for (int c = 0; c < m; c++)
+              Y[r * m + c] = v8_load(X8 + ((size_t)(ty * m + r) * W + tx * m + c) * 8);
+          dm_tile(D, Y, m);
+          float *mt = mc + (size_t)(ty * TW + tx) * 8;
+          for (int q = 0; q < A2; q++) v8_store(mt + (size_t)q * NO * ld, D[q]);
+        }
+    }
+}
+
+/* the tile way: tiles [t0, t0+n) of samples b0.. */
+TF void tl_dout_m(float *dM, const float *dy, size_t cstride, int b0, int NO, int H, int W, int m,
+                  size_t t0, int n, size_t ld) {
+  const int A = m + 2, A2 = A * A, TW = W / m, tpi = (H / m) * TW;
+  size_t HW = (size_t)H * W, ooff[NG];
+  float buf[16][NG];
+  v8f Y[16], D[AMAX * AMAX];
+  for (int g0 = 0; g0 < n; g0 += NG) {
+    int ng = n - g0 < NG ? n - g0 : NG, nv = (ng + 7) / 8;
+    for (int l = 0; l < nv * 8; l++) {
+      size_t t = t0 + g0 + (l < ng ? l : 0);
+      int b = b0 + (int)(t / tpi), r = (int)(t % tpi), ty = r / TW, tx = r % TW;
+      ooff[l] = (size_t)b * HW + (size_t)ty * m * W + (size_t)tx * m;
+    }
+    for (int co = 0; co < NO; co++) {
+      const float *pc = dy + (size_t)co * cstride;
+      for (int l = 0; l < nv * 8; l++)
+        for (int r = 0; r < m; r++)
+          for (int c = 0; c < m; c++) buf[r * m + c][l] = pc[ooff[l] + (size_t)r * W + c];
+      float *mc = dM + (size_t)co * ld + g0;
+      for (int v = 0; v < nv; v++) {
+        for (int q = 0; q < m * m; q++) Y[q] = v8_load(&buf[q][v * 8]);
+        dm_tile(D, Y, m);
+        for (int q = 0; q < A2; q++) v8_store(mc + (size_t)q * NO * ld + v * 8, D[q]);
+      }
+    }
+  }
+}
+
+/* G^T u for a vector u of A values -> 3 */
+TF void gt(v8f *o, const v8f *u, int s, int os, int m) {
+  if (m == 4) {
+    v8f p = u[s] + u[2 * s], q = u[s] - u[2 * s], r = u[3 * s] + u[4 * s], t = u[3 * s] - u[4 * s];
+    v8f s6 = v8_set1(1.0f / 6);
+    o[0] = u[0] * v8_set1(1.0f / 4) - p * s6 + r * v8_set1(1.0f / 24);
+    o[os] = t * v8_set1(1.0f / 12) - q * s6;
+    o[2 * os] = (r - p) * s6 + u[5 * s];
+  } else {
+    v8f h = v8_set1(0.5f), p = u[s] + u[2 * s];
+    o[0] = u[0] + h * p;
+    o[os] = h * (u[s] - u[2 * s]);
+    o[2 * os] = h * p + u[3 * s];
+  }
+}
+
+/* dw[o][i] += G^T dU[o][i] G, eight input channels per vector */
+TF void wino_dw_fold_m(float *dw, const float *dU, int NI, int NO, int m) {
+  int A = m + 2;
+  size_t plane = (size_t)NO * NI;
+  v8f u[AMAX * AMAX], t[3 * AMAX], k[9];
+  float kb[9][8];
+  for (int o = 0; o < NO; o++)
+    for (int i0 = 0; i0 < NI; i0 += 8) {
+      int n = NI - i0 < 8 ? NI - i0 : 8;
+      const float *src = dU + (size_t)o * NI + i0;
+      for (int p = 0; p < A * A; p++) {
+        if (n == 8) {
+          u[p] = v8_load(src + p * plane);
+        } else {
+          float tmp[8] = {0};
+          for (int j = 0; j < n; j++) tmp[j] = src[p * plane + j];
+          u[p] = v8_load(tmp);
+        }
+      }
+      for (int c = 0; c < A; c++) gt(t + c, u + c, A, A, m);     /* t = G^T u (3 x A) */
+      for (int r = 0; r < 3; r++) gt(k + r * 3, t + r * A, 1, 1, m); /* k = t G   (3 x 3) */
+      for (int q = 0; q < 9; q++) v8_store(kb[q], k[q]);
+      for (int j = 0; j < n; j++) {
+        float *d = dw + ((size_t)o * NI + i0 + j) * 9;
+        for (int q = 0; q < 9; q++) d[q] += kb[q][j];
+      }
+    }
+}
+
+NN_HOT
+static void bv_dout(float *dM, float *X8, const float *dy, size_t cstride, int b0, int ngr, int NO,
+                    int H, int W, int m, size_t ld) {
+  if (m == 4)
+    bv_dout_m(dM, X8, dy, cstride, b0, ngr, NO, H, W, 4, ld);
+  else
+    bv_dout_m(dM, X8, dy, cstride, b0, ngr, NO, H, W, 2, ld);
+}
+
+NN_HOT
+static void tl_dout(float *dM, const float *dy, size_t cstride, int b0, int NO, int H, int W, int m,
+                    size_t t0, int n, size_t ld) {
+  if (m == 4)
+    tl_dout_m(dM, dy, cstride, b0, NO, H, W, 4, t0, n, ld);
+  else
+    tl_dout_m(dM, dy, cstride, b0, NO, H, W, 2, t0, n, ld);
+}
+
+NN_HOT
+static void wino_dw_fold(float *dw, const float *dU, int NI, int NO, int m) {
+  if (m == 4)
+    wino_dw_fold_m(dw, dU, NI, NO, 4);
+  else
+    wino_dw_fold_m(dw, dU, NI, NO, 2);
+}
+
+/* dU[p] += dM[p] V[p]^T over the n columns of a chunk */
+static void wino_dw_gemms(float *dU, const float *dM, const float *V, int NI, int NO, int A2, int n,
+                          size_t ld) {
+  for (int p = 0; p < A2; p++)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, NO, NI, n, 1.0f, dM + (size_t)p * NO * ld,
+                (int)ld, V + (size_t)p * NI * ld, (int)ld, 1.0f, dU + (size_t)p * NO * NI, NI);
+}
+
+void nn_wino_dw(float *dw, float *scratch, const float *x, const float *dy, int NI, int NO, int B,
+                int H, int W, int m) {
+  const int A = m + 2, A2 = A * A;
+  size_t tpi = (size_t)(H / m) * (W / m), ld = wino_ld(m, B, H, W), cstride_x = (size_t)B * H * W;
+  float *dU = scratch, *V = dU + (size_t)A2 * NO * NI, *dM = V + (size_t)A2 * NI * ld;
+  float *X8 = dM + (size_t)A2 * NO * ld;
+  memset(dU, 0, sizeof(float) * A2 * NO * NI);
+  int ng = B / 8, b8 = 8 * ng;
+  if (ng) {
+    int gpc = (int)(bv_chunk(m, B, H, W) / (8 * tpi));
+    for (int g0 = 0; g0 < ng; g0 += gpc) {
+      int n = ng - g0 < gpc ? ng - g0 : gpc;
+      bv_input(V, X8, x, cstride_x, 8 * g0, n, NI, H, W, m, ld);
+      bv_dout(dM, X8, dy, cstride_x, 8 * g0, n, NO, H, W, m, ld);
+      wino_dw_gemms(dU, dM, V, NI, NO, A2, (int)(n * 8 * tpi), ld);
+    }
+  }
+  if (B > b8) {
+    size_t nt = (size_t)(B - b8) * tpi, ct = tl_chunk(m, B - b8, H, W);
+    for (size_t t0 = 0; t0 < nt; t0 += ct) {
+      int n = (int)(nt - t0 < ct ? nt - t0 : ct);
+      wino_input(V, x, cstride_x, b8, NI, H, W, m, t0, n, ld);
+      tl_dout(dM, dy, cstride_x, b8, NO, H, W, m, t0, n, ld);
+      wino_dw_gemms(dU, dM, V, NI, NO, A2, n, ld);
+    }
+  }
+  wino_dw_fold(dw, dU, NI, NO, m);
+}

@@ -20,4 +20,11 @@ size_t nn_wino_size(int NI, int NO, int B, int H, int W, int m);
 void nn_wino_conv(float *out, float *scratch, const float *x, const float *w, const float *bias,
                   int NI, int NO, int B, int H, int W, int m, int add, int flip);
 
+/* dw (NO, NI, 3, 3) += the weight gradient of that forward convolution given
+ * x (NI, B, H, W) and dy = d(out) (NO, B, H, W), by the same transforms
+ * (dU = sum over tiles (A dY A^T) (B^T d B)^T, dw = G^T dU G); scratch of
+ * nn_wino_size(NI, NO, ...) floats. */
+void nn_wino_dw(float *dw, float *scratch, const float *x, const float *dy, int NI, int NO, int B,
+                int H, int W, int m);
+
 #endif

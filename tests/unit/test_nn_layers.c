@@ -259,7 +259,7 @@ static void test_conv_backward_t(void **state) {
       int B = 5, Ci = wide ? 3 : 6, Co = wide ? 7 : 2, H = dims == 2 ? 20 : 1, W = dims == 2 ? 21 : 401;
       int kh = dims == 2 ? 3 : 1;
       size_t nx = (size_t)Ci * B * H * W, ny = (size_t)Co * B * H * W, nw = (size_t)Co * Ci * kh * 3;
-      size_t nc = nn_conv_col_size(Ci, B, H, W, kh, 3, 1), nd = nn_conv_dcol_size(Ci, Co, B, H, W, kh, 3, 1);
+      size_t nc = nn_conv_scratch_size(Ci, Co, B, H, W, kh, 3, 1), nd = nn_conv_dcol_size(Ci, Co, B, H, W, kh, 3, 1);
       assert_true(nd >= nc);
       float *x = rnd(nx, 1, 1.0f), *w = rnd(nw, 2, 1.0f), *dy = rnd(ny, 3, 1.0f);
       float *col = zeros(nc), *dcol = zeros(nd > nc ? nd : nc);
@@ -281,7 +281,9 @@ static void test_conv_backward_t(void **state) {
 /* Winograd F(4x4, 3x3) and F(2x2, 3x3) (nn_wino.c) against the im2col path
  * and a direct double-precision circular convolution, forward and input
  * gradient, on sizes that use F(4x4) (multiples of 4), F(2x2) (even, not
- * multiples of 4) and several chunks of tiles with a partial group.
+ * multiples of 4), several chunks of tiles with a partial group, and batches
+ * with groups of 8 samples (the batch-vector way) with and without a remainder.
+ * The weight gradient too (dw by Winograd's adjoint, accumulated onto a base).
  * Bound: |out - exact| <= 1e-5 * S, S = max over outputs of sum |w| |x|
  * (the sum's own scale). Float32 rounding of the transforms: B^T, A^T have
  * entries up to 5 and 8 and G down to 1/24, so each Winograd product carries a
@@ -315,7 +317,7 @@ static void test_conv_winograd(void **state) {
   (void)state;
   const int shapes[][5] = {/* B, Ci, Co, H, W */
                            {3, 3, 5, 8, 12}, {2, 4, 3, 6, 10}, {6, 5, 4, 40, 40}, {1, 7, 2, 2, 4},
-                           {4, 2, 3, 20, 16}};
+                           {4, 2, 3, 20, 16}, {19, 3, 2, 12, 8}, {8, 2, 3, 6, 14}, {10, 9, 11, 4, 4}};
   for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
     int B = shapes[k][0], Ci = shapes[k][1], Co = shapes[k][2], H = shapes[k][3], W = shapes[k][4];
     size_t nx = (size_t)Ci * B * H * W, ny = (size_t)Co * B * H * W, nw = (size_t)Co * Ci * 9;
@@ -328,6 +330,24 @@ static void test_conv_winograd(void **state) {
     double *ref = malloc(ny * sizeof(double)), *dref = malloc(nx * sizeof(double));
     double S = conv_ref_scale(x, w, Ci, Co, B, H, W, ref, 0);
     double dS = conv_ref_scale(dy, w, Co, Ci, B, H, W, dref, 1);
+    /* dw[co][ci][i][j] = sum over b, h, w of dy[co][b][h][w] x[ci][b][h+i-1][w+j-1] */
+    double *wref = malloc(nw * sizeof(double)), wS = 0.0;
+    for (int co = 0; co < Co; co++)
+      for (int ci = 0; ci < Ci; ci++)
+        for (int i = 0; i < 3; i++)
+          for (int j = 0; j < 3; j++) {
+            double acc = 0.0, mag = 0.0;
+            for (int b = 0; b < B; b++)
+              for (int h = 0; h < H; h++)
+                for (int wo = 0; wo < W; wo++) {
+                  double v = (double)dy[(((size_t)co * B + b) * H + h) * W + wo] *
+                             x[(((size_t)ci * B + b) * H + (h + i - 1 + H) % H) * W + (wo + j - 1 + W) % W];
+                  acc += v;
+                  mag += fabs(v);
+                }
+            wref[((size_t)co * Ci + ci) * 9 + i * 3 + j] = acc;
+            wS = fmax(wS, mag);
+          }
     const int modes[3] = {0, 2, 4};
     for (int i = 0; i < 3; i++) {
       int prev = nn_conv_set_winograd(modes[i]);
@@ -337,8 +357,14 @@ static void test_conv_winograd(void **state) {
       for (size_t j = 0; j < ny; j++) out[i][j] -= base[j];
       free(base);
       dx[i] = zeros(nx);
-      nn_conv_backward_t(dx[i], NULL, NULL, col, dcol, dy, x, w, Ci, Co, B, H, W, 3, 3, 1);
+      float *dw = rnd(nw, 6, 1.0f), *dw0 = rnd(nw, 6, 1.0f); /* accumulates onto dw0 */
+      nn_conv_backward_t(dx[i], dw, NULL, col, dcol, dy, x, w, Ci, Co, B, H, W, 3, 3, 1);
       nn_conv_set_winograd(prev);
+      double we = 0.0;
+      for (size_t j = 0; j < nw; j++) we = fmax(we, fabs((double)dw[j] - dw0[j] - wref[j]));
+      free(dw), free(dw0);
+      print_message("winograd %d: max|dw-exact| = %.2e S_dw (S_dw = %.1f)\n", modes[i], we / wS, wS);
+      assert_true(we <= 1e-5 * wS + 1e-6 * 8);
       double e = 0.0, de = 0.0, vs0 = 0.0;
       for (size_t j = 0; j < ny; j++) e = fmax(e, fabs(out[i][j] - ref[j]));
       for (size_t j = 0; j < nx; j++) de = fmax(de, fabs(dx[i][j] - dref[j]));
@@ -354,16 +380,18 @@ static void test_conv_winograd(void **state) {
     if (H % 4)
       assert_memory_equal(out[1], out[2], ny * sizeof(float));
     for (int i = 0; i < 3; i++) free(out[i]), free(dx[i]);
-    free(x), free(w), free(dy), free(col), free(dcol), free(ref), free(dref);
+    free(x), free(w), free(dy), free(col), free(dcol), free(ref), free(dref), free(wref);
   }
 }
 
 /* finite differences through the Winograd paths: forward_add and
  * nn_conv_backward_t (dx by Winograd, dw by im2col), Cin != Cout, B > 1,
- * non-square, F(4x4) (8x12), F(2x2) (6x10), and im2col (6x7, odd) */
+ * non-square, F(4x4) (8x12), F(2x2) (6x10), im2col (6x7, odd), and batches
+ * of 9 and 8 (groups of 8 samples, with and without a remainder) */
 static void test_conv_winograd_grad(void **state) {
   (void)state;
-  const int shapes[][5] = {{2, 3, 5, 8, 12}, {3, 4, 2, 6, 10}, {2, 3, 4, 6, 7}};
+  const int shapes[][5] = {{2, 3, 5, 8, 12}, {3, 4, 2, 6, 10}, {2, 3, 4, 6, 7}, {9, 2, 3, 4, 8},
+                           {8, 3, 2, 6, 2}};
   for (int mode = 2; mode <= 4; mode += 2)
     for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
       int prev = nn_conv_set_winograd(mode);
