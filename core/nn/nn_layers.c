@@ -7,6 +7,7 @@
 
 #include "nn/nn_math.h"
 #include "nn/nn_simd.h"
+#include "nn/nn_wino.h"
 
 /* Hot loops get an AVX2+FMA clone picked at run time; the portable build keeps
  * a baseline x86-64 version. Not under ASan or TSan (their instrumented ifunc
@@ -196,6 +197,11 @@ static void conv_fwd(float *out, float *col, const float *x, const float *w, con
   int Ho = nn_conv_out_size(H, stride), Wo = nn_conv_out_size(W, stride), HoWo = Ho * Wo;
   int P = B * HoWo, K = Cin * kh * kw, tile = conv_tile(B, HoWo);
   int pointwise = kh == 1 && kw == 1 && stride == 1; /* x is already the col matrix */
+  int m = nn_wino_m(H, W, kh, kw, stride);
+  if (m) { /* 3x3 stride 1: Winograd F(m x m, 3 x 3), col holds its scratch */
+    nn_wino_conv(out, col, x, w, bias, Cin, Cout, B, H, W, m, add, 0);
+    return;
+  }
   for (int co = 0; co < Cout; co++) {
     float v = bias ? bias[co] : 0.0f, *o = out + (size_t)co * P;
     if (add)
@@ -264,10 +270,27 @@ void nn_conv_backward(float *dx, float *dw, float *dbias, float *col, float *dco
   }
 }
 
+/* Winograd scratch for either tile the geometry allows (so sizes do not depend
+ * on nn_conv_set_winograd) */
+static size_t wino_scratch(int Cin, int Cout, int B, int H, int W, int kh, int kw, int stride) {
+  if (kh != 3 || kw != 3 || stride != 1 || H < 2 || W < 2 || H % 2 || W % 2) return 0;
+  size_t s2 = nn_wino_size(Cin, Cout, B, H, W, 2);
+  size_t s4 = H % 4 || W % 4 ? 0 : nn_wino_size(Cin, Cout, B, H, W, 4);
+  return s2 > s4 ? s2 : s4;
+}
+
+size_t nn_conv_scratch_size(int Cin, int Cout, int B, int H, int W, int kh, int kw, int stride) {
+  size_t c = nn_conv_col_size(Cin, B, H, W, kh, kw, stride);
+  size_t t = wino_scratch(Cin, Cout, B, H, W, kh, kw, stride);
+  return c > t ? c : t;
+}
+
 size_t nn_conv_dcol_size(int Cin, int Cout, int B, int H, int W, int kh, int kw, int stride) {
   size_t c = nn_conv_col_size(Cin, B, H, W, kh, kw, stride);
   if (stride != 1 || (kh == 1 && kw == 1)) return c;
   size_t t = nn_conv_col_size(Cout, B, H, W, kh, kw, 1) + (size_t)Cin * Cout * kh * kw;
+  size_t wt = wino_scratch(Cout, Cin, B, H, W, kh, kw, stride);
+  t = t > wt ? t : wt;
   return c > t ? c : t;
 }
 
@@ -278,6 +301,20 @@ size_t nn_conv_dcol_size(int Cin, int Cout, int B, int H, int W, int kh, int kw,
 void nn_conv_backward_t(float *dx, float *dw, float *dbias, float *col, float *dcol,
                         const float *dout, const float *x, const float *w, int Cin, int Cout,
                         int B, int H, int W, int kh, int kw, int stride) {
+  int m = nn_wino_m(H, W, kh, kw, stride);
+  if (m) { /* 3x3 stride 1 by Winograd: dw from the same transforms, dx as a
+              convolution of dout with the flipped kernel (+=) */
+    if (dbias)
+      for (int co = 0; co < Cout; co++) {
+        const float *d = dout + (size_t)co * B * H * W;
+        float acc = 0.0f;
+        for (size_t p = 0; p < (size_t)B * H * W; p++) acc += d[p];
+        dbias[co] += acc;
+      }
+    if (dw) nn_wino_dw(dw, col, x, dout, Cin, Cout, B, H, W, m);
+    if (dx) nn_wino_conv(dx, dcol, dout, w, NULL, Cout, Cin, B, H, W, m, 1, 1);
+    return;
+  }
   if (stride != 1 || (kh == 1 && kw == 1) || !dx) {
     nn_conv_backward(dx, dw, dbias, col, dcol, dout, x, w, Cin, Cout, B, H, W, kh, kw, stride);
     return;

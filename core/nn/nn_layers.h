@@ -39,7 +39,11 @@ void nn_masked_linear_backward(float *din, float *dw, float *dbias, const float 
 /* ---- convolution, circular padding, odd kernel (kh, kw), stride s ----
  * x (Cin, B, H, W) -> out (Cout, B, Ho, Wo), Ho = ceil(H/s), Wo = ceil(W/s);
  * w (Cout, Cin, kh, kw) (PyTorch layout), bias (Cout) or NULL. 1D is H = 1, kh = 1.
- * col is scratch of Cin*kh*kw * B*Ho*Wo floats; backward recomputes it. */
+ * col is scratch of nn_conv_scratch_size floats (nn_conv_col_size for the
+ * backward's im2col); backward recomputes it. A 3x3 stride-1 convolution with
+ * H and W even runs as Winograd F(4x4, 3x3) (H, W multiples of 4) or
+ * F(2x2, 3x3) (core/nn/nn_wino.c): the same sums up to float32 rounding of the
+ * transforms. Other shapes use im2col + sgemm. */
 void nn_conv_forward(float *out, float *col, const float *x, const float *w, const float *bias,
                      int Cin, int Cout, int B, int H, int W, int kh, int kw, int stride);
 /* out += conv(x) + bias (residual connections without a copy). */
@@ -52,7 +56,8 @@ void nn_conv_backward(float *dx, float *dw, float *dbias, float *col, float *dco
                       int B, int H, int W, int kh, int kw, int stride);
 int nn_conv_out_size(int n, int stride);
 /* The same backward with a faster input gradient for stride 1 (a convolution of
- * dout with the flipped kernel instead of col2im); dcol must hold
+ * dout with the flipped kernel instead of col2im); where the forward uses
+ * Winograd, dx and dw do too. col must hold nn_conv_scratch_size and dcol
  * nn_conv_dcol_size floats. Other strides and 1x1 fall back to nn_conv_backward. */
 void nn_conv_backward_t(float *dx, float *dw, float *dbias, float *col, float *dcol,
                         const float *dout, const float *x, const float *w, int Cin, int Cout,
@@ -62,6 +67,15 @@ size_t nn_conv_dcol_size(int Cin, int Cout, int B, int H, int W, int kh, int kw,
  * is processed in tiles); 0 for a pointwise (1x1, stride 1) convolution, which
  * multiplies x directly. */
 size_t nn_conv_col_size(int Cin, int B, int H, int W, int kh, int kw, int stride);
+/* Floats of col nn_conv_forward / nn_conv_forward_add need: nn_conv_col_size,
+ * or the Winograd scratch of a 3x3 stride-1 convolution (it depends on Cout). */
+/* Process-wide choice for 3x3 stride-1 convolutions: 4 (default) Winograd
+ * F(4x4) where H, W are multiples of 4, else F(2x2) where even; 2: F(2x2)
+ * only; 0: im2col + sgemm always. Returns the previous value. For tests and
+ * benchmarks; set it before any convolution runs (it is not synchronized).
+ * Scratch sizes computed under one setting hold for the others. */
+int nn_conv_set_winograd(int max_m);
+size_t nn_conv_scratch_size(int Cin, int Cout, int B, int H, int W, int kh, int kw, int stride);
 
 /* ---- nearest upsampling by factor f: x (C*B, H, W) -> out (C*B, H*fh, W*fw) ---- */
 void nn_upsample_forward(float *out, const float *x, int CB, int H, int W, int fh, int fw);

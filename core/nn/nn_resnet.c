@@ -109,8 +109,19 @@ int nn__resnet_ws(nn_workspace *ws, const nn_model *m, size_t *used) {
   float **a = ws->act;
   a[A_X0] = nn__carve(ws, used, c->cin * P);
   a[A_Y] = nn__carve(ws, used, c->cout * P);
-  a[A_COL] = nn__carve(ws, used, cmax * kk * P);
-  a[A_DCOL] = nn__carve(ws, used, tr * cmax * kk * P);
+  /* the im2col of any conv, or the Winograd scratch of a 2D one (nn_layers.h) */
+  int H = c->h, Wd = c->w, kh = kh_of(m), Bi = ws->max_batch;
+  size_t col = cmax * kk * P, dcol = col;
+  size_t pairs[3][2] = {{c->cin, W}, {W, W}, {W, c->cout}};
+  for (int i = 0; i < 3; i++) {
+    int ci = (int)pairs[i][0], co = (int)pairs[i][1];
+    size_t s = nn_conv_scratch_size(ci, co, Bi, H, Wd, kh, 3, 1);
+    size_t d = nn_conv_dcol_size(ci, co, Bi, H, Wd, kh, 3, 1);
+    col = s > col ? s : col;
+    dcol = d > dcol ? d : dcol;
+  }
+  a[A_COL] = nn__carve(ws, used, col);
+  a[A_DCOL] = nn__carve(ws, used, tr * dcol);
   a[A_DH] = nn__carve(ws, used, tr * W * P);
   a[A_DT1] = nn__carve(ws, used, tr * W * P);
   a[A_DT2] = nn__carve(ws, used, tr * W * P);

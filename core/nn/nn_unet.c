@@ -209,6 +209,9 @@ int nn__unet_ws(nn_workspace *ws, const nn_model *m, size_t *used) {
   /* the largest scratch any layer needs */
   size_t col = nn_conv_col_size(c->cin, Bm, p.H[0], p.W[0], kh, 3, 1);
   col = zmax(col, nn_conv_col_size(c->widths[0], Bm, p.H[0], p.W[0], kh, 3, 1));
+  /* the forward's scratch of stride-1 convs (Winograd's depends on Cout too) */
+  col = zmax(col, nn_conv_scratch_size(c->cin, c->widths[0], Bm, p.H[0], p.W[0], kh, 3, 1));
+  col = zmax(col, nn_conv_scratch_size(c->widths[0], c->cout, Bm, p.H[0], p.W[0], kh, 3, 1));
   /* dcol: nn_conv_backward_t's scratch of every stride-1 conv (col covers the rest) */
   size_t dcol = zmax(nn_conv_dcol_size(c->cin, c->widths[0], Bm, p.H[0], p.W[0], kh, 3, 1),
                      nn_conv_dcol_size(c->widths[0], c->cout, Bm, p.H[0], p.W[0], kh, 3, 1));
@@ -218,7 +221,7 @@ int nn__unet_ws(nn_workspace *ws, const nn_model *m, size_t *used) {
     stream = zmax(stream, c->widths[l] * Pl);
     if (l > 0) col = zmax(col, nn_conv_col_size(c->widths[l - 1], Bm, p.H[l - 1], p.W[l - 1], kh, 3, 2));
     if (l < L - 1) {
-      col = zmax(col, nn_conv_col_size(c->widths[l + 1], Bm, p.H[l], p.W[l], kh, 3, 1));
+      col = zmax(col, nn_conv_scratch_size(c->widths[l + 1], c->widths[l], Bm, p.H[l], p.W[l], kh, 3, 1));
       dcol = zmax(dcol, nn_conv_dcol_size(c->widths[l + 1], c->widths[l], Bm, p.H[l], p.W[l], kh, 3, 1));
       du = zmax(du, c->widths[l + 1] * Pl);
     }
@@ -226,8 +229,8 @@ int nn__unet_ws(nn_workspace *ws, const nn_model *m, size_t *used) {
   for (int k = 0; k < p.nblk; k++) {
     const ublk *b = &p.b[k];
     size_t Pl = (size_t)Bm * p.S[b->level];
-    col = zmax(col, nn_conv_col_size(b->cin, Bm, p.H[b->level], p.W[b->level], kh, 3, 1));
-    col = zmax(col, nn_conv_col_size(b->cout, Bm, p.H[b->level], p.W[b->level], kh, 3, 1));
+    col = zmax(col, nn_conv_scratch_size(b->cin, b->cout, Bm, p.H[b->level], p.W[b->level], kh, 3, 1));
+    col = zmax(col, nn_conv_scratch_size(b->cout, b->cout, Bm, p.H[b->level], p.W[b->level], kh, 3, 1));
     dcol = zmax(dcol, nn_conv_dcol_size(b->cin, b->cout, Bm, p.H[b->level], p.W[b->level], kh, 3, 1));
     dcol = zmax(dcol, nn_conv_dcol_size(b->cout, b->cout, Bm, p.H[b->level], p.W[b->level], kh, 3, 1));
     dt1 = zmax(dt1, zmax(b->cin, b->cout) * Pl);

@@ -17,7 +17,7 @@
 
 enum {
   OP_LINEAR, OP_MLINEAR, OP_CONV, OP_UPS, OP_GN, OP_GNSILU, OP_LN, OP_SILU, OP_TANH, OP_RELU,
-  OP_SOFTPLUS, OP_ADD, OP_CHANBIAS, OP_CONCAT, OP_COUPLING
+  OP_SOFTPLUS, OP_ADD, OP_CHANBIAS, OP_CONCAT, OP_COUPLING, OP_CONV_ADD_T
 };
 
 typedef struct lctx {
@@ -40,6 +40,11 @@ static void fwd(void *p) {
   case OP_CONV:
     nn_conv_forward(c->out, c->col, c->a, c->w, c->bias, c->C, c->C2, c->B, c->H, c->W, c->kh,
                     c->kw, c->stride);
+    break;
+  case OP_CONV_ADD_T: /* out = b + conv(a): forward_add, checked with backward_t */
+    memcpy(c->out, c->b, c->n_out * sizeof(float));
+    nn_conv_forward_add(c->out, c->col, c->a, c->w, c->bias, c->C, c->C2, c->B, c->H, c->W,
+                        c->kh, c->kw, c->stride);
     break;
   case OP_UPS: nn_upsample_forward(c->out, c->a, c->C * c->B, c->H, c->W, c->fh, c->fw); break;
   case OP_GN: nn_groupnorm_forward(c->out, c->s1, c->s2, c->a, c->w, c->bias, c->C, c->B, c->S, c->G); break;
@@ -74,6 +79,11 @@ static void bwd(void *p) {
   case OP_CONV:
     nn_conv_backward(c->da, c->dw, c->dbias, c->col, c->dcol, c->dout, c->a, c->w, c->C, c->C2,
                      c->B, c->H, c->W, c->kh, c->kw, c->stride);
+    break;
+  case OP_CONV_ADD_T:
+    nn_conv_backward_t(c->da, c->dw, c->dbias, c->col, c->dcol, c->dout, c->a, c->w, c->C, c->C2,
+                       c->B, c->H, c->W, c->kh, c->kw, c->stride);
+    for (size_t i = 0; i < c->n_out; i++) c->db[i] += c->dout[i];
     break;
   case OP_UPS: nn_upsample_backward(c->da, c->dout, c->C * c->B, c->H, c->W, c->fh, c->fw); break;
   case OP_GN:
@@ -249,7 +259,7 @@ static void test_conv_backward_t(void **state) {
       int B = 5, Ci = wide ? 3 : 6, Co = wide ? 7 : 2, H = dims == 2 ? 20 : 1, W = dims == 2 ? 21 : 401;
       int kh = dims == 2 ? 3 : 1;
       size_t nx = (size_t)Ci * B * H * W, ny = (size_t)Co * B * H * W, nw = (size_t)Co * Ci * kh * 3;
-      size_t nc = nn_conv_col_size(Ci, B, H, W, kh, 3, 1), nd = nn_conv_dcol_size(Ci, Co, B, H, W, kh, 3, 1);
+      size_t nc = nn_conv_scratch_size(Ci, Co, B, H, W, kh, 3, 1), nd = nn_conv_dcol_size(Ci, Co, B, H, W, kh, 3, 1);
       assert_true(nd >= nc);
       float *x = rnd(nx, 1, 1.0f), *w = rnd(nw, 2, 1.0f), *dy = rnd(ny, 3, 1.0f);
       float *col = zeros(nc), *dcol = zeros(nd > nc ? nd : nc);
@@ -265,6 +275,145 @@ static void test_conv_backward_t(void **state) {
       assert_memory_equal(db1, db2, Co * sizeof(float));
       free(x), free(w), free(dy), free(col), free(dcol), free(dx1), free(dx2), free(dw1), free(dw2),
           free(db1), free(db2);
+    }
+}
+
+/* Winograd F(4x4, 3x3) and F(2x2, 3x3) (nn_wino.c) against the im2col path
+ * and a direct double-precision circular convolution, forward and input
+ * gradient, on sizes that use F(4x4) (multiples of 4), F(2x2) (even, not
+ * multiples of 4), several chunks of tiles with a partial group, and batches
+ * with groups of 8 samples (the batch-vector way) with and without a remainder.
+ * The weight gradient too (dw by Winograd's adjoint, accumulated onto a base).
+ * Bound: |out - exact| <= 1e-5 * S, S = max over outputs of sum |w| |x|
+ * (the sum's own scale). Float32 rounding of the transforms: B^T, A^T have
+ * entries up to 5 and 8 and G down to 1/24, so each Winograd product carries a
+ * few ulps of the largest intermediate, ~(m+2)^2 terms per output: measured
+ * errors are ~3e-7 S (F(4x4)) and ~1e-7 S (F(2x2)), im2col's ~5e-8 S. */
+static double conv_ref_scale(const float *x, const float *w, int Ci, int Co, int B, int H, int W,
+                             double *ref, int flip) {
+  double S = 0.0;
+  for (int co = 0; co < Co; co++)
+    for (int b = 0; b < B; b++)
+      for (int h = 0; h < H; h++)
+        for (int wo = 0; wo < W; wo++) {
+          double acc = 0.0, mag = 0.0;
+          for (int ci = 0; ci < Ci; ci++)
+            for (int i = 0; i < 3; i++)
+              for (int j = 0; j < 3; j++) {
+                int hh = (h + i - 1 + H) % H, ww = (wo + j - 1 + W) % W;
+                double k = flip ? w[((size_t)ci * Co + co) * 9 + 8 - (i * 3 + j)]
+                                : w[((size_t)co * Ci + ci) * 9 + i * 3 + j];
+                double v = x[(((size_t)ci * B + b) * H + hh) * W + ww];
+                acc += k * v;
+                mag += fabs(k * v);
+              }
+          ref[(((size_t)co * B + b) * H + h) * W + wo] = acc;
+          S = fmax(S, mag);
+        }
+  return S;
+}
+
+static void test_conv_winograd(void **state) {
+  (void)state;
+  const int shapes[][5] = {/* B, Ci, Co, H, W */
+                           {3, 3, 5, 8, 12}, {2, 4, 3, 6, 10}, {6, 5, 4, 40, 40}, {1, 7, 2, 2, 4},
+                           {4, 2, 3, 20, 16}, {19, 3, 2, 12, 8}, {8, 2, 3, 6, 14}, {10, 9, 11, 4, 4}};
+  for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+    int B = shapes[k][0], Ci = shapes[k][1], Co = shapes[k][2], H = shapes[k][3], W = shapes[k][4];
+    size_t nx = (size_t)Ci * B * H * W, ny = (size_t)Co * B * H * W, nw = (size_t)Co * Ci * 9;
+    size_t ncol = nn_conv_scratch_size(Ci, Co, B, H, W, 3, 3, 1);
+    size_t ndcol = nn_conv_dcol_size(Ci, Co, B, H, W, 3, 3, 1);
+    assert_true(ncol >= nn_conv_col_size(Ci, B, H, W, 3, 3, 1));
+    float *x = rnd(nx, 1, 1.0f), *w = rnd(nw, 2, 1.0f), *dy = rnd(ny, 3, 1.0f);
+    float *col = zeros(ncol), *dcol = zeros(ndcol);
+    float *out[3], *dx[3];
+    double *ref = malloc(ny * sizeof(double)), *dref = malloc(nx * sizeof(double));
+    double S = conv_ref_scale(x, w, Ci, Co, B, H, W, ref, 0);
+    double dS = conv_ref_scale(dy, w, Co, Ci, B, H, W, dref, 1);
+    /* dw[co][ci][i][j] = sum over b, h, w of dy[co][b][h][w] x[ci][b][h+i-1][w+j-1] */
+    double *wref = malloc(nw * sizeof(double)), wS = 0.0;
+    for (int co = 0; co < Co; co++)
+      for (int ci = 0; ci < Ci; ci++)
+        for (int i = 0; i < 3; i++)
+          for (int j = 0; j < 3; j++) {
+            double acc = 0.0, mag = 0.0;
+            for (int b = 0; b < B; b++)
+              for (int h = 0; h < H; h++)
+                for (int wo = 0; wo < W; wo++) {
+                  double v = (double)dy[(((size_t)co * B + b) * H + h) * W + wo] *
+                             x[(((size_t)ci * B + b) * H + (h + i - 1 + H) % H) * W + (wo + j - 1 + W) % W];
+                  acc += v;
+                  mag += fabs(v);
+                }
+            wref[((size_t)co * Ci + ci) * 9 + i * 3 + j] = acc;
+            wS = fmax(wS, mag);
+          }
+    const int modes[3] = {0, 2, 4};
+    for (int i = 0; i < 3; i++) {
+      int prev = nn_conv_set_winograd(modes[i]);
+      out[i] = rnd(ny, 5, 1.0f); /* forward_add onto a base, subtracted below */
+      nn_conv_forward_add(out[i], col, x, w, NULL, Ci, Co, B, H, W, 3, 3, 1);
+      float *base = rnd(ny, 5, 1.0f);
+      for (size_t j = 0; j < ny; j++) out[i][j] -= base[j];
+      free(base);
+      dx[i] = zeros(nx);
+      float *dw = rnd(nw, 6, 1.0f), *dw0 = rnd(nw, 6, 1.0f); /* accumulates onto dw0 */
+      nn_conv_backward_t(dx[i], dw, NULL, col, dcol, dy, x, w, Ci, Co, B, H, W, 3, 3, 1);
+      nn_conv_set_winograd(prev);
+      double we = 0.0;
+      for (size_t j = 0; j < nw; j++) we = fmax(we, fabs((double)dw[j] - dw0[j] - wref[j]));
+      free(dw), free(dw0);
+      print_message("winograd %d: max|dw-exact| = %.2e S_dw (S_dw = %.1f)\n", modes[i], we / wS, wS);
+      assert_true(we <= 1e-5 * wS + 1e-6 * 8);
+      double e = 0.0, de = 0.0, vs0 = 0.0;
+      for (size_t j = 0; j < ny; j++) e = fmax(e, fabs(out[i][j] - ref[j]));
+      for (size_t j = 0; j < nx; j++) de = fmax(de, fabs(dx[i][j] - dref[j]));
+      for (size_t j = 0; j < ny && i; j++) vs0 = fmax(vs0, fabs(out[i][j] - out[0][j]));
+      print_message("winograd %d: B=%d Ci=%d Co=%d %dx%d: max|out-exact| = %.2e S (S = %.1f), "
+                    "max|dx-exact| = %.2e S, max|out-im2col| = %.2e\n",
+                    modes[i], B, Ci, Co, H, W, e / S, S, de / dS, vs0);
+      /* base subtraction adds one rounding of |base| <~ 5 */
+      assert_true(e <= 1e-5 * S + 1e-6 * 8);
+      assert_true(de <= 1e-5 * dS);
+    }
+    /* F(4x4) runs only where H, W are multiples of 4; elsewhere mode 4 is F(2x2) */
+    if (H % 4)
+      assert_memory_equal(out[1], out[2], ny * sizeof(float));
+    for (int i = 0; i < 3; i++) free(out[i]), free(dx[i]);
+    free(x), free(w), free(dy), free(col), free(dcol), free(ref), free(dref), free(wref);
+  }
+}
+
+/* finite differences through the Winograd paths: forward_add and
+ * nn_conv_backward_t (dx by Winograd, dw by im2col), Cin != Cout, B > 1,
+ * non-square, F(4x4) (8x12), F(2x2) (6x10), im2col (6x7, odd), and batches
+ * of 9 and 8 (groups of 8 samples, with and without a remainder) */
+static void test_conv_winograd_grad(void **state) {
+  (void)state;
+  const int shapes[][5] = {{2, 3, 5, 8, 12}, {3, 4, 2, 6, 10}, {2, 3, 4, 6, 7}, {9, 2, 3, 4, 8},
+                           {8, 3, 2, 6, 2}};
+  for (int mode = 2; mode <= 4; mode += 2)
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+      int prev = nn_conv_set_winograd(mode);
+      lctx c = {.op = OP_CONV_ADD_T, .B = shapes[k][0], .C = shapes[k][1], .C2 = shapes[k][2],
+                .H = shapes[k][3], .W = shapes[k][4], .kh = 3, .kw = 3, .stride = 1};
+      size_t nx = (size_t)c.C * c.B * c.H * c.W, nw = (size_t)c.C2 * c.C * 9;
+      c.n_out = (size_t)c.C2 * c.B * c.H * c.W;
+      c.a = rnd(nx, 1, 1.0f), c.w = rnd(nw, 2, 0.5f), c.bias = rnd(c.C2, 3, 0.5f);
+      c.b = rnd(c.n_out, 4, 1.0f), c.db = zeros(c.n_out);
+      c.da = zeros(nx), c.dw = zeros(nw), c.dbias = zeros(c.C2);
+      c.col = zeros(nn_conv_scratch_size(c.C, c.C2, c.B, c.H, c.W, 3, 3, 1));
+      c.dcol = zeros(nn_conv_dcol_size(c.C, c.C2, c.B, c.H, c.W, 3, 3, 1));
+      gc g;
+      gc_setup(&g, &c);
+      g.max_checks = 97;
+      gc_add(&g, "x", c.a, c.da, nx);
+      gc_add(&g, "w", c.w, c.dw, nw);
+      gc_add(&g, "bias", c.bias, c.dbias, c.C2);
+      gc_add(&g, "base", c.b, c.db, c.n_out);
+      assert_true(gc_run(&g, TOL) <= TOL);
+      lctx_free(&c);
+      nn_conv_set_winograd(prev);
     }
 }
 
@@ -573,7 +722,8 @@ int main(void) {
       cmocka_unit_test(test_linear),       cmocka_unit_test(test_conv1d),
       cmocka_unit_test(test_conv2d),       cmocka_unit_test(test_conv_circular),
       cmocka_unit_test(test_conv_tiled),   cmocka_unit_test(test_conv_pointwise),
-      cmocka_unit_test(test_conv_backward_t),
+      cmocka_unit_test(test_conv_backward_t), cmocka_unit_test(test_conv_winograd),
+      cmocka_unit_test(test_conv_winograd_grad),
       cmocka_unit_test(test_upsample),     cmocka_unit_test(test_groupnorm),
       cmocka_unit_test(test_layernorm),    cmocka_unit_test(test_gn_silu_fused),
       cmocka_unit_test(test_activations),  cmocka_unit_test(test_add_chanbias_concat),

@@ -1,0 +1,30 @@
+/* nn_wino.h: Winograd F(m x m, 3 x 3) for 3x3 stride-1 circular convolutions
+ * (internal to the nn module; nn_layers.c picks it, see nn_conv_forward). */
+#ifndef SB_NN_WINO_H
+#define SB_NN_WINO_H
+
+#include <stddef.h>
+
+/* The output tile m a convolution uses: 4 when H and W are multiples of 4, 2
+ * when multiples of 2, 0 (im2col) otherwise or when it is not 3x3 stride 1. */
+int nn_wino_m(int H, int W, int kh, int kw, int stride);
+
+/* Floats of scratch nn_wino_conv needs (0 for m = 0). */
+size_t nn_wino_size(int NI, int NO, int B, int H, int W, int m);
+
+/* out (NO, B, H, W) = (add ? out : 0) + bias + the circular correlation of
+ * x (NI, B, H, W) with w, H and W multiples of m (2 or 4), bias may be NULL.
+ * flip = 0: w is (NO, NI, 3, 3), the forward convolution. flip = 1: w is
+ * (NI, NO, 3, 3) and the kernel used is w transposed and rotated by 180
+ * degrees (the input gradient of that convolution, x being d(out)). */
+void nn_wino_conv(float *out, float *scratch, const float *x, const float *w, const float *bias,
+                  int NI, int NO, int B, int H, int W, int m, int add, int flip);
+
+/* dw (NO, NI, 3, 3) += the weight gradient of that forward convolution given
+ * x (NI, B, H, W) and dy = d(out) (NO, B, H, W), by the same transforms
+ * (dU = sum over tiles (A dY A^T) (B^T d B)^T, dw = G^T dU G); scratch of
+ * nn_wino_size(NI, NO, ...) floats. */
+void nn_wino_dw(float *dw, float *scratch, const float *x, const float *dy, int NI, int NO, int B,
+                int H, int W, int m);
+
+#endif
