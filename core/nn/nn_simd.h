@@ -14,6 +14,18 @@
 #pragma GCC diagnostic ignored "-Wpsabi"
 #define V8_INLINE static inline __attribute__((always_inline))
 
+/* NN_HOT: hot loops get an AVX2+FMA clone picked at run time; the portable build keeps
+ * a baseline x86-64 version. Not under ASan or TSan (their instrumented ifunc
+ * resolvers run before the sanitizer's runtime is up: TSan crashes there) nor
+ * when the whole build already targets AVX2 (NATIVE=1; GCC 12 also ICEs on
+ * clones there). */
+#if defined(__x86_64__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__) && \
+    !defined(__SANITIZE_THREAD__) && !defined(__AVX2__)
+#define NN_HOT __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define NN_HOT
+#endif
+
 typedef float v8f __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
 

@@ -24,13 +24,6 @@
 
 #include "nn/nn_simd.h"
 
-/* see nn_layers.c */
-#if defined(__x86_64__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__) && \
-    !defined(__SANITIZE_THREAD__) && !defined(__AVX2__)
-#define NN_HOT __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define NN_HOT
-#endif
 
 #define NG 64            /* tiles per transform group (8 vectors of 8) */
 #define NN_WINO_TILES 512 /* tiles per chunk: V and M of a chunk stay in L2/L3 */
