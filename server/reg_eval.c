@@ -83,13 +83,14 @@ static json_t *reg_eval_setup(const char *dir, const char *setup) {
      * the params it was given and the sampler settings in effect (files before
      * the evaluation recorded them have no "settings") */
     json_t *spr = json_object_get(j, "seconds_per_request");
+    json_t *settings = json_object_get(json_object_get(j, "diagnostics"), "sampler");
+    if (!json_is_object(settings)) settings = NULL; /* a damaged file's other value is left out */
     json_t *r = json_pack("{s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O*}", "kind", json_object_get(j, "kind"),
                           "rmse", json_object_get(j, "rmse"), "spread", json_object_get(j, "spread"), "crps",
                           json_object_get(j, "crps"), "coverage_max_abs_error",
                           json_object_get(json_object_get(j, "coverage"), "max_abs_error"), "seconds_per_request",
                           spr ? spr : json_null(), "threads", json_object_get(j, "threads"), "params",
-                          json_object_get(j, "params"), "settings",
-                          json_object_get(json_object_get(j, "diagnostics"), "sampler"));
+                          json_object_get(j, "params"), "settings", settings);
     json_t *curve = reg_eval_coverage(json_object_get(j, "coverage"));
     if (curve) jb_set(r, "coverage", curve, &bad); /* a curve that is not whole is left out, not an error */
     jb_set(results, name, r, &bad);
