@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "diff/diff_mmps.h"
 #include "util/rng.h"
 
 double diff_mu(double tau) {
@@ -25,6 +26,8 @@ void diff_sampler_defaults(diff_sampler_config *c) {
   c->schedule = DIFF_SCHED_LAMBDA;
   c->rho = 7.0;
   c->sigma_max = 0.0;
+  c->guidance = DIFF_GUIDE_SDA;
+  c->guidance_iters = 1;
 }
 
 void diff_method_defaults(diff_sampler_config *c, int method) {
@@ -37,6 +40,17 @@ void diff_method_defaults(diff_sampler_config *c, int method) {
 
 static const char *const method_names[DIFF_N_METHODS] = {"pc", "dpm2m", "dpm2m-sde", "heun"};
 static const char *const schedule_names[DIFF_N_SCHEDULES] = {"lambda", "edm", "tau"};
+static const char *const guidance_names[DIFF_N_GUIDANCES] = {"sda", "mmps"};
+
+const char *diff_guidance_name(int guidance) {
+  return guidance >= 0 && guidance < DIFF_N_GUIDANCES ? guidance_names[guidance] : "?";
+}
+
+int diff_guidance_parse(const char *name) {
+  for (int i = 0; name && i < DIFF_N_GUIDANCES; i++)
+    if (!strcmp(name, guidance_names[i])) return i;
+  return -1;
+}
 
 const char *diff_method_name(int method) {
   return method >= 0 && method < DIFF_N_METHODS ? method_names[method] : "?";
@@ -222,6 +236,7 @@ static int denoise(const diff_denoiser *d, const diff_guidance *g, const float *
     }
     return SB_OK;
   }
+  if (g->mmps_iters > 0) return diff_mmps_denoise(d, g, x, tau, B, eps, x_hat, x_post, scratch, err);
   /* guided: the VJP's forward gives v, from which the cotangent (it needs
    * x_hat) is formed before the backward pass of the same samples */
   const obs_op *op = g->op;
@@ -483,6 +498,14 @@ int diff_sample(const diff_denoiser *d, const diff_guidance *g, const diff_sampl
   if (g && g->background && (g->background->dim != g->op->state_dim || g->background->n_members < 0))
     return sb_fail(err, SB_EINVAL, "sampler: a background of %d values for states of %d", g->background->dim,
                    g->op->state_dim);
+  if (c->guidance < 0 || c->guidance >= DIFF_N_GUIDANCES || c->guidance_iters < 1 || c->guidance_iters > 64)
+    return sb_fail(err, SB_EINVAL, "sampler: guidance must be one of " DIFF_GUIDANCE_NAMES ", guidance_iters 1..64");
+  diff_guidance gl;
+  if (g) { /* the config says how the likelihood guides */
+    gl = *g;
+    gl.mmps_iters = c->guidance == DIFF_GUIDE_MMPS ? c->guidance_iters : 0;
+    g = &gl;
+  }
   run q = {d, g, c, B, d->dim, (size_t)B * d->dim, x, NULL, NULL, cancel, progress, progress_ctx,
            diff_evaluations(c), 0};
   const int D = d->dim;

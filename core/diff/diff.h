@@ -72,6 +72,11 @@ typedef struct diff_guidance {
   /* the block the background is on (0: the first; a request shorter than the
    * model's window puts its rows, and its background, after unobserved ones) */
   int background_block;
+  /* 0: SDA's likelihood approximation N(y | A x_hat, R + gamma (sigma/mu)^2 A S^2 A^T);
+   * K >= 1: moment matching (diff_mmps.h) with K conjugate-gradient
+   * iterations, each one VJP (the first shares the forward pass). diff_sample
+   * sets it from the config's guidance and guidance_iters. */
+  int mmps_iters;
 } diff_guidance;
 
 /* Samplers:
@@ -99,6 +104,10 @@ typedef struct diff_guidance {
  * Guidance enters them through the guided x_hat (diff_predict). */
 enum { DIFF_PC = 0, DIFF_DPM2M, DIFF_DPM2M_SDE, DIFF_HEUN, DIFF_N_METHODS };
 enum { DIFF_SCHED_LAMBDA = 0, DIFF_SCHED_EDM, DIFF_SCHED_TAU, DIFF_N_SCHEDULES };
+/* How the likelihood guides the samplers: SDA's approximate likelihood
+ * (gamma), or moment matching with the network's own Tweedie covariance
+ * (diff_mmps.h; guidance_iters conjugate-gradient iterations). */
+enum { DIFF_GUIDE_SDA = 0, DIFF_GUIDE_MMPS, DIFF_N_GUIDANCES };
 
 typedef struct diff_sampler_config {
   int steps;        /* K >= 1: predictor steps (pc) or network evaluations (the others) */
@@ -108,6 +117,8 @@ typedef struct diff_sampler_config {
   int schedule;     /* the others: DIFF_SCHED_* */
   double rho;       /* DIFF_SCHED_EDM: rho (> 0, EDM uses 7) */
   double sigma_max; /* the others: start at sigma/mu = sigma_max (EDM's sigma; 0: tau = 1, i.e. 1/eta) */
+  int guidance;       /* DIFF_GUIDE_SDA (default) or DIFF_GUIDE_MMPS */
+  int guidance_iters; /* DIFF_GUIDE_MMPS: conjugate-gradient iterations per evaluation, >= 1 (each one VJP) */
 } diff_sampler_config;
 
 /* pc with 64 steps, 1 correction, tau_l 0.25 (and, for a later switch, the
@@ -126,10 +137,15 @@ const char *diff_method_name(int method);
 int diff_method_parse(const char *name);
 const char *diff_schedule_name(int schedule);
 int diff_schedule_parse(const char *name);
+/* "sda", "mmps" */
+const char *diff_guidance_name(int guidance);
+int diff_guidance_parse(const char *name);
+#define DIFF_GUIDANCE_NAMES "sda, mmps"
 #define DIFF_METHOD_NAMES "pc, dpm2m, dpm2m-sde, heun"
 #define DIFF_SCHEDULE_NAMES "lambda, edm, tau"
 
-/* Network evaluations of one diff_sample call with config c. */
+/* Network evaluations of one diff_sample call with config c (a guided
+ * evaluation with moment matching costs guidance_iters VJPs). */
 int diff_evaluations(const diff_sampler_config *c);
 
 /* The grid of the new samplers: tau[0] > tau[1] > ... > tau[n] = 0 for n

@@ -361,10 +361,16 @@ def test_sampler_param_is_checked_and_used(served):
     assert j["state"] == "succeeded", j
     assert j["result"]["diagnostics"]["sampler"]["sampler"] == "dpm2m"
     assert j["result"]["diagnostics"]["sampler"]["steps"] == 6
+    body["params"] = {"sampler": "dpm2m", "steps": 6, "guidance": "mmps"}
+    j = served.post("/v1/assimilations?wait=60", body).json()
+    assert j["state"] == "succeeded", j
+    assert j["result"]["diagnostics"]["sampler"]["guidance"] == "mmps"
     # an unknown sampler or bad steps: 422 at submission, naming the allowed values
     for params, words in [({"sampler": "ddim"}, ["pc", "dpm2m", "dpm2m-sde", "heun"]),
                           ({"sampler": "heun", "steps": 0}, ["params.steps", "1..4096"]),
-                          ({"sampler": "dpm2m", "schedule": "cosine"}, ["lambda", "edm", "tau"])]:
+                          ({"sampler": "dpm2m", "schedule": "cosine"}, ["lambda", "edm", "tau"]),
+                          ({"guidance": "dps"}, ["params.guidance", "sda", "mmps"]),
+                          ({"guidance": "mmps", "guidance_iters": 100}, ["params.guidance_iters", "1..64"])]:
         body["params"] = params
         r = served.post("/v1/assimilations", body)
         assert r.status == 422, (params, r.data)

@@ -132,7 +132,7 @@ static void test_guided_matches_exact_posterior(void **state) {
   const int O = 4;
   double noise[4] = {1.0, 0.5, 1.0, 1.0};
   double y[4] = {3.0, 0.5, NAN, -1.0}; /* third observation missing */
-  diff_guidance g = {op, 1, y, noise, M, S, 1e-2, NULL, 0};
+  diff_guidance g = {op, 1, y, noise, M, S, 1e-2, NULL, 0, 0};
   const int B = 3000;
   float *x = malloc(sizeof(float) * B * D);
   diff_sampler_config c;
@@ -221,7 +221,7 @@ static void test_guided_eps_by_hand(void **state) {
   for (int gi = 0; gi < 2; gi++)
     for (int ti = 0; ti < 2; ti++) {
       double gamma = gammas[gi], tau = taus[ti];
-      diff_guidance g = {op, NB, gy, gnoise, gM, gS, gamma, NULL, 0};
+      diff_guidance g = {op, NB, gy, gnoise, gM, gS, gamma, NULL, 0, 0};
       float x[2 * D], eps[2 * D], xh[2 * D], *scratch = malloc(sizeof(float) * diff_eps_scratch(&denoiser, &g, 2));
       for (int b = 0; b < 2; b++)
         for (int j = 0; j < D; j++) x[b * D + j] = (float)(0.4 * j - 1.0 + 0.7 * b);
@@ -252,6 +252,98 @@ static void test_guided_eps_by_hand(void **state) {
                     tau, worst, shift);
       assert_true(worst < 2e-5);
       assert_true(shift > 0.05); /* the observations matter at this tau */
+      free(scratch);
+    }
+  obs_free(op);
+}
+
+/* Moment-matching guidance (diff_mmps.h) at one (x, tau) against finite
+ * differences. With a Gaussian prior the likelihood of the noisy state is
+ * exactly log N(y | A (M + S x_hat(x)), R + A S V S A^T) with V the
+ * constant variance of z given z_tau (c sigma^2 / (mu^2 c + sigma^2) per
+ * component); with as many conjugate-gradient iterations as observations
+ * (3 here: block 0 has one missing) diff_eps must give eps_hat - sigma times
+ * its gradient, computed here by central differences with the 1x1 and 2x2
+ * covariances inverted by hand. Checks the scale S, the mean M, the
+ * missing value and the two blocks; one iteration must differ (it is not
+ * the exact solve when the covariance is not a multiple of the
+ * preconditioner). */
+static double mmps_loglik(const double *x, double tau) {
+  double mu = diff_mu(tau), sg = diff_sigma(tau), ll = 0;
+  for (int k = 0; k < NB; k++) {
+    double r[2], C[2][2];
+    int obs[2], n = 0;
+    for (int i = 0; i < 2; i++)
+      if (!isnan(gy[k * 2 + i])) obs[n++] = i;
+    for (int a = 0; a < n; a++) {
+      int i = obs[a];
+      double ax = 0;
+      for (int j = 0; j < NS; j++) {
+        int idx = k * NS + j;
+        double kk = mu * prior_c[idx] / (mu * mu * prior_c[idx] + sg * sg);
+        ax += gA[i * NS + j] * (gM[idx] + gS[idx] * (prior_m[idx] + kk * (x[idx] - mu * prior_m[idx])));
+      }
+      r[a] = gy[k * 2 + i] - ax;
+      for (int b = 0; b < n; b++) {
+        int i2 = obs[b];
+        double c = a == b ? gnoise[i] * gnoise[i] : 0.0;
+        for (int j = 0; j < NS; j++) {
+          int idx = k * NS + j;
+          double v = prior_c[idx] * sg * sg / (mu * mu * prior_c[idx] + sg * sg);
+          c += gA[i * NS + j] * gA[i2 * NS + j] * gS[idx] * gS[idx] * v;
+        }
+        C[a][b] = c;
+      }
+    }
+    if (n == 1) ll += -0.5 * r[0] * r[0] / C[0][0];
+    if (n == 2) {
+      double det = C[0][0] * C[1][1] - C[0][1] * C[1][0];
+      ll += -0.5 * (C[1][1] * r[0] * r[0] - 2 * C[0][1] * r[0] * r[1] + C[0][0] * r[1] * r[1]) / det;
+    }
+  }
+  return ll;
+}
+
+static void test_mmps_eps_by_hand(void **state) {
+  (void)state;
+  obs_op *op;
+  sb_error err;
+  assert_int_equal(obs_from_string(&op, "{\"type\":\"dense\",\"matrix\":[[1,0.5,0],[0,-1,2]]}", 1, 1, NS, &err), 0);
+  const double taus[3] = {0.7, 0.5, 0.2};
+  for (int ti = 0; ti < 3; ti++)
+    for (int iters = 1; iters <= 3; iters += 2) {
+      double tau = taus[ti];
+      diff_guidance g = {op, NB, gy, gnoise, gM, gS, 0.01, NULL, 0, iters};
+      float x[2 * D], eps[2 * D], xh[2 * D], xp[2 * D], *scratch = malloc(sizeof(float) * diff_eps_scratch(&denoiser, &g, 2));
+      for (int b = 0; b < 2; b++)
+        for (int j = 0; j < D; j++) x[b * D + j] = (float)(0.4 * j - 1.0 + 0.7 * b);
+      assert_int_equal(diff_eps(&denoiser, &g, x, tau, 2, eps, xh, scratch, &err), 0);
+      assert_int_equal(diff_predict(&denoiser, &g, x, tau, 2, xp, NULL, scratch, &err), 0);
+      double mu = diff_mu(tau), sg = diff_sigma(tau), worst = 0, shift = 0;
+      for (int b = 0; b < 2; b++) {
+        double xd[D];
+        for (int j = 0; j < D; j++) xd[j] = x[b * D + j];
+        for (int j = 0; j < D; j++) {
+          double h = 1e-5, xplus[D], xminus[D];
+          memcpy(xplus, xd, sizeof xplus);
+          memcpy(xminus, xd, sizeof xminus);
+          xplus[j] += h;
+          xminus[j] -= h;
+          double grad = (mmps_loglik(xplus, tau) - mmps_loglik(xminus, tau)) / (2 * h);
+          double v, jv;
+          exact_terms(tau, j, xd[j], &v, &jv);
+          double den = mu * mu + sg * sg, want = (sg * xd[j] + mu * v) / den - sg * grad;
+          double want_x = (mu * xd[j] - sg * v) / den + sg * sg / mu * grad;
+          double e = fmax(fabs(eps[b * D + j] - want) / (1 + fabs(want)), fabs(xp[b * D + j] - want_x) / (1 + fabs(want_x)));
+          if (!(e <= worst)) worst = e;
+          shift = fmax(shift, fabs(sg * grad));
+        }
+      }
+      print_message("mmps %d iterations, tau %.1f: max scaled error against the exact Gaussian likelihood %.2g; guidance moves eps by up to %.2f\n",
+                    iters, tau, worst, shift);
+      assert_true(shift > 0.05);
+      if (iters == 3) assert_true(worst < 2e-5);
+      else assert_true(worst > 1e-3);
       free(scratch);
     }
   obs_free(op);
@@ -301,7 +393,7 @@ static void test_guided_eps_nonlinear(void **state) {
     assert_int_equal(obs_from_string(&op, ops[f], 1, 1, NS, &err), 0);
     for (int ti = 0; ti < 2; ti++) {
       double gamma = 0.5, tau = ti ? 0.2 : 0.5;
-      diff_guidance g = {op, NB, gy, gnoise, gM, gS, gamma, NULL, 0};
+      diff_guidance g = {op, NB, gy, gnoise, gM, gS, gamma, NULL, 0, 0};
       float x[2 * D], eps[2 * D], *scratch = malloc(sizeof(float) * diff_eps_scratch(&denoiser, &g, 2));
       for (int b = 0; b < 2; b++)
         for (int j = 0; j < D; j++) x[b * D + j] = (float)(0.3 * j - 0.8 + 0.5 * b);
@@ -355,7 +447,7 @@ static void test_guided_arctan_matches_quadrature(void **state) {
   assert_int_equal(obs_from_string(&op, "{\"type\":\"arctan\",\"of\":{\"type\":\"identity\"}}", 1, 1, D, &err), 0);
   double noise[D], y[D];
   for (int j = 0; j < D; j++) noise[j] = 0.05, y[j] = atan(xtrue[j]) + 0.03 * (j % 2 ? 1 : -1);
-  diff_guidance g = {op, 1, y, noise, M, S, 1e-2, NULL, 0};
+  diff_guidance g = {op, 1, y, noise, M, S, 1e-2, NULL, 0, 0};
   const int B = 3000;
   float *x = malloc(sizeof(float) * B * D);
   diff_sampler_config c;
@@ -408,6 +500,7 @@ int main(void) {
       cmocka_unit_test(test_guided_matches_exact_posterior),
       cmocka_unit_test(test_guided_eps_by_hand),
       cmocka_unit_test(test_guided_eps_nonlinear),
+      cmocka_unit_test(test_mmps_eps_by_hand),
       cmocka_unit_test(test_guided_arctan_matches_quadrature),
       cmocka_unit_test(test_bad_config_and_cancel),
   };

@@ -194,6 +194,8 @@ static void test_sampler_params(void **state) {
   check_params(c, "{\"sampler\":\"dpm2m\",\"schedule\":\"cosine\"}", SB_EINVAL, "lambda, edm, tau");
   check_params(c, "{\"sampler\":\"heun\",\"steps\":0}", SB_EINVAL, "1..4096");
   check_params(c, "{\"sampler\":3}", SB_EINVAL, "string");
+  check_params(c, "{\"guidance\":\"dps\"}", SB_EINVAL, "sda, mmps");
+  check_params(c, "{\"guidance\":\"mmps\",\"guidance_iters\":0}", SB_EINVAL, "1..64");
   double x_pc, x_dpm, x_heun;
   json_t *d = sampler_diag(c, "{}", &x_pc); /* the file's default: pc, 8 steps */
   assert_null(json_object_get(d, "sampler"));
@@ -209,6 +211,13 @@ static void test_sampler_params(void **state) {
   assert_string_equal(json_string_value(json_object_get(d, "schedule")), "edm");
   json_decref(d);
   assert_true(x_pc != x_dpm && x_dpm != x_heun);
+  /* moment-matching guidance: said in the diagnostics, and it changes the samples */
+  double x_mm;
+  d = sampler_diag(c, "{\"guidance\":\"mmps\",\"guidance_iters\":2}", &x_mm);
+  assert_string_equal(json_string_value(json_object_get(d, "guidance")), "mmps");
+  assert_int_equal(json_integer_value(json_object_get(d, "guidance_iters")), 2);
+  json_decref(d);
+  assert_true(x_mm != x_pc);
   est_free(c);
   /* a file whose default is dpm2m: stored, loaded, used */
   model m;

@@ -147,6 +147,8 @@ const params_spec score_net_params[] = {
     {"rho", PARAM_NUM, 0, 100, 1},
     {"sigma_max", PARAM_NUM, 0, 1e4, 0},
     {"gamma", PARAM_NUM, 0, 1e6, 0},
+    {"guidance", PARAM_STR, 0, 0, 0},
+    {"guidance_iters", PARAM_NUM, 1, 64, 0},
     {"background_jitter", PARAM_NUM, 0, 100, 0},
     {"background_inflation", PARAM_NUM, 0.1, 10, 0},
     {"background_gamma", PARAM_NUM, 0, 1e6, 1},
@@ -172,6 +174,9 @@ static int check_names(const json_t *o, const char *what, sb_error *err) {
   name = params_str(o, "schedule", NULL);
   if (name && diff_schedule_parse(name) < 0)
     return sb_fail(err, SB_EINVAL, "%sschedule must be one of " DIFF_SCHEDULE_NAMES " (got '%s')", what, name);
+  name = params_str(o, "guidance", NULL);
+  if (name && diff_guidance_parse(name) < 0)
+    return sb_fail(err, SB_EINVAL, "%sguidance must be one of " DIFF_GUIDANCE_NAMES " (got '%s')", what, name);
   return SB_OK;
 }
 
@@ -195,6 +200,9 @@ static void read_settings(const json_t *o, diff_sampler_config *cfg, double *gam
   cfg->rho = params_num(o, "rho", cfg->rho);
   cfg->sigma_max = params_num(o, "sigma_max", cfg->sigma_max);
   *gamma = params_num(o, "gamma", *gamma);
+  name = params_str(o, "guidance", NULL);
+  if (name && diff_guidance_parse(name) >= 0) cfg->guidance = diff_guidance_parse(name);
+  cfg->guidance_iters = (int)params_num(o, "guidance_iters", cfg->guidance_iters);
 }
 
 void score_net_settings(const model *m, const json_t *params, diff_sampler_config *cfg, double *gamma) {
@@ -219,17 +227,24 @@ int score_net_from_config(model *m, const json_t *section, const json_t *arch, s
  * corrector's; in a file (file = 1) the corrector's settings are kept too,
  * for a later switch back to pc. */
 static json_t *settings_json(const diff_sampler_config *c, double gamma, int file) {
-  if (c->method == DIFF_PC)
-    return json_pack("{s:i, s:i, s:f, s:f}", "steps", c->steps, "corrections", c->corrections, "tau_l", c->tau_l,
-                     "gamma", gamma);
   int bad = 0;
-  json_t *j = json_pack("{s:s, s:i, s:s, s:f}", "sampler", diff_method_name(c->method), "steps", c->steps,
-                        "schedule", diff_schedule_name(c->schedule), "gamma", gamma);
-  if (c->schedule == DIFF_SCHED_EDM) jb_set_real(j, "rho", c->rho, &bad);
-  jb_set_real(j, "sigma_max", c->sigma_max, &bad);
-  if (file) {
-    jb_set(j, "corrections", json_integer(c->corrections), &bad);
-    jb_set_real(j, "tau_l", c->tau_l, &bad);
+  json_t *j;
+  if (c->method == DIFF_PC) {
+    j = json_pack("{s:i, s:i, s:f, s:f}", "steps", c->steps, "corrections", c->corrections, "tau_l", c->tau_l,
+                  "gamma", gamma);
+  } else {
+    j = json_pack("{s:s, s:i, s:s, s:f}", "sampler", diff_method_name(c->method), "steps", c->steps, "schedule",
+                  diff_schedule_name(c->schedule), "gamma", gamma);
+    if (c->schedule == DIFF_SCHED_EDM) jb_set_real(j, "rho", c->rho, &bad);
+    jb_set_real(j, "sigma_max", c->sigma_max, &bad);
+    if (file) {
+      jb_set(j, "corrections", json_integer(c->corrections), &bad);
+      jb_set_real(j, "tau_l", c->tau_l, &bad);
+    }
+  }
+  if (c->guidance != DIFF_GUIDE_SDA) { /* SDA's, the default, as before this setting existed */
+    jb_set(j, "guidance", json_string(diff_guidance_name(c->guidance)), &bad);
+    jb_set(j, "guidance_iters", json_integer(c->guidance_iters), &bad);
   }
   return jb_done(j, bad);
 }
@@ -249,7 +264,8 @@ int score_net_meta_from_json(model *m, const json_t *section, sb_error *err) {
   static const params_spec meta_spec[] = {
       {"sampler", PARAM_STR, 0, 0, 0},     {"schedule", PARAM_STR, 0, 0, 0},  {"steps", PARAM_INT, 1, 4096, 0},
       {"corrections", PARAM_INT, 0, 16, 0}, {"tau_l", PARAM_NUM, 0, 10, 0},  {"rho", PARAM_NUM, 0, 100, 1},
-      {"sigma_max", PARAM_NUM, 0, 1e4, 0},  {"gamma", PARAM_NUM, 0, 1e6, 0}, {NULL, 0, 0, 0, 0}};
+      {"sigma_max", PARAM_NUM, 0, 1e4, 0},  {"gamma", PARAM_NUM, 0, 1e6, 0}, {"guidance", PARAM_STR, 0, 0, 0},
+      {"guidance_iters", PARAM_INT, 1, 64, 0}, {NULL, 0, 0, 0, 0}};
   const char *key;
   json_t *v;
   json_object_foreach((json_t *)section, key, v) {
@@ -281,6 +297,13 @@ int score_net_meta_from_json(model *m, const json_t *section, sb_error *err) {
   if ((v = json_object_get(section, "rho"))) s->sampler.rho = json_number_value(v);
   if ((v = json_object_get(section, "sigma_max"))) s->sampler.sigma_max = json_number_value(v);
   if ((v = json_object_get(section, "gamma"))) s->gamma = json_number_value(v);
+  if ((v = json_object_get(section, "guidance"))) {
+    int guide = diff_guidance_parse(json_string_value(v));
+    if (guide < 0)
+      return sb_fail(err, SB_EFORMAT, "model metadata sbida.sampler.guidance must be one of " DIFF_GUIDANCE_NAMES);
+    s->sampler.guidance = guide;
+  }
+  if ((v = json_object_get(section, "guidance_iters"))) s->sampler.guidance_iters = (int)json_integer_value(v);
   return SB_OK;
 }
 
@@ -389,7 +412,7 @@ int score_net_sample(const model *sm, const est_problem *p, const est_options *o
       memcpy(ypad + (size_t)lead * no, p->y, sizeof(double) * (size_t)We * no);
       y = ypad;
     }
-    g = (diff_guidance){p->op, W, y, p->noise->std, gmean, gscale, gamma, bg.dim ? &bg : NULL, lead};
+    g = (diff_guidance){p->op, W, y, p->noise->std, gmean, gscale, gamma, bg.dim ? &bg : NULL, lead, 0};
     gp = &g;
   }
   if (!guided) c.batch = score_batch_join(&sm->net); /* NULL unless the daemon batches */
