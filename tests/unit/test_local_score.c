@@ -45,6 +45,9 @@ typedef struct synth {
   int L, N;
   double mark, t_mark, curv;
   int calls;
+  int forwards;               /* forward passes (synth_v and synth_vjp) */
+  const float *last_in[8];    /* per worker: the input of its last synth_v (synth_back) */
+  int last_n[8];
 } synth;
 
 static void synth_fwd(const synth *s, const float *in, const long *t, int n, float *out) {
@@ -65,6 +68,20 @@ static int synth_v(void *ctx, int worker, const float *in, const long *t, int n,
   synth *s = ctx;
   assert_true(n >= 1 && n <= 32);
   synth_fwd(s, in, t, n, out);
+  s->forwards++;
+  assert_true(worker >= 0 && worker < 8);
+  s->last_in[worker] = in, s->last_n[worker] = n;
+  return SB_OK;
+}
+
+static void synth_grad(const synth *s, const float *in, int n, const float *cot, float *dx);
+
+/* run_back: the VJP of the worker's last synth_v call, from its input. */
+static int synth_back(void *ctx, int worker, int n, const float *cot, float *dx, sb_error *err) {
+  (void)err;
+  synth *s = ctx;
+  assert_int_equal(n, s->last_n[worker]);
+  synth_grad(s, s->last_in[worker], n, cot, dx);
   return SB_OK;
 }
 
@@ -73,8 +90,14 @@ static int synth_vjp(void *ctx, int worker, const float *in, const long *t, int 
                      const float *cot, float *dx, sb_error *err) {
   (void)worker, (void)tau, (void)err;
   synth *s = ctx;
-  const int L = s->L, N = s->N;
   synth_fwd(s, in, t, n, out);
+  s->forwards++;
+  synth_grad(s, in, n, cot, dx);
+  return SB_OK;
+}
+
+static void synth_grad(const synth *s, const float *in, int n, const float *cot, float *dx) {
+  const int L = s->L, N = s->N;
   memset(dx, 0, sizeof(float) * (size_t)n * L * N);
   for (int b = 0; b < n; b++) {
     const float *x = in + (size_t)b * L * N, *c = cot + (size_t)b * L * N;
@@ -90,7 +113,6 @@ static int synth_vjp(void *ctx, int worker, const float *in, const long *t, int 
         }
       }
   }
-  return SB_OK;
 }
 
 static void fill_normal(float *x, size_t n, uint64_t stream) {
@@ -102,8 +124,8 @@ static void fill_normal(float *x, size_t n, uint64_t stream) {
 /* Every assembled state is its own input plus the mark of the position (and
  * the run's time) it was taken from, for every sample of the batch. */
 static void check_assembly(int W, int L, int N, const int *run_of) {
-  synth s = {L, N, 1.0, 0.001, 0.0, 0};
-  local_score_net net = {L, N, &s, synth_v, synth_vjp};
+  synth s = {L, N, 1.0, 0.001, 0.0, 0, 0, {0}, {0}};
+  local_score_net net = {L, N, &s, synth_v, synth_vjp, NULL};
   const int B = 5, D = W * N;
   const long T = 500;
   local_score_denoiser *den;
@@ -179,8 +201,8 @@ static void test_adjoints_are_transposes(void **state) {
 static void test_vjp_finite_differences(void **state) {
   (void)state;
   const int W = 9, L = 5, N = 7, B = 3, D = W * N;
-  synth s = {L, N, 0.0, 0.0, 0.7, 0};
-  local_score_net net = {L, N, &s, synth_v, synth_vjp};
+  synth s = {L, N, 0.0, 0.0, 0.7, 0, 0, {0}, {0}};
+  local_score_net net = {L, N, &s, synth_v, synth_vjp, NULL};
   local_score_denoiser *den;
   diff_denoiser d;
   sb_error err;
@@ -238,10 +260,10 @@ static void fill_cot(void *ctx, int b0, int b1) {
 static void test_vjp_with_cotangent_callback(void **state) {
   (void)state;
   const int W = 10, L = 3, N = 6, B = 5, D = W * N;
-  synth s = {L, N, 0.0, 0.0, 0.6, 0};
-  local_score_net net = {L, N, &s, synth_v, synth_vjp};
-  local_score_denoiser *den;
-  diff_denoiser d;
+  synth s = {L, N, 0.0, 0.0, 0.6, 0, 0, {0}, {0}};
+  local_score_net net = {L, N, &s, synth_v, synth_vjp, NULL};
+  local_score_denoiser *den, *den_plain;
+  diff_denoiser d, d_plain;
   sb_error err;
   assert_int_equal(local_score_denoiser_init(&den, &net, W, 30, B, 2, &d, &err), 0);
   size_t n = (size_t)B * D;
@@ -257,6 +279,23 @@ static void test_vjp_with_cotangent_callback(void **state) {
   assert_memory_equal(v1, v2, sizeof(float) * n);
   assert_memory_equal(cot1, cot2, sizeof(float) * n);
   assert_memory_equal(g1, g2, sizeof(float) * n);
+  local_score_denoiser_free(den);
+  /* with run_back (a net that keeps its activations) the guided call makes
+   * one forward per task instead of two, with the same v and g */
+  synth s2 = {L, N, 0.0, 0.0, 0.6, 0, 0, {0}, {0}};
+  local_score_net net2 = {L, N, &s2, synth_v, synth_vjp, synth_back};
+  assert_int_equal(local_score_denoiser_init(&den, &net2, W, 30, B, 2, &d, &err), 0);
+  s.forwards = 0;
+  assert_int_equal(local_score_denoiser_init(&den_plain, &net, W, 30, B, 2, &d_plain, &err), 0);
+  assert_int_equal(d_plain.v_vjp(d_plain.ctx, x, 0.4, B, v2, fill_cot, &c, cot2, g2, &err), 0);
+  local_score_denoiser_free(den_plain);
+  cot_from_v c2 = {x, v2, cot2, D, 0};
+  assert_int_equal(d.v_vjp(d.ctx, x, 0.4, B, v2, fill_cot, &c2, cot2, g2, &err), 0);
+  print_message("guided call: %d forward passes without run_back, %d with\n", s.forwards, s2.forwards);
+  assert_int_equal(s2.forwards * 2, s.forwards);
+  assert_memory_equal(v1, v2, sizeof(float) * n);
+  assert_memory_equal(cot1, cot2, sizeof(float) * n);
+  assert_memory_equal(g1, g2, sizeof(float) * n);
   free(x), free(v1), free(g1), free(cot1), free(v2), free(g2), free(cot2);
   local_score_denoiser_free(den);
 }
@@ -265,8 +304,8 @@ static void test_vjp_with_cotangent_callback(void **state) {
 static void test_threads_bit_identical(void **state) {
   (void)state;
   const int W = 12, L = 3, N = 5, B = 37, D = W * N;
-  synth s = {L, N, 1.0, 0.0, 0.4, 0};
-  local_score_net net = {L, N, &s, synth_v, synth_vjp};
+  synth s = {L, N, 1.0, 0.0, 0.4, 0, 0, {0}, {0}};
+  local_score_net net = {L, N, &s, synth_v, synth_vjp, NULL};
   size_t n = (size_t)B * D;
   float *x = malloc(sizeof(float) * n), *cot = malloc(sizeof(float) * n), *v[2], *g[2];
   fill_normal(x, n, 30), fill_normal(cot, n, 31);

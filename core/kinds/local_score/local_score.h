@@ -41,6 +41,11 @@ typedef struct local_score_net {
   int (*run_v)(void *ctx, int worker, const float *in, const long *t, int n, double tau, float *out, sb_error *err);
   int (*run_vjp)(void *ctx, int worker, const float *in, const long *t, int n, double tau, float *out,
                  const float *cot, float *dx, sb_error *err);
+  /* optional (NULL: run_vjp): the input VJP dx [n][L][N] of the runs of the
+   * worker's last run_v call, whose activations it kept, for cotangents
+   * cot [n][L][N]: a guided evaluation whose runs fit one network batch
+   * then costs one forward and one backward instead of two forwards */
+  int (*run_back)(void *ctx, int worker, int n, const float *cot, float *dx, sb_error *err);
 } local_score_net;
 
 /* The denoiser of windows [W][N] (W >= net->L) ending at time_index, for

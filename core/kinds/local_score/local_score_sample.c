@@ -92,11 +92,12 @@ static int task_run(void *arg, int s0, int s1, int wi) {
     for (int j = 0; j < R; j++) w->t[(s - s0) * R + j] = c->time_index - (R - 1 - j);
   }
   sb_error err = {0};
+  int fused = 0; /* the backward pass reuses the forward's activations */
   if (c->cot_fn) {
-    /* the cotangent depends on these samples' v: a forward pass first (the
-     * per-run network has no split forward/backward, so the VJP below runs
-     * the forward again: two forwards per guided evaluation here, where the
-     * window score kinds need one) */
+    /* the cotangent depends on these samples' v: a forward pass first; when
+     * the task's runs are one network batch and the net keeps its
+     * activations (run_back), the VJP below is a backward pass only, else
+     * it runs the forward again */
     for (int q = 0; q < n_runs; q += LOCAL_RUN_CHUNK) {
       int nq = n_runs - q < LOCAL_RUN_CHUNK ? n_runs - q : LOCAL_RUN_CHUNK;
       size_t off = (size_t)q * run;
@@ -106,11 +107,16 @@ static int task_run(void *arg, int s0, int s1, int wi) {
     for (int s = s0; s < s1; s++)
       local_score_assemble(W, L, N, w->out + (size_t)(s - s0) * R * run, c->v + (size_t)s * win);
     c->cot_fn(c->cot_ctx, s0, s1);
+    fused = c->net.run_back && n_runs <= LOCAL_RUN_CHUNK;
   }
   if (c->cot)
     for (int s = s0; s < s1; s++)
       local_score_assemble_adjoint(W, L, N, c->cot + (size_t)s * win, w->cot + (size_t)(s - s0) * R * run);
-  for (int q = 0; q < n_runs; q += LOCAL_RUN_CHUNK) {
+  if (fused) {
+    int rc = c->net.run_back(c->net.ctx, wi, n_runs, w->cot, w->dx, &err);
+    if (rc) return rc;
+  }
+  for (int q = 0; !fused && q < n_runs; q += LOCAL_RUN_CHUNK) {
     int nq = n_runs - q < LOCAL_RUN_CHUNK ? n_runs - q : LOCAL_RUN_CHUNK;
     size_t off = (size_t)q * run;
     int rc = c->cot ? c->net.run_vjp(c->net.ctx, wi, w->in + off, w->t + q, nq, c->tau, w->out + off, w->cot + off,
@@ -218,6 +224,13 @@ static int mn_vjp(void *ctx, int wi, const float *in, const long *t, int n, doub
   return nn_backward(&c->at, &c->ws[wi], cot, NULL, dx);
 }
 
+static int mn_back(void *ctx, int wi, int n, const float *cot, float *dx, sb_error *err) {
+  (void)err;
+  model_net *c = ctx;
+  memset(dx, 0, sizeof(float) * (size_t)n * c->at.rc.cin * c->at.rc.w);
+  return nn_backward(&c->at, &c->ws[wi], cot, NULL, dx);
+}
+
 static void mn_free(model_net *c) {
   for (int t = 0; t < SB_THREADS_MAX; t++) {
     nn_workspace_free(&c->ws[t]);
@@ -280,7 +293,7 @@ int local_score_estimator_sample(estimator *e, const est_problem *p, const est_o
   float *x = NULL;
   double *gmean = NULL, *gscale = NULL, *bbuf = NULL;
   diff_background bg = {0};
-  local_score_net net = {m->W, N, &mn, mn_v, mn_vjp};
+  local_score_net net = {m->W, N, &mn, mn_v, mn_vjp, mn_back};
   int rc = local_score_denoiser_init(&den, &net, W, p->time_index, S, o->threads, &d, err);
   if (!rc) rc = mn_init(&mn, m, N, local_score_workers(den), 1, err);
   if (rc) goto done;
@@ -294,7 +307,7 @@ int local_score_estimator_sample(estimator *e, const est_problem *p, const est_o
   for (int i = 0; i < D; i++) gmean[i] = mean, gscale[i] = std;
   if ((rc = score_net_background(p, o->params, &bg, &bbuf, err))) goto done;
   score_net_background_gamma(&bg, gamma);
-  diff_guidance g = {p->op, W, p->y, p->noise->std, gmean, gscale, gamma, bg.dim ? &bg : NULL, 0};
+  diff_guidance g = {p->op, W, p->y, p->noise->std, gmean, gscale, gamma, bg.dim ? &bg : NULL, 0, 0};
   if ((rc = diff_sample(&d, &g, &cfg, S, o->seed, 0, x, o->cancel, o->progress, o->progress_ctx, err))) goto done;
   if ((rc = est_result_alloc(r, S, N, W, o->want_window, 0, err))) goto done;
   for (int s = 0; s < S; s++) {
