@@ -156,3 +156,22 @@ def test_stream_mode_cycles_the_etkf(fresh_daemon, tmp_path):
     sid = summary["streams"]["l96-sakov-etkf"]
     cy = d.get("/v1/streams/%s/cycles?page_size=100" % sid).json()["items"]
     assert len(cy) == 80 and cy[0]["time_index"] == 79 and cy[-1]["time_index"] == 0
+
+
+def test_stream_mode_with_a_nonlinear_operator(fresh_daemon, tmp_path):
+    """arctan of every node (the nonlinear test of the score-filter literature): the loop
+    observes y = arctan(x) + noise, as the daemon's operator says, and the cycled ETKF
+    tracks the truth (measured 0.384 over cycles 50..99; 0.31 over 1000 cycles,
+    docs/cycling.md). Observations made linearly (x + noise, in -5..10 where arctan is
+    within +-1.57) would put the filter off by several units."""
+    d = fresh_daemon().start()
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, str(CYCLE), "--server", "http://127.0.0.1:%d" % d.port,
+                        "--estimator", "l96-sakov-etkf", "--operator", '{"type": "arctan", "of": {"type": "identity"}}',
+                        "--noise-std", "0.5", "--cycles", "100", "--spin-up", "50", "--samples", "40",
+                        "--etkf-inflation", "1.03", "--out", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert '"arctan"' in r.stdout
+    summary = json.loads((out / "cycle.json").read_text())
+    assert summary["rmse"] < 0.5, summary["rmse"]

@@ -116,6 +116,9 @@ def operator_matrix(op: Dict[str, Any], n: int) -> np.ndarray:
     raise ValueError("operator %r is not supported by this example (kernel_stations needs explicit positions)" % t)
 
 
+NONLINEAR = {"arctan": np.arctan, "square": np.square, "abs": np.abs}
+
+
 def _pair(v: Any) -> tuple:
     return (v, v) if isinstance(v, int) else (v[0], v[1])
 
@@ -327,8 +330,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         p.error("--operator is not valid JSON: %s" % e)
     noise = a.noise_std if a.noise_std is not None else (
         meta["noise_std"] if isinstance(meta["noise_std"], (int, float)) else default_noise)
+    # a nonlinear operator {"type": "arctan"|"square"|"abs", "of": linear}: y = f(A x) + noise
+    fn = NONLINEAR.get(op.get("type")) if isinstance(op, dict) else None
     try:
-        H = operator_matrix_2d(op, shape) if is2d else operator_matrix(op, n)
+        lin = op["of"] if fn is not None else op
+        H = operator_matrix_2d(lin, shape) if is2d else operator_matrix(lin, n)
     except (ValueError, KeyError, TypeError) as e:
         p.error(str(e))
     steps = W - 1 + a.cycles
@@ -338,7 +344,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     truth = kolmogorov_np.truth_run(preset, steps, a.seed).reshape(steps, n) if is2d else truth_run(preset, n, steps, a.seed)
     rng = np.random.default_rng([a.seed, 1])
-    obs = truth @ H.T + noise * rng.standard_normal((steps, H.shape[0]))
+    obs = (fn or (lambda z: z))(truth @ H.T) + noise * rng.standard_normal((steps, H.shape[0]))
     observed = np.abs(H).sum(0) > 0
 
     send_op = dict(operator=op, noise_std=noise)
