@@ -261,45 +261,75 @@ static void test_guided_eps_by_hand(void **state) {
  * differences. With a Gaussian prior the likelihood of the noisy state is
  * exactly log N(y | A (M + S x_hat(x)), R + A S V S A^T) with V the
  * constant variance of z given z_tau (c sigma^2 / (mu^2 c + sigma^2) per
- * component); with as many conjugate-gradient iterations as observations
- * (3 here: block 0 has one missing) diff_eps must give eps_hat - sigma times
- * its gradient, computed here by central differences with the 1x1 and 2x2
- * covariances inverted by hand. Checks the scale S, the mean M, the
- * missing value and the two blocks; one iteration must differ (it is not
- * the exact solve when the covariance is not a multiple of the
- * preconditioner). */
-static double mmps_loglik(const double *x, double tau) {
+ * component), and a background of block k is three more rows (operator S,
+ * covariance U^T U + diag(d)). With enough conjugate-gradient iterations
+ * (6 unknowns at most here; 8, for the float VJPs) diff_eps and
+ * diff_predict must give eps_hat - sigma grad and x_hat + (sigma^2/mu) grad
+ * of that log-likelihood, computed here by central differences with the
+ * covariance formed densely. Checks the scale S, the mean M, the missing
+ * value, the two blocks and the background on either; one iteration must
+ * differ (it is not the exact solve when the covariance is not a multiple
+ * of the preconditioner). */
+/* rows of block k: its observed values, then (k == blk) the background's NS
+ * values with covariance U^T U + diag(d); the covariance R + A S V S A^T
+ * formed densely and solved by elimination */
+static double mmps_loglik(const double *x, double tau, const diff_background *b, int blk) {
   double mu = diff_mu(tau), sg = diff_sigma(tau), ll = 0;
   for (int k = 0; k < NB; k++) {
-    double r[2], C[2][2];
-    int obs[2], n = 0;
-    for (int i = 0; i < 2; i++)
-      if (!isnan(gy[k * 2 + i])) obs[n++] = i;
+    double coef[8][NS], off[8], tgt[8], C[8][8], r[8];
+    int n = 0, nobs;
+    memset(C, 0, sizeof C);
+    memset(coef, 0, sizeof coef);
+    for (int i = 0; i < 2; i++) {
+      if (isnan(gy[k * 2 + i])) continue;
+      off[n] = 0;
+      for (int j = 0; j < NS; j++) {
+        coef[n][j] = gA[i * NS + j] * gS[k * NS + j];
+        off[n] += gA[i * NS + j] * gM[k * NS + j];
+      }
+      tgt[n] = gy[k * 2 + i];
+      C[n][n] = gnoise[i] * gnoise[i];
+      n++;
+    }
+    nobs = n;
+    if (b && k == blk) {
+      for (int j = 0; j < NS; j++, n++) {
+        coef[n][j] = gS[k * NS + j];
+        off[n] = gM[k * NS + j];
+        tgt[n] = b->mean[j];
+      }
+      for (int a = 0; a < NS; a++)
+        for (int c = 0; c < NS; c++) {
+          double v = a == c ? b->diag[a] : 0.0;
+          for (int m = 0; m < b->n_members; m++) v += b->anom[m * NS + a] * b->anom[m * NS + c];
+          C[nobs + a][nobs + c] = v;
+        }
+    }
     for (int a = 0; a < n; a++) {
-      int i = obs[a];
-      double ax = 0;
+      double pred = off[a];
       for (int j = 0; j < NS; j++) {
         int idx = k * NS + j;
         double kk = mu * prior_c[idx] / (mu * mu * prior_c[idx] + sg * sg);
-        ax += gA[i * NS + j] * (gM[idx] + gS[idx] * (prior_m[idx] + kk * (x[idx] - mu * prior_m[idx])));
+        pred += coef[a][j] * (prior_m[idx] + kk * (x[idx] - mu * prior_m[idx]));
       }
-      r[a] = gy[k * 2 + i] - ax;
-      for (int b = 0; b < n; b++) {
-        int i2 = obs[b];
-        double c = a == b ? gnoise[i] * gnoise[i] : 0.0;
+      r[a] = tgt[a] - pred;
+      for (int c = 0; c < n; c++)
         for (int j = 0; j < NS; j++) {
           int idx = k * NS + j;
           double v = prior_c[idx] * sg * sg / (mu * mu * prior_c[idx] + sg * sg);
-          c += gA[i * NS + j] * gA[i2 * NS + j] * gS[idx] * gS[idx] * v;
+          C[a][c] += coef[a][j] * coef[c][j] * v;
         }
-        C[a][b] = c;
+    }
+    double z[8];
+    memcpy(z, r, sizeof z);
+    for (int p = 0; p < n; p++) /* Gauss-Jordan on the symmetric positive C */
+      for (int a = 0; a < n; a++) {
+        if (a == p) continue;
+        double f = C[a][p] / C[p][p];
+        for (int c = 0; c < n; c++) C[a][c] -= f * C[p][c];
+        z[a] -= f * z[p];
       }
-    }
-    if (n == 1) ll += -0.5 * r[0] * r[0] / C[0][0];
-    if (n == 2) {
-      double det = C[0][0] * C[1][1] - C[0][1] * C[1][0];
-      ll += -0.5 * (C[1][1] * r[0] * r[0] - 2 * C[0][1] * r[0] * r[1] + C[0][0] * r[1] * r[1]) / det;
-    }
+    for (int a = 0; a < n; a++) ll += -0.5 * r[a] * z[a] / C[a][a];
   }
   return ll;
 }
@@ -309,43 +339,53 @@ static void test_mmps_eps_by_hand(void **state) {
   obs_op *op;
   sb_error err;
   assert_int_equal(obs_from_string(&op, "{\"type\":\"dense\",\"matrix\":[[1,0.5,0],[0,-1,2]]}", 1, 1, NS, &err), 0);
+  /* a background of 2 members (anomalies already / sqrt(S - 1)) on block 0 or 1 */
+  static const double bm[NS] = {2.0, 0.5, -1.0}, bU[2 * NS] = {0.8, -0.3, 0.5, 0.2, 0.6, -0.4}, bd[NS] = {0.3, 0.2, 0.5};
+  const diff_background bg = {NS, 2, bm, bU, bd, 0};
   const double taus[3] = {0.7, 0.5, 0.2};
-  for (int ti = 0; ti < 3; ti++)
-    for (int iters = 1; iters <= 3; iters += 2) {
-      double tau = taus[ti];
-      diff_guidance g = {op, NB, gy, gnoise, gM, gS, 0.01, NULL, 0, iters};
-      float x[2 * D], eps[2 * D], xh[2 * D], xp[2 * D], *scratch = malloc(sizeof(float) * diff_eps_scratch(&denoiser, &g, 2));
-      for (int b = 0; b < 2; b++)
-        for (int j = 0; j < D; j++) x[b * D + j] = (float)(0.4 * j - 1.0 + 0.7 * b);
-      assert_int_equal(diff_eps(&denoiser, &g, x, tau, 2, eps, xh, scratch, &err), 0);
-      assert_int_equal(diff_predict(&denoiser, &g, x, tau, 2, xp, NULL, scratch, &err), 0);
-      double mu = diff_mu(tau), sg = diff_sigma(tau), worst = 0, shift = 0;
-      for (int b = 0; b < 2; b++) {
-        double xd[D];
-        for (int j = 0; j < D; j++) xd[j] = x[b * D + j];
-        for (int j = 0; j < D; j++) {
-          double h = 1e-5, xplus[D], xminus[D];
-          memcpy(xplus, xd, sizeof xplus);
-          memcpy(xminus, xd, sizeof xminus);
-          xplus[j] += h;
-          xminus[j] -= h;
-          double grad = (mmps_loglik(xplus, tau) - mmps_loglik(xminus, tau)) / (2 * h);
-          double v, jv;
-          exact_terms(tau, j, xd[j], &v, &jv);
-          double den = mu * mu + sg * sg, want = (sg * xd[j] + mu * v) / den - sg * grad;
-          double want_x = (mu * xd[j] - sg * v) / den + sg * sg / mu * grad;
-          double e = fmax(fabs(eps[b * D + j] - want) / (1 + fabs(want)), fabs(xp[b * D + j] - want_x) / (1 + fabs(want_x)));
-          if (!(e <= worst)) worst = e;
-          shift = fmax(shift, fabs(sg * grad));
+  for (int form = 0; form < 3; form++) /* no background, on block 0, on block 1 */
+    for (int ti = 0; ti < 3; ti++)
+      for (int iters = 1; iters <= 8; iters += 7) {
+        double tau = taus[ti];
+        const diff_background *b = form ? &bg : NULL;
+        int blk = form == 2 ? 1 : 0;
+        diff_guidance g = {op, NB, gy, gnoise, gM, gS, 0.01, b, blk, iters};
+        float x[2 * D], eps[2 * D], xh[2 * D], xp[2 * D],
+            *scratch = malloc(sizeof(float) * diff_eps_scratch(&denoiser, &g, 2));
+        for (int bb = 0; bb < 2; bb++)
+          for (int j = 0; j < D; j++) x[bb * D + j] = (float)(0.4 * j - 1.0 + 0.7 * bb);
+        assert_int_equal(diff_eps(&denoiser, &g, x, tau, 2, eps, xh, scratch, &err), 0);
+        assert_int_equal(diff_predict(&denoiser, &g, x, tau, 2, xp, NULL, scratch, &err), 0);
+        double mu = diff_mu(tau), sg = diff_sigma(tau), worst = 0, shift = 0;
+        for (int bb = 0; bb < 2; bb++) {
+          double xd[D];
+          for (int j = 0; j < D; j++) xd[j] = x[bb * D + j];
+          for (int j = 0; j < D; j++) {
+            double h = 1e-5, xplus[D], xminus[D];
+            memcpy(xplus, xd, sizeof xplus);
+            memcpy(xminus, xd, sizeof xminus);
+            xplus[j] += h;
+            xminus[j] -= h;
+            double grad = (mmps_loglik(xplus, tau, b, blk) - mmps_loglik(xminus, tau, b, blk)) / (2 * h);
+            double v, jv;
+            exact_terms(tau, j, xd[j], &v, &jv);
+            double den = mu * mu + sg * sg, want = (sg * xd[j] + mu * v) / den - sg * grad;
+            double want_x = (mu * xd[j] - sg * v) / den + sg * sg / mu * grad;
+            double e = fmax(fabs(eps[bb * D + j] - want) / (1 + fabs(want)),
+                            fabs(xp[bb * D + j] - want_x) / (1 + fabs(want_x)));
+            if (!(e <= worst)) worst = e;
+            shift = fmax(shift, fabs(sg * grad));
+          }
         }
+        print_message("mmps %d iterations, tau %.1f, background %s: max scaled error against the exact Gaussian "
+                      "likelihood %.2g; guidance moves eps by up to %.2f\n",
+                      iters, tau, form ? (blk ? "on block 1" : "on block 0") : "none", worst, shift);
+        assert_true(shift > 0.05);
+        /* 3 observations and 3 background values: 6 iterations solve exactly */
+        if (iters == 8) assert_true(worst < 2e-5); /* 6 unknowns: solved (float VJPs: 8 iterations) */
+        else assert_true(worst > 1e-3);
+        free(scratch);
       }
-      print_message("mmps %d iterations, tau %.1f: max scaled error against the exact Gaussian likelihood %.2g; guidance moves eps by up to %.2f\n",
-                    iters, tau, worst, shift);
-      assert_true(shift > 0.05);
-      if (iters == 3) assert_true(worst < 2e-5);
-      else assert_true(worst > 1e-3);
-      free(scratch);
-    }
   obs_free(op);
 }
 

@@ -298,6 +298,26 @@ static void test_vjp_with_cotangent_callback(void **state) {
   assert_memory_equal(g1, g2, sizeof(float) * n);
   free(x), free(v1), free(g1), free(cot1), free(v2), free(g2), free(cot2);
   local_score_denoiser_free(den);
+  /* a window of more runs than one network batch (W = 40: 38 runs of 3 > 32):
+   * the forward is run again in chunks, so run_back (the last chunk's
+   * activations only) must not be used; same v and g as without it */
+  const int W2 = 40, D2 = W2 * N, B2 = 2;
+  size_t n2 = (size_t)B2 * D2;
+  float *y = malloc(sizeof(float) * n2), *va = malloc(sizeof(float) * n2), *ga = malloc(sizeof(float) * n2),
+        *ca = malloc(sizeof(float) * n2), *vb = malloc(sizeof(float) * n2), *gb = malloc(sizeof(float) * n2),
+        *cb = malloc(sizeof(float) * n2);
+  fill_normal(y, n2, 41);
+  local_score_net nets[2] = {net, net2};
+  float *vs[2] = {va, vb}, *gs[2] = {ga, gb}, *cs[2] = {ca, cb};
+  for (int k = 0; k < 2; k++) {
+    assert_int_equal(local_score_denoiser_init(&den, &nets[k], W2, 60, B2, 1, &d, &err), 0);
+    cot_from_v ck = {y, vs[k], cs[k], D2, 0};
+    assert_int_equal(d.v_vjp(d.ctx, y, 0.4, B2, vs[k], fill_cot, &ck, cs[k], gs[k], &err), 0);
+    local_score_denoiser_free(den);
+  }
+  assert_memory_equal(va, vb, sizeof(float) * n2);
+  assert_memory_equal(ga, gb, sizeof(float) * n2);
+  free(y), free(va), free(ga), free(ca), free(vb), free(gb), free(cb);
 }
 
 /* The result does not depend on the number of threads (tasks by index). */
