@@ -211,6 +211,21 @@ static double guided_loglik(const double *x, double tau, double gamma) {
   return ll;
 }
 
+/* d ll / d x_j at xd by a central difference of step 1e-5 (ll with its context) */
+typedef double (*loglik_fn)(const double *x, double tau, const void *ctx);
+static double fd_grad(loglik_fn ll, const void *ctx, const double *xd, int j, double tau) {
+  double h = 1e-5, xp[D], xm[D];
+  memcpy(xp, xd, sizeof xp);
+  memcpy(xm, xd, sizeof xm);
+  xp[j] += h;
+  xm[j] -= h;
+  return (ll(xp, tau, ctx) - ll(xm, tau, ctx)) / (2 * h);
+}
+
+static double guided_loglik_ctx(const double *x, double tau, const void *ctx) {
+  return guided_loglik(x, tau, *(const double *)ctx);
+}
+
 static void test_guided_eps_by_hand(void **state) {
   (void)state;
   obs_op *op;
@@ -231,12 +246,7 @@ static void test_guided_eps_by_hand(void **state) {
         double xd[D];
         for (int j = 0; j < D; j++) xd[j] = x[b * D + j];
         for (int j = 0; j < D; j++) {
-          double h = 1e-5, xp[D], xm[D];
-          memcpy(xp, xd, sizeof xp);
-          memcpy(xm, xd, sizeof xm);
-          xp[j] += h;
-          xm[j] -= h;
-          double grad = (guided_loglik(xp, tau, gamma) - guided_loglik(xm, tau, gamma)) / (2 * h);
+          double grad = fd_grad(guided_loglik_ctx, &gamma, xd, j, tau);
           double v, jv;
           exact_terms(tau, j, xd[j], &v, &jv);
           double e_hat = (sg * xd[j] + mu * v) / (mu * mu + sg * sg), want = e_hat - sg * grad;
@@ -334,6 +344,15 @@ static double mmps_loglik(const double *x, double tau, const diff_background *b,
   return ll;
 }
 
+typedef struct mmps_ctx {
+  const diff_background *b;
+  int blk;
+} mmps_ctx;
+static double mmps_loglik_ctx(const double *x, double tau, const void *ctx) {
+  const mmps_ctx *c = ctx;
+  return mmps_loglik(x, tau, c->b, c->blk);
+}
+
 static void test_mmps_eps_by_hand(void **state) {
   (void)state;
   obs_op *op;
@@ -361,12 +380,8 @@ static void test_mmps_eps_by_hand(void **state) {
           double xd[D];
           for (int j = 0; j < D; j++) xd[j] = x[bb * D + j];
           for (int j = 0; j < D; j++) {
-            double h = 1e-5, xplus[D], xminus[D];
-            memcpy(xplus, xd, sizeof xplus);
-            memcpy(xminus, xd, sizeof xminus);
-            xplus[j] += h;
-            xminus[j] -= h;
-            double grad = (mmps_loglik(xplus, tau, b, blk) - mmps_loglik(xminus, tau, b, blk)) / (2 * h);
+            mmps_ctx mc = {b, blk};
+            double grad = fd_grad(mmps_loglik_ctx, &mc, xd, j, tau);
             double v, jv;
             exact_terms(tau, j, xd[j], &v, &jv);
             double den = mu * mu + sg * sg, want = (sg * xd[j] + mu * v) / den - sg * grad;

@@ -330,6 +330,24 @@ static void test_posterior_moments(void **state) {
   free(x);
 }
 
+/* 4000 samples from the exact prior denoiser guided by the observations
+ * (gamma for SDA's guidance; iters > 0: moment matching with that many
+ * iterations): the worst mean and std errors against the exact posterior */
+static void guided_run(int method, int steps, double gamma, int iters, double *me, double *se) {
+  const int B = 4000;
+  const diff_denoiser d = {N, &prior, gauss_v, gauss_vjp};
+  double std[NOBS];
+  for (int i = 0; i < NOBS; i++) std[i] = NOISE;
+  float *x = malloc(sizeof(float) * B * N);
+  sb_error err;
+  diff_guidance g = {op, 1, Y, std, NULL, NULL, gamma, NULL, 0, 0};
+  diff_sampler_config c = config(method, steps);
+  if (iters > 0) c.guidance = DIFF_GUIDE_MMPS, c.guidance_iters = iters;
+  assert_int_equal(diff_sample(&d, &g, &c, B, 13, 0, x, NULL, NULL, NULL, &err), 0);
+  moments(x, B, &post, me, se);
+  free(x);
+}
+
 /* The exact prior denoiser guided by the observations (what a perfect
  * composed-score network gets), 4000 samples, pc at 64 steps (one
  * corrector) and the others at 16 evaluations, for gamma 0.01, 0.1, 1.
@@ -346,20 +364,12 @@ static void test_posterior_moments(void **state) {
  * sampler: docs/samplers.md). */
 static void test_guided_moments(void **state) {
   (void)state;
-  const int B = 4000, methods[4] = {DIFF_PC, DIFF_DPM2M, DIFF_DPM2M_SDE, DIFF_HEUN};
-  const diff_denoiser d = {N, &prior, gauss_v, gauss_vjp};
-  double std[NOBS];
-  for (int i = 0; i < NOBS; i++) std[i] = NOISE;
-  float *x = malloc(sizeof(float) * B * N);
-  sb_error err;
+  const int methods[4] = {DIFF_PC, DIFF_DPM2M, DIFF_DPM2M_SDE, DIFF_HEUN};
   const double gammas[3] = {1e-2, 0.1, 1.0};
   for (int gi = 0; gi < 3; gi++)
     for (int mi = 0; mi < 4; mi++) {
-      diff_guidance g = {op, 1, Y, std, NULL, NULL, gammas[gi], NULL, 0, 0};
-      diff_sampler_config c = config(methods[mi], methods[mi] == DIFF_PC ? 64 : 16);
-      assert_int_equal(diff_sample(&d, &g, &c, B, 13, 0, x, NULL, NULL, NULL, &err), 0);
       double me, se;
-      moments(x, B, &post, &me, &se);
+      guided_run(methods[mi], methods[mi] == DIFF_PC ? 64 : 16, gammas[gi], 0, &me, &se);
       print_message("%-9s guided, gamma %.2f: worst mean error %.3f sd, worst std error %.3f\n",
                     diff_method_name(methods[mi]), gammas[gi], me, se);
       if (gi == 1 && (methods[mi] == DIFF_DPM2M || methods[mi] == DIFF_HEUN)) {
@@ -368,7 +378,6 @@ static void test_guided_moments(void **state) {
       }
       if (gi == 0 && methods[mi] == DIFF_DPM2M) assert_true(me > 0.3);
     }
-  free(x);
 }
 
 /* Moment-matching guidance (core/diff/diff_mmps.h) with the exact prior
@@ -382,22 +391,13 @@ static void test_guided_moments(void **state) {
  * depending on gamma (test_guided_moments). */
 static void test_mmps_moments(void **state) {
   (void)state;
-  const int B = 4000, methods[4] = {DIFF_PC, DIFF_DPM2M, DIFF_DPM2M_SDE, DIFF_HEUN};
-  const diff_denoiser d = {N, &prior, gauss_v, gauss_vjp};
-  double std[NOBS];
-  for (int i = 0; i < NOBS; i++) std[i] = NOISE;
-  float *x = malloc(sizeof(float) * B * N);
-  sb_error err;
+  const int methods[4] = {DIFF_PC, DIFF_DPM2M, DIFF_DPM2M_SDE, DIFF_HEUN};
   const int iters[3] = {4, 2, 1};
   for (int ii = 0; ii < 3; ii++)
     for (int mi = 0; mi < 4; mi++) {
-      diff_guidance g = {op, 1, Y, std, NULL, NULL, 0.01, NULL, 0, 0};
       const int K = methods[mi] == DIFF_PC ? 64 : methods[mi] == DIFF_HEUN ? 32 : 12;
-      diff_sampler_config c = config(methods[mi], K);
-      c.guidance = DIFF_GUIDE_MMPS, c.guidance_iters = iters[ii];
-      assert_int_equal(diff_sample(&d, &g, &c, B, 13, 0, x, NULL, NULL, NULL, &err), 0);
       double me, se;
-      moments(x, B, &post, &me, &se);
+      guided_run(methods[mi], K, 0.01, iters[ii], &me, &se);
       print_message("%-9s %2d evaluations, mmps %d iterations: worst mean error %.3f sd, worst std error %.3f\n",
                     diff_method_name(methods[mi]), K, iters[ii], me, se);
       if (iters[ii] == 4) { /* as with the exact posterior denoiser (measured 0.023-0.043 sd, 0.057-0.070) */
@@ -408,7 +408,6 @@ static void test_mmps_moments(void **state) {
         assert_true(se < 0.10);
       }
     }
-  free(x);
 }
 
 /* The guided samplers' network cost: every evaluation is one v_vjp call
