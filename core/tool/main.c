@@ -1,4 +1,5 @@
 /* sbida: the offline tool (simulate, train, eval, compare, bench). */
+#include <cblas.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -30,6 +31,13 @@ static void usage(FILE *f) {
 
 int main(int argc, char **argv) {
   sb_runtime_init();
+  /* --threads N means N threads: the commands parallelize over samples,
+   * cases or batch slices themselves, and OpenBLAS's own threads (one per
+   * core by default) would add to them, and spin in sched_yield when the
+   * machine is busy (a "one thread" training made 0.25 steps/s instead of
+   * 7 with its BLAS thread starved). Benchmarks that want BLAS threads set
+   * them. */
+  openblas_set_num_threads(1);
   if (argc < 2) {
     usage(stderr);
     return 2;
