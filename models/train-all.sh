@@ -7,7 +7,8 @@
 # summary models/<stem>.train.out. The local-score config trains on ONE thread ("threads": 1)
 # and is resumed by models/configs/resume/ (EMA decay 0.9 for the last 52 steps), then
 # continued by models/configs/continue/ (a warm start from those weights: fresh AdamW, its own
-# warm-up and schedule, 2 threads; models/warmstart-state.py writes the starting state).
+# warm-up and schedule, 2 threads; models/warmstart-state.py writes the starting state), then
+# by models/configs/continue2/ (the same from the third stage's weights, 75 minutes, 1 thread).
 set -eu
 BUILD=${BUILD:-build}
 cd "$(dirname "$0")/.."
@@ -26,6 +27,12 @@ for cfg in models/configs/*.json; do
   if [ -f "models/configs/continue/$stem.json" ]; then
     python3 models/warmstart-state.py "models/$stem.safetensors" "models/$stem.warm.state"
     "$BUILD/sbida" train --config "models/configs/continue/$stem.json" --resume "models/$stem.warm.state" \
+      --out "models/$stem.safetensors" >> "models/$stem.train.out" 2>> "models/$stem.train.jsonl"
+  fi
+  # and a second one (models/configs/continue2/<stem>.json) from the weights that left
+  if [ -f "models/configs/continue2/$stem.json" ]; then
+    python3 models/warmstart-state.py "models/$stem.safetensors" "models/$stem.warm.state"
+    "$BUILD/sbida" train --config "models/configs/continue2/$stem.json" --resume "models/$stem.warm.state" \
       --out "models/$stem.safetensors" >> "models/$stem.train.out" 2>> "models/$stem.train.jsonl"
   fi
   cat "models/$stem.train.out"
