@@ -4,6 +4,8 @@
 # ETKF on the same seeded cases, filtered (the window's last state), 64 samples:
 #   coarsen4-s0.1   coarsen 4 (128 block means of u and v), sigma = 0.1
 #   random5-s0.1    5% random stations (102 obs), sigma = 0.1
+#   coarsen8-s0.1   coarsen 8 (32 block means), sigma = 0.1: sparser
+#   coarsen4-s0.5   coarsen 4, sigma = 0.5: noisier
 # Writes models/eval/<stem>/<setup>/{<estimator>.json, compare.md} and, for the model,
 # vorticity pictures of the first PLOT_CASES cases (truth, mean, std, error) into PLOTS_DIR.
 # Usage: models/eval-kolmogorov.sh [cases] [seed]   (defaults: 200 cases, the issue's, seed
@@ -28,13 +30,15 @@ model=models/$stem.safetensors
 
 for setup in $SETUPS; do
   case $setup in
-    coarsen4-s0.1) op='{"type":"coarsen","factor":4}' ;;
-    random5-s0.1) op='{"type":"random_stations","fraction":0.05,"seed":0}' ;;
+    coarsen4-s0.1) op='{"type":"coarsen","factor":4}' noise=0.1 ;;
+    random5-s0.1) op='{"type":"random_stations","fraction":0.05,"seed":0}' noise=0.1 ;;
+    coarsen8-s0.1) op='{"type":"coarsen","factor":8}' noise=0.1 ;;
+    coarsen4-s0.5) op='{"type":"coarsen","factor":4}' noise=0.5 ;;
     *) echo "eval-kolmogorov: unknown setup $setup" >&2; exit 2 ;;
   esac
   out=models/eval/$stem/$setup
   mkdir -p "$out"
-  common="--preset kolmogorov --window 5 --noise-std 0.1 --cases $cases --samples 64 --seed $seed --threads $THREADS --quiet"
+  common="--preset kolmogorov --window 5 --noise-std $noise --cases $cases --samples 64 --seed $seed --threads $THREADS --quiet"
   if has baselines; then
     for est in letkf etkf; do
       # shellcheck disable=SC2086

@@ -3,8 +3,9 @@
 # shipped score model, `sbida eval` at 8, 12, 16, 24, 32, 64 network
 # evaluations for each sampler (pc with one corrector: steps = evaluations/2,
 # dpm2m, dpm2m-sde, heun: steps = evaluations), plus today's default
-# (pc, 64 steps, 128 evaluations), all on the same seeded cases as
-# models/evaluate.sh (seed 2026, 64 samples, W = 10). Writes
+# (pc, 64 steps, 128 evaluations; the Kolmogorov model's pc 32 steps, 64),
+# all on the same seeded cases as models/evaluate.sh (seed 2026, 64 samples,
+# W = 10; the Kolmogorov model W = 5, as models/eval-kolmogorov.sh). Writes
 # models/eval/samplers/<stem>/<setup>/<sampler>-<evals>.json; then
 # tests/eval/sampler_table.py makes the table and the SVG plots.
 # Usage: tests/eval/sampler_sweep.sh <stem> [cases] [samplers] [evals]
@@ -24,7 +25,7 @@ model=models/$stem.safetensors
 one() { # out params
   [ -f "$1" ] && return 0   # finished before: keep (delete to redo)
   # shellcheck disable=SC2086
-  "$BUILD/sbida" eval --estimator "$model" --preset "$preset" --N "$N" --window 10 --operator "$op" \
+  "$BUILD/sbida" eval --estimator "$model" --preset "$preset" $geom --operator "$op" \
     --noise-std "$noise" --cases "$cases" --samples 64 --seed 2026 --threads "$THREADS" \
     --params "$2" $targs --json "$1.tmp" --quiet
   mv "$1.tmp" "$1"
@@ -37,7 +38,7 @@ run_setup() { # name operator noise [time-index]
   mkdir -p "$out"
   targs=""
   [ -n "$t" ] && targs="--time-index $t"
-  one "$out/default-128.json" '{"sampler":"pc","steps":64}'
+  one "$out/default-$((2 * default_steps)).json" "{\"sampler\":\"pc\",\"steps\":$default_steps}"
   for s in $samplers; do
     for e in $evals; do
       if [ "$s" = pc ]; then p="{\"sampler\":\"pc\",\"steps\":$((e / 2)),\"corrections\":1}"
@@ -46,8 +47,9 @@ run_setup() { # name operator noise [time-index]
     done
   done
   # composed score: the deterministic dpm2m also with gamma 0.1 (test_samplers.c: with
-  # the SDA likelihood approximation the guided ODE needs a larger gamma than pc)
-  case $stem in *composed*)
+  # the SDA likelihood approximation the guided ODE needs a larger gamma than pc);
+  # the local score's guidance is the same
+  case $stem in *composed*|*local-score*)
     for e in $evals; do
       if [ "$e" -le 32 ]; then one "$out/dpm2m_g0.1-$e.json" "{\"sampler\":\"dpm2m\",\"steps\":$e,\"gamma\":0.1}"; fi
     done ;;
@@ -55,8 +57,9 @@ run_setup() { # name operator noise [time-index]
 }
 
 case $stem in
-  l96-sakov-*) preset=l96-sakov N=40 ;;
-  l96-thesis-n32-*) preset=l96-thesis N=32 ;;
+  l96-sakov-*) preset=l96-sakov geom="--N 40 --window 10" default_steps=64 ;;   # the local score (any N) at N = 40, as models/evaluate.sh
+  l96-thesis-n32-*) preset=l96-thesis geom="--N 32 --window 10" default_steps=64 ;;
+  kolmogorov-w5-*) preset=kolmogorov geom="--window 5" default_steps=32 ;;   # its default: pc 32
   *) echo "sampler_sweep: unknown model stem $stem" >&2; exit 2 ;;
 esac
 case $stem in
@@ -65,6 +68,11 @@ case $stem in
   l96-sakov-w10-composed-score)
     run_setup half-s1.5 '{"type":"subsample","stride":2}' 1.5
     run_setup identity-s1 '{"type":"identity"}' 1.0 ;;
+  l96-sakov-n32-k3-local-score)
+    run_setup identity-s1 '{"type":"identity"}' 1.0
+    run_setup half-s1.5 '{"type":"subsample","stride":2}' 1.5 ;;
+  kolmogorov-w5-composed-score)
+    run_setup coarsen4-s0.1 '{"type":"coarsen","factor":4}' 0.1 ;;
   l96-thesis-n32-w10-*)
     run_setup kernel-s0.5-t10 '{"type":"kernel_stations","seed":0}' 0.5 10
     run_setup kernel-s0.5-t1000 '{"type":"kernel_stations","seed":0}' 0.5 1000 ;;

@@ -115,7 +115,7 @@ def tables(runs, svg_dir_rel):
         md.append("|---|---|---|---|---|---|---|---|")
         key = {s: i for i, s in enumerate(["default"] + ORDER)}
         for r in sorted(rows, key=lambda r: (key.get(r["sampler"], 99), r["evals"])):
-            name = "today (pc, 64 steps)" if r["sampler"] == "default" else LABELS.get(r["sampler"], r["sampler"])
+            name = f"today (pc, {r['evals'] // 2} steps)" if r["sampler"] == "default" else LABELS.get(r["sampler"], r["sampler"])
             rel = f"{r['rmse'] / default['rmse']:.3f}" if default else ""
             md.append(f"| {name} | {r['evals']} | {r['rmse']:.4f} | {rel} | {r['spread']:.4f} | {r['crps']:.4f} | "
                       f"{r['cov']:.3f} | {r['sec']:.3f} |")
