@@ -75,6 +75,10 @@ size_t nn_conv_col_size(int Cin, int B, int H, int W, int kh, int kw, int stride
  * benchmarks; set it before any convolution runs (it is not synchronized).
  * Scratch sizes computed under one setting hold for the others. */
 int nn_conv_set_winograd(int max_m);
+/* 1 (default): the forward and dx of whole groups of 8 samples run as the
+ * fused chunk pipeline (nn_wino_fused.c); 0: as 36 sgemms over 512-tile
+ * chunks. Returns the previous value; for tests and benchmarks like the above. */
+int nn_conv_set_winograd_fused(int on);
 size_t nn_conv_scratch_size(int Cin, int Cout, int B, int H, int W, int kh, int kw, int stride);
 
 /* ---- nearest upsampling by factor f: x (C*B, H, W) -> out (C*B, H*fh, W*fw) ---- */

@@ -1,0 +1,280 @@
+/* nn_wino_fused.c: the Winograd convolution of whole groups of 8 samples as a
+ * pipeline over small chunks of tiles that stay in L2 (see nn_wino.h).
+ *
+ * nn_wino.c's unfused way transforms 512 tiles for all 36 positions (4.7 MB
+ * of V at 64 channels), runs 36 sgemms and transforms M back: V and M live in
+ * L3 and the transforms were bound by their stores and loads (31% of the U-Net
+ * inference), the sgemms repacked V and zeroed M on every call (13%). Here:
+ *   1. the group's input is interleaved once, X8[ci][pixel][8 samples];
+ *   2. per chunk of nv tile vectors (8 tiles each, one per sample): the input
+ *      transform writes V[p] directly in the micro-kernel's panel layout
+ *      (panels of FV tile vectors: [panel][ci][FV * 8]); nv is chosen so that
+ *      V (36 x NI x 8 nv floats) stays in L2;
+ *   3. per block of output channels: M[p] = U[p] V[p] by an 8-wide register
+ *      micro-kernel (RK output channels x FV tile vectors, the whole NI sum in
+ *      registers: no packing, no zeroing, no beta pass), then the output
+ *      transform of that block into Y8[co][pixel][8 samples];
+ *   4. Y8 is de-interleaved into the output planes (+ bias, or added).
+ * U is the caller's (NO x NI per position, as nn_wino.c computes it). */
+#include <string.h>
+
+#include "nn/nn_simd.h"
+#include "nn/nn_wino.h"
+#include "nn/nn_wino_tf.h"
+
+#define FV 3             /* tile vectors per micro-kernel panel (24 columns) */
+#define RK 4             /* output channels per micro-kernel */
+#define VCH (96 * 1024)  /* floats of a chunk's V (384 KiB: stays in the 1 MiB L2) */
+#define MCH (64 * 1024)  /* floats of a block's M */
+#define PADF 16          /* floats between transform planes (no cache-set aliasing) */
+
+static int chunk_nv(int NI, int A2, int tpi) {
+  int nv = VCH / (A2 * NI * 8);
+  nv = nv < 1 ? 1 : nv;
+  return nv < tpi ? nv : tpi;
+}
+
+int nn_wfu_ok(int NI, int NO, int m) {
+  int A2 = (m + 2) * (m + 2);
+  return NO % RK == 0 && VCH / (A2 * NI * 8) >= 2;
+}
+
+static int block_no(int NO, int A2, int nv) {
+  int ob = MCH / (A2 * nv * 8) / RK * RK;
+  ob = ob < RK ? RK : ob;
+  return ob < NO ? ob : NO;
+}
+
+/* A chunk: tile rows ty0 .. ty0+nr-1, tile columns tx0 .. tx0+ntx-1 of a
+ * group (whole rows, or a part of one row); its tile vector v is tile
+ * (ty0 + v / ntx, tx0 + v % ntx) of the 8 samples. */
+typedef struct fchunk {
+  int ty0, nr, tx0, ntx;
+} fchunk;
+
+static int wrap(int i, int n) { return i < 0 ? i + n : i >= n ? i - n : i; }
+
+/* interleave the chunk's input region (rows ty0*m-1 .. (ty0+nr)*m, columns
+ * tx0*m-1 .. (tx0+ntx)*m, wrapped) of the 8 planes p (HW apart) into
+ * X[row][col][8]: 8 x 8 transposes over the contiguous middle columns */
+TF void region_in(float *X, const float *p, size_t HW, int H, int W, int m, fchunk k) {
+  int R = k.nr * m + 2, C = k.ntx * m + 2, n = k.ntx * m;
+  for (int lr = 0; lr < R; lr++) {
+    const float *src = p + (size_t)wrap(k.ty0 * m - 1 + lr, H) * W;
+    float *d = X + (size_t)lr * C * 8;
+    int w0 = k.tx0 * m, c = 0;
+    for (; c + 8 <= n; c += 8) {
+      v8f r[8];
+      for (int j = 0; j < 8; j++) r[j] = v8_load(src + (size_t)j * HW + w0 + c);
+      tr8(r);
+      for (int i = 0; i < 8; i++) v8_store(d + (size_t)(1 + c + i) * 8, r[i]);
+    }
+    for (; c < n; c++)
+      for (int j = 0; j < 8; j++) d[(size_t)(1 + c) * 8 + j] = src[(size_t)j * HW + w0 + c];
+    int wl = wrap(w0 - 1, W), wr = wrap(w0 + n, W);
+    for (int j = 0; j < 8; j++) {
+      d[j] = src[(size_t)j * HW + wl];
+      d[(size_t)(C - 1) * 8 + j] = src[(size_t)j * HW + wr];
+    }
+  }
+}
+
+/* input transform of the chunk into the panels of V: tile vector v of
+ * channel ci at V + q*vs + (v/FV)*NI*FV*8 + ci*pw*8 + (v%FV)*8 for position q,
+ * pw the width of v's panel; x holds samples b0..b0+7 (planes HW apart,
+ * channels cstride apart); X is the region buffer */
+TF void fu_input_m(float *V, size_t vs, float *X, const float *x, size_t cstride, int b0, int NI,
+                   int H, int W, int m, fchunk k) {
+  const int A = m + 2, A2 = A * A, C = k.ntx * m + 2, nv = k.nr * k.ntx;
+  size_t HW = (size_t)H * W;
+  v8f D[AMAX * AMAX];
+  for (int ci = 0; ci < NI; ci++) {
+    region_in(X, x + (size_t)ci * cstride + (size_t)b0 * HW, HW, H, W, m, k);
+    for (int v = 0; v < nv; v++) {
+      const float *t = X + ((size_t)(v / k.ntx) * m * C + (size_t)(v % k.ntx) * m) * 8;
+      for (int a = 0; a < A; a++)
+        for (int c = 0; c < A; c++) D[a * A + c] = v8_load(t + ((size_t)a * C + c) * 8);
+      for (int c = 0; c < A; c++) m == 4 ? bt4(D + c, D + c, A) : bt2(D + c, D + c, A);
+      for (int r = 0; r < A; r++) m == 4 ? bt4(D + r * A, D + r * A, 1) : bt2(D + r * A, D + r * A, 1);
+      int pn = v / FV, pw = nv - pn * FV < FV ? nv - pn * FV : FV;
+      float *d = V + (size_t)pn * NI * FV * 8 + (size_t)ci * pw * 8 + (v % FV) * 8;
+      for (int q = 0; q < A2; q++) v8_store(d + q * vs, D[q]);
+    }
+  }
+}
+
+/* C[r][c] = sum_k U[r][k] Vp[k][c] for 4 rows (U rows ldu apart) and P <= 3
+ * tile vectors (Vp rows P*8 floats), C rows ldc apart; P is a constant after
+ * inlining, the 4 x P accumulators stay in registers (written out, not
+ * unrolled loops: GCC at -O2 kept arrays of them on the stack) */
+TF void uk4(float *C, size_t ldc, const float *U, size_t ldu, const float *Vp, int K, int P) {
+  const v8f z = v8_set1(0.0f);
+  v8f c00 = z, c01 = z, c02 = z, c10 = z, c11 = z, c12 = z;
+  v8f c20 = z, c21 = z, c22 = z, c30 = z, c31 = z, c32 = z;
+  const float *u0 = U, *u1 = U + ldu, *u2 = U + 2 * ldu, *u3 = U + 3 * ldu;
+  for (int k = 0; k < K; k++, Vp += P * 8) {
+    v8f b0 = v8_load(Vp), b1 = P > 1 ? v8_load(Vp + 8) : z, b2 = P > 2 ? v8_load(Vp + 16) : z;
+    c00 += b0 * u0[k], c10 += b0 * u1[k], c20 += b0 * u2[k], c30 += b0 * u3[k];
+    if (P > 1) c01 += b1 * u0[k], c11 += b1 * u1[k], c21 += b1 * u2[k], c31 += b1 * u3[k];
+    if (P > 2) c02 += b2 * u0[k], c12 += b2 * u1[k], c22 += b2 * u2[k], c32 += b2 * u3[k];
+  }
+  v8_store(C, c00), v8_store(C + ldc, c10), v8_store(C + 2 * ldc, c20), v8_store(C + 3 * ldc, c30);
+  if (P > 1) {
+    C += 8;
+    v8_store(C, c01), v8_store(C + ldc, c11), v8_store(C + 2 * ldc, c21), v8_store(C + 3 * ldc, c31);
+  }
+  if (P > 2) {
+    C += 8;
+    v8_store(C, c02), v8_store(C + ldc, c12), v8_store(C + 2 * ldc, c22), v8_store(C + 3 * ldc, c32);
+  }
+}
+
+/* the same for R < 4 rows (NO not a multiple of 4: the output convolution) */
+static void uk_small(float *C, size_t ldc, const float *U, size_t ldu, const float *Vp, int K,
+                     int R, int P) {
+  for (int r = 0; r < R; r++)
+    for (int c = 0; c < P; c++) {
+      v8f acc = v8_set1(0.0f);
+      for (int k = 0; k < K; k++) acc += v8_load(Vp + (size_t)k * P * 8 + c * 8) * U[r * ldu + k];
+      v8_store(C + r * ldc + c * 8, acc);
+    }
+}
+
+/* M[p][o - o0][v] for o in [o0, o0 + nb), all positions and tile vectors of the chunk */
+NN_HOT
+static void fu_gemms(float *M, size_t ms, const float *U, const float *V, size_t vs, int NI,
+                     int NO, int A2, int o0, int nb, int nv) {
+  size_t ldc = (size_t)nv * 8;
+  for (int p = 0; p < A2; p++) {
+    const float *Up = U + (size_t)p * NO * NI, *Vq = V + p * vs;
+    float *Mp = M + p * ms;
+    for (int o = o0; o < o0 + nb; o += RK) {
+      int R = o0 + nb - o < RK ? o0 + nb - o : RK;
+      for (int pn = 0; pn * FV < nv; pn++) {
+        int P = nv - pn * FV < FV ? nv - pn * FV : FV;
+        const float *Ur = Up + (size_t)o * NI, *Vp = Vq + (size_t)pn * NI * FV * 8;
+        float *C = Mp + (size_t)(o - o0) * ldc + (size_t)pn * FV * 8;
+        if (R < RK)
+          uk_small(C, ldc, Ur, (size_t)NI, Vp, NI, R, P);
+        else if (P == 3)
+          uk4(C, ldc, Ur, (size_t)NI, Vp, NI, 3);
+        else if (P == 2)
+          uk4(C, ldc, Ur, (size_t)NI, Vp, NI, 2);
+        else
+          uk4(C, ldc, Ur, (size_t)NI, Vp, NI, 1);
+      }
+    }
+  }
+}
+
+/* output transform of channels [o0, o0+nb) of the chunk (M rows nv*8 floats)
+ * into the chunk's region of out (+ bias, or added), one channel at a time
+ * through Y[row][col][8] and 8 x 8 transposes */
+TF void fu_output_m(float *out, float *Y, const float *M, size_t ms, const float *bias,
+                    size_t cstride, int b0, int H, int W, int m, fchunk k, int o0, int nb,
+                    int add) {
+  const int A = m + 2, A2 = A * A, n = k.ntx * m, nv = k.nr * k.ntx;
+  size_t HW = (size_t)H * W;
+  v8f Mv[AMAX * AMAX], Y1[4 * AMAX], T[16];
+  for (int ol = 0; ol < nb; ol++) {
+    const float *mc = M + (size_t)ol * nv * 8;
+    for (int v = 0; v < nv; v++) {
+      for (int q = 0; q < A2; q++) Mv[q] = v8_load(mc + q * ms + v * 8);
+      for (int c = 0; c < A; c++) m == 4 ? at4(Y1 + c, Mv + c, A, A) : at2(Y1 + c, Mv + c, A, A);
+      for (int r = 0; r < m; r++) m == 4 ? at4(T + r * m, Y1 + r * A, 1, 1) : at2(T + r * m, Y1 + r * A, 1, 1);
+      float *y = Y + ((size_t)(v / k.ntx) * m * n + (size_t)(v % k.ntx) * m) * 8;
+      for (int r = 0; r < m; r++)
+        for (int c = 0; c < m; c++) v8_store(y + ((size_t)r * n + c) * 8, T[r * m + c]);
+    }
+    float bv = bias ? bias[o0 + ol] : 0.0f;
+    v8f vb = v8_set1(bv);
+    float *oc = out + (size_t)(o0 + ol) * cstride + (size_t)b0 * HW;
+    for (int lr = 0; lr < k.nr * m; lr++) {
+      float *o = oc + (size_t)(k.ty0 * m + lr) * W + k.tx0 * m;
+      const float *y = Y + (size_t)lr * n * 8;
+      int c = 0;
+      for (; c + 8 <= n; c += 8) {
+        v8f r[8];
+        for (int i = 0; i < 8; i++) r[i] = v8_load(y + (size_t)(c + i) * 8);
+        tr8(r);
+        for (int j = 0; j < 8; j++) {
+          float *oj = o + (size_t)j * HW + c;
+          v8_store(oj, add ? v8_load(oj) + (r[j] + vb) : r[j] + vb);
+        }
+      }
+      for (; c < n; c++)
+        for (int j = 0; j < 8; j++) {
+          float *oj = o + (size_t)j * HW + c;
+          *oj = add ? *oj + (y[(size_t)c * 8 + j] + bv) : y[(size_t)c * 8 + j] + bv;
+        }
+    }
+  }
+}
+
+NN_HOT
+static void fu_input(float *V, size_t vs, float *X, const float *x, size_t cstride, int b0, int NI,
+                     int H, int W, int m, fchunk k) {
+  if (m == 4)
+    fu_input_m(V, vs, X, x, cstride, b0, NI, H, W, 4, k);
+  else
+    fu_input_m(V, vs, X, x, cstride, b0, NI, H, W, 2, k);
+}
+
+NN_HOT
+static void fu_output(float *out, float *Y, const float *M, size_t ms, const float *bias,
+                      size_t cstride, int b0, int H, int W, int m, fchunk k, int o0, int nb,
+                      int add) {
+  if (m == 4)
+    fu_output_m(out, Y, M, ms, bias, cstride, b0, H, W, 4, k, o0, nb, add);
+  else
+    fu_output_m(out, Y, M, ms, bias, cstride, b0, H, W, 2, k, o0, nb, add);
+}
+
+/* the chunks of a group: nr whole tile rows when a row fits in the nvc tile
+ * vectors of L2's budget, else a row in `parts` near-equal parts */
+typedef struct fplan {
+  int nr, parts, nvx; /* nvx: the most tile vectors of a chunk */
+  int ob;             /* output channels per block */
+  size_t reg, vs, ms; /* floats: region buffer, V and M plane strides */
+} fplan;
+
+static fplan plan(int NI, int NO, int H, int W, int m) {
+  int A2 = (m + 2) * (m + 2), TH = H / m, TW = W / m, nvc = chunk_nv(NI, A2, TH * TW);
+  fplan f;
+  f.nr = TW <= nvc ? nvc / TW : 1;
+  f.parts = TW <= nvc ? 1 : (TW + nvc - 1) / nvc;
+  f.nvx = TW <= nvc ? f.nr * TW : (TW + f.parts - 1) / f.parts;
+  f.ob = block_no(NO, A2, f.nvx);
+  int cols = (TW + f.parts - 1) / f.parts;
+  f.reg = (size_t)(f.nr * m + 2) * (cols * m + 2) * 8;
+  f.vs = (size_t)NI * f.nvx * 8 + PADF;
+  f.ms = (size_t)f.ob * f.nvx * 8 + PADF;
+  return f;
+}
+
+size_t nn_wfu_size(int NI, int NO, int H, int W, int m) {
+  fplan f = plan(NI, NO, H, W, m);
+  size_t A2 = (size_t)(m + 2) * (m + 2);
+  return f.reg + A2 * (f.vs + f.ms);
+}
+
+void nn_wfu_conv(float *out, float *scratch, const float *x, const float *U, const float *bias,
+                 int NI, int NO, int B, int ngr, int H, int W, int m, int add) {
+  const int A = m + 2, A2 = A * A, TH = H / m, TW = W / m;
+  size_t cstride = (size_t)B * H * W;
+  fplan f = plan(NI, NO, H, W, m);
+  float *X = scratch, *V = X + f.reg, *M = V + A2 * f.vs;
+  for (int g = 0; g < ngr; g++)
+    for (int ty = 0; ty < TH; ty += f.nr)
+      for (int i = 0; i < f.parts; i++) {
+        int a = TW * i / f.parts, b = TW * (i + 1) / f.parts;
+        fchunk k = {ty, TH - ty < f.nr ? TH - ty : f.nr, a, b - a};
+        int nv = k.nr * k.ntx;
+        fu_input(V, f.vs, X, x, cstride, 8 * g, NI, H, W, m, k);
+        for (int o0 = 0; o0 < NO; o0 += f.ob) {
+          int nb = NO - o0 < f.ob ? NO - o0 : f.ob;
+          fu_gemms(M, f.ms, U, V, f.vs, NI, NO, A2, o0, nb, nv);
+          fu_output(out, X, M, f.ms, bias, cstride, 8 * g, H, W, m, k, o0, nb, add);
+        }
+      }
+}
