@@ -139,8 +139,10 @@ TF void wino_weights_m(float *U, const float *w, int NI, int NO, int m, int flip
     }
 }
 
+size_t nn_wino_u_size(int NI, int NO, int m) { return (size_t)(m + 2) * (m + 2) * NI * NO; }
+
 NN_HOT
-static void wino_weights(float *U, const float *w, int NI, int NO, int m, int flip) {
+void nn_wino_weights(float *U, const float *w, int NI, int NO, int m, int flip) {
   if (m == 4)
     wino_weights_m(U, w, NI, NO, 4, flip);
   else
@@ -352,11 +354,20 @@ static void wino_gemms(float *M, const float *U, const float *V, int NI, int NO,
 
 void nn_wino_conv(float *out, float *scratch, const float *x, const float *w, const float *bias,
                   int NI, int NO, int B, int H, int W, int m, int add, int flip) {
+  nn_wino_conv_u(out, scratch, x, w, NULL, bias, NI, NO, B, H, W, m, add, flip);
+}
+
+void nn_wino_conv_u(float *out, float *scratch, const float *x, const float *w, const float *Uc,
+                    const float *bias, int NI, int NO, int B, int H, int W, int m, int add,
+                    int flip) {
   const int A = m + 2, A2 = A * A;
   size_t tpi = (size_t)(H / m) * (W / m), ld = wino_ld(m, B, H, W), cstride = (size_t)B * H * W;
   float *U = scratch, *V = U + (size_t)A2 * NO * NI, *M = V + A2 * PS(NI, ld);
   float *X8 = M + A2 * PS(NO, ld);
-  wino_weights(U, w, NI, NO, m, flip);
+  if (Uc)
+    U = (float *)Uc; /* only read */
+  else
+    nn_wino_weights(U, w, NI, NO, m, flip);
   int ng = B / 8, b8 = 8 * ng;
   if (ng && wino_fused && nn_wfu_ok(NI, NO, m)) {
     nn_wfu_conv(out, V, x, U, bias, NI, NO, B, ng, H, W, m, add);

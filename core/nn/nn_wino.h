@@ -20,6 +20,15 @@ size_t nn_wino_size(int NI, int NO, int B, int H, int W, int m);
 void nn_wino_conv(float *out, float *scratch, const float *x, const float *w, const float *bias,
                   int NI, int NO, int B, int H, int W, int m, int add, int flip);
 
+/* nn_wino_conv with the transformed kernels U given (NULL: computed into
+ * scratch as above); U from nn_wino_weights for the same w, m and flip. */
+void nn_wino_conv_u(float *out, float *scratch, const float *x, const float *w, const float *U,
+                    const float *bias, int NI, int NO, int B, int H, int W, int m, int add,
+                    int flip);
+/* U ((m+2)^2 planes of NO x NI, nn_wino_u_size floats) of the kernels w */
+size_t nn_wino_u_size(int NI, int NO, int m);
+void nn_wino_weights(float *U, const float *w, int NI, int NO, int m, int flip);
+
 /* dw (NO, NI, 3, 3) += the weight gradient of that forward convolution given
  * x (NI, B, H, W) and dy = d(out) (NO, B, H, W), by the same transforms
  * (dU = sum over tiles (A dY A^T) (B^T d B)^T, dw = G^T dU G); scratch of
