@@ -22,8 +22,8 @@
 #include "nn/nn_wino.h"
 #include "nn/nn_wino_tf.h"
 
-#define FV 3             /* tile vectors per micro-kernel panel (24 columns) */
-#define RK 4             /* output channels per micro-kernel */
+#define FV 2             /* tile vectors per micro-kernel panel (16 columns) */
+#define RK 6             /* output channels per micro-kernel */
 #define VCH (96 * 1024)  /* floats of a chunk's V (384 KiB: stays in the 1 MiB L2) */
 #define MCH (64 * 1024)  /* floats of a block's M */
 #define PADF 16          /* floats between transform planes (no cache-set aliasing) */
@@ -36,7 +36,8 @@ static int chunk_nv(int NI, int A2, int tpi) {
 
 int nn_wfu_ok(int NI, int NO, int m) {
   int A2 = (m + 2) * (m + 2);
-  return NO % RK == 0 && VCH / (A2 * NI * 8) >= 2;
+  (void)NO;
+  return VCH / (A2 * NI * 8) >= 2;
 }
 
 static int block_no(int NO, int A2, int nv) {
@@ -103,42 +104,33 @@ TF void fu_input_m(float *V, size_t vs, float *X, const float *x, size_t cstride
   }
 }
 
-/* C[r][c] = sum_k U[r][k] Vp[k][c] for 4 rows (U rows ldu apart) and P <= 3
- * tile vectors (Vp rows P*8 floats), C rows ldc apart; P is a constant after
- * inlining, the 4 x P accumulators stay in registers (written out, not
- * unrolled loops: GCC at -O2 kept arrays of them on the stack) */
-TF void uk4(float *C, size_t ldc, const float *U, size_t ldu, const float *Vp, int K, int P) {
+/* C[r][c] = sum_k U[r][k] Vp[k][c] for R <= 6 rows (U rows ldu apart) and
+ * P <= 2 tile vectors (Vp rows P*8 floats), C rows ldc apart. R and P are
+ * constants after inlining; the R x P accumulators stay in registers (named
+ * variables: GCC at -O2 kept an array of them on the stack) */
+#define UK_ROW(r)                                             \
+  if (R > r) {                                                \
+    float a = U[(r) * ldu + k]; /* vector * scalar: one vbroadcastss */ \
+    c##r##0 += b0 * a;                                        \
+    if (P > 1) c##r##1 += b1 * a;                             \
+  }
+#define UK_STORE(r)                                           \
+  if (R > r) {                                                \
+    v8_store(C + (r) * ldc, c##r##0);                         \
+    if (P > 1) v8_store(C + (r) * ldc + 8, c##r##1);          \
+  }
+TF void uk(float *C, size_t ldc, const float *U, size_t ldu, const float *Vp, int K, int R, int P) {
   const v8f z = v8_set1(0.0f);
-  v8f c00 = z, c01 = z, c02 = z, c10 = z, c11 = z, c12 = z;
-  v8f c20 = z, c21 = z, c22 = z, c30 = z, c31 = z, c32 = z;
-  const float *u0 = U, *u1 = U + ldu, *u2 = U + 2 * ldu, *u3 = U + 3 * ldu;
+  v8f c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z;
+  v8f c30 = z, c31 = z, c40 = z, c41 = z, c50 = z, c51 = z;
   for (int k = 0; k < K; k++, Vp += P * 8) {
-    v8f b0 = v8_load(Vp), b1 = P > 1 ? v8_load(Vp + 8) : z, b2 = P > 2 ? v8_load(Vp + 16) : z;
-    c00 += b0 * u0[k], c10 += b0 * u1[k], c20 += b0 * u2[k], c30 += b0 * u3[k];
-    if (P > 1) c01 += b1 * u0[k], c11 += b1 * u1[k], c21 += b1 * u2[k], c31 += b1 * u3[k];
-    if (P > 2) c02 += b2 * u0[k], c12 += b2 * u1[k], c22 += b2 * u2[k], c32 += b2 * u3[k];
+    v8f b0 = v8_load(Vp), b1 = P > 1 ? v8_load(Vp + 8) : z;
+    UK_ROW(0) UK_ROW(1) UK_ROW(2) UK_ROW(3) UK_ROW(4) UK_ROW(5)
   }
-  v8_store(C, c00), v8_store(C + ldc, c10), v8_store(C + 2 * ldc, c20), v8_store(C + 3 * ldc, c30);
-  if (P > 1) {
-    C += 8;
-    v8_store(C, c01), v8_store(C + ldc, c11), v8_store(C + 2 * ldc, c21), v8_store(C + 3 * ldc, c31);
-  }
-  if (P > 2) {
-    C += 8;
-    v8_store(C, c02), v8_store(C + ldc, c12), v8_store(C + 2 * ldc, c22), v8_store(C + 3 * ldc, c32);
-  }
+  UK_STORE(0) UK_STORE(1) UK_STORE(2) UK_STORE(3) UK_STORE(4) UK_STORE(5)
 }
-
-/* the same for R < 4 rows (NO not a multiple of 4: the output convolution) */
-static void uk_small(float *C, size_t ldc, const float *U, size_t ldu, const float *Vp, int K,
-                     int R, int P) {
-  for (int r = 0; r < R; r++)
-    for (int c = 0; c < P; c++) {
-      v8f acc = v8_set1(0.0f);
-      for (int k = 0; k < K; k++) acc += v8_load(Vp + (size_t)k * P * 8 + c * 8) * U[r * ldu + k];
-      v8_store(C + r * ldc + c * 8, acc);
-    }
-}
+#undef UK_ROW
+#undef UK_STORE
 
 /* M[p][o - o0][v] for o in [o0, o0 + nb), all positions and tile vectors of the chunk */
 NN_HOT
@@ -154,14 +146,15 @@ static void fu_gemms(float *M, size_t ms, const float *U, const float *V, size_t
         int P = nv - pn * FV < FV ? nv - pn * FV : FV;
         const float *Ur = Up + (size_t)o * NI, *Vp = Vq + (size_t)pn * NI * FV * 8;
         float *C = Mp + (size_t)(o - o0) * ldc + (size_t)pn * FV * 8;
-        if (R < RK)
-          uk_small(C, ldc, Ur, (size_t)NI, Vp, NI, R, P);
-        else if (P == 3)
-          uk4(C, ldc, Ur, (size_t)NI, Vp, NI, 3);
-        else if (P == 2)
-          uk4(C, ldc, Ur, (size_t)NI, Vp, NI, 2);
-        else
-          uk4(C, ldc, Ur, (size_t)NI, Vp, NI, 1);
+#define UK_CASE(r, p)                          \
+  case (r) * 4 + (p):                          \
+    uk(C, ldc, Ur, (size_t)NI, Vp, NI, r, p); \
+    break;
+        switch (R * 4 + P) {
+          UK_CASE(6, 2) UK_CASE(6, 1) UK_CASE(5, 2) UK_CASE(5, 1) UK_CASE(4, 2) UK_CASE(4, 1)
+          UK_CASE(3, 2) UK_CASE(3, 1) UK_CASE(2, 2) UK_CASE(2, 1) UK_CASE(1, 2) UK_CASE(1, 1)
+        }
+#undef UK_CASE
       }
     }
   }
