@@ -40,9 +40,10 @@ void nn_wino_dw(float *dw, float *scratch, const float *x, const float *dy, int 
  * nn_wino_conv's forward (flip folded into U already) as a pipeline over
  * chunks of tiles that stay in L2. U: the transformed kernels, (m+2)^2
  * planes of NO x NI. Scratch of nn_wfu_size floats. */
-/* whether the fused way pays: NO a multiple of 4 (the micro-kernel's rows)
- * and V of at least 2 tile vectors fits the chunk budget (NI <= 166 for
- * F(4x4)); wider layers keep the 36 large sgemms, whose U[p] stays in L2 */
+/* whether the fused way pays: V of at least 2 tile vectors (16 tiles) fits
+ * the chunk's L2 budget (NI <= 170 for F(4x4)); wider layers keep the 36
+ * large sgemms, whose U[p] stays in L2 (measured: the fused way was no
+ * faster at 256 input channels with a budget that admits them) */
 int nn_wfu_ok(int NI, int NO, int m);
 size_t nn_wfu_size(int NI, int NO, int H, int W, int m);
 void nn_wfu_conv(float *out, float *scratch, const float *x, const float *U, const float *bias,

@@ -80,6 +80,18 @@ TF void region_in(float *X, const float *p, size_t HW, int H, int W, int m, fchu
   }
 }
 
+/* prefetch for writing the rows [r0, r0 + nr), columns [c0, c0 + n), of the
+ * 8 planes at p (HW apart): the next output channel's region while this one
+ * is transformed (the stores of the output were a third of the output
+ * transform; the same for the input's loads did not help, it is not done) */
+TF void prefetch_rows(float *p, size_t HW, int W, int r0, int nr, int c0, int n) {
+  for (int r = 0; r < nr; r++) {
+    float *row = p + (size_t)(r0 + r) * W + c0;
+    for (int j = 0; j < 8; j++)
+      for (int c = 0; c < n; c += 16) __builtin_prefetch(row + (size_t)j * HW + c, 1);
+  }
+}
+
 /* input transform of the chunk into the panels of V: tile vector v of
  * channel ci at V + q*vs + (v/FV)*NI*FV*8 + ci*pw*8 + (v%FV)*8 for position q,
  * pw the width of v's panel; x holds samples b0..b0+7 (planes HW apart,
@@ -171,6 +183,9 @@ TF void fu_output_m(float *out, float *Y, const float *M, size_t ms, const float
   v8f Mv[AMAX * AMAX], Y1[4 * AMAX], T[16];
   for (int ol = 0; ol < nb; ol++) {
     const float *mc = M + (size_t)ol * nv * 8;
+    if (ol + 1 < nb)
+      prefetch_rows(out + (size_t)(o0 + ol + 1) * cstride + (size_t)b0 * HW, HW, W, k.ty0 * m,
+                    k.nr * m, k.tx0 * m, k.ntx * m);
     for (int v = 0; v < nv; v++) {
       for (int q = 0; q < A2; q++) Mv[q] = v8_load(mc + q * ms + v * 8);
       for (int c = 0; c < A; c++) m == 4 ? at4(Y1 + c, Mv + c, A, A) : at2(Y1 + c, Mv + c, A, A);
