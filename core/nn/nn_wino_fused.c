@@ -5,16 +5,17 @@
  * of V at 64 channels), runs 36 sgemms and transforms M back: V and M live in
  * L3 and the transforms were bound by their stores and loads (31% of the U-Net
  * inference), the sgemms repacked V and zeroed M on every call (13%). Here:
- *   1. the group's input is interleaved once, X8[ci][pixel][8 samples];
- *   2. per chunk of nv tile vectors (8 tiles each, one per sample): the input
- *      transform writes V[p] directly in the micro-kernel's panel layout
- *      (panels of FV tile vectors: [panel][ci][FV * 8]); nv is chosen so that
- *      V (36 x NI x 8 nv floats) stays in L2;
- *   3. per block of output channels: M[p] = U[p] V[p] by an 8-wide register
+ *   1. per chunk of nv tile vectors (8 tiles each, one per sample; whole tile
+ *      rows or a part of one), per input channel: the chunk's input region of
+ *      the 8 sample planes is interleaved (X[row][col][8 samples], 8 x 8
+ *      transposes), and the input transform writes V[p] directly in the
+ *      micro-kernel's panel layout (panels of FV tile vectors: [panel][ci][FV
+ *      * 8]); nv is chosen so that V (36 x NI x 8 nv floats) stays in L2;
+ *   2. per block of output channels: M[p] = U[p] V[p] by an 8-wide register
  *      micro-kernel (RK output channels x FV tile vectors, the whole NI sum in
  *      registers: no packing, no zeroing, no beta pass), then the output
- *      transform of that block into Y8[co][pixel][8 samples];
- *   4. Y8 is de-interleaved into the output planes (+ bias, or added).
+ *      transform of the block, one channel at a time through the region
+ *      buffer and 8 x 8 transposes into the output planes (+ bias, or added).
  * U is the caller's (NO x NI per position, as nn_wino.c computes it). */
 #include <string.h>
 
