@@ -57,6 +57,8 @@ MPI_CFLAGS := -DSB_HAVE_MPI $(patsubst -I%,-isystem %,$(shell pkg-config --cflag
 LDLIBS     += $(shell pkg-config --libs ompi-c)
 endif
 $(BUILD)/obj/core/train/train_dist.o: CPPFLAGS += $(MPI_CFLAGS)
+# the Winograd micro-kernel needs a * b + c as one FMA (ISO C mode keeps them apart)
+$(BUILD)/obj/core/nn/nn_wino_fused.o: CFLAGS += -ffp-contract=fast
 
 LIB_SRC  := $(filter-out core/tool/%,$(wildcard core/*/*.c core/*/*/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)

@@ -3,6 +3,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "nn/nn_math.h"
@@ -181,14 +182,43 @@ static void col2im_add(float *dx, const float *dcol, int Cin, int B, int b0, int
       }
 }
 
+void nn_conv_wcache_free(nn_conv_wcache *c) {
+  free(c->U);
+  free(c->wcopy);
+  memset(c, 0, sizeof *c);
+}
+
+/* c's U for w (transformed now if w differs from c's copy); NULL when the
+ * cache cannot be (re)allocated */
+static const float *wcache_get(nn_conv_wcache *c, const float *w, int Cin, int Cout, int m) {
+  size_t nw = (size_t)Cout * Cin * 9, nu = nn_wino_u_size(Cin, Cout, m);
+  if (c->nw != nw || c->nu != nu || c->m != m) {
+    nn_conv_wcache_free(c);
+    c->U = malloc(nu * sizeof(float));
+    c->wcopy = malloc(nw * sizeof(float));
+    if (!c->U || !c->wcopy) {
+      nn_conv_wcache_free(c);
+      return NULL;
+    }
+    c->nw = nw, c->nu = nu, c->m = m;
+  } else if (!memcmp(c->wcopy, w, nw * sizeof(float))) {
+    return c->U;
+  }
+  nn_wino_weights(c->U, w, Cin, Cout, m, 0);
+  memcpy(c->wcopy, w, nw * sizeof(float));
+  return c->U;
+}
+
 static void conv_fwd(float *out, float *col, const float *x, const float *w, const float *bias,
-                     int Cin, int Cout, int B, int H, int W, int kh, int kw, int stride, int add) {
+                     nn_conv_wcache *c, int Cin, int Cout, int B, int H, int W, int kh, int kw,
+                     int stride, int add) {
   int Ho = nn_conv_out_size(H, stride), Wo = nn_conv_out_size(W, stride), HoWo = Ho * Wo;
   int P = B * HoWo, K = Cin * kh * kw, tile = conv_tile(B, HoWo);
   int pointwise = kh == 1 && kw == 1 && stride == 1; /* x is already the col matrix */
   int m = nn_wino_m(H, W, kh, kw, stride);
   if (m) { /* 3x3 stride 1: Winograd F(m x m, 3 x 3), col holds its scratch */
-    nn_wino_conv(out, col, x, w, bias, Cin, Cout, B, H, W, m, add, 0);
+    const float *U = c ? wcache_get(c, w, Cin, Cout, m) : NULL;
+    nn_wino_conv_u(out, col, x, w, U, bias, Cin, Cout, B, H, W, m, add, 0);
     return;
   }
   for (int co = 0; co < Cout; co++) {
@@ -213,13 +243,19 @@ static void conv_fwd(float *out, float *col, const float *x, const float *w, con
 
 void nn_conv_forward(float *out, float *col, const float *x, const float *w, const float *bias,
                      int Cin, int Cout, int B, int H, int W, int kh, int kw, int stride) {
-  conv_fwd(out, col, x, w, bias, Cin, Cout, B, H, W, kh, kw, stride, 0);
+  conv_fwd(out, col, x, w, bias, NULL, Cin, Cout, B, H, W, kh, kw, stride, 0);
+}
+
+void nn_conv_forward_c(float *out, float *col, const float *x, const float *w, const float *bias,
+                       nn_conv_wcache *c, int add, int Cin, int Cout, int B, int H, int W, int kh,
+                       int kw, int stride) {
+  conv_fwd(out, col, x, w, bias, c, Cin, Cout, B, H, W, kh, kw, stride, add);
 }
 
 void nn_conv_forward_add(float *out, float *col, const float *x, const float *w,
                          const float *bias, int Cin, int Cout, int B, int H, int W, int kh, int kw,
                          int stride) {
-  conv_fwd(out, col, x, w, bias, Cin, Cout, B, H, W, kh, kw, stride, 1);
+  conv_fwd(out, col, x, w, bias, NULL, Cin, Cout, B, H, W, kh, kw, stride, 1);
 }
 
 void nn_conv_backward(float *dx, float *dw, float *dbias, float *col, float *dcol,

@@ -75,6 +75,27 @@ size_t nn_conv_col_size(int Cin, int B, int H, int W, int kh, int kw, int stride
  * benchmarks; set it before any convolution runs (it is not synchronized).
  * Scratch sizes computed under one setting hold for the others. */
 int nn_conv_set_winograd(int max_m);
+/* The Winograd-transformed kernels of one convolution kept for inference
+ * (zero-initialize; nn_conv_wcache_free). nn_conv_forward_c uses them while
+ * the weights still equal the copy taken when they were made: they are
+ * compared on every call, so an optimizer step, a checkpoint load or any
+ * direct write to the weights makes the next call transform them again. If
+ * the cache cannot be allocated the call transforms per call as without. */
+typedef struct nn_conv_wcache {
+  float *U, *wcopy;
+  size_t nu, nw;
+  int m;
+} nn_conv_wcache;
+void nn_conv_wcache_free(nn_conv_wcache *c);
+/* nn_conv_forward (add = 0) or nn_conv_forward_add (add = 1) with the
+ * transformed kernels taken from c when valid (c may be NULL) */
+void nn_conv_forward_c(float *out, float *col, const float *x, const float *w, const float *bias,
+                       nn_conv_wcache *c, int add, int Cin, int Cout, int B, int H, int W, int kh,
+                       int kw, int stride);
+/* 1 (default): the forward and dx of whole groups of 8 samples run as the
+ * fused chunk pipeline (nn_wino_fused.c); 0: as 36 sgemms over 512-tile
+ * chunks. Returns the previous value; for tests and benchmarks like the above. */
+int nn_conv_set_winograd_fused(int on);
 size_t nn_conv_scratch_size(int Cin, int Cout, int B, int H, int W, int kh, int kw, int stride);
 
 /* ---- nearest upsampling by factor f: x (C*B, H, W) -> out (C*B, H*fh, W*fw) ---- */

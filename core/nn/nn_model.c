@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "nn/nn_internal.h"
+#include "nn/nn_layers.h"
 #include "util/rng.h"
 
 int nn__add_tensor(nn_model *m, const char *name, int ndim, const int64_t *shape, int init,
@@ -181,6 +182,10 @@ int nn_workspace_init(nn_workspace *ws, const nn_model *m, int max_batch, int tr
   memset(ws->mem, 0, n * sizeof(float));
   ws->n_floats = n;
   ws_layout(ws, m, &n);
+  if (!train && m->kind == NN_UNET) { /* without it every call transforms its kernels */
+    ws->wc = calloc((size_t)m->n_tensors, sizeof *ws->wc);
+    ws->n_wc = ws->wc ? m->n_tensors : 0;
+  }
   return SB_OK;
 }
 
@@ -193,6 +198,10 @@ int nn_workspace_alloc_grads(nn_workspace *ws, const nn_model *m, sb_error *err)
 }
 
 void nn_workspace_free(nn_workspace *ws) {
+  for (int i = 0; i < ws->n_wc; i++) nn_conv_wcache_free(&ws->wc[i]);
+  free(ws->wc);
+  ws->wc = NULL;
+  ws->n_wc = 0;
   free(ws->mem);
   free(ws->grads);
   ws->mem = ws->grads = NULL;

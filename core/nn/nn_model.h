@@ -118,6 +118,11 @@ typedef struct nn_workspace {
   float *out, *dout;  /* (max_batch, out) scratch for callers, e.g. nn_parallel's loss */
   float *act[NN_MAX_ACT]; /* activation pointers into mem (model specific) */
   struct nn_profile *prof; /* optional per-layer timing (nn_unet only), NULL = off */
+  /* inference workspaces (train = 0): per tensor, the Winograd-transformed
+   * kernels of the U-Net's 3x3 convolutions, checked against the weights on
+   * every use (nn_conv_wcache, nn_layers.h); NULL if it could not be allocated */
+  struct nn_conv_wcache *wc;
+  int n_wc;
 } nn_workspace;
 
 /* Per-layer time of the U-Net's passes, accumulated when ws->prof points here

@@ -317,6 +317,11 @@ static double conv_flop(int cin, int cout, int k2, int B, int So) {
 // ----------------------------------------------------------------------------
 // forward
 
+/* the kernel cache of weight tensor t in an inference workspace, else NULL */
+static nn_conv_wcache *wcache(nn_workspace *ws, int t) {
+  return t < ws->n_wc ? &ws->wc[t] : NULL;
+}
+
 /* residual block k: out = skip(h) + conv2(gn_silu(conv1(gn_silu(h)) + e)); out may be h
  * when the block is the identity-skip kind (inference) */
 static void blk_fwd(const nn_model *m, nn_workspace *ws, const uplan *p, int k, int B,
@@ -334,8 +339,8 @@ static void blk_fwd(const nn_model *m, nn_workspace *ws, const uplan *p, int k, 
   nn_gn_silu_forward(a1, st1, st1 + Gm, h, NN_P(m, t + TB_GN1_G), NN_P(m, t + TB_GN1_B), b->cin,
                      B, S, G);
   PROF_ADD(NN_PROF_GN, 0, 0);
-  nn_conv_forward(u1, a[U_COL], a1, NN_P(m, t + TB_C1_W), NN_P(m, t + TB_C1_B), b->cin, b->cout, B,
-                  H, Wd, p->kh, 3, 1);
+  nn_conv_forward_c(u1, a[U_COL], a1, NN_P(m, t + TB_C1_W), NN_P(m, t + TB_C1_B),
+                    wcache(ws, t + TB_C1_W), 0, b->cin, b->cout, B, H, Wd, p->kh, 3, 1);
   PROF_ADD(NN_PROF_CONV3, 0, conv_flop(b->cin, b->cout, k2, B, S));
   if (c->n_scalars) nn_chanbias_forward(u1, a[U_E2] + b->emb_off, p->emb_total, b->cout, B, S);
   PROF_ADD(NN_PROF_OTHER, 0, 0);
@@ -350,8 +355,8 @@ static void blk_fwd(const nn_model *m, nn_workspace *ws, const uplan *p, int k, 
     memcpy(out, h, sizeof(float) * b->cout * B * S);
     PROF_ADD(NN_PROF_OTHER, 0, 0);
   }
-  nn_conv_forward_add(out, a[U_COL], a2, NN_P(m, t + TB_C2_W), NN_P(m, t + TB_C2_B), b->cout,
-                      b->cout, B, H, Wd, p->kh, 3, 1);
+  nn_conv_forward_c(out, a[U_COL], a2, NN_P(m, t + TB_C2_W), NN_P(m, t + TB_C2_B),
+                    wcache(ws, t + TB_C2_W), 1, b->cout, b->cout, B, H, Wd, p->kh, 3, 1);
   PROF_ADD(NN_PROF_CONV3, 0, conv_flop(b->cout, b->cout, k2, B, S));
 }
 
@@ -384,8 +389,8 @@ int nn__unet_forward(const nn_model *m, nn_workspace *ws, const float *x, const 
                       p.emb_total);
   }
   PROF_ADD(NN_PROF_OTHER, 0, 0);
-  nn_conv_forward(a[U_H0], a[U_COL], a[U_X0], NN_P(m, p.t_in), NN_P(m, p.t_in + 1), c->cin,
-                  c->widths[0], B, p.H[0], p.W[0], kh, 3, 1);
+  nn_conv_forward_c(a[U_H0], a[U_COL], a[U_X0], NN_P(m, p.t_in), NN_P(m, p.t_in + 1),
+                    wcache(ws, p.t_in), 0, c->cin, c->widths[0], B, p.H[0], p.W[0], kh, 3, 1);
   PROF_ADD(NN_PROF_IO, 0, conv_flop(c->cin, c->widths[0], k2, B, p.S[0]));
   float *h = a[U_H0];
   int k = 0;
@@ -411,9 +416,9 @@ int nn__unet_forward(const nn_model *m, nn_workspace *ws, const float *x, const 
   if (ws->prof) t0_ = now();
   for (int l = L - 2; l >= 0; l--) {
     nn_upsample_forward(a[U_UP0 + l], h, c->widths[l + 1] * B, p.H[l + 1], p.W[l + 1], p.fh, 2);
-    nn_conv_forward(a[U_CAT0 + l], a[U_COL], a[U_UP0 + l], NN_P(m, p.t_up[l]),
-                    NN_P(m, p.t_up[l] + 1), c->widths[l + 1], c->widths[l], B, p.H[l], p.W[l], kh,
-                    3, 1);
+    nn_conv_forward_c(a[U_CAT0 + l], a[U_COL], a[U_UP0 + l], NN_P(m, p.t_up[l]),
+                      NN_P(m, p.t_up[l] + 1), wcache(ws, p.t_up[l]), 0, c->widths[l + 1],
+                      c->widths[l], B, p.H[l], p.W[l], kh, 3, 1);
     PROF_ADD(NN_PROF_UP, 0, conv_flop(c->widths[l + 1], c->widths[l], k2, B, p.S[l]));
     h = a[U_CAT0 + l];
     for (int j = 0; j < c->blocks; j++, k++) {
@@ -428,8 +433,8 @@ int nn__unet_forward(const nn_model *m, nn_workspace *ws, const float *x, const 
   nn_gn_silu_forward(a[U_AO], sto, sto + Gm, h, NN_P(m, p.t_out), NN_P(m, p.t_out + 1),
                      c->widths[0], B, p.S[0], G);
   PROF_ADD(NN_PROF_GN, 0, 0);
-  nn_conv_forward(a[U_Y], a[U_COL], a[U_AO], NN_P(m, p.t_out + 2), NN_P(m, p.t_out + 3),
-                  c->widths[0], c->cout, B, p.H[0], p.W[0], kh, 3, 1);
+  nn_conv_forward_c(a[U_Y], a[U_COL], a[U_AO], NN_P(m, p.t_out + 2), NN_P(m, p.t_out + 3),
+                    wcache(ws, p.t_out + 2), 0, c->widths[0], c->cout, B, p.H[0], p.W[0], kh, 3, 1);
   PROF_ADD(NN_PROF_IO, 0, conv_flop(c->widths[0], c->cout, k2, B, p.S[0]));
   nn_transpose_cbs_to_bcs(out, a[U_Y], B, c->cout, p.S[0], 0);
   PROF_ADD(NN_PROF_OTHER, 0, 0);

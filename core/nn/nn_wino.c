@@ -23,13 +23,19 @@
 #include <string.h>
 
 #include "nn/nn_simd.h"
+#include "nn/nn_wino_tf.h"
 
 
 #define NG 64            /* tiles per transform group (8 vectors of 8) */
 #define NN_WINO_TILES 512 /* tiles per chunk: V and M of a chunk stay in L2/L3 */
-#define AMAX 6
 
-static int wino_max = 4;
+static int wino_max = 4, wino_fused = 1;
+
+int nn_conv_set_winograd_fused(int on) {
+  int old = wino_fused;
+  wino_fused = on != 0;
+  return old;
+}
 
 int nn_conv_set_winograd(int max_m) {
   int old = wino_max;
@@ -45,6 +51,11 @@ int nn_wino_m(int H, int W, int kh, int kw, int stride) {
 }
 
 static size_t round8(size_t n) { return (n + 7) & ~(size_t)7; }
+
+/* floats between the transform planes of V and M (rows x ld each): one cache
+ * line more than a plane, so the 36 streams of a tile's values do not all map
+ * to the same cache set (a plane is often a power of two bytes, 128 KiB) */
+#define PS(rows, ld) ((size_t)(rows) * (ld) + 16)
 
 /* GEMM columns per chunk: the batch-vector way takes whole groups of 8 samples
  * (8 columns per tile position), the tile way the nb < 8 remaining samples */
@@ -68,48 +79,13 @@ size_t nn_wino_size(int NI, int NO, int B, int H, int W, int m) {
   if (!m) return 0;
   size_t A2 = (size_t)(m + 2) * (m + 2), ld = wino_ld(m, B, H, W);
   size_t x8 = B >= 8 ? (size_t)H * W * 8 : 0;
-  return A2 * ((size_t)NI * NO + ((size_t)NI + NO) * ld) + x8;
+  size_t own = A2 * (PS(NI, ld) + PS(NO, ld)) + x8;
+  size_t fu = B >= 8 && nn_wfu_ok(NI, NO, m) ? nn_wfu_size(NI, NO, H, W, m) : 0;
+  return A2 * (size_t)NI * NO + (own > fu ? own : fu);
 }
 
 // ----------------------------------------------------------------------------
-// 1D transforms; s is the stride between the values (a compile-time constant
-// after inlining). Input: B^T d. Output: A^T m. Kernel: G g.
-
-#define TF static inline __attribute__((always_inline))
-
-/* F(4,3), points 0, ±1, ±2, ∞ */
-TF void bt4(v8f *o, const v8f *d, int s) {
-  v8f d0 = d[0], d1 = d[s], d2 = d[2 * s], d3 = d[3 * s], d4 = d[4 * s], d5 = d[5 * s];
-  v8f four = v8_set1(4.0f), five = v8_set1(5.0f), two = v8_set1(2.0f);
-  o[0] = four * d0 - five * d2 + d4;
-  o[s] = (d3 + d4) - four * (d1 + d2);
-  o[2 * s] = four * (d1 - d2) + (d4 - d3);
-  o[3 * s] = two * (d3 - d1) + (d4 - d2);
-  o[4 * s] = two * (d1 - d3) + (d4 - d2);
-  o[5 * s] = four * d1 - five * d3 + d5;
-}
-
-TF void at4(v8f *y, const v8f *m, int s, int ys) {
-  v8f a = m[s] + m[2 * s], b = m[s] - m[2 * s], c = m[3 * s] + m[4 * s], d = m[3 * s] - m[4 * s];
-  y[0] = m[0] + a + c;
-  y[ys] = b + v8_set1(2.0f) * d;
-  y[2 * ys] = a + v8_set1(4.0f) * c;
-  y[3 * ys] = b + v8_set1(8.0f) * d + m[5 * s];
-}
-
-/* F(2,3), points 0, ±1, ∞ */
-TF void bt2(v8f *o, const v8f *d, int s) {
-  v8f d0 = d[0], d1 = d[s], d2 = d[2 * s], d3 = d[3 * s];
-  o[0] = d0 - d2;
-  o[s] = d1 + d2;
-  o[2 * s] = d2 - d1;
-  o[3 * s] = d1 - d3;
-}
-
-TF void at2(v8f *y, const v8f *m, int s, int ys) {
-  y[0] = m[0] + m[s] + m[2 * s];
-  y[ys] = m[s] - m[2 * s] - m[3 * s];
-}
+// kernel transform G g (the input and output transforms are in nn_wino_tf.h)
 
 TF void g1d8(v8f *u, const v8f *g, int s, int us, int m) {
   v8f g0 = g[0], g1 = g[s], g2 = g[2 * s];
@@ -163,34 +139,14 @@ TF void wino_weights_m(float *U, const float *w, int NI, int NO, int m, int flip
     }
 }
 
+size_t nn_wino_u_size(int NI, int NO, int m) { return (size_t)(m + 2) * (m + 2) * NI * NO; }
+
 NN_HOT
-static void wino_weights(float *U, const float *w, int NI, int NO, int m, int flip) {
+void nn_wino_weights(float *U, const float *w, int NI, int NO, int m, int flip) {
   if (m == 4)
     wino_weights_m(U, w, NI, NO, 4, flip);
   else
     wino_weights_m(U, w, NI, NO, 2, flip);
-}
-
-/* r[j][i] -> r[i][j] (8 x 8 floats in 8 vectors) */
-TF void tr8(v8f *r) {
-  const v8i lo = {0, 8, 1, 9, 4, 12, 5, 13}, hi = {2, 10, 3, 11, 6, 14, 7, 15};
-  const v8i s01 = {0, 1, 8, 9, 4, 5, 12, 13}, s23 = {2, 3, 10, 11, 6, 7, 14, 15};
-  const v8i plo = {0, 1, 2, 3, 8, 9, 10, 11}, phi = {4, 5, 6, 7, 12, 13, 14, 15};
-  v8f t[8], s[8];
-  for (int k = 0; k < 4; k++) {
-    t[2 * k] = __builtin_shuffle(r[2 * k], r[2 * k + 1], lo);
-    t[2 * k + 1] = __builtin_shuffle(r[2 * k], r[2 * k + 1], hi);
-  }
-  for (int h = 0; h < 2; h++) { /* h = 0: rows 0-3, h = 1: rows 4-7 */
-    s[4 * h + 0] = __builtin_shuffle(t[4 * h], t[4 * h + 2], s01);
-    s[4 * h + 1] = __builtin_shuffle(t[4 * h], t[4 * h + 2], s23);
-    s[4 * h + 2] = __builtin_shuffle(t[4 * h + 1], t[4 * h + 3], s01);
-    s[4 * h + 3] = __builtin_shuffle(t[4 * h + 1], t[4 * h + 3], s23);
-  }
-  for (int k = 0; k < 4; k++) {
-    r[k] = __builtin_shuffle(s[k], s[4 + k], plo);
-    r[4 + k] = __builtin_shuffle(s[k], s[4 + k], phi);
-  }
 }
 
 /* the tile way: input transform of tiles [t0, t0+n) of samples b0.. of x
@@ -226,7 +182,7 @@ TF void wino_input_m(float *V, const float *x, size_t cstride, int b0, int NI, i
           for (int j = 0; j < 8; j++) D[q][j] = xc[boff[v * 8 + j] + off[v * 8 + j][q]];
         for (int c = 0; c < A; c++) m == 4 ? bt4(D + c, D + c, A) : bt2(D + c, D + c, A);
         for (int r = 0; r < A; r++) m == 4 ? bt4(D + r * A, D + r * A, 1) : bt2(D + r * A, D + r * A, 1);
-        for (int q = 0; q < A2; q++) v8_store(vc + (size_t)q * NI * ld + v * 8, D[q]);
+        for (int q = 0; q < A2; q++) v8_store(vc + q * PS(NI, ld) + v * 8, D[q]);
       }
     }
   }
@@ -252,7 +208,7 @@ TF void wino_output_m(float *out, const float *M, const float *bias, size_t cstr
       float *oc = out + (size_t)co * cstride, bv = bias ? bias[co] : 0.0f;
       const float *mc = M + (size_t)co * ld + g0;
       for (int v = 0; v < nv; v++) {
-        for (int q = 0; q < A2; q++) Mv[q] = v8_load(mc + (size_t)q * NO * ld + v * 8);
+        for (int q = 0; q < A2; q++) Mv[q] = v8_load(mc + q * PS(NO, ld) + v * 8);
         /* Y1 (m x A) = A^T Mv (column by column), Y (m x m) = Y1 A (row by row) */
         for (int c = 0; c < A; c++) m == 4 ? at4(Y1 + c, Mv + c, A, A) : at2(Y1 + c, Mv + c, A, A);
         for (int r = 0; r < m; r++) m == 4 ? at4(Y + r * m, Y1 + r * A, 1, 1) : at2(Y + r * m, Y1 + r * A, 1, 1);
@@ -307,7 +263,7 @@ TF void bv_input_m(float *V, float *X8, const float *x, size_t cstride, int b0, 
           for (int c = 0; c < A; c++) m == 4 ? bt4(D + c, D + c, A) : bt2(D + c, D + c, A);
           for (int r = 0; r < A; r++) m == 4 ? bt4(D + r * A, D + r * A, 1) : bt2(D + r * A, D + r * A, 1);
           float *vt = vc + (size_t)(ty * TW + tx) * 8;
-          for (int q = 0; q < A2; q++) v8_store(vt + (size_t)q * NI * ld, D[q]);
+          for (int q = 0; q < A2; q++) v8_store(vt + q * PS(NI, ld), D[q]);
         }
       }
     }
@@ -324,7 +280,7 @@ TF void bv_output_m(float *out, float *Y8, const float *M, const float *bias, si
       for (int ty = 0; ty < TH; ty++)
         for (int tx = 0; tx < TW; tx++) {
           const float *mt = mc + (size_t)(ty * TW + tx) * 8;
-          for (int q = 0; q < A2; q++) Mv[q] = v8_load(mt + (size_t)q * NO * ld);
+          for (int q = 0; q < A2; q++) Mv[q] = v8_load(mt + q * PS(NO, ld));
           for (int c = 0; c < A; c++) m == 4 ? at4(Y1 + c, Mv + c, A, A) : at2(Y1 + c, Mv + c, A, A);
           for (int r = 0; r < m; r++) m == 4 ? at4(Y + r * m, Y1 + r * A, 1, 1) : at2(Y + r * m, Y1 + r * A, 1, 1);
           for (int r = 0; r < m; r++)
@@ -392,19 +348,30 @@ static void wino_gemms(float *M, const float *U, const float *V, int NI, int NO,
                        size_t ld) {
   for (int p = 0; p < A2; p++)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, NO, n, NI, 1.0f,
-                U + (size_t)p * NO * NI, NI, V + (size_t)p * NI * ld, (int)ld, 0.0f,
-                M + (size_t)p * NO * ld, (int)ld);
+                U + (size_t)p * NO * NI, NI, V + p * PS(NI, ld), (int)ld, 0.0f,
+                M + p * PS(NO, ld), (int)ld);
 }
 
 void nn_wino_conv(float *out, float *scratch, const float *x, const float *w, const float *bias,
                   int NI, int NO, int B, int H, int W, int m, int add, int flip) {
+  nn_wino_conv_u(out, scratch, x, w, NULL, bias, NI, NO, B, H, W, m, add, flip);
+}
+
+void nn_wino_conv_u(float *out, float *scratch, const float *x, const float *w, const float *Uc,
+                    const float *bias, int NI, int NO, int B, int H, int W, int m, int add,
+                    int flip) {
   const int A = m + 2, A2 = A * A;
   size_t tpi = (size_t)(H / m) * (W / m), ld = wino_ld(m, B, H, W), cstride = (size_t)B * H * W;
-  float *U = scratch, *V = U + (size_t)A2 * NO * NI, *M = V + (size_t)A2 * NI * ld;
-  float *X8 = M + (size_t)A2 * NO * ld;
-  wino_weights(U, w, NI, NO, m, flip);
+  float *U = scratch, *V = U + (size_t)A2 * NO * NI, *M = V + A2 * PS(NI, ld);
+  float *X8 = M + A2 * PS(NO, ld);
+  if (Uc)
+    U = (float *)Uc; /* only read */
+  else
+    nn_wino_weights(U, w, NI, NO, m, flip);
   int ng = B / 8, b8 = 8 * ng;
-  if (ng) {
+  if (ng && wino_fused && nn_wfu_ok(NI, NO, m)) {
+    nn_wfu_conv(out, V, x, U, bias, NI, NO, B, ng, H, W, m, add);
+  } else if (ng) {
     int gpc = (int)(bv_chunk(m, B, H, W) / (8 * tpi));
     for (int g0 = 0; g0 < ng; g0 += gpc) {
       int n = ng - g0 < gpc ? ng - g0 : gpc;
@@ -485,7 +452,7 @@ TF void bv_dout_m(float *dM, float *X8, const float *dy, size_t cstride, int b0,
               Y[r * m + c] = v8_load(X8 + ((size_t)(ty * m + r) * W + tx * m + c) * 8);
           dm_tile(D, Y, m);
           float *mt = mc + (size_t)(ty * TW + tx) * 8;
-          for (int q = 0; q < A2; q++) v8_store(mt + (size_t)q * NO * ld, D[q]);
+          for (int q = 0; q < A2; q++) v8_store(mt + q * PS(NO, ld), D[q]);
         }
     }
 }
@@ -513,7 +480,7 @@ TF void tl_dout_m(float *dM, const float *dy, size_t cstride, int b0, int NO, in
       for (int v = 0; v < nv; v++) {
         for (int q = 0; q < m * m; q++) Y[q] = v8_load(&buf[q][v * 8]);
         dm_tile(D, Y, m);
-        for (int q = 0; q < A2; q++) v8_store(mc + (size_t)q * NO * ld + v * 8, D[q]);
+        for (int q = 0; q < A2; q++) v8_store(mc + q * PS(NO, ld) + v * 8, D[q]);
       }
     }
   }
@@ -594,16 +561,16 @@ static void wino_dw_fold(float *dw, const float *dU, int NI, int NO, int m) {
 static void wino_dw_gemms(float *dU, const float *dM, const float *V, int NI, int NO, int A2, int n,
                           size_t ld) {
   for (int p = 0; p < A2; p++)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, NO, NI, n, 1.0f, dM + (size_t)p * NO * ld,
-                (int)ld, V + (size_t)p * NI * ld, (int)ld, 1.0f, dU + (size_t)p * NO * NI, NI);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, NO, NI, n, 1.0f, dM + p * PS(NO, ld),
+                (int)ld, V + p * PS(NI, ld), (int)ld, 1.0f, dU + (size_t)p * NO * NI, NI);
 }
 
 void nn_wino_dw(float *dw, float *scratch, const float *x, const float *dy, int NI, int NO, int B,
                 int H, int W, int m) {
   const int A = m + 2, A2 = A * A;
   size_t tpi = (size_t)(H / m) * (W / m), ld = wino_ld(m, B, H, W), cstride_x = (size_t)B * H * W;
-  float *dU = scratch, *V = dU + (size_t)A2 * NO * NI, *dM = V + (size_t)A2 * NI * ld;
-  float *X8 = dM + (size_t)A2 * NO * ld;
+  float *dU = scratch, *V = dU + (size_t)A2 * NO * NI, *dM = V + A2 * PS(NI, ld);
+  float *X8 = dM + A2 * PS(NO, ld);
   memset(dU, 0, sizeof(float) * A2 * NO * NI);
   int ng = B / 8, b8 = 8 * ng;
   if (ng) {

@@ -384,6 +384,52 @@ static void test_conv_winograd(void **state) {
   }
 }
 
+/* the fused chunk pipeline (nn_wino_fused.c) against the direct convolution
+ * and against the unfused way, forward_add with bias and dx: chunks of parts
+ * of a tile row (160 input channels: 2 tile vectors fit the L2 budget, a row
+ * of 6 is cut in 3), of several whole rows with a shorter last one (40 x 12,
+ * 7 + 3 rows), F(2x2) (6 x 10), and B = 9 / 17 (a remainder sample on the
+ * tile way). Each case must take the fused way (it would silently test the
+ * unfused one otherwise): checked by the two ways giving different bits. */
+static void test_conv_winograd_fused(void **state) {
+  (void)state;
+  const int shapes[][5] = {/* B, Ci, Co, H, W */
+                           {9, 160, 8, 8, 24}, {16, 16, 12, 40, 12}, {17, 12, 8, 6, 10}};
+  for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+    int B = shapes[k][0], Ci = shapes[k][1], Co = shapes[k][2], H = shapes[k][3], W = shapes[k][4];
+    size_t nx = (size_t)Ci * B * H * W, ny = (size_t)Co * B * H * W, nw = (size_t)Co * Ci * 9;
+    float *x = rnd(nx, 11, 1.0f), *w = rnd(nw, 12, 1.0f), *dy = rnd(ny, 13, 1.0f);
+    float *bias = rnd(Co, 14, 1.0f);
+    float *col = zeros(nn_conv_scratch_size(Ci, Co, B, H, W, 3, 3, 1));
+    float *dcol = zeros(nn_conv_dcol_size(Ci, Co, B, H, W, 3, 3, 1));
+    double *ref = malloc(ny * sizeof(double)), *dref = malloc(nx * sizeof(double));
+    double S = conv_ref_scale(x, w, Ci, Co, B, H, W, ref, 0);
+    double dS = conv_ref_scale(dy, w, Co, Ci, B, H, W, dref, 1);
+    float *out[2], *dx[2];
+    for (int f = 0; f < 2; f++) {
+      int prev = nn_conv_set_winograd_fused(f);
+      out[f] = rnd(ny, 15, 1.0f);
+      nn_conv_forward_add(out[f], col, x, w, bias, Ci, Co, B, H, W, 3, 3, 1);
+      dx[f] = rnd(nx, 16, 1.0f);
+      nn_conv_backward_t(dx[f], NULL, NULL, col, dcol, dy, x, w, Ci, Co, B, H, W, 3, 3, 1);
+      nn_conv_set_winograd_fused(prev);
+      float *base = rnd(ny, 15, 1.0f), *dbase = rnd(nx, 16, 1.0f);
+      double e = 0.0, de = 0.0;
+      for (size_t j = 0; j < ny; j++)
+        e = fmax(e, fabs(out[f][j] - base[j] - ref[j] - bias[j / ((size_t)B * H * W)]));
+      for (size_t j = 0; j < nx; j++) de = fmax(de, fabs(dx[f][j] - dbase[j] - dref[j]));
+      free(base), free(dbase);
+      print_message("winograd fused=%d: B=%d Ci=%d Co=%d %dx%d: max|out-exact| = %.2e S (S = %.1f), "
+                    "max|dx-exact| = %.2e S\n", f, B, Ci, Co, H, W, e / S, S, de / dS);
+      assert_true(e <= 1e-5 * S + 1e-6 * 16);
+      assert_true(de <= 1e-5 * dS + 1e-6 * 16);
+    }
+    assert_true(memcmp(out[0], out[1], ny * sizeof(float)) != 0);
+    free(out[0]), free(out[1]), free(dx[0]), free(dx[1]);
+    free(x), free(w), free(dy), free(bias), free(col), free(dcol), free(ref), free(dref);
+  }
+}
+
 /* finite differences through the Winograd paths: forward_add and
  * nn_conv_backward_t (dx by Winograd, dw by im2col), Cin != Cout, B > 1,
  * non-square, F(4x4) (8x12), F(2x2) (6x10), im2col (6x7, odd), and batches
@@ -724,6 +770,7 @@ int main(void) {
       cmocka_unit_test(test_conv_tiled),   cmocka_unit_test(test_conv_pointwise),
       cmocka_unit_test(test_conv_backward_t), cmocka_unit_test(test_conv_winograd),
       cmocka_unit_test(test_conv_winograd_grad),
+      cmocka_unit_test(test_conv_winograd_fused),
       cmocka_unit_test(test_upsample),     cmocka_unit_test(test_groupnorm),
       cmocka_unit_test(test_layernorm),    cmocka_unit_test(test_gn_silu_fused),
       cmocka_unit_test(test_activations),  cmocka_unit_test(test_add_chanbias_concat),

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "nn_gradcheck.h"
+#include "nn/nn_layers.h"
 #include "nn/nn_model.h"
 #include "nn/nn_optim.h"
 #include "util/rng.h"
@@ -292,6 +293,65 @@ static void test_bad_config(void **state) {
 }
 
 /* AdamW: one step against a hand computation; non-finite gradients skip the step */
+/* inference workspaces keep the Winograd-transformed kernels (nn_conv_wcache):
+ * after an AdamW step, and after a direct write to one weight, the same
+ * workspace must answer exactly as a fresh one (a stale cache would keep the
+ * old answer), and the cache must be in use (entries made, repeated calls
+ * bitwise stable). 8 x 8 and 4 x 4 levels: every 3x3 convolution is F(4x4);
+ * B = 9: a group of 8 samples and one on the tile way. */
+static void test_unet_wcache(void **state) {
+  (void)state;
+  nn_model m;
+  nn_unet_config cfg = {.dims = 2, .h = 8, .w = 8, .cin = 2, .cout = 2, .levels = 2, .widths = {8, 16},
+                        .blocks = 1, .mid = 1, .groups = 4, .n_scalars = 1, .emb_dim = 8};
+  assert_int_equal(nn_unet_init(&m, &cfg, NULL), 0);
+  nn_model_init_params(&m, 3);
+  int B = 9, n_in = nn_in_size(&m), n_out = nn_out_size(&m);
+  float *x = malloc(sizeof(float) * B * n_in), *s = malloc(sizeof(float) * B);
+  float *y[4];
+  for (int i = 0; i < 4; i++) y[i] = malloc(sizeof(float) * B * n_out);
+  rng r;
+  rng_init(&r, 5, 0);
+  rng_fill_normal_f(&r, x, (size_t)B * n_in);
+  for (int b = 0; b < B; b++) s[b] = (float)rng_uniform(&r);
+  nn_workspace iw, fresh;
+  assert_int_equal(nn_workspace_init(&iw, &m, B, 0, NULL), 0);
+  assert_int_equal(nn_infer(&m, &iw, x, s, B, y[0]), 0);
+  int cached = 0;
+  for (int i = 0; i < iw.n_wc; i++) cached += iw.wc[i].U != NULL;
+  assert_true(cached >= 5); /* in, out, 2 per block (3 blocks), up */
+  assert_int_equal(nn_infer(&m, &iw, x, s, B, y[1]), 0);
+  assert_memory_equal(y[0], y[1], sizeof(float) * B * n_out);
+  /* an optimizer step */
+  for (size_t i = 0; i < m.n_params; i++) m.grads[i] = (float)rng_normal(&r);
+  nn_adamw o = nn_adamw_default();
+  o.lr = 1e-2f;
+  assert_int_equal(nn_adamw_step(&m, &o, o.lr, NULL), 0);
+  assert_int_equal(nn_infer(&m, &iw, x, s, B, y[1]), 0);
+  assert_int_equal(nn_workspace_init(&fresh, &m, B, 0, NULL), 0);
+  assert_int_equal(nn_infer(&m, &fresh, x, s, B, y[2]), 0);
+  nn_workspace_free(&fresh);
+  assert_memory_equal(y[1], y[2], sizeof(float) * B * n_out);
+  assert_memory_not_equal(y[0], y[1], sizeof(float) * B * n_out);
+  /* one weight of the last block's second convolution written directly */
+  int t = -1;
+  for (int i = 0; i < m.n_tensors; i++)
+    if (strstr(m.tensors[i].name, "conv2.weight")) t = i;
+  assert_true(t >= 0);
+  m.params[m.tensors[t].offset + 4] += 0.25f;
+  assert_int_equal(nn_infer(&m, &iw, x, s, B, y[3]), 0);
+  assert_int_equal(nn_workspace_init(&fresh, &m, B, 0, NULL), 0);
+  assert_int_equal(nn_infer(&m, &fresh, x, s, B, y[2]), 0);
+  nn_workspace_free(&fresh);
+  assert_memory_equal(y[3], y[2], sizeof(float) * B * n_out);
+  assert_memory_not_equal(y[3], y[1], sizeof(float) * B * n_out);
+  nn_workspace_free(&iw);
+  assert_null(iw.wc);
+  for (int i = 0; i < 4; i++) free(y[i]);
+  free(x), free(s);
+  nn_model_free(&m);
+}
+
 static void test_adamw(void **state) {
   (void)state;
   nn_model m;
@@ -372,7 +432,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_resnet1d_grad),   cmocka_unit_test(test_resnet2d_grad),
       cmocka_unit_test(test_unet1d_grad),     cmocka_unit_test(test_unet2d_grad),
-      cmocka_unit_test(test_unet_shift_and_infer), cmocka_unit_test(test_unet_bad_config),
+      cmocka_unit_test(test_unet_shift_and_infer), cmocka_unit_test(test_unet_wcache), cmocka_unit_test(test_unet_bad_config),
       cmocka_unit_test(test_mlp_grad),        cmocka_unit_test(test_input_grad_only),
       cmocka_unit_test(test_infer_chunks),    cmocka_unit_test(test_bad_config),
       cmocka_unit_test(test_adamw),           cmocka_unit_test(test_ema_and_lr),
