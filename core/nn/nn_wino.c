@@ -289,21 +289,7 @@ TF void bv_output_m(float *out, float *Y8, const float *M, const float *bias, si
         }
       float bv = bias ? bias[co] : 0.0f;
       float *o = out + (size_t)co * cstride + (size_t)(b0 + 8 * g) * HW;
-      size_t i = 0;
-      for (; i + 8 <= HW; i += 8) { /* back to 8 planes: one transpose per 8 pixels */
-        v8f r[8], vb = v8_set1(bv);
-        for (int k = 0; k < 8; k++) r[k] = v8_load(Y8 + (i + k) * 8);
-        tr8(r);
-        for (int j = 0; j < 8; j++) {
-          float *oj = o + (size_t)j * HW + i;
-          v8_store(oj, add ? v8_load(oj) + (r[j] + vb) : r[j] + vb);
-        }
-      }
-      for (; i < HW; i++)
-        for (int j = 0; j < 8; j++) {
-          float *oj = o + (size_t)j * HW + i;
-          *oj = add ? *oj + (Y8[i * 8 + j] + bv) : Y8[i * 8 + j] + bv;
-        }
+      planes8_store(o, HW, Y8, HW, bv, add); /* back to 8 planes */
     }
 }
 

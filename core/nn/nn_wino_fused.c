@@ -196,26 +196,11 @@ TF void fu_output_m(float *out, float *Y, const float *M, size_t ms, const float
         for (int c = 0; c < m; c++) v8_store(y + ((size_t)r * n + c) * 8, T[r * m + c]);
     }
     float bv = bias ? bias[o0 + ol] : 0.0f;
-    v8f vb = v8_set1(bv);
     float *oc = out + (size_t)(o0 + ol) * cstride + (size_t)b0 * HW;
     for (int lr = 0; lr < k.nr * m; lr++) {
       float *o = oc + (size_t)(k.ty0 * m + lr) * W + k.tx0 * m;
       const float *y = Y + (size_t)lr * n * 8;
-      int c = 0;
-      for (; c + 8 <= n; c += 8) {
-        v8f r[8];
-        for (int i = 0; i < 8; i++) r[i] = v8_load(y + (size_t)(c + i) * 8);
-        tr8(r);
-        for (int j = 0; j < 8; j++) {
-          float *oj = o + (size_t)j * HW + c;
-          v8_store(oj, add ? v8_load(oj) + (r[j] + vb) : r[j] + vb);
-        }
-      }
-      for (; c < n; c++)
-        for (int j = 0; j < 8; j++) {
-          float *oj = o + (size_t)j * HW + c;
-          *oj = add ? *oj + (y[(size_t)c * 8 + j] + bv) : y[(size_t)c * 8 + j] + bv;
-        }
+      planes8_store(o, HW, y, (size_t)n, bv, add);
     }
   }
 }

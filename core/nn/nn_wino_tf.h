@@ -67,4 +67,25 @@ TF void tr8(v8f *r) {
 }
 
 
+/* Interleaved 8-lane values y[i * 8 + j] (i < n) back to 8 planes o + j * HW + i, plus bv,
+ * added onto o when add: one transpose per 8 pixels, then the n % 8 left one by one. */
+TF void planes8_store(float *o, size_t HW, const float *y, size_t n, float bv, int add) {
+  v8f vb = v8_set1(bv);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    v8f r[8];
+    for (int k = 0; k < 8; k++) r[k] = v8_load(y + (i + k) * 8);
+    tr8(r);
+    for (int j = 0; j < 8; j++) {
+      float *oj = o + (size_t)j * HW + i;
+      v8_store(oj, add ? v8_load(oj) + (r[j] + vb) : r[j] + vb);
+    }
+  }
+  for (; i < n; i++)
+    for (int j = 0; j < 8; j++) {
+      float *oj = o + (size_t)j * HW + i;
+      *oj = add ? *oj + (y[i * 8 + j] + bv) : y[i * 8 + j] + bv;
+    }
+}
+
 #endif
