@@ -292,7 +292,19 @@ static void test_bad_config(void **state) {
   nn_model_free(&m);
 }
 
-/* AdamW: one step against a hand computation; non-finite gradients skip the step */
+/* infers with the workspace iw into y, which must equal a fresh workspace's answer
+ * (into scratch) and differ from before (the parameters changed) */
+static void infer_like_fresh(nn_model *m, nn_workspace *iw, const float *x, const float *s, int B,
+                             int n_out, float *y, float *scratch, const float *before) {
+  nn_workspace fresh;
+  assert_int_equal(nn_infer(m, iw, x, s, B, y), 0);
+  assert_int_equal(nn_workspace_init(&fresh, m, B, 0, NULL), 0);
+  assert_int_equal(nn_infer(m, &fresh, x, s, B, scratch), 0);
+  nn_workspace_free(&fresh);
+  assert_memory_equal(y, scratch, sizeof(float) * B * n_out);
+  assert_memory_not_equal(before, y, sizeof(float) * B * n_out);
+}
+
 /* inference workspaces keep the Winograd-transformed kernels (nn_conv_wcache):
  * after an AdamW step, and after a direct write to one weight, the same
  * workspace must answer exactly as a fresh one (a stale cache would keep the
@@ -314,7 +326,7 @@ static void test_unet_wcache(void **state) {
   rng_init(&r, 5, 0);
   rng_fill_normal_f(&r, x, (size_t)B * n_in);
   for (int b = 0; b < B; b++) s[b] = (float)rng_uniform(&r);
-  nn_workspace iw, fresh;
+  nn_workspace iw;
   assert_int_equal(nn_workspace_init(&iw, &m, B, 0, NULL), 0);
   assert_int_equal(nn_infer(&m, &iw, x, s, B, y[0]), 0);
   int cached = 0;
@@ -327,24 +339,14 @@ static void test_unet_wcache(void **state) {
   nn_adamw o = nn_adamw_default();
   o.lr = 1e-2f;
   assert_int_equal(nn_adamw_step(&m, &o, o.lr, NULL), 0);
-  assert_int_equal(nn_infer(&m, &iw, x, s, B, y[1]), 0);
-  assert_int_equal(nn_workspace_init(&fresh, &m, B, 0, NULL), 0);
-  assert_int_equal(nn_infer(&m, &fresh, x, s, B, y[2]), 0);
-  nn_workspace_free(&fresh);
-  assert_memory_equal(y[1], y[2], sizeof(float) * B * n_out);
-  assert_memory_not_equal(y[0], y[1], sizeof(float) * B * n_out);
+  infer_like_fresh(&m, &iw, x, s, B, n_out, y[1], y[2], y[0]);
   /* one weight of the last block's second convolution written directly */
   int t = -1;
   for (int i = 0; i < m.n_tensors; i++)
     if (strstr(m.tensors[i].name, "conv2.weight")) t = i;
   assert_true(t >= 0);
   m.params[m.tensors[t].offset + 4] += 0.25f;
-  assert_int_equal(nn_infer(&m, &iw, x, s, B, y[3]), 0);
-  assert_int_equal(nn_workspace_init(&fresh, &m, B, 0, NULL), 0);
-  assert_int_equal(nn_infer(&m, &fresh, x, s, B, y[2]), 0);
-  nn_workspace_free(&fresh);
-  assert_memory_equal(y[3], y[2], sizeof(float) * B * n_out);
-  assert_memory_not_equal(y[3], y[1], sizeof(float) * B * n_out);
+  infer_like_fresh(&m, &iw, x, s, B, n_out, y[3], y[2], y[1]);
   nn_workspace_free(&iw);
   assert_null(iw.wc);
   for (int i = 0; i < 4; i++) free(y[i]);
@@ -352,6 +354,7 @@ static void test_unet_wcache(void **state) {
   nn_model_free(&m);
 }
 
+/* AdamW: one step against a hand computation; non-finite gradients skip the step */
 static void test_adamw(void **state) {
   (void)state;
   nn_model m;
