@@ -28,6 +28,7 @@ void diff_sampler_defaults(diff_sampler_config *c) {
   c->sigma_max = 0.0;
   c->guidance = DIFF_GUIDE_SDA;
   c->guidance_iters = 1;
+  c->gamma_floor = 0;
 }
 
 void diff_method_defaults(diff_sampler_config *c, int method) {
@@ -480,6 +481,26 @@ done:
   return rc;
 }
 
+double diff_gamma_floor(const diff_guidance *g, const diff_sampler_config *c) {
+  if (!g || !c->gamma_floor || c->guidance != DIFF_GUIDE_SDA || c->method != DIFF_PC || c->steps < 1) return 0.0;
+  const obs_op *op = g->op;
+  double rho = INFINITY;
+  for (int k = 0; k < g->n_blocks; k++)
+    for (int i = 0; i < op->n_obs; i++) {
+      double dd = 0;
+      for (int e = op->row_ptr[i]; e < op->row_ptr[i + 1]; e++) {
+        double s = g->scale ? g->scale[k * op->state_dim + op->col[e]] : 1.0;
+        dd += op->val[e] * op->val[e] * s * s;
+      }
+      if (dd > 0 && g->noise_std[i] * g->noise_std[i] / dd < rho) rho = g->noise_std[i] * g->noise_std[i] / dd;
+    }
+  if (!(rho < INFINITY)) return 0.0;
+  const double tau1 = 1.0 / c->steps;
+  const double r1 = (diff_sigma(tau1) / diff_mu(tau1)) * (diff_sigma(tau1) / diff_mu(tau1));
+  const double f = r1 / (DIFF_GAMMA_FLOOR_C2 * rho);
+  return f < 1.0 ? f : 1.0;
+}
+
 int diff_sample(const diff_denoiser *d, const diff_guidance *g, const diff_sampler_config *c, int B,
                 uint64_t seed, uint64_t stream0, float *x, const sb_cancel *cancel,
                 void (*progress)(void *ctx, double frac), void *progress_ctx, sb_error *err) {
@@ -504,6 +525,8 @@ int diff_sample(const diff_denoiser *d, const diff_guidance *g, const diff_sampl
   if (g) { /* the config says how the likelihood guides */
     gl = *g;
     gl.mmps_iters = c->guidance == DIFF_GUIDE_MMPS ? c->guidance_iters : 0;
+    const double floor = diff_gamma_floor(g, c);
+    if (floor > gl.gamma) gl.gamma = floor;
     g = &gl;
   }
   run q = {d, g, c, B, d->dim, (size_t)B * d->dim, x, NULL, NULL, cancel, progress, progress_ctx,
@@ -523,8 +546,14 @@ int diff_sample(const diff_denoiser *d, const diff_guidance *g, const diff_sampl
   if (c->method == DIFF_PC) rc = sample_pc(&q, err);
   else if (c->method == DIFF_HEUN) rc = sample_heun(&q, err);
   else rc = sample_dpm(&q, c->method == DIFF_DPM2M_SDE, err);
-  for (size_t k = 0; !rc && k < q.n; k++)
+  for (size_t k = 0; !rc && k < q.n; k++) {
     if (!isfinite(x[k])) rc = sb_fail(err, SB_ENUMERIC, "sampler produced a non-finite value");
+    else if (fabs(x[k]) > DIFF_DIVERGED)
+      rc = sb_fail(err, SB_ENUMERIC,
+                   "the sampler diverged: a sample is %.3g prior standard deviations from the prior mean%s", fabs(x[k]),
+                   g && g->mmps_iters == 0 ? " (observations much more precise than the prior need a larger gamma: "
+                                             "params gamma, or gamma_floor 1 with pc; docs/samplers.md)" : "");
+  }
 done:
   free(q.scratch);
   free(q.streams);

@@ -119,6 +119,7 @@ typedef struct diff_sampler_config {
   double sigma_max; /* the others: start at sigma/mu = sigma_max (EDM's sigma; 0: tau = 1, i.e. 1/eta) */
   int guidance;       /* DIFF_GUIDE_SDA (default) or DIFF_GUIDE_MMPS */
   int guidance_iters; /* DIFF_GUIDE_MMPS: conjugate-gradient iterations per evaluation, >= 1 (each one VJP) */
+  int gamma_floor;    /* pc with SDA: 1 raises gamma to diff_gamma_floor for precise observations; 0 (default) keeps it */
 } diff_sampler_config;
 
 /* pc with 64 steps, 1 correction, tau_l 0.25 (and, for a later switch, the
@@ -163,10 +164,38 @@ double diff_tau_of_ratio(double s);
 double diff_dpm2m_step(float *x, const float *xh, const float *xh_prev, double h_prev, double tau0, double tau1,
                        size_t n);
 
+/* The smallest gamma with which SDA's guidance stays stable on pc's grid
+ * (0 when c is not pc with SDA's guidance, or c->gamma_floor is 0; the
+ * other samplers' grids were measured with their own gamma, docs/samplers.md):
+ *   min(1, r_1 / (DIFF_GAMMA_FLOOR_C2 rho_min)),
+ * rho_min the smallest ratio over g's blocks and observations of the noise
+ * variance sy^2 to the prior variance of the observed value, sum_j A_ij^2
+ * S_j^2, and r_1 = (sigma/mu)^2 at the grid's last noise level above 0 (pc:
+ * tau = 1/steps). Why: near tau = 0 the guided prediction moves x_hat by
+ * about r / (rho + gamma r) times its residual (standardized units), and
+ * an explicit step from r_i to r_{i-1} behaves only while that gain times
+ * the step's log(r_i / r_{i-1}) stays below about c; on pc's grid (r_i ~ r_1
+ * i^2) the worst step gives gamma >= r_1 / (c^2 rho). c^2 = 1.6 is fitted
+ * on l96-sakov (sy 0.1..0.5: the gamma that calibrated it, docs/samplers.md). With
+ * observations much more precise than the prior (sy = 0.1 on Lorenz96,
+ * rho ~ 1e-3) SDA's gamma = 1e-2 diverged (RMSE 1e9, docs/samplers.md).
+ * The floor is at most 1: there SDA's term is the Tweedie variance of a
+ * Gaussian prior at low noise. diff_sample uses max(g->gamma, floor). */
+#define DIFF_GAMMA_FLOOR_C2 1.6
+double diff_gamma_floor(const diff_guidance *g, const diff_sampler_config *c);
+
+/* |x| beyond this (in the model's standardized space, where the prior has
+ * unit variance) is a sampler that diverged: diff_sample fails with
+ * SB_ENUMERIC instead of returning it. No posterior sample is 10^4 prior
+ * standard deviations from the prior mean; the blow-ups seen were 10^8
+ * (docs/samplers.md), while the tests' tiny untrained networks reach 10^2. */
+#define DIFF_DIVERGED 1e4
+
 /* Draws B samples into x [B][dim]. Sample b uses RNG stream (seed, stream0 + b).
  * With g != NULL the score is guided by the likelihood (composed score).
  * cancel (may be NULL) is polled once per step; progress (may be NULL) gets
- * the fraction done. Scratch (diff_eps_scratch floats) is allocated inside. */
+ * the fraction done. Scratch (diff_eps_scratch floats) is allocated inside.
+ * A non-finite sample, or one beyond DIFF_DIVERGED: SB_ENUMERIC. */
 int diff_sample(const diff_denoiser *d, const diff_guidance *g, const diff_sampler_config *c, int B,
                 uint64_t seed, uint64_t stream0, float *x, const sb_cancel *cancel,
                 void (*progress)(void *ctx, double frac), void *progress_ctx, sb_error *err);

@@ -18,7 +18,7 @@ enum {
   SB_ERANGE = -5,  /* value outside the supported range */
   SB_ENOTSUP = -6, /* valid request this build or object cannot do */
   SB_ECANCEL = -7, /* cancelled by the caller */
-  SB_ENUMERIC = -8 /* computation produced NaN/Inf */
+  SB_ENUMERIC = -8 /* computation produced NaN/Inf, or diverged */
 };
 
 typedef struct sb_error {

@@ -24,11 +24,19 @@ model=models/$stem.safetensors
 
 one() { # out params
   [ -f "$1" ] && return 0   # finished before: keep (delete to redo)
+  # a cell whose sampler diverges (sbida eval fails: "the sampler diverged") is kept
+  # as <cell>.failed with the message, and the sweep goes on
   # shellcheck disable=SC2086
-  "$BUILD/sbida" eval --estimator "$model" --preset "$preset" $geom --operator "$op" \
+  if "$BUILD/sbida" eval --estimator "$model" --preset "$preset" $geom --operator "$op" \
     --noise-std "$noise" --cases "$cases" --samples 64 --seed 2026 --threads "$THREADS" \
-    --params "$2" $targs --json "$1.tmp" --quiet
-  mv "$1.tmp" "$1"
+    --params "$2" $targs --json "$1.tmp" --quiet 2> "$1.err"; then
+    mv "$1.tmp" "$1"
+    rm -f "$1.err" "${1%.json}.failed"
+  else
+    mv "$1.err" "${1%.json}.failed"
+    rm -f "$1.tmp"
+    echo "sampler_sweep: ${1%.json} failed: $(tail -n 1 "${1%.json}.failed")" >&2
+  fi
 }
 
 run_setup() { # name operator noise [time-index]

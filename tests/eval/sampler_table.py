@@ -33,6 +33,13 @@ def load(root):
                    cov=d["coverage"]["max_abs_error"], sec=d["seconds"] / d["cases"], cases=d["cases"],
                    params=d.get("params"))
         runs.setdefault((stem, setup), []).append(row)
+    for path in sorted(glob.glob(os.path.join(root, "*", "*", "*.failed"))):  # sampler_sweep.sh: the eval failed
+        stem, setup, name = path.split(os.sep)[-3:]
+        m = re.fullmatch(r"(.+)-(\d+)\.failed", name)
+        if m:
+            lines = [l for l in open(path).read().splitlines() if l.strip()]
+            runs.setdefault((stem, setup), []).append(dict(sampler=m.group(1), evals=int(m.group(2)),
+                                                           failed=lines[-1] if lines else "failed"))
     return runs
 
 
@@ -116,6 +123,9 @@ def tables(runs, svg_dir_rel):
         key = {s: i for i, s in enumerate(["default"] + ORDER)}
         for r in sorted(rows, key=lambda r: (key.get(r["sampler"], 99), r["evals"])):
             name = f"today (pc, {r['evals'] // 2} steps)" if r["sampler"] == "default" else LABELS.get(r["sampler"], r["sampler"])
+            if "failed" in r:
+                md.append(f"| {name} | {r['evals']} | failed: {r['failed']} | | | | | |")
+                continue
             rel = f"{r['rmse'] / default['rmse']:.3f}" if default else ""
             md.append(f"| {name} | {r['evals']} | {r['rmse']:.4f} | {rel} | {r['spread']:.4f} | {r['crps']:.4f} | "
                       f"{r['cov']:.3f} | {r['sec']:.3f} |")
@@ -132,7 +142,7 @@ def main():
     runs = load(a.root)
     os.makedirs(a.svg_dir, exist_ok=True)
     for (stem, setup), rows in runs.items():
-        svg_plot(rows, f"{stem}, {setup}", os.path.join(a.svg_dir, f"{stem}-{setup}.svg"))
+        svg_plot([r for r in rows if "failed" not in r], f"{stem}, {setup}", os.path.join(a.svg_dir, f"{stem}-{setup}.svg"))
     text = tables(runs, os.path.relpath(a.svg_dir, os.path.dirname(a.doc)))
     doc = open(a.doc).read() if os.path.exists(a.doc) else "<!-- sweep:begin -->\n<!-- sweep:end -->\n"
     begin, end = "<!-- sweep:begin -->", "<!-- sweep:end -->"

@@ -410,6 +410,86 @@ static void test_mmps_moments(void **state) {
     }
 }
 
+/* Precise observations (noise std 0.03 for a unit-variance prior: the
+ * noise-to-prior variance ratio rho ~ 1e-3, as sy = 0.1 on Lorenz96) with
+ * SDA's guidance at the composed models' gamma = 0.01, pc 64 steps, 4000
+ * samples from the exact prior denoiser, against this noise's exact
+ * posterior. Without the floor the guided steps overshoot near tau = 0;
+ * (the std 500x too large); with gamma_floor (diff_gamma_floor: min(1,
+ * r_1 / (1.6 rho)) = 0.805 here) the mean must be within one posterior sd
+ * (the posterior sd is 0.03, under the grid's last noise level, sigma/mu
+ * = 0.034 at tau = 1/64, so pc 64 cannot resolve it better: gamma 0.3
+ * gives 0.13 sd, 256 steps at gamma 1 0.10) and the std within 35%.
+ * Asserted too: the floor's value by hand, and no floor for mmps, another
+ * sampler, or when off. */
+static void test_precise_gamma_floor(void **state) {
+  (void)state;
+  const double noise = 0.03;
+  const int B = 4000;
+  double std[NOBS];
+  for (int i = 0; i < NOBS; i++) std[i] = noise;
+  gauss want;
+  tu_shift_posterior(prior.C, N, 1, op, std, Y, 1, want.m, want.C);
+  const diff_denoiser d = {N, &prior, gauss_v, gauss_vjp};
+  diff_guidance g = {op, 1, Y, std, NULL, NULL, 0.01, NULL, 0, 0};
+  diff_sampler_config c = config(DIFF_PC, 64);
+  /* by hand: r_1 = (sigma/mu)^2 at tau = 1/64, rho = noise^2 / 1 (unit prior variance at the stations) */
+  double mu, sg;
+  mu_sigma(1.0 / 64, &mu, &sg);
+  const double hand = fmin(1.0, (sg / mu) * (sg / mu) / (1.6 * noise * noise));
+  assert_true(diff_gamma_floor(&g, &c) == 0.0); /* off by default */
+  c.gamma_floor = 1;
+  assert_true(fabs(diff_gamma_floor(&g, &c) - hand) < 1e-12);
+  diff_sampler_config other = config(DIFF_DPM2M, 16);
+  other.gamma_floor = 1;
+  assert_true(diff_gamma_floor(&g, &other) == 0.0);
+  diff_sampler_config mm = c;
+  mm.guidance = DIFF_GUIDE_MMPS;
+  assert_true(diff_gamma_floor(&g, &mm) == 0.0);
+  float *x = malloc(sizeof(float) * B * N);
+  sb_error err;
+  for (int fl = 0; fl < 2; fl++) {
+    c.gamma_floor = fl;
+    double me = INFINITY, se = INFINITY;
+    int rc = diff_sample(&d, &g, &c, B, 13, 0, x, NULL, NULL, NULL, &err);
+    if (!rc) moments(x, B, &want, &me, &se);
+    print_message("pc 64, noise %.2f, gamma 0.01, gamma_floor %d (gamma used %.3f): rc %d, worst mean error %.3g sd, "
+                  "worst std error %.3g\n", noise, fl, fl ? hand : 0.01, rc, me, se);
+    assert_int_equal(rc, 0);
+    if (fl) { /* measured 0.47 sd / 0.26 */
+      assert_true(me < 1.0);
+      assert_true(se < 0.35);
+    } else { /* measured 8.2 sd / 531: the samples blow up */
+      assert_true(se > 10);
+    }
+  }
+  free(x);
+}
+
+/* A sampler that diverges is an error, not a result: a denoiser whose
+ * prediction runs away (v = 1e6, x_hat ~ -1e6) makes diff_sample fail with
+ * SB_ENUMERIC and say so, for every sampler; the same call with the exact
+ * prior denoiser succeeds. */
+static int runaway_v(void *ctx, const float *x, double tau, int B, float *v, sb_error *err) {
+  (void)ctx, (void)x, (void)tau, (void)err;
+  for (int i = 0; i < B * N; i++) v[i] = 1e6f;
+  return 0;
+}
+
+static void test_diverged_is_an_error(void **state) {
+  (void)state;
+  const int methods[4] = {DIFF_PC, DIFF_DPM2M, DIFF_DPM2M_SDE, DIFF_HEUN};
+  const diff_denoiser bad = {N, NULL, runaway_v, NULL}, good = {N, &prior, gauss_v, gauss_vjp};
+  float x[8 * N];
+  for (int mi = 0; mi < 4; mi++) {
+    diff_sampler_config c = config(methods[mi], 8);
+    sb_error err = {0};
+    assert_int_equal(diff_sample(&bad, NULL, &c, 8, 1, 0, x, NULL, NULL, NULL, &err), SB_ENUMERIC);
+    assert_non_null(strstr(err.msg, "diverged"));
+    assert_int_equal(diff_sample(&good, NULL, &c, 8, 1, 0, x, NULL, NULL, NULL, &err), 0);
+  }
+}
+
 /* The guided samplers' network cost: every evaluation is one v_vjp call
  * (the network's forward and backward for the samples, the cotangent
  * formed in between) and no separate v call (a second forward), and the
@@ -456,6 +536,8 @@ int main(void) {
       cmocka_unit_test(test_guided_moments),
       cmocka_unit_test(test_guided_evaluations),
       cmocka_unit_test(test_mmps_moments),
+      cmocka_unit_test(test_precise_gamma_floor),
+      cmocka_unit_test(test_diverged_is_an_error),
   };
   return cmocka_run_group_tests_name("samplers", tests, setup, teardown);
 }

@@ -218,6 +218,20 @@ static void test_sampler_params(void **state) {
   assert_int_equal(json_integer_value(json_object_get(d, "guidance_iters")), 2);
   json_decref(d);
   assert_true(x_mm != x_pc);
+  /* the gamma floor for precise observations (diff_gamma_floor): 0/1 only;
+   * on pc with 2 steps (r_1 = 2.8) it lifts gamma, the diagnostics say to
+   * what, and the samples change; without it, no gamma_used */
+  check_params(c, "{\"gamma_floor\":2}", SB_EINVAL, "0..1");
+  double x_f0, x_f1;
+  d = sampler_diag(c, "{\"steps\":2}", &x_f0);
+  assert_null(json_object_get(d, "gamma_used"));
+  assert_null(json_object_get(d, "gamma_floor"));
+  json_decref(d);
+  d = sampler_diag(c, "{\"steps\":2,\"gamma_floor\":1}", &x_f1);
+  assert_int_equal(json_integer_value(json_object_get(d, "gamma_floor")), 1);
+  assert_true(json_real_value(json_object_get(d, "gamma_used")) > json_real_value(json_object_get(d, "gamma")));
+  json_decref(d);
+  assert_true(x_f1 != x_f0);
   est_free(c);
   /* a file whose default is dpm2m: stored, loaded, used */
   model m;

@@ -317,10 +317,11 @@ int local_score_estimator_sample(estimator *e, const est_problem *p, const est_o
       for (int i = 0; i < D; i++) r->window_samples[(size_t)s * D + i] = mean + std * xs[i];
   }
   int bad = 0;
-  jb_set(r->diagnostics, "sampler",
-         json_pack("{s:i, s:i, s:f, s:f}", "steps", cfg.steps, "corrections", cfg.corrections, "tau_l", cfg.tau_l,
-                   "gamma", gamma),
-         &bad);
+  json_t *sj = json_pack("{s:i, s:i, s:f, s:f}", "steps", cfg.steps, "corrections", cfg.corrections, "tau_l",
+                         cfg.tau_l, "gamma", gamma);
+  if (sj && cfg.gamma_floor) json_object_set_new(sj, "gamma_floor", json_integer(cfg.gamma_floor));
+  score_net_gamma_used(sj, &g, &cfg, gamma);
+  jb_set(r->diagnostics, "sampler", sj, &bad);
   jb_set(r->diagnostics, "local", json_pack("{s:i, s:i, s:i}", "k", m->W / 2, "runs", W - m->W + 1, "state_dim", N),
          &bad);
   if (bg.dim) jb_set(r->diagnostics, "background", score_net_background_json(&bg, o->params), &bad);

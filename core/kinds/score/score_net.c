@@ -149,6 +149,7 @@ const params_spec score_net_params[] = {
     {"gamma", PARAM_NUM, 0, 1e6, 0},
     {"guidance", PARAM_STR, 0, 0, 0},
     {"guidance_iters", PARAM_NUM, 1, 64, 0},
+    {"gamma_floor", PARAM_INT, 0, 1, 0},
     {"background_jitter", PARAM_NUM, 0, 100, 0},
     {"background_inflation", PARAM_NUM, 0.1, 10, 0},
     {"background_gamma", PARAM_NUM, 0, 1e6, 1},
@@ -203,6 +204,7 @@ static void read_settings(const json_t *o, diff_sampler_config *cfg, double *gam
   name = params_str(o, "guidance", NULL);
   if (name && diff_guidance_parse(name) >= 0) cfg->guidance = diff_guidance_parse(name);
   cfg->guidance_iters = (int)params_num(o, "guidance_iters", cfg->guidance_iters);
+  cfg->gamma_floor = (int)params_num(o, "gamma_floor", cfg->gamma_floor);
 }
 
 void score_net_settings(const model *m, const json_t *params, diff_sampler_config *cfg, double *gamma) {
@@ -246,6 +248,7 @@ static json_t *settings_json(const diff_sampler_config *c, double gamma, int fil
     jb_set(j, "guidance", json_string(diff_guidance_name(c->guidance)), &bad);
     jb_set(j, "guidance_iters", json_integer(c->guidance_iters), &bad);
   }
+  if (c->gamma_floor) jb_set(j, "gamma_floor", json_integer(c->gamma_floor), &bad); /* 0, the default, as before it existed */
   return jb_done(j, bad);
 }
 
@@ -265,7 +268,7 @@ int score_net_meta_from_json(model *m, const json_t *section, sb_error *err) {
       {"sampler", PARAM_STR, 0, 0, 0},     {"schedule", PARAM_STR, 0, 0, 0},  {"steps", PARAM_INT, 1, 4096, 0},
       {"corrections", PARAM_INT, 0, 16, 0}, {"tau_l", PARAM_NUM, 0, 10, 0},  {"rho", PARAM_NUM, 0, 100, 1},
       {"sigma_max", PARAM_NUM, 0, 1e4, 0},  {"gamma", PARAM_NUM, 0, 1e6, 0}, {"guidance", PARAM_STR, 0, 0, 0},
-      {"guidance_iters", PARAM_INT, 1, 64, 0}, {NULL, 0, 0, 0, 0}};
+      {"guidance_iters", PARAM_INT, 1, 64, 0}, {"gamma_floor", PARAM_INT, 0, 1, 0}, {NULL, 0, 0, 0, 0}};
   const char *key;
   json_t *v;
   json_object_foreach((json_t *)section, key, v) {
@@ -304,6 +307,7 @@ int score_net_meta_from_json(model *m, const json_t *section, sb_error *err) {
     s->sampler.guidance = guide;
   }
   if ((v = json_object_get(section, "guidance_iters"))) s->sampler.guidance_iters = (int)json_integer_value(v);
+  if ((v = json_object_get(section, "gamma_floor"))) s->sampler.gamma_floor = (int)json_integer_value(v);
   return SB_OK;
 }
 
@@ -343,6 +347,11 @@ int score_net_background(const est_problem *p, const json_t *params, diff_backgr
   *out = (diff_background){N, S, mean, S ? anom : NULL, diag, params_num(params, "background_gamma", 0.0)};
   *buf = m;
   return SB_OK;
+}
+
+void score_net_gamma_used(json_t *sampler, const diff_guidance *g, const diff_sampler_config *cfg, double gamma) {
+  const double floor = diff_gamma_floor(g, cfg);
+  if (sampler && floor > gamma) json_object_set_new(sampler, "gamma_used", json_real(floor));
 }
 
 void score_net_background_gamma(diff_background *out, double gamma) {
@@ -431,7 +440,9 @@ int score_net_sample(const model *sm, const est_problem *p, const est_options *o
               sm->mean[n] + sm->std[n] * x[((size_t)s * c.xch + lead + w) * N + n];
   }
   int bad = 0;
-  jb_set(r->diagnostics, "sampler", settings_json(&cfg, gamma, 0), &bad);
+  json_t *sj = settings_json(&cfg, gamma, 0);
+  score_net_gamma_used(sj, gp, &cfg, gamma);
+  jb_set(r->diagnostics, "sampler", sj, &bad);
   if (bg.dim) jb_set(r->diagnostics, "background", score_net_background_json(&bg, o->params), &bad);
   if (lead > 0)
     jb_set(r->diagnostics, "model_window",

@@ -55,6 +55,9 @@ int score_net_meta_from_json(model *m, const json_t *section, sb_error *err);
  * docs/cycling.md's cycle pc 64 at gamma 0.01 diverged (RMSE 3.5 in the first
  * cycles with a background), with the background's gamma 0.1 it did not. */
 #define SCORE_NET_BG_GAMMA_MIN 0.1
+/* Adds "gamma_used" to a result's sampler diagnostics when diff_sample
+ * raised the request's gamma to diff_gamma_floor (precise observations). */
+void score_net_gamma_used(json_t *sampler, const diff_guidance *g, const diff_sampler_config *cfg, double gamma);
 /* out->gamma when the request gave none (0): max(gamma, SCORE_NET_BG_GAMMA_MIN). */
 void score_net_background_gamma(diff_background *out, double gamma);
 int score_net_background(const est_problem *p, const json_t *params, diff_background *out, double **buf,
