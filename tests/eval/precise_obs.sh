@@ -2,7 +2,8 @@
 # Guided L96 models with observations much more precise than the prior
 # (docs/samplers.md, "Precise observations: the gamma floor"): sbida eval on the
 # first C cases (seed 2026, 64 samples, W = 10) of every node observed with
-# sigma 0.1, 0.2, 0.3 and every second node with sigma 0.3, each with the model
+# sigma 0.1, 0.2, 0.3 and every second node with sigma 0.3 (l96-thesis: its
+# kernel stations at t = 10 with sigma 0.1, 0.2, 0.3), each with the model
 # file's sampler (gamma_floor 1) and with gamma_floor 0 (SDA's gamma = 0.01 as
 # before), plus the ETKF and the LETKF (models/evaluate.sh's identity/half
 # tuning, not retuned for these noises). A run that diverges is kept as
@@ -34,12 +35,14 @@ for m in $models; do
     l96-thesis-*) geom="--preset l96-thesis --N 32 --time-index 10" ;;
     *) echo "precise_obs: unknown model $m" >&2; exit 2 ;;
   esac
-  for setup in identity-s0.1 identity-s0.2 identity-s0.3 half-s0.3; do
+  setups="identity-s0.1 identity-s0.2 identity-s0.3 half-s0.3"
+  case $m in l96-thesis-*) setups="kernel-s0.1 kernel-s0.2 kernel-s0.3" ;; esac
+  for setup in $setups; do
     case $setup in
       identity-*) op='{"type":"identity"}' infl=1.02 lp='{"radius": 12, "inflation": 1.0}' ;;
       half-*) op='{"type":"subsample","stride":2}' infl=1.04 lp='{"radius": 8, "inflation": 1.0}' ;;
+      kernel-*) op='{"type":"kernel_stations","seed":0}' infl=1.02 lp='{"radius": 8, "inflation": 1.0}' ;;
     esac
-    case $m in l96-thesis-*) op='{"type":"kernel_stations","seed":0}' ;; esac
     noise=${setup#*-s}
     out=models/eval/precise/$m/$setup
     mkdir -p "$out"

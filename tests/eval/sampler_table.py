@@ -102,9 +102,9 @@ def svg_plot(rows, title, path):
             ly += 16
     if default:
         out.append(f'<line x1="{lx}" x2="{lx + 18}" y1="{ly}" y2="{ly}" stroke="black" stroke-dasharray="5,4"/>')
-        out.append(f'<text x="{lx + 22}" y="{ly + 4}">today: pc 64 steps</text>')
+        out.append(f'<text x="{lx + 22}" y="{ly + 4}">today: pc {default["evals"] // 2} steps</text>')
         ly += 16
-        out.append(f'<text x="{lx}" y="{ly + 4}">(128 evaluations)</text>')
+        out.append(f'<text x="{lx}" y="{ly + 4}">({default["evals"]} evaluations)</text>')
     out.append("</svg>")
     with open(path, "w") as f:
         f.write("\n".join(out) + "\n")
