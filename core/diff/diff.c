@@ -220,6 +220,19 @@ static void cot_rows(void *ctx, int b0, int b1) {
   }
 }
 
+/* The prior variance of observation i of block k in physical units,
+ * sum_j A_ij^2 S_j^2 (diag(A S^2 A^T)): the Tweedie term's scale in SDA's
+ * likelihood and the denominator of diff_gamma_floor's rho. */
+static double obs_prior_var(const diff_guidance *g, int k, int i) {
+  const obs_op *op = g->op;
+  double dd = 0;
+  for (int e = op->row_ptr[i]; e < op->row_ptr[i + 1]; e++) {
+    double s = g->scale ? g->scale[k * op->state_dim + op->col[e]] : 1.0;
+    dd += op->val[e] * op->val[e] * s * s;
+  }
+  return dd;
+}
+
 /* eps_post, the prior's x_hat and the guided x_hat (each may be NULL) */
 static int denoise(const diff_denoiser *d, const diff_guidance *g, const float *x, double tau, int B, float *eps,
                    float *x_hat, float *x_post, float *scratch, sb_error *err) {
@@ -248,14 +261,8 @@ static int denoise(const diff_denoiser *d, const diff_guidance *g, const float *
   double *var = malloc(sizeof(double) * ((size_t)nb * no + (size_t)B * (2 * ns + 2 * no)));
   if (!var) return sb_fail(err, SB_ENOMEM, "out of memory");
   for (int k = 0; k < nb; k++)
-    for (int i = 0; i < no; i++) {
-      double dd = 0;
-      for (int e = op->row_ptr[i]; e < op->row_ptr[i + 1]; e++) {
-        double s = g->scale ? g->scale[k * ns + op->col[e]] : 1.0;
-        dd += op->val[e] * op->val[e] * s * s;
-      }
-      var[k * no + i] = g->noise_std[i] * g->noise_std[i] + g->gamma * ratio2 * dd;
-    }
+    for (int i = 0; i < no; i++)
+      var[k * no + i] = g->noise_std[i] * g->noise_std[i] + g->gamma * ratio2 * obs_prior_var(g, k, i);
   cot_job job = {g, x, v, cot, var, var + (size_t)nb * no, d->dim, mu, sg, den, NULL, NULL};
   diff_bg_inv bgi = {0};
   if (g->background) {
@@ -483,16 +490,11 @@ done:
 
 double diff_gamma_floor(const diff_guidance *g, const diff_sampler_config *c) {
   if (!g || !c->gamma_floor || c->guidance != DIFF_GUIDE_SDA || c->method != DIFF_PC || c->steps < 1) return 0.0;
-  const obs_op *op = g->op;
   double rho = INFINITY;
   for (int k = 0; k < g->n_blocks; k++)
-    for (int i = 0; i < op->n_obs; i++) {
-      double dd = 0;
-      for (int e = op->row_ptr[i]; e < op->row_ptr[i + 1]; e++) {
-        double s = g->scale ? g->scale[k * op->state_dim + op->col[e]] : 1.0;
-        dd += op->val[e] * op->val[e] * s * s;
-      }
-      if (dd > 0 && g->noise_std[i] * g->noise_std[i] / dd < rho) rho = g->noise_std[i] * g->noise_std[i] / dd;
+    for (int i = 0; i < g->op->n_obs; i++) {
+      const double dd = obs_prior_var(g, k, i), r = g->noise_std[i] * g->noise_std[i] / dd;
+      if (dd > 0 && r < rho) rho = r;
     }
   if (!(rho < INFINITY)) return 0.0;
   const double tau1 = 1.0 / c->steps;
