@@ -126,7 +126,27 @@ typedef struct cot_job {
   double mu, sg, den;
   const diff_bg_inv *bgi; /* the background's C^{-1} at this tau, or NULL */
   double *bscr;           /* [B][2 ns + n_members] when bgi */
+  double ratio2;          /* (sigma/mu)^2 */
+  double *yscr;           /* [B][2 nb ns + diff_dyn_scratch] when g->dyn */
 } cot_job;
+
+/* The dynamics term of sample b (diff_dyn.h): cot += S d/dx_hat_phys of
+ * sum_k log N(x_hat_{k+1} | M(x_hat_k), Q_k) over the whole window. */
+static void cot_dynamics(const cot_job *j, int b) {
+  const diff_guidance *g = j->g;
+  const int D = j->D, nb = g->n_blocks, n = nb * g->op->state_dim; /* n <= D */
+  const size_t per = 2 * (size_t)D + diff_dyn_scratch(g->dyn, nb);
+  double *xp = j->yscr + (size_t)b * per, *gr = xp + D, *scr = gr + D;
+  const float *xb = j->x + (size_t)b * D, *vb = j->v + (size_t)b * D;
+  for (int i = 0; i < n; i++) {
+    double xh = (j->mu * xb[i] - j->sg * vb[i]) / j->den;
+    xp[i] = (g->mean ? g->mean[i] : 0.0) + (g->scale ? g->scale[i] : 1.0) * xh;
+    gr[i] = 0.0;
+  }
+  diff_dyn_grad(g->dyn, nb, xp, g->scale, j->ratio2, gr, scr);
+  float *cb = j->cot + (size_t)b * D;
+  for (int i = 0; i < n; i++) cb[i] += (float)(gr[i] * (g->scale ? g->scale[i] : 1.0));
+}
 
 /* The background term of sample b: cot[0..ns) += S C^{-1} (m_b - x_hat_1),
  * the gradient of log N(m_b | x_hat_1, C) (diff_bg.h) with respect to the
@@ -217,6 +237,7 @@ static void cot_rows(void *ctx, int b0, int b1) {
       for (int i = 0; i < ns; i++) cb[k * ns + i] = (float)(gp[i] * (g->scale ? g->scale[k * ns + i] : 1.0));
     }
     if (j->bgi) cot_background(j, b);
+    if (j->yscr) cot_dynamics(j, b);
   }
 }
 
@@ -263,7 +284,7 @@ static int denoise(const diff_denoiser *d, const diff_guidance *g, const float *
   for (int k = 0; k < nb; k++)
     for (int i = 0; i < no; i++)
       var[k * no + i] = g->noise_std[i] * g->noise_std[i] + g->gamma * ratio2 * obs_prior_var(g, k, i);
-  cot_job job = {g, x, v, cot, var, var + (size_t)nb * no, d->dim, mu, sg, den, NULL, NULL};
+  cot_job job = {g, x, v, cot, var, var + (size_t)nb * no, d->dim, mu, sg, den, NULL, NULL, ratio2, NULL};
   diff_bg_inv bgi = {0};
   if (g->background) {
     if ((rc = background_prepare(g, ratio2, B, &bgi, &job.bscr, err))) {
@@ -272,9 +293,19 @@ static int denoise(const diff_denoiser *d, const diff_guidance *g, const float *
     }
     job.bgi = &bgi;
   }
+  if (g->dyn && nb > 1) {
+    job.yscr = malloc(sizeof(double) * (size_t)B * (2 * (size_t)d->dim + diff_dyn_scratch(g->dyn, nb)));
+    if (!job.yscr) {
+      free(var);
+      free(job.bscr);
+      diff_bg_inv_free(&bgi);
+      return sb_fail(err, SB_ENOMEM, "out of memory for the dynamics term of %d samples", B);
+    }
+  }
   rc = d->v_vjp(d->ctx, x, tau, B, v, cot_rows, &job, cot, grad, err);
   free(var);
   free(job.bscr);
+  free(job.yscr);
   diff_bg_inv_free(&bgi);
   if (rc) return rc;
   /* grad log p wrt x_tau = (d x_hat/d x_tau)^T cot = (mu cot - sigma J_v^T cot) / den;
@@ -523,6 +554,13 @@ int diff_sample(const diff_denoiser *d, const diff_guidance *g, const diff_sampl
                    g->op->state_dim);
   if (c->guidance < 0 || c->guidance >= DIFF_N_GUIDANCES || c->guidance_iters < 1 || c->guidance_iters > 64)
     return sb_fail(err, SB_EINVAL, "sampler: guidance must be one of " DIFF_GUIDANCE_NAMES ", guidance_iters 1..64");
+  if (g && g->dyn && (!g->dyn->s || !g->dyn->s->step_vjp || g->dyn->s->dim != g->op->state_dim ||
+                     !(g->dyn->q > 0) || !(g->dyn->gamma >= 0)))
+    return sb_fail(err, SB_EINVAL, "sampler: a dynamics term needs a simulator with an adjoint over states of %d values, "
+                   "q > 0 and gamma >= 0", g->op->state_dim);
+  if (g && g->dyn && c->guidance != DIFF_GUIDE_SDA)
+    return sb_fail(err, SB_EINVAL, "sampler: the dynamics term works with SDA's guidance only, not %s",
+                   diff_guidance_name(c->guidance));
   diff_guidance gl;
   if (g) { /* the config says how the likelihood guides */
     gl = *g;

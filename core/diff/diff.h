@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "diff/diff_bg.h"
+#include "diff/diff_dyn.h"
 #include "obs/obs.h"
 #include "util/par.h"
 #include "util/sb_error.h"
@@ -77,6 +78,9 @@ typedef struct diff_guidance {
    * iterations, each one VJP (the first shares the forward pass). diff_sample
    * sets it from the config's guidance and guidance_iters. */
   int mmps_iters;
+  /* A weak-constraint dynamics term over the window's consecutive states
+   * (diff_dyn.h), or NULL; SDA's guidance only (not with mmps_iters). */
+  const diff_dynamics *dyn;
 } diff_guidance;
 
 /* Samplers:

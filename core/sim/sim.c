@@ -51,6 +51,10 @@ static int l96_init(const sim *s, double *x, size_t B, uint64_t seed, uint64_t s
   return SB_OK;
 }
 
+static void l96_step_vjp(const sim *s, const double *x, const double *u, double *y, double *xbar, double *work) {
+  l96_rk4_vjp(x, u, y, xbar, s->dim, s->param[P_F], s->param[P_DT_INT], (int)s->param[P_STEPS], work);
+}
+
 static void plain_free(sim *s) { free(s); }
 
 // ----------------------------------------------------------------------------
@@ -159,6 +163,8 @@ int sim_create(sim **out, const char *preset, int N, sb_error *err) {
   /* one RK4 step: 4 stages of about 10 operations per node */
   s->flops_step = 40.0 * N * s->param[P_STEPS];
   s->flops_init = 40.0 * N * s->param[P_SPINUP] + 10.0 * N;
+  s->step_vjp = l96_step_vjp;
+  s->step_vjp_work = l96_rk4_vjp_work(N, (int)s->param[P_STEPS]);
   *out = s;
   return SB_OK;
 }

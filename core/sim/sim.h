@@ -36,6 +36,13 @@ struct sim {
   /* Advances B states in place by n observation intervals (n >= 0). */
   int (*advance)(const sim *s, double *x, size_t B, long n, sb_error *err);
   void (*free)(sim *s);
+  /* Optional (NULL when the system has no adjoint: Kolmogorov, linear-gauss):
+   * one state advanced one observation interval, y = M(x) (y may be NULL),
+   * and, when u is not NULL, xbar = (dM/dx)^T u. work: step_vjp_work
+   * doubles; no state is kept, so threads may call it at once with their
+   * own work. Used by the dynamics term of the guided samplers (diff_dyn.h). */
+  void (*step_vjp)(const sim *s, const double *x, const double *u, double *y, double *xbar, double *work);
+  size_t step_vjp_work;
   void *impl;
   double param[8];   /* system parameters, e.g. F, integration dt, spin-up */
   /* Rough work of one state, in floating-point operations, for the work

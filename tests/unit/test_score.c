@@ -309,6 +309,48 @@ static void composed_case(estimator *e, int keep, uint64_t stream, double rmse[3
  * spread < 0.3 x prior when all are observed; with one time observed its
  * spread is < 0.5 x every other time's and its RMSE the smallest, so window
  * observations applied in reversed time order fail (keep = 0 or 2). */
+/* The dynamics term (diff_dyn.h) through the estimator: dynamics_q turns it
+ * on for a guided model of a Lorenz96 system (the tiny l96-thesis model),
+ * the diagnostics say q and gamma (default max(gamma, 0.1)), and the samples
+ * change; out-of-range values, a posterior-score model and mmps guidance are
+ * refused with a reason. */
+static void test_dynamics_params(void **state) {
+  (void)state;
+  estimator *c, *p;
+  sb_error err;
+  assert_int_equal(model_open_estimator(&c, path_buf[0], &err), 0);
+  check_params(c, "{\"dynamics_q\":0.01,\"dynamics_gamma\":0.3}", 0, NULL);
+  check_params(c, "{\"dynamics_q\":-1}", SB_EINVAL, "dynamics_q");
+  check_params(c, "{\"dynamics_gamma\":\"x\"}", SB_EINVAL, "dynamics_gamma");
+  json_t *pj = json_loads("{\"dynamics_q\":0.01}", 0, NULL);
+  est_options o = {.n_samples = 8, .seed = 2, .params = pj};
+  est_result r0, r1;
+  json_t *p0 = json_object();
+  est_options o0 = {.n_samples = 8, .seed = 2, .params = p0};
+  if (tu_sample(c, "{\"type\":\"subsample\",\"stride\":2}", 1.0, 3, 200, &o0, &r0)) fail_msg("sampling failed");
+  if (tu_sample(c, "{\"type\":\"subsample\",\"stride\":2}", 1.0, 3, 200, &o, &r1)) fail_msg("sampling failed");
+  json_t *d = json_object_get(r1.diagnostics, "dynamics");
+  assert_non_null(d);
+  assert_true(fabs(json_real_value(json_object_get(d, "q")) - 0.01) < 1e-12);
+  assert_true(fabs(json_real_value(json_object_get(d, "gamma")) - 0.1) < 1e-12);
+  assert_null(json_object_get(r0.diagnostics, "dynamics"));
+  double diff = 0;
+  for (int i = 0; i < 8 * 16; i++) diff = fmax(diff, fabs(r1.samples[i] - r0.samples[i]));
+  assert_true(diff > 1e-3);
+  est_result_free(&r0);
+  est_result_free(&r1);
+  json_decref(pj);
+  json_decref(p0);
+  pj = json_loads("{\"dynamics_q\":0.01,\"guidance\":\"mmps\"}", 0, NULL);
+  o.params = pj;
+  assert_int_not_equal(tu_sample(c, "{\"type\":\"subsample\",\"stride\":2}", 1.0, 3, 200, &o, &r1), 0);
+  json_decref(pj);
+  est_free(c);
+  assert_int_equal(model_open_estimator(&p, path_buf[1], &err), 0);
+  check_params(p, "{\"dynamics_q\":0.01}", SB_EINVAL, "guided model");
+  est_free(p);
+}
+
 static void test_composed_uses_observations_in_order(void **state) {
   (void)state;
   estimator *c;
@@ -685,6 +727,7 @@ int main(void) {
       cmocka_unit_test(test_model_file_roundtrip),
       cmocka_unit_test(test_estimators_sample),
       cmocka_unit_test(test_sampler_params),
+      cmocka_unit_test(test_dynamics_params),
       cmocka_unit_test(test_background_reaches_first_state),
       cmocka_unit_test(test_composed_uses_observations_in_order),
       cmocka_unit_test(test_shorter_window_is_last_rows),

@@ -307,7 +307,11 @@ int local_score_estimator_sample(estimator *e, const est_problem *p, const est_o
   for (int i = 0; i < D; i++) gmean[i] = mean, gscale[i] = std;
   if ((rc = score_net_background(p, o->params, &bg, &bbuf, err))) goto done;
   score_net_background_gamma(&bg, gamma);
-  diff_guidance g = {p->op, W, p->y, p->noise->std, gmean, gscale, gamma, bg.dim ? &bg : NULL, 0, 0};
+  diff_dynamics dyn;
+  int dyn_on = 0;
+  if ((rc = score_net_dynamics(p, o->params, &cfg, gamma, &dyn, &dyn_on, err))) goto done;
+  diff_guidance g = {p->op, W, p->y, p->noise->std, gmean, gscale, gamma, bg.dim ? &bg : NULL, 0, 0,
+                     dyn_on ? &dyn : NULL};
   if ((rc = diff_sample(&d, &g, &cfg, S, o->seed, 0, x, o->cancel, o->progress, o->progress_ctx, err))) goto done;
   if ((rc = est_result_alloc(r, S, N, W, o->want_window, 0, err))) goto done;
   for (int s = 0; s < S; s++) {
@@ -325,6 +329,7 @@ int local_score_estimator_sample(estimator *e, const est_problem *p, const est_o
   jb_set(r->diagnostics, "local", json_pack("{s:i, s:i, s:i}", "k", m->W / 2, "runs", W - m->W + 1, "state_dim", N),
          &bad);
   if (bg.dim) jb_set(r->diagnostics, "background", score_net_background_json(&bg, o->params), &bad);
+  if (dyn_on) jb_set(r->diagnostics, "dynamics", score_net_dynamics_json(&dyn, dyn_on), &bad);
   if (bad) rc = sb_fail(err, SB_ENOMEM, "out of memory for the diagnostics");
 done:
   local_score_denoiser_free(den);

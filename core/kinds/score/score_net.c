@@ -153,6 +153,8 @@ const params_spec score_net_params[] = {
     {"background_jitter", PARAM_NUM, 0, 100, 0},
     {"background_inflation", PARAM_NUM, 0.1, 10, 0},
     {"background_gamma", PARAM_NUM, 0, 1e6, 1},
+    {"dynamics_q", PARAM_NUM, 0, 1e6, 0},
+    {"dynamics_gamma", PARAM_NUM, 0, 1e6, 0},
     {NULL, 0, 0, 0, 0},
 };
 
@@ -183,7 +185,19 @@ static int check_names(const json_t *o, const char *what, sb_error *err) {
 
 int score_net_check_options(const estimator *e, const est_options *o, sb_error *err) {
   int rc = check_names(o->params, "params.", err);
-  return rc ? sb_wrap(err, "%s", e->name) : SB_OK;
+  if (rc) return sb_wrap(err, "%s", e->name);
+  /* the dynamics term: guided kinds (those that take a background) on a
+   * system with an adjoint; refused before the job runs */
+  if (params_num(o->params, "dynamics_q", 0.0) > 0) {
+    const model *m = e->impl;
+    if (!e->accepts_background)
+      return sb_fail(err, SB_EINVAL, "%s: params.dynamics_q needs a guided model (composed-score or local-score), "
+                     "not %s", e->name, e->kind);
+    if (!m->sim->step_vjp)
+      return sb_fail(err, SB_EINVAL, "%s: params.dynamics_q needs the simulator's adjoint, which %s does not have "
+                     "(the systems with one: lorenz96)", e->name, m->sim->preset);
+  }
+  return SB_OK;
 }
 
 /* Settings from a checked object (names checked too) over the current ones;
@@ -358,6 +372,30 @@ void score_net_background_gamma(diff_background *out, double gamma) {
   if (out->dim && !(out->gamma > 0)) out->gamma = gamma > SCORE_NET_BG_GAMMA_MIN ? gamma : SCORE_NET_BG_GAMMA_MIN;
 }
 
+int score_net_dynamics(const est_problem *p, const json_t *params, const diff_sampler_config *cfg, double gamma,
+                       diff_dynamics *out, int *on, sb_error *err) {
+  memset(out, 0, sizeof *out);
+  *on = 0;
+  const double q = params_num(params, "dynamics_q", 0.0);
+  if (!(q > 0)) return SB_OK;
+  if (!p->sim->step_vjp)
+    return sb_fail(err, SB_EINVAL,
+                   "params.dynamics_q: the dynamics term needs the simulator's adjoint, which %s (%s) does not have; "
+                   "the systems with one: lorenz96", p->sim->preset, p->sim->system);
+  if (cfg->guidance != DIFF_GUIDE_SDA)
+    return sb_fail(err, SB_EINVAL, "params.dynamics_q: the dynamics term works with guidance sda only, not %s",
+                   diff_guidance_name(cfg->guidance));
+  const double gd = params_num(params, "dynamics_gamma", gamma > SCORE_NET_BG_GAMMA_MIN ? gamma : SCORE_NET_BG_GAMMA_MIN);
+  *out = (diff_dynamics){p->sim, q, gd};
+  *on = 1;
+  return SB_OK;
+}
+
+json_t *score_net_dynamics_json(const diff_dynamics *d, int on) {
+  if (!on) return NULL;
+  return json_pack("{s:f, s:f}", "q", d->q, "gamma", d->gamma);
+}
+
 json_t *score_net_background_json(const diff_background *b, const json_t *params) {
   if (!b->dim) return NULL;
   json_t *j = json_pack("{s:i, s:f, s:f}", "members", b->n_members, "inflation",
@@ -389,6 +427,8 @@ int score_net_sample(const model *sm, const est_problem *p, const est_options *o
   float *x = NULL;
   double *gmean = NULL, *gscale = NULL, *bbuf = NULL, *ypad = NULL;
   diff_background bg = {0};
+  diff_dynamics dyn;
+  int dyn_on = 0;
   if ((rc = ctx_init(&c, sm, S, o->threads, guided, err))) goto done;
   c.t_scaled = (double)p->time_index / (double)sm->sim->t_max;
   c.cond = cond;
@@ -421,7 +461,9 @@ int score_net_sample(const model *sm, const est_problem *p, const est_options *o
       memcpy(ypad + (size_t)lead * no, p->y, sizeof(double) * (size_t)We * no);
       y = ypad;
     }
-    g = (diff_guidance){p->op, W, y, p->noise->std, gmean, gscale, gamma, bg.dim ? &bg : NULL, lead, 0};
+    if ((rc = score_net_dynamics(p, o->params, &cfg, gamma, &dyn, &dyn_on, err))) goto done;
+    g = (diff_guidance){p->op, W, y, p->noise->std, gmean, gscale, gamma, bg.dim ? &bg : NULL, lead, 0,
+                        dyn_on ? &dyn : NULL};
     gp = &g;
   }
   if (!guided) c.batch = score_batch_join(&sm->net); /* NULL unless the daemon batches */
@@ -444,6 +486,7 @@ int score_net_sample(const model *sm, const est_problem *p, const est_options *o
   score_net_gamma_used(sj, gp, &cfg, gamma);
   jb_set(r->diagnostics, "sampler", sj, &bad);
   if (bg.dim) jb_set(r->diagnostics, "background", score_net_background_json(&bg, o->params), &bad);
+  if (dyn_on) jb_set(r->diagnostics, "dynamics", score_net_dynamics_json(&dyn, dyn_on), &bad);
   if (lead > 0)
     jb_set(r->diagnostics, "model_window",
            json_pack("{s:i, s:i}", "states", W, "unobserved_before_the_rows", lead), &bad);

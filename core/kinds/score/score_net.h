@@ -62,6 +62,15 @@ void score_net_gamma_used(json_t *sampler, const diff_guidance *g, const diff_sa
 void score_net_background_gamma(diff_background *out, double gamma);
 int score_net_background(const est_problem *p, const json_t *params, diff_background *out, double **buf,
                          sb_error *err);
+/* The guidance's dynamics term (diff_dyn.h) from the request's params:
+ * dynamics_q > 0 turns it on (model-error variance per component, physical
+ * units), dynamics_gamma its Tweedie factor (default
+ * max(gamma, SCORE_NET_BG_GAMMA_MIN)). *on = 0 without dynamics_q; a system
+ * without an adjoint (sim.h step_vjp) or mmps guidance: SB_EINVAL. */
+int score_net_dynamics(const est_problem *p, const json_t *params, const diff_sampler_config *cfg, double gamma,
+                       diff_dynamics *out, int *on, sb_error *err);
+/* The dynamics part of a result's diagnostics, or NULL when off. */
+json_t *score_net_dynamics_json(const diff_dynamics *d, int on);
 /* The background part of a result's diagnostics ("background": {...}), or
  * NULL without one. */
 json_t *score_net_background_json(const diff_background *b, const json_t *params);

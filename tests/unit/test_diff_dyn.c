@@ -1,0 +1,282 @@
+/* The dynamics term of the guidance (diff_dyn.h): a weak-constraint
+ * sum_k log N(x_hat_{k+1} | M(x_hat_k), Q_k) over the window, with M the
+ * simulator's step and its adjoint (sim.h step_vjp).
+ *  - the Lorenz96 RK4 adjoint equals central differences of the forward
+ *    (N = 4, 8, 40; 1 and 3 RK4 steps), and its forward equals l96_rk4;
+ *  - diff_dyn_grad equals central differences of its own value;
+ *  - the guided eps with the term equals a finite difference of the log
+ *    likelihood plus the dense dynamics term through an exact Gaussian
+ *    denoiser's x_hat (Lorenz96 N = 4, three states), and the term moves it;
+ *  - a system without an adjoint, q <= 0 or mmps guidance is refused. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "diff/diff.h"
+#include "obs/obs.h"
+#include "sim/l96.h"
+#include "sim/sim.h"
+#include "util/rng.h"
+
+static void fill(rng *r, double *x, int n, double a, double s) {
+  for (int i = 0; i < n; i++) x[i] = a + s * rng_normal(r);
+}
+
+/* u^T (M(x + h e) - M(x - h e)) / 2h against xbar^T e for random u, e; the
+ * forward against l96_rk4. Relative error < 1e-7 (h = 1e-5 in double: the
+ * truncation error is ~1e-10 of O(1) values). A wrong index in the
+ * adjoint's stencil, a dropped stage or a wrong stage weight miss by O(1e-2)
+ * or more. */
+static void test_l96_adjoint_fd(void **state) {
+  (void)state;
+  const int Ns[3] = {4, 8, 40};
+  rng r;
+  rng_init(&r, 7, 0);
+  for (int a = 0; a < 3; a++)
+    for (int nsteps = 1; nsteps <= 3; nsteps += 2) {
+      const int N = Ns[a];
+      double *x = malloc(sizeof(double) * 8 * N), *u = x + N, *e = u + N, *y = e + N, *xb = y + N, *xp = xb + N,
+             *xm = xp + N, *y2 = xm + N;
+      double *work = malloc(sizeof(double) * l96_rk4_vjp_work(N, nsteps)), w5[5 * 40];
+      fill(&r, x, N, 2.0, 3.0);
+      fill(&r, u, N, 0.0, 1.0);
+      fill(&r, e, N, 0.0, 1.0);
+      l96_rk4_vjp(x, u, y, xb, N, 8.0, 0.05, nsteps, work);
+      memcpy(y2, x, sizeof(double) * N);
+      l96_rk4(y2, 1, N, 8.0, 0.05, nsteps, w5);
+      for (int i = 0; i < N; i++) assert_true(fabs(y[i] - y2[i]) < 1e-12 * (1 + fabs(y2[i])));
+      const double h = 1e-5;
+      for (int i = 0; i < N; i++) xp[i] = x[i] + h * e[i], xm[i] = x[i] - h * e[i];
+      l96_rk4(xp, 1, N, 8.0, 0.05, nsteps, w5);
+      l96_rk4(xm, 1, N, 8.0, 0.05, nsteps, w5);
+      double fd = 0, ad = 0, scale = 0;
+      for (int i = 0; i < N; i++) {
+        fd += u[i] * (xp[i] - xm[i]) / (2 * h);
+        ad += xb[i] * e[i];
+        scale += fabs(xb[i] * e[i]);
+      }
+      print_message("l96 adjoint N = %d, %d steps: u^T J e %.10f by differences, %.10f by the adjoint\n", N, nsteps,
+                    fd, ad);
+      assert_true(fabs(fd - ad) < 1e-7 * (1 + scale));
+      free(x);
+      free(work);
+    }
+}
+
+/* diff_dyn_grad's gradient against central differences of its value
+ * (three states of l96-sakov N = 8, a scale per component, ratio2 0.3):
+ * a sign, a missing adjoint or a Q without its Tweedie part fail. */
+static void test_dyn_grad_fd(void **state) {
+  (void)state;
+  sim *s;
+  sb_error err;
+  assert_int_equal(sim_create(&s, "l96-sakov", 8, &err), 0);
+  assert_non_null(s->step_vjp);
+  enum { N = 8, NB = 3, D = N * NB };
+  diff_dynamics d = {s, 0.05, 0.2};
+  rng r;
+  rng_init(&r, 3, 0);
+  double x[D], sc[D], gr[D];
+  fill(&r, x, D, 2.0, 3.0);
+  for (int i = 0; i < D; i++) sc[i] = 2.0 + 0.1 * i, gr[i] = 0;
+  double *scr = malloc(sizeof(double) * diff_dyn_scratch(&d, NB));
+  double val = diff_dyn_grad(&d, NB, x, sc, 0.3, gr, scr), worst = 0, big = 0;
+  assert_true(val < 0);
+  for (int i = 0; i < D; i++) {
+    double h = 1e-6, xp[D], xm[D], g0[D];
+    memcpy(xp, x, sizeof xp);
+    memcpy(xm, x, sizeof xm);
+    xp[i] += h, xm[i] -= h;
+    double fd = (diff_dyn_grad(&d, NB, xp, sc, 0.3, g0, scr) - diff_dyn_grad(&d, NB, xm, sc, 0.3, g0, scr)) / (2 * h);
+    worst = fmax(worst, fabs(fd - gr[i]) / (1 + fabs(fd)));
+    big = fmax(big, fabs(gr[i]));
+  }
+  print_message("dynamics gradient: max scaled error %.2g, largest component %.2f\n", worst, big);
+  assert_true(worst < 1e-6);
+  assert_true(big > 0.1);
+  free(scr);
+  sim_free(s);
+}
+
+// ----------------------------------------------------------------------------
+// the guided eps through an exact Gaussian denoiser
+
+/* three states of Lorenz96 N = 4 (D = 12); standardized prior N(pm, diag pc),
+ * physical x = M + S z */
+enum { NS = 4, NB = 3, D = NS * NB };
+static double pm[D], pc[D], M[D], S[D];
+
+static double xhat_of(double tau, int j, double xt) {
+  double mu = diff_mu(tau), sg = diff_sigma(tau);
+  double k = mu * pc[j] / (mu * mu * pc[j] + sg * sg);
+  return pm[j] + k * (xt - mu * pm[j]);
+}
+
+static int exact_v(void *ctx, const float *x, double tau, int B, float *v, sb_error *err) {
+  (void)ctx, (void)err;
+  double mu = diff_mu(tau), sg = diff_sigma(tau);
+  for (int b = 0; b < B; b++)
+    for (int j = 0; j < D; j++) {
+      double xt = x[b * D + j], xh = xhat_of(tau, j, xt), eh = (xt - mu * xh) / sg;
+      v[b * D + j] = (float)(mu * eh - sg * xh);
+    }
+  return 0;
+}
+
+static int exact_vjp(void *ctx, const float *x, double tau, int B, float *v, diff_cot_fn cot_fn, void *cot_ctx,
+                     float *cot, float *g, sb_error *err) {
+  exact_v(ctx, x, tau, B, v, err);
+  if (cot_fn) cot_fn(cot_ctx, 0, B);
+  double mu = diff_mu(tau), sg = diff_sigma(tau);
+  for (int b = 0; b < B; b++)
+    for (int j = 0; j < D; j++) {
+      double k = mu * pc[j] / (mu * mu * pc[j] + sg * sg);
+      g[b * D + j] = (float)((mu * (1 - mu * k) / sg - sg * k) * cot[b * D + j]);
+    }
+  return 0;
+}
+
+static const diff_denoiser denoiser = {D, NULL, exact_v, exact_vjp};
+static const double gy[NB * 2] = {1.0, NAN, -0.5, 2.0, 0.7, 1.5}, gnoise[2] = {0.5, 1.0};
+#define GA "{\"type\":\"dense\",\"matrix\":[[1,0.5,0,0],[0,-1,0,2]]}"
+static const double gA[2 * NS] = {1, 0.5, 0, 0, 0, -1, 0, 2};
+
+/* the log likelihood plus the dense dynamics term, both through the exact x_hat */
+static double logpost(const sim *s, const double *x, double tau, double gamma, double q, double gd) {
+  double mu = diff_mu(tau), sg = diff_sigma(tau), ll = 0, xp[D], r2 = (sg / mu) * (sg / mu);
+  for (int j = 0; j < D; j++) xp[j] = M[j] + S[j] * xhat_of(tau, j, x[j]);
+  for (int k = 0; k < NB; k++)
+    for (int i = 0; i < 2; i++) {
+      if (isnan(gy[k * 2 + i])) continue;
+      double ax = 0, dd = 0;
+      for (int j = 0; j < NS; j++) {
+        ax += gA[i * NS + j] * xp[k * NS + j];
+        dd += gA[i * NS + j] * gA[i * NS + j] * S[k * NS + j] * S[k * NS + j];
+      }
+      double var = gnoise[i] * gnoise[i] + gamma * r2 * dd, r = gy[k * 2 + i] - ax;
+      ll += -0.5 * r * r / var;
+    }
+  if (q <= 0) return ll;
+  double w5[5 * NS];
+  for (int k = 0; k + 1 < NB; k++) {
+    double y[NS];
+    memcpy(y, xp + k * NS, sizeof y);
+    l96_rk4(y, 1, NS, s->param[0], s->param[1], 1, w5); /* the preset's F and integration step */
+    for (int i = 0; i < NS; i++) {
+      double sk = S[k * NS + i], sn = S[(k + 1) * NS + i];
+      double Q = q + gd * r2 * (sk * sk + sn * sn), rr = xp[(k + 1) * NS + i] - y[i];
+      ll += -0.5 * rr * rr / Q;
+    }
+  }
+  return ll;
+}
+
+/* eps_post = eps_hat - sigma grad log p, the gradient by central differences
+ * (step 1e-5 in double), tolerance 2e-5 (1 + |eps|) (float outputs, as in
+ * test_diff_bg.c). The term must move eps by > 0.05 against the same call
+ * without it, so dropping it, its scale S (the standardized chain rule),
+ * Q's Tweedie part or the adjoint fails. */
+static void test_dynamics_eps_by_hand(void **state) {
+  (void)state;
+  sim *s;
+  obs_op *op;
+  sb_error err;
+  assert_int_equal(sim_create(&s, "l96-sakov", NS, &err), 0);
+  assert_int_equal(obs_from_string(&op, GA, 1, 1, NS, &err), 0);
+  for (int j = 0; j < D; j++) {
+    pm[j] = 0.3 * sin(1.0 + j), pc[j] = 0.5 + 0.1 * (j % 5);
+    M[j] = 2.3 + 0.2 * (j % 3), S[j] = 3.6 - 0.2 * (j % 4);
+  }
+  const double gammas[2] = {0.1, 0.05}, qs[2] = {0.3, 2.0};
+  for (int c = 0; c < 2; c++)
+    for (int ti = 0; ti < 2; ti++) {
+      double gamma = 0.5, tau = ti ? 0.15 : 0.6, q = qs[c], gd = gammas[c];
+      diff_dynamics dy = {s, q, gd};
+      diff_guidance g = {op, NB, gy, gnoise, M, S, gamma, NULL, 0, 0, &dy}, g0 = g;
+      g0.dyn = NULL;
+      float x[2 * D], eps[2 * D], eps0[2 * D], *scratch = malloc(sizeof(float) * diff_eps_scratch(&denoiser, &g, 2));
+      for (int b = 0; b < 2; b++)
+        for (int j = 0; j < D; j++) x[b * D + j] = (float)(0.3 * j - 1.5 + 0.7 * b);
+      assert_int_equal(diff_eps(&denoiser, &g, x, tau, 2, eps, NULL, scratch, &err), 0);
+      assert_int_equal(diff_eps(&denoiser, &g0, x, tau, 2, eps0, NULL, scratch, &err), 0);
+      double mu = diff_mu(tau), sg = diff_sigma(tau), worst = 0, moved = 0;
+      for (int b = 0; b < 2; b++) {
+        double xd[D];
+        for (int j = 0; j < D; j++) xd[j] = x[b * D + j];
+        for (int j = 0; j < D; j++) {
+          double h = 1e-5, xp[D], xm[D];
+          memcpy(xp, xd, sizeof xp);
+          memcpy(xm, xd, sizeof xm);
+          xp[j] += h, xm[j] -= h;
+          double grad = (logpost(s, xp, tau, gamma, q, gd) - logpost(s, xm, tau, gamma, q, gd)) / (2 * h);
+          double xh = xhat_of(tau, j, xd[j]), e_hat = (xd[j] - mu * xh) / sg;
+          double want = e_hat - sg * grad;
+          worst = fmax(worst, fabs(eps[b * D + j] - want) / (1 + fabs(want)));
+          moved = fmax(moved, fabs(eps[b * D + j] - eps0[b * D + j]));
+        }
+      }
+      print_message("dynamics eps (q %.1f, gamma_d %.2f, tau %.2f): max scaled error %.2g; the term moves eps by up "
+                    "to %.2f\n", q, gd, tau, worst, moved);
+      assert_true(worst < 2e-5);
+      assert_true(moved > 0.05);
+      free(scratch);
+    }
+  obs_free(op);
+  sim_free(s);
+}
+
+/* refused: a system without an adjoint (Kolmogorov, linear-gauss), a state
+ * size other than the operator's, q <= 0, and moment-matching guidance */
+static void test_dynamics_refused(void **state) {
+  (void)state;
+  sim *s, *kf, *lg, *s8;
+  obs_op *op;
+  sb_error err;
+  assert_int_equal(sim_create(&s, "l96-sakov", NS, &err), 0);
+  assert_int_equal(sim_create(&s8, "l96-sakov", 8, &err), 0);
+  assert_int_equal(sim_create(&kf, "kolmogorov", 0, &err), 0);
+  assert_int_equal(sim_create(&lg, "linear-gauss", 0, &err), 0);
+  assert_null(kf->step_vjp);
+  assert_null(lg->step_vjp);
+  sim *th;
+  assert_int_equal(sim_create(&th, "l96-thesis", 32, &err), 0);
+  assert_non_null(th->step_vjp);
+  sim_free(th);
+  assert_int_equal(obs_from_string(&op, GA, 1, 1, NS, &err), 0);
+  diff_sampler_config c;
+  diff_sampler_defaults(&c);
+  c.steps = 4;
+  float x[2 * D];
+  diff_dynamics bad[4] = {{kf, 0.1, 0.1}, {s8, 0.1, 0.1}, {s, 0.0, 0.1}, {lg, 0.1, 0.1}};
+  for (int i = 0; i < 4; i++) {
+    diff_guidance g = {op, NB, gy, gnoise, M, S, 0.5, NULL, 0, 0, &bad[i]};
+    assert_int_equal(diff_sample(&denoiser, &g, &c, 2, 1, 0, x, NULL, NULL, NULL, &err), SB_EINVAL);
+    assert_non_null(strstr(err.msg, "dynamics"));
+  }
+  diff_dynamics ok = {s, 0.1, 0.1};
+  diff_guidance g = {op, NB, gy, gnoise, M, S, 0.5, NULL, 0, 0, &ok};
+  assert_int_equal(diff_sample(&denoiser, &g, &c, 2, 1, 0, x, NULL, NULL, NULL, &err), 0);
+  c.guidance = DIFF_GUIDE_MMPS;
+  assert_int_equal(diff_sample(&denoiser, &g, &c, 2, 1, 0, x, NULL, NULL, NULL, &err), SB_EINVAL);
+  assert_non_null(strstr(err.msg, "mmps"));
+  obs_free(op);
+  sim_free(s);
+  sim_free(s8);
+  sim_free(kf);
+  sim_free(lg);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_l96_adjoint_fd),
+      cmocka_unit_test(test_dyn_grad_fd),
+      cmocka_unit_test(test_dynamics_eps_by_hand),
+      cmocka_unit_test(test_dynamics_refused),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
