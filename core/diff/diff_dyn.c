@@ -6,6 +6,19 @@ size_t diff_dyn_scratch(const diff_dynamics *d, int nb) {
   return 2 * (size_t)d->s->dim + d->s->step_vjp_work;
 }
 
+double diff_dyn_residual2(const sim *s, int nb, const double *x, double *scr) {
+  const int ns = s->dim;
+  double *y = scr, *work = scr + 2 * (size_t)ns, sum = 0.0;
+  for (int k = 0; k + 1 < nb; k++) {
+    s->step_vjp(s, x + (size_t)k * ns, NULL, y, NULL, work);
+    for (int i = 0; i < ns; i++) {
+      double r = x[(size_t)(k + 1) * ns + i] - y[i];
+      sum += r * r;
+    }
+  }
+  return sum;
+}
+
 double diff_dyn_grad(const diff_dynamics *d, int nb, const double *x, const double *scale, double ratio2,
                      double *grad, double *scr) {
   const int ns = d->s->dim;

@@ -40,4 +40,10 @@ size_t diff_dyn_scratch(const diff_dynamics *d, int nb);
 double diff_dyn_grad(const diff_dynamics *d, int nb, const double *x, const double *scale, double ratio2,
                      double *grad, double *scr);
 
+/* Sum over k of |x_{k+1} - M(x_k)|^2 for one window x [nb][s->dim] of
+ * physical states (s->step_vjp set); scr: diff_dyn_scratch doubles. The
+ * dynamical residual a result reports (how far a sampled trajectory is from
+ * the system's dynamics), with or without the term. */
+double diff_dyn_residual2(const sim *s, int nb, const double *x, double *scr);
+
 #endif

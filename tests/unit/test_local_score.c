@@ -445,6 +445,20 @@ static void test_model_any_n_and_window(void **state) {
         assert_float_equal(r.samples[sI * N + n], r.window_samples[((size_t)sI * W + W - 1) * N + n], 1e-9);
     json_t *loc = json_object_get(r.diagnostics, "local");
     assert_int_equal(json_integer_value(json_object_get(loc, "runs")), W - 5 + 1);
+    /* the dynamical residual of the window samples, by hand (a step of the problem's simulator) */
+    double res2 = 0, *xs = malloc(sizeof(double) * N);
+    for (int sI = 0; sI < 6; sI++)
+      for (int k = 0; k + 1 < W; k++) {
+        memcpy(xs, r.window_samples + ((size_t)sI * W + k) * N, sizeof(double) * N);
+        assert_int_equal(s->advance(s, xs, 1, 1, &err), 0);
+        for (int n = 0; n < N; n++) {
+          double d = r.window_samples[((size_t)sI * W + k + 1) * N + n] - xs[n];
+          res2 += d * d;
+        }
+      }
+    free(xs);
+    double res = json_real_value(json_object_get(r.diagnostics, "dynamics_residual"));
+    assert_true(res > 0 && fabs(res - sqrt(res2 / (6.0 * (W - 1) * N))) < 1e-9 * (1 + res));
     est_result_free(&r);
     json_decref(params);
     free(y);

@@ -326,8 +326,22 @@ static void test_dynamics_params(void **state) {
   est_options o = {.n_samples = 8, .seed = 2, .params = pj};
   est_result r0, r1;
   json_t *p0 = json_object();
-  est_options o0 = {.n_samples = 8, .seed = 2, .params = p0};
+  est_options o0 = {.n_samples = 8, .seed = 2, .params = p0, .want_window = 1};
   if (tu_sample(c, "{\"type\":\"subsample\",\"stride\":2}", 1.0, 3, 200, &o0, &r0)) fail_msg("sampling failed");
+  /* the dynamical residual the result reports, by hand from its window samples */
+  double res2 = 0, xs[16];
+  for (int b = 0; b < 8; b++)
+    for (int k = 0; k < 2; k++) {
+      memcpy(xs, r0.window_samples + ((size_t)b * 3 + k) * 16, sizeof xs);
+      assert_int_equal(c->sim->advance(c->sim, xs, 1, 1, &err), 0);
+      for (int i = 0; i < 16; i++) {
+        double d = r0.window_samples[((size_t)b * 3 + k + 1) * 16 + i] - xs[i];
+        res2 += d * d;
+      }
+    }
+  double res = json_real_value(json_object_get(r0.diagnostics, "dynamics_residual"));
+  print_message("dynamics_residual %.6f, by hand %.6f\n", res, sqrt(res2 / (8 * 2 * 16)));
+  assert_true(res > 0 && fabs(res - sqrt(res2 / (8 * 2 * 16))) < 1e-9 * (1 + res));
   if (tu_sample(c, "{\"type\":\"subsample\",\"stride\":2}", 1.0, 3, 200, &o, &r1)) fail_msg("sampling failed");
   json_t *d = json_object_get(r1.diagnostics, "dynamics");
   assert_non_null(d);

@@ -320,6 +320,17 @@ int local_score_estimator_sample(estimator *e, const est_problem *p, const est_o
     if (o->want_window)
       for (int i = 0; i < D; i++) r->window_samples[(size_t)s * D + i] = mean + std * xs[i];
   }
+  {
+    double *win = malloc(sizeof(double) * (size_t)S * D);
+    if (!win) {
+      rc = sb_fail(err, SB_ENOMEM, "out of memory");
+      goto done;
+    }
+    for (size_t i = 0; i < (size_t)S * D; i++) win[i] = mean + std * x[i];
+    rc = score_net_residual_diag(r->diagnostics, p->sim, win, S, W, err);
+    free(win);
+    if (rc) goto done;
+  }
   int bad = 0;
   json_t *sj = json_pack("{s:i, s:i, s:f, s:f}", "steps", cfg.steps, "corrections", cfg.corrections, "tau_l",
                          cfg.tau_l, "gamma", gamma);

@@ -391,6 +391,18 @@ int score_net_dynamics(const est_problem *p, const json_t *params, const diff_sa
   return SB_OK;
 }
 
+int score_net_residual_diag(json_t *diagnostics, const sim *s, const double *window, int S, int W, sb_error *err) {
+  if (!s->step_vjp || W < 2 || !window) return SB_OK;
+  diff_dynamics d = {s, 1.0, 0.0};
+  double *scr = malloc(sizeof(double) * diff_dyn_scratch(&d, W)), sum = 0.0;
+  if (!scr) return sb_fail(err, SB_ENOMEM, "out of memory for the dynamical residual");
+  for (int b = 0; b < S; b++) sum += diff_dyn_residual2(s, W, window + (size_t)b * W * s->dim, scr);
+  free(scr);
+  if (json_object_set_new(diagnostics, "dynamics_residual", json_real(sqrt(sum / ((double)S * (W - 1) * s->dim)))))
+    return sb_fail(err, SB_ENOMEM, "out of memory for the diagnostics");
+  return SB_OK;
+}
+
 json_t *score_net_dynamics_json(const diff_dynamics *d, int on) {
   if (!on) return NULL;
   return json_pack("{s:f, s:f}", "q", d->q, "gamma", d->gamma);
@@ -480,6 +492,17 @@ int score_net_sample(const model *sm, const est_problem *p, const est_options *o
         for (int n = 0; n < N; n++)
           r->window_samples[((size_t)s * We + w) * N + n] =
               sm->mean[n] + sm->std[n] * x[((size_t)s * c.xch + lead + w) * N + n];
+  }
+  if (c.xch == W && p->sim->step_vjp && W > 1) { /* the whole window is sampled: its dynamical residual */
+    double *win = malloc(sizeof(double) * (size_t)S * W * N);
+    if (!win) {
+      rc = sb_fail(err, SB_ENOMEM, "out of memory");
+      goto done;
+    }
+    for (size_t i = 0; i < (size_t)S * W * N; i++) win[i] = sm->mean[i % N] + sm->std[i % N] * x[i];
+    rc = score_net_residual_diag(r->diagnostics, p->sim, win, S, W, err);
+    free(win);
+    if (rc) goto done;
   }
   int bad = 0;
   json_t *sj = settings_json(&cfg, gamma, 0);

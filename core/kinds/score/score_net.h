@@ -69,6 +69,11 @@ int score_net_background(const est_problem *p, const json_t *params, diff_backgr
  * without an adjoint (sim.h step_vjp) or mmps guidance: SB_EINVAL. */
 int score_net_dynamics(const est_problem *p, const json_t *params, const diff_sampler_config *cfg, double gamma,
                        diff_dynamics *out, int *on, sb_error *err);
+/* "dynamics_residual": the RMS over samples, steps and components of
+ * x_{k+1} - M(x_k) of window samples [S][W][dim] (physical), set in
+ * diagnostics when the system has an adjoint (a cheap step; sim.h) and W > 1:
+ * how far the sampled trajectories are from the system's dynamics. */
+int score_net_residual_diag(json_t *diagnostics, const sim *s, const double *window, int S, int W, sb_error *err);
 /* The dynamics part of a result's diagnostics, or NULL when off. */
 json_t *score_net_dynamics_json(const diff_dynamics *d, int on);
 /* The background part of a result's diagnostics ("background": {...}), or
