@@ -132,7 +132,7 @@ static void test_guided_matches_exact_posterior(void **state) {
   const int O = 4;
   double noise[4] = {1.0, 0.5, 1.0, 1.0};
   double y[4] = {3.0, 0.5, NAN, -1.0}; /* third observation missing */
-  diff_guidance g = {op, 1, y, noise, M, S, 1e-2, NULL, 0, 0};
+  diff_guidance g = {op, 1, y, noise, M, S, 1e-2, NULL, 0, 0, NULL};
   const int B = 3000;
   float *x = malloc(sizeof(float) * B * D);
   diff_sampler_config c;
@@ -236,7 +236,7 @@ static void test_guided_eps_by_hand(void **state) {
   for (int gi = 0; gi < 2; gi++)
     for (int ti = 0; ti < 2; ti++) {
       double gamma = gammas[gi], tau = taus[ti];
-      diff_guidance g = {op, NB, gy, gnoise, gM, gS, gamma, NULL, 0, 0};
+      diff_guidance g = {op, NB, gy, gnoise, gM, gS, gamma, NULL, 0, 0, NULL};
       float x[2 * D], eps[2 * D], xh[2 * D], *scratch = malloc(sizeof(float) * diff_eps_scratch(&denoiser, &g, 2));
       for (int b = 0; b < 2; b++)
         for (int j = 0; j < D; j++) x[b * D + j] = (float)(0.4 * j - 1.0 + 0.7 * b);
@@ -368,7 +368,7 @@ static void test_mmps_eps_by_hand(void **state) {
         double tau = taus[ti];
         const diff_background *b = form ? &bg : NULL;
         int blk = form == 2 ? 1 : 0;
-        diff_guidance g = {op, NB, gy, gnoise, gM, gS, 0.01, b, blk, iters};
+        diff_guidance g = {op, NB, gy, gnoise, gM, gS, 0.01, b, blk, iters, NULL};
         float x[2 * D], eps[2 * D], xh[2 * D], xp[2 * D],
             *scratch = malloc(sizeof(float) * diff_eps_scratch(&denoiser, &g, 2));
         for (int bb = 0; bb < 2; bb++)
@@ -448,7 +448,7 @@ static void test_guided_eps_nonlinear(void **state) {
     assert_int_equal(obs_from_string(&op, ops[f], 1, 1, NS, &err), 0);
     for (int ti = 0; ti < 2; ti++) {
       double gamma = 0.5, tau = ti ? 0.2 : 0.5;
-      diff_guidance g = {op, NB, gy, gnoise, gM, gS, gamma, NULL, 0, 0};
+      diff_guidance g = {op, NB, gy, gnoise, gM, gS, gamma, NULL, 0, 0, NULL};
       float x[2 * D], eps[2 * D], *scratch = malloc(sizeof(float) * diff_eps_scratch(&denoiser, &g, 2));
       for (int b = 0; b < 2; b++)
         for (int j = 0; j < D; j++) x[b * D + j] = (float)(0.3 * j - 0.8 + 0.5 * b);
@@ -502,7 +502,7 @@ static void test_guided_arctan_matches_quadrature(void **state) {
   assert_int_equal(obs_from_string(&op, "{\"type\":\"arctan\",\"of\":{\"type\":\"identity\"}}", 1, 1, D, &err), 0);
   double noise[D], y[D];
   for (int j = 0; j < D; j++) noise[j] = 0.05, y[j] = atan(xtrue[j]) + 0.03 * (j % 2 ? 1 : -1);
-  diff_guidance g = {op, 1, y, noise, M, S, 1e-2, NULL, 0, 0};
+  diff_guidance g = {op, 1, y, noise, M, S, 1e-2, NULL, 0, 0, NULL};
   const int B = 3000;
   float *x = malloc(sizeof(float) * B * D);
   diff_sampler_config c;

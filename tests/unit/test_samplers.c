@@ -340,7 +340,7 @@ static void guided_run(int method, int steps, double gamma, int iters, double *m
   for (int i = 0; i < NOBS; i++) std[i] = NOISE;
   float *x = malloc(sizeof(float) * B * N);
   sb_error err;
-  diff_guidance g = {op, 1, Y, std, NULL, NULL, gamma, NULL, 0, 0};
+  diff_guidance g = {op, 1, Y, std, NULL, NULL, gamma, NULL, 0, 0, NULL};
   diff_sampler_config c = config(method, steps);
   if (iters > 0) c.guidance = DIFF_GUIDE_MMPS, c.guidance_iters = iters;
   assert_int_equal(diff_sample(&d, &g, &c, B, 13, 0, x, NULL, NULL, NULL, &err), 0);
@@ -431,7 +431,7 @@ static void test_precise_gamma_floor(void **state) {
   gauss want;
   tu_shift_posterior(prior.C, N, 1, op, std, Y, 1, want.m, want.C);
   const diff_denoiser d = {N, &prior, gauss_v, gauss_vjp};
-  diff_guidance g = {op, 1, Y, std, NULL, NULL, 0.01, NULL, 0, 0};
+  diff_guidance g = {op, 1, Y, std, NULL, NULL, 0.01, NULL, 0, 0, NULL};
   diff_sampler_config c = config(DIFF_PC, 64);
   /* by hand: r_1 = (sigma/mu)^2 at tau = 1/64, rho = noise^2 / 1 (unit prior variance at the stations) */
   double mu, sg;
@@ -511,7 +511,7 @@ static void test_guided_evaluations(void **state) {
   const diff_denoiser d = {N, &prior, count_v, count_vjp};
   double std[NOBS];
   for (int i = 0; i < NOBS; i++) std[i] = NOISE;
-  diff_guidance g = {op, 1, Y, std, NULL, NULL, 0.1, NULL, 0, 0};
+  diff_guidance g = {op, 1, Y, std, NULL, NULL, 0.1, NULL, 0, 0, NULL};
   float x[4 * N];
   sb_error err;
   const int methods[5] = {DIFF_PC, DIFF_DPM2M, DIFF_DPM2M_SDE, DIFF_HEUN, DIFF_HEUN}, steps[5] = {6, 12, 9, 12, 9};
