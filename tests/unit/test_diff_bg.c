@@ -20,6 +20,7 @@
 #include "diff/diff.h"
 #include "obs/obs.h"
 #include "util/rng.h"
+#include "testutil.h"
 
 /* a window of NB = 2 blocks of NS = 3 values; Gaussian prior N(pm, diag pc)
  * in standardized units, physical x = M + S z */
@@ -28,37 +29,8 @@ static const double pm[D] = {0.5, -1.0, 0.0, 2.0, 0.3, -0.7};
 static const double pc[D] = {1.0, 0.5, 2.0, 0.8, 1.5, 0.3};
 static const double M[D] = {2.3, 1.0, -0.5, 1.7, -0.4, 0.8}, S[D] = {3.6, 2.0, 1.0, 2.5, 1.5, 0.7};
 
-static double xhat_of(double tau, int j, double xt) {
-  double mu = diff_mu(tau), sg = diff_sigma(tau);
-  double k = mu * pc[j] / (mu * mu * pc[j] + sg * sg);
-  return pm[j] + k * (xt - mu * pm[j]);
-}
-
-static int exact_v(void *ctx, const float *x, double tau, int B, float *v, sb_error *err) {
-  (void)ctx, (void)err;
-  double mu = diff_mu(tau), sg = diff_sigma(tau);
-  for (int b = 0; b < B; b++)
-    for (int j = 0; j < D; j++) {
-      double xt = x[b * D + j], xh = xhat_of(tau, j, xt), eh = (xt - mu * xh) / sg;
-      v[b * D + j] = (float)(mu * eh - sg * xh);
-    }
-  return 0;
-}
-
-static int exact_vjp(void *ctx, const float *x, double tau, int B, float *v, diff_cot_fn cot_fn, void *cot_ctx,
-                     float *cot, float *g, sb_error *err) {
-  exact_v(ctx, x, tau, B, v, err);
-  if (cot_fn) cot_fn(cot_ctx, 0, B);
-  double mu = diff_mu(tau), sg = diff_sigma(tau);
-  for (int b = 0; b < B; b++)
-    for (int j = 0; j < D; j++) {
-      double k = mu * pc[j] / (mu * mu * pc[j] + sg * sg);
-      g[b * D + j] = (float)((mu * (1 - mu * k) / sg - sg * k) * cot[b * D + j]);
-    }
-  return 0;
-}
-
-static const diff_denoiser denoiser = {D, NULL, exact_v, exact_vjp};
+static const tu_gauss gauss = {D, pm, pc};
+static const diff_denoiser denoiser = {D, (void *)&gauss, tu_gauss_v, tu_gauss_vjp};
 
 /* in-place inverse of a small SPD matrix (Gauss-Jordan, no pivoting needed) */
 static void spd_inverse(double *a, int n) {
@@ -157,20 +129,20 @@ static const double bd_ens[NS] = {0.1, 0.1, 0.1}, bd_diag[NS] = {0.8, 1.5, 0.3};
 /* log likelihood of the window (as in test_diff.c) plus the dense log
  * N(m_b | x_hat_blk, C) of the background on block blk, both through the
  * exact x_hat */
-static double guided_logpost(const double *x, double tau, double gamma, const diff_background *b, int blk) {
+typedef struct post_ctx {
+  double tau, gamma;
+  const diff_background *b;
+  int blk;
+} post_ctx;
+
+static double guided_logpost(const double *x, void *ctx) {
+  const post_ctx *c = ctx;
+  const double tau = c->tau, gamma = c->gamma;
+  const diff_background *b = c->b;
+  const int blk = c->blk;
   double mu = diff_mu(tau), sg = diff_sigma(tau), ll = 0, xp[D], r2 = gamma * (sg / mu) * (sg / mu);
-  for (int j = 0; j < D; j++) xp[j] = M[j] + S[j] * xhat_of(tau, j, x[j]);
-  for (int k = 0; k < NB; k++)
-    for (int i = 0; i < 2; i++) {
-      if (isnan(gy[k * 2 + i])) continue;
-      double ax = 0, dd = 0;
-      for (int j = 0; j < NS; j++) {
-        ax += gA[i * NS + j] * xp[k * NS + j];
-        dd += gA[i * NS + j] * gA[i * NS + j] * S[k * NS + j] * S[k * NS + j];
-      }
-      double var = gnoise[i] * gnoise[i] + r2 * dd, r = gy[k * 2 + i] - ax;
-      ll += -0.5 * r * r / var;
-    }
+  for (int j = 0; j < D; j++) xp[j] = M[j] + S[j] * tu_gauss_xhat(&gauss, tau, j, x[j]);
+  ll += tu_sda_loglik(gA, 2, NS, NB, gy, gnoise, xp, S, r2);
   if (!b) return ll;
   double extra[NS], C[NS * NS], r[NS];
   /* the background's own Tweedie factor when it has one (background_gamma) */
@@ -210,23 +182,9 @@ static void test_background_eps_by_hand(void **state) {
         for (int j = 0; j < D; j++) x[b * D + j] = (float)(0.4 * j - 1.0 + 0.7 * b);
       assert_int_equal(diff_eps(&denoiser, &g, x, tau, 2, eps, NULL, scratch, &err), 0);
       assert_int_equal(diff_eps(&denoiser, &g0, x, tau, 2, eps0, NULL, scratch, &err), 0);
-      double mu = diff_mu(tau), sg = diff_sigma(tau), worst = 0, moved = 0;
-      for (int b = 0; b < 2; b++) {
-        double xd[D];
-        for (int j = 0; j < D; j++) xd[j] = x[b * D + j];
-        for (int j = 0; j < D; j++) {
-          double h = 1e-5, xp[D], xm[D];
-          memcpy(xp, xd, sizeof xp);
-          memcpy(xm, xd, sizeof xm);
-          xp[j] += h, xm[j] -= h;
-          double grad = (guided_logpost(xp, tau, gamma, &forms[f], blk) -
-                         guided_logpost(xm, tau, gamma, &forms[f], blk)) / (2 * h);
-          double xh = xhat_of(tau, j, xd[j]), e_hat = (xd[j] - mu * xh) / sg;
-          double want = e_hat - sg * grad;
-          worst = fmax(worst, fabs(eps[b * D + j] - want) / (1 + fabs(want)));
-          moved = fmax(moved, fabs(eps[b * D + j] - eps0[b * D + j]));
-        }
-      }
+      post_ctx pcx = {tau, gamma, &forms[f], blk};
+      double worst = tu_gauss_eps_fd_error(&gauss, x, eps, 2, tau, guided_logpost, &pcx), moved = 0;
+      for (int i = 0; i < 2 * D; i++) moved = fmax(moved, fabs(eps[i] - eps0[i]));
       print_message("background eps (%s, block %d, tau %.1f): max scaled error %.2g; the background moves eps by up "
                     "to %.2f\n", f == 1 ? "diagonal" : f ? "ensemble, own gamma 1" : "ensemble", blk, tau, worst, moved);
       assert_true(worst < 2e-5);

@@ -22,6 +22,7 @@
 #include "sim/l96.h"
 #include "sim/sim.h"
 #include "util/rng.h"
+#include "testutil.h"
 
 static void fill(rng *r, double *x, int n, double a, double s) {
   for (int i = 0; i < n; i++) x[i] = a + s * rng_normal(r);
@@ -111,56 +112,25 @@ static void test_dyn_grad_fd(void **state) {
 enum { NS = 4, NB = 3, D = NS * NB };
 static double pm[D], pc[D], M[D], S[D];
 
-static double xhat_of(double tau, int j, double xt) {
-  double mu = diff_mu(tau), sg = diff_sigma(tau);
-  double k = mu * pc[j] / (mu * mu * pc[j] + sg * sg);
-  return pm[j] + k * (xt - mu * pm[j]);
-}
-
-static int exact_v(void *ctx, const float *x, double tau, int B, float *v, sb_error *err) {
-  (void)ctx, (void)err;
-  double mu = diff_mu(tau), sg = diff_sigma(tau);
-  for (int b = 0; b < B; b++)
-    for (int j = 0; j < D; j++) {
-      double xt = x[b * D + j], xh = xhat_of(tau, j, xt), eh = (xt - mu * xh) / sg;
-      v[b * D + j] = (float)(mu * eh - sg * xh);
-    }
-  return 0;
-}
-
-static int exact_vjp(void *ctx, const float *x, double tau, int B, float *v, diff_cot_fn cot_fn, void *cot_ctx,
-                     float *cot, float *g, sb_error *err) {
-  exact_v(ctx, x, tau, B, v, err);
-  if (cot_fn) cot_fn(cot_ctx, 0, B);
-  double mu = diff_mu(tau), sg = diff_sigma(tau);
-  for (int b = 0; b < B; b++)
-    for (int j = 0; j < D; j++) {
-      double k = mu * pc[j] / (mu * mu * pc[j] + sg * sg);
-      g[b * D + j] = (float)((mu * (1 - mu * k) / sg - sg * k) * cot[b * D + j]);
-    }
-  return 0;
-}
-
-static const diff_denoiser denoiser = {D, NULL, exact_v, exact_vjp};
+static const tu_gauss gauss = {D, pm, pc};
+static const diff_denoiser denoiser = {D, (void *)&gauss, tu_gauss_v, tu_gauss_vjp};
 static const double gy[NB * 2] = {1.0, NAN, -0.5, 2.0, 0.7, 1.5}, gnoise[2] = {0.5, 1.0};
 #define GA "{\"type\":\"dense\",\"matrix\":[[1,0.5,0,0],[0,-1,0,2]]}"
 static const double gA[2 * NS] = {1, 0.5, 0, 0, 0, -1, 0, 2};
 
 /* the log likelihood plus the dense dynamics term, both through the exact x_hat */
-static double logpost(const sim *s, const double *x, double tau, double gamma, double q, double gd) {
+typedef struct post_ctx {
+  const sim *s;
+  double tau, gamma, q, gd;
+} post_ctx;
+
+static double logpost(const double *x, void *ctx) {
+  const post_ctx *c = ctx;
+  const sim *s = c->s;
+  const double tau = c->tau, gamma = c->gamma, q = c->q, gd = c->gd;
   double mu = diff_mu(tau), sg = diff_sigma(tau), ll = 0, xp[D], r2 = (sg / mu) * (sg / mu);
-  for (int j = 0; j < D; j++) xp[j] = M[j] + S[j] * xhat_of(tau, j, x[j]);
-  for (int k = 0; k < NB; k++)
-    for (int i = 0; i < 2; i++) {
-      if (isnan(gy[k * 2 + i])) continue;
-      double ax = 0, dd = 0;
-      for (int j = 0; j < NS; j++) {
-        ax += gA[i * NS + j] * xp[k * NS + j];
-        dd += gA[i * NS + j] * gA[i * NS + j] * S[k * NS + j] * S[k * NS + j];
-      }
-      double var = gnoise[i] * gnoise[i] + gamma * r2 * dd, r = gy[k * 2 + i] - ax;
-      ll += -0.5 * r * r / var;
-    }
+  for (int j = 0; j < D; j++) xp[j] = M[j] + S[j] * tu_gauss_xhat(&gauss, tau, j, x[j]);
+  ll += tu_sda_loglik(gA, 2, NS, NB, gy, gnoise, xp, S, gamma * r2);
   if (q <= 0) return ll;
   double w5[5 * NS];
   for (int k = 0; k + 1 < NB; k++) {
@@ -204,22 +174,9 @@ static void test_dynamics_eps_by_hand(void **state) {
         for (int j = 0; j < D; j++) x[b * D + j] = (float)(0.3 * j - 1.5 + 0.7 * b);
       assert_int_equal(diff_eps(&denoiser, &g, x, tau, 2, eps, NULL, scratch, &err), 0);
       assert_int_equal(diff_eps(&denoiser, &g0, x, tau, 2, eps0, NULL, scratch, &err), 0);
-      double mu = diff_mu(tau), sg = diff_sigma(tau), worst = 0, moved = 0;
-      for (int b = 0; b < 2; b++) {
-        double xd[D];
-        for (int j = 0; j < D; j++) xd[j] = x[b * D + j];
-        for (int j = 0; j < D; j++) {
-          double h = 1e-5, xp[D], xm[D];
-          memcpy(xp, xd, sizeof xp);
-          memcpy(xm, xd, sizeof xm);
-          xp[j] += h, xm[j] -= h;
-          double grad = (logpost(s, xp, tau, gamma, q, gd) - logpost(s, xm, tau, gamma, q, gd)) / (2 * h);
-          double xh = xhat_of(tau, j, xd[j]), e_hat = (xd[j] - mu * xh) / sg;
-          double want = e_hat - sg * grad;
-          worst = fmax(worst, fabs(eps[b * D + j] - want) / (1 + fabs(want)));
-          moved = fmax(moved, fabs(eps[b * D + j] - eps0[b * D + j]));
-        }
-      }
+      post_ctx pcx = {s, tau, gamma, q, gd};
+      double worst = tu_gauss_eps_fd_error(&gauss, x, eps, 2, tau, logpost, &pcx), moved = 0;
+      for (int i = 0; i < 2 * D; i++) moved = fmax(moved, fabs(eps[i] - eps0[i]));
       print_message("dynamics eps (q %.1f, gamma_d %.2f, tau %.2f): max scaled error %.2g; the term moves eps by up "
                     "to %.2f\n", q, gd, tau, worst, moved);
       assert_true(worst < 2e-5);

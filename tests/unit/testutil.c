@@ -281,3 +281,75 @@ void tu_shift_posterior(const double *cov0, int N, int shift, const obs_op *op, 
       }
   free(H), free(G), free(yv), free(rv), free(SG), free(Sy), free(K);
 }
+
+double tu_gauss_xhat(const tu_gauss *g, double tau, int j, double xt) {
+  double mu = diff_mu(tau), sg = diff_sigma(tau);
+  double k = mu * g->pc[j] / (mu * mu * g->pc[j] + sg * sg);
+  return g->pm[j] + k * (xt - mu * g->pm[j]);
+}
+
+int tu_gauss_v(void *ctx, const float *x, double tau, int B, float *v, sb_error *err) {
+  (void)err;
+  const tu_gauss *g = ctx;
+  const int D = g->dim;
+  double mu = diff_mu(tau), sg = diff_sigma(tau);
+  for (int b = 0; b < B; b++)
+    for (int j = 0; j < D; j++) {
+      double xt = x[b * D + j], xh = tu_gauss_xhat(g, tau, j, xt), eh = (xt - mu * xh) / sg;
+      v[b * D + j] = (float)(mu * eh - sg * xh);
+    }
+  return 0;
+}
+
+int tu_gauss_vjp(void *ctx, const float *x, double tau, int B, float *v, diff_cot_fn cot_fn, void *cot_ctx,
+                 float *cot, float *gr, sb_error *err) {
+  const tu_gauss *g = ctx;
+  const int D = g->dim;
+  tu_gauss_v(ctx, x, tau, B, v, err);
+  if (cot_fn) cot_fn(cot_ctx, 0, B);
+  double mu = diff_mu(tau), sg = diff_sigma(tau);
+  for (int b = 0; b < B; b++)
+    for (int j = 0; j < D; j++) {
+      double k = mu * g->pc[j] / (mu * mu * g->pc[j] + sg * sg);
+      gr[b * D + j] = (float)((mu * (1 - mu * k) / sg - sg * k) * cot[b * D + j]);
+    }
+  return 0;
+}
+
+double tu_gauss_eps_fd_error(const tu_gauss *g, const float *x, const float *eps, int B, double tau,
+                             double (*logp)(const double *x, void *ctx), void *ctx) {
+  const int D = g->dim;
+  double mu = diff_mu(tau), sg = diff_sigma(tau), worst = 0;
+  double *xd = malloc(sizeof(double) * 3 * D), *xp = xd + D, *xm = xp + D;
+  for (int b = 0; b < B; b++) {
+    for (int j = 0; j < D; j++) xd[j] = x[b * D + j];
+    for (int j = 0; j < D; j++) {
+      const double h = 1e-5;
+      memcpy(xp, xd, sizeof(double) * D);
+      memcpy(xm, xd, sizeof(double) * D);
+      xp[j] += h, xm[j] -= h;
+      double grad = (logp(xp, ctx) - logp(xm, ctx)) / (2 * h);
+      double xh = tu_gauss_xhat(g, tau, j, xd[j]), want = (xd[j] - mu * xh) / sg - sg * grad;
+      worst = fmax(worst, fabs(eps[b * D + j] - want) / (1 + fabs(want)));
+    }
+  }
+  free(xd);
+  return worst;
+}
+
+double tu_sda_loglik(const double *A, int no, int ns, int nb, const double *y, const double *sy, const double *x,
+                     const double *S, double gr2) {
+  double ll = 0;
+  for (int k = 0; k < nb; k++)
+    for (int i = 0; i < no; i++) {
+      if (isnan(y[k * no + i])) continue;
+      double ax = 0, dd = 0;
+      for (int j = 0; j < ns; j++) {
+        ax += A[i * ns + j] * x[k * ns + j];
+        dd += A[i * ns + j] * A[i * ns + j] * S[k * ns + j] * S[k * ns + j];
+      }
+      double var = sy[i] * sy[i] + gr2 * dd, r = y[k * no + i] - ax;
+      ll += -0.5 * r * r / var;
+    }
+  return ll;
+}

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "diff/diff.h"
 #include "est/est.h"
 
 /* Loads a JSON file relative to the repository root; fails the test if absent. */
@@ -30,6 +31,31 @@ void tu_matmul(const double *a, const double *b, double *c, int m, int k, int p,
 void tu_exact_ensemble(double *X, int K, int n, const double *m, const double *P, uint64_t seed, uint64_t stream);
 /* Sample mean [n] and covariance [n][n] (1/(K-1)) of X [K][n]. */
 void tu_ensemble_moments(const double *X, int K, int n, double *mean, double *cov);
+
+/* The exact denoiser of a diagonal Gaussian prior N(pm, diag pc) over dim
+ * standardized values (diff.h's v-parametrisation), for the guidance tests:
+ * a diff_denoiser {dim, &gauss, tu_gauss_v, tu_gauss_vjp}. The VJP calls the
+ * cotangent callback once for all samples, as a network would per group. */
+typedef struct tu_gauss {
+  int dim;
+  const double *pm, *pc;
+} tu_gauss;
+double tu_gauss_xhat(const tu_gauss *g, double tau, int j, double xt);
+int tu_gauss_v(void *ctx, const float *x, double tau, int B, float *v, sb_error *err);
+int tu_gauss_vjp(void *ctx, const float *x, double tau, int B, float *v, diff_cot_fn cot_fn, void *cot_ctx,
+                 float *cot, float *g, sb_error *err);
+/* The guided eps of B samples x [B][dim] against eps_hat - sigma d/dx log p by
+ * central differences (step 1e-5 in double) of logp(x, ctx) through the
+ * exact x_hat: returns the largest |eps - want| / (1 + |want|). */
+double tu_gauss_eps_fd_error(const tu_gauss *g, const float *x, const float *eps, int B, double tau,
+                             double (*logp)(const double *x, void *ctx), void *ctx);
+
+/* SDA's log likelihood sum_k sum_i -1/2 r^2 / (sy_i^2 + gr2 sum_j A_ij^2 S_kj^2),
+ * r = y_ki - (A x_k)_i, over nb blocks of ns physical values x, a dense A
+ * [no][ns], y [nb][no] (NaN: missing), gr2 = gamma (sigma/mu)^2: the
+ * reference the guidance tests differentiate by hand. */
+double tu_sda_loglik(const double *A, int no, int ns, int nb, const double *y, const double *sy, const double *x,
+                     const double *S, double gr2);
 
 /* A scratch directory under build/ for files a test writes. */
 const char *tu_tmpdir(void);
