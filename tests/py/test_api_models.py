@@ -400,8 +400,12 @@ def test_nonlinear_operator_served_by_composed_and_baselines(served):
         got = served.get("/v1/assimilations/%s?include=request" % j["id"]).json()
         assert got["request"]["operator"] == ARCTAN
     square = {"type": "square", "of": {"type": "subsample", "stride": 2}}
+    # seeded, and gamma 1: without a seed the daemon draws one, and for some seeds this
+    # untrained tiny model's guided sampler with gamma 0.01 diverges (a failed job since
+    # session 12's divergence check: seen once under make asan); what is tested here is
+    # that the operator is served, not the tiny model's numerics
     body = {"estimator": "tiny-comp", "time_index": 10, "observations": [[0.5] * 8] * 3, "operator": square,
-            "noise_std": 1.0, "n_samples": 8}
+            "noise_std": 1.0, "n_samples": 8, "seed": 2, "params": {"gamma": 1}}
     r = served.post("/v1/assimilations?wait=60", body)
     assert r.status == 200 and r.json()["state"] == "succeeded", r.data
 
