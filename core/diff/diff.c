@@ -586,13 +586,18 @@ int diff_sample(const diff_denoiser *d, const diff_guidance *g, const diff_sampl
   if (c->method == DIFF_PC) rc = sample_pc(&q, err);
   else if (c->method == DIFF_HEUN) rc = sample_heun(&q, err);
   else rc = sample_dpm(&q, c->method == DIFF_DPM2M_SDE, err);
+  /* what to change when the guided sampler blows up: its gammas */
+  const char *hint = !g || g->mmps_iters ? ""
+                     : g->dyn ? " (a tight dynamics term or precise observations need a larger gamma: params "
+                                "dynamics_gamma, gamma, or gamma_floor 1 with pc; docs/samplers.md)"
+                              : " (observations much more precise than the prior need a larger gamma: "
+                                "params gamma, or gamma_floor 1 with pc; docs/samplers.md)";
   for (size_t k = 0; !rc && k < q.n; k++) {
-    if (!isfinite(x[k])) rc = sb_fail(err, SB_ENUMERIC, "sampler produced a non-finite value");
+    if (!isfinite(x[k])) rc = sb_fail(err, SB_ENUMERIC, "sampler produced a non-finite value%s", hint);
     else if (fabs(x[k]) > DIFF_DIVERGED)
       rc = sb_fail(err, SB_ENUMERIC,
                    "the sampler diverged: a sample is %.3g prior standard deviations from the prior mean%s", fabs(x[k]),
-                   g && g->mmps_iters == 0 ? " (observations much more precise than the prior need a larger gamma: "
-                                             "params gamma, or gamma_floor 1 with pc; docs/samplers.md)" : "");
+                   hint);
   }
 done:
   free(q.scratch);

@@ -322,6 +322,8 @@ static void test_dynamics_params(void **state) {
   check_params(c, "{\"dynamics_q\":0.01,\"dynamics_gamma\":0.3}", 0, NULL);
   check_params(c, "{\"dynamics_q\":-1}", SB_EINVAL, "dynamics_q");
   check_params(c, "{\"dynamics_gamma\":\"x\"}", SB_EINVAL, "dynamics_gamma");
+  check_params(c, "{\"dynamics_q\":0.01,\"dynamics_gamma\":0}", SB_EINVAL, "dynamics_gamma");
+  check_params(c, "{\"dynamics_q\":0.01,\"guidance\":\"mmps\"}", SB_EINVAL, "sda only");
   json_t *pj = json_loads("{\"dynamics_q\":0.01}", 0, NULL);
   est_options o = {.n_samples = 8, .seed = 2, .params = pj};
   est_result r0, r1;

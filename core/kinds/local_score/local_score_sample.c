@@ -309,7 +309,7 @@ int local_score_estimator_sample(estimator *e, const est_problem *p, const est_o
   score_net_background_gamma(&bg, gamma);
   diff_dynamics dyn;
   int dyn_on = 0;
-  if ((rc = score_net_dynamics(p, o->params, &cfg, gamma, &dyn, &dyn_on, err))) goto done;
+  dyn_on = score_net_dynamics(p, o->params, gamma, &dyn);
   diff_guidance g = {p->op, W, p->y, p->noise->std, gmean, gscale, gamma, bg.dim ? &bg : NULL, 0, 0,
                      dyn_on ? &dyn : NULL};
   if ((rc = diff_sample(&d, &g, &cfg, S, o->seed, 0, x, o->cancel, o->progress, o->progress_ctx, err))) goto done;

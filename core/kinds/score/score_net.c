@@ -154,7 +154,7 @@ const params_spec score_net_params[] = {
     {"background_inflation", PARAM_NUM, 0.1, 10, 0},
     {"background_gamma", PARAM_NUM, 0, 1e6, 1},
     {"dynamics_q", PARAM_NUM, 0, 1e6, 0},
-    {"dynamics_gamma", PARAM_NUM, 0, 1e6, 0},
+    {"dynamics_gamma", PARAM_NUM, 0, 1e6, 1},
     {NULL, 0, 0, 0, 0},
 };
 
@@ -196,6 +196,12 @@ int score_net_check_options(const estimator *e, const est_options *o, sb_error *
     if (!m->sim->step_vjp)
       return sb_fail(err, SB_EINVAL, "%s: params.dynamics_q needs the simulator's adjoint, which %s does not have "
                      "(the systems with one: lorenz96)", e->name, m->sim->preset);
+    diff_sampler_config cfg;
+    double gamma;
+    score_net_settings(m, o->params, &cfg, &gamma); /* the file's guidance, or the request's */
+    if (cfg.guidance != DIFF_GUIDE_SDA)
+      return sb_fail(err, SB_EINVAL, "%s: params.dynamics_q works with guidance sda only, not %s", e->name,
+                     diff_guidance_name(cfg.guidance));
   }
   return SB_OK;
 }
@@ -372,23 +378,13 @@ void score_net_background_gamma(diff_background *out, double gamma) {
   if (out->dim && !(out->gamma > 0)) out->gamma = gamma > SCORE_NET_BG_GAMMA_MIN ? gamma : SCORE_NET_BG_GAMMA_MIN;
 }
 
-int score_net_dynamics(const est_problem *p, const json_t *params, const diff_sampler_config *cfg, double gamma,
-                       diff_dynamics *out, int *on, sb_error *err) {
+int score_net_dynamics(const est_problem *p, const json_t *params, double gamma, diff_dynamics *out) {
   memset(out, 0, sizeof *out);
-  *on = 0;
   const double q = params_num(params, "dynamics_q", 0.0);
-  if (!(q > 0)) return SB_OK;
-  if (!p->sim->step_vjp)
-    return sb_fail(err, SB_EINVAL,
-                   "params.dynamics_q: the dynamics term needs the simulator's adjoint, which %s (%s) does not have; "
-                   "the systems with one: lorenz96", p->sim->preset, p->sim->system);
-  if (cfg->guidance != DIFF_GUIDE_SDA)
-    return sb_fail(err, SB_EINVAL, "params.dynamics_q: the dynamics term works with guidance sda only, not %s",
-                   diff_guidance_name(cfg->guidance));
+  if (!(q > 0)) return 0;
   const double gd = params_num(params, "dynamics_gamma", gamma > SCORE_NET_BG_GAMMA_MIN ? gamma : SCORE_NET_BG_GAMMA_MIN);
   *out = (diff_dynamics){p->sim, q, gd};
-  *on = 1;
-  return SB_OK;
+  return 1;
 }
 
 int score_net_residual_diag(json_t *diagnostics, const sim *s, const double *window, int S, int W, sb_error *err) {
@@ -473,7 +469,7 @@ int score_net_sample(const model *sm, const est_problem *p, const est_options *o
       memcpy(ypad + (size_t)lead * no, p->y, sizeof(double) * (size_t)We * no);
       y = ypad;
     }
-    if ((rc = score_net_dynamics(p, o->params, &cfg, gamma, &dyn, &dyn_on, err))) goto done;
+    dyn_on = score_net_dynamics(p, o->params, gamma, &dyn);
     g = (diff_guidance){p->op, W, y, p->noise->std, gmean, gscale, gamma, bg.dim ? &bg : NULL, lead, 0,
                         dyn_on ? &dyn : NULL};
     gp = &g;

@@ -64,11 +64,11 @@ int score_net_background(const est_problem *p, const json_t *params, diff_backgr
                          sb_error *err);
 /* The guidance's dynamics term (diff_dyn.h) from the request's params:
  * dynamics_q > 0 turns it on (model-error variance per component, physical
- * units), dynamics_gamma its Tweedie factor (default
- * max(gamma, SCORE_NET_BG_GAMMA_MIN)). *on = 0 without dynamics_q; a system
- * without an adjoint (sim.h step_vjp) or mmps guidance: SB_EINVAL. */
-int score_net_dynamics(const est_problem *p, const json_t *params, const diff_sampler_config *cfg, double gamma,
-                       diff_dynamics *out, int *on, sb_error *err);
+ * units), dynamics_gamma its Tweedie factor (> 0, default
+ * max(gamma, SCORE_NET_BG_GAMMA_MIN)). Returns 1 when on, 0 without
+ * dynamics_q. A system without an adjoint (sim.h step_vjp), a kind that
+ * is not guided or mmps guidance is refused by score_net_check_options. */
+int score_net_dynamics(const est_problem *p, const json_t *params, double gamma, diff_dynamics *out);
 /* "dynamics_residual": the RMS over samples, steps and components of
  * x_{k+1} - M(x_k) of window samples [S][W][dim] (physical), set in
  * diagnostics when the system has an adjoint (a cheap step; sim.h) and W > 1:
