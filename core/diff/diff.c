@@ -29,6 +29,7 @@ void diff_sampler_defaults(diff_sampler_config *c) {
   c->guidance = DIFF_GUIDE_SDA;
   c->guidance_iters = 1;
   c->gamma_floor = 0;
+  c->start = 1.0;
 }
 
 void diff_method_defaults(diff_sampler_config *c, int method) {
@@ -384,7 +385,7 @@ static int sample_pc(run *q, sb_error *err) {
       rc = sb_fail(err, SB_ECANCEL, "cancelled");
       goto done;
     }
-    double t0 = 1.0 - (double)i / K, t1 = 1.0 - (double)(i + 1) / K;
+    double t0 = c->start * (1.0 - (double)i / K), t1 = c->start * (1.0 - (double)(i + 1) / K);
     /* predictor (DDIM): x <- r x + (sigma1 - r sigma0) eps */
     if ((rc = diff_eps(d, g, x, t0, B, eps, NULL, scratch, err))) goto done;
     double r = diff_mu(t1) / diff_mu(t0), s0 = diff_sigma(t0), s1 = diff_sigma(t1);
@@ -528,7 +529,7 @@ double diff_gamma_floor(const diff_guidance *g, const diff_sampler_config *c) {
       if (dd > 0 && r < rho) rho = r;
     }
   if (!(rho < INFINITY)) return 0.0;
-  const double tau1 = 1.0 / c->steps;
+  const double tau1 = c->start / c->steps;
   const double r1 = (diff_sigma(tau1) / diff_mu(tau1)) * (diff_sigma(tau1) / diff_mu(tau1));
   const double f = r1 / (DIFF_GAMMA_FLOOR_C2 * rho);
   return f < 1.0 ? f : 1.0;
@@ -552,6 +553,8 @@ int diff_sample(const diff_denoiser *d, const diff_guidance *g, const diff_sampl
   if (g && g->background && (g->background->dim != g->op->state_dim || g->background->n_members < 0))
     return sb_fail(err, SB_EINVAL, "sampler: a background of %d values for states of %d", g->background->dim,
                    g->op->state_dim);
+  if (!(c->start > 0 && c->start <= 1) || (c->start < 1 && c->method != DIFF_PC))
+    return sb_fail(err, SB_EINVAL, "sampler: start must be in (0, 1], and below 1 (a warm start) with pc only");
   if (c->guidance < 0 || c->guidance >= DIFF_N_GUIDANCES || c->guidance_iters < 1 || c->guidance_iters > 64)
     return sb_fail(err, SB_EINVAL, "sampler: guidance must be one of " DIFF_GUIDANCE_NAMES ", guidance_iters 1..64");
   if (g && g->dyn && (!g->dyn->s || !g->dyn->s->step_vjp || g->dyn->s->dim != g->op->state_dim ||
@@ -579,9 +582,11 @@ int diff_sample(const diff_denoiser *d, const diff_guidance *g, const diff_sampl
     rc = sb_fail(err, SB_ENOMEM, "sampler: out of memory for %d samples", B);
     goto done;
   }
+  const double mu0 = c->start < 1 ? diff_mu(c->start) : 0.0, s0 = diff_sigma(c->start);
   for (int b = 0; b < B; b++) {
     rng_init(&q.streams[b], seed, stream0 + (uint64_t)b);
-    for (int j = 0; j < D; j++) x[(size_t)b * D + j] = (float)(diff_sigma(1.0) * rng_normal(&q.streams[b]));
+    float *xb = x + (size_t)b * D;
+    for (int j = 0; j < D; j++) xb[j] = (float)((c->start < 1 ? mu0 * xb[j] : 0.0) + s0 * rng_normal(&q.streams[b]));
   }
   if (c->method == DIFF_PC) rc = sample_pc(&q, err);
   else if (c->method == DIFF_HEUN) rc = sample_heun(&q, err);

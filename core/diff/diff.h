@@ -124,10 +124,16 @@ typedef struct diff_sampler_config {
   int guidance;       /* DIFF_GUIDE_SDA (default) or DIFF_GUIDE_MMPS */
   int guidance_iters; /* DIFF_GUIDE_MMPS: conjugate-gradient iterations per evaluation, >= 1 (each one VJP) */
   int gamma_floor;    /* pc with SDA: 1 raises gamma to diff_gamma_floor for precise observations; 0 (default) keeps it */
+  /* pc: where the sampler starts, tau in (0, 1]. 1 (default): from noise,
+   * x = sigma(1) z. Below 1 (a warm start, e.g. from a forecast ensemble):
+   * x holds on entry the data-space samples to start from, the sampler
+   * noises them to x = mu(start) x + sigma(start) z (the same draws z) and
+   * runs its steps predictor steps from tau = start to 0. */
+  double start;
 } diff_sampler_config;
 
-/* pc with 64 steps, 1 correction, tau_l 0.25 (and, for a later switch, the
- * lambda grid with rho 7 and sigma_max 0). */
+/* pc with 64 steps, 1 correction, tau_l 0.25, from noise (start 1; and,
+ * for a later switch, the lambda grid with rho 7 and sigma_max 0). */
 void diff_sampler_defaults(diff_sampler_config *c);
 /* Switches c to method with that method's defaults for steps and grid
  * (measured on tests/unit/test_samplers.c's exact Gaussian flow): pc 64
@@ -179,7 +185,8 @@ double diff_dpm2m_step(float *x, const float *xh, const float *xh_prev, double h
  * about r / (rho + gamma r) times its residual (standardized units), and
  * an explicit step from r_i to r_{i-1} behaves only while that gain times
  * the step's log(r_i / r_{i-1}) stays below about c; on pc's grid (r_i ~ r_1
- * i^2) the worst step gives gamma >= r_1 / (c^2 rho). c^2 = 1.6 is fitted
+ * i^2) the worst step gives gamma >= r_1 / (c^2 rho). With a warm start
+ * the last level is tau = start/steps. c^2 = 1.6 is fitted
  * on l96-sakov (sy 0.1..0.5: the gamma that calibrated it, docs/samplers.md). With
  * observations much more precise than the prior (sy = 0.1 on Lorenz96,
  * rho ~ 1e-3) SDA's gamma = 1e-2 diverged (RMSE 1e9, docs/samplers.md).
@@ -196,6 +203,7 @@ double diff_gamma_floor(const diff_guidance *g, const diff_sampler_config *c);
 #define DIFF_DIVERGED 1e4
 
 /* Draws B samples into x [B][dim]. Sample b uses RNG stream (seed, stream0 + b).
+ * With c->start < 1, x holds on entry the samples to start from (pc only).
  * With g != NULL the score is guided by the likelihood (composed score).
  * cancel (may be NULL) is polled once per step; progress (may be NULL) gets
  * the fraction done. Scratch (diff_eps_scratch floats) is allocated inside.

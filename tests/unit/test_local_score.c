@@ -474,7 +474,10 @@ static void test_model_any_n_and_window(void **state) {
  * ensemble of 8 members spread 0.2 around a state 1.5 away from the
  * observations' level pulls the first state's sample mean to within 0.5
  * RMS of the background mean (measured in the print) and at most half as
- * far as without it. */
+ * far as without it. With params.warm_start 0.1 the sampler starts from the
+ * members forecast through the window (score_net_warm_start, tested value
+ * by value in test_score.c): the diagnostics say so and the first state
+ * stays as near. */
 static void test_model_background(void **state) {
   (void)state;
   estimator *e;
@@ -510,6 +513,14 @@ static void test_model_background(void **state) {
   double d1 = tu_rmse_of_mean(r1.window_samples, S, (size_t)W * N, N, bm, NULL);
   print_message("local-score: first state's mean to the background mean: %.3f with it, %.3f without\n", d1, d0);
   assert_true(d1 < 0.5 && d1 < 0.5 * d0);
+  json_object_set_new(params, "warm_start", json_real(0.1));
+  est_result r2;
+  if (est_sample(e, &p, &o, &r2, &err)) fail_msg("%s", err.msg);
+  assert_true(json_real_value(json_object_get(json_object_get(r2.diagnostics, "sampler"), "warm_start")) == 0.1);
+  double d2 = tu_rmse_of_mean(r2.window_samples, S, (size_t)W * N, N, bm, NULL);
+  print_message("local-score, warm start 0.1: first state's mean to the background mean: %.3f\n", d2);
+  assert_true(d2 < 0.5 && d2 < 0.5 * d0);
+  est_result_free(&r2);
   est_result_free(&r0);
   est_result_free(&r1);
   json_decref(params);

@@ -528,6 +528,90 @@ static void test_guided_evaluations(void **state) {
   }
 }
 
+/* B draws of N(g->m, g->C) into x (float) */
+static void draw_gauss(const gauss *g, int B, uint64_t seed, float *x) {
+  double L[N * N];
+  tu_cholesky(g->C, N, L);
+  rng r;
+  rng_init(&r, seed, 0);
+  for (int b = 0; b < B; b++) {
+    double z[N];
+    for (int i = 0; i < N; i++) z[i] = rng_normal(&r);
+    for (int i = 0; i < N; i++) {
+      double s = g->m[i];
+      for (int k = 0; k <= i; k++) s += L[i * N + k] * z[k];
+      x[b * N + i] = (float)s;
+    }
+  }
+}
+
+/* A warm start (diff_sampler_config.start < 1: pc from tau = start, x on
+ * entry the samples to start from, noised there):
+ *  - from exact posterior samples at tau = 0.3 with the exact posterior
+ *    denoiser (unguided), and with the exact prior denoiser guided by the
+ *    observations (the cycling case: a start near the answer), pc 16
+ *    steps, 4000 samples: the posterior is kept, within
+ *    test_posterior_moments' tolerances unguided (mean 0.06 sd, std 0.07)
+ *    and the guided pc test's (mean 0.15 sd, std 20%) guided;
+ *  - from a point 3 posterior sd away at tau = 0.05 the samples stay
+ *    there (worst mean error > 2 sd): the start is used and the grid ends
+ *    at tau = start/steps, not 1/steps (a sampler that ignored the start or
+ *    ran its grid from tau = 1 would find the posterior);
+ *  - start = 1 ignores x on entry: the same samples bit for bit from a
+ *    NaN-filled and a zero-filled x;
+ *  - start outside (0, 1], or below 1 with another sampler than pc: EINVAL.
+ * Measured (worst mean / std error): unguided 0.028 / 0.040, guided 0.111 /
+ * 0.036, the far start 2.51 sd. */
+static void test_warm_start(void **state) {
+  (void)state;
+  const int B = 4000;
+  const diff_denoiser dpost = {N, &post, gauss_v, gauss_vjp}, dprior = {N, &prior, gauss_v, gauss_vjp};
+  double std[NOBS];
+  for (int i = 0; i < NOBS; i++) std[i] = NOISE;
+  diff_guidance g = {op, 1, Y, std, NULL, NULL, 0.1, NULL, 0, 0, NULL};
+  float *x = malloc(sizeof(float) * B * N), *x2 = malloc(sizeof(float) * B * N);
+  sb_error err;
+  diff_sampler_config c = config(DIFF_PC, 16);
+  c.start = 0.3;
+  double me, se;
+  draw_gauss(&post, B, 5, x);
+  assert_int_equal(diff_sample(&dpost, NULL, &c, B, 17, 0, x, NULL, NULL, NULL, &err), 0);
+  moments(x, B, &post, &me, &se);
+  print_message("warm start 0.3, pc 16, exact posterior denoiser: worst mean error %.3f sd, std error %.3f\n", me, se);
+  assert_true(me < 0.06);
+  assert_true(se < 0.07);
+  draw_gauss(&post, B, 6, x);
+  assert_int_equal(diff_sample(&dprior, &g, &c, B, 18, 0, x, NULL, NULL, NULL, &err), 0);
+  moments(x, B, &post, &me, &se);
+  print_message("warm start 0.3, pc 16, guided prior denoiser: worst mean error %.3f sd, std error %.3f\n", me, se);
+  assert_true(me < 0.15);
+  assert_true(se < 0.20);
+  c.start = 0.05, c.steps = 8;
+  for (int b = 0; b < B; b++)
+    for (int i = 0; i < N; i++) x[b * N + i] = (float)(post.m[i] + 3 * sqrt(post.C[i * N + i]));
+  assert_int_equal(diff_sample(&dpost, NULL, &c, B, 19, 0, x, NULL, NULL, NULL, &err), 0);
+  moments(x, B, &post, &me, &se);
+  print_message("warm start 0.05 from 3 sd away: worst mean error %.3f sd\n", me);
+  assert_true(me > 2.0);
+  c.start = 1.0;
+  for (int i = 0; i < B * N; i++) x[i] = NAN, x2[i] = 0.0f;
+  assert_int_equal(diff_sample(&dpost, NULL, &c, 64, 20, 0, x, NULL, NULL, NULL, &err), 0);
+  assert_int_equal(diff_sample(&dpost, NULL, &c, 64, 20, 0, x2, NULL, NULL, NULL, &err), 0);
+  assert_memory_equal(x, x2, sizeof(float) * 64 * N);
+  const double bad[3] = {0.0, -0.5, 1.5};
+  for (int i = 0; i < 3; i++) {
+    c.start = bad[i];
+    assert_int_equal(diff_sample(&dpost, NULL, &c, 4, 1, 0, x, NULL, NULL, NULL, &err), SB_EINVAL);
+    assert_non_null(strstr(err.msg, "start"));
+  }
+  diff_sampler_config dc = config(DIFF_DPM2M, 8);
+  dc.start = 0.5;
+  assert_int_equal(diff_sample(&dpost, NULL, &dc, 4, 1, 0, x, NULL, NULL, NULL, &err), SB_EINVAL);
+  assert_non_null(strstr(err.msg, "pc only"));
+  free(x);
+  free(x2);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_dpm2m_step_by_hand),
@@ -538,6 +622,7 @@ int main(void) {
       cmocka_unit_test(test_mmps_moments),
       cmocka_unit_test(test_precise_gamma_floor),
       cmocka_unit_test(test_diverged_is_an_error),
+      cmocka_unit_test(test_warm_start),
   };
   return cmocka_run_group_tests_name("samplers", tests, setup, teardown);
 }

@@ -16,6 +16,7 @@
 #include "kinds/score/score_net.h"
 #include "model/model.h"
 #include "train/train.h"
+#include "util/rng.h"
 #include "util/safetensors.h"
 #include "testutil.h"
 
@@ -364,6 +365,110 @@ static void test_dynamics_params(void **state) {
   est_free(c);
   assert_int_equal(model_open_estimator(&p, path_buf[1], &err), 0);
   check_params(p, "{\"dynamics_q\":0.01}", SB_EINVAL, "guided model");
+  est_free(p);
+}
+
+/* The warm start from a background (params.warm_start, score_net.h):
+ * score_net_warm_start fills sample s's window with member s mod S_b at the
+ * background's block, forecast one simulator step per later block, blocks
+ * before it at the prior mean, all standardized with the guidance's mean
+ * and scale (checked value by value against advance() here, block 0 and 1);
+ * a mean+std background draws mean + std z from stream
+ * SCORE_NET_WARM_STREAM + s; without warm_start or without a background it
+ * is off and x is untouched. Through the estimator: the sampler diagnostics
+ * report it only with a background, and it changes the samples; refused for
+ * posterior-score, for a sampler other than pc, and outside (0, 1]. */
+static void test_warm_start_params(void **state) {
+  (void)state;
+  estimator *c, *p;
+  sb_error err;
+  assert_int_equal(model_open_estimator(&c, path_buf[0], &err), 0);
+  double *truth;
+  est_problem pr;
+  tu_truth_problem(c, "{\"type\":\"subsample\",\"stride\":2}", 1.0, 3, 200, 7, 0, &truth, &pr);
+  enum { NN = 16, W = 3, S = 5, SB = 3 };
+  double members[SB * NN], gm[W * NN], gs[W * NN];
+  rng r;
+  rng_init(&r, 9, 0);
+  for (int i = 0; i < SB * NN; i++) members[i] = 2.0 + 3.0 * rng_normal(&r);
+  for (int i = 0; i < W * NN; i++) gm[i] = 1.5 + 0.01 * i, gs[i] = 2.0 + 0.02 * i;
+  est_background bg = {.members = members, .n_members = SB};
+  json_t *pj = json_pack("{s:f}", "warm_start", 0.25);
+  est_options o = {.n_samples = S, .seed = 4, .params = pj};
+  float x[S * W * NN];
+  diff_sampler_config cfg;
+  diff_sampler_defaults(&cfg);
+  int on = -1;
+  for (int i = 0; i < S * W * NN; i++) x[i] = -7.0f;
+  assert_int_equal(score_net_warm_start(&pr, &o, W, 0, gm, gs, x, &cfg, &on, &err), 0);
+  assert_int_equal(on, 0); /* no background: off, x untouched */
+  assert_true(x[0] == -7.0f && cfg.start == 1.0);
+  pr.background = &bg;
+  for (int block = 0; block < 2; block++) {
+    assert_int_equal(score_net_warm_start(&pr, &o, W, block, gm, gs, x, &cfg, &on, &err), 0);
+    assert_int_equal(on, 1);
+    assert_true(cfg.start == 0.25);
+    for (int s = 0; s < S; s++) {
+      double xs[NN];
+      memcpy(xs, members + (s % SB) * NN, sizeof xs);
+      for (int w = 0; w < W; w++) {
+        if (w > block) assert_int_equal(c->sim->advance(c->sim, xs, 1, 1, &err), 0);
+        for (int n = 0; n < NN; n++) {
+          const int i = w * NN + n;
+          const double want = w < block ? 0.0 : (xs[n] - gm[i]) / gs[i];
+          assert_true(fabs(x[(s * W + w) * NN + n] - want) < 1e-5 * (1 + fabs(want)));
+        }
+      }
+    }
+  }
+  double bm[NN], bsd[NN];
+  for (int n = 0; n < NN; n++) bm[n] = 1.0 + n, bsd[n] = 0.5;
+  est_background ms = {.mean = bm, .std = bsd};
+  pr.background = &ms;
+  assert_int_equal(score_net_warm_start(&pr, &o, W, 0, gm, gs, x, &cfg, &on, &err), 0);
+  for (int s = 0; s < S; s++) {
+    rng_init(&r, 4, SCORE_NET_WARM_STREAM + (uint64_t)s);
+    for (int n = 0; n < NN; n++) {
+      const double want = (bm[n] + bsd[n] * rng_normal(&r) - gm[n]) / gs[n];
+      assert_true(fabs(x[s * W * NN + n] - want) < 1e-5 * (1 + fabs(want)));
+    }
+  }
+  json_t *p0 = json_object();
+  o.params = p0;
+  cfg.start = 1.0;
+  assert_int_equal(score_net_warm_start(&pr, &o, W, 0, gm, gs, x, &cfg, &on, &err), 0);
+  assert_int_equal(on, 0); /* no warm_start */
+  assert_true(cfg.start == 1.0);
+  /* through the estimator: reported with a background, and it moves the samples */
+  pr.background = &bg;
+  est_result r0, r1, r2;
+  est_options oe = {.n_samples = 8, .seed = 2, .params = p0};
+  assert_int_equal(est_sample(c, &pr, &oe, &r0, &err), 0);
+  oe.params = pj;
+  if (est_sample(c, &pr, &oe, &r1, &err)) fail_msg("%s", err.msg);
+  json_t *sd = json_object_get(r1.diagnostics, "sampler");
+  assert_true(fabs(json_real_value(json_object_get(sd, "warm_start")) - 0.25) < 1e-12);
+  assert_null(json_object_get(json_object_get(r0.diagnostics, "sampler"), "warm_start"));
+  double diff = 0;
+  for (int i = 0; i < 8 * NN; i++) diff = fmax(diff, fabs(r1.samples[i] - r0.samples[i]));
+  assert_true(diff > 1e-3);
+  pr.background = NULL; /* the first cycles of a stream: from noise, as without it */
+  if (est_sample(c, &pr, &oe, &r2, &err)) fail_msg("%s", err.msg);
+  assert_null(json_object_get(json_object_get(r2.diagnostics, "sampler"), "warm_start"));
+  est_result_free(&r0);
+  est_result_free(&r1);
+  est_result_free(&r2);
+  check_params(c, "{\"warm_start\":0.3}", 0, NULL);
+  check_params(c, "{\"warm_start\":0}", SB_EINVAL, "warm_start");
+  check_params(c, "{\"warm_start\":1.5}", SB_EINVAL, "warm_start");
+  check_params(c, "{\"warm_start\":0.3,\"sampler\":\"dpm2m\"}", SB_EINVAL, "pc only");
+  tu_problem_free(&pr);
+  free(truth);
+  json_decref(pj);
+  json_decref(p0);
+  est_free(c);
+  assert_int_equal(model_open_estimator(&p, path_buf[1], &err), 0);
+  check_params(p, "{\"warm_start\":0.3}", SB_EINVAL, "cannot use");
   est_free(p);
 }
 
@@ -745,6 +850,7 @@ int main(void) {
       cmocka_unit_test(test_sampler_params),
       cmocka_unit_test(test_dynamics_params),
       cmocka_unit_test(test_background_reaches_first_state),
+      cmocka_unit_test(test_warm_start_params),
       cmocka_unit_test(test_composed_uses_observations_in_order),
       cmocka_unit_test(test_shorter_window_is_last_rows),
       cmocka_unit_test(test_posterior_score_learns),

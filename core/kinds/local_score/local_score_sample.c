@@ -312,6 +312,8 @@ int local_score_estimator_sample(estimator *e, const est_problem *p, const est_o
   dyn_on = score_net_dynamics(p, o->params, gamma, &dyn);
   diff_guidance g = {p->op, W, p->y, p->noise->std, gmean, gscale, gamma, bg.dim ? &bg : NULL, 0, 0,
                      dyn_on ? &dyn : NULL};
+  int warm = 0;
+  if ((rc = score_net_warm_start(p, o, W, 0, gmean, gscale, x, &cfg, &warm, err))) goto done;
   if ((rc = diff_sample(&d, &g, &cfg, S, o->seed, 0, x, o->cancel, o->progress, o->progress_ctx, err))) goto done;
   if ((rc = est_result_alloc(r, S, N, W, o->want_window, 0, err))) goto done;
   for (int s = 0; s < S; s++) {
@@ -335,6 +337,7 @@ int local_score_estimator_sample(estimator *e, const est_problem *p, const est_o
   json_t *sj = json_pack("{s:i, s:i, s:f, s:f}", "steps", cfg.steps, "corrections", cfg.corrections, "tau_l",
                          cfg.tau_l, "gamma", gamma);
   if (sj && cfg.gamma_floor) json_object_set_new(sj, "gamma_floor", json_integer(cfg.gamma_floor));
+  if (warm) jb_set_real(sj, "warm_start", cfg.start, &bad);
   score_net_gamma_used(sj, &g, &cfg, gamma);
   jb_set(r->diagnostics, "sampler", sj, &bad);
   jb_set(r->diagnostics, "local", json_pack("{s:i, s:i, s:i}", "k", m->W / 2, "runs", W - m->W + 1, "state_dim", N),

@@ -14,6 +14,7 @@
 #include "nn/nn_parallel.h"
 #include "util/jsonb.h"
 #include "util/par.h"
+#include "util/rng.h"
 
 /* Samples go through the network in chunks of this size: every chunk is
  * computed the same way for any thread count, so the samples are
@@ -155,6 +156,7 @@ const params_spec score_net_params[] = {
     {"background_gamma", PARAM_NUM, 0, 1e6, 1},
     {"dynamics_q", PARAM_NUM, 0, 1e6, 0},
     {"dynamics_gamma", PARAM_NUM, 0, 1e6, 1},
+    {"warm_start", PARAM_NUM, 0, 1, 1},
     {NULL, 0, 0, 0, 0},
 };
 
@@ -186,6 +188,18 @@ static int check_names(const json_t *o, const char *what, sb_error *err) {
 int score_net_check_options(const estimator *e, const est_options *o, sb_error *err) {
   int rc = check_names(o->params, "params.", err);
   if (rc) return sb_wrap(err, "%s", e->name);
+  if (params_num(o->params, "warm_start", 1.0) < 1) {
+    const model *m = e->impl;
+    diff_sampler_config cfg;
+    double gamma;
+    if (!e->accepts_background)
+      return sb_fail(err, SB_EINVAL, "%s: params.warm_start starts from a background, which %s (%s) cannot use",
+                     e->name, e->name, e->kind);
+    score_net_settings(m, o->params, &cfg, &gamma);
+    if (cfg.method != DIFF_PC)
+      return sb_fail(err, SB_EINVAL, "%s: params.warm_start works with sampler pc only, not %s", e->name,
+                     diff_method_name(cfg.method));
+  }
   /* the dynamics term: guided kinds (those that take a background) on a
    * system with an adjoint; refused before the job runs */
   if (params_num(o->params, "dynamics_q", 0.0) > 0) {
@@ -399,6 +413,41 @@ int score_net_residual_diag(json_t *diagnostics, const sim *s, const double *win
   return SB_OK;
 }
 
+int score_net_warm_start(const est_problem *p, const est_options *o, int W, int block, const double *gmean,
+                         const double *gscale, float *x, diff_sampler_config *cfg, int *on, sb_error *err) {
+  *on = 0;
+  const double start = params_num(o->params, "warm_start", 1.0);
+  const est_background *b = p->background;
+  if (!(start < 1) || !b) return SB_OK;
+  const int N = p->sim->dim, S = o->n_samples, Sb = b->members ? b->n_members : 0;
+  double *buf = malloc(sizeof(double) * (size_t)S * N);
+  if (!buf) return sb_fail(err, SB_ENOMEM, "out of memory for the warm start of %d samples", S);
+  for (int s = 0; s < S; s++) {
+    double *xs = buf + (size_t)s * N;
+    if (Sb > 0) {
+      memcpy(xs, b->members + (size_t)(s % Sb) * N, sizeof(double) * N);
+    } else {
+      rng r;
+      rng_init(&r, o->seed, SCORE_NET_WARM_STREAM + (uint64_t)s);
+      for (int n = 0; n < N; n++) xs[n] = b->mean[n] + b->std[n] * rng_normal(&r);
+    }
+  }
+  int rc = SB_OK;
+  for (int w = 0; w < W && !rc; w++) {
+    if (w > block) rc = p->sim->advance(p->sim, buf, (size_t)S, 1, err);
+    for (int s = 0; s < S && !rc; s++)
+      for (int n = 0; n < N; n++) {
+        const size_t i = (size_t)w * N + n;
+        x[(size_t)s * W * N + i] = w < block ? 0.0f : (float)((buf[(size_t)s * N + n] - gmean[i]) / gscale[i]);
+      }
+  }
+  free(buf);
+  if (rc) return sb_wrap(err, "warm start: forecasting the background");
+  cfg->start = start;
+  *on = 1;
+  return SB_OK;
+}
+
 json_t *score_net_dynamics_json(const diff_dynamics *d, int on) {
   if (!on) return NULL;
   return json_pack("{s:f, s:f}", "q", d->q, "gamma", d->gamma);
@@ -474,6 +523,9 @@ int score_net_sample(const model *sm, const est_problem *p, const est_options *o
                         dyn_on ? &dyn : NULL};
     gp = &g;
   }
+  int warm = 0;
+  if (guided && c.xch == W && (rc = score_net_warm_start(p, o, W, lead, gmean, gscale, x, &cfg, &warm, err)))
+    goto done;
   if (!guided) c.batch = score_batch_join(&sm->net); /* NULL unless the daemon batches */
   rc = diff_sample(&d, gp, &cfg, S, o->seed, 0, x, o->cancel, o->progress, o->progress_ctx, err);
   score_batch_leave(c.batch);
@@ -502,6 +554,7 @@ int score_net_sample(const model *sm, const est_problem *p, const est_options *o
   }
   int bad = 0;
   json_t *sj = settings_json(&cfg, gamma, 0);
+  if (warm) jb_set_real(sj, "warm_start", cfg.start, &bad);
   score_net_gamma_used(sj, gp, &cfg, gamma);
   jb_set(r->diagnostics, "sampler", sj, &bad);
   if (bg.dim) jb_set(r->diagnostics, "background", score_net_background_json(&bg, o->params), &bad);

@@ -74,6 +74,20 @@ int score_net_dynamics(const est_problem *p, const json_t *params, double gamma,
  * diagnostics when the system has an adjoint (a cheap step; sim.h) and W > 1:
  * how far the sampled trajectories are from the system's dynamics. */
 int score_net_residual_diag(json_t *diagnostics, const sim *s, const double *window, int S, int W, sb_error *err);
+/* A warm start from the background (request param warm_start in (0, 1)):
+ * the sampler starts at tau = warm_start from each sample's forecast of the
+ * background instead of from noise (diff_sampler_config.start). Sample s
+ * starts from member s mod S_b (a mean+std background: mean + std z, RNG
+ * stream (seed, SCORE_NET_WARM_STREAM + s)) at block `block` of x [S][W][dim],
+ * forecast by p->sim through the later blocks; earlier blocks (unobserved
+ * states before a short request's rows) start at the prior mean. x is
+ * standardized with gmean, gscale [W * dim]. *on = 1 and cfg->start set when
+ * it applies; *on = 0 (from noise, as before) without warm_start or without
+ * a background (the first cycles of a stream). Only pc samples from a warm
+ * start; score_net_check_options refuses the others. */
+#define SCORE_NET_WARM_STREAM (1ull << 42)
+int score_net_warm_start(const est_problem *p, const est_options *o, int W, int block, const double *gmean,
+                         const double *gscale, float *x, diff_sampler_config *cfg, int *on, sb_error *err);
 /* The dynamics part of a result's diagnostics, or NULL when off. */
 json_t *score_net_dynamics_json(const diff_dynamics *d, int on);
 /* The background part of a result's diagnostics ("background": {...}), or
