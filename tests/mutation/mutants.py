@@ -541,7 +541,7 @@ MUTANTS = [
     # ---- the warm start (score_net_warm_start, session 14) ---------------------
     dict(id="warm-ignores-start-x", what="warm start: the samples start from noise at tau = start, x on entry ignored",
          edits=[("core/diff/diff.c", "xb[j] = (float)((c->start < 1 ? mu0 * xb[j] : 0.0)",
-                 "xb[j] = (float)((c->start < 1 ? 0.0 * xb[j] : 0.0)")],
+                 "xb[j] = (float)((c->start < 1 ? mu0 * 0.0 : 0.0)")],
          tests=["unit:test_samplers"]),
     dict(id="warm-grid-from-one", what="warm start: pc's grid runs from tau = 1, not from the start",
          edits=[("core/diff/diff.c", "double t0 = c->start * (1.0 - (double)i / K), t1 = c->start * (1.0 - (double)(i + 1) / K);",
@@ -556,7 +556,7 @@ MUTANTS = [
          tests=["unit:test_score"]),
     dict(id="warm-unstandardized", what="warm start: the forecast not divided by the model's scale",
          edits=[("core/kinds/score/score_net.c", "(float)((buf[(size_t)s * N + n] - gmean[i]) / gscale[i]);",
-                 "(float)((buf[(size_t)s * N + n] - gmean[i]));")],
+                 "(float)((buf[(size_t)s * N + n] - gmean[i]) / (0.0 * gscale[i] + 1.0));")],
          tests=["unit:test_score"]),
     dict(id="etkf-bg-draws-k", what="ETKF from a background: draws scaled by 1/sqrt(S_b) instead of 1/sqrt(S_b - 1)",
          edits=[("core/baselines/etkf.c", "double scale = 1.0 / sqrt((double)(Sb - 1));",
