@@ -193,6 +193,13 @@ class Daemon:
             time.sleep(0.05)
         raise AssertionError("job %s still %s after %ss" % (job_id, j["state"], timeout))
 
+    def assimilate_ok(self, body, timeout=60):
+        """POSTs an assimilation, waits for it and asserts that it succeeded; returns the job."""
+        j = self.post("/v1/assimilations?wait=%d" % timeout, body).json()
+        j = self.wait_state(j["id"], timeout=timeout)
+        assert j["state"] == "succeeded", j
+        return j
+
 
 def obs_window(W, n_obs=40, seed=0, missing_rows=()):
     import numpy as np

@@ -22,9 +22,7 @@ def test_dynamics_term_served_and_refused_with_reasons(tmp_path):
             "params": {"steps": 8, "dynamics_q": 0.001}}
     d = Daemon(tmp_path, args=["--models", str(ROOT / "models")]).start()
     try:
-        j = d.post("/v1/assimilations?wait=60", body).json()
-        j = d.wait_state(j["id"], timeout=60)
-        assert j["state"] == "succeeded", j
+        j = d.assimilate_ok(body)
         diag = j["result"]["diagnostics"]
         assert diag["dynamics"] == {"q": 0.001, "gamma": 0.1}, diag
         assert 0 < diag["dynamics_residual"] < 10, diag

@@ -26,16 +26,13 @@ def test_warm_start_served_and_refused_with_reasons(tmp_path):
             "params": {"steps": 8, "warm_start": 0.1}}
     d = Daemon(tmp_path, args=["--models", str(ROOT / "models")]).start()
     try:
-        j = d.post("/v1/assimilations?wait=60", body).json()
-        j = d.wait_state(j["id"], timeout=60)
-        assert j["state"] == "succeeded", j
+        j = d.assimilate_ok(body)
         assert j["result"]["diagnostics"]["sampler"]["warm_start"] == 0.1, j["result"]["diagnostics"]
         err = np.sqrt(np.mean((np.array(j["result"]["mean"]) - truth[-1]) ** 2))
         assert err < 1.0, err  # observation noise 1, a background 0.3 off nine steps earlier
         cold = dict(body)
         cold.pop("background")
-        j = d.wait_state(d.post("/v1/assimilations", cold).json()["id"], timeout=60)
-        assert j["state"] == "succeeded", j
+        j = d.assimilate_ok(cold)
         assert "warm_start" not in j["result"]["diagnostics"]["sampler"], j["result"]["diagnostics"]
         for name, params, reason in (
                 ("l96-sakov-w10-posterior-score", {"warm_start": 0.1}, "cannot use"),
