@@ -461,6 +461,9 @@ static void test_warm_start_params(void **state) {
   check_params(c, "{\"warm_start\":0.3}", 0, NULL);
   check_params(c, "{\"warm_start\":0}", SB_EINVAL, "warm_start");
   check_params(c, "{\"warm_start\":1.5}", SB_EINVAL, "warm_start");
+  check_params(c, "{\"warm_start\":\"x\"}", SB_EINVAL, "warm_start");
+  check_params(c, "{\"warm_start\":1e300}", SB_EINVAL, "warm_start");
+  check_params(c, "{\"warm_start\":null}", SB_EINVAL, "warm_start");
   check_params(c, "{\"warm_start\":0.3,\"sampler\":\"dpm2m\"}", SB_EINVAL, "pc only");
   tu_problem_free(&pr);
   free(truth);
