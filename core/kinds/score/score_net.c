@@ -188,14 +188,15 @@ static int check_names(const json_t *o, const char *what, sb_error *err) {
 int score_net_check_options(const estimator *e, const est_options *o, sb_error *err) {
   int rc = check_names(o->params, "params.", err);
   if (rc) return sb_wrap(err, "%s", e->name);
+  const model *m = e->impl;
+  diff_sampler_config cfg;
+  double gamma;
+  score_net_settings(m, o->params, &cfg, &gamma); /* the file's sampler and guidance, or the request's */
+  /* the warm start: from a background (guided kinds), with pc */
   if (params_num(o->params, "warm_start", 1.0) < 1) {
-    const model *m = e->impl;
-    diff_sampler_config cfg;
-    double gamma;
     if (!e->accepts_background)
       return sb_fail(err, SB_EINVAL, "%s: params.warm_start starts from a background, which %s (%s) cannot use",
                      e->name, e->name, e->kind);
-    score_net_settings(m, o->params, &cfg, &gamma);
     if (cfg.method != DIFF_PC)
       return sb_fail(err, SB_EINVAL, "%s: params.warm_start works with sampler pc only, not %s", e->name,
                      diff_method_name(cfg.method));
@@ -203,16 +204,12 @@ int score_net_check_options(const estimator *e, const est_options *o, sb_error *
   /* the dynamics term: guided kinds (those that take a background) on a
    * system with an adjoint; refused before the job runs */
   if (params_num(o->params, "dynamics_q", 0.0) > 0) {
-    const model *m = e->impl;
     if (!e->accepts_background)
       return sb_fail(err, SB_EINVAL, "%s: params.dynamics_q needs a guided model (composed-score or local-score), "
                      "not %s", e->name, e->kind);
     if (!m->sim->step_vjp)
       return sb_fail(err, SB_EINVAL, "%s: params.dynamics_q needs the simulator's adjoint, which %s does not have "
                      "(the systems with one: lorenz96)", e->name, m->sim->preset);
-    diff_sampler_config cfg;
-    double gamma;
-    score_net_settings(m, o->params, &cfg, &gamma); /* the file's guidance, or the request's */
     if (cfg.guidance != DIFF_GUIDE_SDA)
       return sb_fail(err, SB_EINVAL, "%s: params.dynamics_q works with guidance sda only, not %s", e->name,
                      diff_guidance_name(cfg.guidance));
