@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""Pools `sbida eval` results of one estimator run on disjoint test sets (e.g. the same flags
+with --seed 2026 and --seed 2027, each in its own process) into one summary, as if one run had
+seen all their cases.
+
+usage: tests/eval/combine_evals.py A.json B.json [...] > combined.json
+
+rmse, spread and crps are averages over cases (docs/evaluation.md), so the pooled value is the
+case-weighted mean; the coverage curve's observed fractions are pooled the same way and the
+coverage error is taken from the pooled curve (not the max of the parts).
+"""
+import json
+import sys
+
+
+def main(paths):
+    if not paths:
+        sys.exit(__doc__)
+    ds = [json.load(open(p)) for p in paths]
+    keys = ("estimator", "preset", "N", "window", "noise_std", "samples", "params")
+    for d in ds[1:]:
+        for k in keys:
+            if d.get(k) != ds[0].get(k):
+                sys.exit("combine_evals: %s differs between files (%r, %r)" % (k, ds[0].get(k), d.get(k)))
+    if len({d["seed"] for d in ds}) != len(ds):
+        sys.exit("combine_evals: two files have the same seed (the same cases)")
+    n = sum(d["cases"] for d in ds)
+    w = [d["cases"] / n for d in ds]
+
+    def avg(k):
+        return sum(wi * d[k] for wi, d in zip(w, ds))
+
+    levels = ds[0]["coverage"]["levels"]
+    observed = [sum(wi * d["coverage"]["observed"][i] for wi, d in zip(w, ds)) for i in range(len(levels))]
+    out = {
+        "files": paths,
+        "estimator": ds[0]["estimator"],
+        "cases": n,
+        "seeds": [d["seed"] for d in ds],
+        "rmse": avg("rmse"),
+        "spread": avg("spread"),
+        "crps": avg("crps"),
+        "coverage": {"levels": levels, "observed": observed,
+                     "max_abs_error": max(abs(o - l) for o, l in zip(observed, levels))},
+        "seconds_per_request": avg("seconds_per_request"),
+        "parts": [{"seed": d["seed"], "cases": d["cases"], "rmse": d["rmse"],
+                   "coverage_max_error": d["coverage"]["max_abs_error"]} for d in ds],
+    }
+    json.dump(out, sys.stdout, indent=1)
+    print()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
