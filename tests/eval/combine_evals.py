@@ -16,8 +16,18 @@ import sys
 def main(paths):
     if not paths:
         sys.exit(__doc__)
-    ds = [json.load(open(p)) for p in paths]
-    keys = ("estimator", "preset", "N", "window", "noise_std", "samples", "params")
+    ds = []
+    for p in paths:
+        try:
+            d = json.load(open(p))
+            float(d["rmse"]), float(d["spread"]), float(d["crps"]), int(d["cases"])
+            d["coverage"]["levels"], d["coverage"]["observed"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            sys.exit("combine_evals: %s is not an sbida eval result (%s)" % (p, e))
+        if d["cases"] < 1 or len(d["coverage"]["observed"]) != len(d["coverage"]["levels"]):
+            sys.exit("combine_evals: %s has no cases or a malformed coverage curve" % p)
+        ds.append(d)
+    keys = ("estimator", "preset", "N", "window", "operator", "noise_std", "samples", "params")
     for d in ds[1:]:
         for k in keys:
             if d.get(k) != ds[0].get(k):
@@ -31,6 +41,8 @@ def main(paths):
         return sum(wi * d[k] for wi, d in zip(w, ds))
 
     levels = ds[0]["coverage"]["levels"]
+    if any(d["coverage"]["levels"] != levels for d in ds):
+        sys.exit("combine_evals: the files' coverage levels differ")
     observed = [sum(wi * d["coverage"]["observed"][i] for wi, d in zip(w, ds)) for i in range(len(levels))]
     out = {
         "files": paths,
