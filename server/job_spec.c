@@ -7,6 +7,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "est/est_chunk.h"
 #include "job_background.h"
 #include "problem.h"
 #include "util/jsonb.h"
@@ -264,12 +265,18 @@ int job_spec_parse(job_spec *s, const json_t *body, registry *reg, const job_lim
                                         "(oldest first), each null or an array of %d numbers or nulls, or a list of "
                                         "such windows (all of one length)", n_obs));
   s->window = (int)json_array_size(j);
+  /* params.chunk answers a longer window as a cycle of chunks (est_chunk.h): its checks come first, and
+   * each chunk's length is checked below against the estimator's windows */
+  est_options o = {.n_samples = s->n_samples, .want_window = s->want_window, .params = s->params};
+  if (est_check_options(e, &o, &err)) return job_bad(problem, problem_new(PROB_VALIDATION, 0, "%s", err.msg));
+  const int chunk = est_chunk_param(s->params);
   int wlo, whi;
   est_window_range(e, &wlo, &whi);
-  if (wlo == whi && s->window != wlo)
+  const int whole = chunk <= 0 || chunk >= s->window; /* otherwise est_chunk_check_problem names a chunk that does not fit */
+  if (whole && wlo == whi && s->window != wlo)
     return job_bad(problem, problem_new(PROB_VALIDATION, 0, "estimator %s needs exactly %d observation rows, got %d",
                                         e->name, wlo, s->window));
-  if (s->window < wlo || s->window > whi)
+  if (whole && (s->window < wlo || s->window > whi))
     return job_bad(problem, problem_new(PROB_VALIDATION, 0, "estimator %s needs a window of %d..%d observations, got %d",
                                         e->name, wlo, whi, s->window));
   size_t per = (size_t)s->window * (size_t)(n_obs > 0 ? n_obs : 1);
@@ -302,13 +309,10 @@ int job_spec_parse(job_spec *s, const json_t *body, registry *reg, const job_lim
     }
     est_problem p = {sm, s->op_use, &s->noise, s->window, s->time_index, s->y + (size_t)b * per,
                      job_spec_background(s)};
-    if (est_check_problem(e, &p, &err))
+    if (est_chunk_check_problem(e, &p, chunk, &err))
       return job_bad(problem, problem_new(PROB_VALIDATION, 0, "%s%s%s%s", s->n_windows ? "observations" : "", where,
                                           s->n_windows ? ": " : "", err.msg));
   }
-  /* the estimator's own rules (parameters, sample count) now, not when the job runs */
-  est_options o = {.n_samples = s->n_samples, .want_window = s->want_window, .params = s->params};
-  if (est_check_options(e, &o, &err)) return job_bad(problem, problem_new(PROB_VALIDATION, 0, "%s", err.msg));
   /* what it would take, before it is queued */
   return job_spec_check_limits(s, lim, threads, problem);
 }

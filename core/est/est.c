@@ -1,5 +1,7 @@
 #include "est/est.h"
 
+#include "est/est_chunk.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,12 +115,25 @@ int est_check_options(const estimator *e, const est_options *o, sb_error *err) {
     return sb_fail(err, SB_ERANGE, "n_samples %d outside 1..1000000", o->n_samples);
   if (o->want_window && !e->has_window)
     return sb_fail(err, SB_ENOTSUP, "estimator %s cannot return the states of the whole window", e->name);
-  int rc = params_check(o->params, e->params, "params.", err);
+  int rc = est_chunk_check_options(e, o, err);
+  if (rc) return rc;
+  json_t *rest = NULL; /* "chunk" belongs to every estimator with a background (est_chunk.h) */
+  if (o->params && json_object_get(o->params, "chunk")) {
+    if (!(rest = json_deep_copy(o->params))) return sb_fail(err, SB_ENOMEM, "out of memory");
+    json_object_del(rest, "chunk");
+  }
+  rc = params_check(rest ? rest : o->params, e->params, "params.", err);
+  json_decref(rest);
   if (rc) return sb_wrap(err, "%s", e->name);
   return e->check_options ? e->check_options(e, o, err) : SB_OK;
 }
 
 void est_estimate(const estimator *e, const est_problem *p, const est_options *o, est_cost *c) {
+  int K = est_chunk_param(o->params), first;
+  if (K > 0 && est_chunk_layout(e, p->window, K, &first) > 1) {
+    est_chunk_estimate(e, p, o, K, c);
+    return;
+  }
   double S = o->n_samples, n = p->sim->dim, W = p->window;
   c->bytes = 8.0 * (S * n + (o->want_window ? S * W * n : 0) + (e->has_density ? S : 0));
   c->flops = 0;
@@ -127,9 +142,15 @@ void est_estimate(const estimator *e, const est_problem *p, const est_options *o
 
 int est_sample(estimator *e, const est_problem *p, const est_options *o, est_result *r, sb_error *err) {
   memset(r, 0, sizeof *r);
-  int rc = est_check_problem(e, p, err);
-  if (!rc) rc = est_check_options(e, o, err);
+  int rc = est_check_options(e, o, err);
+  int K = rc ? 0 : est_chunk_param(o->params), first;
+  if (!rc) rc = est_chunk_check_problem(e, p, K, err);
   if (rc) return rc;
+  if (K > 0 && est_chunk_layout(e, p->window, K, &first) > 1) {
+    rc = est_chunk_sample(e, p, o, K, r, err);
+    if (rc) est_result_free(r);
+    return rc;
+  }
   rc = e->sample(e, p, o, r, err);
   if (rc) {
     est_result_free(r);
