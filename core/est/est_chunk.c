@@ -110,8 +110,11 @@ int est_chunk_sample(estimator *e, const est_problem *p, const est_options *o, i
     }
     if (!rc && c + 1 == n) {
       memcpy(r->samples, cr.samples, sizeof(double) * (size_t)S * N);
-      r->diagnostics = cr.diagnostics ? cr.diagnostics : json_object();
-      cr.diagnostics = NULL;
+      if (cr.diagnostics) { /* the last chunk's diagnostics replace the empty ones of est_result_alloc */
+        json_decref(r->diagnostics);
+        r->diagnostics = cr.diagnostics;
+        cr.diagnostics = NULL;
+      }
       json_t *ch = json_pack("{s:i, s:i, s:i}", "chunk", K, "chunks", n, "first_rows", f);
       if (!r->diagnostics || !ch || json_object_set_new(r->diagnostics, "chunked", ch))
         rc = sb_fail(err, SB_ENOMEM, "out of memory for the diagnostics");

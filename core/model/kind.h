@@ -21,6 +21,11 @@ typedef struct kind_train_setup {
   int val_windows;      /* windows of the fixed validation set */
   int threads;          /* sb_threads() already applied */
   double missing_time, missing_entry;
+  /* diffusion kinds: a share tau_focus of the training windows draws its
+   * noise level tau from U(0, tau_focus_max) instead of U(0, 1), to spend
+   * more of the network on the low noise levels a warm-started sampler uses
+   * (the validation windows always draw from U(0, 1)); 0: all from U(0, 1) */
+  double tau_focus, tau_focus_max;
   /* training across processes (train/train_dist.h): grad computes only part
    * `part` of `parts` contiguous parts of the batch's n loss terms (windows,
    * or nre's 2B pairs), still normalized by the whole batch, so the parts'

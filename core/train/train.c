@@ -23,7 +23,7 @@
 typedef struct train_cfg {
   long steps, warmup, val_every, ckpt_every;
   int batch, pool, refresh, val_windows, schedule, threads, traj_len;
-  double lr, weight_decay, ema, clip, time_budget_s, missing_time, missing_entry;
+  double lr, weight_decay, ema, clip, time_budget_s, missing_time, missing_entry, tau_focus, tau_focus_max;
   uint64_t seed;
 } train_cfg;
 
@@ -67,7 +67,8 @@ static const params_spec train_params[] = {
     {"val_every", PARAM_INT, 1, 100000000, 0},  {"ckpt_every", PARAM_INT, 1, 100000000, 0},
     {"time_budget_s", PARAM_NUM, 0, 1e7, 0},    {"missing_time", PARAM_NUM, 0, 0.9, 0},
     {"missing_entry", PARAM_NUM, 0, 0.9, 0},    {"threads", PARAM_INT, 1, SB_THREADS_MAX, 0},
-    {"traj_len", PARAM_INT, 0, 1024, 0},        {NULL, 0, 0, 0, 0},
+    {"traj_len", PARAM_INT, 0, 1024, 0},        {"tau_focus", PARAM_NUM, 0, 1, 0},
+    {"tau_focus_max", PARAM_NUM, 0.01, 1, 0},   {NULL, 0, 0, 0, 0},
 };
 
 /* out (room for 32) = out + add (may be NULL), skipping names already in */
@@ -131,6 +132,8 @@ static int parse_config(trainer *tr, const json_t *cfg, sb_error *err) {
                    .missing_time = params_num(train, "missing_time", 0),
                    .missing_entry = params_num(train, "missing_entry", 0),
                    .traj_len = (int)params_int(train, "traj_len", 0),
+                   .tau_focus = params_num(train, "tau_focus", 0),
+                   .tau_focus_max = params_num(train, "tau_focus_max", 1),
                    .seed = (uint64_t)params_int(train, "seed", 1)};
   const char *sch = params_str(train, "schedule", NULL);
   if (sch) {
@@ -337,7 +340,8 @@ int train_model(const json_t *cfg, train_opts *o, sb_error *err) {
     goto done;
   if ((rc = normalization(&tr, err))) goto done;
   kind_train_setup setup = {.batch = B, .val_windows = tc->val_windows, .missing_time = tc->missing_time,
-                            .missing_entry = tc->missing_entry, .part = rank, .parts = size};
+                            .missing_entry = tc->missing_entry, .tau_focus = tc->tau_focus,
+                            .tau_focus_max = tc->tau_focus_max, .part = rank, .parts = size};
   int part_lo, part_n = kind_train_part(&setup, B, &part_lo);
   setup.threads = sb_threads(tc->threads, part_n);
   if ((rc = k->train_init(&tr.ks, sm, &setup, err))) goto done;

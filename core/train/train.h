@@ -10,6 +10,8 @@
  *              "weight_decay", "ema", "clip", "seed", "pool", "refresh",
  *              "val_windows", "val_every", "ckpt_every", "time_budget_s",
  *              "missing_time", "missing_entry", "threads",
+ *              "tau_focus", "tau_focus_max": diffusion kinds draw this share of the training
+ *              windows' noise levels from U(0, tau_focus_max) (kind.h; validation stays U(0, 1)),
  *              "traj_len": pool trajectories of this many states, chained for stationary presets
  *              (train_pool.h; what makes the Kolmogorov flow's 64-interval spin-up affordable)},
  *    + the kind's section (kind->config_key, fields kind->config_params):

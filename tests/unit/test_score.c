@@ -611,6 +611,25 @@ static void test_missing_entries_change_training(void **state) {
   model_free(&b);
 }
 
+/* train.tau_focus draws that share of the training noise levels from
+ * U(0, tau_focus_max) (kind.h), while validation keeps U(0, 1): a composed
+ * model trained only at tau <= 0.05 has never seen the high noise levels,
+ * so its validation loss is clearly above the same run's with uniform tau
+ * (equal would mean the option never reached the batches). */
+static void test_tau_focus_changes_training(void **state) {
+  (void)state;
+  char pa[600], pb[600];
+  snprintf(pa, sizeof pa, "%s/focus-a.safetensors", tu_tmpdir());
+  snprintf(pb, sizeof pb, "%s/focus-b.safetensors", tu_tmpdir());
+  json_t *ca = tiny_config("composed-score", 200), *cb = tiny_config("composed-score", 200);
+  json_object_set_new(json_object_get(cb, "train"), "tau_focus", json_real(1.0));
+  json_object_set_new(json_object_get(cb, "train"), "tau_focus_max", json_real(0.05));
+  double va = tu_train(ca, pa), vb = tu_train(cb, pb);
+  print_message("uniform tau: val loss %.4f; every tau <= 0.05: %.4f\n", va, vb);
+  assert_true(isfinite(va) && isfinite(vb));
+  assert_true(vb > 1.1 * va);
+}
+
 /* The learning-rate schedule reaches the optimizer in training. A state file
  * with parameters p0, no Adam moments and step k makes `sbida train` take
  * exactly one AdamW step at step k (train.steps = k + 1). With fresh moments
@@ -859,6 +878,7 @@ int main(void) {
       cmocka_unit_test(test_posterior_score_learns),
       cmocka_unit_test(test_lift_observations_by_hand),
       cmocka_unit_test(test_missing_entries_change_training),
+      cmocka_unit_test(test_tau_focus_changes_training),
       cmocka_unit_test(test_lr_schedule_reaches_training),
   };
   return cmocka_run_group_tests_name("score", tests, NULL, NULL);

@@ -642,7 +642,10 @@ int score_net_make_batch(void *state, rng *r, const float *win, const long *tix,
   for (int b = 0; b < B; b++) {
     const float *wb = win + (size_t)b * W * N;
     float *ib = in + (size_t)b * t->cin * N, *tb = target + (size_t)b * t->xch * N;
-    double tau = rng_uniform(r), mu = diff_mu(tau), sg = diff_sigma(tau);
+    double tau = rng_uniform(r);
+    /* the focus draw happens only when asked for, so that runs without it keep their random stream */
+    if (!val && t->s.tau_focus > 0 && rng_uniform(r) < t->s.tau_focus) tau *= t->s.tau_focus_max;
+    double mu = diff_mu(tau), sg = diff_sigma(tau);
     int first = W - t->xch; /* the x channels are the window's last xch states */
     for (int c = 0; c < t->xch; c++)
       for (int n = 0; n < N; n++) {
