@@ -253,6 +253,9 @@ MUTANTS = [
     dict(id='lr-warmup-off-by-one', what='LR warmup off by one',
          edits=[('core/nn/nn_optim.c', '  if (warmup > 0 && step < warmup) return base * (float)(step + 1) / (float)warmup;', '  if (warmup > 0 && step < warmup) return base * (float)(step) / (float)warmup;')],
          tests=['unit:test_nn_model']),
+    dict(id='tau-focus-ignored', what='training: train.tau_focus never narrows the noise levels',
+         edits=[('core/kinds/score/score_net.c', 'rng_uniform(r) < t->s.tau_focus) tau *= t->s.tau_focus_max;', 'rng_uniform(r) < t->s.tau_focus) tau *= 1.0;')],
+         tests=['unit:test_score']),
     # ---- long windows in chunks (test_est_chunk) ----
     dict(id='chunk-background-not-advanced', what='chunked window: the previous chunk\'s samples used as the next background without the one-step forecast',
          edits=[('core/est/est_chunk.c', '      rc = p->sim->advance(p->sim, fc, (size_t)S, 1, err);', '      rc = p->sim->advance(p->sim, fc, (size_t)S, 0, err);')],
