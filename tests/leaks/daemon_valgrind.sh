@@ -26,10 +26,12 @@ JSON
 "$BUILD/sbida" train --config "$tmp/tiny.json" --out "$tmp/models/tiny-comp.safetensors" >/dev/null 2>&1
 # tiny npe and nre models (densities, ratio resampling) and an evaluation next to the npe one
 for kind in npe nre; do
+  nre=''  # the nre section belongs to nre configs only (train refuses another kind's section)
+  [ "$kind" = nre ] && nre='"nre": {"candidates": 64},'
   cat > "$tmp/$kind.json" <<JSON
 {"kind": "$kind", "preset": "l96-thesis", "N": 16, "window": 3, "operator": {"type": "kernel_stations"},
  "noise_std": 0.5, "arch": {"width": 16, "blocks": 1, "groups": 4, "emb_dim": 8, "couplings": 2},
- "nre": {"candidates": 64},
+ $nre
  "train": {"steps": 10, "batch": 16, "lr": 0.003, "warmup": 2, "pool": 16, "refresh": 1, "val_windows": 16,
            "ema": 0.8, "val_every": 1000}}
 JSON
@@ -92,6 +94,17 @@ for i in range(6 if quick else 60):
     assert s in (200, 202, 422), (s, body)
     if s in (200, 202):
         ids.append(json.loads(body)["id"])
+# a window in chunks (params.chunk): each chunk's result and the background between them
+for i in range(2 if quick else 6):
+    b = dict(base, seed=i, params={"chunk": 2}, estimator="l96-sakov-etkf" if i % 2 else "l96-sakov-letkf")
+    if i % 2 == 0:
+        b["return"] = {"window": True}
+    s, body = req("POST", "/v1/assimilations?wait=60", b)
+    assert s == 200 and json.loads(body)["state"] == "succeeded", body[:300]
+    assert json.loads(body)["result"]["diagnostics"]["chunked"]["chunks"] == 3, body[:300]
+    ids.append(json.loads(body)["id"])
+s, body = req("POST", "/v1/assimilations", dict(base, params={"chunk": 2}, estimator="l96-sakov-pf"))
+assert s == 422, (s, body[:300])
 for i in range(0 if quick else 6):
     s, body = req("POST", "/v1/assimilations?wait=60", {"estimator": "tiny-comp", "time_index": 5,
                   "observations": [[0.5] * 8, None, [0.1] * 8], "operator": {"type": "subsample", "stride": 2},
