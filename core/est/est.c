@@ -118,10 +118,8 @@ int est_check_options(const estimator *e, const est_options *o, sb_error *err) {
   int rc = est_chunk_check_options(e, o, err);
   if (rc) return rc;
   json_t *rest = NULL; /* "chunk" belongs to every estimator with a background (est_chunk.h) */
-  if (o->params && json_object_get(o->params, "chunk")) {
-    if (!(rest = json_deep_copy(o->params))) return sb_fail(err, SB_ENOMEM, "out of memory");
-    json_object_del(rest, "chunk");
-  }
+  if (o->params && json_object_get(o->params, "chunk") && !(rest = est_chunk_rest(o->params)))
+    return sb_fail(err, SB_ENOMEM, "out of memory");
   rc = params_check(rest ? rest : o->params, e->params, "params.", err);
   json_decref(rest);
   if (rc) return sb_wrap(err, "%s", e->name);

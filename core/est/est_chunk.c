@@ -11,10 +11,15 @@ int est_chunk_param(const json_t *params) {
   return (int)json_integer_value(k);
 }
 
+json_t *est_chunk_rest(const json_t *params) {
+  json_t *rest = json_deep_copy(params);
+  if (rest) json_object_del(rest, "chunk");
+  return rest;
+}
+
 int est_chunk_check_options(const estimator *e, const est_options *o, sb_error *err) {
-  const json_t *k = o->params ? json_object_get(o->params, "chunk") : NULL;
-  if (!k) return SB_OK;
-  if (!json_is_integer(k) || json_integer_value(k) < 1 || json_integer_value(k) > 1024)
+  if (!o->params || !json_object_get(o->params, "chunk")) return SB_OK;
+  if (!est_chunk_param(o->params))
     return sb_fail(err, SB_EINVAL, "params.chunk must be an integer in 1..1024 (observation rows per analysis)");
   if (!e->accepts_background)
     return sb_fail(err, SB_EINVAL, "params.chunk: estimator %s (%s) cannot use a background, so it cannot answer a "
@@ -75,10 +80,9 @@ static void chunk_progress_fn(void *ctx, double f) {
 int est_chunk_sample(estimator *e, const est_problem *p, const est_options *o, int K, est_result *r, sb_error *err) {
   const int W = p->window, S = o->n_samples, N = p->sim->dim;
   int f, n = est_chunk_layout(e, W, K, &f);
-  json_t *params = json_deep_copy(o->params);
+  json_t *params = est_chunk_rest(o->params);
   double *fc = malloc(sizeof(double) * (size_t)S * N);
   int rc = params && fc ? SB_OK : sb_fail(err, SB_ENOMEM, "out of memory for a chunked window");
-  if (!rc) json_object_del(params, "chunk");
   if (!rc) rc = est_result_alloc(r, S, N, W, o->want_window, 0, err);
   est_background bg = {.n_members = S, .members = fc};
   chunk_progress cp = {o, 0, n};
@@ -131,8 +135,7 @@ void est_chunk_estimate(const estimator *e, const est_problem *p, const est_opti
   int f, n = est_chunk_layout(e, p->window, K, &f);
   double S = o->n_samples, N = p->sim->dim, W = p->window;
   double bytes = 0, flops = 0;
-  json_t *params = json_deep_copy(o->params);
-  if (params) json_object_del(params, "chunk");
+  json_t *params = est_chunk_rest(o->params);
   est_options so = *o;
   so.params = params;
   for (int i = 0, a = 0; i < n; i++) {

@@ -24,6 +24,9 @@
 /* K from params "chunk" (an integer >= 1), or 0 when absent or not an
  * integer (est_check_options reports that). */
 int est_chunk_param(const json_t *params);
+/* A copy of params without "chunk" (what the estimator's own checks and
+ * each chunk's call see); NULL when out of memory. */
+json_t *est_chunk_rest(const json_t *params);
 /* Checks params' "chunk" and the options it needs: the estimator accepts a
  * background, n_samples >= 2. SB_OK when there is no "chunk". */
 int est_chunk_check_options(const estimator *e, const est_options *o, sb_error *err);
