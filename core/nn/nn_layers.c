@@ -498,6 +498,11 @@ void nn_gn_silu_forward(float *out, float *mean, float *rstd, const float *x, co
     }
 }
 
+/* nn_gn_silu_backward keeps a group's dy (the gradient through SiLU) from its
+ * first pass for the second when the group fits: one exp per element
+ * instead of two, the same values bit for bit */
+#define NN_GN_DY_CACHE 8192
+
 NN_HOT
 void nn_gn_silu_backward(float *dx, float *dgamma, float *dbeta, const float *dout,
                          const float *x, const float *gamma, const float *beta,
@@ -505,24 +510,29 @@ void nn_gn_silu_backward(float *dx, float *dgamma, float *dbeta, const float *do
   int cpg = C / G;
   float n = (float)(cpg * S);
   const v8f one = v8_set1(1.0f);
+  float dyc[NN_GN_DY_CACHE];
+  int cache = dx && (size_t)cpg * S <= NN_GN_DY_CACHE;
   for (int b = 0; b < B; b++)
     for (int g = 0; g < G; g++) {
       float m = mean[b * G + g], r = rstd[b * G + g], s1 = 0.0f, s2 = 0.0f;
       v8f vm = v8_set1(m), vr = v8_set1(r);
       for (int c = g * cpg; c < (g + 1) * cpg; c++) {
         const float *xc = x + ((size_t)c * B + b) * S, *dc = dout + ((size_t)c * B + b) * S;
+        float *dyk = cache ? dyc + (size_t)(c - g * cpg) * S : dyc;
         float a = r * gamma[c], d = beta[c] - m * a, dg = 0.0f, db = 0.0f;
         v8f va = v8_set1(a), vd = v8_set1(d), vdg = v8_set1(0.0f), vdb = v8_set1(0.0f);
         int s = 0;
         for (; s + 8 <= S; s += 8) {
           v8f xv = v8_load(xc + s), y = xv * va + vd, sg = one / (one + v8_exp(-y));
           v8f dy = v8_load(dc + s) * sg * (one + y * (one - sg));
+          if (cache) v8_store(dyk + s, dy);
           vdg += dy * ((xv - vm) * vr);
           vdb += dy;
         }
         for (; s < S; s++) {
           float y = xc[s] * a + d, sg = 1.0f / (1.0f + nn_expf(-y));
           float dy = dc[s] * sg * (1.0f + y * (1.0f - sg));
+          if (cache) dyk[s] = dy;
           dg += dy * ((xc[s] - m) * r);
           db += dy;
         }
@@ -539,19 +549,30 @@ void nn_gn_silu_backward(float *dx, float *dgamma, float *dbeta, const float *do
       v8f vs1 = v8_set1(s1), vs2 = v8_set1(s2);
       for (int c = g * cpg; c < (g + 1) * cpg; c++) {
         const float *xc = x + ((size_t)c * B + b) * S, *dc = dout + ((size_t)c * B + b) * S;
+        const float *dyk = cache ? dyc + (size_t)(c - g * cpg) * S : dyc;
         float *dxc = dx + ((size_t)c * B + b) * S, gm = gamma[c];
         float a = r * gm, d = beta[c] - m * a;
         v8f va = v8_set1(a), vd = v8_set1(d), vg = v8_set1(gm);
         int s = 0;
         for (; s + 8 <= S; s += 8) {
-          v8f xv = v8_load(xc + s), y = xv * va + vd, sg = one / (one + v8_exp(-y));
-          v8f dy = v8_load(dc + s) * sg * (one + y * (one - sg));
+          v8f xv = v8_load(xc + s), dy;
+          if (cache) {
+            dy = v8_load(dyk + s);
+          } else {
+            v8f y = xv * va + vd, sg = one / (one + v8_exp(-y));
+            dy = v8_load(dc + s) * sg * (one + y * (one - sg));
+          }
           v8f xh = (xv - vm) * vr;
           v8_store(dxc + s, v8_load(dxc + s) + vr * (dy * vg - vs1 - xh * vs2));
         }
         for (; s < S; s++) {
-          float y = xc[s] * a + d, sg = 1.0f / (1.0f + nn_expf(-y));
-          float dy = dc[s] * sg * (1.0f + y * (1.0f - sg));
+          float dy;
+          if (cache) {
+            dy = dyk[s];
+          } else {
+            float y = xc[s] * a + d, sg = 1.0f / (1.0f + nn_expf(-y));
+            dy = dc[s] * sg * (1.0f + y * (1.0f - sg));
+          }
           float xh = (xc[s] - m) * r;
           dxc[s] += r * (dy * gm - s1 - xh * s2);
         }

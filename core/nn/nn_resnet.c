@@ -198,7 +198,7 @@ int nn__resnet_backward(const nn_model *m, nn_workspace *ws, const float *dout, 
   float **a = ws->act, *dh = a[A_DH], *dt1 = a[A_DT1], *dt2 = a[A_DT2];
   nn_transpose_bcs_to_cbs(a[A_DY], dout, B, c->cout, S);
   memset(dt1, 0, WP * sizeof(float));
-  nn_conv_backward(dt1, NN_G(g, m, t_out(m, TO_W)), NN_G(g, m, t_out(m, TO_B)), a[A_COL],
+  nn_conv_backward_t(dt1, NN_G(g, m, t_out(m, TO_W)), NN_G(g, m, t_out(m, TO_B)), a[A_COL],
                    a[A_DCOL], a[A_DY], a[A_AO], NN_P(m, t_out(m, TO_W)), W, c->cout, B, H, Wd, kh,
                    3, 1);
   memset(dh, 0, WP * sizeof(float));
@@ -211,7 +211,7 @@ int nn__resnet_backward(const nn_model *m, nn_workspace *ws, const float *dout, 
     float *st1 = a[A_ST1(i)], *st2 = a[A_ST2(i)];
     /* h[i+1] = h[i] + conv2(a2): dh passes to h[i] unchanged, plus the branch */
     memset(dt1, 0, WP * sizeof(float));
-    nn_conv_backward(dt1, NN_G(g, m, t_block(m, i, TB_C2_W)), NN_G(g, m, t_block(m, i, TB_C2_B)),
+    nn_conv_backward_t(dt1, NN_G(g, m, t_block(m, i, TB_C2_W)), NN_G(g, m, t_block(m, i, TB_C2_B)),
                      a[A_COL], a[A_DCOL], dh, a[A_A2(i)], NN_P(m, t_block(m, i, TB_C2_W)), W, W, B,
                      H, Wd, kh, 3, 1);
     memset(dt2, 0, WP * sizeof(float));
@@ -221,7 +221,7 @@ int nn__resnet_backward(const nn_model *m, nn_workspace *ws, const float *dout, 
                         st2 + Gm, W, B, S, G);
     if (c->n_scalars) nn_chanbias_backward(a[A_DE2] + (size_t)i * W, dt2, nb * W, W, B, S);
     memset(dt1, 0, WP * sizeof(float));
-    nn_conv_backward(dt1, NN_G(g, m, t_block(m, i, TB_C1_W)), NN_G(g, m, t_block(m, i, TB_C1_B)),
+    nn_conv_backward_t(dt1, NN_G(g, m, t_block(m, i, TB_C1_W)), NN_G(g, m, t_block(m, i, TB_C1_B)),
                      a[A_COL], a[A_DCOL], dt2, a[A_A1(i)], NN_P(m, t_block(m, i, TB_C1_W)), W, W,
                      B, H, Wd, kh, 3, 1);
     nn_gn_silu_backward(dh, NN_G(g, m, t_block(m, i, TB_GN1_G)),
@@ -235,7 +235,7 @@ int nn__resnet_backward(const nn_model *m, nn_workspace *ws, const float *dout, 
     memset(dx0, 0, (size_t)c->cin * P * sizeof(float));
   }
   if (dx || g)
-    nn_conv_backward(dx0, NN_G(g, m, T_IN_W), NN_G(g, m, T_IN_B), a[A_COL], a[A_DCOL], dh,
+    nn_conv_backward_t(dx0, NN_G(g, m, T_IN_W), NN_G(g, m, T_IN_B), a[A_COL], a[A_DCOL], dh,
                      a[A_X0], NN_P(m, T_IN_W), c->cin, W, B, H, Wd, kh, 3, 1);
   if (dx) nn_transpose_cbs_to_bcs(dx, dx0, B, c->cin, S, 1);
   if (c->n_scalars && g) {

@@ -684,6 +684,14 @@ MUTANTS = [
          edits=[("core/eval/eval_cycle.c", "ens_stats(fc, (size_t)N, S, N, x + (size_t)(t - W + 1) * N,",
                  "ens_stats(fc, (size_t)N, S, N, x + (size_t)(t - W) * N,")],
          tests=["unit:test_cycle"]),
+    dict(id="gn-silu-dy-cache-channel", what="fused GroupNorm+SiLU backward: the kept dy read back for the group's first channel only",
+         edits=[("core/nn/nn_layers.c", "const float *dyk = cache ? dyc + (size_t)(c - g * cpg) * S : dyc;",
+                 "const float *dyk = dyc;")],
+         tests=["unit:test_nn_layers"]),
+    dict(id="resnet-input-grad-kernel-unflipped", what="stride-1 conv input gradient: the kernel transposed but not flipped",
+         edits=[("core/nn/nn_layers.c", "wf[((size_t)ci * Cout + co) * kk + t] = w[((size_t)co * Cin + ci) * kk + (kk - 1 - t)];",
+                 "wf[((size_t)ci * Cout + co) * kk + t] = w[((size_t)co * Cin + ci) * kk + t];")],
+         tests=["unit:test_nn_layers", "unit:test_nn_torch"]),
 ]
 
 # Survivors left on purpose: id -> why the mutant cannot change any observable.

@@ -533,17 +533,36 @@ static void test_layernorm(void **state) {
 }
 
 /* fused GN+SiLU equals GN then SiLU */
-static void test_gn_silu_fused(void **state) {
-  (void)state;
-  int C = 8, B = 4, S = 10, G = 4;
+/* the fused GroupNorm + SiLU against the two layers one after the other,
+ * forward and backward (dx, dgamma, dbeta), at the given shape */
+static void gn_silu_fused_case(int C, int B, int S, int G) {
   size_t n = (size_t)C * B * S;
-  float *x = rnd(n, 5, 3.0f), *gm = rnd(C, 6, 1.0f), *bt = rnd(C, 7, 1.0f);
-  float *o1 = zeros(n), *o2 = zeros(n), *t = zeros(n), m[16], r[16];
+  float *x = rnd(n, 5, 3.0f), *gm = rnd(C, 6, 1.0f), *bt = rnd(C, 7, 1.0f), *dout = rnd(n, 8, 1.0f);
+  float *o1 = zeros(n), *o2 = zeros(n), *t = zeros(n), *m = zeros((size_t)B * G), *r = zeros((size_t)B * G);
   nn_gn_silu_forward(o1, m, r, x, gm, bt, C, B, S, G);
   nn_groupnorm_forward(t, m, r, x, gm, bt, C, B, S, G);
   nn_silu_forward(o2, t, n);
   for (size_t i = 0; i < n; i++) assert_float_equal(o1[i], o2[i], 1e-5f * (1.0f + fabsf(o2[i])));
-  free(x), free(gm), free(bt), free(o1), free(o2), free(t);
+  /* backward: dx accumulates (+=) onto what is there */
+  float *dx1 = rnd(n, 9, 1.0f), *dx2 = zeros(n), *dt = zeros(n), *dg1 = zeros(C), *db1 = zeros(C);
+  float *dg2 = zeros(C), *db2 = zeros(C);
+  memcpy(dx2, dx1, n * sizeof(float));
+  nn_gn_silu_backward(dx1, dg1, db1, dout, x, gm, bt, m, r, C, B, S, G);
+  nn_silu_backward(dt, dout, t, n);
+  nn_groupnorm_backward(dx2, dg2, db2, dt, x, gm, m, r, C, B, S, G);
+  for (size_t i = 0; i < n; i++) assert_float_equal(dx1[i], dx2[i], 1e-4f * (1.0f + fabsf(dx2[i])));
+  for (int c = 0; c < C; c++) {
+    assert_float_equal(dg1[c], dg2[c], 1e-4f * (1.0f + fabsf(dg2[c])) * sqrtf((float)(B * S)));
+    assert_float_equal(db1[c], db2[c], 1e-4f * (1.0f + fabsf(db2[c])) * sqrtf((float)(B * S)));
+  }
+  free(x), free(gm), free(bt), free(dout), free(o1), free(o2), free(t), free(m), free(r);
+  free(dx1), free(dx2), free(dt), free(dg1), free(db1), free(dg2), free(db2);
+}
+
+static void test_gn_silu_fused(void **state) {
+  (void)state;
+  gn_silu_fused_case(8, 4, 10, 4);   /* 8-wide vectors and a tail; a group's dy kept between passes */
+  gn_silu_fused_case(4, 2, 4104, 2); /* a group of 8208 values: too big to keep, dy computed twice */
 }
 
 static void test_activations(void **state) {
