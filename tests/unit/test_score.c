@@ -586,6 +586,23 @@ static void test_lift_observations_by_hand(void **state) {
   obs_free(op);
 }
 
+/* Trains two tiny configs of `kind` for `steps` steps that differ only in
+ * the train settings a_train and b_train (objects merged into "train" and
+ * released; NULL: none), into <tmp>/<stem>-a|b.safetensors (the paths go to
+ * pa, pb); their validation losses go to va, vb. */
+static void train_two(const char *kind, int steps, const char *stem, json_t *a_train, json_t *b_train,
+                      char pa[600], char pb[600], double *va, double *vb) {
+  snprintf(pa, 600, "%s/%s-a.safetensors", tu_tmpdir(), stem);
+  snprintf(pb, 600, "%s/%s-b.safetensors", tu_tmpdir(), stem);
+  json_t *ca = tiny_config(kind, steps), *cb = tiny_config(kind, steps);
+  if (a_train) json_object_update(json_object_get(ca, "train"), a_train);
+  if (b_train) json_object_update(json_object_get(cb, "train"), b_train);
+  json_decref(a_train);
+  json_decref(b_train);
+  *va = tu_train(ca, pa);
+  *vb = tu_train(cb, pb);
+}
+
 /* Missing entries in training (train.missing_entry) change what the network
  * is trained on: with missing_time = 0 the random draws are the same for any
  * missing_entry, so two short runs that differ only in it must end with
@@ -594,12 +611,9 @@ static void test_lift_observations_by_hand(void **state) {
 static void test_missing_entries_change_training(void **state) {
   (void)state;
   char pa[600], pb[600];
-  snprintf(pa, sizeof pa, "%s/mask-a.safetensors", tu_tmpdir());
-  snprintf(pb, sizeof pb, "%s/mask-b.safetensors", tu_tmpdir());
-  json_t *ca = tiny_config("posterior-score", 20), *cb = tiny_config("posterior-score", 20);
-  json_object_set_new(json_object_get(ca, "train"), "missing_entry", json_real(0.0));
-  json_object_set_new(json_object_get(cb, "train"), "missing_entry", json_real(0.5));
-  double va = tu_train(ca, pa), vb = tu_train(cb, pb);
+  double va, vb;
+  train_two("posterior-score", 20, "mask", json_pack("{s:f}", "missing_entry", 0.0),
+            json_pack("{s:f}", "missing_entry", 0.5), pa, pb, &va, &vb);
   model a, b;
   sb_error err;
   assert_int_equal(model_load(&a, pa, &err), 0);
@@ -619,12 +633,9 @@ static void test_missing_entries_change_training(void **state) {
 static void test_tau_focus_changes_training(void **state) {
   (void)state;
   char pa[600], pb[600];
-  snprintf(pa, sizeof pa, "%s/focus-a.safetensors", tu_tmpdir());
-  snprintf(pb, sizeof pb, "%s/focus-b.safetensors", tu_tmpdir());
-  json_t *ca = tiny_config("composed-score", 200), *cb = tiny_config("composed-score", 200);
-  json_object_set_new(json_object_get(cb, "train"), "tau_focus", json_real(1.0));
-  json_object_set_new(json_object_get(cb, "train"), "tau_focus_max", json_real(0.05));
-  double va = tu_train(ca, pa), vb = tu_train(cb, pb);
+  double va, vb;
+  train_two("composed-score", 200, "focus", NULL, json_pack("{s:f, s:f}", "tau_focus", 1.0, "tau_focus_max", 0.05),
+            pa, pb, &va, &vb);
   print_message("uniform tau: val loss %.4f; every tau <= 0.05: %.4f\n", va, vb);
   assert_true(isfinite(va) && isfinite(vb));
   assert_true(vb > 1.1 * va);
