@@ -8,14 +8,15 @@
 # Writes models/eval/<stem>/<setup>/{<estimator>.json, compare.md}.
 # Usage: models/eval-local-score.sh [cases] [seed]   (defaults 200 cases, seed 2026; 64 samples;
 # THREADS=2; SETUPS="n40-identity-s1 ..." to run a few; PARTS="baselines composed local" to run
-# some of the estimators, compare.md is rewritten from the JSON present; LOCAL_PARAMS='{"steps": 32}').
+# some of the estimators, compare.md is rewritten from the JSON present; LOCAL_PARAMS='{"steps": 32}';
+# STEM=l96-sakov-n32-k3-local-score-focus evaluates that model instead).
 # Case c of a test set depends only on the problem flags, the seed and c, so the first C
 # cases of a 200-case run are the C cases of a C-case run.
 set -eu
 BUILD=${BUILD:-build}
 THREADS=${THREADS:-2}
 cd "$(dirname "$0")/.."
-stem=l96-sakov-n32-k3-local-score
+stem=${STEM:-l96-sakov-n32-k3-local-score}
 cases=${1:-200}
 seed=${2:-2026}
 SETUPS=${SETUPS:-"n40-identity-s1 n40-half-s1.5 n64-identity-s1"}
@@ -53,7 +54,8 @@ run_setup() { # name N operator noise inflation composed(0/1)
   [ "$comp" = 1 ] && has composed && ev "$out" l96-sakov-w10-composed-score models/l96-sakov-w10-composed-score.safetensors "$n" "$op" "$noise" '{}'
   if has local; then ev "$out" "$stem" "$model" "$n" "$op" "$noise" "$LOCAL_PARAMS"; fi
   "$BUILD/sbida" compare "$out"/*.json > "$out/compare.md"
-  cat "$out/letkf-radius.txt" "$out/compare.md"
+  [ ! -f "$out/letkf-radius.txt" ] || cat "$out/letkf-radius.txt"
+  cat "$out/compare.md"
 }
 
 for s in $SETUPS; do

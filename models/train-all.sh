@@ -8,7 +8,9 @@
 # and is resumed by models/configs/resume/ (EMA decay 0.9 for the last 52 steps), then
 # continued by models/configs/continue/ (a warm start from those weights: fresh AdamW, its own
 # warm-up and schedule, 2 threads; models/warmstart-state.py writes the starting state), then
-# by models/configs/continue2/ (the same from the third stage's weights, 75 minutes, 1 thread).
+# by models/configs/continue2/ (the same from the third stage's weights, 75 minutes, 1 thread);
+# l96-sakov-n32-k3-local-score-focus repeats that chain and adds models/configs/continue3/
+# (30,000 more steps with train.tau_focus, 1 thread, about 45 minutes).
 set -eu
 BUILD=${BUILD:-build}
 cd "$(dirname "$0")/.."
@@ -23,17 +25,13 @@ for cfg in models/configs/*.json; do
     "$BUILD/sbida" train --config "models/configs/resume/$stem.json" --resume "models/$stem.safetensors.state" \
       --out "models/$stem.safetensors" >> "models/$stem.train.out" 2>> "models/$stem.train.jsonl"
   fi
-  # a continue config (models/configs/continue/<stem>.json) warm-starts a new run from the weights
-  if [ -f "models/configs/continue/$stem.json" ]; then
+  # continue configs (models/configs/continue/<stem>.json, then continue2/, continue3/) each
+  # warm-start a new run from the weights the stage before left
+  for stage in continue continue2 continue3; do
+    [ -f "models/configs/$stage/$stem.json" ] || continue
     python3 models/warmstart-state.py "models/$stem.safetensors" "models/$stem.warm.state"
-    "$BUILD/sbida" train --config "models/configs/continue/$stem.json" --resume "models/$stem.warm.state" \
+    "$BUILD/sbida" train --config "models/configs/$stage/$stem.json" --resume "models/$stem.warm.state" \
       --out "models/$stem.safetensors" >> "models/$stem.train.out" 2>> "models/$stem.train.jsonl"
-  fi
-  # and a second one (models/configs/continue2/<stem>.json) from the weights that left
-  if [ -f "models/configs/continue2/$stem.json" ]; then
-    python3 models/warmstart-state.py "models/$stem.safetensors" "models/$stem.warm.state"
-    "$BUILD/sbida" train --config "models/configs/continue2/$stem.json" --resume "models/$stem.warm.state" \
-      --out "models/$stem.safetensors" >> "models/$stem.train.out" 2>> "models/$stem.train.jsonl"
-  fi
+  done
   cat "models/$stem.train.out"
 done
