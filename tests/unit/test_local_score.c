@@ -68,7 +68,7 @@ static int synth_v(void *ctx, int worker, const float *in, const long *t, int n,
   synth *s = ctx;
   assert_true(n >= 1 && n <= 32);
   synth_fwd(s, in, t, n, out);
-  s->forwards++;
+  __atomic_fetch_add(&s->forwards, 1, __ATOMIC_RELAXED); /* the denoiser calls this from its worker threads */
   assert_true(worker >= 0 && worker < 8);
   s->last_in[worker] = in, s->last_n[worker] = n;
   return SB_OK;
@@ -91,7 +91,7 @@ static int synth_vjp(void *ctx, int worker, const float *in, const long *t, int 
   (void)worker, (void)tau, (void)err;
   synth *s = ctx;
   synth_fwd(s, in, t, n, out);
-  s->forwards++;
+  __atomic_fetch_add(&s->forwards, 1, __ATOMIC_RELAXED); /* the denoiser calls this from its worker threads */
   synth_grad(s, in, n, cot, dx);
   return SB_OK;
 }
