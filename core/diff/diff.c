@@ -42,7 +42,7 @@ void diff_method_defaults(diff_sampler_config *c, int method) {
 
 static const char *const method_names[DIFF_N_METHODS] = {"pc", "dpm2m", "dpm2m-sde", "heun"};
 static const char *const schedule_names[DIFF_N_SCHEDULES] = {"lambda", "edm", "tau"};
-static const char *const guidance_names[DIFF_N_GUIDANCES] = {"sda", "mmps"};
+static const char *const guidance_names[DIFF_N_GUIDANCES] = {"sda", "mmps", "free"};
 
 const char *diff_guidance_name(int guidance) {
   return guidance >= 0 && guidance < DIFF_N_GUIDANCES ? guidance_names[guidance] : "?";
@@ -303,7 +303,11 @@ static int denoise(const diff_denoiser *d, const diff_guidance *g, const float *
       return sb_fail(err, SB_ENOMEM, "out of memory for the dynamics term of %d samples", B);
     }
   }
-  rc = d->v_vjp(d->ctx, x, tau, B, v, cot_rows, &job, cot, grad, err);
+  if (g->jacobian_free) { /* one forward pass; the cotangent alone is the gradient (d v_hat/d x_tau = 0) */
+    if ((rc = d->v(d->ctx, x, tau, B, v, err)) == SB_OK) cot_rows(&job, 0, B);
+  } else {
+    rc = d->v_vjp(d->ctx, x, tau, B, v, cot_rows, &job, cot, grad, err);
+  }
   free(var);
   free(job.bscr);
   free(job.yscr);
@@ -312,7 +316,7 @@ static int denoise(const diff_denoiser *d, const diff_guidance *g, const float *
   /* grad log p wrt x_tau = (d x_hat/d x_tau)^T cot = (mu cot - sigma J_v^T cot) / den;
    * eps_post = eps_hat - sigma grad, x_hat_post = x_hat + (sigma^2/mu) grad */
   for (size_t i = 0; i < n; i++) {
-    double score_y = (mu * cot[i] - sg * grad[i]) / den;
+    double score_y = (mu * cot[i] - (g->jacobian_free ? 0.0 : sg * grad[i])) / den;
     double e = (sg * x[i] + mu * v[i]) / den;
     double xh = (mu * x[i] - sg * v[i]) / den;
     if (x_hat) x_hat[i] = (float)xh;
@@ -521,7 +525,7 @@ done:
 }
 
 double diff_gamma_floor(const diff_guidance *g, const diff_sampler_config *c) {
-  if (!g || !c->gamma_floor || c->guidance != DIFF_GUIDE_SDA || c->method != DIFF_PC || c->steps < 1) return 0.0;
+  if (!g || !c->gamma_floor || c->guidance == DIFF_GUIDE_MMPS || c->method != DIFF_PC || c->steps < 1) return 0.0;
   double rho = INFINITY;
   for (int k = 0; k < g->n_blocks; k++)
     for (int i = 0; i < g->op->n_obs; i++) {
@@ -544,9 +548,9 @@ int diff_sample(const diff_denoiser *d, const diff_guidance *g, const diff_sampl
       !(c->rho > 0 && c->rho <= 100) || !(c->sigma_max >= 0))
     return sb_fail(err, SB_EINVAL, "sampler: method must be one of " DIFF_METHOD_NAMES ", schedule one of "
                    DIFF_SCHEDULE_NAMES ", rho in (0, 100], sigma_max >= 0");
-  if (g && (!d->v_vjp || g->n_blocks * g->op->state_dim != d->dim))
-    return sb_fail(err, SB_EINVAL, "sampler: guidance needs a denoiser with a VJP over %d values",
-                   g->n_blocks * g->op->state_dim);
+  if (g && ((!d->v_vjp && c->guidance != DIFF_GUIDE_FREE) || g->n_blocks * g->op->state_dim != d->dim))
+    return sb_fail(err, SB_EINVAL, "sampler: guidance needs a denoiser %sover %d values",
+                   c->guidance != DIFF_GUIDE_FREE ? "with a VJP " : "", g->n_blocks * g->op->state_dim);
   if (g && g->background && (g->background_block < 0 || g->background_block >= g->n_blocks))
     return sb_fail(err, SB_EINVAL, "sampler: background on block %d of a window of %d", g->background_block,
                    g->n_blocks);
@@ -561,13 +565,14 @@ int diff_sample(const diff_denoiser *d, const diff_guidance *g, const diff_sampl
                      !(g->dyn->q > 0) || !(g->dyn->gamma >= 0)))
     return sb_fail(err, SB_EINVAL, "sampler: a dynamics term needs a simulator with an adjoint over states of %d values, "
                    "q > 0 and gamma >= 0", g->op->state_dim);
-  if (g && g->dyn && c->guidance != DIFF_GUIDE_SDA)
-    return sb_fail(err, SB_EINVAL, "sampler: the dynamics term works with SDA's guidance only, not %s",
+  if (g && g->dyn && c->guidance == DIFF_GUIDE_MMPS)
+    return sb_fail(err, SB_EINVAL, "sampler: the dynamics term works with SDA's likelihood (guidance sda or free), not %s",
                    diff_guidance_name(c->guidance));
   diff_guidance gl;
   if (g) { /* the config says how the likelihood guides */
     gl = *g;
     gl.mmps_iters = c->guidance == DIFF_GUIDE_MMPS ? c->guidance_iters : 0;
+    gl.jacobian_free = c->guidance == DIFF_GUIDE_FREE;
     const double floor = diff_gamma_floor(g, c);
     if (floor > gl.gamma) gl.gamma = floor;
     g = &gl;

@@ -81,6 +81,10 @@ typedef struct diff_guidance {
   /* A weak-constraint dynamics term over the window's consecutive states
    * (diff_dyn.h), or NULL; SDA's guidance only (not with mmps_iters). */
   const diff_dynamics *dyn;
+  /* 1: SDA's likelihood without the network's Jacobian (DIFF_GUIDE_FREE:
+   * one forward pass per evaluation, no VJP); diff_sample sets it from the
+   * config's guidance. */
+  int jacobian_free;
 } diff_guidance;
 
 /* Samplers:
@@ -110,8 +114,14 @@ enum { DIFF_PC = 0, DIFF_DPM2M, DIFF_DPM2M_SDE, DIFF_HEUN, DIFF_N_METHODS };
 enum { DIFF_SCHED_LAMBDA = 0, DIFF_SCHED_EDM, DIFF_SCHED_TAU, DIFF_N_SCHEDULES };
 /* How the likelihood guides the samplers: SDA's approximate likelihood
  * (gamma), or moment matching with the network's own Tweedie covariance
- * (diff_mmps.h; guidance_iters conjugate-gradient iterations). */
-enum { DIFF_GUIDE_SDA = 0, DIFF_GUIDE_MMPS, DIFF_N_GUIDANCES };
+ * (diff_mmps.h; guidance_iters conjugate-gradient iterations), or SDA's
+ * likelihood without the network's Jacobian ("free"): d x_hat / d x_tau is
+ * taken as mu / (mu^2 + sigma^2) I, i.e. d v_hat / d x_tau = 0, which is
+ * exact for a standard normal prior in the model's standardized space (its
+ * v_hat is 0). A guided evaluation is then one forward pass and no VJP; the
+ * observations reach unobserved components only through the network's next
+ * evaluations. */
+enum { DIFF_GUIDE_SDA = 0, DIFF_GUIDE_MMPS, DIFF_GUIDE_FREE, DIFF_N_GUIDANCES };
 
 typedef struct diff_sampler_config {
   int steps;        /* K >= 1: predictor steps (pc) or network evaluations (the others) */
@@ -121,7 +131,7 @@ typedef struct diff_sampler_config {
   int schedule;     /* the others: DIFF_SCHED_* */
   double rho;       /* DIFF_SCHED_EDM: rho (> 0, EDM uses 7) */
   double sigma_max; /* the others: start at sigma/mu = sigma_max (EDM's sigma; 0: tau = 1, i.e. 1/eta) */
-  int guidance;       /* DIFF_GUIDE_SDA (default) or DIFF_GUIDE_MMPS */
+  int guidance;       /* DIFF_GUIDE_SDA (default), DIFF_GUIDE_MMPS or DIFF_GUIDE_FREE */
   int guidance_iters; /* DIFF_GUIDE_MMPS: conjugate-gradient iterations per evaluation, >= 1 (each one VJP) */
   int gamma_floor;    /* pc with SDA: 1 raises gamma to diff_gamma_floor for precise observations; 0 (default) keeps it */
   /* pc: where the sampler starts, tau in (0, 1]. 1 (default): from noise,
@@ -151,7 +161,7 @@ int diff_schedule_parse(const char *name);
 /* "sda", "mmps" */
 const char *diff_guidance_name(int guidance);
 int diff_guidance_parse(const char *name);
-#define DIFF_GUIDANCE_NAMES "sda, mmps"
+#define DIFF_GUIDANCE_NAMES "sda, mmps, free"
 #define DIFF_METHOD_NAMES "pc, dpm2m, dpm2m-sde, heun"
 #define DIFF_SCHEDULE_NAMES "lambda, edm, tau"
 
@@ -175,7 +185,7 @@ double diff_dpm2m_step(float *x, const float *xh, const float *xh_prev, double h
                        size_t n);
 
 /* The smallest gamma with which SDA's guidance stays stable on pc's grid
- * (0 when c is not pc with SDA's guidance, or c->gamma_floor is 0; the
+ * (0 when c is not pc with SDA's likelihood, sda or free, or c->gamma_floor is 0; the
  * other samplers' grids were measured with their own gamma, docs/samplers.md):
  *   min(1, r_1 / (DIFF_GAMMA_FLOOR_C2 rho_min)),
  * rho_min the smallest ratio over g's blocks and observations of the noise

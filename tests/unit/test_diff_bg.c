@@ -175,7 +175,7 @@ static void test_background_eps_by_hand(void **state) {
     for (int tb = 0; tb < 4; tb++) {
       const int ti = tb % 2, blk = tb / 2 ? NB - 1 : 0;
       double gamma = 0.5, tau = ti ? 0.2 : 0.6;
-      diff_guidance g = {op, NB, gy, gnoise, M, S, gamma, &forms[f], blk, 0, NULL}, g0 = g;
+      diff_guidance g = {op, NB, gy, gnoise, M, S, gamma, &forms[f], blk, 0, NULL, 0}, g0 = g;
       g0.background = NULL;
       float x[2 * D], eps[2 * D], eps0[2 * D], *scratch = malloc(sizeof(float) * diff_eps_scratch(&denoiser, &g, 2));
       for (int b = 0; b < 2; b++)
@@ -268,7 +268,7 @@ static void test_background_posterior(void **state) {
     exact_posterior(b, mean, sd);
     for (int j = 0; j < NS; j++) apart = fmax(apart, fabs(mean[j] - m0[j]) / sd[j]);
     assert_true(apart > 1.0);
-    diff_guidance g = {op, NB, gy, gnoise, M, S, 1e-2, f < 2 ? b : NULL, 0, 0, NULL};
+    diff_guidance g = {op, NB, gy, gnoise, M, S, 1e-2, f < 2 ? b : NULL, 0, 0, NULL, 0};
     assert_int_equal(diff_sample(&denoiser, &g, &c, B, 11, 0, x, NULL, NULL, NULL, &err), 0);
     double worst_m = 0, worst_s = 0;
     for (int j = 0; j < D; j++) {
@@ -301,7 +301,7 @@ static void test_background_bad_size(void **state) {
   sb_error err;
   assert_int_equal(obs_from_string(&op, "{\"type\":\"dense\",\"matrix\":[[1,0.5,0],[0,-1,2]]}", 1, 1, NS, &err), 0);
   diff_background b = {NS + 1, 0, bm, NULL, bd_diag, 0};
-  diff_guidance g = {op, NB, gy, gnoise, M, S, 1e-2, &b, 0, 0, NULL};
+  diff_guidance g = {op, NB, gy, gnoise, M, S, 1e-2, &b, 0, 0, NULL, 0};
   diff_sampler_config c;
   diff_sampler_defaults(&c);
   float x[2 * D];

@@ -167,7 +167,7 @@ static void test_dynamics_eps_by_hand(void **state) {
     for (int ti = 0; ti < 2; ti++) {
       double gamma = 0.5, tau = ti ? 0.15 : 0.6, q = qs[c], gd = gammas[c];
       diff_dynamics dy = {s, q, gd};
-      diff_guidance g = {op, NB, gy, gnoise, M, S, gamma, NULL, 0, 0, &dy}, g0 = g;
+      diff_guidance g = {op, NB, gy, gnoise, M, S, gamma, NULL, 0, 0, &dy, 0}, g0 = g;
       g0.dyn = NULL;
       float x[2 * D], eps[2 * D], eps0[2 * D], *scratch = malloc(sizeof(float) * diff_eps_scratch(&denoiser, &g, 2));
       for (int b = 0; b < 2; b++)
@@ -211,12 +211,12 @@ static void test_dynamics_refused(void **state) {
   float x[2 * D];
   diff_dynamics bad[4] = {{kf, 0.1, 0.1}, {s8, 0.1, 0.1}, {s, 0.0, 0.1}, {lg, 0.1, 0.1}};
   for (int i = 0; i < 4; i++) {
-    diff_guidance g = {op, NB, gy, gnoise, M, S, 0.5, NULL, 0, 0, &bad[i]};
+    diff_guidance g = {op, NB, gy, gnoise, M, S, 0.5, NULL, 0, 0, &bad[i], 0};
     assert_int_equal(diff_sample(&denoiser, &g, &c, 2, 1, 0, x, NULL, NULL, NULL, &err), SB_EINVAL);
     assert_non_null(strstr(err.msg, "dynamics"));
   }
   diff_dynamics ok = {s, 0.1, 0.1};
-  diff_guidance g = {op, NB, gy, gnoise, M, S, 0.5, NULL, 0, 0, &ok};
+  diff_guidance g = {op, NB, gy, gnoise, M, S, 0.5, NULL, 0, 0, &ok, 0};
   assert_int_equal(diff_sample(&denoiser, &g, &c, 2, 1, 0, x, NULL, NULL, NULL, &err), 0);
   c.guidance = DIFF_GUIDE_MMPS;
   assert_int_equal(diff_sample(&denoiser, &g, &c, 2, 1, 0, x, NULL, NULL, NULL, &err), SB_EINVAL);

@@ -195,7 +195,7 @@ static void test_sampler_params(void **state) {
   check_params(c, "{\"sampler\":\"dpm2m\",\"schedule\":\"cosine\"}", SB_EINVAL, "lambda, edm, tau");
   check_params(c, "{\"sampler\":\"heun\",\"steps\":0}", SB_EINVAL, "1..4096");
   check_params(c, "{\"sampler\":3}", SB_EINVAL, "string");
-  check_params(c, "{\"guidance\":\"dps\"}", SB_EINVAL, "sda, mmps");
+  check_params(c, "{\"guidance\":\"dps\"}", SB_EINVAL, "sda, mmps, free");
   check_params(c, "{\"guidance\":\"mmps\",\"guidance_iters\":0}", SB_EINVAL, "1..64");
   double x_pc, x_dpm, x_heun;
   json_t *d = sampler_diag(c, "{}", &x_pc); /* the file's default: pc, 8 steps */
@@ -324,7 +324,8 @@ static void test_dynamics_params(void **state) {
   check_params(c, "{\"dynamics_q\":-1}", SB_EINVAL, "dynamics_q");
   check_params(c, "{\"dynamics_gamma\":\"x\"}", SB_EINVAL, "dynamics_gamma");
   check_params(c, "{\"dynamics_q\":0.01,\"dynamics_gamma\":0}", SB_EINVAL, "dynamics_gamma");
-  check_params(c, "{\"dynamics_q\":0.01,\"guidance\":\"mmps\"}", SB_EINVAL, "sda only");
+  check_params(c, "{\"dynamics_q\":0.01,\"guidance\":\"mmps\"}", SB_EINVAL, "sda or free");
+  check_params(c, "{\"dynamics_q\":0.01,\"guidance\":\"free\"}", 0, NULL);
   json_t *pj = json_loads("{\"dynamics_q\":0.01}", 0, NULL);
   est_options o = {.n_samples = 8, .seed = 2, .params = pj};
   est_result r0, r1;

@@ -311,7 +311,7 @@ int local_score_estimator_sample(estimator *e, const est_problem *p, const est_o
   int dyn_on = 0;
   dyn_on = score_net_dynamics(p, o->params, gamma, &dyn);
   diff_guidance g = {p->op, W, p->y, p->noise->std, gmean, gscale, gamma, bg.dim ? &bg : NULL, 0, 0,
-                     dyn_on ? &dyn : NULL};
+                     dyn_on ? &dyn : NULL, 0};
   int warm = 0;
   if ((rc = score_net_warm_start(p, o, W, 0, gmean, gscale, x, &cfg, &warm, err))) goto done;
   if ((rc = diff_sample(&d, &g, &cfg, S, o->seed, 0, x, o->cancel, o->progress, o->progress_ctx, err))) goto done;

@@ -210,8 +210,8 @@ int score_net_check_options(const estimator *e, const est_options *o, sb_error *
     if (!m->sim->step_vjp)
       return sb_fail(err, SB_EINVAL, "%s: params.dynamics_q needs the simulator's adjoint, which %s does not have "
                      "(the systems with one: lorenz96)", e->name, m->sim->preset);
-    if (cfg.guidance != DIFF_GUIDE_SDA)
-      return sb_fail(err, SB_EINVAL, "%s: params.dynamics_q works with guidance sda only, not %s", e->name,
+    if (cfg.guidance == DIFF_GUIDE_MMPS)
+      return sb_fail(err, SB_EINVAL, "%s: params.dynamics_q works with guidance sda or free, not %s", e->name,
                      diff_guidance_name(cfg.guidance));
   }
   return SB_OK;
@@ -517,7 +517,7 @@ int score_net_sample(const model *sm, const est_problem *p, const est_options *o
     }
     dyn_on = score_net_dynamics(p, o->params, gamma, &dyn);
     g = (diff_guidance){p->op, W, y, p->noise->std, gmean, gscale, gamma, bg.dim ? &bg : NULL, lead, 0,
-                        dyn_on ? &dyn : NULL};
+                        dyn_on ? &dyn : NULL, 0};
     gp = &g;
   }
   int warm = 0;

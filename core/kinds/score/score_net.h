@@ -15,7 +15,7 @@
 
 /* sampler (pc, dpm2m, dpm2m-sde, heun), steps (1..4096), corrections
  * (0..16), tau_l (0..10), schedule (lambda, edm, tau), rho (> 0), gamma
- * (0..1e6), guidance (sda, mmps; guided kinds), guidance_iters (1..64),
+ * (0..1e6), guidance (sda, mmps, free; guided kinds), guidance_iters (1..64),
  * background_jitter (0..100) and background_inflation (0.1..10)
  * (score_net_background); the names are checked by score_net_check_options (requests) and
  * score_net_from_config (configs, sbida model --set-sampler) */
