@@ -9,7 +9,9 @@
  *   observation noise of c    streams 2^48 + 1024 c + w      (w < W <= 1024)
  *   time index of case c      stream 2^49 + c                (time ranges only)
  * and the estimator gets seed eval_case_seed(seed, c), a different seed per
- * case (it numbers its own streams from 0). Every case is computed
+ * case (it numbers its own streams from 0). c counts from the seed's first
+ * case: a test set made from case `first` on holds cases first..first+C-1
+ * of the same sequence, so a long evaluation splits into disjoint parts. Every case is computed
  * independently and the summary is reduced in case order, so the result is
  * bit-identical for any thread count. */
 #ifndef SB_EVAL_H
@@ -23,6 +25,7 @@
 
 typedef struct eval_cases {
   int n_cases, window, dim, n_obs;
+  long first;     /* index of the first case in the seed's sequence (0 unless eval_make_cases_at) */
   long *t;        /* [C] time index of each case (last state of its window) */
   double *truth;  /* [C][W][dim] */
   double *y;      /* [C][W][n_obs], noisy observations */
@@ -32,10 +35,14 @@ typedef struct eval_cases {
  * from t_lo..t_hi (inclusive) per case. */
 int eval_make_cases(eval_cases *cs, const sim *s, const obs_op *op, const obs_noise *nz, int window, int n_cases,
                     long t_lo, long t_hi, uint64_t seed, sb_error *err);
+/* The same test set from case `first` on (0 <= first, first + n_cases <= 2^38):
+ * cases first..first+n_cases-1, each identical to that case of a set from 0. */
+int eval_make_cases_at(eval_cases *cs, const sim *s, const obs_op *op, const obs_noise *nz, int window, int n_cases,
+                       long first, long t_lo, long t_hi, uint64_t seed, sb_error *err);
 void eval_cases_free(eval_cases *cs);
 
-/* Seed handed to the estimator for case c. */
-uint64_t eval_case_seed(uint64_t seed, int c);
+/* Seed handed to the estimator for case c (counted from the seed's first case). */
+uint64_t eval_case_seed(uint64_t seed, long c);
 
 typedef struct eval_config {
   int n_samples;

@@ -20,14 +20,22 @@ void eval_cases_free(eval_cases *cs) {
 
 int eval_make_cases(eval_cases *cs, const sim *s, const obs_op *op, const obs_noise *nz, int W, int C, long t_lo,
                     long t_hi, uint64_t seed, sb_error *err) {
+  return eval_make_cases_at(cs, s, op, nz, W, C, 0, t_lo, t_hi, seed, err);
+}
+
+int eval_make_cases_at(eval_cases *cs, const sim *s, const obs_op *op, const obs_noise *nz, int W, int C, long first,
+                       long t_lo, long t_hi, uint64_t seed, sb_error *err) {
   memset(cs, 0, sizeof *cs);
   if (W < 1 || W > 1024) return sb_fail(err, SB_ERANGE, "window %d outside 1..1024", W);
   if (C < 1) return sb_fail(err, SB_ERANGE, "need at least one case, got %d", C);
+  if (first < 0 || first > ((long)1 << 38) - C) /* the noise streams 2^48 + 1024 c stay below 2^49 */
+    return sb_fail(err, SB_ERANGE, "first case %ld outside 0..2^38 - %d", first, C);
   if (t_lo > t_hi || t_lo < W - 1 || t_hi > s->t_max)
     return sb_fail(err, SB_ERANGE, "time indices %ld..%ld outside %d..%ld for %s with a window of %d", t_lo, t_hi,
                    W - 1, s->t_max, s->preset, W);
   int n = s->dim, p = op->n_obs;
   cs->n_cases = C;
+  cs->first = first;
   cs->window = W;
   cs->dim = n;
   cs->n_obs = p;
@@ -39,16 +47,16 @@ int eval_make_cases(eval_cases *cs, const sim *s, const obs_op *op, const obs_no
     return sb_fail(err, SB_ENOMEM, "out of memory for %d cases", C);
   }
   for (int c = 0; c < C; c++) {
+    const uint64_t g = (uint64_t)first + (uint64_t)c; /* the case's index in the seed's sequence */
     long t = t_lo;
     if (t_hi > t_lo) {
       rng r;
-      rng_init(&r, seed, ((uint64_t)1 << 49) + (uint64_t)c);
+      rng_init(&r, seed, ((uint64_t)1 << 49) + g);
       t = t_lo + (long)rng_below(&r, (uint64_t)(t_hi - t_lo + 1));
     }
     cs->t[c] = t;
     double *x = cs->truth + (size_t)c * W * n;
-    int rc = s->stationary ? s->init(s, x, 1, seed, (uint64_t)c, err)
-                           : sim_sample_at(s, x, 1, t - W + 1, seed, (uint64_t)c, err);
+    int rc = s->stationary ? s->init(s, x, 1, seed, g, err) : sim_sample_at(s, x, 1, t - W + 1, seed, g, err);
     if (rc) {
       eval_cases_free(cs);
       return rc;
@@ -62,12 +70,12 @@ int eval_make_cases(eval_cases *cs, const sim *s, const obs_op *op, const obs_no
     }
     double *y = cs->y + (size_t)c * W * p;
     obs_apply(op, x, y, (size_t)W);
-    obs_add_noise(nz, y, (size_t)W, seed, ((uint64_t)1 << 48) + 1024 * (uint64_t)c);
+    obs_add_noise(nz, y, (size_t)W, seed, ((uint64_t)1 << 48) + 1024 * g);
   }
   return SB_OK;
 }
 
-uint64_t eval_case_seed(uint64_t seed, int c) {
+uint64_t eval_case_seed(uint64_t seed, long c) {
   /* splitmix64 of (seed, c) */
   uint64_t z = seed * 0x9E3779B97F4A7C15ULL + (uint64_t)c + 0xD1B54A32D192ED03ULL;
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
@@ -224,7 +232,7 @@ static void fail_case(run_ctx *x, int rc, const sb_error *e, int c, const char *
   pthread_mutex_lock(&x->lock);
   if (!atomic_load(&x->rc)) {
     x->err = *e;
-    sb_wrap(&x->err, "case %d%s", c, what);
+    sb_wrap(&x->err, "case %ld%s", x->cs->first + c, what); /* its index in the seed's test set */
     atomic_store(&x->rc, rc);
   }
   pthread_mutex_unlock(&x->lock);
@@ -246,7 +254,7 @@ static void run_case(void *arg, int c, int wi) {
   }
   est_problem pr = {.sim = x->e->sim, .op = x->op, .noise = x->nz, .window = W, .time_index = x->cs->t[c],
                     .y = x->cs->y + (size_t)c * W * p};
-  est_options o = {.n_samples = S, .seed = eval_case_seed(x->cfg->seed, c), .threads = 1,
+  est_options o = {.n_samples = S, .seed = eval_case_seed(x->cfg->seed, x->cs->first + c), .threads = 1,
                    .cancel = x->cfg->cancel, .params = x->cfg->params};
   est_result r;
   int rc = est_sample(x->e, &pr, &o, &r, &e);

@@ -36,6 +36,9 @@ static void eval_usage(FILE *f) {
           "  --cases C           number of test windows (default 300)\n"
           "  --samples S         posterior samples per case (default 100)\n"
           "  --seed N            seed of the test set and of the estimator (default 1)\n"
+          "  --first-case F      run cases F..F+C-1 of the seed's test set (default 0): a long\n"
+          "                      evaluation split into parts (each case is the same as in one\n"
+          "                      run from 0; pool the parts with tests/eval/combine_evals.py)\n"
           "  --params JSON       estimator parameters, e.g. '{\"inflation\":1.02}' (etkf/letkf:\n"
           "                      inflation, ensemble_size, radius; pf: particles, jitter,\n"
           "                      resample_threshold; score models: sampler, steps, corrections,\n"
@@ -90,6 +93,7 @@ int cmd_eval(int argc, char **argv) {
   const char *json_path = NULL, *svg_dir = NULL, *plots_dir = NULL;
   long plot_cases = 4;
   long N = 0, window = 10, cases = 300, samples = 100, threads = 1, t_index = -1, t_lo = -1, t_hi = -1, seed = 1;
+  long first_case = 0;
   double noise = 1.0;
   int quiet = 0, window_given = 0;
   const char *trange = NULL;
@@ -99,6 +103,7 @@ int cmd_eval(int argc, char **argv) {
       {"json", CLI_STR, &json_path, 0, 0, NULL},      {"svg-dir", CLI_STR, &svg_dir, 0, 0, NULL},
       {"N", CLI_LONG, &N, 4, 1024, NULL},             {"window", CLI_LONG, &window, 1, 1024, &window_given},
       {"cases", CLI_LONG, &cases, 1, 10000000, NULL}, {"samples", CLI_LONG, &samples, 1, 1000000, NULL},
+      {"first-case", CLI_LONG, &first_case, 0, 100000000000, NULL},
       {"threads", CLI_LONG, &threads, 1, 256, NULL},  {"seed", CLI_LONG, &seed, 0, 9e18, NULL},
       {"time-index", CLI_LONG, &t_index, 0, 1e9, NULL}, {"time-range", CLI_STR, &trange, 0, 0, NULL},
       {"noise-std", CLI_DOUBLE, &noise, 0, 1e300, NULL}, {"quiet", CLI_BOOL, &quiet, 0, 0, NULL},
@@ -163,7 +168,8 @@ int cmd_eval(int argc, char **argv) {
     goto done;
   }
   if (t_lo < 0) t_lo = t_hi = t_index >= 0 ? t_index : window - 1;
-  if ((rc = eval_make_cases(&cs, e->sim, op, &nz, (int)window, (int)cases, t_lo, t_hi, (uint64_t)seed, &err))) {
+  if ((rc = eval_make_cases_at(&cs, e->sim, op, &nz, (int)window, (int)cases, first_case, t_lo, t_hi, (uint64_t)seed,
+                               &err))) {
     fprintf(stderr, "sbida eval: %s\n", err.msg);
     status = rc == SB_ERANGE || rc == SB_EINVAL ? 2 : 1;
     goto done;
@@ -179,6 +185,10 @@ int cmd_eval(int argc, char **argv) {
     goto done;
   }
   json_t *j = eval_to_json(&sum, e, op, &nz, t_lo, t_hi, (uint64_t)seed, params, SBIDA_VERSION);
+  if (j && first_case > 0 && json_object_set_new(j, "first_case", json_integer(first_case))) { /* absent: 0 */
+    json_decref(j);
+    j = NULL;
+  }
   if (!j) {
     fprintf(stderr, "sbida eval: out of memory while writing the result\n");
     goto done;

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Pools `sbida eval` results of one estimator run on disjoint test sets (e.g. the same flags
-with --seed 2026 and --seed 2027, each in its own process) into one summary, as if one run had
-seen all their cases.
+with --seed 2026 and --seed 2027, or one seed split with --first-case, each in its own process) into
+one summary, as if one run had seen all their cases. Parts that share cases are refused.
 
 usage: tests/eval/combine_evals.py A.json B.json [...] > combined.json
 
@@ -32,8 +32,11 @@ def main(paths):
         for k in keys:
             if d.get(k) != ds[0].get(k):
                 sys.exit("combine_evals: %s differs between files (%r, %r)" % (k, ds[0].get(k), d.get(k)))
-    if len({d["seed"] for d in ds}) != len(ds):
-        sys.exit("combine_evals: two files have the same seed (the same cases)")
+    spans = sorted((d["seed"], d.get("first_case", 0), d.get("first_case", 0) + d["cases"]) for d in ds)
+    for a, b in zip(spans, spans[1:]):  # parts of one seed (--first-case) must not share cases
+        if a[0] == b[0] and b[1] < a[2]:
+            sys.exit("combine_evals: two files share cases of seed %d (cases %d..%d and %d..%d)"
+                     % (a[0], a[1], a[2] - 1, b[1], b[2] - 1))
     n = sum(d["cases"] for d in ds)
     w = [d["cases"] / n for d in ds]
 
@@ -55,8 +58,9 @@ def main(paths):
         "coverage": {"levels": levels, "observed": observed,
                      "max_abs_error": max(abs(o - l) for o, l in zip(observed, levels))},
         "seconds_per_request": avg("seconds_per_request"),
-        "parts": [{"seed": d["seed"], "cases": d["cases"], "rmse": d["rmse"],
-                   "coverage_max_error": d["coverage"]["max_abs_error"]} for d in ds],
+        "parts": [dict({"seed": d["seed"], "cases": d["cases"], "rmse": d["rmse"],
+                        "coverage_max_error": d["coverage"]["max_abs_error"]},
+                       **({"first_case": d["first_case"]} if "first_case" in d else {})) for d in ds],
     }
     json.dump(out, sys.stdout, indent=1)
     print()

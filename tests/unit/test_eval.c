@@ -170,6 +170,37 @@ static void test_thread_count_invariance(void **state) {
   }
 }
 
+/* --first-case: a test set made from case F on holds cases F..F+C-1 of the
+ * set made from 0 (truth, observations, time indices), and each case's
+ * estimator seed is that case's, so a split evaluation scores every case
+ * exactly as one run does (per-case RMSE equal bit for bit; the pf draws its
+ * particles from the seed, so a wrong seed changes them). */
+static void test_first_case_splits(void **state) {
+  (void)state;
+  setup a, b;
+  setup_open(&a, "pf", "l96-thesis", 16, "{\"type\":\"identity\"}", 0.5, 3, 5, 10, 500, 7);
+  setup_open(&b, "pf", "l96-thesis", 16, "{\"type\":\"identity\"}", 0.5, 3, 1, 10, 500, 7);
+  eval_cases_free(&b.cs);
+  sb_error err;
+  assert_int_equal(eval_make_cases_at(&b.cs, b.e->sim, b.op, &b.nz, 3, 3, 2, 10, 500, 7, &err), 0);
+  size_t per = (size_t)3 * 16;
+  assert_memory_equal(b.cs.truth, a.cs.truth + 2 * per, 3 * per * sizeof(double));
+  assert_memory_equal(b.cs.y, a.cs.y + 2 * per, 3 * per * sizeof(double));
+  assert_memory_equal(b.cs.t, a.cs.t + 2, 3 * sizeof(long));
+  eval_summary sa, sb;
+  run(&a, "{\"particles\":100}", 16, 1, &sa);
+  run(&b, "{\"particles\":100}", 16, 2, &sb);
+  for (int c = 0; c < 3; c++) assert_true(sb.ex_rmse_by_case[c] == sa.ex_rmse_by_case[2 + c]);
+  assert_true(sa.ex_rmse_by_case[2] != sa.ex_rmse_by_case[3]);
+  eval_summary_free(&sa);
+  eval_summary_free(&sb);
+  eval_cases cs;
+  assert_int_equal(eval_make_cases_at(&cs, a.e->sim, a.op, &a.nz, 3, 2, -1, 10, 500, 7, &err), SB_ERANGE);
+  assert_int_equal(eval_make_cases_at(&cs, a.e->sim, a.op, &a.nz, 3, 2, (long)1 << 38, 10, 500, 7, &err), SB_ERANGE);
+  setup_close(&a);
+  setup_close(&b);
+}
+
 static void test_cases_independent_of_estimator(void **state) {
   (void)state;
   setup a, b, c;
@@ -351,6 +382,7 @@ static void test_known_answer_end_to_end(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_cases_independent_of_estimator),
+      cmocka_unit_test(test_first_case_splits),
       cmocka_unit_test(test_thread_count_invariance),
       cmocka_unit_test(test_svg_documents),
       cmocka_unit_test(test_known_answer_end_to_end),
