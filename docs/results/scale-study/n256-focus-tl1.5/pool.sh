@@ -1,7 +1,7 @@
 #!/bin/sh
 # pools the N = 256 cases of the -focus model ({"dynamics_q":0.0001,"tau_l":1.5}) and of the tuned
 # LETKF on the same cases and prints RMSE, spread/RMSE, CRPS and coverage error of each.
-# Seeds 2026-2030: 24 cases each (n256.sh SEED); seed 2031 was not run (letkf-2031.json is its LETKF). Seed 2032: case 6 diverges with this setting
+# Seeds 2026-2031: 24 cases each (n256.sh SEED; 2031 ran with --threads 2, the same cases and samples). Seed 2032: case 6 diverges with this setting
 # (diverged-2032-6-dg0.3.json: the same case with dynamics_gamma 0.3), so its other 23 cases are
 # two parts (--first-case 0 --cases 6, --first-case 7 --cases 17), and the LETKF's the same parts.
 # Seed 2033 (32 cases; letkf-2033.json) stopped at its case 10, which diverges too
@@ -10,7 +10,7 @@ set -eu
 cd "$(dirname "$0")/../../../.."
 O=docs/results/scale-study/n256-focus-tl1.5
 L=""; F=""
-for S in 2026 2027 2028 2029 2030; do
+for S in 2026 2027 2028 2029 2030 2031; do
   F="$F $O/local5-dq-tl1.5-$S.json"
   if [ $S -le 2027 ]; then L="$L docs/results/scale-study/n256-pc64-48/letkf-$S.json"; else L="$L $O/letkf-$S.json"; fi
 done
