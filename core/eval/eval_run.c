@@ -108,6 +108,7 @@ typedef struct diag_fold {
   double **sums;      /* [n_keys][len or 1] */
   size_t *len;        /* 0 for numbers and others */
   int *ok;
+  json_t *retried;    /* [{"case", "dynamics_gamma"}] of the cases whose sampling ran again, or NULL */
 } diag_fold;
 
 typedef struct run_ctx {
@@ -166,13 +167,27 @@ static void fold_free(diag_fold *f) {
   for (int k = 0; k < f->n_keys; k++) free(f->sums ? f->sums[k] : NULL);
   free(f->keys); free(f->sums); free(f->len); free(f->ok);
   json_decref(f->first);
+  json_decref(f->retried);
   memset(f, 0, sizeof *f);
 }
 
-/* Folds one case's diagnostics (taken over); cases come in order 0, 1, ... */
-static void fold_add(diag_fold *f, json_t *diag) {
+/* Notes case c (its index in the seed's set) when its sampler ran again with
+ * a wider dynamics term (score_net_diff_sample's "retries"): a case that
+ * diverged once is named in the summary, not hidden in case 0's settings. */
+static void fold_retried(diag_fold *f, const json_t *diag, long c) {
+  const json_t *dyn = json_object_get(diag, "dynamics");
+  if (!json_array_size(json_object_get(dyn, "retries"))) return;
+  if (!f->retried && !(f->retried = json_array())) return;
+  json_array_append_new(f->retried, json_pack("{s:I, s:f}", "case", (json_int_t)c, "dynamics_gamma",
+                                              json_number_value(json_object_get(dyn, "gamma"))));
+}
+
+/* Folds one case's diagnostics (taken over); cases come in order 0, 1, ...
+ * (c is the case's index in the seed's set) */
+static void fold_add(diag_fold *f, json_t *diag, long c) {
   const char *key;
   json_t *v;
+  fold_retried(f, diag, c);
   if (!f->first) {
     f->first = diag;
     size_t n = json_object_size(diag);
@@ -224,6 +239,7 @@ static json_t *fold_result(const diag_fold *f, int C) {
       jb_set(res, f->keys[k], a, &bad);
     }
   }
+  if (res && f->retried) jb_set(res, "dynamics_retried", json_deep_copy(f->retried), &bad);
   return jb_done(res, bad);
 }
 
@@ -293,8 +309,8 @@ static void run_case(void *arg, int c, int wi) {
   x->out[c].diag = diag;
   x->out[c].finished = 1;
   while (x->next_fold < x->cs->n_cases && x->out[x->next_fold].finished) {
-    case_out *o = &x->out[x->next_fold++];
-    fold_add(&x->fold, o->diag);
+    case_out *o = &x->out[x->next_fold];
+    fold_add(&x->fold, o->diag, x->cs->first + x->next_fold++);
     o->diag = NULL;
   }
   x->done++;

@@ -207,6 +207,18 @@ int cmd_eval(int argc, char **argv) {
            "deviations, so judge calibration by the coverage error above (docs/evaluation.md)\n",
            e->name, sum.rmse, sum.spread, sum.crps, sum.coverage_max_abs_error, sum.n_cases, sum.n_samples,
            sum.seconds, sum.samples_per_second, json_path, sum.rank_p);
+    const json_t *rt = json_object_get(sum.diagnostics, "dynamics_retried");
+    if (json_array_size(rt)) { /* to stderr: a caveat on the numbers above */
+      fflush(stdout);
+      fprintf(stderr, "  note: %zu case(s) diverged and ran again with a larger dynamics_gamma (params "
+              "dynamics_retries; docs/local-score.md):", json_array_size(rt));
+      size_t i;
+      const json_t *v;
+      json_array_foreach(rt, i, v)
+          fprintf(stderr, " case %lld (%g)", (long long)json_integer_value(json_object_get(v, "case")),
+                  json_number_value(json_object_get(v, "dynamics_gamma")));
+      fputc('\n', stderr);
+    }
   } else {
     json_dumpf(j, stdout, JSON_INDENT(1) | JSON_REAL_PRECISION(10));
     fputc('\n', stdout);

@@ -7,7 +7,8 @@ usage: tests/eval/combine_evals.py A.json B.json [...] > combined.json
 
 rmse, spread and crps are averages over cases (docs/evaluation.md), so the pooled value is the
 case-weighted mean; the coverage curve's observed fractions are pooled the same way and the
-coverage error is taken from the pooled curve (not the max of the parts).
+coverage error is taken from the pooled curve (not the max of the parts). Cases that ran
+again with a wider dynamics term (diagnostics.dynamics_retried) are listed with their seed.
 """
 import json
 import sys
@@ -62,6 +63,11 @@ def main(paths):
                         "coverage_max_error": d["coverage"]["max_abs_error"]},
                        **({"first_case": d["first_case"]} if "first_case" in d else {})) for d in ds],
     }
+    # cases whose sampling ran again with a wider dynamics term (sbida eval's diagnostics)
+    retried = [dict({"seed": d["seed"]}, **r) for d in ds
+               for r in (d.get("diagnostics") or {}).get("dynamics_retried", [])]
+    if retried:
+        out["dynamics_retried"] = retried
     json.dump(out, sys.stdout, indent=1)
     print()
 

@@ -7,7 +7,12 @@
  *  - the guided eps with the term equals a finite difference of the log
  *    likelihood plus the dense dynamics term through an exact Gaussian
  *    denoiser's x_hat (Lorenz96 N = 4, three states), and the term moves it;
- *  - a system without an adjoint, q <= 0 or mmps guidance is refused. */
+ *  - a system without an adjoint, q <= 0 or mmps guidance is refused;
+ *  - score_net_diff_sample's fallback: a request whose sampler fails with
+ *    SB_ENUMERIC runs again with dynamics_gamma x3, its samples then those of
+ *    a direct run at that gamma (also from a warm start), the failed tries
+ *    recorded; a request that does not fail runs once, unchanged; with
+ *    dynamics_retries 0 or without the term it is not retried. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +23,7 @@
 #include <cmocka.h>
 
 #include "diff/diff.h"
+#include "kinds/score/score_net.h"
 #include "obs/obs.h"
 #include "sim/l96.h"
 #include "sim/sim.h"
@@ -228,12 +234,130 @@ static void test_dynamics_refused(void **state) {
   sim_free(lg);
 }
 
+// ----------------------------------------------------------------------------
+// score_net_diff_sample: the dynamics term's fallback
+
+/* the Gaussian denoiser, broken (NaN) while the dynamics term's gamma is
+ * below `below`: a sampler that diverges at one gamma and not at another,
+ * without depending on where a real divergence sets in */
+typedef struct flaky {
+  const diff_dynamics *dyn;
+  double below;
+  int calls;
+} flaky;
+
+static int flaky_v(void *ctx, const float *x, double tau, int B, float *v, sb_error *err) {
+  flaky *f = ctx;
+  f->calls++;
+  int rc = tu_gauss_v((void *)&gauss, x, tau, B, v, err);
+  if (!rc && f->dyn->gamma < f->below) v[0] = NAN;
+  return rc;
+}
+
+static int flaky_vjp(void *ctx, const float *x, double tau, int B, float *v, diff_cot_fn cot_fn, void *cot_ctx,
+                     float *cot, float *g, sb_error *err) {
+  flaky *f = ctx;
+  f->calls++;
+  int rc = tu_gauss_vjp((void *)&gauss, x, tau, B, v, cot_fn, cot_ctx, cot, g, err);
+  if (!rc && f->dyn->gamma < f->below) v[0] = NAN, g[0] = NAN;
+  return rc;
+}
+
+static double last_frac;
+static int backwards;
+static void check_progress(void *ctx, double frac) {
+  (void)ctx;
+  if (frac < last_frac) backwards++;
+  last_frac = frac;
+}
+
+static void test_dynamics_retry(void **state) {
+  (void)state;
+  sim *s;
+  obs_op *op;
+  sb_error err;
+  assert_int_equal(sim_create(&s, "l96-sakov", NS, &err), 0);
+  assert_int_equal(obs_from_string(&op, GA, 1, 1, NS, &err), 0);
+  enum { B = 3 };
+  diff_sampler_config c;
+  diff_sampler_defaults(&c);
+  c.steps = 6;
+  diff_dynamics dy = {s, 0.3, 0.1};
+  flaky fl = {&dy, 0.25, 0};
+  const diff_denoiser fd = {D, &fl, flaky_v, flaky_vjp};
+  diff_guidance g = {op, NB, gy, gnoise, M, S, 0.5, NULL, 0, 0, &dy, 0};
+  json_t *none = json_object(), *off = json_pack("{s:i}", "dynamics_retries", 0),
+         *one = json_pack("{s:i}", "dynamics_retries", 1);
+  est_options o = {B, 42, 0, 1, NULL, check_progress, NULL, none};
+  float x[B * D], ref[B * D];
+  json_t *tries = NULL;
+  for (int warm = 0; warm < 2; warm++) {
+    c.start = warm ? 0.5 : 1.0;
+    float x0[B * D];
+    for (int i = 0; i < B * D; i++) x0[i] = (float)(0.2 * (i % 7) - 0.5);
+    /* the direct run at gamma 0.3, the one that does not fail */
+    dy.gamma = 0.3;
+    memcpy(ref, x0, sizeof ref);
+    assert_int_equal(diff_sample(&fd, &g, &c, B, 42, 0, ref, NULL, NULL, NULL, &err), 0);
+    /* gamma 0.1 fails, 0.3 runs: one retry, the samples of the direct run */
+    dy.gamma = 0.1;
+    memcpy(x, x0, sizeof x);
+    last_frac = -1, backwards = 0, fl.calls = 0;
+    assert_int_equal(score_net_diff_sample(&fd, &g, &dy, &c, &o, x, &tries, &err), 0);
+    assert_memory_equal(x, ref, sizeof x);
+    assert_true(fabs(dy.gamma - 0.3) < 1e-12);
+    assert_int_equal(json_array_size(tries), 1);
+    assert_true(fabs(json_number_value(json_object_get(json_array_get(tries, 0), "gamma")) - 0.1) < 1e-12);
+    assert_non_null(strstr(json_string_value(json_object_get(json_array_get(tries, 0), "error")), "non-finite"));
+    assert_int_equal(backwards, 0);
+    assert_true(last_frac == 1.0);
+    assert_int_equal(fl.calls, 2 * diff_evaluations(&c)); /* the failed try ran to its end, then the retry */
+    json_t *dj = score_net_dynamics_retried(&dy, tries);
+    assert_int_equal(json_array_size(json_object_get(dj, "retries")), 1);
+    json_decref(dj);
+    /* a request that does not fail runs once: the same samples, no record */
+    dy.gamma = 0.3;
+    memcpy(x, x0, sizeof x);
+    fl.calls = 0;
+    assert_int_equal(score_net_diff_sample(&fd, &g, &dy, &c, &o, x, &tries, &err), 0);
+    assert_null(tries);
+    assert_memory_equal(x, ref, sizeof x);
+    assert_int_equal(fl.calls, diff_evaluations(&c));
+  }
+  /* dynamics_retries 0: the first failure is the answer */
+  c.start = 1.0;
+  dy.gamma = 0.1;
+  o.params = off;
+  assert_int_equal(score_net_diff_sample(&fd, &g, &dy, &c, &o, x, &tries, &err), SB_ENUMERIC);
+  assert_null(tries);
+  assert_true(dy.gamma == 0.1);
+  /* a threshold no retry reaches (0.1 x 3 = 0.3 < 0.5): fails, and says after how many tries */
+  fl.below = 0.5;
+  o.params = one;
+  assert_int_equal(score_net_diff_sample(&fd, &g, &dy, &c, &o, x, &tries, &err), SB_ENUMERIC);
+  assert_null(tries);
+  assert_non_null(strstr(err.msg, "after 2 tries"));
+  assert_non_null(strstr(err.msg, "non-finite"));
+  /* without the dynamics term (dyn NULL) nothing is retried */
+  dy.gamma = 0.1;
+  fl.calls = 0;
+  o.params = none;
+  assert_int_equal(score_net_diff_sample(&fd, &g, NULL, &c, &o, x, &tries, &err), SB_ENUMERIC);
+  assert_int_equal(fl.calls, diff_evaluations(&c));
+  json_decref(none);
+  json_decref(off);
+  json_decref(one);
+  obs_free(op);
+  sim_free(s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_l96_adjoint_fd),
       cmocka_unit_test(test_dyn_grad_fd),
       cmocka_unit_test(test_dynamics_eps_by_hand),
       cmocka_unit_test(test_dynamics_refused),
+      cmocka_unit_test(test_dynamics_retry),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -201,6 +201,55 @@ static void test_first_case_splits(void **state) {
   setup_close(&b);
 }
 
+/* A case whose sampler ran again (score_net_diff_sample's dynamics fallback)
+ * is named in the summary by its index in the seed's set, with the gamma that
+ * ran, whichever case it is (case 0's diagnostics alone would hide it): the
+ * estimator is wrapped to report retries on two chosen cases (found by their
+ * time index), in a set that starts at case 4. */
+static long retried_t[2];
+static int (*inner_sample)(estimator *, const est_problem *, const est_options *, est_result *, sb_error *);
+
+static int retrying_sample(estimator *e, const est_problem *p, const est_options *o, est_result *r, sb_error *err) {
+  int rc = inner_sample(e, p, o, r, err);
+  if (rc) return rc;
+  int hit = p->time_index == retried_t[0] || p->time_index == retried_t[1];
+  json_t *d = hit ? json_pack("{s:f, s:f, s:[{s:f, s:s}]}", "q", 1e-4, "gamma", 0.3, "retries", "gamma", 0.1, "error",
+                              "sampler produced a non-finite value")
+                  : json_pack("{s:f, s:f}", "q", 1e-4, "gamma", 0.1);
+  json_object_set_new(r->diagnostics, "dynamics", d);
+  return SB_OK;
+}
+
+static void test_retried_cases_named(void **state) {
+  (void)state;
+  setup a;
+  setup_open(&a, "etkf", "l96-sakov", 8, "{\"type\":\"identity\"}", 1.0, 3, 1, 10, 500, 7);
+  eval_cases_free(&a.cs);
+  sb_error err;
+  assert_int_equal(eval_make_cases_at(&a.cs, a.e->sim, a.op, &a.nz, 3, 5, 4, 10, 500, 7, &err), 0);
+  retried_t[0] = a.cs.t[1], retried_t[1] = a.cs.t[3];
+  assert_true(a.cs.t[1] != a.cs.t[3] && a.cs.t[0] != a.cs.t[1] && a.cs.t[0] != a.cs.t[3]);
+  inner_sample = a.e->sample;
+  a.e->sample = retrying_sample;
+  for (int threads = 1; threads <= 2; threads++) {
+    eval_summary sum;
+    run(&a, NULL, 8, threads, &sum);
+    const json_t *rt = json_object_get(sum.diagnostics, "dynamics_retried");
+    assert_int_equal(json_array_size(rt), 2);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(rt, 0), "case")), 5);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(rt, 1), "case")), 7);
+    assert_true(json_number_value(json_object_get(json_array_get(rt, 1), "dynamics_gamma")) == 0.3);
+    eval_summary_free(&sum);
+  }
+  retried_t[0] = retried_t[1] = -1; /* none retried: no entry */
+  eval_summary sum;
+  run(&a, NULL, 8, 1, &sum);
+  assert_null(json_object_get(sum.diagnostics, "dynamics_retried"));
+  eval_summary_free(&sum);
+  a.e->sample = inner_sample;
+  setup_close(&a);
+}
+
 static void test_cases_independent_of_estimator(void **state) {
   (void)state;
   setup a, b, c;
@@ -383,6 +432,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_cases_independent_of_estimator),
       cmocka_unit_test(test_first_case_splits),
+      cmocka_unit_test(test_retried_cases_named),
       cmocka_unit_test(test_thread_count_invariance),
       cmocka_unit_test(test_svg_documents),
       cmocka_unit_test(test_known_answer_end_to_end),

@@ -293,6 +293,7 @@ int local_score_estimator_sample(estimator *e, const est_problem *p, const est_o
   float *x = NULL;
   double *gmean = NULL, *gscale = NULL, *bbuf = NULL;
   diff_background bg = {0};
+  json_t *retries = NULL; /* the dynamics term's retries (score_net_diff_sample) */
   local_score_net net = {m->W, N, &mn, mn_v, mn_vjp, mn_back};
   int rc = local_score_denoiser_init(&den, &net, W, p->time_index, S, o->threads, &d, err);
   if (!rc) rc = mn_init(&mn, m, N, local_score_workers(den), 1, err);
@@ -314,7 +315,7 @@ int local_score_estimator_sample(estimator *e, const est_problem *p, const est_o
                      dyn_on ? &dyn : NULL, 0};
   int warm = 0;
   if ((rc = score_net_warm_start(p, o, W, 0, gmean, gscale, x, &cfg, &warm, err))) goto done;
-  if ((rc = diff_sample(&d, &g, &cfg, S, o->seed, 0, x, o->cancel, o->progress, o->progress_ctx, err))) goto done;
+  if ((rc = score_net_diff_sample(&d, &g, dyn_on ? &dyn : NULL, &cfg, o, x, &retries, err))) goto done;
   if ((rc = est_result_alloc(r, S, N, W, o->want_window, 0, err))) goto done;
   for (int s = 0; s < S; s++) {
     const float *xs = x + (size_t)s * D;
@@ -343,9 +344,11 @@ int local_score_estimator_sample(estimator *e, const est_problem *p, const est_o
   jb_set(r->diagnostics, "local", json_pack("{s:i, s:i, s:i}", "k", m->W / 2, "runs", W - m->W + 1, "state_dim", N),
          &bad);
   if (bg.dim) jb_set(r->diagnostics, "background", score_net_background_json(&bg, o->params), &bad);
-  if (dyn_on) jb_set(r->diagnostics, "dynamics", score_net_dynamics_json(&dyn, dyn_on), &bad);
+  if (dyn_on) jb_set(r->diagnostics, "dynamics", score_net_dynamics_retried(&dyn, retries), &bad);
+  retries = NULL;
   if (bad) rc = sb_fail(err, SB_ENOMEM, "out of memory for the diagnostics");
 done:
+  json_decref(retries);
   local_score_denoiser_free(den);
   mn_free(&mn);
   free(x); free(gmean); free(gscale); free(bbuf);

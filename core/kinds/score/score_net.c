@@ -156,6 +156,7 @@ const params_spec score_net_params[] = {
     {"background_gamma", PARAM_NUM, 0, 1e6, 1},
     {"dynamics_q", PARAM_NUM, 0, 1e6, 0},
     {"dynamics_gamma", PARAM_NUM, 0, 1e6, 1},
+    {"dynamics_retries", PARAM_INT, 0, SCORE_NET_DYN_MAX_RETRIES, 0},
     {"warm_start", PARAM_NUM, 0, 1, 1},
     {NULL, 0, 0, 0, 0},
 };
@@ -450,6 +451,68 @@ json_t *score_net_dynamics_json(const diff_dynamics *d, int on) {
   return json_pack("{s:f, s:f}", "q", d->q, "gamma", d->gamma);
 }
 
+json_t *score_net_dynamics_retried(const diff_dynamics *d, json_t *retries) {
+  json_t *j = score_net_dynamics_json(d, 1);
+  if (j && retries) json_object_set_new(j, "retries", retries);
+  else json_decref(retries);
+  return j;
+}
+
+/* progress of a sampling that may run more than once: never backwards */
+typedef struct retry_progress {
+  void (*fn)(void *ctx, double frac);
+  void *ctx;
+  double last;
+} retry_progress;
+
+static void retry_progress_fn(void *ctx, double frac) {
+  retry_progress *rp = ctx;
+  if (frac <= rp->last) return;
+  rp->last = frac;
+  rp->fn(rp->ctx, frac);
+}
+
+int score_net_diff_sample(const diff_denoiser *d, const diff_guidance *g, diff_dynamics *dyn,
+                          const diff_sampler_config *cfg, const est_options *o, float *x, json_t **retries,
+                          sb_error *err) {
+  *retries = NULL;
+  const int S = o->n_samples;
+  const int max_tries = dyn && g && g->dyn == dyn
+                            ? 1 + (int)params_num(o->params, "dynamics_retries", SCORE_NET_DYN_RETRIES)
+                            : 1;
+  const size_t n = (size_t)S * d->dim;
+  float *x0 = NULL; /* a warm start's initial state, which the sampler overwrites */
+  if (max_tries > 1 && cfg->start < 1 && !(x0 = malloc(sizeof(float) * n)))
+    return sb_fail(err, SB_ENOMEM, "out of memory for %d samples", S);
+  if (x0) memcpy(x0, x, sizeof(float) * n);
+  retry_progress rp = {o->progress, o->progress_ctx, -1.0};
+  int rc = SB_OK;
+  for (int t = 0; t < max_tries; t++) {
+    if (t) { /* the previous try diverged: record it and widen the dynamics term's Tweedie part */
+      if (!*retries && !(*retries = json_array())) {
+        rc = sb_fail(err, SB_ENOMEM, "out of memory");
+        break;
+      }
+      if (json_array_append_new(*retries, json_pack("{s:f, s:s}", "gamma", dyn->gamma, "error", err ? err->msg : ""))) {
+        rc = sb_fail(err, SB_ENOMEM, "out of memory");
+        break;
+      }
+      dyn->gamma *= SCORE_NET_DYN_RETRY_FACTOR;
+      if (x0) memcpy(x, x0, sizeof(float) * n);
+    }
+    rc = diff_sample(d, g, cfg, S, o->seed, 0, x, o->cancel, o->progress ? retry_progress_fn : NULL, &rp, err);
+    if (rc != SB_ENUMERIC) break;
+  }
+  if (rc == SB_ENUMERIC && max_tries > 1)
+    sb_wrap(err, "after %d tries with dynamics_gamma up to %g (params dynamics_retries)", max_tries, dyn->gamma);
+  free(x0);
+  if (rc) {
+    json_decref(*retries);
+    *retries = NULL;
+  }
+  return rc;
+}
+
 json_t *score_net_background_json(const diff_background *b, const json_t *params) {
   if (!b->dim) return NULL;
   json_t *j = json_pack("{s:i, s:f, s:f}", "members", b->n_members, "inflation",
@@ -483,6 +546,7 @@ int score_net_sample(const model *sm, const est_problem *p, const est_options *o
   diff_background bg = {0};
   diff_dynamics dyn;
   int dyn_on = 0;
+  json_t *retries = NULL; /* the dynamics term's retries (score_net_diff_sample) */
   if ((rc = ctx_init(&c, sm, S, o->threads, guided, err))) goto done;
   c.t_scaled = (double)p->time_index / (double)sm->sim->t_max;
   c.cond = cond;
@@ -524,7 +588,7 @@ int score_net_sample(const model *sm, const est_problem *p, const est_options *o
   if (guided && c.xch == W && (rc = score_net_warm_start(p, o, W, lead, gmean, gscale, x, &cfg, &warm, err)))
     goto done;
   if (!guided) c.batch = score_batch_join(&sm->net); /* NULL unless the daemon batches */
-  rc = diff_sample(&d, gp, &cfg, S, o->seed, 0, x, o->cancel, o->progress, o->progress_ctx, err);
+  rc = score_net_diff_sample(&d, gp, dyn_on ? &dyn : NULL, &cfg, o, x, &retries, err);
   score_batch_leave(c.batch);
   if (rc) goto done;
   if ((rc = est_result_alloc(r, S, N, We, o->want_window, 0, err))) goto done;
@@ -555,12 +619,14 @@ int score_net_sample(const model *sm, const est_problem *p, const est_options *o
   score_net_gamma_used(sj, gp, &cfg, gamma);
   jb_set(r->diagnostics, "sampler", sj, &bad);
   if (bg.dim) jb_set(r->diagnostics, "background", score_net_background_json(&bg, o->params), &bad);
-  if (dyn_on) jb_set(r->diagnostics, "dynamics", score_net_dynamics_json(&dyn, dyn_on), &bad);
+  if (dyn_on) jb_set(r->diagnostics, "dynamics", score_net_dynamics_retried(&dyn, retries), &bad);
+  retries = NULL;
   if (lead > 0)
     jb_set(r->diagnostics, "model_window",
            json_pack("{s:i, s:i}", "states", W, "unobserved_before_the_rows", lead), &bad);
   if (bad) rc = sb_fail(err, SB_ENOMEM, "out of memory for the diagnostics");
 done:
+  json_decref(retries);
   ctx_free(&c);
   free(x); free(gmean); free(gscale); free(bbuf); free(ypad);
   return rc;

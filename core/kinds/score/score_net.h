@@ -90,6 +90,27 @@ int score_net_warm_start(const est_problem *p, const est_options *o, int W, int 
                          const double *gscale, float *x, diff_sampler_config *cfg, int *on, sb_error *err);
 /* The dynamics part of a result's diagnostics, or NULL when off. */
 json_t *score_net_dynamics_json(const diff_dynamics *d, int on);
+/* The same with the retries score_net_diff_sample made (NULL: none), whose reference it takes. */
+json_t *score_net_dynamics_retried(const diff_dynamics *d, json_t *retries);
+/* diff_sample for a request (o's seed, cancel and progress) with the dynamics
+ * term's fallback. The term is nonlinear: a sample whose Tweedie estimate
+ * leaves the attractor meets a force that grows with the cube of the state
+ * (Lorenz96's quadratic step and its Jacobian), and the corrector's explicit
+ * step can then run away (session 21: 2 of 179 N = 256 cases with tau_l 1.5,
+ * from one sample in the middle of the schedule). When the sampler fails with
+ * SB_ENUMERIC and g has the dynamics term dyn, the request runs again from
+ * the same seed (and the same warm start) with dyn->gamma multiplied by
+ * SCORE_NET_DYN_RETRY_FACTOR, up to params dynamics_retries times (default
+ * SCORE_NET_DYN_RETRIES; 0 turns it off). A request that never diverges runs
+ * once, its samples unchanged. On success *retries is NULL or a JSON array
+ * of the failed tries ({"gamma", "error"}) and dyn->gamma the one that ran;
+ * on failure the error says how many tries were made. */
+#define SCORE_NET_DYN_RETRIES 2
+#define SCORE_NET_DYN_MAX_RETRIES 4
+#define SCORE_NET_DYN_RETRY_FACTOR 3.0
+int score_net_diff_sample(const diff_denoiser *d, const diff_guidance *g, diff_dynamics *dyn,
+                          const diff_sampler_config *cfg, const est_options *o, float *x, json_t **retries,
+                          sb_error *err);
 /* The background part of a result's diagnostics ("background": {...}), or
  * NULL without one. */
 json_t *score_net_background_json(const diff_background *b, const json_t *params);
