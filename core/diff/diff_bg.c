@@ -4,54 +4,9 @@
 #include <math.h>
 #include <stdlib.h>
 
-/* Cholesky of a symmetric positive definite [n][n] matrix in place (lower
- * triangle; the upper one is left as it was). */
-static int cholesky(double *L, int n, const char *what, sb_error *err) {
-  for (int a = 0; a < n; a++) {
-    for (int c = 0; c <= a; c++) {
-      double s = L[(size_t)a * n + c];
-      for (int k = 0; k < c; k++) s -= L[(size_t)a * n + k] * L[(size_t)c * n + k];
-      if (a == c) {
-        if (!(s > 0)) return sb_fail(err, SB_ENUMERIC, "background: %s is not positive definite (%g)", what, s);
-        L[(size_t)a * n + a] = sqrt(s);
-      } else {
-        L[(size_t)a * n + c] = s / L[(size_t)c * n + c];
-      }
-    }
-  }
-  return SB_OK;
-}
-
-/* C = taper o U^T U + diag(d + extra), factored */
-static int dense_init(diff_bg_inv *v, const diff_background *b, const double *extra, sb_error *err) {
-  const int n = b->n_members, N = b->dim;
-  if (N > DIFF_BG_DENSE_MAX)
-    return sb_fail(err, SB_EINVAL, "background: localization needs a state of at most %d values (this one has %d)",
-                   DIFF_BG_DENSE_MAX, N);
-  v->dense = 1;
-  v->mem = malloc(sizeof(double) * ((size_t)N * N + 1));
-  if (!v->mem) return sb_fail(err, SB_ENOMEM, "out of memory for a localized background of %d values", N);
-  v->dinv = NULL;
-  v->chol = v->mem;
-  double *L = v->chol;
-  for (int i = 0; i < N; i++)
-    for (int j = 0; j <= i; j++) {
-      double s = 0.0;
-      for (int a = 0; a < n; a++) s += b->anom[(size_t)a * N + i] * b->anom[(size_t)a * N + j];
-      s *= b->taper[(size_t)i * N + j];
-      if (i == j) s += b->diag[i] + (extra ? extra[i] : 0.0);
-      L[(size_t)i * N + j] = s;
-    }
-  int rc = cholesky(L, N, "the localized covariance", err);
-  if (rc) diff_bg_inv_free(v);
-  return rc;
-}
-
 int diff_bg_inv_init(diff_bg_inv *v, const diff_background *b, const double *extra, sb_error *err) {
   const int n = b->n_members, N = b->dim;
   v->b = b;
-  v->dense = 0;
-  if (b->taper && n > 0) return dense_init(v, b, extra, err);
   v->mem = malloc(sizeof(double) * ((size_t)N + (size_t)n * n + 1));
   if (!v->mem) return sb_fail(err, SB_ENOMEM, "out of memory for a background of %d members", n);
   v->dinv = v->mem;
@@ -66,9 +21,22 @@ int diff_bg_inv_init(diff_bg_inv *v, const diff_background *b, const double *ext
       for (int i = 0; i < N; i++) s += ua[i] * v->dinv[i] * uc[i];
       L[(size_t)a * n + c] = s;
     }
-  int rc = cholesky(L, n, "I + U D^-1 U^T", err);
-  if (rc) diff_bg_inv_free(v);
-  return rc;
+  for (int a = 0; a < n; a++) {
+    for (int c = 0; c <= a; c++) {
+      double s = L[(size_t)a * n + c];
+      for (int k = 0; k < c; k++) s -= L[(size_t)a * n + k] * L[(size_t)c * n + k];
+      if (a == c) {
+        if (!(s > 0)) {
+          diff_bg_inv_free(v);
+          return sb_fail(err, SB_ENUMERIC, "background: I + U D^-1 U^T is not positive definite (%g)", s);
+        }
+        L[(size_t)a * n + a] = sqrt(s);
+      } else {
+        L[(size_t)a * n + c] = s / L[(size_t)c * n + c];
+      }
+    }
+  }
+  return SB_OK;
 }
 
 void diff_bg_inv_free(diff_bg_inv *v) {
@@ -81,19 +49,6 @@ void diff_bg_solve(const diff_bg_inv *v, const double *r, double *out, double *t
   const diff_background *b = v->b;
   const int n = b->n_members, N = b->dim;
   const double *L = v->chol;
-  if (v->dense) { /* L L^T out = r */
-    for (int i = 0; i < N; i++) {
-      double s = r[i];
-      for (int k = 0; k < i; k++) s -= L[(size_t)i * N + k] * out[k];
-      out[i] = s / L[(size_t)i * N + i];
-    }
-    for (int i = N - 1; i >= 0; i--) {
-      double s = out[i];
-      for (int k = i + 1; k < N; k++) s -= L[(size_t)k * N + i] * out[k];
-      out[i] = s / L[(size_t)i * N + i];
-    }
-    return;
-  }
   for (int i = 0; i < N; i++) out[i] = v->dinv[i] * r[i];
   if (!n) return;
   for (int a = 0; a < n; a++) {
@@ -125,12 +80,7 @@ double diff_bg_logpdf(const diff_bg_inv *v, const double *x, double *tmp) {
   double *r = tmp, *out = tmp + n, *rr = tmp + n + N, q = 0.0, logdet = 0.0;
   for (int i = 0; i < N; i++) rr[i] = b->mean[i] - x[i];
   diff_bg_solve(v, rr, out, r);
-  for (int i = 0; i < N; i++) q += rr[i] * out[i];
-  if (v->dense) {
-    for (int i = 0; i < N; i++) logdet += 2.0 * log(v->chol[(size_t)i * N + i]);
-  } else {
-    for (int i = 0; i < N; i++) logdet -= log(v->dinv[i]);
-    for (int a = 0; a < n; a++) logdet += 2.0 * log(v->chol[(size_t)a * n + a]);
-  }
+  for (int i = 0; i < N; i++) q += rr[i] * out[i], logdet -= log(v->dinv[i]);
+  for (int a = 0; a < n; a++) logdet += 2.0 * log(v->chol[(size_t)a * n + a]);
   return -0.5 * q - 0.5 * logdet - 0.5 * N * log(2.0 * M_PI);
 }

@@ -11,12 +11,7 @@
  * Tweedie covariance of x_hat is gamma (sigma/mu)^2 in standardized units).
  * C^{-1} is applied with Woodbury in O(S_b dim) per sample after an
  * O(S_b^2 dim + S_b^3) preparation per noise level; never a dense dim x dim
- * inverse. A localized background (taper != NULL) replaces the ensemble part
- * by the Schur product taper o U^T U (the localized ensemble covariance of
- * hybrid variational DA: long-range correlations that a small ensemble
- * gets wrong are damped, and C has full rank beyond the ensemble's span);
- * C is then factored densely, O(dim^3 / 3) per noise level and O(dim^2) per
- * sample, for dim <= DIFF_BG_DENSE_MAX. */
+ * inverse. */
 #ifndef SB_DIFF_BG_H
 #define SB_DIFF_BG_H
 
@@ -29,18 +24,13 @@ typedef struct diff_background {
   const double *anom;    /* [n_members][dim] (x_j - m_b) / sqrt(S_b - 1), or NULL */
   const double *diag;    /* [dim] d > 0 */
   double gamma;          /* Tweedie factor of this term's gamma (sigma/mu)^2 S^2; 0: the guidance's gamma */
-  const double *taper;   /* [dim][dim] symmetric localization weights, or NULL (none) */
 } diff_background;
 
-#define DIFF_BG_DENSE_MAX 1024
-
 /* C^{-1} of one noise level, ready to apply: dinv [dim] = 1 / (d + extra),
- * chol [n][n] = the Cholesky factor (lower) of I + U diag(dinv) U^T; with a
- * taper, chol [dim][dim] = the Cholesky factor of C itself (dense = 1). */
+ * chol [n][n] = the Cholesky factor (lower) of I + U diag(dinv) U^T. */
 typedef struct diff_bg_inv {
   const diff_background *b;
   double *mem, *dinv, *chol;
-  int dense;
 } diff_bg_inv;
 
 /* Prepares C^{-1} with C = U^T U + diag(d + extra) (extra [dim], may be

@@ -421,7 +421,7 @@ static void test_mmps_eps_by_hand(void **state) {
   assert_int_equal(obs_from_string(&op, "{\"type\":\"dense\",\"matrix\":[[1,0.5,0],[0,-1,2]]}", 1, 1, NS, &err), 0);
   /* a background of 2 members (anomalies already / sqrt(S - 1)) on block 0 or 1 */
   static const double bm[NS] = {2.0, 0.5, -1.0}, bU[2 * NS] = {0.8, -0.3, 0.5, 0.2, 0.6, -0.4}, bd[NS] = {0.3, 0.2, 0.5};
-  const diff_background bg = {NS, 2, bm, bU, bd, 0, NULL};
+  const diff_background bg = {NS, 2, bm, bU, bd, 0};
   const double taus[3] = {0.7, 0.5, 0.2};
   for (int form = 0; form < 3; form++) /* no background, on block 0, on block 1 */
     for (int ti = 0; ti < 3; ti++)

@@ -2,9 +2,7 @@
  * N(m_b, B) on the window's first state that enters the composed score like
  * an observation of x_1 with the identity operator, with the covariance
  * C = B + gamma (sigma/mu)^2 S^2 and its inverse applied by Woodbury.
- *  - Woodbury and the determinant lemma equal the dense formulas (1e-10), and
- *    so does the dense factorization of a localized (tapered) ensemble; a
- *    taper of ones gives Woodbury's numbers; past DIFF_BG_DENSE_MAX it is refused;
+ *  - Woodbury and the determinant lemma equal the dense formulas (1e-10);
  *  - the guided eps with a background equals a finite difference of the log
  *    likelihood plus the dense log N(m_b | x_hat_1, C) through the exact
  *    denoiser's x_hat (ensemble and diagonal forms);
@@ -69,14 +67,14 @@ static double spd_logdet(const double *a, int n) {
   return ld;
 }
 
-/* dense C = taper o U^T U + diag(d + extra) [n][n] (taper 1 when NULL) */
+/* dense C = U^T U + diag(d + extra) [n][n] */
 static void dense_cov(const diff_background *b, const double *extra, double *C) {
   int n = b->dim;
   for (int i = 0; i < n; i++)
     for (int j = 0; j < n; j++) {
-      double e = 0;
-      for (int a = 0; a < b->n_members; a++) e += b->anom[a * n + i] * b->anom[a * n + j];
-      C[i * n + j] = (i == j ? b->diag[i] + (extra ? extra[i] : 0) : 0) + e * (b->taper ? b->taper[i * n + j] : 1.0);
+      double s = i == j ? b->diag[i] + (extra ? extra[i] : 0) : 0;
+      for (int a = 0; a < b->n_members; a++) s += b->anom[a * n + i] * b->anom[a * n + j];
+      C[i * n + j] = s;
     }
 }
 
@@ -93,14 +91,8 @@ static void test_woodbury_equals_dense(void **state) {
   double U[NM * N], d[N], m[N], x[N], extra[N], r[N], C[N * N], out[N], tmp[2 * N + NM];
   for (int i = 0; i < NM * N; i++) U[i] = rng_normal(&g);
   for (int i = 0; i < N; i++) d[i] = 0.2 + 0.1 * i, m[i] = rng_normal(&g), x[i] = rng_normal(&g), extra[i] = 0.05 * i;
-  double taper[N * N]; /* a ring of N points, exp(-dist^2/4): not 1 anywhere off the diagonal */
-  for (int i = 0; i < N; i++)
-    for (int j = 0; j < N; j++) {
-      int dd = abs(i - j) < N - abs(i - j) ? abs(i - j) : N - abs(i - j);
-      taper[i * N + j] = exp(-dd * dd / 4.0);
-    }
-  for (int form = 0; form < 3; form++) {
-    diff_background b = {N, form == 1 ? 0 : NM, m, form == 1 ? NULL : U, d, 0, form == 2 ? taper : NULL};
+  for (int form = 0; form < 2; form++) {
+    diff_background b = {N, form ? 0 : NM, m, form ? NULL : U, d, 0};
     diff_bg_inv v;
     sb_error err;
     assert_int_equal(diff_bg_inv_init(&v, &b, extra, &err), 0);
@@ -117,32 +109,12 @@ static void test_woodbury_equals_dense(void **state) {
       q += r[i] * s;
     }
     double lp = -0.5 * q - 0.5 * ld - 0.5 * N * log(2 * M_PI), got = diff_bg_logpdf(&v, x, tmp);
-    assert_int_equal(v.dense, form == 2);
-    print_message("%s (%s): max |C^-1 r - dense| %.2g, |logpdf - dense| %.2g\n", form == 2 ? "dense" : "woodbury",
-                  form == 2 ? "localized" : form ? "diagonal" : "rank 4", worst, fabs(got - lp));
+    print_message("woodbury (%s): max |C^-1 r - dense| %.2g, |logpdf - dense| %.2g\n", form ? "diagonal" : "rank 4",
+                  worst, fabs(got - lp));
     assert_true(worst < 1e-10);
     assert_true(fabs(got - lp) < 1e-10);
     diff_bg_inv_free(&v);
   }
-  /* a taper of ones is no localization: the dense path gives Woodbury's numbers */
-  double ones[N * N], o1[N], o2[N];
-  for (int i = 0; i < N * N; i++) ones[i] = 1.0;
-  diff_background bw = {N, NM, m, U, d, 0, NULL}, bo = bw;
-  bo.taper = ones;
-  diff_bg_inv vw, vo;
-  sb_error err;
-  assert_int_equal(diff_bg_inv_init(&vw, &bw, extra, &err), 0);
-  assert_int_equal(diff_bg_inv_init(&vo, &bo, extra, &err), 0);
-  diff_bg_solve(&vw, r, o1, tmp);
-  diff_bg_solve(&vo, r, o2, tmp);
-  for (int i = 0; i < N; i++) assert_true(fabs(o1[i] - o2[i]) < 1e-10);
-  assert_true(fabs(diff_bg_logpdf(&vw, x, tmp) - diff_bg_logpdf(&vo, x, tmp)) < 1e-10);
-  diff_bg_inv_free(&vw);
-  diff_bg_inv_free(&vo);
-  /* past DIFF_BG_DENSE_MAX values a localized background is refused, not factored */
-  diff_background big = {DIFF_BG_DENSE_MAX + 1, NM, m, U, d, 0, ones};
-  assert_int_equal(diff_bg_inv_init(&vo, &big, NULL, &err), SB_EINVAL);
-  assert_non_null(strstr(err.msg, "at most"));
 }
 
 // ----------------------------------------------------------------------------
@@ -198,11 +170,8 @@ static void test_background_eps_by_hand(void **state) {
   sb_error err;
   assert_int_equal(obs_from_string(&op, "{\"type\":\"dense\",\"matrix\":[[1,0.5,0],[0,-1,2]]}", 1, 1, NS, &err), 0);
   /* the third: the ensemble with its own gamma (1, against the guidance's 0.5) */
-  /* the fourth: the ensemble localized by a taper */
-  static const double tp[NS * NS] = {1.0, 0.4, 0.1, 0.4, 1.0, 0.4, 0.1, 0.4, 1.0};
-  diff_background forms[4] = {{NS, 2, bm, bU, bd_ens, 0, NULL}, {NS, 0, bm, NULL, bd_diag, 0, NULL},
-                              {NS, 2, bm, bU, bd_ens, 1.0, NULL}, {NS, 2, bm, bU, bd_ens, 0, tp}};
-  for (int f = 0; f < 4; f++)
+  diff_background forms[3] = {{NS, 2, bm, bU, bd_ens, 0}, {NS, 0, bm, NULL, bd_diag, 0}, {NS, 2, bm, bU, bd_ens, 1.0}};
+  for (int f = 0; f < 3; f++)
     for (int tb = 0; tb < 4; tb++) {
       const int ti = tb % 2, blk = tb / 2 ? NB - 1 : 0;
       double gamma = 0.5, tau = ti ? 0.2 : 0.6;
@@ -217,8 +186,7 @@ static void test_background_eps_by_hand(void **state) {
       double worst = tu_gauss_eps_fd_error(&gauss, x, eps, 2, tau, guided_logpost, &pcx), moved = 0;
       for (int i = 0; i < 2 * D; i++) moved = fmax(moved, fabs(eps[i] - eps0[i]));
       print_message("background eps (%s, block %d, tau %.1f): max scaled error %.2g; the background moves eps by up "
-                    "to %.2f\n", f == 3 ? "localized ensemble" : f == 1 ? "diagonal" : f ? "ensemble, own gamma 1" : "ensemble",
-                    blk, tau, worst, moved);
+                    "to %.2f\n", f == 1 ? "diagonal" : f ? "ensemble, own gamma 1" : "ensemble", blk, tau, worst, moved);
       assert_true(worst < 2e-5);
       assert_true(moved > 0.05);
       free(scratch);
@@ -286,7 +254,7 @@ static void test_background_posterior(void **state) {
   obs_op *op;
   sb_error err;
   assert_int_equal(obs_from_string(&op, "{\"type\":\"dense\",\"matrix\":[[1,0.5,0],[0,-1,2]]}", 1, 1, NS, &err), 0);
-  diff_background forms[2] = {{NS, 2, bm, bU, bd_ens, 0, NULL}, {NS, 0, bm, NULL, bd_diag, 0, NULL}};
+  diff_background forms[2] = {{NS, 2, bm, bU, bd_ens, 0}, {NS, 0, bm, NULL, bd_diag, 0}};
   const int B = 3000;
   float *x = malloc(sizeof(float) * B * D);
   diff_sampler_config c;
@@ -332,7 +300,7 @@ static void test_background_bad_size(void **state) {
   obs_op *op;
   sb_error err;
   assert_int_equal(obs_from_string(&op, "{\"type\":\"dense\",\"matrix\":[[1,0.5,0],[0,-1,2]]}", 1, 1, NS, &err), 0);
-  diff_background b = {NS + 1, 0, bm, NULL, bd_diag, 0, NULL};
+  diff_background b = {NS + 1, 0, bm, NULL, bd_diag, 0};
   diff_guidance g = {op, NB, gy, gnoise, M, S, 1e-2, &b, 0, 0, NULL, 0};
   diff_sampler_config c;
   diff_sampler_defaults(&c);

@@ -12,7 +12,6 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "baselines/baselines.h"
 #include "kinds/kinds.h"
 #include "kinds/score/score_net.h"
 #include "model/model.h"
@@ -795,89 +794,6 @@ static void test_background_reaches_first_state(void **state) {
   est_free(c);
 }
 
-/* background_radius localizes an ensemble background (diff_bg.h's taper):
- * score_net_background's taper is Gaspari-Cohn of the ring distance
- * reaching 0 at the radius (the LETKF's, computed here independently:
- * min(|i-j|, N-|i-j|), half-width radius/2), symmetric with ones on the
- * diagonal; no radius, or a mean+std background, has none. Through the
- * estimator: the result reports the radius, a radius of 3 nodes moves the
- * samples (against none), and a radius far beyond the ring (1e6: a taper
- * within 1e-8 of 1) gives the unlocalized samples to 1e-4. Bad values are
- * refused. */
-static void test_background_radius(void **state) {
-  (void)state;
-  estimator *c;
-  sb_error err;
-  assert_int_equal(model_open_estimator(&c, path_buf[0], &err), 0);
-  double *truth;
-  est_problem pr;
-  tu_truth_problem(c, "{\"type\":\"subsample\",\"stride\":2}", 1.0, 3, 200, 7, 0, &truth, &pr);
-  enum { N = 16, SB = 6, S = 8 };
-  double members[SB * N];
-  rng r;
-  rng_init(&r, 5, 0);
-  for (int j = 0; j < SB; j++)
-    for (int i = 0; i < N; i++) members[j * N + i] = truth[i] + 0.8 * rng_normal(&r);
-  est_background bg = {.members = members, .n_members = SB};
-  pr.background = &bg;
-  json_t *p3 = json_pack("{s:f}", "background_radius", 3.0), *pbig = json_pack("{s:f}", "background_radius", 1e6),
-         *p0 = json_object();
-  diff_background out;
-  double *buf;
-  assert_int_equal(score_net_background(&pr, p3, &out, &buf, &err), 0);
-  assert_non_null(out.taper);
-  double worst = 0;
-  for (int i = 0; i < N; i++)
-    for (int j = 0; j < N; j++) {
-      int d = abs(i - j) < N - abs(i - j) ? abs(i - j) : N - abs(i - j);
-      worst = fmax(worst, fabs(out.taper[i * N + j] - gaspari_cohn(d / 1.5)));
-      if (d >= 3) assert_true(out.taper[i * N + j] == 0.0);
-    }
-  assert_true(worst < 1e-15);
-  assert_true(out.taper[0] == 1.0 && out.taper[1] > 0.1 && out.taper[1] < 0.9);
-  free(buf);
-  assert_int_equal(score_net_background(&pr, p0, &out, &buf, &err), 0);
-  assert_null(out.taper);
-  free(buf);
-  double bm[N], bs[N];
-  for (int i = 0; i < N; i++) bm[i] = truth[i], bs[i] = 0.5;
-  est_background ms = {.mean = bm, .std = bs};
-  pr.background = &ms;
-  assert_int_equal(score_net_background(&pr, p3, &out, &buf, &err), 0);
-  assert_null(out.taper);
-  free(buf);
-  pr.background = &bg;
-  est_result r0, r3, rb;
-  est_options o = {.n_samples = S, .seed = 6, .params = p0};
-  if (est_sample(c, &pr, &o, &r0, &err)) fail_msg("%s", err.msg);
-  o.params = p3;
-  if (est_sample(c, &pr, &o, &r3, &err)) fail_msg("%s", err.msg);
-  o.params = pbig;
-  if (est_sample(c, &pr, &o, &rb, &err)) fail_msg("%s", err.msg);
-  assert_true(json_real_value(json_object_get(json_object_get(r3.diagnostics, "background"), "radius")) == 3.0);
-  assert_null(json_object_get(json_object_get(r0.diagnostics, "background"), "radius"));
-  double moved = 0, same = 0;
-  for (int i = 0; i < S * N; i++) {
-    moved = fmax(moved, fabs(r3.samples[i] - r0.samples[i]));
-    same = fmax(same, fabs(rb.samples[i] - r0.samples[i]));
-  }
-  print_message("background_radius: radius 3 moves the samples by up to %.3f; radius 1e6 by %.2g\n", moved, same);
-  assert_true(moved > 0.05);
-  assert_true(same < 1e-4);
-  est_result_free(&r0);
-  est_result_free(&r3);
-  est_result_free(&rb);
-  check_params(c, "{\"background_radius\":5}", 0, NULL);
-  check_params(c, "{\"background_radius\":-1}", SB_EINVAL, "background_radius");
-  check_params(c, "{\"background_radius\":\"x\"}", SB_EINVAL, "background_radius");
-  json_decref(p3);
-  json_decref(pbig);
-  json_decref(p0);
-  tu_problem_free(&pr);
-  free(truth);
-  est_free(c);
-}
-
 /* A composed model of a stationary system answers windows shorter than its
  * own: the request's rows are the last of the model's window, the earlier
  * states unobserved. So a request of the last 2 rows equals, bit for bit and
@@ -968,7 +884,6 @@ int main(void) {
       cmocka_unit_test(test_sampler_params),
       cmocka_unit_test(test_dynamics_params),
       cmocka_unit_test(test_background_reaches_first_state),
-      cmocka_unit_test(test_background_radius),
       cmocka_unit_test(test_warm_start_params),
       cmocka_unit_test(test_composed_uses_observations_in_order),
       cmocka_unit_test(test_shorter_window_is_last_rows),

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "baselines/baselines.h"
 #include "kinds/score/score_batch.h"
 #include "nn/nn_layers.h"
 #include "nn/nn_parallel.h"
@@ -155,7 +154,6 @@ const params_spec score_net_params[] = {
     {"background_jitter", PARAM_NUM, 0, 100, 0},
     {"background_inflation", PARAM_NUM, 0.1, 10, 0},
     {"background_gamma", PARAM_NUM, 0, 1e6, 1},
-    {"background_radius", PARAM_NUM, 0, 1e6, 0},
     {"dynamics_q", PARAM_NUM, 0, 1e6, 0},
     {"dynamics_gamma", PARAM_NUM, 0, 1e6, 1},
     {"dynamics_retries", PARAM_INT, 0, SCORE_NET_DYN_MAX_RETRIES, 0},
@@ -357,24 +355,9 @@ int score_net_background(const est_problem *p, const json_t *params, diff_backgr
   const int N = p->sim->dim, S = b->members ? b->n_members : 0;
   const double infl = params_num(params, "background_inflation", 1.0);
   const double jitter = params_num(params, "background_jitter", SCORE_NET_BG_JITTER);
-  const double radius = S ? params_num(params, "background_radius", 0.0) : 0.0; /* a mean+std has no correlations */
-  if (radius > 0 && N > DIFF_BG_DENSE_MAX)
-    return sb_fail(err, SB_EINVAL, "params.background_radius: localization needs a state of at most %d values "
-                   "(this one has %d)", DIFF_BG_DENSE_MAX, N);
-  double *m = malloc(sizeof(double) * (size_t)N * (2 + (size_t)S + (radius > 0 ? (size_t)N : 0)));
+  double *m = malloc(sizeof(double) * (size_t)N * (2 + (size_t)S));
   if (!m) return sb_fail(err, SB_ENOMEM, "out of memory for a background of %d members of %d values", S, N);
-  double *mean = m, *diag = m + N, *anom = m + 2 * (size_t)N, *taper = NULL;
-  if (radius > 0) { /* Gaspari-Cohn on the operator's grid, reaching 0 at radius points: the LETKF's */
-    taper = anom + (size_t)S * N;
-    for (int i = 0; i < N; i++) {
-      double a[2], c[2];
-      obs_state_location(p->op, i, a);
-      for (int j = 0; j <= i; j++) {
-        obs_state_location(p->op, j, c);
-        taper[(size_t)i * N + j] = taper[(size_t)j * N + i] = gaspari_cohn(obs_distance(p->op, a, c) / (radius / 2.0));
-      }
-    }
-  }
+  double *mean = m, *diag = m + N, *anom = m + 2 * (size_t)N;
   if (!b->members) {
     for (int i = 0; i < N; i++) mean[i] = b->mean[i], diag[i] = infl * infl * b->std[i] * b->std[i];
   } else {
@@ -393,7 +376,7 @@ int score_net_background(const est_problem *p, const json_t *params, diff_backgr
     if (!(delta > 1e-12)) delta = 1e-12;
     for (int i = 0; i < N; i++) diag[i] = delta;
   }
-  *out = (diff_background){N, S, mean, S ? anom : NULL, diag, params_num(params, "background_gamma", 0.0), taper};
+  *out = (diff_background){N, S, mean, S ? anom : NULL, diag, params_num(params, "background_gamma", 0.0)};
   *buf = m;
   return SB_OK;
 }
@@ -536,7 +519,6 @@ json_t *score_net_background_json(const diff_background *b, const json_t *params
                         params_num(params, "background_inflation", 1.0), "jitter",
                         b->n_members ? params_num(params, "background_jitter", SCORE_NET_BG_JITTER) : 0.0);
   if (j && b->gamma > 0) json_object_set_new(j, "gamma", json_real(b->gamma));
-  if (j && b->taper) json_object_set_new(j, "radius", json_real(params_num(params, "background_radius", 0.0)));
   return j;
 }
 
