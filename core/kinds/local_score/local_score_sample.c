@@ -344,7 +344,7 @@ int local_score_estimator_sample(estimator *e, const est_problem *p, const est_o
   jb_set(r->diagnostics, "local", json_pack("{s:i, s:i, s:i}", "k", m->W / 2, "runs", W - m->W + 1, "state_dim", N),
          &bad);
   if (bg.dim) jb_set(r->diagnostics, "background", score_net_background_json(&bg, o->params), &bad);
-  if (dyn_on) jb_set(r->diagnostics, "dynamics", score_net_dynamics_retried(&dyn, retries), &bad);
+  if (dyn_on) jb_set(r->diagnostics, "dynamics", score_net_dynamics_json(&dyn, retries), &bad);
   retries = NULL;
   if (bad) rc = sb_fail(err, SB_ENOMEM, "out of memory for the diagnostics");
 done:

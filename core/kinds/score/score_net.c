@@ -446,13 +446,8 @@ int score_net_warm_start(const est_problem *p, const est_options *o, int W, int 
   return SB_OK;
 }
 
-json_t *score_net_dynamics_json(const diff_dynamics *d, int on) {
-  if (!on) return NULL;
-  return json_pack("{s:f, s:f}", "q", d->q, "gamma", d->gamma);
-}
-
-json_t *score_net_dynamics_retried(const diff_dynamics *d, json_t *retries) {
-  json_t *j = score_net_dynamics_json(d, 1);
+json_t *score_net_dynamics_json(const diff_dynamics *d, json_t *retries) {
+  json_t *j = json_pack("{s:f, s:f}", "q", d->q, "gamma", d->gamma);
   if (j && retries) json_object_set_new(j, "retries", retries);
   else json_decref(retries);
   return j;
@@ -619,7 +614,7 @@ int score_net_sample(const model *sm, const est_problem *p, const est_options *o
   score_net_gamma_used(sj, gp, &cfg, gamma);
   jb_set(r->diagnostics, "sampler", sj, &bad);
   if (bg.dim) jb_set(r->diagnostics, "background", score_net_background_json(&bg, o->params), &bad);
-  if (dyn_on) jb_set(r->diagnostics, "dynamics", score_net_dynamics_retried(&dyn, retries), &bad);
+  if (dyn_on) jb_set(r->diagnostics, "dynamics", score_net_dynamics_json(&dyn, retries), &bad);
   retries = NULL;
   if (lead > 0)
     jb_set(r->diagnostics, "model_window",

@@ -88,10 +88,9 @@ int score_net_residual_diag(json_t *diagnostics, const sim *s, const double *win
 #define SCORE_NET_WARM_STREAM (1ull << 42)
 int score_net_warm_start(const est_problem *p, const est_options *o, int W, int block, const double *gmean,
                          const double *gscale, float *x, diff_sampler_config *cfg, int *on, sb_error *err);
-/* The dynamics part of a result's diagnostics, or NULL when off. */
-json_t *score_net_dynamics_json(const diff_dynamics *d, int on);
-/* The same with the retries score_net_diff_sample made (NULL: none), whose reference it takes. */
-json_t *score_net_dynamics_retried(const diff_dynamics *d, json_t *retries);
+/* The dynamics part of a result's diagnostics (q, the gamma that ran), with
+ * the retries score_net_diff_sample made (NULL: none), whose reference it takes. */
+json_t *score_net_dynamics_json(const diff_dynamics *d, json_t *retries);
 /* diff_sample for a request (o's seed, cancel and progress) with the dynamics
  * term's fallback. The term is nonlinear: a sample whose Tweedie estimate
  * leaves the attractor meets a force that grows with the cube of the state
