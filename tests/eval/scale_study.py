@@ -249,15 +249,15 @@ def tables(rows, ref):
 COLORS = {"etkf": "#1f77b4", "letkf": "#2ca02c", LOCAL: "#d62728"}
 
 
-def svg(rows, path):
+def svg(rows, path, title="l96-sakov scale study, W = 10: RMSE and coverage error against N"
+        " (same cases for every estimator)"):
     lad = [r for r in rows if r["study"] == "ladder" and "rmse" in r]
     if not lad:
         return
     Wd, Hd, pw, ph, ml, mt = 900, 620, 340, 220, 70, 50
     el = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">' %
           (Wd, Hd), '<rect width="100%" height="100%" fill="white"/>',
-          '<text x="%d" y="22" font-size="15">l96-sakov scale study, W = 10: RMSE and coverage error against N'
-          ' (same cases for every estimator)</text>' % ml]
+          '<text x="%d" y="22" font-size="15">%s</text>' % (ml, title)]
     Ns = sorted({r["N"] for r in lad})
     lx = lambda N, x0: x0 + pw * (math.log2(N) - math.log2(Ns[0])) / max(1e-9, math.log2(Ns[-1]) - math.log2(Ns[0]))
     for i, setup in enumerate(SETUPS):
