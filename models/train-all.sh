@@ -35,3 +35,10 @@ for cfg in models/configs/*.json; do
   done
   cat "models/$stem.train.out"
 done
+# models written from another one: the -cycle composed prior as a local score of run length 10
+# (the same weights; any N, any W >= 10; docs/local-score.md)
+if [ -z "${ONLY:-}" ] || [ "$ONLY" = l96-sakov-w10-local-score-cycle ]; then
+  echo "== writing l96-sakov-w10-local-score-cycle"
+  "$BUILD/sbida" model models/l96-sakov-w10-composed-score-cycle.safetensors \
+    --as-local-score models/l96-sakov-w10-local-score-cycle.safetensors
+fi

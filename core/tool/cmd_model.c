@@ -1,5 +1,8 @@
-/* sbida model: shows a model file's metadata, or changes the default sampler
- * settings of a diffusion model (its sbida.sampler; the weights are untouched). */
+/* sbida model: shows a model file's metadata, changes the default sampler
+ * settings of a diffusion model (its sbida.sampler; the weights are
+ * untouched), or writes a composed-score model of a stationary 1D system as
+ * a local-score model of the same weights (any N, any W >= its window). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,12 +17,65 @@ static void usage(FILE *f) {
              "       sbida model PATH.safetensors --set-sampler JSON\n"
              "             change the default sampler settings stored in the file (the request params\n"
              "             of docs/score-models.md), e.g. '{\"sampler\": \"dpm2m\", \"steps\": 12}' or\n"
-             "             '{\"sampler\": \"pc\", \"steps\": 64, \"corrections\": 1, \"tau_l\": 1.0, \"gamma\": 0.01}'\n");
+             "             '{\"sampler\": \"pc\", \"steps\": 64, \"corrections\": 1, \"tau_l\": 1.0, \"gamma\": 0.01}'\n"
+             "       sbida model PATH.safetensors --as-local-score OUT.safetensors\n"
+             "             write a composed-score model of a stationary 1D system (one normalization for\n"
+             "             every node, no time input) as a local-score model of the same weights whose run\n"
+             "             is its whole window: it then serves any state size N and any window W >= its\n"
+             "             own (one network run per evaluation at W = its window; docs/local-score.md)\n");
+}
+
+/* The composed-score prior p(x_{1..L}) of a stationary, homogeneous 1D system
+ * (circular convolutions, one normalization) is the same at every place and
+ * time, so its network is a local score of run length L over any N. */
+static int as_local_score(const char *path, const char *out) {
+  sb_error err = {0};
+  model sm;
+  if (model_load(&sm, path, &err)) {
+    fprintf(stderr, "sbida model: %s\n", err.msg);
+    return 1;
+  }
+  const char *why = NULL;
+  if (strcmp(sm.kind->name, "composed-score"))
+    why = "only a composed-score model can be written as a local-score model";
+  else if (sm.sim->channels != 1 || sm.sim->height != 1)
+    why = "its system is not 1D";
+  else if (!sm.sim->stationary || sm.time_varying)
+    why = "its system is not stationary (the window prior must be the same at every time)";
+  for (int n = 1; !why && n < sm.N; n++)
+    if (fabs(sm.mean[n] - sm.mean[0]) > 1e-9 * (1 + fabs(sm.mean[0])) || fabs(sm.std[n] - sm.std[0]) > 1e-9 * sm.std[0])
+      why = "its normalization differs between nodes (the prior must be the same at every place)";
+  const model_kind *lk = model_kind_find("local-score");
+  if (!why && !lk) why = "this build has no local-score kind";
+  if (why) {
+    fprintf(stderr, "sbida model: %s: %s (kind %s)\n", path, why, sm.kind->name);
+    model_free(&sm);
+    return 2;
+  }
+  sm.kind = lk; /* the same settings struct and sbida.sampler section (kinds/score) */
+  if (!sm.training) sm.training = json_object();
+  json_object_set_new(sm.training, "as_local_score_of", json_string(path));
+  int status = 0;
+  if (model_save(&sm, 0, out, &err)) { /* the file's parameters are its EMA weights */
+    fprintf(stderr, "sbida model: %s\n", err.msg);
+    status = 1;
+  }
+  model_free(&sm);
+  estimator *e = NULL;
+  if (!status && est_open(&e, out, NULL, 0, &err)) { /* what the daemon will do with it */
+    fprintf(stderr, "sbida model: the written file does not load: %s\n", err.msg);
+    remove(out);
+    status = 1;
+  }
+  est_free(e);
+  return status;
 }
 
 int cmd_model(int argc, char **argv) {
-  const char *set = NULL;
-  const cli_flag flags[] = {{"set-sampler", CLI_STR, &set, 0, 0, NULL}, {NULL, 0, NULL, 0, 0, NULL}};
+  const char *set = NULL, *as_local = NULL;
+  const cli_flag flags[] = {{"set-sampler", CLI_STR, &set, 0, 0, NULL},
+                            {"as-local-score", CLI_STR, &as_local, 0, 0, NULL},
+                            {NULL, 0, NULL, 0, 0, NULL}};
   int first, rc0 = cli_parse(argc, argv, "sbida model", flags, usage, 1, &first);
   if (rc0) return rc0 < 0 ? 0 : rc0;
   if (first != argc - 1) {
@@ -27,6 +83,11 @@ int cmd_model(int argc, char **argv) {
     return 2;
   }
   const char *path = argv[first];
+  if (set && as_local) {
+    fprintf(stderr, "sbida model: --set-sampler and --as-local-score are separate commands\n");
+    return 2;
+  }
+  if (as_local) return as_local_score(path, as_local);
   sb_error err = {0};
   if (!set) {
     estimator *e;

@@ -145,3 +145,52 @@ def test_train_help_lists_every_kind(sbida, tmp_path):
     assert h.returncode == 0
     rows = {line.split()[0] for line in h.stdout.split("Kinds (")[1].splitlines()[1:] if line.strip()}
     assert rows == set(listed), (rows, listed)
+
+
+def test_as_local_score(sbida, tmp_path):
+    """A composed-score model of l96-sakov written as a local-score model: the same weights and
+    settings; at its own N and window the same samples as the composed model for the same seed (one
+    run, the whole window); then any N and any longer window; other models are refused."""
+    cfg = {"kind": "composed-score", "preset": "l96-sakov", "N": 16, "window": 4,
+           "arch": {"width": 8, "blocks": 1, "groups": 2, "emb_dim": 4},
+           "train": {"steps": 3, "batch": 4, "pool": 4, "val_windows": 8}, "sampler": {"steps": 8}}
+    (tmp_path / "c.json").write_text(json.dumps(cfg))
+    comp, loc = tmp_path / "comp.safetensors", tmp_path / "loc.safetensors"
+    r = run(sbida, "train", "--config", str(tmp_path / "c.json"), "--out", str(comp))
+    assert r.returncode == 0, r.stderr
+    r = run(sbida, "model", str(comp), "--as-local-score", str(loc))
+    assert r.returncode == 0, r.stderr
+    meta_c, wc = tensors(comp)
+    meta_l, wl = tensors(loc)
+    assert meta_c["sbida.kind"] == "composed-score" and meta_l["sbida.kind"] == "local-score"
+    assert wc.keys() == wl.keys() and all(np.array_equal(wc[k], wl[k]) for k in wc)
+    assert json.loads(meta_l["sbida.sampler"]) == json.loads(meta_c["sbida.sampler"])
+    assert json.loads(meta_l["sbida.training"])["as_local_score_of"] == str(comp)
+    info = json.loads(run(sbida, "model", str(loc)).stdout)
+    assert info["kind"] == "local-score" and info["window"] == 0
+
+    def ev(model, N, W, out):
+        r = run(sbida, "eval", "--estimator", str(model), "--N", str(N), "--window", str(W), "--cases", "2",
+                "--samples", "6", "--seed", "3", "--operator", '{"type":"subsample","stride":2}',
+                "--noise-std", "1", "--json", str(out), "--quiet")
+        assert r.returncode == 0, r.stderr
+        return json.loads(out.read_text())
+
+    a, b = ev(comp, 16, 4, tmp_path / "a.json"), ev(loc, 16, 4, tmp_path / "b.json")
+    for k in ("rmse", "spread", "crps"):
+        assert a[k] == b[k], (k, a[k], b[k])
+    c = ev(loc, 24, 6, tmp_path / "c.json")  # three runs of 4 states over 24 nodes
+    assert c["N"] == 24 and c["window"] == 6 and np.isfinite(c["rmse"]) and c["rmse"] > 0
+    # refused, with the reason and no file left behind
+    bad = tmp_path / "bad.safetensors"
+    r = run(sbida, "model", str(loc), "--as-local-score", str(bad))
+    assert r.returncode == 2 and "only a composed-score model" in r.stderr and not bad.exists()
+    cfg.update(preset="l96-thesis")
+    (tmp_path / "t.json").write_text(json.dumps(cfg))
+    thesis = tmp_path / "thesis.safetensors"
+    r = run(sbida, "train", "--config", str(tmp_path / "t.json"), "--out", str(thesis))
+    assert r.returncode == 0, r.stderr
+    r = run(sbida, "model", str(thesis), "--as-local-score", str(bad))
+    assert r.returncode == 2 and "not stationary" in r.stderr and not bad.exists()
+    r = run(sbida, "model", str(comp), "--as-local-score", str(bad), "--set-sampler", "{}")
+    assert r.returncode == 2 and "separate commands" in r.stderr

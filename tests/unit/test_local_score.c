@@ -28,6 +28,8 @@
 static const int RUN_W10_L7[10] = {0, 0, 0, 0, 1, 2, 3, 3, 3, 3};
 static const int RUN_W5_L3[5] = {0, 0, 1, 2, 2};
 static const int RUN_W9_L5[9] = {0, 0, 0, 1, 2, 3, 4, 4, 4};
+/* an even run (k = L / 2 = 2; a composed-score model written as a local score, sbida model --as-local-score) */
+static const int RUN_W10_L4[10] = {0, 0, 0, 1, 2, 3, 4, 5, 6, 6};
 
 static void test_run_of_by_hand(void **state) {
   (void)state;
@@ -35,6 +37,8 @@ static void test_run_of_by_hand(void **state) {
   for (int w = 0; w < 5; w++) assert_int_equal(local_score_run_of(w, 5, 3), RUN_W5_L3[w]);
   for (int w = 0; w < 9; w++) assert_int_equal(local_score_run_of(w, 9, 5), RUN_W9_L5[w]);
   for (int w = 0; w < 7; w++) assert_int_equal(local_score_run_of(w, 7, 7), 0); /* one run */
+  for (int w = 0; w < 10; w++) assert_int_equal(local_score_run_of(w, 10, 4), RUN_W10_L4[w]);
+  for (int w = 0; w < 10; w++) assert_int_equal(local_score_run_of(w, 10, 10), 0);
 }
 
 /* The synthetic network: out[l][n] = in[l][n] + mark * (100 l + t_mark * t)
@@ -156,8 +160,10 @@ static void test_assembly_synthetic(void **state) {
   check_assembly(10, 7, 6, RUN_W10_L7);
   check_assembly(5, 3, 4, RUN_W5_L3);
   check_assembly(9, 5, 8, RUN_W9_L5);
-  int one[7] = {0};
+  check_assembly(10, 4, 6, RUN_W10_L4);
+  int one[10] = {0};
   check_assembly(7, 7, 5, one);
+  check_assembly(10, 10, 5, one); /* an even run over the whole window: the network's own score */
   /* many runs per sample: more than one network batch per task */
   int run40[40];
   for (int w = 0; w < 40; w++) run40[w] = w < 1 ? 0 : w > 38 ? 37 : w - 1;
@@ -198,9 +204,8 @@ static void test_adjoints_are_transposes(void **state) {
 
 /* The window VJP against central finite differences of the assembled
  * window function, along random directions. */
-static void test_vjp_finite_differences(void **state) {
-  (void)state;
-  const int W = 9, L = 5, N = 7, B = 3, D = W * N;
+static void check_vjp_fd(const int W, const int L, const int N, const int B) {
+  const int D = W * N;
   synth s = {L, N, 0.0, 0.0, 0.7, 0, 0, {0}, {0}};
   local_score_net net = {L, N, &s, synth_v, synth_vjp, NULL};
   local_score_denoiser *den;
@@ -240,6 +245,12 @@ static void test_vjp_finite_differences(void **state) {
   }
   free(x), free(cot), free(dir), free(v), free(g), free(xp), free(vp), free(vm);
   local_score_denoiser_free(den);
+}
+
+static void test_vjp_finite_differences(void **state) {
+  (void)state;
+  check_vjp_fd(9, 5, 7, 3);
+  check_vjp_fd(10, 4, 7, 3); /* an even run length */
 }
 
 /* The guided path: a cotangent computed from v by cot_fn between the forward
@@ -570,7 +581,8 @@ static void test_ranges_refused_with_reason(void **state) {
 }
 
 /* A local-score model file whose nodes have different normalizations is
- * refused: per-node values would not carry over to another N. */
+ * refused: per-node values would not carry over to another N; so is one
+ * whose run length is out of range. */
 static void test_per_node_normalization_refused(void **state) {
   (void)state;
   model m;
@@ -584,6 +596,18 @@ static void test_per_node_normalization_refused(void **state) {
   model_free(&m);
   assert_int_not_equal(model_load(&m, bad, &err), 0);
   assert_non_null(strstr(err.msg, "one normalization for every node"));
+  /* a run length outside 3..LOCAL_SCORE_MAX_RUN is refused with the range */
+  const int Ls[2] = {2, LOCAL_SCORE_MAX_RUN + 1};
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(model_load(&m, model_path, &err), 0);
+    m.W = Ls[i];
+    snprintf(bad, sizeof bad, "%s/tiny-local-run%d.safetensors", tu_tmpdir(), Ls[i]);
+    assert_int_equal(model_save(&m, 0, bad, &err), 0);
+    model_free(&m);
+    assert_int_not_equal(model_load(&m, bad, &err), 0);
+    print_message("run length %d: %s\n", Ls[i], err.msg);
+    assert_non_null(strstr(err.msg, "run length, 3..64 states"));
+  }
 }
 
 int main(void) {

@@ -1,7 +1,8 @@
 /* local_score.c: the local-score kind (SDA's Markov-blanket score). The
- * network is a diffusion prior v_hat(x_{i-k..i+k}, tau) over runs of 2k + 1
- * consecutive states (k = 1..3, the file's window is 2k + 1); training is the
- * composed score's (kinds/score/score_net.c) on windows of 2k + 1 states.
+ * network is a diffusion prior v_hat(x_{i-k..i+k}, tau) over runs of L = 2k + 1
+ * consecutive states (the file's window is L; any L in 3..LOCAL_SCORE_MAX_RUN
+ * loads); training is the composed score's (kinds/score/score_net.c) on
+ * windows of L states.
  * Sampling (local_score_sample.c) assembles the score of a window of any
  * length W >= 2k + 1 from the network on every run, and runs the same
  * weights at any state size N (circular convolutions, no dense layer over
@@ -14,11 +15,14 @@ static int in_channels(int W) { return W; }
 static int out_channels(int W) { return W; }
 static int n_scalars(int time_varying) { return 1 + time_varying; }
 
-/* The run length must be 2k + 1 with k = 1..3. */
+/* The run length L: 2k + 1 for SDA's Markov blanket (k = 1..3 trained
+ * here), or any length up to LOCAL_SCORE_MAX_RUN: a composed-score prior of a
+ * stationary 1D system re-labelled by `sbida model --as-local-score` is a
+ * local score whose run is its whole window (one run at W = L). */
 static int check_run(const model *m, sb_error *err) {
-  if (m->W < 3 || m->W > 7 || m->W % 2 == 0)
-    return sb_fail(err, SB_EINVAL, "a local-score model's window is its run of 2k + 1 states, k = 1..3 "
-                   "(window 3, 5 or 7), not %d", m->W);
+  if (m->W < 3 || m->W > LOCAL_SCORE_MAX_RUN)
+    return sb_fail(err, SB_EINVAL, "a local-score model's window is its run length, 3..%d states, not %d",
+                   LOCAL_SCORE_MAX_RUN, m->W);
   return SB_OK;
 }
 

@@ -4,7 +4,9 @@
  * j .. j + L - 1. State w takes its output from run
  *   r(w) = clamp(w - k, 0, R - 1)   at position w - r(w),
  * i.e. the first k states from the first run, every middle state from the run
- * centred on it, the last k states from the last run. */
+ * centred on it, the last k states from the last run. An even L (k = L / 2)
+ * assembles the same way, each middle state at position k of its run; at
+ * W = L there is one run and the window's score is the network's. */
 #ifndef SB_LOCAL_SCORE_H
 #define SB_LOCAL_SCORE_H
 
@@ -29,6 +31,7 @@ void local_score_gather_adjoint(int W, int L, int N, const float *runs, float *g
 #define LOCAL_SCORE_MAX_N 1024
 #define LOCAL_SCORE_MAX_WINDOW 256
 #define LOCAL_SCORE_MAX_VALUES 65536 /* W x N */
+#define LOCAL_SCORE_MAX_RUN 64       /* the model's run length L */
 
 /* A denoiser over windows [W][N] from a per-run network: run_v fills
  * out [n][L][N] for n runs in [n][L][N] at diffusion time tau, with the

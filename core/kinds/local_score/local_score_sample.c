@@ -2,7 +2,7 @@
  * state size (see local_score.h), and the estimator of a local-score model.
  *
  * The denoiser of a window x [W][N] is v(x) = A f(G x): G gathers the R =
- * W - L + 1 runs of L = 2k + 1 states, f is the network on every run (one
+ * W - L + 1 runs of L (= 2k + 1, or any L) states, f is the network on every run (one
  * batch), A picks each state's output from one run. Its VJP, for guidance,
  * is G^T J_f^T A^T cot. The cost is R network runs of L x N values per
  * evaluation: linear in W and in N.
@@ -157,8 +157,8 @@ void local_score_denoiser_free(local_score_denoiser *c) {
 int local_score_denoiser_init(local_score_denoiser **out, const local_score_net *net, int W, long time_index,
                               int B, int threads, diff_denoiser *d, sb_error *err) {
   *out = NULL;
-  if (net->L < 3 || net->L % 2 == 0 || W < net->L || net->N < 1 || B < 1)
-    return sb_fail(err, SB_EINVAL, "local score: a window of %d states needs runs of an odd length 3..%d", W, W);
+  if (net->L < 3 || W < net->L || net->N < 1 || B < 1)
+    return sb_fail(err, SB_EINVAL, "local score: a window of %d states needs runs of length 3..%d", W, W);
   local_score_denoiser *c = calloc(1, sizeof *c);
   if (!c) return sb_fail(err, SB_ENOMEM, "out of memory");
   c->net = *net;
@@ -341,7 +341,8 @@ int local_score_estimator_sample(estimator *e, const est_problem *p, const est_o
   if (warm) jb_set_real(sj, "warm_start", cfg.start, &bad);
   score_net_gamma_used(sj, &g, &cfg, gamma);
   jb_set(r->diagnostics, "sampler", sj, &bad);
-  jb_set(r->diagnostics, "local", json_pack("{s:i, s:i, s:i}", "k", m->W / 2, "runs", W - m->W + 1, "state_dim", N),
+  jb_set(r->diagnostics, "local",
+         json_pack("{s:i, s:i, s:i, s:i}", "k", m->W / 2, "run_length", m->W, "runs", W - m->W + 1, "state_dim", N),
          &bad);
   if (bg.dim) jb_set(r->diagnostics, "background", score_net_background_json(&bg, o->params), &bad);
   if (dyn_on) jb_set(r->diagnostics, "dynamics", score_net_dynamics_json(&dyn, retries), &bad);
