@@ -29,9 +29,13 @@ def main(paths):
             sys.exit("combine_evals: %s has no cases or a malformed coverage curve" % p)
         ds.append(d)
     keys = ("estimator", "preset", "N", "window", "operator", "noise_std", "samples", "params")
+    # dynamics_retries may differ: it only decides whether a case that diverged runs again (the
+    # same samples otherwise); each part's value is kept in "parts"
+    same = lambda d, k: ({a: b for a, b in d[k].items() if a != "dynamics_retries"}
+                         if k == "params" and isinstance(d.get(k), dict) else d.get(k))
     for d in ds[1:]:
         for k in keys:
-            if d.get(k) != ds[0].get(k):
+            if same(d, k) != same(ds[0], k):
                 sys.exit("combine_evals: %s differs between files (%r, %r)" % (k, ds[0].get(k), d.get(k)))
     spans = sorted((d["seed"], d.get("first_case", 0), d.get("first_case", 0) + d["cases"]) for d in ds)
     for a, b in zip(spans, spans[1:]):  # parts of one seed (--first-case) must not share cases
@@ -61,7 +65,9 @@ def main(paths):
         "seconds_per_request": avg("seconds_per_request"),
         "parts": [dict({"seed": d["seed"], "cases": d["cases"], "rmse": d["rmse"],
                         "coverage_max_error": d["coverage"]["max_abs_error"]},
-                       **({"first_case": d["first_case"]} if "first_case" in d else {})) for d in ds],
+                       **({"first_case": d["first_case"]} if "first_case" in d else {}),
+                       **({"dynamics_retries": d["params"]["dynamics_retries"]}
+                          if "dynamics_retries" in (d.get("params") or {}) else {})) for d in ds],
     }
     # cases whose sampling ran again with a wider dynamics term (sbida eval's diagnostics)
     retried = [dict({"seed": d["seed"]}, **r) for d in ds
