@@ -7,7 +7,8 @@
 # the same cases. Session 22 ran seeds 2026-2032 this way; seed 2033's case 1 failed after the two
 # default retries, so 2033 ran with "dynamics_retries":4 added (the same samples for every case
 # that needs at most two retries), in two parts of 16 cases (--first-case 0 and 16, files
-# TAG-2033-from0.json and TAG-2033-from16.json).
+# TAG-2033-from0.json and TAG-2033-from16.json). Then pc 22 on all 200 with the retries from the
+# start: run.sh SEED CASES '{"dynamics_q":0.0001,"tau_l":1.75,"steps":22,"dynamics_retries":4}' pc22-tl1.75
 set -u
 cd "$(dirname "$0")/../../../.."
 B=${B:-build/sbida}
