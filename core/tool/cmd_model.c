@@ -2,7 +2,6 @@
  * settings of a diffusion model (its sbida.sampler; the weights are
  * untouched), or writes a composed-score model of a stationary 1D system as
  * a local-score model of the same weights (any N, any W >= its window). */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +10,7 @@
 #include "util/cli.h"
 #include "catalog/catalog.h"
 #include "kinds/kinds.h"
+#include "kinds/local_score/local_score.h"
 
 static void usage(FILE *f) {
   fprintf(f, "usage: sbida model PATH.safetensors                 print the estimator's metadata as JSON\n"
@@ -42,9 +42,8 @@ static int as_local_score(const char *path, const char *out) {
     why = "its system is not 1D";
   else if (!sm.sim->stationary || sm.time_varying)
     why = "its system is not stationary (the window prior must be the same at every time)";
-  for (int n = 1; !why && n < sm.N; n++)
-    if (fabs(sm.mean[n] - sm.mean[0]) > 1e-9 * (1 + fabs(sm.mean[0])) || fabs(sm.std[n] - sm.std[0]) > 1e-9 * sm.std[0])
-      why = "its normalization differs between nodes (the prior must be the same at every place)";
+  else if (local_score_check_model(&sm, &err))
+    why = err.msg; /* the local-score file's rules: run length, one normalization for every node */
   const model_kind *lk = model_kind_find("local-score");
   if (!why && !lk) why = "this build has no local-score kind";
   if (why) {

@@ -33,7 +33,7 @@ static int from_config(model *m, const json_t *section, const json_t *arch, sb_e
 
 /* One mean and std for every node: per-node values would not transfer to
  * another N. The trainer already stores the same value at every node. */
-static int meta_from_json(model *m, const json_t *section, sb_error *err) {
+int local_score_check_model(const model *m, sb_error *err) {
   int rc = check_run(m, err);
   if (rc) return rc;
   for (int n = 1; n < m->N; n++)
@@ -41,7 +41,12 @@ static int meta_from_json(model *m, const json_t *section, sb_error *err) {
         fabs(m->std[n] - m->std[0]) > 1e-9 * m->std[0])
       return sb_fail(err, SB_EFORMAT, "a local-score model needs one normalization for every node "
                      "(node %d differs from node 0)", n);
-  return score_net_meta_from_json(m, section, err);
+  return SB_OK;
+}
+
+static int meta_from_json(model *m, const json_t *section, sb_error *err) {
+  int rc = local_score_check_model(m, err);
+  return rc ? rc : score_net_meta_from_json(m, section, err);
 }
 
 const model_kind kind_local_score = {

@@ -33,6 +33,11 @@ void local_score_gather_adjoint(int W, int L, int N, const float *runs, float *g
 #define LOCAL_SCORE_MAX_VALUES 65536 /* W x N */
 #define LOCAL_SCORE_MAX_RUN 64       /* the model's run length L */
 
+/* The rules a local-score model file must meet (run length 3..
+ * LOCAL_SCORE_MAX_RUN, one normalization for every node), checked on load
+ * and by sbida model --as-local-score before it writes. */
+int local_score_check_model(const model *m, sb_error *err);
+
 /* A denoiser over windows [W][N] from a per-run network: run_v fills
  * out [n][L][N] for n runs in [n][L][N] at diffusion time tau, with the
  * time index of each run's last state; run_vjp also fills the input VJP

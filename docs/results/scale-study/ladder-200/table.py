@@ -4,7 +4,7 @@ error against N (ladder-200.json, ladder-200.svg in this folder).
 
 Every node sigma = 1 (run.sh N [CASES [FIRST]]): the -focus local score with the N = 256 setting next
 to the tuned LETKF and the ETKF on the same cases, and at N = 256 the pooled 200 cases of
-../n256-focus-tl1.5 (pool.sh all). Every second node sigma = 1.5 (run-half.sh, files half-*): the
+../n256-focus-tl1.5 (pool.sh all). Every second node sigma = 1.5 (SETUP=half run.sh, files half-*): the
 -focus local score with the file's defaults. A cell run in parts (FIRST, files *-N-fromF.json) is
 pooled case-weighted, as tests/eval/combine_evals.py does (parts need not be contiguous: every estimator
 of a cell is pooled over the parts the model finished, the same cases); cells not run yet are skipped.
