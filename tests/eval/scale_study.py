@@ -250,7 +250,9 @@ COLORS = {"etkf": "#1f77b4", "letkf": "#2ca02c", LOCAL: "#d62728"}
 
 
 def svg(rows, path, title="l96-sakov scale study, W = 10: RMSE and coverage error against N"
-        " (same cases for every estimator)"):
+        " (same cases for every estimator)", colors=None):
+    """colors: estimator -> (colour, legend label); by default COLORS with the local score's label"""
+    colors = colors or {est: (col, "local score (one model)" if est == LOCAL else est) for est, col in COLORS.items()}
     lad = [r for r in rows if r["study"] == "ladder" and "rmse" in r]
     if not lad:
         return
@@ -286,7 +288,7 @@ def svg(rows, path, title="l96-sakov scale study, W = 10: RMSE and coverage erro
                     el.append('<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#999" stroke-dasharray="%s"/>' %
                               (x0, x0 + pw, ly(tv), ly(tv), dash))
                     el.append('<text x="%d" y="%.1f" fill="#777">target %.2f</text>' % (x0 + pw + 4, ly(tv) + 4, tv))
-            for est, col in COLORS.items():
+            for est, (col, _) in colors.items():
                 pts = sorted((r["N"], r[metric]) for r in rs if r["estimator"] == est)
                 if not pts:
                     continue
@@ -297,9 +299,9 @@ def svg(rows, path, title="l96-sakov scale study, W = 10: RMSE and coverage erro
                     if v > hi:
                         el.append('<text x="%.1f" y="%.1f" fill="%s" text-anchor="end">%.2f off scale</text>' % (
                             lx(n, x0) - 5, ly(hi) + 12, col, v))
-    for k, (est, col) in enumerate(COLORS.items()):
+    for k, (est, (col, label)) in enumerate(colors.items()):
         el.append('<rect x="%d" y="%d" width="14" height="4" fill="%s"/><text x="%d" y="%d">%s</text>' % (
-            ml + k * 250, Hd - 22, col, ml + k * 250 + 20, Hd - 16, "local score (one model)" if est == LOCAL else est))
+            ml + k * 200, Hd - 22, col, ml + k * 200 + 20, Hd - 16, label))
     el.append("</svg>")
     open(path, "w").write("\n".join(el) + "\n")
 

@@ -9,7 +9,11 @@
 #    dynamics term: docs/local-score.md's setting where half the nodes are unobserved); LETKF
 #    inflation 1.04, radius 3/6/12/12/24/16/12 for N = 8/16/32/40/64/128/256 (the scale study's);
 #    ETKF inflation 1.04; files half-*-N.json.
-# Usage: [SETUP=half] run.sh N [CASES [FIRST]]  (CASES 200 by default; FIRST: cases
+# MODEL=cycle: the -cycle composed prior as a local score (models/l96-sakov-w10-local-score-cycle,
+#    one network run per evaluation, session 22) with the fast N = 256 setting
+#    {"dynamics_q":0.0001,"tau_l":1.75,"steps":22,"dynamics_retries":4} in both setups; files
+#    [half-]cycle-N.json. The baselines run only where their file is missing (the same cases).
+# Usage: [SETUP=half] [MODEL=cycle] run.sh N [CASES [FIRST]]  (CASES 200 by default; FIRST: cases
 # FIRST..FIRST+CASES-1 of the seed's set, files *-N-fromFIRST.json, which table.py pools; env B=
 # the sbida binary)
 set -u
@@ -30,6 +34,12 @@ fi
 ev() { # estimator params out
   $B eval --estimator "$1" --preset l96-sakov --N $N --window 10 --operator "$OP" --noise-std $S --cases $C ${F:+--first-case $F} --samples 64 --seed 2026 --threads 1 --params "$2" --json $O/$PRE$3-$N${F:+-from$F}.json --quiet
 }
-ev letkf "{\"inflation\":$I,\"radius\":$R}" letkf
-ev etkf "{\"inflation\":$I}" etkf
-ev $M "$P" focus
+ME=focus
+if [ "${MODEL:-focus}" = cycle ]; then
+  M=models/l96-sakov-w10-local-score-cycle.safetensors; ME=cycle
+  P='{"dynamics_q":0.0001,"tau_l":1.75,"steps":22,"dynamics_retries":4}'
+fi
+have() { [ -e $O/$PRE$1-$N${F:+-from$F}.json ]; }
+have letkf || ev letkf "{\"inflation\":$I,\"radius\":$R}" letkf
+have etkf || ev etkf "{\"inflation\":$I}" etkf
+ev $M "$P" $ME
