@@ -51,7 +51,7 @@ esac
 case $stem in
   l96-sakov-w10-posterior-score|l96-sakov-w10-npe)
     run_setup identity-s1 '{"type":"identity"}' 1.0 1.02 "$LETKF_IDENTITY" ;;
-  l96-sakov-w10-composed-score|l96-sakov-w10-composed-score-cycle)
+  l96-sakov-w10-composed-score|l96-sakov-w10-composed-score-cycle|l96-sakov-w10-composed-score-w32)
     run_setup identity-s1 '{"type":"identity"}' 1.0 1.02 "$LETKF_IDENTITY"
     run_setup half-s1.5 '{"type":"subsample","stride":2}' 1.5 1.04 "$LETKF_HALF" ;;
   l96-sakov-n32-k3-local-score) # trained at N = 32, served at any N: evaluated at the preset's N = 40

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Retrains every shipped model from its config (make models); models/evaluate.sh
 # <stem> then evaluates one. Each model has the time budget of its config (at most
-# 40 minutes on a 2-core machine; the 2D kolmogorov-w5-composed-score 55 minutes on ONE thread);
+# 40 minutes on a 2-core machine; the 2D kolmogorov-w5-composed-score 55 minutes and
+# l96-sakov-w10-composed-score-w32 70 minutes on ONE thread);
 # set ONLY=<stem> to train one. Outputs:
 # models/<stem>.safetensors, the training log models/<stem>.train.jsonl and the
 # summary models/<stem>.train.out. The local-score config trains on ONE thread ("threads": 1)
