@@ -279,7 +279,7 @@ def svg(rows, path, title="l96-sakov scale study, W = 10: RMSE and coverage erro
             for k in range(5):
                 v = hi * k / 4
                 el.append('<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#ddd"/>' % (x0, x0 + pw, ly(v), ly(v)))
-                el.append('<text x="%d" y="%.1f" text-anchor="end">%.2f</text>' % (x0 - 4, ly(v) + 4, v))
+                el.append('<text x="%d" y="%.1f" text-anchor="end">%.3g</text>' % (x0 - 4, ly(v) + 4, v))
             for N in Ns:
                 el.append('<text x="%.1f" y="%d" text-anchor="middle">%d</text>' % (lx(N, x0), y0 + ph + 16, N))
             el.append('<text x="%d" y="%d" text-anchor="middle">N</text>' % (x0 + pw // 2, y0 + ph + 32))
@@ -294,11 +294,13 @@ def svg(rows, path, title="l96-sakov scale study, W = 10: RMSE and coverage erro
                     continue
                 el.append('<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>' % (
                     col, " ".join("%.1f,%.1f" % (lx(n, x0), ly(min(v, hi))) for n, v in pts)))
+                off = 0  # off-scale values are listed down the panel's left, one line each
                 for n, v in pts:
                     el.append('<circle cx="%.1f" cy="%.1f" r="3" fill="%s"/>' % (lx(n, x0), ly(min(v, hi)), col))
                     if v > hi:
-                        el.append('<text x="%.1f" y="%.1f" fill="%s" text-anchor="end">%.2f off scale</text>' % (
-                            lx(n, x0) - 5, ly(hi) + 12, col, v))
+                        off += 1
+                        el.append('<text x="%d" y="%.1f" fill="%s">N = %d: %.2f (off scale)</text>' % (
+                            x0 + 6, ly(hi) + 4 + 13 * off, col, n, v))
     for k, (est, (col, label)) in enumerate(colors.items()):
         el.append('<rect x="%d" y="%d" width="14" height="4" fill="%s"/><text x="%d" y="%d">%s</text>' % (
             ml + k * 200, Hd - 22, col, ml + k * 200 + 20, Hd - 16, label))
