@@ -14,20 +14,12 @@ import json
 import sys
 
 
-def main(paths):
-    if not paths:
-        sys.exit(__doc__)
-    ds = []
-    for p in paths:
-        try:
-            d = json.load(open(p))
-            float(d["rmse"]), float(d["spread"]), float(d["crps"]), int(d["cases"])
-            d["coverage"]["levels"], d["coverage"]["observed"]
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            sys.exit("combine_evals: %s is not an sbida eval result (%s)" % (p, e))
-        if d["cases"] < 1 or len(d["coverage"]["observed"]) != len(d["coverage"]["levels"]):
-            sys.exit("combine_evals: %s has no cases or a malformed coverage curve" % p)
-        ds.append(d)
+class CombineError(ValueError):
+    """the results cannot be pooled (other flags, shared cases, other coverage levels)"""
+
+
+def combine(ds, paths):
+    """the pooled summary of loaded `sbida eval` results ds (read from paths, which it records)"""
     keys = ("estimator", "preset", "N", "window", "operator", "noise_std", "samples", "params")
     # dynamics_retries may differ: it only decides whether a case that diverged runs again (the
     # same samples otherwise); each part's value is kept in "parts"
@@ -36,12 +28,12 @@ def main(paths):
     for d in ds[1:]:
         for k in keys:
             if same(d, k) != same(ds[0], k):
-                sys.exit("combine_evals: %s differs between files (%r, %r)" % (k, ds[0].get(k), d.get(k)))
+                raise CombineError("%s differs between files (%r, %r)" % (k, ds[0].get(k), d.get(k)))
     spans = sorted((d["seed"], d.get("first_case", 0), d.get("first_case", 0) + d["cases"]) for d in ds)
     for a, b in zip(spans, spans[1:]):  # parts of one seed (--first-case) must not share cases
         if a[0] == b[0] and b[1] < a[2]:
-            sys.exit("combine_evals: two files share cases of seed %d (cases %d..%d and %d..%d)"
-                     % (a[0], a[1], a[2] - 1, b[1], b[2] - 1))
+            raise CombineError("two files share cases of seed %d (cases %d..%d and %d..%d)"
+                               % (a[0], a[1], a[2] - 1, b[1], b[2] - 1))
     n = sum(d["cases"] for d in ds)
     w = [d["cases"] / n for d in ds]
 
@@ -50,7 +42,7 @@ def main(paths):
 
     levels = ds[0]["coverage"]["levels"]
     if any(d["coverage"]["levels"] != levels for d in ds):
-        sys.exit("combine_evals: the files' coverage levels differ")
+        raise CombineError("the files' coverage levels differ")
     observed = [sum(wi * d["coverage"]["observed"][i] for wi, d in zip(w, ds)) for i in range(len(levels))]
     out = {
         "files": paths,
@@ -74,6 +66,27 @@ def main(paths):
                for r in (d.get("diagnostics") or {}).get("dynamics_retried", [])]
     if retried:
         out["dynamics_retried"] = retried
+    return out
+
+
+def main(paths):
+    if not paths:
+        sys.exit(__doc__)
+    ds = []
+    for p in paths:
+        try:
+            d = json.load(open(p))
+            float(d["rmse"]), float(d["spread"]), float(d["crps"]), int(d["cases"])
+            d["coverage"]["levels"], d["coverage"]["observed"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            sys.exit("combine_evals: %s is not an sbida eval result (%s)" % (p, e))
+        if d["cases"] < 1 or len(d["coverage"]["observed"]) != len(d["coverage"]["levels"]):
+            sys.exit("combine_evals: %s has no cases or a malformed coverage curve" % p)
+        ds.append(d)
+    try:
+        out = combine(ds, paths)
+    except CombineError as e:
+        sys.exit("combine_evals: %s" % e)
     json.dump(out, sys.stdout, indent=1)
     print()
 

@@ -20,6 +20,7 @@ import sys
 
 R = "docs/results/scale-study/"
 sys.path.insert(0, "tests/eval")
+import combine_evals  # noqa: E402  (the pooling)
 import scale_study  # noqa: E402  (the plot)
 
 CYCLE = "l96-sakov-w10-local-score-cycle"
@@ -51,15 +52,11 @@ def pick(kind, n, want=None):
 
 
 def pool(parts):
-    """(cases, rmse, spread, crps, coverage error, params, retried, case set)"""
-    assert len({d["seed"] for d in parts}) == 1 and len({json.dumps(d["params"]) for d in parts}) == 1
-    c = sum(d["cases"] for d in parts)
-    avg = lambda k: sum(d["cases"] * d[k] for d in parts) / c
-    lv = parts[0]["coverage"]["levels"]
-    obs = [sum(d["cases"] * d["coverage"]["observed"][i] for d in parts) / c for i in range(len(lv))]
-    retried = sum(len(d["diagnostics"].get("dynamics_retried", [])) for d in parts)
-    return (c, avg("rmse"), avg("spread"), avg("crps"), max(abs(o - l) for o, l in zip(obs, lv)),
-            parts[0]["params"], retried, set().union(*(span(d) for d in parts)))
+    """(cases, rmse, spread, crps, coverage error, params, retried, case set), pooled by
+    tests/eval/combine_evals.py's combine"""
+    d = combine_evals.combine(parts, ["%s from %d" % (p["estimator"], p.get("first_case", 0)) for p in parts])
+    return (d["cases"], d["rmse"], d["spread"], d["crps"], d["coverage"]["max_abs_error"], parts[0]["params"],
+            len(d.get("dynamics_retried", [])), set().union(*(span(p) for p in parts)))
 
 
 def pooled(path):
