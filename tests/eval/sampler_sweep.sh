@@ -73,10 +73,10 @@ esac
 case $stem in
   l96-sakov-w10-posterior-score)
     run_setup identity-s1 '{"type":"identity"}' 1.0 ;;
-  l96-sakov-w10-composed-score)
+  l96-sakov-w10-composed-score|l96-sakov-w10-composed-score-*)   # also -cycle, -w32
     run_setup half-s1.5 '{"type":"subsample","stride":2}' 1.5
     run_setup identity-s1 '{"type":"identity"}' 1.0 ;;
-  l96-sakov-n32-k3-local-score)
+  l96-sakov-n32-k3-local-score|l96-sakov-n32-k3-local-score-*|l96-sakov-w10-local-score-*)   # at N = 40
     run_setup identity-s1 '{"type":"identity"}' 1.0
     run_setup half-s1.5 '{"type":"subsample","stride":2}' 1.5 ;;
   kolmogorov-w5-composed-score)
