@@ -26,6 +26,8 @@ def main(argv):
     for path in argv[2:]:
         other = load(path)
         ts = sorted(set(base) & set(other))
+        if len(ts) < 2:
+            sys.exit(f"pair.py: {path} and {argv[1]} share {len(ts)} counted cycles (t >= 39); need 2 or more")
         d = np.array([other[t] - base[t] for t in ts])
         nb = min(30, len(d))
         blocks = np.array([b.mean() for b in np.array_split(d, nb)])
